@@ -1,0 +1,79 @@
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from tiny_data import write_images
+from train.data import ImageDataset, SideMaps, StepBatchSampler, collate_skipping_bad, make_loader, square_resize
+from train.datasets import Sample
+from train.datasets.folder import index_unlabelled_folder
+
+
+def test_items_are_network_tensors_with_side_maps_and_flip_mirrors_both(tmp_path):
+    write_images(tmp_path / "d", 2, 40, seed=0)
+    ds = ImageDataset(index_unlabelled_folder(tmp_path / "d"), size=32, side_maps=SideMaps(tmp_path / "cache"))
+    item, flipped = ds[(0, False)], ds[(0, True)]
+    assert item["image"].shape == (3, 32, 32) and item["side"].shape == (3, 32, 32)
+    assert item["image"].dtype == torch.float32 and -1 <= item["image"].min() and item["image"].max() <= 1
+    assert torch.equal(flipped["image"], item["image"].flip(-1)) and torch.equal(flipped["side"], item["side"].flip(-1))
+    assert item["label"] == -1
+    assert not (tmp_path / "cache").exists()  # maps beside the images were used, nothing cached
+
+
+def test_missing_side_maps_are_computed_once_into_the_cache_not_the_dataset(tmp_path):
+    write_images(tmp_path / "d", 2, 32, seed=0, side=False)
+    calls = []
+
+    def fake_face(bgr):  # stands in for face.side_map_for_image: first image has a face, second not
+        calls.append(bgr.shape)
+        return np.full_like(bgr, 200) if len(calls) == 1 else None
+
+    side_maps = SideMaps(tmp_path / "cache", compute=fake_face)
+    samples = index_unlabelled_folder(tmp_path / "d")
+    assert side_maps.prepare(samples, progress=False) == []
+    assert side_maps.counts["computed"] == 1 and side_maps.counts["no_face"] == 1
+    ds = ImageDataset(samples, size=32, side_maps=side_maps)
+    assert torch.all(ds[0]["side"] > 0.5) and torch.all(ds[1]["side"] == -1)  # zero map for no face
+    side_maps.prepare(samples, progress=False)
+    assert len(calls) == 2  # cached: not computed again
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["img_000.png", "img_001.png"]
+
+
+def test_corrupt_file_is_skipped_and_reported_not_raised(tmp_path):
+    paths = write_images(tmp_path / "d", 3, 32, seed=0)
+    paths[1].write_bytes(b"not a png")
+    ds = ImageDataset(index_unlabelled_folder(tmp_path / "d"), size=32, side_maps=SideMaps(tmp_path / "c"))
+    batch = collate_skipping_bad([ds[i] for i in range(3)])
+    assert batch["size"] == 2 and batch["image"].shape == (2, 3, 32, 32)
+    assert len(batch["bad"]) == 1 and "img_001.png" in batch["bad"][0][0] and "not a readable image" in batch["bad"][0][1]
+    empty = collate_skipping_bad([ds[1]])
+    assert empty["size"] == 0 and "image" not in empty
+
+
+def test_step_sampler_resumes_exactly_and_shards_without_overlap():
+    straight = list(StepBatchSampler(10, 3, seed=5, num_steps=8, flip=True))
+    resumed = list(StepBatchSampler(10, 3, seed=5, num_steps=4, flip=True)) + \
+        list(StepBatchSampler(10, 3, seed=5, start_step=4, num_steps=4, flip=True))
+    assert straight == resumed
+    first_round = [k for batch in straight for k, _ in batch][:10]
+    assert sorted(first_round) == list(range(10))  # each round is a permutation
+    assert any(f for batch in straight for _, f in batch) and not all(f for batch in straight for _, f in batch)
+    rank0 = list(StepBatchSampler(12, 3, seed=1, rank=0, world_size=2, num_steps=2))
+    rank1 = list(StepBatchSampler(12, 3, seed=1, rank=1, world_size=2, num_steps=2))
+    one = list(StepBatchSampler(12, 6, seed=1, num_steps=2))
+    assert [a + b for a, b in zip(rank0, rank1)] == one  # two ranks together = one process, double batch
+    assert list(StepBatchSampler(12, 3, seed=2, num_steps=1)) != list(StepBatchSampler(12, 3, seed=1, num_steps=1))
+
+
+def test_loader_follows_the_sampler(tmp_path):
+    write_images(tmp_path / "d", 4, 32, seed=0)
+    ds = ImageDataset(index_unlabelled_folder(tmp_path / "d"), size=32, side_maps=SideMaps(tmp_path / "c"))
+    batches = list(make_loader(ds, StepBatchSampler(4, 2, seed=0, num_steps=3)))
+    assert [b["size"] for b in batches] == [2, 2, 2]
+
+
+def test_square_resize_crops_the_centre():
+    image = np.zeros((40, 20, 3), np.uint8)
+    image[10:30] = 255
+    out = square_resize(image, 10)
+    assert out.shape == (10, 10, 3) and out.min() == 255

@@ -1,0 +1,197 @@
+"""One checkpoint file per save: networks, optimisers, schedulers, step/epoch, RNG states, config.
+
+The file is a single `torch.save`d dict, written atomically (temporary file + `os.replace`), and
+loads with `torch.load(weights_only=True)`: the config holds only JSON types and every RNG state
+is a tensor. Keys:
+
+    kind        "exprada-uit" | "exprada-cgit" | "classifier"
+    config      dict (width, image_size, classes, ... everything that rebuilds the networks)
+    models      name -> state_dict   (ExprADA: G_ts — target→source, the car's generator —, G_st, D_s, D_t)
+    optimizers  name -> state_dict
+    schedulers  name -> state_dict
+    step, epoch int
+    rng         dict of tensors (torch CPU, CUDA, numpy, python)
+"""
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+KINDS = ("exprada-uit", "exprada-cgit", "classifier")
+REQUIRED_KEYS = ("kind", "config", "models", "optimizers", "schedulers", "step", "epoch", "rng")
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used as asked; the message names the file and the mismatch."""
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The plain network inside DDP and/or torch.compile wrappers (their state_dict keys differ)."""
+    while True:
+        if hasattr(module, "module") and isinstance(module.module, nn.Module):
+            module = module.module
+        elif hasattr(module, "_orig_mod"):
+            module = module._orig_mod
+        else:
+            return module
+
+
+# ---- RNG states as tensors (weights_only=True cannot load numpy or python objects) -------------
+
+def capture_rng() -> dict:
+    np_state = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": torch.tensor([np_state[2], np_state[3]], dtype=torch.int64),
+        "numpy_gauss": torch.tensor(np_state[4], dtype=torch.float64),
+        "python": torch.tensor(py_state, dtype=torch.int64),
+        "python_version": torch.tensor(py_version),
+        "python_gauss": torch.tensor(float("nan") if py_gauss is None else py_gauss, dtype=torch.float64),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    pos, has_gauss = (int(v) for v in state["numpy_pos"])
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss,
+                         float(state["numpy_gauss"])))
+    gauss = float(state["python_gauss"])
+    random.setstate((int(state["python_version"]), tuple(int(v) for v in state["python"]),
+                     None if gauss != gauss else gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        saved = list(state["cuda"])
+        torch.cuda.set_rng_state_all(saved[:torch.cuda.device_count()])
+
+
+def generator_state(generator: torch.Generator) -> torch.Tensor:
+    return generator.get_state()
+
+
+# ---- save / load ----------------------------------------------------------------------------
+
+def _check_json(config: dict) -> None:
+    try:
+        json.dumps(config, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"checkpoint config must hold only JSON types: {err}") from None
+
+
+def save_checkpoint(path, *, kind: str, config: dict, models: dict, optimizers: dict | None = None,
+                    schedulers: dict | None = None, step: int = 0, epoch: int = 0, rng: dict | None = None,
+                    extra: dict | None = None) -> Path:
+    """Write one checkpoint atomically. `models` may hold wrapped modules (DDP, compiled): their
+    plain state_dicts are stored. `extra` is stored under "extra" (tensors / JSON types only)."""
+    if kind not in KINDS:
+        raise ValueError(f"checkpoint kind {kind!r}; expected one of {KINDS}")
+    _check_json(config)
+    path = Path(path)
+    state = {
+        "kind": kind,
+        "config": config,
+        "models": {name: unwrap(m).state_dict() if isinstance(m, nn.Module) else m for name, m in models.items()},
+        "optimizers": {name: o.state_dict() for name, o in (optimizers or {}).items()},
+        "schedulers": {name: s.state_dict() for name, s in (schedulers or {}).items()},
+        "step": int(step),
+        "epoch": int(epoch),
+        "rng": capture_rng() if rng is None else rng,
+    }
+    if extra:
+        state["extra"] = extra
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """Load and check a checkpoint; a clear error for a missing, foreign or damaged file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_DIR / LAST if (path / CHECKPOINT_DIR / LAST).is_file() else path / LAST
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # pickle/zip errors vary by damage; all mean "not a usable checkpoint"
+        raise CheckpointError(f"{path}: not a loadable checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
+        missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
+        raise CheckpointError(f"{path}: not a checkpoint of this project (missing {', '.join(missing)})")
+    if state["kind"] not in KINDS:
+        raise CheckpointError(f"{path}: unknown checkpoint kind {state['kind']!r}; expected one of {KINDS}")
+    state["path"] = str(path)
+    return state
+
+
+def checkpoint_path(run_dir, step: int | None = None) -> Path:
+    """RUN_DIR/checkpoints/last.pt, or step_00001234.pt for a kept snapshot."""
+    name = LAST if step is None else f"step_{step:08d}.pt"
+    return Path(run_dir) / CHECKPOINT_DIR / name
+
+
+def config_mismatches(saved: dict, current: dict, keys) -> list[str]:
+    """'key: checkpoint X, now Y' for every key in `keys` whose values differ."""
+    return [f"{key}: checkpoint {saved.get(key)!r}, now {current.get(key)!r}"
+            for key in keys if saved.get(key) != current.get(key)]
+
+
+def load_state_checked(module: nn.Module, state_dict: dict, what: str) -> None:
+    """load_state_dict with an error naming every missing, unexpected or mis-shaped tensor."""
+    own = unwrap(module).state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    shapes = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs network {tuple(own[k].shape)}"
+              for k in own if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches (first: {'; '.join(shapes[:3])})")
+        if missing:
+            parts.append(f"{len(missing)} tensors missing from the checkpoint (first: {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensors (first: {', '.join(unexpected[:3])})")
+        raise CheckpointError(f"{what} does not fit this architecture: " + "; ".join(parts))
+    unwrap(module).load_state_dict(state_dict)
+
+
+def load_model(path, name: str | None = None, map_location="cpu"):
+    """Rebuild one network of a checkpoint: (module in eval mode, config, kind).
+
+    ExprADA checkpoints: name is one of G_ts (default: the target→source generator the car runs),
+    G_st, D_s, D_t. Classifier checkpoints: the one model, built by
+    `train.classifier_nets.build_classifier(config)`.
+    """
+    state = load_checkpoint(path, map_location=map_location)
+    kind, config, models = state["kind"], state["config"], state["models"]
+    if name is None:
+        name = "G_ts" if kind.startswith("exprada") else next(iter(models))
+    if name not in models:
+        raise CheckpointError(f"{state['path']}: no model {name!r} in this {kind} checkpoint; it holds {sorted(models)}")
+    if kind.startswith("exprada"):
+        from .networks import build_network
+        try:
+            module = build_network(config, name)
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"{state['path']}: config cannot build {name}: {err}") from None
+    else:
+        from .classifier_nets import build_classifier
+        module = build_classifier(config)
+    load_state_checked(module, models[name], f"{state['path']} model {name!r} (config {_arch_summary(config)})")
+    return module.eval(), config, kind
+
+
+def _arch_summary(config: dict) -> str:
+    keys = ("mode", "width", "image_size", "arch", "classes")
+    return ", ".join(f"{k}={config[k]}" for k in keys if k in config)

@@ -1,0 +1,228 @@
+"""Torch datasets over `Sample` lists: read, square, resize, flip, side maps; bad files skipped.
+
+Reading goes through `face.imageio.read_image`, so training sees exactly the images the runtime
+would. A file that cannot be read does not stop a run: the item comes back marked bad, the collate
+function drops it from the batch and hands its path and reason to the trainer, which logs and
+counts it.
+
+Order and augmentation are decided by `StepBatchSampler` from (seed, step) alone, so a run resumed
+at step k draws exactly the batches the uninterrupted run would have drawn, on any number of
+processes.
+"""
+import hashlib
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from face.imageio import read_image, to_network
+
+from .datasets import SIDE_MAP_SUFFIX, Sample
+
+log = logging.getLogger(__name__)
+
+
+def square_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crop to a square (keeps the face's aspect) and resize to size×size."""
+    h, w = image.shape[:2]
+    if h != w:
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        image = image[top:top + side, left:left + side]
+    if image.shape[0] != size:
+        shrink = image.shape[0] > size
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return image
+
+
+def side_map_beside(image_path: Path) -> Path:
+    """Where the synthetic-data writer puts an image's side map: NAME.side.png next to NAME.ext."""
+    image_path = Path(image_path)
+    return image_path.with_name(image_path.stem + SIDE_MAP_SUFFIX)
+
+
+class SideMaps:
+    """Finds or makes the 3-channel landmark side map of each image.
+
+    Order: NAME.side.png beside the image; else a cached map under `cache_dir` (never inside the
+    user's dataset); else `face.side_map_for_image(bgr)`, written to the cache. When no face is
+    found the map is all zeros (counted, and marked in the cache so it is not searched again).
+    """
+
+    def __init__(self, cache_dir, compute=None):
+        self.cache_dir = Path(cache_dir) / "side_maps"
+        self._compute = compute  # callable(bgr) -> uint8 H×W×3 or None; default face.side_map_for_image
+        self.counts = {"beside": 0, "cached": 0, "computed": 0, "no_face": 0}
+
+    def _cache_path(self, image_path: Path) -> Path:
+        stat = image_path.stat()
+        key = f"{image_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        return self.cache_dir / (hashlib.sha1(key.encode()).hexdigest() + ".png")
+
+    def _compute_fn(self):
+        if self._compute is None:
+            import face
+            if not hasattr(face, "side_map_for_image"):
+                raise RuntimeError("face.side_map_for_image is not available: images without a "
+                                   "NAME.side.png beside them cannot get a side map")
+            self._compute = face.side_map_for_image
+        return self._compute
+
+    def locate(self, image_path) -> Path | None:
+        """Path of an existing side map for this image, or None when it must be computed."""
+        image_path = Path(image_path)
+        beside = side_map_beside(image_path)
+        if beside.is_file():
+            return beside
+        cached = self._cache_path(image_path)
+        return cached if cached.is_file() else None
+
+    def ensure(self, image_path, image: np.ndarray | None = None) -> Path:
+        """Path of this image's side map, computing and caching it when there is none yet."""
+        image_path = Path(image_path)
+        found = self.locate(image_path)
+        if found is not None:
+            self.counts["beside" if found.name.endswith(SIDE_MAP_SUFFIX) else "cached"] += 1
+            return found
+        bgr = read_image(image_path) if image is None else image
+        side = self._compute_fn()(bgr)
+        cached = self._cache_path(image_path)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        if side is None:
+            self.counts["no_face"] += 1
+            side = np.zeros_like(bgr)
+            cached.with_suffix(".noface").touch()
+        else:
+            self.counts["computed"] += 1
+        tmp = cached.with_name(cached.stem + ".tmp.png")
+        if not cv2.imwrite(str(tmp), np.ascontiguousarray(side, dtype=np.uint8)):
+            raise OSError(f"cannot write side map cache {tmp}")
+        tmp.replace(cached)
+        return cached
+
+    def prepare(self, samples, progress: bool = True) -> list[tuple[str, str]]:
+        """Make sure every sample has a side map before training; returns (path, reason) of the
+        images that could not be read (they are skipped again, and counted, when loaded)."""
+        from tqdm import tqdm
+        bad = []
+        missing = [s for s in samples if self.locate(s.path) is None]
+        for sample in tqdm(missing, desc="side maps", disable=not progress or not missing, unit="img"):
+            try:
+                self.ensure(sample.path)
+            except ValueError as err:  # unreadable image: read_image names the file
+                bad.append((str(sample.path), str(err)))
+        return bad
+
+
+class ImageDataset(Dataset):
+    """Items are dicts: image (3×S×S float32 in [-1, 1], BGR as everywhere), side (same, when
+    side maps are used), label (int, -1 when unknown), index. A bad file gives
+    {"bad": (path, reason), "index": i} instead of raising.
+
+    Keys are an int index or (index, flip) from `StepBatchSampler`.
+    """
+
+    def __init__(self, samples: list[Sample], size: int, side_maps: SideMaps | None = None):
+        if not samples:
+            raise ValueError("a dataset needs at least one sample")
+        self.samples = list(samples)
+        self.size = int(size)
+        self.side_maps = side_maps
+
+    def __len__(self):
+        return len(self.samples)
+
+    def load(self, index: int, flip: bool = False) -> dict:
+        sample = self.samples[index]
+        image = square_resize(read_image(sample.path), self.size)
+        item = {"label": -1 if sample.label is None else int(sample.label), "index": index}
+        arrays = {"image": image}
+        if self.side_maps is not None:
+            side_path = self.side_maps.locate(sample.path) or self.side_maps.ensure(sample.path)
+            arrays["side"] = square_resize(read_image(side_path), self.size)
+        for name, array in arrays.items():
+            if flip:
+                array = array[:, ::-1]
+            item[name] = torch.from_numpy(to_network(array))
+        return item
+
+    def __getitem__(self, key):
+        index, flip = key if isinstance(key, tuple) else (key, False)
+        try:
+            return self.load(index, flip)
+        except (ValueError, OSError, cv2.error) as err:
+            return {"bad": (str(self.samples[index].path), str(err)), "index": index}
+
+
+def collate_skipping_bad(items: list[dict]) -> dict:
+    """Stack the good items; bad ones go to batch["bad"] as (path, reason). A batch with no good
+    item has batch["size"] == 0 and no tensors."""
+    good = [item for item in items if "bad" not in item]
+    batch = {"bad": [item["bad"] for item in items if "bad" in item], "size": len(good)}
+    if good:
+        for key in good[0]:
+            values = [item[key] for item in good]
+            batch[key] = torch.stack(values) if torch.is_tensor(values[0]) else torch.tensor(values)
+    return batch
+
+
+def _round_generator(seed: int, stream: int, round_index: int) -> torch.Generator:
+    # Python's hash of an int tuple is the same in every process and run (no string hashing).
+    return torch.Generator().manual_seed(hash((int(seed), int(stream), int(round_index))) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+class StepBatchSampler:
+    """Batches for steps [start_step, start_step + num_steps), for one process of `world_size`.
+
+    The index stream is an endless chain of permutations of the dataset, each drawn from
+    (seed, stream, round) alone; global step s, rank r takes positions
+    [(s·world + r)·B, (s·world + r + 1)·B). So resuming at step k and running on N processes
+    both see exactly what one straight run sees, and ranks never share a position.
+    With flip=True every position also carries a horizontal-flip coin from the same generator.
+    """
+
+    def __init__(self, num_samples: int, batch_size: int, *, seed: int = 0, stream: int = 0,
+                 rank: int = 0, world_size: int = 1, start_step: int = 0, num_steps: int,
+                 flip: bool = False):
+        if num_samples < 1 or batch_size < 1:
+            raise ValueError(f"need at least one sample and batch size >= 1, got {num_samples}, {batch_size}")
+        self.n, self.batch_size, self.seed, self.stream = num_samples, batch_size, seed, stream
+        self.rank, self.world_size = rank, world_size
+        self.start_step, self.num_steps, self.flip = start_step, num_steps, flip
+        self._round = (None, None, None)
+
+    def steps_per_epoch(self) -> int:
+        return max(1, -(-self.n // (self.batch_size * self.world_size)))
+
+    def _permutation(self, round_index: int):
+        if self._round[0] != round_index:
+            generator = _round_generator(self.seed, self.stream, round_index)
+            order = torch.randperm(self.n, generator=generator).tolist()
+            flips = (torch.rand(self.n, generator=generator) < 0.5).tolist()
+            self._round = (round_index, order, flips)
+        return self._round[1], self._round[2]
+
+    def batch_for_step(self, step: int) -> list:
+        first = (step * self.world_size + self.rank) * self.batch_size
+        keys = []
+        for position in range(first, first + self.batch_size):
+            order, flips = self._permutation(position // self.n)
+            j = position % self.n
+            keys.append((order[j], bool(flips[j]) and self.flip))
+        return keys
+
+    def __iter__(self):
+        for step in range(self.start_step, self.start_step + self.num_steps):
+            yield self.batch_for_step(step)
+
+    def __len__(self):
+        return self.num_steps
+
+
+def make_loader(dataset: Dataset, sampler: StepBatchSampler, workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader that follows `sampler` and drops bad files into batch["bad"]."""
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate_skipping_bad,
+                      pin_memory=pin_memory, persistent_workers=False)

@@ -1,0 +1,56 @@
+"""Dataset indexing: every loader turns a dataset's own layout into a list of `Sample`s.
+
+A `Sample` says where an image is and what is known about it; reading and transforming it is
+`train/data.py`'s job, so every dataset layout shares one reader.
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from face.expressions import EXPRESSIONS
+
+# Image files a loader picks up (lower-case suffixes). Side maps (`NAME.side.png`) are never samples.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"})
+SIDE_MAP_SUFFIX = ".side.png"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of a dataset.
+
+    label: index into `face.expressions.EXPRESSIONS`, or None when unlabelled.
+    subject: the person's id where the dataset gives one (subject-independent splits), else None.
+    domain: free text naming where it came from ("source", "target", "kdef", ...).
+    meta: anything else a loader knows (pose, sequence, frame, ...), JSON-able values.
+    """
+
+    path: Path
+    label: int | None = None
+    subject: str | None = None
+    domain: str = ""
+    meta: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+        if self.label is not None and not (0 <= int(self.label) < len(EXPRESSIONS)):
+            raise ValueError(f"{self.path}: label {self.label} is not an index into {len(EXPRESSIONS)} expressions")
+
+
+def is_image_file(path: Path) -> bool:
+    name = path.name.lower()
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not name.endswith(SIDE_MAP_SUFFIX)
+
+
+def list_images(folder: Path, recursive: bool = True) -> list[Path]:
+    """Image files under `folder`, sorted so every run (and every process) sees one order."""
+    folder = Path(folder)
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in candidates if is_image_file(p))
+
+
+def label_counts(samples) -> dict[str, int]:
+    """Images per expression name (unlabelled samples under "unlabelled")."""
+    counts: dict[str, int] = {}
+    for sample in samples:
+        name = "unlabelled" if sample.label is None else EXPRESSIONS[sample.label]
+        counts[name] = counts.get(name, 0) + 1
+    return counts
