@@ -1,0 +1,32 @@
+"""Runners for exported models behind one interface: `engines.load(path, backend=...)`.
+
+The runners import nothing else of the project (the car never imports training code);
+`engines/export.py` alone turns training checkpoints into the artefacts loaded here.
+"""
+from engines.base import Engine, EngineFileError, NonFiniteOutputError, TensorSpec, check_finite
+
+BACKENDS = ("onnxruntime", "torch", "tensorrt")
+
+
+def load(path, backend: str = "onnxruntime", **options) -> Engine:
+    """Load an exported model as an Engine.
+
+    onnxruntime: an .onnx file; options providers=("cpu"|"cuda"|"tensorrt", ...), threads, optimization.
+    torch:       a torch.export program (.pt2) written by `python -m engines export`; options
+                 device, dtype ("float32"|"float16"|"bfloat16"), channels_last, compile ("none"|"graph"|"compile").
+    tensorrt:    an .onnx file (engine built and cached) or a serialized plan; options precision,
+                 cache_dir, max_batch, workspace_gb.
+    """
+    if backend == "onnxruntime":
+        from engines.onnxruntime_backend import OnnxRuntimeEngine
+        return OnnxRuntimeEngine(path, **options)
+    if backend == "torch":
+        from engines.torch_backend import TorchEngine
+        return TorchEngine(path, **options)
+    if backend == "tensorrt":
+        from engines.tensorrt_backend import TensorRTEngine
+        return TensorRTEngine(path, **options)
+    raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+
+
+__all__ = ["BACKENDS", "Engine", "EngineFileError", "NonFiniteOutputError", "TensorSpec", "check_finite", "load"]

@@ -1,0 +1,197 @@
+"""Checkpoint → ONNX (and torch.export program): the hand-off from training to the engines.
+
+This is the one module under engines/ that imports training code: it rebuilds the network from a
+checkpoint, wraps it so its inputs and outputs carry the contract's names (docs/architecture.md),
+and writes the artefact with the `exprada.*` metadata the runtime reads back.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+EXPRESSIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
+NORMALIZATION = "x/127.5-1"
+CHECKPOINT_KINDS = {"exprada-uit": "uit_generator", "exprada-cgit": "cgit_generator", "classifier": "classifier"}
+ENGINE_KINDS = tuple(CHECKPOINT_KINDS.values())
+DEFAULT_OPSET = 17
+
+
+class UITGeneratorIO(nn.Module):
+    """(image, side_map) → (translated, side_map_out): the generator takes them stacked, 6 channels."""
+
+    def __init__(self, generator: nn.Module):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, image, side_map):
+        return tuple(self.generator(torch.cat([image, side_map], dim=1)))
+
+
+class CGITGeneratorIO(nn.Module):
+    """As UIT, plus the one-hot `expression` [N,7] that conditions the bottleneck."""
+
+    def __init__(self, generator: nn.Module):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, image, side_map, expression):
+        return tuple(self.generator(torch.cat([image, side_map], dim=1), expression_onehot=expression))
+
+
+class ClassifierIO(nn.Module):
+    def __init__(self, classifier: nn.Module):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, image):
+        return tuple(self.classifier(image))
+
+
+def io_names(kind: str) -> tuple[list[str], list[str]]:
+    """ONNX input and output names for an engine kind (docs/architecture.md)."""
+    if kind == "uit_generator":
+        return ["image", "side_map"], ["translated", "side_map_out"]
+    if kind == "cgit_generator":
+        return ["image", "side_map", "expression"], ["translated", "side_map_out"]
+    if kind == "classifier":
+        return ["image"], ["logits", "embedding"]
+    raise ValueError(f"unknown model kind {kind!r}; expected one of {ENGINE_KINDS}")
+
+
+def wrap(module: nn.Module, kind: str) -> nn.Module:
+    io_names(kind)  # validates kind
+    wrapper = {"uit_generator": UITGeneratorIO, "cgit_generator": CGITGeneratorIO, "classifier": ClassifierIO}[kind]
+    return wrapper(module).eval()
+
+
+def example_inputs(kind: str, image_size: int, batch: int = 1, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Random inputs in the network range [-1, 1] (and a valid one-hot for CGIT)."""
+    generator = torch.Generator().manual_seed(seed)
+    image = torch.rand(batch, 3, image_size, image_size, generator=generator) * 2 - 1
+    if kind == "classifier":
+        return (image,)
+    side = torch.rand(batch, 3, image_size, image_size, generator=generator) * 2 - 1
+    if kind == "uit_generator":
+        return image, side
+    onehot = torch.nn.functional.one_hot(torch.arange(batch) % len(EXPRESSIONS), len(EXPRESSIONS)).float()
+    return image, side, onehot
+
+
+def config_sha256(config) -> str:
+    """Hash of the training config as canonical JSON: ties an engine to the run that made it."""
+    return hashlib.sha256(json.dumps(config or {}, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def infer_width(module: nn.Module) -> int:
+    """Base channel count: the first convolution's output channels (table 1's 64 at full width)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d):
+            return int(layer.out_channels)
+    raise ValueError("network has no Conv2d layer to read its width from")
+
+
+def build_metadata(kind: str, config: dict | None, image_size: int, width: int, classes=EXPRESSIONS) -> dict:
+    return {
+        "exprada.kind": kind,
+        "exprada.classes": json.dumps(list(classes)),
+        "exprada.image_size": str(int(image_size)),
+        "exprada.width": str(int(width)),
+        "exprada.normalization": NORMALIZATION,
+        "exprada.config_sha256": config_sha256(config),
+    }
+
+
+def export_onnx(module: nn.Module, kind: str, out, *, config: dict | None = None, image_size: int = 128,
+                width: int | None = None, classes=EXPRESSIONS, opset: int = DEFAULT_OPSET) -> Path:
+    """Write `module` as ONNX: dynamic batch, fixed S×S, contract names, `exprada.*` metadata."""
+    if opset < 17:
+        raise ValueError(f"opset must be ≥ 17 (LayerNorm/InstanceNorm fusions, Q/DQ per-channel), got {opset}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    inputs, outputs = io_names(kind)
+    wrapper = wrap(module, kind)
+    with torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript exporter is deprecated but needs no onnxscript; its instance-norm warning is
+        # about training mode, irrelevant here (instance norm always uses the input's statistics).
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapper, example_inputs(kind, image_size), str(out), dynamo=False,
+                          input_names=inputs, output_names=outputs, opset_version=opset,
+                          dynamic_axes={name: {0: "batch"} for name in inputs + outputs},
+                          do_constant_folding=True)
+    model = onnx.load(str(out))
+    metadata = build_metadata(kind, config, image_size, width or infer_width(module), classes)
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    model.producer_name = "exprada-engines-export"
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out))
+    return out
+
+
+def export_program(module: nn.Module, kind: str, out, *, config: dict | None = None, image_size: int = 128,
+                   width: int | None = None, classes=EXPRESSIONS, max_batch: int = 256) -> Path:
+    """Write a torch.export program (.pt2) for the PyTorch backend; the runtime needs no train/ code."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    inputs, outputs = io_names(kind)
+    wrapper = wrap(module, kind)
+    batch = torch.export.Dim("batch", min=1, max=max_batch)
+    args = example_inputs(kind, image_size, batch=2)
+    with torch.no_grad():
+        program = torch.export.export(wrapper, args, dynamic_shapes=tuple({0: batch} for _ in args))
+    metadata = build_metadata(kind, config, image_size, width or infer_width(module), classes)
+    specs = {"inputs": [[name, [None, *a.shape[1:]], "float32"] for name, a in zip(inputs, args)],
+             "outputs": outputs}
+    torch.export.save(program, str(out), extra_files={"exprada_metadata.json": json.dumps(metadata),
+                                                      "exprada_io.json": json.dumps(specs)})
+    return out
+
+
+def load_checkpoint_model(checkpoint, name: str | None = None):
+    """(module, kind, config, image_size, width) from a training checkpoint via train.checkpoint."""
+    from train.checkpoint import load_model
+
+    module, config, checkpoint_kind = load_model(checkpoint, name=name)
+    kind = CHECKPOINT_KINDS.get(checkpoint_kind)
+    if kind is None:
+        raise ValueError(f"{checkpoint}: checkpoint kind {checkpoint_kind!r} cannot be exported; "
+                         f"expected one of {sorted(CHECKPOINT_KINDS)}")
+    if kind != "classifier" and name not in (None, "G_ts", "G_st"):
+        raise ValueError(f"{checkpoint}: only generators (G_ts, G_st) are exported, got {name!r}")
+    image_size = int(config.get("image_size", 128))
+    width = int(config.get("width") or infer_width(module))
+    return module.float().eval(), kind, config, image_size, width
+
+
+def export_checkpoint(checkpoint, out, *, name: str | None = None, opset: int = DEFAULT_OPSET) -> Path:
+    """`python -m engines export`: .onnx → ONNX, .pt2 → torch.export program."""
+    module, kind, config, image_size, width = load_checkpoint_model(checkpoint, name)
+    classes = config.get("classes") or EXPRESSIONS
+    if str(out).endswith(".pt2"):
+        return export_program(module, kind, out, config=config, image_size=image_size, width=width, classes=classes)
+    return export_onnx(module, kind, out, config=config, image_size=image_size, width=width,
+                       classes=classes, opset=opset)
+
+
+def parity(module: nn.Module, kind: str, onnx_path, inputs: tuple[torch.Tensor, ...]) -> dict[str, float]:
+    """Max |ONNX Runtime − PyTorch| per output, relative to the PyTorch output's range."""
+    import onnxruntime as ort
+
+    names, outputs = io_names(kind)
+    with torch.no_grad():
+        expected = [t.numpy() for t in wrap(module, kind)(*inputs)]
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = session.run(outputs, {n: t.numpy() for n, t in zip(names, inputs)})
+    result = {}
+    for name, want, have in zip(outputs, expected, got):
+        span = float(np.ptp(want)) or 1.0
+        result[name] = float(np.abs(want - have).max()) / span
+    return result
