@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from train.losses import (LossWeights, adversarial_d, adversarial_g, bidirectional, classification,
+                          discriminator_objective, generator_objective, reconstruction)
+
+
+def test_least_squares_adversarial_terms():
+    ones, zeros = torch.ones(2, 1, 2, 2), torch.zeros(2, 1, 2, 2)
+    assert adversarial_d(ones, zeros)[0].item() == 0.0  # perfect discriminator
+    assert adversarial_d(zeros, ones)[0].item() == 1.0  # 0.5·(1 + 1)
+    assert adversarial_g(ones)[0].item() == 0.0 and adversarial_g(zeros)[0].item() == 1.0
+    assert adversarial_g(torch.full((1, 1, 1, 1), 0.5))[0].item() == pytest.approx(0.25)
+
+
+def test_classification_is_cross_entropy_with_accuracy():
+    logits = torch.tensor([[10.0, 0.0], [0.0, 10.0]])
+    loss, scalars = classification(logits, torch.tensor([0, 0]))
+    assert loss.item() == pytest.approx(5.0, abs=1e-3) and scalars["acc"].item() == 0.5
+
+
+def test_l1_terms_are_mean_absolute_differences():
+    a, b = torch.zeros(1, 6, 4, 4), torch.full((1, 6, 4, 4), 0.5)
+    loss, parts = bidirectional(a, b, a, a)
+    assert loss.item() == 0.5 and parts["bi_s"].item() == 0.5 and parts["bi_t"].item() == 0.0
+    loss, parts = reconstruction(a, a, a, -b)
+    assert loss.item() == 0.5 and parts["re_s"].item() == 0.5
+
+
+def _g_inputs(x):
+    return dict(fake_s_scores=torch.ones(2, 1, 1, 1), fake_t_scores=torch.zeros(2, 1, 1, 1), x_s=x, x_t=x,
+                fake_s=x + 0.1, fake_t=x, cycled_s=x + 0.2, cycled_t=x)
+
+
+def test_generator_objective_weights_and_ablations():
+    x = torch.zeros(2, 6, 4, 4)
+    uit = LossWeights(use_cls=False)
+    total, s = generator_objective(**_g_inputs(x), weights=uit)
+    # adv: 0 (t→s fooled D^s) + 1 (s→t did not); λ_bi·0.2 + λ_re·0.1
+    assert total.item() == pytest.approx(1 + 10 * 0.2 + 10 * 0.1)
+    assert "G/cls_f" not in s and s["G/bi"].item() == pytest.approx(0.2)
+    no_bi = generator_objective(**_g_inputs(x), weights=LossWeights(use_cls=False, use_bi=False))
+    no_re = generator_objective(**_g_inputs(x), weights=LossWeights(use_cls=False, use_re=False))
+    assert no_bi[0].item() == pytest.approx(2.0) and "G/bi" not in no_bi[1]
+    assert no_re[0].item() == pytest.approx(3.0) and "G/re" not in no_re[1]
+    logits = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    cgit, s = generator_objective(**_g_inputs(x), fake_s_logits=logits, wanted_labels=torch.tensor([0, 1]),
+                                  weights=LossWeights(cls=2.0))
+    assert cgit.item() == pytest.approx(4.0 + 2.0 * torch.log(torch.tensor(2.0)).item())
+    with pytest.raises(ValueError, match="wanted labels"):
+        generator_objective(**_g_inputs(x))
+
+
+def test_discriminator_objective():
+    ones, zeros = torch.ones(2, 1, 1, 1), torch.zeros(2, 1, 1, 1)
+    total, s = discriminator_objective(real_s_scores=ones, fake_s_scores=zeros, real_t_scores=zeros,
+                                       fake_t_scores=ones, weights=LossWeights(use_cls=False))
+    assert total.item() == 1.0 and s["D/adv_s"].item() == 0.0 and s["D/adv_t"].item() == 1.0
+    with pytest.raises(ValueError, match="real source images"):
+        discriminator_objective(real_s_scores=ones, fake_s_scores=zeros, real_t_scores=zeros, fake_t_scores=ones)

@@ -1,0 +1,90 @@
+"""Tables 1 and 2 at the paper's size (w=64, 128²), checked on the meta device (no memory, no time)."""
+import pytest
+import torch
+
+from face.expressions import NUM_EXPRESSIONS
+from train.networks import Discriminator, Generator, build_network, count_parameters
+
+H = 128
+
+
+def _shapes(modules, run):
+    seen = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: seen.append(tuple(out.shape[1:]))) for m in modules]
+    run()
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+def _chw(h, c):
+    return (c, H // h, H // h)
+
+
+@pytest.mark.parametrize("classes", [0, NUM_EXPRESSIONS])
+def test_generator_stages_match_table_1(classes):
+    with torch.device("meta"):
+        g = Generator(width=64, num_classes=classes)
+        x = torch.zeros(2, 6, H, H)
+        y = torch.zeros(2, classes) if classes else None
+        stages = list(g.encoder) + list(g.bottleneck) + list(g.decoder) + [g.image_head, g.side_head]
+        shapes = _shapes(stages, lambda: g(x, y))
+    assert shapes == [
+        _chw(1, 64), _chw(2, 128), _chw(4, 256), _chw(8, 512), _chw(16, 1024),  # encoder
+        *[_chw(16, 1024)] * 6,  # residual blocks
+        _chw(8, 512), _chw(4, 256), _chw(2, 128), _chw(1, 64),  # sub-pixel decoder
+        _chw(1, 3), _chw(1, 3)]  # image and side outputs
+    assert g.decoder[0].conv.in_channels == 1024 + classes  # the one-hot joins at the bottleneck
+    assert [m.kernel_size for m in (g.encoder[0][0], g.encoder[1][0], g.image_head[0], g.side_head[0])] == \
+        [(7, 7), (4, 4), (7, 7), (7, 7)]
+
+
+def test_generator_has_about_150M_parameters():
+    with torch.device("meta"):
+        uit, cgit = Generator(64), Generator(64, NUM_EXPRESSIONS)
+    assert 149.0e6 < count_parameters(uit) < 150.0e6  # DESIGN.md: 149.5 M
+    # the one-hot adds 7 input channels to the first 3×3 sub-pixel conv (4·512 outputs)
+    assert count_parameters(cgit) - count_parameters(uit) == NUM_EXPRESSIONS * 4 * 512 * 9
+
+
+def test_discriminator_stages_match_table_2():
+    with torch.device("meta"):
+        d = Discriminator(width=64, image_size=H, num_classes=NUM_EXPRESSIONS)
+        convs = [m for m in d.features if isinstance(m, torch.nn.Conv2d)]
+        shapes = _shapes(convs + [d.adversarial_head, d.class_head], lambda: d(torch.zeros(2, 6, H, H)))
+    assert shapes == [_chw(2, 64), _chw(4, 128), _chw(8, 256), _chw(16, 512), _chw(32, 1024), _chw(64, 2048),
+                      _chw(64, 1), (NUM_EXPRESSIONS,)]
+    assert d.class_head.in_features == 2048 * 2 * 2
+    with torch.device("meta"):
+        assert build_network({"mode": "uit", "width": 64, "image_size": H}, "D_s").class_head is None
+        assert build_network({"mode": "cgit", "width": 64, "image_size": H}, "D_t").class_head is None
+        assert build_network({"mode": "cgit", "width": 64, "image_size": H}, "G_st").num_classes == 0
+
+
+def test_narrow_networks_run_and_stay_in_range():
+    torch.manual_seed(0)
+    g, d = Generator(4, NUM_EXPRESSIONS), Discriminator(4, 64, NUM_EXPRESSIONS)
+    image, side = g(torch.randn(3, 6, 64, 64), torch.eye(NUM_EXPRESSIONS)[:3])
+    assert image.shape == side.shape == (3, 3, 64, 64) and image.abs().max() <= 1 and side.abs().max() <= 1
+    scores, logits = d(torch.cat([image, side], 1))
+    assert scores.shape == (3, 1, 1, 1) and logits.shape == (3, NUM_EXPRESSIONS)
+    # the expression changes the output (the condition is used)
+    other, _ = g(torch.randn(3, 6, 64, 64).zero_(), torch.eye(NUM_EXPRESSIONS)[3:6])
+    same_input, _ = g(torch.zeros(3, 6, 64, 64), torch.eye(NUM_EXPRESSIONS)[:3])
+    assert not torch.allclose(other, same_input)
+
+
+def test_wrong_inputs_are_named():
+    g, d = Generator(4, NUM_EXPRESSIONS), Discriminator(4, 64)
+    with pytest.raises(ValueError, match="N×6×H×W"):
+        g(torch.zeros(1, 3, 64, 64), torch.zeros(1, 7))
+    with pytest.raises(ValueError, match="multiples of 16"):
+        g(torch.zeros(1, 6, 60, 60), torch.zeros(1, 7))
+    with pytest.raises(ValueError, match="needs an N×7 expression"):
+        g(torch.zeros(1, 6, 64, 64))
+    with pytest.raises(ValueError, match="takes no expression"):
+        Generator(4)(torch.zeros(1, 6, 64, 64), torch.zeros(1, 7))
+    with pytest.raises(ValueError, match="N×6×64×64"):
+        d(torch.zeros(1, 6, 128, 128))
+    with pytest.raises(ValueError, match="multiple of 64"):
+        Discriminator(4, 96)

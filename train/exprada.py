@@ -1,0 +1,506 @@
+"""`python -m train exprada`: train ExprADA (UIT or CGIT) — G^{t→s}, G^{s→t}, D^s, D^t — as in
+the paper's sections 3–4, on one CPU, one GPU, or many processes under torchrun.
+
+    python -m train exprada --mode uit --source SRC_DIR --target TGT_DIR --out runs/uit
+    python -m train exprada --resume runs/uit                      # continues exactly
+    torchrun --nproc_per_node 4 -m train exprada --mode cgit ...   # DDP, one GPU (or CPU) each
+
+CGIT needs a labelled source (one folder per expression); UIT takes any folders of images.
+A run folder holds checkpoints/last.pt, train.log, metrics.csv/.jsonl, tensorboard/, samples/
+(PNG grids), bad_files.txt, summary.json and cache/ (side maps computed for images without one).
+"""
+import argparse
+import hashlib
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from face.expressions import EXPRESSIONS, NUM_EXPRESSIONS
+
+from . import distributed
+from .checkpoint import (CheckpointError, checkpoint_path, config_mismatches, load_checkpoint, load_state_checked,
+                         restore_rng, save_checkpoint)
+from .data import ImageDataset, SideMaps, StepBatchSampler, make_loader
+from .datasets.folder import index_labelled_folder, index_unlabelled_folder
+from .graphed import GraphedStep, lr_as_device_tensor, lr_as_float
+from .losses import LossWeights, discriminator_objective, generator_objective
+from .networks import NETWORK_NAMES, build_network
+from .runlog import RunLog, progress, setup_logging, write_json
+
+# Settings that define what is trained: a resumed run must keep them (else it is not the same run).
+LOCKED = ("mode", "width", "image_size", "num_residual", "batch_size", "lr", "beta1", "beta2", "lambda_bi",
+          "lambda_re", "lambda_cls", "use_bi", "use_re", "flip", "seed", "epochs_constant", "epochs_decay",
+          "steps", "source", "target")
+# Settings of how it runs: free to change on resume.
+RUNTIME = ("device", "precision", "channels_last", "compile", "cuda_graph", "workers", "log_every",
+           "sample_every", "checkpoint_every", "keep_every", "max_nonfinite", "stop_after", "progress")
+DEFAULTS = dict(mode=None, source=None, target=None, width=64, image_size=128, num_residual=6, batch_size=8,
+                lr=1e-4, beta1=0.5, beta2=0.999, lambda_bi=10.0, lambda_re=10.0, lambda_cls=1.0, use_bi=True,
+                use_re=True, flip=True, seed=0, epochs_constant=100, epochs_decay=100, steps=None,
+                device="auto", precision="fp32", channels_last=False, compile=False, cuda_graph=False, workers=2,
+                log_every=50, sample_every=500, checkpoint_every=1000, keep_every=0, max_nonfinite=20,
+                stop_after=None, progress=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m train exprada", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter, argument_default=None)
+    p.add_argument("--mode", choices=("uit", "cgit"), help="uit: unsupervised (the car's); cgit: category-guided")
+    p.add_argument("--source", help="source-domain folder (CGIT: one sub-folder per expression)")
+    p.add_argument("--target", help="target-domain folder (e.g. frontal renders), any layout")
+    p.add_argument("--out", help="run folder (new run)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped")
+    g = p.add_argument_group("model and data (paper defaults)")
+    g.add_argument("--width", type=int, help="base channels w (paper 64; CPU: 8-16)")
+    g.add_argument("--image-size", type=int, help="square input size, multiple of 64 (128)")
+    g.add_argument("--batch-size", type=int, help="per process (8)")
+    g.add_argument("--no-flip", dest="flip", action="store_false", default=None, help="no horizontal-flip augmentation")
+    g.add_argument("--seed", type=int)
+    g = p.add_argument_group("optimisation (paper defaults)")
+    g.add_argument("--lr", type=float, help="Adam learning rate (1e-4)")
+    g.add_argument("--beta1", type=float, help="(0.5)")
+    g.add_argument("--beta2", type=float, help="(0.999)")
+    g.add_argument("--epochs-constant", type=int, help="epochs at the full learning rate (100)")
+    g.add_argument("--epochs-decay", type=int, help="epochs of linear decay to zero (100)")
+    g.add_argument("--steps", type=int, help="total steps instead of epochs (split constant/decay as the epochs are)")
+    g.add_argument("--lambda-bi", type=float, help="(10)")
+    g.add_argument("--lambda-re", type=float, help="(10)")
+    g.add_argument("--lambda-cls", type=float, help="(1; CGIT only)")
+    g.add_argument("--no-bi", dest="use_bi", action="store_false", default=None, help="ablation: drop the bidirectional loss")
+    g.add_argument("--no-re", dest="use_re", action="store_false", default=None, help="ablation: drop the reconstruction loss")
+    g = p.add_argument_group("how it runs (may change on --resume)")
+    g.add_argument("--device", help="auto | cpu | cuda | cuda:N (auto)")
+    g.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 autocast (GPU fast path)")
+    g.add_argument("--channels-last", action="store_true", default=None)
+    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the four networks")
+    g.add_argument("--cuda-graph", action="store_true", default=None,
+                   help="capture the whole step in a CUDA graph (one GPU)")
+    g.add_argument("--workers", type=int, help="data-loading processes (2)")
+    g.add_argument("--log-every", type=int, help="steps between logged scalars (50)")
+    g.add_argument("--sample-every", type=int, help="steps between PNG sample grids (500)")
+    g.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (1000)")
+    g.add_argument("--keep-every", type=int, help="also keep a step_N.pt snapshot every N steps (0: never)")
+    g.add_argument("--max-nonfinite", type=int, help="stop after this many non-finite steps in a row (20)")
+    g.add_argument("--stop-after", type=int, help="stop (with a checkpoint) at this global step")
+    g.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    return p
+
+
+def resolve_config(args: argparse.Namespace, saved: dict | None) -> dict:
+    """Defaults < saved run config < explicit flags; locked settings must match the saved run."""
+    given = {k: v for k, v in vars(args).items() if v is not None and k not in ("out", "resume")}
+    for key in ("source", "target"):
+        if key in given:
+            given[key] = str(Path(given[key]).resolve())
+    if saved is None:
+        config = {**DEFAULTS, **given}
+        if not config["mode"] or not config["source"] or not config["target"]:
+            raise SystemExit("error: a new run needs --mode, --source, --target and --out (or --resume RUN_DIR)")
+    else:
+        locked_given = {k: v for k, v in given.items() if k in LOCKED}
+        mismatches = config_mismatches(saved, {**saved, **locked_given}, LOCKED)
+        if mismatches:
+            raise CheckpointError("cannot resume with different training settings: " + "; ".join(mismatches))
+        config = {**DEFAULTS, **saved, **given}
+    if config["image_size"] % 64:
+        raise SystemExit(f"error: --image-size must be a multiple of 64 (the discriminator halves it 6 times), "
+                         f"got {config['image_size']}")
+    if config["width"] < 1 or config["batch_size"] < 1:
+        raise SystemExit("error: --width and --batch-size must be positive")
+    config["classes"] = list(EXPRESSIONS)
+    return config
+
+
+def lr_factor(step: int, constant_steps: int, decay_steps: int) -> float:
+    """Constant, then linear decay to zero (paper: 100 + 100 epochs)."""
+    if step < constant_steps:
+        return 1.0
+    return max(0.0, 1.0 - (step - constant_steps + 1) / (decay_steps + 1))
+
+
+def _digest(samples) -> str:
+    return hashlib.sha1("\n".join(str(s.path) for s in samples).encode()).hexdigest()[:16]
+
+
+class GeneratorPair(nn.Module):
+    """Both generators in one forward (one DDP call per step, and G^{t→s}'s two inputs batched):
+    fake_t = G^{s→t}(x^s); [fake_s, cycled_s] = G^{t→s}([x^t, fake_t], [y, y']); cycled_t = G^{s→t}(fake_s).
+    Each output is N×6×H×W: image and side map."""
+
+    def __init__(self, G_ts: nn.Module, G_st: nn.Module):
+        super().__init__()
+        self.G_ts, self.G_st = G_ts, G_st
+
+    def forward(self, x_s, x_t, onehot_wanted=None, onehot_source=None):
+        fake_t = torch.cat(self.G_st(x_s), dim=1)
+        both = torch.cat([x_t, fake_t], dim=0)
+        onehots = None if onehot_wanted is None else torch.cat([onehot_wanted, onehot_source], dim=0)
+        fake_s, cycled_s = torch.cat(self.G_ts(both, onehots), dim=1).split([x_t.shape[0], fake_t.shape[0]])
+        cycled_t = torch.cat(self.G_st(fake_s), dim=1)
+        return fake_s, fake_t, cycled_s, cycled_t
+
+
+class DiscriminatorPair(nn.Module):
+    """D^s on [real source, fake source] and D^t on [real target, fake target], one call each."""
+
+    def __init__(self, D_s: nn.Module, D_t: nn.Module):
+        super().__init__()
+        self.D_s, self.D_t = D_s, D_t
+
+    def forward(self, x_s, fake_s, x_t, fake_t):
+        scores_s, logits_s = self.D_s(torch.cat([x_s, fake_s]))
+        scores_t, _ = self.D_t(torch.cat([x_t, fake_t]))
+        n_s, n_t = x_s.shape[0], x_t.shape[0]
+        return (scores_s[:n_s], scores_s[n_s:], None if logits_s is None else logits_s[:n_s],
+                scores_t[:n_t], scores_t[n_t:])
+
+
+def _set_requires_grad(modules, flag: bool) -> None:
+    for module in modules:
+        for p in module.parameters():
+            p.requires_grad_(flag)
+
+
+def _grad_norm(parameters) -> torch.Tensor:
+    grads = [p.grad for p in parameters if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)).float())
+
+
+class ExprADATrainer:
+    """The four networks, their optimisers and schedules, and the training loop."""
+
+    def __init__(self, config: dict, run_dir: Path, ctx: distributed.Context, logger, state: dict | None = None):
+        self.config, self.run_dir, self.ctx, self.log = config, Path(run_dir), ctx, logger
+        self.device = ctx.device
+        self.cgit = config["mode"] == "cgit"
+        self.weights = LossWeights(bi=config["lambda_bi"], re=config["lambda_re"], cls=config["lambda_cls"],
+                                   use_bi=config["use_bi"], use_re=config["use_re"], use_cls=self.cgit)
+        if config["cuda_graph"] and (self.device.type != "cuda" or ctx.distributed):
+            raise SystemExit("error: --cuda-graph needs one CUDA GPU in a single process")
+        self._build_data(state)
+        self._build_models()
+        self.step, self.counters = 0, {"bad_files": 0, "skipped_steps": 0, "nonfinite_steps": 0, "empty_batches": 0}
+        if state is not None:
+            self._load(state)
+        self.runlog = RunLog(self.run_dir, enabled=ctx.is_main, start_step=self.step)
+        self._graphed = None
+
+    # ---- data ----------------------------------------------------------------------------
+    def _build_data(self, state):
+        c = self.config
+        source = (index_labelled_folder if self.cgit else index_unlabelled_folder)(c["source"], domain="source")
+        target = index_unlabelled_folder(c["target"], domain="target")
+        for name, samples in (("source", source), ("target", target)):
+            digest = _digest(samples)
+            saved = (state or {}).get("config", {}).get(f"{name}_digest")
+            if saved and saved != digest:
+                self.log.warning("%s folder changed since the run started (%d images now): the resumed run "
+                                 "will not repeat the original exactly", name, len(samples))
+            c[f"{name}_count"], c[f"{name}_digest"] = len(samples), digest
+        side_maps = SideMaps(self.run_dir / "cache")
+        if self.ctx.is_main:
+            for bad_path, reason in side_maps.prepare(source + target, progress=c["progress"]):
+                self.log.warning("no side map for unreadable file %s (%s)", bad_path, reason)
+            if side_maps.counts["no_face"]:
+                self.log.warning("%d images had no detectable face: their side maps are zero", side_maps.counts["no_face"])
+        distributed.barrier(self.ctx)
+        self.source = ImageDataset(source, c["image_size"], side_maps)
+        self.target = ImageDataset(target, c["image_size"], side_maps)
+        per_step = c["batch_size"] * self.ctx.world_size
+        if "total_steps" not in c:  # fixed at the start of a run, kept on resume
+            c["steps_per_epoch"] = max(1, math.ceil(max(len(source), len(target)) / per_step))
+            epochs = c["epochs_constant"] + c["epochs_decay"]
+            total = c["steps"] or epochs * c["steps_per_epoch"]
+            c["total_steps"] = int(total)
+            c["constant_steps"] = int(round(total * c["epochs_constant"] / max(1, epochs)))
+
+    def _loader(self, dataset, stream: int, start: int, count: int):
+        sampler = StepBatchSampler(len(dataset), self.config["batch_size"], seed=self.config["seed"], stream=stream,
+                                   rank=self.ctx.rank, world_size=self.ctx.world_size, start_step=start,
+                                   num_steps=count, flip=self.config["flip"])
+        return make_loader(dataset, sampler, self.config["workers"], pin_memory=self.device.type == "cuda")
+
+    # ---- networks ------------------------------------------------------------------------
+    def _build_models(self):
+        c = self.config
+        torch.manual_seed(c["seed"])  # same initial weights on every process and every rerun
+        self.nets = {name: build_network(c, name).to(self.device) for name in NETWORK_NAMES}
+        if c["channels_last"]:
+            for net in self.nets.values():
+                net.to(memory_format=torch.channels_last)
+        fused = self.device.type in ("cpu", "cuda")
+        adam = dict(lr=c["lr"], betas=(c["beta1"], c["beta2"]), fused=fused or None)
+        if c["cuda_graph"]:
+            adam["capturable"] = True
+        self.opt_G = torch.optim.Adam(list(self.nets["G_ts"].parameters()) + list(self.nets["G_st"].parameters()), **adam)
+        self.opt_D = torch.optim.Adam(list(self.nets["D_s"].parameters()) + list(self.nets["D_t"].parameters()), **adam)
+        schedule = (lambda step: lr_factor(step, c["constant_steps"], c["total_steps"] - c["constant_steps"]))
+        self.sched_G = torch.optim.lr_scheduler.LambdaLR(self.opt_G, schedule)
+        self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, schedule)
+        run = {name: torch.compile(net, dynamic=False) if c["compile"] else net for name, net in self.nets.items()}
+        self.D_plain = (run["D_s"], run["D_t"])  # frozen use inside the generator step: no DDP hooks
+        self.gen_pair = distributed.wrap(GeneratorPair(run["G_ts"], run["G_st"]), self.ctx)
+        self.disc_pair = distributed.wrap(DiscriminatorPair(run["D_s"], run["D_t"]), self.ctx)
+
+    def _load(self, state):
+        for name in NETWORK_NAMES:
+            load_state_checked(self.nets[name], state["models"][name], f"{state['path']} model {name}")
+        for opt, sched, key in ((self.opt_G, self.sched_G, "G"), (self.opt_D, self.sched_D, "D")):
+            opt.load_state_dict(state["optimizers"][key])
+            lr_as_float(opt)
+            sched.load_state_dict(state["schedulers"][key])
+        self.step = int(state["step"])
+        self.counters.update({k: int(v) for k, v in state.get("extra", {}).get("counters", {}).items()})
+        restore_rng(state["rng"])
+
+    def save(self, keep: bool = False):
+        if not self.ctx.is_main:
+            return
+        kind = "exprada-cgit" if self.cgit else "exprada-uit"
+        stored = {k: v for k, v in self.config.items() if k not in RUNTIME}
+        stored["runtime"] = {k: self.config[k] for k in RUNTIME}
+        paths = [checkpoint_path(self.run_dir)] + ([checkpoint_path(self.run_dir, self.step)] if keep else [])
+        for path in paths:
+            save_checkpoint(path, kind=kind, config=stored, models=self.nets,
+                            optimizers={"G": self.opt_G, "D": self.opt_D},
+                            schedulers={"G": self.sched_G, "D": self.sched_D}, step=self.step,
+                            epoch=self.step // self.config["steps_per_epoch"], extra={"counters": dict(self.counters)})
+
+    # ---- one step ------------------------------------------------------------------------
+    def _autocast(self):
+        if self.config["precision"] == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def step_tensors(self, x_s, y_s, x_t, y_wanted) -> dict[str, torch.Tensor]:
+        """One ExprADA update of all four networks; no host synchronisation (CUDA-graph safe).
+        A step whose gradients are not finite changes nothing (fused Adam's found_inf)."""
+        onehot_wanted = F.one_hot(y_wanted, NUM_EXPRESSIONS).float() if self.cgit else None
+        onehot_source = F.one_hot(y_s, NUM_EXPRESSIONS).float() if self.cgit else None
+        D_s, D_t = self.D_plain
+        # Generators (eq. 6, first line), discriminators frozen.
+        _set_requires_grad((D_s, D_t), False)
+        with self._autocast():
+            fake_s, fake_t, cycled_s, cycled_t = self.gen_pair(x_s, x_t, onehot_wanted, onehot_source)
+            fake_s_scores, fake_s_logits = D_s(fake_s)
+            fake_t_scores, _ = D_t(fake_t)
+        g_loss, scalars = generator_objective(
+            fake_s_scores=fake_s_scores, fake_t_scores=fake_t_scores, x_s=x_s, x_t=x_t, fake_s=fake_s,
+            fake_t=fake_t, cycled_s=cycled_s, cycled_t=cycled_t, fake_s_logits=fake_s_logits,
+            wanted_labels=y_wanted if self.cgit else None, weights=self.weights)
+        g_loss.backward()
+        # Discriminators (eq. 6, second line) on the same, detached, translations.
+        _set_requires_grad((D_s, D_t), True)
+        with self._autocast():
+            real_s, fake_s_d, real_s_logits, real_t, fake_t_d = self.disc_pair(x_s, fake_s.detach(), x_t, fake_t.detach())
+        d_loss, d_scalars = discriminator_objective(
+            real_s_scores=real_s, fake_s_scores=fake_s_d, real_t_scores=real_t, fake_t_scores=fake_t_d,
+            real_s_logits=real_s_logits, real_labels=y_s if self.cgit else None, weights=self.weights)
+        d_loss.backward()
+        scalars.update(d_scalars)
+        g_norm, d_norm = _grad_norm(self.opt_G.param_groups[0]["params"]), _grad_norm(self.opt_D.param_groups[0]["params"])
+        finite = torch.isfinite(g_norm) & torch.isfinite(d_norm) & torch.isfinite(g_loss) & torch.isfinite(d_loss)
+        skip = (~finite).float()
+        for opt in (self.opt_G, self.opt_D):
+            opt.found_inf = skip  # read by fused Adam: a non-finite step updates nothing
+            opt.step()
+            opt.zero_grad(set_to_none=not self.config["cuda_graph"])
+        scalars.update({"G/grad_norm": g_norm.detach(), "D/grad_norm": d_norm.detach(), "finite": finite})
+        return scalars
+
+    def _graph_step(self, x_s, y_s, x_t, y_wanted):
+        if self._graphed is None:
+            for opt in (self.opt_G, self.opt_D):
+                lr_as_device_tensor(opt, self.device)
+            self.log.info("capturing the training step in a CUDA graph")
+            static = {"x_s": x_s.clone(), "y_s": y_s.clone(), "x_t": x_t.clone(), "y_wanted": y_wanted.clone()}
+            self._graphed = GraphedStep(self.step_tensors, static, self.nets.values(), (self.opt_G, self.opt_D))
+        return self._graphed(x_s=x_s, y_s=y_s, x_t=x_t, y_wanted=y_wanted)
+
+    # ---- the loop ------------------------------------------------------------------------
+    def wanted_labels(self, step: int, count: int) -> torch.Tensor:
+        """CGIT's random target expressions y, from (seed, step, rank) alone: resumes exactly."""
+        generator = torch.Generator().manual_seed(hash((self.config["seed"], 7, step, self.ctx.rank)) & (2 ** 63 - 1))
+        return torch.randint(NUM_EXPRESSIONS, (count,), generator=generator)
+
+    def _prepare(self, batch) -> torch.Tensor:
+        x = torch.cat([batch["image"], batch["side"]], dim=1).to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.config["channels_last"] else x
+
+    def _fixed_batch(self, batch) -> dict:
+        """A CUDA graph needs a full batch: fill the places of skipped files with repeats."""
+        size, n = self.config["batch_size"], batch["size"]
+        if n == size:
+            return batch
+        repeat = torch.arange(size) % n
+        return {**batch, **{k: batch[k][repeat] for k in ("image", "side", "label", "index")}}
+
+    def _count_bad(self, batch):
+        for path, reason in batch["bad"]:
+            if self.runlog.bad_file(path, reason, self.log) or not self.ctx.is_main:
+                self.counters["bad_files"] += 1
+
+    def train(self) -> dict:
+        c = self.config
+        end = min(c["total_steps"], c["stop_after"] or c["total_steps"])
+        if self.step >= end:
+            self.log.info("nothing to do: the run is at step %d of %d", self.step, end)
+            return self.summary()
+        self.log.info("%s: %d source, %d target images; steps %d→%d of %d (%d per epoch); %s, world %d, %s",
+                      c["mode"].upper(), c["source_count"], c["target_count"], self.step, end, c["total_steps"],
+                      c["steps_per_epoch"], self.device, self.ctx.world_size, self._fast_path_name())
+        sample_batches = self._sample_inputs()
+        source_loader = self._loader(self.source, 0, self.step, end - self.step)
+        target_loader = self._loader(self.target, 1, self.step, end - self.step)
+        bar = progress(end, self.step, enabled=self.ctx.is_main and c["progress"])
+        nonfinite_run, logged, started, steps_timed = 0, {}, time.perf_counter(), 0
+        try:
+            for source_batch, target_batch in zip(source_loader, target_loader):
+                self._count_bad(source_batch)
+                self._count_bad(target_batch)
+                empty = source_batch["size"] == 0 or target_batch["size"] == 0
+                if distributed.any_process(empty, self.ctx) if self.ctx.distributed else empty:
+                    self.counters["empty_batches"] += 1
+                    self.counters["skipped_steps"] += 1
+                    self.log.warning("step %d: no readable image in a batch; step skipped", self.step)
+                    self._advance(bar)
+                    continue
+                if c["cuda_graph"]:
+                    source_batch, target_batch = self._fixed_batch(source_batch), self._fixed_batch(target_batch)
+                x_s, x_t = self._prepare(source_batch), self._prepare(target_batch)
+                y_s = source_batch["label"].to(self.device)
+                y_wanted = self.wanted_labels(self.step, x_t.shape[0]).to(self.device)
+                step_fn = self._graph_step if c["cuda_graph"] else self.step_tensors
+                scalars = step_fn(x_s, y_s, x_t, y_wanted)
+                if bool(scalars["finite"]):  # the step's one host sync
+                    nonfinite_run = 0
+                    for k, v in scalars.items():  # summed on the device, read when logged
+                        if k != "finite":
+                            logged[k] = logged.get(k, 0.0) + v.detach().float()
+                    steps_timed += 1
+                else:
+                    nonfinite_run += 1
+                    self.counters["nonfinite_steps"] += 1
+                    self.counters["skipped_steps"] += 1
+                    self.log.warning("step %d: non-finite loss or gradients (G %.4g, D %.4g); update skipped (%d in a row)",
+                                     self.step, float(scalars["G/total"]), float(scalars["D/total"]), nonfinite_run)
+                    if nonfinite_run >= c["max_nonfinite"]:
+                        self.save()
+                        raise FloatingPointError(
+                            f"training diverged: {nonfinite_run} steps in a row with non-finite losses or gradients "
+                            f"(up to step {self.step}); last checkpoint {checkpoint_path(self.run_dir)} holds the last "
+                            f"finite weights — try a lower --lr")
+                self._advance(bar)
+                if self.step % c["log_every"] == 0 or self.step == end:
+                    self._log_scalars(logged, steps_timed, time.perf_counter() - started)
+                    logged, started, steps_timed = {}, time.perf_counter(), 0
+                if self.ctx.is_main and (self.step % c["sample_every"] == 0 or self.step == end):
+                    self.sample_grid(sample_batches)
+                if self.step % c["checkpoint_every"] == 0 or self.step == end:
+                    self.save(keep=bool(c["keep_every"]) and self.step % c["keep_every"] == 0)
+        except KeyboardInterrupt:
+            self.log.warning("interrupted at step %d: saving a checkpoint to resume from", self.step)
+            self.save()
+            raise
+        finally:
+            bar.close()
+            self.runlog.close()
+        return self.summary()
+
+    def _advance(self, bar):
+        self.step += 1
+        self.sched_G.step()
+        self.sched_D.step()
+        bar.update(1)
+
+    def _log_scalars(self, logged: dict, steps: int, seconds: float):
+        values = {k: float(v) / steps for k, v in logged.items()} if steps else {}
+        values = distributed.mean_over_processes(values, self.ctx)
+        counters = {k: distributed.sum_over_processes(v, self.ctx) for k, v in self.counters.items()}
+        values.update({f"count/{k}": v for k, v in counters.items()})
+        values["lr"] = float(self.sched_G.get_last_lr()[0])
+        if steps:
+            values["perf/steps_per_s"] = steps / max(seconds, 1e-9)
+            values["perf/images_per_s"] = values["perf/steps_per_s"] * self.config["batch_size"] * self.ctx.world_size
+        self.runlog.scalars(self.step, values)
+
+    def _fast_path_name(self) -> str:
+        c = self.config
+        parts = [c["precision"]] + [name for name in ("channels_last", "compile", "cuda_graph") if c[name]]
+        return "+".join(parts)
+
+    # ---- what a person looks at ----------------------------------------------------------
+    def _sample_inputs(self, count: int = 4) -> dict:
+        """A fixed handful of source and target images (first readable ones), for every grid."""
+        chosen = {}
+        for name, dataset in (("source", self.source), ("target", self.target)):
+            items = [dataset[i] for i in range(min(len(dataset), 4 * count))]
+            items = [item for item in items if "bad" not in item][:count]
+            if items:
+                chosen[name] = (torch.stack([torch.cat([it["image"], it["side"]]) for it in items]),
+                                torch.tensor([it["label"] for it in items]))
+        return chosen
+
+    @torch.no_grad()
+    def translate_samples(self, samples: dict) -> dict[str, torch.Tensor]:
+        if "source" not in samples or "target" not in samples:
+            return {}
+        x_s, y_s = (t.to(self.device) for t in samples["source"])
+        x_t = samples["target"][0].to(self.device)
+        n = min(len(x_s), len(x_t))
+        x_s, y_s, x_t = x_s[:n], y_s[:n], x_t[:n]
+        wanted = torch.arange(n, device=self.device) % NUM_EXPRESSIONS
+        onehot = lambda y: F.one_hot(y, NUM_EXPRESSIONS).float() if self.cgit else None  # noqa: E731
+        G_ts, G_st = self.nets["G_ts"], self.nets["G_st"]
+        fake_s = torch.cat(G_ts(x_t, onehot(wanted)), 1)
+        fake_t = torch.cat(G_st(x_s), 1)
+        cycled_t = torch.cat(G_st(fake_s), 1)
+        cycled_s = torch.cat(G_ts(fake_t, onehot(y_s.clamp(min=0))), 1)
+        rows = {"target": x_t, "t side": x_t[:, 3:], "t->s": fake_s, "t->s side": fake_s[:, 3:], "t->s->t": cycled_t,
+                "source": x_s, "s->t": fake_t, "s->t->s": cycled_s}
+        return {name: t[:, :3] for name, t in rows.items()}
+
+    def sample_grid(self, samples):
+        rows = self.translate_samples(samples)
+        if rows:
+            self.runlog.image_grid(self.step, rows)
+
+    def summary(self) -> dict:
+        counters = {k: distributed.sum_over_processes(v, self.ctx) for k, v in self.counters.items()}
+        result = {"step": self.step, "total_steps": self.config["total_steps"], "mode": self.config["mode"],
+                  "checkpoint": str(checkpoint_path(self.run_dir)), **counters}
+        if self.ctx.is_main:
+            write_json(self.run_dir / "summary.json", result)
+        return result
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if bool(args.out) == bool(args.resume):
+        raise SystemExit("error: give either --out RUN_DIR (new run) or --resume RUN_DIR")
+    run_dir = Path(args.resume or args.out)
+    state = load_checkpoint(run_dir) if args.resume else None
+    if state is not None and not state["kind"].startswith("exprada"):
+        raise CheckpointError(f"{state['path']}: a {state['kind']} checkpoint, not an ExprADA run")
+    if state is None and checkpoint_path(run_dir).exists():
+        raise SystemExit(f"error: {run_dir} already holds a run; --resume {run_dir} continues it")
+    saved = None
+    if state is not None:
+        saved = {k: v for k, v in state["config"].items() if k != "runtime"}
+        # How it ran carries over, except where to stop: a resumed run goes on to the end.
+        saved.update({k: v for k, v in state["config"].get("runtime", {}).items() if k != "stop_after"})
+    config = resolve_config(args, saved)
+    ctx = distributed.setup(config["device"])
+    logger = setup_logging(run_dir, ctx.is_main)
+    try:
+        trainer = ExprADATrainer(config, run_dir, ctx, logger, state)
+        summary = trainer.train()
+        logger.info("done: %s", summary)
+    finally:
+        distributed.cleanup()
+    return 0

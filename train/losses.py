@@ -1,0 +1,116 @@
+"""ExprADA's objective (eq. 1–6) as pure functions: tensors in, (loss, scalars) out.
+
+Section 4 replaces eq. 1's log-likelihood with a least-squares (LSGAN) loss: the discriminator
+pushes real scores to 1 and fake ones to 0, the generator pushes fake scores to 1. The L1 terms
+(eq. 4, 5) compare the generators' full 6-channel outputs — image and side map — with their
+counterparts, so translation keeps both the face and its landmark geometry.
+
+Scalars are detached floats-as-tensors (no host sync inside a step); the trainer turns them into
+numbers when it logs.
+"""
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """λ of eq. 6 (paper: 10, 10, 1) and the ablation switches of tables 5–6. UIT sets cls=False."""
+
+    bi: float = 10.0
+    re: float = 10.0
+    cls: float = 1.0
+    use_bi: bool = True
+    use_re: bool = True
+    use_cls: bool = True
+
+
+def lsgan_real(scores: torch.Tensor) -> torch.Tensor:
+    return torch.mean((scores.float() - 1.0) ** 2)
+
+
+def lsgan_fake(scores: torch.Tensor) -> torch.Tensor:
+    return torch.mean(scores.float() ** 2)
+
+
+def adversarial_d(real_scores, fake_scores):
+    """Eq. 1, discriminator side (least squares): real → 1, fake → 0."""
+    real, fake = lsgan_real(real_scores), lsgan_fake(fake_scores)
+    loss = 0.5 * (real + fake)
+    return loss, {"real": real.detach(), "fake": fake.detach()}
+
+
+def adversarial_g(fake_scores):
+    """Eq. 1, generator side (least squares): make the discriminator score fakes as real."""
+    loss = lsgan_real(fake_scores)
+    return loss, {"adv": loss.detach()}
+
+
+def classification(logits, labels):
+    """Eq. 2 (D^s on real source images, true labels y') and eq. 3 (G^{t→s}'s translations, wanted
+    labels y): cross-entropy of D^s's expression head."""
+    loss = F.cross_entropy(logits.float(), labels)
+    accuracy = (logits.detach().argmax(1) == labels).float().mean()
+    return loss, {"cls": loss.detach(), "acc": accuracy}
+
+
+def bidirectional(x_s, x_s_cycled, x_t, x_t_cycled):
+    """Eq. 4: ‖G^{t→s}(G^{s→t}(x^s)) − x^s‖₁ + ‖G^{s→t}(G^{t→s}(x^t)) − x^t‖₁ (means over pixels)."""
+    source = F.l1_loss(x_s_cycled.float(), x_s.float())
+    target = F.l1_loss(x_t_cycled.float(), x_t.float())
+    return source + target, {"bi_s": source.detach(), "bi_t": target.detach()}
+
+
+def reconstruction(x_t, x_t_translated, x_s, x_s_translated):
+    """Eq. 5: ‖x^t − G^{t→s}(x^t, y)‖₁ + ‖x^s − G^{s→t}(x^s)‖₁: a translation keeps the face's details."""
+    target = F.l1_loss(x_t_translated.float(), x_t.float())
+    source = F.l1_loss(x_s_translated.float(), x_s.float())
+    return target + source, {"re_t": target.detach(), "re_s": source.detach()}
+
+
+def generator_objective(*, fake_s_scores, fake_t_scores, x_s, x_t, fake_s, fake_t, cycled_s, cycled_t,
+                        fake_s_logits=None, wanted_labels=None, weights: LossWeights = LossWeights()):
+    """Eq. 6, first line: L_adv^{t→s} + L_adv^{s→t} + λ_bi L_bi + λ_cls L_cls_f + λ_re L_re.
+
+    fake_s = G^{t→s}(x^t, y), fake_t = G^{s→t}(x^s), cycled_s = G^{t→s}(fake_t, y'),
+    cycled_t = G^{s→t}(fake_s); all N×6×H×W (image + side map)."""
+    adv_ts, _ = adversarial_g(fake_s_scores)
+    adv_st, _ = adversarial_g(fake_t_scores)
+    total = adv_ts + adv_st
+    scalars = {"G/adv_ts": adv_ts.detach(), "G/adv_st": adv_st.detach()}
+    if weights.use_bi:
+        bi, parts = bidirectional(x_s, cycled_s, x_t, cycled_t)
+        total = total + weights.bi * bi
+        scalars.update({"G/bi": bi.detach(), **{f"G/{k}": v for k, v in parts.items()}})
+    if weights.use_re:
+        re, parts = reconstruction(x_t, fake_s, x_s, fake_t)
+        total = total + weights.re * re
+        scalars.update({"G/re": re.detach(), **{f"G/{k}": v for k, v in parts.items()}})
+    if weights.use_cls:
+        if fake_s_logits is None or wanted_labels is None:
+            raise ValueError("the classification term needs D^s's logits on translations and the wanted labels")
+        cls, parts = classification(fake_s_logits, wanted_labels)
+        total = total + weights.cls * cls
+        scalars.update({"G/cls_f": cls.detach(), "G/cls_f_acc": parts["acc"]})
+    scalars["G/total"] = total.detach()
+    return total, scalars
+
+
+def discriminator_objective(*, real_s_scores, fake_s_scores, real_t_scores, fake_t_scores,
+                            real_s_logits=None, real_labels=None, weights: LossWeights = LossWeights()):
+    """Eq. 6, second line: the discriminators' side of both adversarial terms + λ_cls L_cls_r."""
+    adv_s, parts_s = adversarial_d(real_s_scores, fake_s_scores)
+    adv_t, parts_t = adversarial_d(real_t_scores, fake_t_scores)
+    total = adv_s + adv_t
+    scalars = {"D/adv_s": adv_s.detach(), "D/adv_t": adv_t.detach(),
+               "D/s_real": parts_s["real"], "D/s_fake": parts_s["fake"],
+               "D/t_real": parts_t["real"], "D/t_fake": parts_t["fake"]}
+    if weights.use_cls:
+        if real_s_logits is None or real_labels is None:
+            raise ValueError("the classification term needs D^s's logits on real source images and their labels")
+        cls, parts = classification(real_s_logits, real_labels)
+        total = total + weights.cls * cls
+        scalars.update({"D/cls_r": cls.detach(), "D/cls_r_acc": parts["acc"]})
+    scalars["D/total"] = total.detach()
+    return total, scalars

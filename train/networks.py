@@ -1,0 +1,154 @@
+"""The ExprADA networks of tables 1 and 2, with the base width `w` as a parameter (paper: 64).
+
+Both generators share one architecture (table 1): a 6-channel input (image + 3-channel landmark
+side map), an encoder to 16w channels at 1/16 resolution, six residual blocks, a decoder of four
+sub-pixel convolutions, and two 7×7 tanh heads (image, side map). The CGIT generator G^{t→s}
+takes a one-hot expression, tiled and concatenated at the bottleneck (1024 + n_y channels into
+the first decoder stage); UIT's generators and CGIT's G^{s→t} take none.
+
+The discriminator (table 2) sees image + side map: six 4×4 stride-2 convolutions with leaky
+ReLU, a 3×3 convolution giving a patch map of real/fake scores, and, for D^s in CGIT, a fully
+connected expression head over the flattened last features.
+"""
+import torch
+from torch import nn
+
+from face.expressions import NUM_EXPRESSIONS
+
+IN_CHANNELS = 6  # image (3) + side map (3)
+GENERATOR_DOWNSAMPLING = 16
+DISCRIMINATOR_DOWNSAMPLING = 64
+LEAKY_SLOPE = 0.01
+
+
+def conv_in_relu(c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> nn.Sequential:
+    # No conv bias: instance norm removes any per-channel constant right after.
+    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False),
+                         nn.InstanceNorm2d(c_out, affine=True), nn.ReLU(inplace=True))
+
+
+class ResidualBlock(nn.Module):
+    """x + IN(conv(ReLU(IN(conv(x))))): two 3×3 convolutions at the bottleneck width."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            conv_in_relu(channels, channels, 3, 1, 1),
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+            nn.InstanceNorm2d(channels, affine=True))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class SubPixelUp(nn.Module):
+    """Sub-pixel convolution (3×3 conv to 4·c_out, pixel shuffle ×2) + IN + ReLU: doubles H and W."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, 4 * c_out, 3, 1, 1, bias=False)
+        self.shuffle = nn.PixelShuffle(2)
+        self.norm = nn.InstanceNorm2d(c_out, affine=True)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.act(self.norm(self.shuffle(self.conv(x))))
+
+
+class Generator(nn.Module):
+    """Table 1. forward(x6, expression_onehot=None) -> (image, side_map), both tanh in [-1, 1]."""
+
+    def __init__(self, width: int = 64, num_classes: int = 0, num_residual: int = 6):
+        super().__init__()
+        if width < 1 or num_classes < 0:
+            raise ValueError(f"generator width must be >= 1 and num_classes >= 0, got {width}, {num_classes}")
+        self.width, self.num_classes = width, num_classes
+        w = width
+        self.encoder = nn.Sequential(
+            conv_in_relu(IN_CHANNELS, w, 7, 1, 3),
+            conv_in_relu(w, 2 * w, 4, 2, 1),
+            conv_in_relu(2 * w, 4 * w, 4, 2, 1),
+            conv_in_relu(4 * w, 8 * w, 4, 2, 1),
+            conv_in_relu(8 * w, 16 * w, 4, 2, 1))
+        self.bottleneck = nn.Sequential(*(ResidualBlock(16 * w) for _ in range(num_residual)))
+        self.decoder = nn.Sequential(
+            SubPixelUp(16 * w + num_classes, 8 * w),
+            SubPixelUp(8 * w, 4 * w),
+            SubPixelUp(4 * w, 2 * w),
+            SubPixelUp(2 * w, w))
+        self.image_head = nn.Sequential(nn.Conv2d(w, 3, 7, 1, 3), nn.Tanh())
+        self.side_head = nn.Sequential(nn.Conv2d(w, 3, 7, 1, 3), nn.Tanh())
+
+    def check_input(self, x, expression_onehot):
+        if x.dim() != 4 or x.shape[1] != IN_CHANNELS:
+            raise ValueError(f"generator input must be N×{IN_CHANNELS}×H×W (image + side map), got {tuple(x.shape)}")
+        if x.shape[2] % GENERATOR_DOWNSAMPLING or x.shape[3] % GENERATOR_DOWNSAMPLING:
+            raise ValueError(f"generator input H and W must be multiples of {GENERATOR_DOWNSAMPLING}, got {tuple(x.shape[2:])}")
+        if self.num_classes and expression_onehot is None:
+            raise ValueError(f"this generator is conditioned: it needs an N×{self.num_classes} expression one-hot")
+        if not self.num_classes and expression_onehot is not None:
+            raise ValueError("this generator is unconditioned (UIT): it takes no expression")
+        if self.num_classes and tuple(expression_onehot.shape) != (x.shape[0], self.num_classes):
+            raise ValueError(f"expression one-hot must be {(x.shape[0], self.num_classes)}, got {tuple(expression_onehot.shape)}")
+
+    def forward(self, x, expression_onehot=None):
+        self.check_input(x, expression_onehot)
+        h = self.bottleneck(self.encoder(x))
+        if self.num_classes:
+            y = expression_onehot.to(h.dtype)[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])
+            h = torch.cat([h, y], dim=1)
+        h = self.decoder(h)
+        return self.image_head(h), self.side_head(h)
+
+
+class Discriminator(nn.Module):
+    """Table 2. forward(x6) -> (patch scores N×1×H/64×W/64, class logits N×m or None)."""
+
+    def __init__(self, width: int = 64, image_size: int = 128, num_classes: int = 0):
+        super().__init__()
+        if image_size % DISCRIMINATOR_DOWNSAMPLING:
+            raise ValueError(f"discriminator image size must be a multiple of {DISCRIMINATOR_DOWNSAMPLING}, got {image_size}")
+        self.width, self.image_size, self.num_classes = width, image_size, num_classes
+        layers, c_in = [], IN_CHANNELS
+        for i in range(6):
+            c_out = width * 2 ** i
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(LEAKY_SLOPE, inplace=True)]
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        self.adversarial_head = nn.Conv2d(c_in, 1, 3, 1, 1, bias=False)
+        side = image_size // DISCRIMINATOR_DOWNSAMPLING
+        self.class_head = nn.Linear(c_in * side * side, num_classes) if num_classes else None
+
+    def forward(self, x):
+        if x.dim() != 4 or x.shape[1] != IN_CHANNELS or tuple(x.shape[2:]) != (self.image_size, self.image_size):
+            raise ValueError(f"discriminator input must be N×{IN_CHANNELS}×{self.image_size}×{self.image_size}, got {tuple(x.shape)}")
+        h = self.features(x)
+        scores = self.adversarial_head(h)
+        return scores, (self.class_head(h.flatten(1)) if self.class_head is not None else None)
+
+
+# ---- the four networks of a run, from its config --------------------------------------------
+
+NETWORK_NAMES = ("G_ts", "G_st", "D_s", "D_t")
+
+
+def build_network(config: dict, name: str) -> nn.Module:
+    """One of G_ts (target→source; conditioned in CGIT), G_st, D_s (class head in CGIT), D_t,
+    from a run config holding mode, width, image_size (and num_residual)."""
+    mode, width, size = config["mode"], int(config["width"]), int(config["image_size"])
+    if mode not in ("uit", "cgit"):
+        raise ValueError(f"mode {mode!r}; expected 'uit' or 'cgit'")
+    classes = NUM_EXPRESSIONS if mode == "cgit" else 0
+    if name == "G_ts":
+        return Generator(width, classes, int(config.get("num_residual", 6)))
+    if name == "G_st":
+        return Generator(width, 0, int(config.get("num_residual", 6)))
+    if name == "D_s":
+        return Discriminator(width, size, classes)
+    if name == "D_t":
+        return Discriminator(width, size, 0)
+    raise ValueError(f"unknown network {name!r}; expected one of {NETWORK_NAMES}")
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
