@@ -16,6 +16,8 @@ import onnx
 import torch
 from torch import nn
 
+from engines.onnx_rewrite import merge_sibling_convs
+
 EXPRESSIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 NORMALIZATION = "x/127.5-1"
 CHECKPOINT_KINDS = {"exprada-uit": "uit_generator", "exprada-cgit": "cgit_generator", "classifier": "classifier"}
@@ -109,8 +111,13 @@ def build_metadata(kind: str, config: dict | None, image_size: int, width: int, 
 
 
 def export_onnx(module: nn.Module, kind: str, out, *, config: dict | None = None, image_size: int = 128,
-                width: int | None = None, classes=EXPRESSIONS, opset: int = DEFAULT_OPSET) -> Path:
-    """Write `module` as ONNX: dynamic batch, fixed S×S, contract names, `exprada.*` metadata."""
+                width: int | None = None, classes=EXPRESSIONS, opset: int = DEFAULT_OPSET,
+                merge_heads: bool = True) -> Path:
+    """Write `module` as ONNX: dynamic batch, fixed S×S, contract names, `exprada.*` metadata.
+
+    merge_heads: the generator's two 7×7 heads become one convolution + Split (same outputs, one
+    im2col; see engines/onnx_rewrite.py).
+    """
     if opset < 17:
         raise ValueError(f"opset must be ≥ 17 (LayerNorm/InstanceNorm fusions, Q/DQ per-channel), got {opset}")
     out = Path(out)
@@ -126,6 +133,8 @@ def export_onnx(module: nn.Module, kind: str, out, *, config: dict | None = None
                           dynamic_axes={name: {0: "batch"} for name in inputs + outputs},
                           do_constant_folding=True)
     model = onnx.load(str(out))
+    if merge_heads:
+        merge_sibling_convs(model)
     metadata = build_metadata(kind, config, image_size, width or infer_width(module), classes)
     del model.metadata_props[:]
     for key, value in metadata.items():

@@ -1,0 +1,79 @@
+"""Export: the ONNX graph matches PyTorch (parity), carries the contract's names and metadata, and the
+head-merging rewrite changes nothing numerically."""
+import numpy as np
+import onnx
+import pytest
+import torch
+
+import engines
+from engines.export import example_inputs, export_onnx, parity
+from engines.onnx_rewrite import merge_sibling_convs
+from tiny_nets import TinyClassifier, TinyGenerator, seeded
+
+PARITY = 1e-4  # max |ONNX − torch| relative to the output range (issue 5)
+
+
+def _real_looking(image_size, batch=2):
+    """A smooth face-like blob and a sparse landmark-style side map, in [-1, 1] like real frames."""
+    yy, xx = np.mgrid[0:image_size, 0:image_size] / image_size - 0.5
+    face = np.exp(-(xx ** 2 + (yy * 0.8) ** 2) * 8)
+    image = np.repeat((face * 2 - 1)[None, None], 3, axis=1).repeat(batch, 0).astype(np.float32)
+    side = -np.ones_like(image)
+    side[:, :, image_size // 3, image_size // 4:3 * image_size // 4] = 1.0  # an "eye line"
+    return torch.from_numpy(image), torch.from_numpy(side)
+
+
+@pytest.mark.parametrize("kind,make", [
+    ("uit_generator", lambda: TinyGenerator(8)),
+    ("cgit_generator", lambda: TinyGenerator(8, n_classes=7)),
+    ("classifier", lambda: TinyClassifier(8)),
+])
+def test_parity_random_and_real_looking_inputs(tmp_path, kind, make):
+    module = seeded(make(), seed=3)
+    path = export_onnx(module, kind, tmp_path / f"{kind}.onnx", image_size=64)
+    for error in parity(module, kind, path, example_inputs(kind, 64, batch=3)).values():
+        assert error <= PARITY
+    if kind == "uit_generator":
+        for error in parity(module, kind, path, _real_looking(64)).values():
+            assert error <= PARITY
+    model = onnx.load(str(path))
+    assert model.opset_import[0].version >= 17
+    assert {p.key for p in model.metadata_props} >= {"exprada.kind", "exprada.classes", "exprada.image_size",
+                                                     "exprada.width", "exprada.normalization", "exprada.config_sha256"}
+
+
+def test_cgit_has_expression_input(tmp_path):
+    path = export_onnx(seeded(TinyGenerator(8, n_classes=7)), "cgit_generator", tmp_path / "c.onnx", image_size=32)
+    engine = engines.load(path)
+    assert [s.name for s in engine.inputs] == ["image", "side_map", "expression"]
+    assert engine.inputs[2].shape == (None, 7)
+
+
+def test_merging_heads_keeps_outputs_and_removes_one_conv(tmp_path, tiny_generator):
+    plain = export_onnx(tiny_generator, "uit_generator", tmp_path / "plain.onnx", image_size=32, merge_heads=False)
+    merged = export_onnx(tiny_generator, "uit_generator", tmp_path / "merged.onnx", image_size=32)
+    count = lambda p: sum(n.op_type == "Conv" for n in onnx.load(str(p)).graph.node)
+    assert count(merged) == count(plain) - 1
+    feeds = engines.load(plain).example_feeds(batch=2, fill=0.3)
+    a, b = engines.load(plain).run(feeds), engines.load(merged).run(feeds)
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], atol=1e-6)
+
+
+def test_merge_leaves_differently_shaped_convs_alone(tmp_path, tiny_classifier):
+    path = export_onnx(tiny_classifier, "classifier", tmp_path / "c.onnx", image_size=32)
+    model = onnx.load(str(path))
+    assert merge_sibling_convs(model) == 0
+
+
+def test_config_hash_changes_with_config(tmp_path, tiny_classifier):
+    a = export_onnx(tiny_classifier, "classifier", tmp_path / "a.onnx", image_size=32, config={"width": 8})
+    b = export_onnx(tiny_classifier, "classifier", tmp_path / "b.onnx", image_size=32, config={"width": 16})
+    assert engines.load(a).metadata["exprada.config_sha256"] != engines.load(b).metadata["exprada.config_sha256"]
+
+
+def test_unknown_kind_and_low_opset_are_refused(tmp_path, tiny_classifier):
+    with pytest.raises(ValueError, match="unknown model kind"):
+        export_onnx(tiny_classifier, "detector", tmp_path / "x.onnx")
+    with pytest.raises(ValueError, match="opset must be ≥ 17"):
+        export_onnx(tiny_classifier, "classifier", tmp_path / "x.onnx", opset=13)
