@@ -96,3 +96,24 @@ def sum_over_processes(value: int, ctx: Context) -> int:
 def any_process(flag: bool, ctx: Context) -> bool:
     """True on every process when it is true on one (so all stop, or all skip, together)."""
     return sum_over_processes(int(bool(flag)), ctx) > 0
+
+
+def weights_fingerprint(modules) -> torch.Tensor:
+    """Per-tensor (sum, sum of squares) of every parameter, float64: equal iff replicas match (in practice)."""
+    values = []
+    for module in modules:
+        for p in module.parameters():
+            data = p.detach().double()
+            values += [data.sum(), (data * data).sum()]
+    return torch.stack(values).cpu()
+
+
+def replicas_agree(modules, ctx: Context) -> bool:
+    """True when every process holds bit-identical weight fingerprints (DDP keeps replicas in step)."""
+    mine = weights_fingerprint(modules)
+    if not ctx.distributed:
+        return True
+    device = ctx.device if ctx.device.type == "cuda" else torch.device("cpu")
+    gathered = [torch.empty_like(mine, device=device) for _ in range(ctx.world_size)]
+    dist.all_gather(gathered, mine.to(device))
+    return all(torch.equal(gathered[0], other) for other in gathered[1:])

@@ -473,7 +473,11 @@ class ExprADATrainer:
     def summary(self) -> dict:
         counters = {k: distributed.sum_over_processes(v, self.ctx) for k, v in self.counters.items()}
         result = {"step": self.step, "total_steps": self.config["total_steps"], "mode": self.config["mode"],
-                  "checkpoint": str(checkpoint_path(self.run_dir)), **counters}
+                  "checkpoint": str(checkpoint_path(self.run_dir)), "world_size": self.ctx.world_size, **counters}
+        if self.ctx.distributed:
+            result["replicas_agree"] = distributed.replicas_agree(self.nets.values(), self.ctx)
+            if not result["replicas_agree"]:
+                self.log.error("the processes' weights differ: data-parallel replicas went out of step")
         if self.ctx.is_main:
             write_json(self.run_dir / "summary.json", result)
         return result

@@ -77,6 +77,13 @@ class RunLog:
         elif start_step == 0:
             for path in (self.csv_path, self.jsonl_path):
                 path.unlink(missing_ok=True)
+        bad_list = self.run_dir / "bad_files.txt"
+        if start_step == 0:
+            bad_list.unlink(missing_ok=True)
+        elif bad_list.is_file():  # a resumed run already logged (and counted) these
+            for line in bad_list.read_text().splitlines():
+                path, _, reason = line.partition("\t")
+                self.bad_files[path] = reason
         if self.csv_path.is_file():
             with self.csv_path.open() as f:
                 self._columns = next(csv.reader(f), None)

@@ -1,0 +1,137 @@
+"""ExprADA training end to end on CPU, tiny: w=4, 64², a handful of images written here."""
+import csv
+import json
+
+import pytest
+import torch
+
+from face.expressions import EXPRESSIONS
+from tiny_data import write_images, write_labelled
+from train import distributed
+from train.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from train.exprada import ExprADATrainer, main, resolve_config, build_parser
+from train.networks import NETWORK_NAMES, Generator
+from train.runlog import setup_logging
+
+TINY = ["--width", "4", "--image-size", "64", "--batch-size", "2", "--workers", "0", "--no-progress",
+        "--log-every", "1", "--sample-every", "3", "--checkpoint-every", "2"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exprada")
+    write_labelled(root / "src", per_class=2, size=64, classes=("anger", "happiness", "surprise"))
+    write_images(root / "tgt", 5, 64, seed=7, brightness=110)
+    (root / "tgt" / "img_003.png").write_bytes(b"\x89PNG broken")  # an unreadable file in the middle
+    return root
+
+
+def _args(data, mode="cgit"):
+    return ["--mode", mode, "--source", str(data / "src"), "--target", str(data / "tgt")] + TINY
+
+
+def _states(run):
+    return load_checkpoint(run)
+
+
+def test_resume_is_exact_and_the_run_leaves_its_records(data, tmp_path):
+    straight, halves = tmp_path / "straight", tmp_path / "halves"
+    assert main(_args(data) + ["--steps", "6", "--out", str(straight)]) == 0
+    assert main(_args(data) + ["--steps", "6", "--out", str(halves), "--stop-after", "3"]) == 0
+    assert load_checkpoint(halves)["step"] == 3
+    assert main(["--resume", str(halves)]) == 0
+    a, b = load_checkpoint(straight), load_checkpoint(halves)
+    assert a["step"] == b["step"] == 6 and a["kind"] == "exprada-cgit"
+    for name in NETWORK_NAMES:
+        for key, tensor in a["models"][name].items():
+            assert torch.equal(tensor, b["models"][name][key]), f"{name}.{key} differs after resume"
+    for key in ("G", "D"):
+        exp_a = [s["exp_avg_sq"] for s in a["optimizers"][key]["state"].values()]
+        exp_b = [s["exp_avg_sq"] for s in b["optimizers"][key]["state"].values()]
+        assert all(torch.equal(x, y) for x, y in zip(exp_a, exp_b))
+        assert a["schedulers"][key]["last_epoch"] == b["schedulers"][key]["last_epoch"] == 6
+    # weights moved from their initial values, and the run recorded what a person needs
+    torch.manual_seed(0)
+    assert not torch.equal(a["models"]["G_ts"]["encoder.0.0.weight"], Generator(4, 7).encoder[0][0].weight)
+    rows_a, rows_b = (list(csv.DictReader((run / "metrics.csv").open())) for run in (straight, halves))
+    untimed = [{k: v for k, v in row.items() if not k.startswith("perf/")} for row in rows_a]
+    assert untimed == [{k: v for k, v in row.items() if not k.startswith("perf/")} for row in rows_b]
+    assert [row["step"] for row in rows_a] == ["1", "2", "3", "4", "5", "6"]
+    header = list(rows_a[0])
+    for tag in ("G/adv_ts", "G/adv_st", "G/bi", "G/re", "G/cls_f", "D/adv_s", "D/adv_t", "D/cls_r", "lr",
+                "count/bad_files"):
+        assert tag in header
+    assert sorted(p.name for p in (straight / "samples").iterdir()) == ["step_00000003.png", "step_00000006.png"]
+    assert "img_003.png" in (straight / "bad_files.txt").read_text()
+    summary = json.loads((straight / "summary.json").read_text())
+    assert summary["bad_files"] == 1 and summary["step"] == 6 and summary["skipped_steps"] == 0
+    assert list((straight / "tensorboard").iterdir())
+
+
+def test_checkpoint_rebuilds_each_network_and_names_a_mismatch(data, tmp_path):
+    run = tmp_path / "uit"
+    main(_args(data, "uit") + ["--steps", "1", "--out", str(run)])
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert state["config"]["width"] == 4 and state["config"]["classes"] == list(EXPRESSIONS)
+    g, config, kind = load_model(run / "checkpoints" / "last.pt")
+    assert kind == "exprada-uit" and not g.training and g.num_classes == 0
+    image, side = g(torch.zeros(1, 6, 64, 64))
+    assert image.shape == side.shape == (1, 3, 64, 64)
+    d, _, _ = load_model(run, "D_s")
+    assert d.class_head is None
+    with pytest.raises(CheckpointError, match="no model 'G_x'"):
+        load_model(run, "G_x")
+    state["config"]["width"] = 8  # a config that does not fit the stored weights
+    save_checkpoint(tmp_path / "bad.pt", **{k: state[k] for k in ("kind", "config", "models", "step", "epoch", "rng")})
+    with pytest.raises(CheckpointError, match=r"bad.pt model 'G_ts' \(config mode=uit, width=8.*shape mismatches"):
+        load_model(tmp_path / "bad.pt")
+
+
+def test_bad_setups_fail_before_training_with_clear_errors(data, tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope does not exist"):
+        main(["--mode", "uit", "--source", str(tmp_path / "nope"), "--target", str(data / "tgt"), "--out",
+              str(tmp_path / "r")] + TINY)
+    (tmp_path / "src" / "fear").mkdir(parents=True)
+    with pytest.raises(ValueError, match="'fear' has no images"):
+        main(["--mode", "cgit", "--source", str(tmp_path / "src"), "--target", str(data / "tgt"), "--out",
+              str(tmp_path / "r")] + TINY)
+    with pytest.raises(SystemExit, match="--mode, --source, --target"):
+        main(["--out", str(tmp_path / "r2")])
+    with pytest.raises(SystemExit, match="multiple of 64"):
+        main(_args(data) + ["--image-size", "80", "--out", str(tmp_path / "r3")])
+    run = tmp_path / "r4"
+    main(_args(data, "uit") + ["--steps", "2", "--out", str(run), "--stop-after", "1"])
+    with pytest.raises(CheckpointError, match="width: checkpoint 4, now 8"):
+        main(["--resume", str(run), "--width", "8"])
+    with pytest.raises(SystemExit, match="already holds a run"):
+        main(_args(data, "uit") + ["--steps", "2", "--out", str(run)])
+    assert not (tmp_path / "r").exists() or not (tmp_path / "r" / "checkpoints").exists()
+
+
+def _trainer(data, run_dir, extra=()):
+    args = build_parser().parse_args(_args(data, "uit") + ["--steps", "10", "--max-nonfinite", "3", *extra])
+    config = resolve_config(args, None)
+    return ExprADATrainer(config, run_dir, distributed.Context(), setup_logging(run_dir))
+
+
+def test_a_nonfinite_step_changes_nothing_and_persistent_ones_stop_the_run(data, tmp_path):
+    trainer = _trainer(data, tmp_path / "nan")
+    x = torch.rand(2, 6, 64, 64) * 2 - 1
+    y = torch.zeros(2, dtype=torch.long)
+    before = {k: v.clone() for k, v in trainer.nets["G_ts"].state_dict().items()}
+    poisoned = x.clone()
+    poisoned[0, 0, 0, 0] = float("nan")
+    scalars = trainer.step_tensors(poisoned, y, x, y)
+    assert not bool(scalars["finite"])
+    assert all(torch.equal(v, trainer.nets["G_ts"].state_dict()[k]) for k, v in before.items())
+    assert all(float(s["step"]) == 0 for s in trainer.opt_G.state.values())  # Adam's count not advanced
+    assert bool(trainer.step_tensors(x, y, x, y)["finite"])  # the next good batch trains
+    assert not torch.equal(before["encoder.0.0.weight"], trainer.nets["G_ts"].state_dict()["encoder.0.0.weight"])
+
+    diverged = _trainer(data, tmp_path / "diverged")
+    with torch.no_grad():
+        diverged.nets["G_st"].encoder[0][0].weight.fill_(float("inf"))
+    with pytest.raises(FloatingPointError, match="3 steps in a row with non-finite"):
+        diverged.train()
+    assert diverged.counters["nonfinite_steps"] == 3 and load_checkpoint(tmp_path / "diverged")["step"] == 2
+    assert "non-finite" in (tmp_path / "diverged" / "train.log").read_text()
