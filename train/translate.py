@@ -1,0 +1,127 @@
+"""`python -m train translate`: apply a trained generator to one image or a folder.
+
+    python -m train translate --checkpoint runs/uit --input frames/ --out translated/
+    python -m train translate --checkpoint runs/cgit --input face.png --out fig4/ --expression all
+
+UIT writes OUT/NAME.png (the translation) and OUT/NAME.side.png (its side map). CGIT writes one
+translation per asked expression, OUT/<expression>/NAME.png, and with several expressions a
+strip per image, OUT/strips/NAME.png: the input, then every expression in order (paper fig. 4).
+Side maps come from NAME.side.png beside an input or are computed by the face stage into
+OUT/.cache. Unreadable files are skipped, logged and counted.
+"""
+import argparse
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from face.expressions import EXPRESSIONS, expression_index
+from face.imageio import from_network
+
+from .checkpoint import load_model
+from .data import ImageDataset, SideMaps, collate_skipping_bad
+from .datasets import Sample, is_image_file
+from .datasets.folder import index_unlabelled_folder
+from .distributed import pick_device
+from .runlog import setup_logging, write_json
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m train translate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
+    p.add_argument("--input", required=True, help="an image file or a folder of images")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--generator", default="G_ts", choices=("G_ts", "G_st"),
+                   help="G_ts: target→source (default, the car's direction); G_st: source→target")
+    p.add_argument("--expression", default="all",
+                   help="CGIT: an expression name, a comma list, or 'all' (default)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--cache", help="where computed side maps go (default OUT/.cache)")
+    return p
+
+
+def input_samples(path) -> tuple[list[Sample], Path]:
+    """Samples for a file or a folder, and the root their output names are relative to."""
+    path = Path(path)
+    if path.is_file():
+        if not is_image_file(path):
+            raise ValueError(f"{path}: not an image file")
+        return [Sample(path, domain="input")], path.parent
+    return index_unlabelled_folder(path, domain="input"), path
+
+
+def expressions_asked(text: str) -> list[int]:
+    if text.strip().lower() == "all":
+        return list(range(len(EXPRESSIONS)))
+    return [expression_index(name) for name in text.split(",") if name.strip()]
+
+
+def _write(path: Path, image: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), image):
+        raise OSError(f"cannot write {path}")
+
+
+@torch.no_grad()
+def translate(checkpoint, input_path, out, generator="G_ts", expression="all", batch_size=8, device="auto",
+              cache=None, logger=None) -> dict:
+    logger = logger or logging.getLogger("train")
+    out = Path(out)
+    model, config, kind = load_model(checkpoint, generator)
+    device = pick_device(device)
+    model = model.to(device)
+    conditioned = getattr(model, "num_classes", 0) > 0
+    labels = expressions_asked(expression) if conditioned else []
+    samples, root = input_samples(input_path)
+    side_maps = SideMaps(Path(cache) if cache else out / ".cache")
+    dataset = ImageDataset(samples, int(config["image_size"]), side_maps)
+    from tqdm import tqdm
+    written, bad = 0, []
+    for first in tqdm(range(0, len(samples), batch_size), desc="translate", unit="batch"):
+        batch = collate_skipping_bad([dataset[i] for i in range(first, min(first + batch_size, len(samples)))])
+        for path, reason in batch["bad"]:
+            logger.warning("skipping unreadable file %s (%s)", path, reason)
+            bad.append(path)
+        if batch["size"] == 0:
+            continue
+        x = torch.cat([batch["image"], batch["side"]], dim=1).to(device)
+        names = [samples[int(i)].path.relative_to(root).with_suffix(".png") for i in batch["index"]]
+        if not conditioned:
+            image, side = (from_network(t.float().cpu().numpy()) for t in model(x))
+            for k, name in enumerate(names):
+                _write(out / name, image[k])
+                _write(out / name.with_name(name.stem + ".side.png"), side[k])
+                written += 1
+            continue
+        per_expression = []
+        for label in labels:
+            onehot = F.one_hot(torch.full((x.shape[0],), label, device=device), len(EXPRESSIONS)).float()
+            image = from_network(model(x, onehot)[0].float().cpu().numpy())
+            per_expression.append(image)
+            for k, name in enumerate(names):
+                _write(out / EXPRESSIONS[label] / name, image[k])
+                written += 1
+        if len(labels) > 1:
+            inputs = from_network(batch["image"].numpy())
+            for k, name in enumerate(names):
+                _write(out / "strips" / name, np.concatenate([inputs[k]] + [imgs[k] for imgs in per_expression], axis=1))
+    summary = {"checkpoint": str(checkpoint), "kind": kind, "generator": generator, "inputs": len(samples),
+               "written": written, "bad_files": bad, "expressions": [EXPRESSIONS[i] for i in labels],
+               "no_face_side_maps": side_maps.counts["no_face"]}
+    write_json(out / "translate_summary.json", summary)
+    return summary
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logger = setup_logging(None)
+    summary = translate(args.checkpoint, args.input, args.out, args.generator, args.expression, args.batch_size,
+                        args.device, args.cache, logger)
+    logger.info("wrote %d images to %s (%d unreadable inputs skipped)", summary["written"], args.out,
+                len(summary["bad_files"]))
+    return 0
