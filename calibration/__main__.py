@@ -1,0 +1,52 @@
+"""python -m calibration --onnx MODEL.onnx --frames VIDEO|DIR --out MODEL.int8.onnx [--method ...]
+
+INT8 (Q/DQ) from representative frames run through the face stage, or FP16 (--precision fp16,
+no frames needed). Prints one JSON line describing what was written.
+"""
+import argparse
+import json
+import sys
+
+import engines
+from calibration.feeds import model_inputs
+from calibration.frames import collect
+from calibration.quantize import METHODS, TARGETS, batched_feeds, convert_fp16, quantize_int8
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m calibration", description=__doc__.splitlines()[0])
+    parser.add_argument("--onnx", required=True, help="FP32 model written by `python -m engines export`")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--precision", choices=("int8", "fp16"), default="int8")
+    parser.add_argument("--frames", help="video file or folder of images (int8)")
+    parser.add_argument("--method", choices=METHODS, default="percentile")
+    parser.add_argument("--percentile", type=float, default=99.999)
+    parser.add_argument("--target", choices=TARGETS, default="cpu",
+                        help="cpu: uint8 activations for ONNX Runtime on x86; tensorrt: symmetric int8")
+    parser.add_argument("--limit", type=int, default=200, help="faces to collect")
+    parser.add_argument("--stride", type=int, default=1, help="use every k-th frame")
+    parser.add_argument("--generator", help="FP32 UIT generator ONNX: a classifier is calibrated on its translations")
+    args = parser.parse_args(argv)
+
+    model = engines.load(args.onnx)
+    if args.precision == "fp16":
+        out = convert_fp16(args.onnx, args.out)
+        print(json.dumps({"out": str(out), "precision": "fp16", "source": args.onnx}))
+        return 0
+    if not args.frames:
+        parser.error("--frames is required for int8")
+    size = int(model.metadata.get("exprada.image_size", model.inputs[0].shape[-1]))
+    calib = collect(args.frames, size=size, limit=args.limit, stride=args.stride)
+    generator = engines.load(args.generator) if args.generator else None
+    inputs = model_inputs(model, calib, generator)
+    feeds = batched_feeds(inputs)
+    out = quantize_int8(args.onnx, args.out, feeds, method=args.method, target=args.target,
+                        percentile=args.percentile)
+    result = {"out": str(out), "precision": "int8", "method": args.method, "target": args.target,
+              "calibration": calib.summary()}
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

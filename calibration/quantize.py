@@ -1,0 +1,151 @@
+"""INT8 by Q/DQ nodes (ONNX Runtime CPU and TensorRT read the same kind of file) and FP16 ONNX.
+
+Why two INT8 targets. Profiling the generator on ONNX Runtime's CPU provider (see the README):
+with symmetric int8 activations, ORT converts every int8 Q/DQ pair to uint8 at load time
+(QDQS8ToU8Transformer), and wherever one quantized tensor feeds two consumers — the residual
+skip (Conv + Add) and the generator's two heads — the converted pairs no longer match the
+QLinearConv pattern: 8 of 23 convolutions stayed in float between DequantizeLinear and
+QuantizeLinear, the worst being the three full-resolution 7×7 layers, so INT8 was only ~1.3× the
+FP32 speed. Writing uint8 (asymmetric) activations directly, with a dedicated Q/DQ pair per
+consumer, lets every convolution and residual Add run as QLinearConv / QLinearAdd.
+TensorRT wants the opposite: symmetric int8 activations (zero point 0) and float biases, which
+it fuses itself. Weights are symmetric int8, per output channel, for both.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+from tqdm import tqdm
+
+METHODS = ("minmax", "entropy", "percentile")
+TARGETS = ("cpu", "tensorrt")
+
+
+def _ort_method(method: str):
+    from onnxruntime.quantization import CalibrationMethod
+    table = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+             "percentile": CalibrationMethod.Percentile}
+    if method not in table:
+        raise ValueError(f"calibration method {method!r}; expected one of {', '.join(METHODS)}")
+    return table[method]
+
+
+class _FeedReader:
+    """ORT's CalibrationDataReader protocol over a list of feed dicts, with progress."""
+
+    def __init__(self, feeds: list[dict], desc: str):
+        self._feeds = feeds
+        self._bar = tqdm(total=len(feeds), desc=desc, unit="batch", leave=False)
+        self._iter = iter(feeds)
+
+    def get_next(self):
+        item = next(self._iter, None)
+        if item is not None:
+            self._bar.update(1)
+        else:
+            self._bar.close()
+        return item
+
+    def rewind(self):
+        self._iter = iter(self._feeds)
+
+
+def batched_feeds(arrays: dict[str, np.ndarray], batch: int = 8) -> list[dict[str, np.ndarray]]:
+    """{input name: N×...} → list of feed dicts of at most `batch` samples each."""
+    count = {len(a) for a in arrays.values()}
+    if len(count) != 1:
+        raise ValueError(f"calibration inputs differ in sample count: { {k: len(v) for k, v in arrays.items()} }")
+    total = count.pop()
+    if total == 0:
+        raise ValueError("calibration set is empty")
+    return [{name: np.ascontiguousarray(a[i:i + batch], dtype=np.float32) for name, a in arrays.items()}
+            for i in range(0, total, batch)]
+
+
+def quantize_int8(onnx_path, out, feeds: list[dict], *, method: str = "minmax", target: str = "cpu",
+                  percentile: float = 99.999, per_channel: bool = True, exclude_nodes=()) -> Path:
+    """Insert Q/DQ nodes calibrated on `feeds`; writes `out` and returns its path.
+
+    The source model's `exprada.*` metadata is kept and `exprada.precision`, `exprada.quantization`
+    are added so an engine knows what it runs.
+    """
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if target not in TARGETS:
+        raise ValueError(f"quantization target {target!r}; expected one of {', '.join(TARGETS)}")
+    onnx_path, out = Path(onnx_path), Path(out)
+    source = _load(onnx_path)
+    calibrate_method = _ort_method(method)
+    cpu = target == "cpu"
+    extra = {
+        "WeightSymmetric": True,
+        "ActivationSymmetric": not cpu,
+        "DedicatedQDQPair": True,
+        "QuantizeBias": cpu,
+        "CalibMovingAverage": False,
+    }
+    if method == "percentile":
+        extra["CalibPercentile"] = float(percentile)
+    with tempfile.TemporaryDirectory() as scratch:
+        prepared = Path(scratch) / "prepared.onnx"
+        # Shape inference + constant folding first, as ORT's quantization guide asks; no fusions that
+        # would hide Conv nodes from the quantizer.
+        quant_pre_process(str(onnx_path), str(prepared), skip_optimization=False, skip_onnx_shape=False,
+                          skip_symbolic_shape=False)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        quantize_static(str(prepared), str(out), _FeedReader(feeds, f"calibrating ({method})"),
+                        quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        activation_type=QuantType.QUInt8 if cpu else QuantType.QInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=calibrate_method,
+                        nodes_to_exclude=list(exclude_nodes), extra_options=extra)
+    quantized = onnx.load(str(out))
+    _copy_metadata(source, quantized, {
+        "exprada.precision": "int8",
+        "exprada.quantization": json.dumps({"method": method, "target": target, "per_channel": per_channel,
+                                            "activations": "uint8 asymmetric" if cpu else "int8 symmetric",
+                                            "weights": "int8 symmetric", "batches": len(feeds),
+                                            **({"percentile": percentile} if method == "percentile" else {})}),
+    })
+    onnx.save(quantized, str(out))
+    return out
+
+
+def convert_fp16(onnx_path, out) -> Path:
+    """FP16 weights and arithmetic, float32 inputs and outputs kept (callers feed what they fed FP32).
+
+    The casts at the edges stay inside the graph, so the engine's interface is unchanged. Instance
+    norm's statistics are the op most sensitive to fp16; `report` checks the result against FP32.
+    """
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    onnx_path, out = Path(onnx_path), Path(out)
+    source = _load(onnx_path)
+    half = convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True)
+    _copy_metadata(source, half, {"exprada.precision": "fp16"})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(half, str(out))
+    return out
+
+
+def _load(path: Path) -> onnx.ModelProto:
+    if not path.is_file():
+        raise FileNotFoundError(f"ONNX model {path} not found")
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as error:  # protobuf decode errors and checker errors both mean "not usable"
+        raise ValueError(f"ONNX model {path} is corrupt or invalid: {error}") from error
+    return model
+
+
+def _copy_metadata(source: onnx.ModelProto, target: onnx.ModelProto, extra: dict) -> None:
+    values = {p.key: p.value for p in source.metadata_props}
+    values.update(extra)
+    del target.metadata_props[:]
+    for key, value in values.items():
+        target.metadata_props.add(key=key, value=value)
