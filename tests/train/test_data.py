@@ -77,3 +77,19 @@ def test_square_resize_crops_the_centre():
     image[10:30] = 255
     out = square_resize(image, 10)
     assert out.shape == (10, 10, 3) and out.min() == 255
+
+
+def test_side_maps_from_the_real_face_stage_for_a_photo_and_zero_for_no_face(tmp_path):
+    pytest.importorskip("mediapipe", reason="the face stage needs mediapipe")
+    from skimage import data as photos
+    astronaut = cv2.cvtColor(photos.astronaut(), cv2.COLOR_RGB2BGR)[0:256, 100:356]  # her face, 256²
+    cv2.imwrite(str(tmp_path / "face.png"), astronaut)
+    cv2.imwrite(str(tmp_path / "wall.png"), np.full((128, 128, 3), 90, np.uint8))
+    side_maps = SideMaps(tmp_path / "cache")
+    samples = [Sample(tmp_path / "face.png"), Sample(tmp_path / "wall.png")]
+    assert side_maps.prepare(samples, progress=False) == []
+    assert side_maps.counts == {"beside": 0, "cached": 0, "computed": 1, "no_face": 1}
+    ds = ImageDataset(samples, size=64, side_maps=side_maps)
+    face_side, wall_side = ds[0]["side"], ds[1]["side"]
+    assert face_side.max() > 0.5 and (face_side > -0.5).float().mean() < 0.9  # a heatmap, not a flat image
+    assert torch.all(wall_side == -1)
