@@ -1,0 +1,94 @@
+"""python -m engines export|build|bench — checkpoint → ONNX / .pt2, engine build, latency JSON."""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import engines
+
+
+def _export(args) -> dict:
+    from engines.export import example_inputs, export_checkpoint, load_checkpoint_model, parity
+
+    out = export_checkpoint(args.checkpoint, args.out, name=args.name, opset=args.opset)
+    result = {"out": str(out), "checkpoint": str(args.checkpoint)}
+    if out.suffix == ".onnx":
+        module, kind, _, size, width = load_checkpoint_model(args.checkpoint, args.name)
+        result.update(kind=kind, image_size=size, width=width,
+                      parity_rel_max=parity(module, kind, out, example_inputs(kind, size, batch=2)))
+    return result
+
+
+def _build(args) -> dict:
+    if args.backend == "tensorrt":
+        from engines.tensorrt_backend import build_cached
+        plan, built = build_cached(args.onnx, precision=args.precision, cache_dir=args.cache_dir,
+                                   max_batch=args.max_batch, workspace_gb=args.workspace_gb)
+        return {"engine": str(plan), "built": built, "precision": args.precision}
+    if args.backend == "onnxruntime":
+        engine = engines.load(args.onnx)
+        have = engine.metadata.get("exprada.precision", "fp32")
+        if have != args.precision:
+            raise SystemExit(f"{args.onnx} is {have}; make a {args.precision} model first with "
+                             f"`python -m calibration --onnx {args.onnx} --precision {args.precision} ...`")
+        out = Path(args.out or Path(args.onnx).with_suffix(".optimized.onnx"))
+        engines.load(args.onnx, optimization="extended", optimized_model_path=str(out))
+        return {"engine": str(out), "precision": have,
+                "note": "ONNX Runtime graph optimised offline (extended level: portable across CPUs)"}
+    raise SystemExit("the torch backend needs no build: export a .pt2 with "
+                     "`python -m engines export --checkpoint CKPT --out MODEL.pt2` and load it")
+
+
+def _bench(args) -> dict:
+    from engines.bench import measure
+
+    options = {}
+    if args.backend == "onnxruntime" and args.threads:
+        options["threads"] = args.threads
+    if args.backend == "torch":
+        options.update(device=args.device, dtype=args.dtype, compile=args.compile)
+    if args.backend == "tensorrt":
+        options.update(precision=args.precision)
+    engine = engines.load(args.onnx, backend=args.backend, **options)
+    sync = None
+    if args.backend == "torch" and args.device.startswith("cuda"):
+        import torch
+        sync = torch.cuda.synchronize
+    results = [measure(engine, b, runs=args.runs, sync=sync) for b in args.batch]
+    return {"model": str(args.onnx), "backend": args.backend, "options": options, "results": results}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engines")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("export", help="training checkpoint → ONNX (.onnx) or torch.export program (.pt2)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--name", help="network in an ExprADA checkpoint (default G_ts)")
+    p.add_argument("--opset", type=int, default=17)
+    p = sub.add_parser("build", help="build an engine from an ONNX file")
+    p.add_argument("--onnx", required=True)
+    p.add_argument("--backend", choices=("onnxruntime", "tensorrt", "torch"), default="onnxruntime")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
+    p.add_argument("--out")
+    p.add_argument("--cache-dir", default="engine_cache")
+    p.add_argument("--max-batch", type=int, default=32)
+    p.add_argument("--workspace-gb", type=float, default=4.0)
+    p = sub.add_parser("bench", help="latency p50/p99 and throughput per batch size, one JSON line")
+    p.add_argument("--onnx", required=True, help="model file (.onnx; .pt2 for the torch backend)")
+    p.add_argument("--backend", choices=engines.BACKENDS, default="onnxruntime")
+    p.add_argument("--batch", type=lambda s: [int(b) for b in s.split(",")], default=[1, 8, 32])
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float16")
+    p.add_argument("--compile", choices=("none", "graph", "compile"), default="graph")
+    args = parser.parse_args(argv)
+    result = {"export": _export, "build": _build, "bench": _bench}[args.command](args)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

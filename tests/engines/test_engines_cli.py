@@ -1,0 +1,55 @@
+"""`python -m engines export|build|bench` on a real training checkpoint (train.checkpoint + train.networks)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import engines
+from engines.__main__ import main
+
+
+@pytest.fixture(scope="module")
+def uit_checkpoint(tmp_path_factory):
+    from train.checkpoint import save_checkpoint
+    from train.networks import build_network
+    config = {"mode": "uit", "width": 4, "image_size": 64, "num_residual": 2}
+    torch.manual_seed(0)
+    models = {name: build_network(config, name) for name in ("G_ts", "G_st", "D_s", "D_t")}
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "last.pt", kind="exprada-uit", config=config,
+                           models=models, step=10)
+
+
+def test_export_checkpoint_to_onnx_prints_parity(tmp_path, uit_checkpoint, capsys):
+    out = tmp_path / "uit.onnx"
+    assert main(["export", "--checkpoint", str(uit_checkpoint), "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["kind"] == "uit_generator" and result["width"] == 4 and result["image_size"] == 64
+    assert max(result["parity_rel_max"].values()) <= 1e-4
+    engine = engines.load(out)
+    assert engine.metadata["exprada.width"] == "4"
+    assert engine.inputs[0].shape == (None, 3, 64, 64)
+
+
+def test_export_unknown_network_name_is_refused(tmp_path, uit_checkpoint):
+    with pytest.raises(ValueError, match="only generators"):
+        main(["export", "--checkpoint", str(uit_checkpoint), "--out", str(tmp_path / "d.onnx"), "--name", "D_s"])
+
+
+def test_bench_prints_latency_per_batch(generator_onnx, capsys):
+    assert main(["bench", "--onnx", str(generator_onnx), "--batch", "1,2", "--runs", "3", "--threads", "1"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [r["batch"] for r in result["results"]] == [1, 2]
+    for r in result["results"]:
+        assert 0 < r["p50_ms"] <= r["p99_ms"] and r["throughput_per_s"] > 0
+
+
+def test_build_onnxruntime_writes_an_optimised_model_with_same_outputs(tmp_path, generator_onnx, capsys):
+    out = tmp_path / "opt.onnx"
+    assert main(["build", "--onnx", str(generator_onnx), "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["engine"] == str(out)
+    a, b = engines.load(generator_onnx), engines.load(out)
+    feeds = a.example_feeds(batch=1, fill=0.25)
+    np.testing.assert_allclose(a.run(feeds)["translated"], b.run(feeds)["translated"], atol=1e-5)
+    with pytest.raises(SystemExit, match="make a int8 model first"):
+        main(["build", "--onnx", str(generator_onnx), "--precision", "int8"])
