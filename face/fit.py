@@ -1,0 +1,178 @@
+"""Fit the bilinear model to one frame's 3-D landmarks: pose, expression, and a pooled identity.
+
+Landmarks arrive in frame pixels (x right, y down, z nearer-is-smaller). They are turned into a
+camera frame with y up and z towards the viewer, so that P ≈ s·R·M + t for model vertices M.
+Regularised alternating least squares: similarity pose (Umeyama) → expression weights → identity
+weights, repeated. The identity is slowly varying, so its normal equations are pooled over the
+frames of one driver with exponential forgetting; `reset()` starts a new driver.
+
+Angles: R = Rz(roll)·Ry(yaw)·Rx(pitch), degrees. yaw > 0 turns the nose towards the image's right,
+pitch > 0 tips it down, roll > 0 turns the face counter-clockwise on screen.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from face.bilinear import BilinearModel
+
+Z_WEIGHT = 0.3  # mediapipe's depth is a network's guess: trust it less than x and y
+
+
+def rotation_from_angles(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    y, p, r = np.radians([yaw, pitch, roll])
+    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
+    rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+    rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def angles_from_rotation(rotation: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees, the inverse of rotation_from_angles."""
+    r = rotation
+    yaw = np.degrees(np.arcsin(np.clip(-r[2, 0], -1.0, 1.0)))
+    pitch = np.degrees(np.arctan2(r[2, 1], r[2, 2]))
+    roll = np.degrees(np.arctan2(r[1, 0], r[0, 0]))
+    return float(yaw), float(pitch), float(roll)
+
+
+def image_to_camera(points: np.ndarray) -> np.ndarray:
+    """Frame-pixel landmarks (x, y down, z nearer-smaller) → camera frame (x, y up, z to viewer)."""
+    return np.asarray(points, dtype=np.float64) * np.array([1.0, -1.0, -1.0])
+
+
+def camera_to_image(points: np.ndarray) -> np.ndarray:
+    return np.asarray(points, dtype=np.float64) * np.array([1.0, -1.0, -1.0])
+
+
+def similarity(model_points: np.ndarray, target: np.ndarray, axis_weight: np.ndarray):
+    """Scale, rotation, translation with target ≈ s·R·model + t (Umeyama), then the scale and
+    translation refined on x and y alone, where the landmarks are reliable."""
+    mu_m, mu_t = model_points.mean(axis=0), target.mean(axis=0)
+    x, y = model_points - mu_m, target - mu_t
+    cov = (y * axis_weight).T @ x / len(x)
+    u, sv, vt = np.linalg.svd(cov)
+    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    rotation = u @ d @ vt
+    rx = x @ rotation.T
+    scale = float((y[:, :2] * rx[:, :2]).sum() / max((rx[:, :2] ** 2).sum(), 1e-12))
+    translation = mu_t - scale * rotation @ mu_m
+    return scale, rotation, translation
+
+
+def _rotate(basis, rotation):
+    """Rotate an axis-major (3L × n) basis: each vertex's x, y, z rows mixed by R."""
+    n = basis.shape[1]
+    return (rotation @ basis.reshape(3, -1)).reshape(-1, n)
+
+
+@dataclass
+class Fit:
+    scale: float
+    rotation: np.ndarray
+    translation: np.ndarray
+    w_id: np.ndarray
+    w_exp: np.ndarray
+    vertices: np.ndarray  # model frame, V×3 (the frontal shape)
+    residual: float       # RMS 2-D landmark error / inter-ocular distance
+
+    @property
+    def angles(self) -> tuple[float, float, float]:
+        return angles_from_rotation(self.rotation)
+
+    def posed(self) -> np.ndarray:
+        """Vertices in frame pixels (x, y down, z nearer-smaller), as the landmarks are given."""
+        return camera_to_image(self.scale * self.vertices @ self.rotation.T + self.translation)
+
+
+class Fitter:
+    def __init__(self, model: BilinearModel, iterations: int = 2, expression_prior: float = 0.02,
+                 identity_prior: float = 0.5, identity_memory: float = 0.95):
+        self.model = model
+        self.iterations = iterations
+        self.expression_prior = expression_prior
+        self.identity_prior = identity_prior
+        self.identity_memory = identity_memory
+        lv = model.landmark_vertex
+        self.landmarks = np.nonzero(lv >= 0)[0]        # detector points used
+        self.vertices = lv[self.landmarks]             # their mesh vertices
+        v, n_id, n_exp = model.num_vertices, model.num_identity, model.num_expression
+        # Rows axis-major (all x, then all y, then all z) so one 3×3 product rotates a basis.
+        axis_major = (3 * np.arange(v)[None, :] + np.arange(3)[:, None]).reshape(-1)
+        core = model.core[axis_major]                   # 3V × n_id × n_exp, float32
+        self._core_by_id = np.ascontiguousarray(core.transpose(0, 2, 1)).reshape(-1, n_id)
+        self._rows = (np.arange(3)[:, None] * v + self.vertices[None, :]).reshape(-1)
+        self._landmark_core_by_exp = np.ascontiguousarray(core[self._rows]).reshape(-1, n_exp)
+        self._axis_weight = np.array([1.0, 1.0, Z_WEIGHT])
+        self._row_weight = np.repeat(self._axis_weight, len(self.vertices))
+        eyes = [i for i in (33, 263) if i < len(lv)]
+        self._eye_pair = eyes if len(eyes) == 2 else None
+        self.reset()
+
+    def reset(self):
+        """Forget the pooled identity (a new driver)."""
+        n = self.model.num_identity
+        self._id_normal = np.zeros((n, n))
+        self._id_rhs = np.zeros(n)
+        self.w_id = self.model.identity_mean.astype(np.float64).copy()
+
+    def __call__(self, landmarks: np.ndarray, pool_identity: bool = True, rounds: int | None = None) -> Fit:
+        """Fit one frame. A round is pose ⇄ expression (twice) then identity; video frames need one
+        (the identity is pooled), a lone image a few (`rounds`, default 1 when pooling, else 3)."""
+        model = self.model
+        rounds = (1 if pool_identity else 3) if rounds is None else rounds
+        target = image_to_camera(landmarks[self.landmarks, :3])
+        w_id = self.w_id.copy()
+        neutral = model.neutral.astype(np.float64)
+        w_exp = neutral.copy()
+        n_l, n_v = len(self.vertices), model.num_vertices
+        for round_ in range(rounds):
+            basis_full = (self._core_by_id @ w_id.astype(np.float32)).reshape(3 * n_v, -1)
+            basis_exp = basis_full[self._rows].astype(np.float64)
+            for _ in range(self.iterations):
+                scale, rotation, translation = similarity((basis_exp @ w_exp).reshape(3, n_l).T, target,
+                                                          self._axis_weight)
+                local = ((target - translation) / scale).T.reshape(-1)  # unscaled camera frame, axis-major
+                w_exp = self._solve(_rotate(basis_exp, rotation), local, neutral,
+                                    model.expression_std, self.expression_prior)
+            basis_id = (self._landmark_core_by_exp @ w_exp.astype(np.float32)).reshape(3 * n_l, -1)
+            normal, rhs = self._weighted_normal(_rotate(basis_id.astype(np.float64), rotation), local)
+            pooled_normal, pooled_rhs = normal, rhs
+            if pool_identity:
+                pooled_normal = normal + self.identity_memory * self._id_normal
+                pooled_rhs = rhs + self.identity_memory * self._id_rhs
+            new_id = self._solve_normal(pooled_normal, pooled_rhs, model.identity_mean, model.identity_std,
+                                        self.identity_prior)
+            if round_ < rounds - 1:
+                w_id = new_id
+        if pool_identity:
+            self._id_normal = self.identity_memory * self._id_normal + normal
+            self._id_rhs = self.identity_memory * self._id_rhs + rhs
+            self.w_id = new_id  # used from the next frame on
+        shape = (basis_exp @ w_exp).reshape(3, n_l).T
+        scale, rotation, translation = similarity(shape, target, self._axis_weight)
+        vertices = (basis_full @ w_exp.astype(np.float32)).reshape(3, n_v).T
+        projected = scale * shape @ rotation.T + translation
+        error = np.sqrt(((projected[:, :2] - target[:, :2]) ** 2).sum(axis=1).mean())
+        return Fit(scale, rotation, translation, w_id.astype(np.float32), w_exp.astype(np.float32),
+                   np.ascontiguousarray(vertices), float(error / self._interocular(landmarks, scale)))
+
+    def _interocular(self, landmarks, scale):
+        if self._eye_pair:
+            d = float(np.linalg.norm(landmarks[self._eye_pair[0], :2] - landmarks[self._eye_pair[1], :2]))
+            if d > 1e-6:
+                return d
+        return max(scale, 1e-6)
+
+    def _weighted_normal(self, basis, target):
+        weighted = basis * self._row_weight[:, None]
+        return weighted.T @ basis, weighted.T @ target
+
+    def _solve(self, basis, target, mean, std, prior):
+        normal, rhs = self._weighted_normal(basis, target)
+        return self._solve_normal(normal, rhs, mean, std, prior)
+
+    def _solve_normal(self, normal, rhs, mean, std, prior):
+        # Ridge towards the prior mean: per component by its spread, overall by the data's size.
+        var = np.square(np.asarray(std, dtype=np.float64))
+        reg = prior * np.trace(normal) / len(normal) * var.mean() / var
+        return np.linalg.solve(normal + np.diag(reg), rhs + reg * np.asarray(mean, dtype=np.float64))

@@ -1,0 +1,106 @@
+"""Dense face landmarks: mediapipe FaceMesh (478 refined points), tracking on streams, static on images.
+
+The driver is the largest face in the frame. Points are returned in frame pixels: x, y, and z
+(mediapipe's relative depth, nearer is smaller) scaled like x.
+
+FaceMesh's own detector is short-range: it misses faces under ~15 % of the frame width (a driver
+seen by a wide cabin camera). On a miss, the full-range face detector finds the face, and FaceMesh
+runs on a square crop around it; while the face stays small, following frames crop around the
+previous landmarks directly.
+"""
+import cv2
+import numpy as np
+
+NUM_LANDMARKS = 478
+CROP_SIDE = 256      # px: the crop FaceMesh sees for small faces
+CROP_MARGIN = 2.0    # crop side / face size
+
+
+class LandmarkDetector:
+    def __init__(self, video: bool = True, max_faces: int = 2, min_confidence: float = 0.5):
+        from mediapipe.python.solutions import face_detection, face_mesh  # heavy: only when used
+
+        self.video = video
+        options = dict(refine_landmarks=True, min_detection_confidence=min_confidence,
+                       min_tracking_confidence=min_confidence)
+        self._mesh = face_mesh.FaceMesh(static_image_mode=not video, max_num_faces=max_faces, **options)
+        self._crop_mesh = face_mesh.FaceMesh(static_image_mode=not video, max_num_faces=1, **options)
+        self._detector = face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
+        self._roi = None  # (x0, y0, side) of the last small face, video mode only
+
+    def __call__(self, bgr: np.ndarray):
+        """(478×3 float32 landmarks of the largest face, number of faces found); (None, 0) if none."""
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if self._roi is not None:
+            points = self._on_crop(rgb, self._roi)
+            if points is not None:
+                self._roi = self._roi_around(points) if self.video else None
+                return points, 1
+            self._roi = None
+        points, count = _largest(self._mesh.process(rgb), rgb.shape)
+        if points is not None:
+            return points, count
+        roi, count = self._detect(rgb)
+        if roi is None:
+            return None, 0
+        points = self._on_crop(rgb, roi)
+        if points is None:
+            return None, 0
+        self._roi = self._roi_around(points) if self.video else None
+        return points, count
+
+    def _detect(self, rgb):
+        """Square crop (x0, y0, side) around the largest face the full-range detector finds."""
+        detections = self._detector.process(rgb).detections or []
+        if not detections:
+            return None, 0
+        h, w = rgb.shape[:2]
+        boxes = [d.location_data.relative_bounding_box for d in detections]
+        box = max(boxes, key=lambda b: b.width * b.height)
+        cx, cy = (box.xmin + box.width / 2) * w, (box.ymin + box.height / 2) * h
+        side = CROP_MARGIN * max(box.width * w, box.height * h)
+        return (cx - side / 2, cy - side / 2, side), len(detections)
+
+    @staticmethod
+    def _roi_around(points):
+        lo, hi = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
+        centre, side = (lo + hi) / 2, CROP_MARGIN * 0.8 * float((hi - lo).max())
+        return centre[0] - side / 2, centre[1] - side / 2, side
+
+    def _on_crop(self, rgb, roi):
+        x0, y0, side = roi
+        if side < 8:
+            return None
+        scale = CROP_SIDE / side
+        # Affine crop with a constant border: faces at the frame's edge keep their position.
+        matrix = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], dtype=np.float64)
+        crop = cv2.warpAffine(rgb, matrix, (CROP_SIDE, CROP_SIDE), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT)
+        points, _ = _largest(self._crop_mesh.process(crop), crop.shape)
+        if points is None:
+            return None
+        points = points / scale
+        points[:, 0] += x0
+        points[:, 1] += y0
+        return points
+
+    def close(self):
+        self._mesh.close()
+        self._crop_mesh.close()
+        self._detector.close()
+
+
+def _largest(result, shape):
+    """The largest face of a FaceMesh result in pixels (x, y, z·width), and how many there were."""
+    faces = result.multi_face_landmarks or []
+    if not faces:
+        return None, 0
+    height, width = shape[:2]
+    best, best_area = None, -1.0
+    for face in faces:
+        points = np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float32)
+        span = points[:, :2].max(axis=0) - points[:, :2].min(axis=0)
+        area = float(span[0] * width * span[1] * height)
+        if area > best_area:
+            best, best_area = points, area
+    return best * np.array([width, height, width], dtype=np.float32), len(faces)

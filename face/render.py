@@ -1,0 +1,139 @@
+"""Frontal and simulated renders of a fitted face, and face-aligned crops, all in one layout.
+
+The layout places the model's mean face, seen from the front, at the same spot of every S×S
+output, so frontal renders, simulated renders, side maps and aligned crops line up pixel for pixel.
+"""
+import cv2
+import numpy as np
+import scipy.sparse
+
+from face.bilinear import BilinearModel
+from face.raster import rasterize, visible_vertices
+
+FACE_FILL = 0.86  # the mean face's height as a fraction of the output side
+LIGHT = np.array([0.0, 0.35, 1.0]) / np.linalg.norm([0.0, 0.35, 1.0])
+
+
+class Layout:
+    """Model frame (y up) → S×S output pixels (y down) for the frontal view."""
+
+    def __init__(self, model: BilinearModel, size: int):
+        mean = model.mesh()
+        lo, hi = mean.min(axis=0), mean.max(axis=0)
+        self.size = size
+        self.scale = FACE_FILL * size / float(hi[1] - lo[1])
+        self.centre = (lo[:2] + hi[:2]) / 2.0
+        self.template = self.project(mean)[0]  # where each vertex of the mean face lands
+
+    def project(self, vertices: np.ndarray):
+        """(V×2 pixel positions, V depths with larger = nearer) of model-frame vertices."""
+        xy = (vertices[:, :2] - self.centre) * self.scale * np.array([1.0, -1.0]) + (self.size - 1) / 2.0
+        return xy, vertices[:, 2] * self.scale
+
+
+def vertex_normals(vertices: np.ndarray, triangles: np.ndarray, incidence) -> np.ndarray:
+    """Unit area-weighted normals (counter-clockwise triangles in a y-up frame face +z)."""
+    p = vertices[triangles]
+    face = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])
+    normals = incidence @ face
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+
+
+def incidence_matrix(num_vertices: int, triangles: np.ndarray):
+    rows = triangles.reshape(-1)
+    cols = np.repeat(np.arange(len(triangles)), 3)
+    return scipy.sparse.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(num_vertices, len(triangles)))
+
+
+class Renderer:
+    def __init__(self, model: BilinearModel, size: int = 128):
+        self.model = model
+        self.size = size
+        self.layout = Layout(model, size)
+        self.triangles = model.triangles.astype(np.int64)
+        self.incidence = incidence_matrix(model.num_vertices, self.triangles)
+        self.mirror = model.mirror
+
+    def frontal_raster(self, vertices: np.ndarray):
+        xy, depth = self.layout.project(vertices)
+        return xy, rasterize(xy, depth, self.triangles, self.size, self.size, cull_backfaces=True)
+
+    def render(self, frame: np.ndarray, texture_xy: np.ndarray, posed: np.ndarray, vertices: np.ndarray):
+        """Frontal render, visibility, simulated render and frontal vertex positions of one fit.
+
+        texture_xy: V×2 where each vertex is seen in the frame; posed: V×3 vertices in frame pixels
+        (z nearer-smaller), for visibility; vertices: V×3 model-frame shape, rendered frontally.
+        Parts hidden in the frame are filled from their mirror partners.
+        Returns (frontal S×S×3 uint8, visibility S×S float32, simulated S×S×3 uint8, V×2 positions).
+        """
+        frontal_xy, raster = self.frontal_raster(vertices)
+        vis = self.vertex_visibility(posed, frame.shape)
+        frame, texture_xy = _prefilter(frame, texture_xy, self.layout.scale, vertices)
+        normals = vertex_normals(vertices, self.triangles, self.incidence)
+        shade = 0.2 + 0.8 * np.clip(normals @ LIGHT, 0.0, 1.0)
+        m = self.mirror
+        attributes = np.column_stack([texture_xy, texture_xy[m], vis, vis[m], shade]).astype(np.float32)
+        values = raster.interpolate(attributes, self.triangles)
+        vd, vm, shade_px = values[:, 4], values[:, 5], values[:, 6]
+        # Keep the frame's own pixel while it is at least half visible; hand over to the mirror below.
+        alpha = np.clip(2.0 * vd - vm + 0.5, 0.0, 1.0)
+        direct = cv2.remap(frame, raster.image(values[:, 0:2], fill=-1.0), None, cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT)
+        mirror = cv2.remap(frame, raster.image(values[:, 2:4], fill=-1.0), None, cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT)
+        a = raster.image(alpha)[..., None]
+        frontal = (direct * a + mirror * (1.0 - a)).round().astype(np.uint8)
+        visibility = raster.image(np.clip(alpha * vd + (1.0 - alpha) * vm, 0.0, 1.0))
+        grey = raster.image((shade_px * 235.0).round(), dtype=np.uint8)
+        return frontal, visibility.clip(0.0, 1.0), cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), frontal_xy
+
+    def vertex_visibility(self, posed: np.ndarray, frame_shape) -> np.ndarray:
+        """Per vertex in [0, 1]: not hidden (z-buffer), facing the camera, inside the frame."""
+        depth = -posed[:, 2]  # nearer is larger
+        camera_frame = posed * np.array([1.0, -1.0, -1.0])
+        normals = vertex_normals(camera_frame, self.triangles, self.incidence)
+        facing = np.clip((normals[:, 2] - 0.1) / 0.4, 0.0, 1.0)
+        unhidden = visible_vertices(posed[:, :2], depth, self.triangles)
+        h, w = frame_shape[:2]
+        inside = (posed[:, 0] >= 0) & (posed[:, 0] <= w - 1) & (posed[:, 1] >= 0) & (posed[:, 1] <= h - 1)
+        return (facing * unhidden * inside).astype(np.float64)
+
+    def simulated(self, vertices: np.ndarray) -> np.ndarray:
+        """The mesh shaded without texture (Gouraud, light from the camera), frontal: S×S×3 uint8."""
+        _, raster = self.frontal_raster(vertices)
+        normals = vertex_normals(vertices, self.triangles, self.incidence)
+        shade = 0.2 + 0.8 * np.clip(normals @ LIGHT, 0.0, 1.0)
+        grey = raster.image((raster.interpolate(shade, self.triangles)[:, 0] * 235.0).round(), dtype=np.uint8)
+        return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+
+    def aligned_crop(self, frame: np.ndarray, landmarks_xy: np.ndarray) -> np.ndarray:
+        """S×S crop of the frame, similarity-aligned so the face lands where the layout puts it."""
+        lv = self.model.landmark_vertex
+        used = np.nonzero(lv >= 0)[0]
+        source = np.asarray(landmarks_xy, dtype=np.float32)[used, :2]
+        target = self.layout.template[lv[used]].astype(np.float32)
+        matrix, _ = cv2.estimateAffinePartial2D(source, target, method=cv2.LMEDS)
+        if matrix is None:
+            raise ValueError("cannot align: landmarks are degenerate")
+        return cv2.warpAffine(frame, matrix, (self.size, self.size), flags=cv2.INTER_AREA,
+                              borderMode=cv2.BORDER_CONSTANT)
+
+
+def _prefilter(frame, texture_xy, out_scale, vertices):
+    """Shrink a face much larger than the output first, so that sampling it does not alias."""
+    span = np.ptp(texture_xy, axis=0).max()
+    target_span = np.ptp(vertices[:, :2], axis=0).max() * out_scale
+    factor = target_span / max(span, 1e-6)
+    if factor > 0.66:
+        return frame, texture_xy
+    lo = np.floor(texture_xy.min(axis=0) - 4).clip(0).astype(int)
+    hi = np.ceil(texture_xy.max(axis=0) + 4).astype(int)
+    hi = np.minimum(hi, [frame.shape[1], frame.shape[0]])
+    if (hi <= lo + 2).any():
+        return frame, texture_xy
+    crop = frame[lo[1]:hi[1], lo[0]:hi[0]]
+    size = (max(int(round(crop.shape[1] * factor * 1.5)), 2), max(int(round(crop.shape[0] * factor * 1.5)), 2))
+    small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+    ratio = np.array([size[0] / crop.shape[1], size[1] / crop.shape[0]])
+    # cv2 pixel centres: x_small + 0.5 = (x - lo + 0.5) · ratio
+    return small, (texture_xy - lo + 0.5) * ratio - 0.5

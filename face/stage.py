@@ -1,0 +1,121 @@
+"""The face stage: one frame in, a FaceResult (or a NoFace saying why) out — never an exception."""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from face import bilinear
+from face.fit import Fitter
+from face.imageio import to_bgr8
+from face.landmarks import LandmarkDetector
+from face.render import Renderer
+from face.side_map import side_map
+
+MIN_FRAME_SIDE = 32   # below this mediapipe cannot find a face; say so instead of trying
+MIN_FACE_SIDE = 12    # px between the extreme landmarks
+
+
+@dataclass
+class NoFace:
+    """No usable face in the frame; `reason` says why (no face found, bad frame, face too small…)."""
+
+    reason: str
+
+    def __bool__(self):
+        return False
+
+
+@dataclass
+class FaceResult:
+    """One driver face. Pixel quantities are in the input frame; images are S×S in the layout.
+
+    box: (x0, y0, x1, y1) around the landmarks; landmarks: 478×2; yaw/pitch/roll: degrees (see
+    face.fit); frontal: the frame's texture rendered frontally (BGR uint8); simulated: the fitted
+    mesh shaded, frontal; side_map: landmark heatmap of the frontal face; visibility: S×S float32
+    in [0, 1], how directly each frontal pixel was seen (0 outside the face); fit_residual: RMS
+    landmark error of the fit over the inter-ocular distance.
+    """
+
+    box: tuple
+    landmarks: np.ndarray
+    yaw: float
+    pitch: float
+    roll: float
+    frontal: np.ndarray
+    simulated: np.ndarray
+    side_map: np.ndarray
+    visibility: np.ndarray
+    fit_residual: float
+    faces_found: int = 1
+    landmarks_3d: np.ndarray = field(default=None, repr=False)
+    expression_weights: np.ndarray = field(default=None, repr=False)
+    identity_weights: np.ndarray = field(default=None, repr=False)
+    frontal_landmarks: np.ndarray = field(default=None, repr=False)
+
+    def __bool__(self):
+        return True
+
+
+class FaceStage:
+    """`FaceStage(size=128, video=True, model=None)(frame)` → FaceResult | NoFace.
+
+    video=True tracks landmarks across frames and pools the identity over them (one driver;
+    `reset()` between drivers or unrelated images); video=False treats every frame alone.
+    model: a BilinearModel, a path to one, or None for the shipped default.
+    """
+
+    def __init__(self, size: int = 128, video: bool = True, model=None, max_faces: int = 2):
+        if isinstance(model, bilinear.BilinearModel):
+            self.model = model
+        else:
+            self.model = bilinear.load(model)
+        self.size = int(size)
+        self.video = video
+        self.detector = LandmarkDetector(video=video, max_faces=max_faces)
+        self.fitter = Fitter(self.model)
+        self.renderer = Renderer(self.model, self.size)
+
+    def __call__(self, frame) -> FaceResult | NoFace:
+        try:
+            image = to_bgr8(frame)
+        except (ValueError, TypeError) as error:
+            return NoFace(f"bad frame: {error}")
+        if min(image.shape[:2]) < MIN_FRAME_SIDE:
+            return NoFace(f"frame too small: {image.shape[1]}x{image.shape[0]}, need at least "
+                          f"{MIN_FRAME_SIDE} px a side")
+        landmarks, count = self.detector(image)
+        if landmarks is None:
+            return NoFace("no face found")
+        lo, hi = landmarks[:, :2].min(axis=0), landmarks[:, :2].max(axis=0)
+        if (hi - lo).max() < MIN_FACE_SIDE:
+            return NoFace(f"face too small: {(hi - lo).max():.0f} px")
+        return self._describe(image, landmarks, count, (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])))
+
+    def _describe(self, image, landmarks, count, box) -> FaceResult:
+        fit = self.fitter(landmarks, pool_identity=self.video)
+        posed = fit.posed()
+        texture_xy = posed[:, :2].copy()
+        lv = self.model.landmark_vertex
+        seen = np.nonzero(lv >= 0)[0]
+        texture_xy[lv[seen]] = landmarks[seen, :2]  # detected points are where the texture really is
+        frontal, visibility, simulated, frontal_xy = self.renderer.render(image, texture_xy, posed, fit.vertices)
+        frontal_landmarks = np.full((len(lv), 2), np.nan, dtype=np.float32)
+        frontal_landmarks[seen] = frontal_xy[lv[seen]]
+        yaw, pitch, roll = fit.angles
+        return FaceResult(
+            box=box, landmarks=landmarks[:, :2].copy(), yaw=yaw, pitch=pitch, roll=roll,
+            frontal=frontal, simulated=simulated, side_map=side_map(frontal_landmarks, self.size),
+            visibility=visibility, fit_residual=fit.residual, faces_found=count, landmarks_3d=landmarks,
+            expression_weights=fit.w_exp, identity_weights=fit.w_id, frontal_landmarks=frontal_landmarks)
+
+    def reset(self):
+        """Start over: a new driver's identity (and, in video mode, a fresh tracker)."""
+        self.fitter.reset()
+
+    def close(self):
+        self.detector.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,72 @@
+"""The face stage end to end on a real photo, and on frames it must refuse politely."""
+import numpy as np
+import pytest
+
+import face
+
+
+def test_astronaut_gives_a_full_result(static_stage, astronaut_bgr):
+    result = static_stage(astronaut_bgr)
+    assert isinstance(result, face.FaceResult), getattr(result, "reason", "")
+    x0, y0, x1, y1 = result.box
+    # The astronaut's face sits in the upper middle of the 512² photo.
+    assert 150 < x0 < x1 < 300 and 50 < y0 < y1 < 200
+    assert result.landmarks.shape == (478, 2)
+    assert abs(result.yaw) < 20 and abs(result.pitch) < 20 and abs(result.roll) < 15
+    for image in (result.frontal, result.simulated, result.side_map):
+        assert image.shape == (128, 128, 3) and image.dtype == np.uint8
+    assert result.visibility.shape == (128, 128) and result.visibility.dtype == np.float32
+    assert 0.0 <= result.visibility.min() and result.visibility.max() <= 1.0
+    # A near-frontal face is seen almost everywhere the mesh covers.
+    covered = result.simulated[..., 0] > 0
+    assert covered.mean() > 0.4
+    assert result.visibility[covered].mean() > 0.8
+    assert result.fit_residual < 0.1
+    # The texture is really the photo: skin is bright, the background outside the face black.
+    assert result.frontal[covered].mean() > 80 and result.frontal[~covered].max() == 0
+
+
+def test_frontal_render_is_aligned_the_same_way_for_every_face(static_stage, astronaut_bgr):
+    import cv2
+
+    small = cv2.resize(astronaut_bgr, (384, 384), interpolation=cv2.INTER_AREA)
+    moved = np.zeros((480, 640, 3), np.uint8)
+    moved[50:434, 200:584] = small
+    a, b = static_stage(astronaut_bgr), static_stage(moved)
+    assert isinstance(b, face.FaceResult)
+    # Same face, different place and size in the frame: the frontal landmarks land on the same pixels.
+    d = np.nanmean(np.linalg.norm(a.frontal_landmarks - b.frontal_landmarks, axis=1))
+    assert d < 1.5
+
+
+@pytest.mark.parametrize("convert", [
+    lambda im: im.mean(axis=2).astype(np.uint8),                      # grey
+    lambda im: (im.mean(axis=2) * 4).astype(np.uint16),               # 10-bit NIR in 16
+    lambda im: im[..., :1].copy(),                                    # H×W×1
+    lambda im: np.pad(im, ((0, 3), (0, 5), (0, 0)))[:, :, :3],        # odd size
+])
+def test_camera_formats_are_accepted(static_stage, astronaut_bgr, convert):
+    assert isinstance(static_stage(convert(astronaut_bgr)), face.FaceResult)
+
+
+@pytest.mark.parametrize("frame, reason", [
+    (np.zeros((480, 640, 3), np.uint8), "no face"),
+    (np.full((480, 640), 255, np.uint8), "no face"),
+    (np.zeros((16, 16, 3), np.uint8), "too small"),
+    (np.zeros((4, 4, 4, 4), np.uint8), "bad frame"),
+    ("not an image", "bad frame"),
+    (np.zeros((0, 10, 3), np.uint8), "bad frame"),
+])
+def test_bad_frames_give_a_reason_not_an_exception(static_stage, frame, reason):
+    result = static_stage(frame)
+    assert isinstance(result, face.NoFace) and not result
+    assert reason in result.reason
+
+
+def test_side_map_for_an_aligned_crop(static_stage, astronaut_bgr):
+    crop = static_stage.renderer.aligned_crop(astronaut_bgr, static_stage(astronaut_bgr).landmarks)
+    side = face.side_map_for_image(crop)
+    assert side.shape == (128, 128, 3) and side.dtype == np.uint8
+    # Each channel (eyes+brows, oval+nose, lips) has its own ink.
+    assert (side.reshape(-1, 3).max(axis=0) > 200).all()
+    assert face.side_map_for_image(np.zeros((128, 128, 3), np.uint8)) is None
