@@ -13,23 +13,18 @@ import argparse
 import hashlib
 import math
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from face.expressions import EXPRESSIONS, NUM_EXPRESSIONS
 
 from . import distributed
-from .checkpoint import (CheckpointError, checkpoint_path, config_mismatches, load_checkpoint, load_state_checked,
-                         restore_rng, save_checkpoint)
+from .checkpoint import CheckpointError, checkpoint_path, config_mismatches, load_checkpoint, restore_rng, save_checkpoint
 from .data import ImageDataset, SideMaps, StepBatchSampler, make_loader
 from .datasets.folder import index_labelled_folder, index_unlabelled_folder
-from .graphed import GraphedStep, lr_as_device_tensor, lr_as_float
-from .losses import LossWeights, discriminator_objective, generator_objective
-from .networks import NETWORK_NAMES, build_network
+from .exprada_model import ExprADAModel
 from .runlog import RunLog, progress, setup_logging, write_json
 
 # Settings that define what is trained: a resumed run must keep them (else it is not the same run).
@@ -116,59 +111,8 @@ def resolve_config(args: argparse.Namespace, saved: dict | None) -> dict:
     return config
 
 
-def lr_factor(step: int, constant_steps: int, decay_steps: int) -> float:
-    """Constant, then linear decay to zero (paper: 100 + 100 epochs)."""
-    if step < constant_steps:
-        return 1.0
-    return max(0.0, 1.0 - (step - constant_steps + 1) / (decay_steps + 1))
-
-
 def _digest(samples) -> str:
     return hashlib.sha1("\n".join(str(s.path) for s in samples).encode()).hexdigest()[:16]
-
-
-class GeneratorPair(nn.Module):
-    """Both generators in one forward (one DDP call per step, and G^{t→s}'s two inputs batched):
-    fake_t = G^{s→t}(x^s); [fake_s, cycled_s] = G^{t→s}([x^t, fake_t], [y, y']); cycled_t = G^{s→t}(fake_s).
-    Each output is N×6×H×W: image and side map."""
-
-    def __init__(self, G_ts: nn.Module, G_st: nn.Module):
-        super().__init__()
-        self.G_ts, self.G_st = G_ts, G_st
-
-    def forward(self, x_s, x_t, onehot_wanted=None, onehot_source=None):
-        fake_t = torch.cat(self.G_st(x_s), dim=1)
-        both = torch.cat([x_t, fake_t], dim=0)
-        onehots = None if onehot_wanted is None else torch.cat([onehot_wanted, onehot_source], dim=0)
-        fake_s, cycled_s = torch.cat(self.G_ts(both, onehots), dim=1).split([x_t.shape[0], fake_t.shape[0]])
-        cycled_t = torch.cat(self.G_st(fake_s), dim=1)
-        return fake_s, fake_t, cycled_s, cycled_t
-
-
-class DiscriminatorPair(nn.Module):
-    """D^s on [real source, fake source] and D^t on [real target, fake target], one call each."""
-
-    def __init__(self, D_s: nn.Module, D_t: nn.Module):
-        super().__init__()
-        self.D_s, self.D_t = D_s, D_t
-
-    def forward(self, x_s, fake_s, x_t, fake_t):
-        scores_s, logits_s = self.D_s(torch.cat([x_s, fake_s]))
-        scores_t, _ = self.D_t(torch.cat([x_t, fake_t]))
-        n_s, n_t = x_s.shape[0], x_t.shape[0]
-        return (scores_s[:n_s], scores_s[n_s:], None if logits_s is None else logits_s[:n_s],
-                scores_t[:n_t], scores_t[n_t:])
-
-
-def _set_requires_grad(modules, flag: bool) -> None:
-    for module in modules:
-        for p in module.parameters():
-            p.requires_grad_(flag)
-
-
-def _grad_norm(parameters) -> torch.Tensor:
-    grads = [p.grad for p in parameters if p.grad is not None]
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)).float())
 
 
 class ExprADATrainer:
@@ -178,17 +122,13 @@ class ExprADATrainer:
         self.config, self.run_dir, self.ctx, self.log = config, Path(run_dir), ctx, logger
         self.device = ctx.device
         self.cgit = config["mode"] == "cgit"
-        self.weights = LossWeights(bi=config["lambda_bi"], re=config["lambda_re"], cls=config["lambda_cls"],
-                                   use_bi=config["use_bi"], use_re=config["use_re"], use_cls=self.cgit)
-        if config["cuda_graph"] and (self.device.type != "cuda" or ctx.distributed):
-            raise SystemExit("error: --cuda-graph needs one CUDA GPU in a single process")
         self._build_data(state)
-        self._build_models()
+        self.model = ExprADAModel(config, ctx, logger)
+        self.nets = self.model.nets
         self.step, self.counters = 0, {"bad_files": 0, "skipped_steps": 0, "nonfinite_steps": 0, "empty_batches": 0}
         if state is not None:
             self._load(state)
         self.runlog = RunLog(self.run_dir, enabled=ctx.is_main, start_step=self.step)
-        self._graphed = None
 
     # ---- data ----------------------------------------------------------------------------
     def _build_data(self, state):
@@ -225,35 +165,8 @@ class ExprADATrainer:
                                    num_steps=count, flip=self.config["flip"])
         return make_loader(dataset, sampler, self.config["workers"], pin_memory=self.device.type == "cuda")
 
-    # ---- networks ------------------------------------------------------------------------
-    def _build_models(self):
-        c = self.config
-        torch.manual_seed(c["seed"])  # same initial weights on every process and every rerun
-        self.nets = {name: build_network(c, name).to(self.device) for name in NETWORK_NAMES}
-        if c["channels_last"]:
-            for net in self.nets.values():
-                net.to(memory_format=torch.channels_last)
-        fused = self.device.type in ("cpu", "cuda")
-        adam = dict(lr=c["lr"], betas=(c["beta1"], c["beta2"]), fused=fused or None)
-        if c["cuda_graph"]:
-            adam["capturable"] = True
-        self.opt_G = torch.optim.Adam(list(self.nets["G_ts"].parameters()) + list(self.nets["G_st"].parameters()), **adam)
-        self.opt_D = torch.optim.Adam(list(self.nets["D_s"].parameters()) + list(self.nets["D_t"].parameters()), **adam)
-        schedule = (lambda step: lr_factor(step, c["constant_steps"], c["total_steps"] - c["constant_steps"]))
-        self.sched_G = torch.optim.lr_scheduler.LambdaLR(self.opt_G, schedule)
-        self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, schedule)
-        run = {name: torch.compile(net, dynamic=False) if c["compile"] else net for name, net in self.nets.items()}
-        self.D_plain = (run["D_s"], run["D_t"])  # frozen use inside the generator step: no DDP hooks
-        self.gen_pair = distributed.wrap(GeneratorPair(run["G_ts"], run["G_st"]), self.ctx)
-        self.disc_pair = distributed.wrap(DiscriminatorPair(run["D_s"], run["D_t"]), self.ctx)
-
     def _load(self, state):
-        for name in NETWORK_NAMES:
-            load_state_checked(self.nets[name], state["models"][name], f"{state['path']} model {name}")
-        for opt, sched, key in ((self.opt_G, self.sched_G, "G"), (self.opt_D, self.sched_D, "D")):
-            opt.load_state_dict(state["optimizers"][key])
-            lr_as_float(opt)
-            sched.load_state_dict(state["schedulers"][key])
+        self.model.load(state)
         self.step = int(state["step"])
         self.counters.update({k: int(v) for k, v in state.get("extra", {}).get("counters", {}).items()})
         restore_rng(state["rng"])
@@ -267,60 +180,8 @@ class ExprADATrainer:
         paths = [checkpoint_path(self.run_dir)] + ([checkpoint_path(self.run_dir, self.step)] if keep else [])
         for path in paths:
             save_checkpoint(path, kind=kind, config=stored, models=self.nets,
-                            optimizers={"G": self.opt_G, "D": self.opt_D},
-                            schedulers={"G": self.sched_G, "D": self.sched_D}, step=self.step,
+                            optimizers=self.model.optimizers(), schedulers=self.model.schedulers(), step=self.step,
                             epoch=self.step // self.config["steps_per_epoch"], extra={"counters": dict(self.counters)})
-
-    # ---- one step ------------------------------------------------------------------------
-    def _autocast(self):
-        if self.config["precision"] == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return nullcontext()
-
-    def step_tensors(self, x_s, y_s, x_t, y_wanted) -> dict[str, torch.Tensor]:
-        """One ExprADA update of all four networks; no host synchronisation (CUDA-graph safe).
-        A step whose gradients are not finite changes nothing (fused Adam's found_inf)."""
-        onehot_wanted = F.one_hot(y_wanted, NUM_EXPRESSIONS).float() if self.cgit else None
-        onehot_source = F.one_hot(y_s, NUM_EXPRESSIONS).float() if self.cgit else None
-        D_s, D_t = self.D_plain
-        # Generators (eq. 6, first line), discriminators frozen.
-        _set_requires_grad((D_s, D_t), False)
-        with self._autocast():
-            fake_s, fake_t, cycled_s, cycled_t = self.gen_pair(x_s, x_t, onehot_wanted, onehot_source)
-            fake_s_scores, fake_s_logits = D_s(fake_s)
-            fake_t_scores, _ = D_t(fake_t)
-        g_loss, scalars = generator_objective(
-            fake_s_scores=fake_s_scores, fake_t_scores=fake_t_scores, x_s=x_s, x_t=x_t, fake_s=fake_s,
-            fake_t=fake_t, cycled_s=cycled_s, cycled_t=cycled_t, fake_s_logits=fake_s_logits,
-            wanted_labels=y_wanted if self.cgit else None, weights=self.weights)
-        g_loss.backward()
-        # Discriminators (eq. 6, second line) on the same, detached, translations.
-        _set_requires_grad((D_s, D_t), True)
-        with self._autocast():
-            real_s, fake_s_d, real_s_logits, real_t, fake_t_d = self.disc_pair(x_s, fake_s.detach(), x_t, fake_t.detach())
-        d_loss, d_scalars = discriminator_objective(
-            real_s_scores=real_s, fake_s_scores=fake_s_d, real_t_scores=real_t, fake_t_scores=fake_t_d,
-            real_s_logits=real_s_logits, real_labels=y_s if self.cgit else None, weights=self.weights)
-        d_loss.backward()
-        scalars.update(d_scalars)
-        g_norm, d_norm = _grad_norm(self.opt_G.param_groups[0]["params"]), _grad_norm(self.opt_D.param_groups[0]["params"])
-        finite = torch.isfinite(g_norm) & torch.isfinite(d_norm) & torch.isfinite(g_loss) & torch.isfinite(d_loss)
-        skip = (~finite).float()
-        for opt in (self.opt_G, self.opt_D):
-            opt.found_inf = skip  # read by fused Adam: a non-finite step updates nothing
-            opt.step()
-            opt.zero_grad(set_to_none=not self.config["cuda_graph"])
-        scalars.update({"G/grad_norm": g_norm.detach(), "D/grad_norm": d_norm.detach(), "finite": finite})
-        return scalars
-
-    def _graph_step(self, x_s, y_s, x_t, y_wanted):
-        if self._graphed is None:
-            for opt in (self.opt_G, self.opt_D):
-                lr_as_device_tensor(opt, self.device)
-            self.log.info("capturing the training step in a CUDA graph")
-            static = {"x_s": x_s.clone(), "y_s": y_s.clone(), "x_t": x_t.clone(), "y_wanted": y_wanted.clone()}
-            self._graphed = GraphedStep(self.step_tensors, static, self.nets.values(), (self.opt_G, self.opt_D))
-        return self._graphed(x_s=x_s, y_s=y_s, x_t=x_t, y_wanted=y_wanted)
 
     # ---- the loop ------------------------------------------------------------------------
     def wanted_labels(self, step: int, count: int) -> torch.Tensor:
@@ -375,8 +236,7 @@ class ExprADATrainer:
                 x_s, x_t = self._prepare(source_batch), self._prepare(target_batch)
                 y_s = source_batch["label"].to(self.device)
                 y_wanted = self.wanted_labels(self.step, x_t.shape[0]).to(self.device)
-                step_fn = self._graph_step if c["cuda_graph"] else self.step_tensors
-                scalars = step_fn(x_s, y_s, x_t, y_wanted)
+                scalars = self.model.step(x_s, y_s, x_t, y_wanted)
                 if bool(scalars["finite"]):  # the step's one host sync
                     nonfinite_run = 0
                     for k, v in scalars.items():  # summed on the device, read when logged
@@ -414,8 +274,7 @@ class ExprADATrainer:
 
     def _advance(self, bar):
         self.step += 1
-        self.sched_G.step()
-        self.sched_D.step()
+        self.model.advance_schedule()
         bar.update(1)
 
     def _log_scalars(self, logged: dict, steps: int, seconds: float):
@@ -423,7 +282,7 @@ class ExprADATrainer:
         values = distributed.mean_over_processes(values, self.ctx)
         counters = {k: distributed.sum_over_processes(v, self.ctx) for k, v in self.counters.items()}
         values.update({f"count/{k}": v for k, v in counters.items()})
-        values["lr"] = float(self.sched_G.get_last_lr()[0])
+        values["lr"] = float(self.model.sched_G.get_last_lr()[0])
         if steps:
             values["perf/steps_per_s"] = steps / max(seconds, 1e-9)
             values["perf/images_per_s"] = values["perf/steps_per_s"] * self.config["batch_size"] * self.ctx.world_size

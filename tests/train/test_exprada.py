@@ -121,11 +121,11 @@ def test_a_nonfinite_step_changes_nothing_and_persistent_ones_stop_the_run(data,
     before = {k: v.clone() for k, v in trainer.nets["G_ts"].state_dict().items()}
     poisoned = x.clone()
     poisoned[0, 0, 0, 0] = float("nan")
-    scalars = trainer.step_tensors(poisoned, y, x, y)
+    scalars = trainer.model.step_tensors(poisoned, y, x, y)
     assert not bool(scalars["finite"])
     assert all(torch.equal(v, trainer.nets["G_ts"].state_dict()[k]) for k, v in before.items())
-    assert all(float(s["step"]) == 0 for s in trainer.opt_G.state.values())  # Adam's count not advanced
-    assert bool(trainer.step_tensors(x, y, x, y)["finite"])  # the next good batch trains
+    assert all(float(s["step"]) == 0 for s in trainer.model.opt_G.state.values())  # Adam's count not advanced
+    assert bool(trainer.model.step_tensors(x, y, x, y)["finite"])  # the next good batch trains
     assert not torch.equal(before["encoder.0.0.weight"], trainer.nets["G_ts"].state_dict()["encoder.0.0.weight"])
 
     diverged = _trainer(data, tmp_path / "diverged")
