@@ -6,6 +6,7 @@ no frames needed). Prints one JSON line describing what was written.
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import engines
 from calibration.feeds import model_inputs
@@ -21,8 +22,11 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", help="video file or folder of images (int8)")
     parser.add_argument("--method", choices=METHODS, default="percentile")
     parser.add_argument("--percentile", type=float, default=99.999)
-    parser.add_argument("--target", choices=TARGETS, default="cpu",
-                        help="cpu: uint8 activations for ONNX Runtime on x86; tensorrt: symmetric int8")
+    parser.add_argument("--target", choices=(*TARGETS, "tensorrt-implicit"), default="cpu",
+                        help="cpu: Q/DQ with uint8 activations for ONNX Runtime on x86; tensorrt: Q/DQ with "
+                             "symmetric int8 (TensorRT 10/11); tensorrt-implicit: TensorRT 10's entropy "
+                             "calibrator builds an INT8 engine from the FP32 ONNX (--out is the engine cache dir)")
+    parser.add_argument("--calibration-cache", help="tensorrt-implicit: TensorRT calibration cache file")
     parser.add_argument("--limit", type=int, default=200, help="faces to collect")
     parser.add_argument("--stride", type=int, default=1, help="use every k-th frame")
     parser.add_argument("--generator", help="FP32 UIT generator ONNX: a classifier is calibrated on its translations")
@@ -39,12 +43,29 @@ def main(argv=None) -> int:
     calib = collect(args.frames, size=size, limit=args.limit, stride=args.stride)
     generator = engines.load(args.generator) if args.generator else None
     inputs = model_inputs(model, calib, generator)
+    if args.target == "tensorrt-implicit":
+        return _implicit_tensorrt(args, inputs, calib)
     feeds = batched_feeds(inputs)
     out = quantize_int8(args.onnx, args.out, feeds, method=args.method, target=args.target,
                         percentile=args.percentile)
     result = {"out": str(out), "precision": "int8", "method": args.method, "target": args.target,
               "calibration": calib.summary()}
     print(json.dumps(result))
+    return 0
+
+
+def _implicit_tensorrt(args, inputs, calib) -> int:
+    from calibration.trt_calibrator import make_entropy_calibrator
+    from engines.tensorrt_backend import PrimaryContext, build_cached, import_cuda_driver
+
+    context = PrimaryContext(import_cuda_driver())
+    cache = args.calibration_cache or str(Path(args.out) / (Path(args.onnx).stem + ".calibration.cache"))
+    with context:
+        calibrator = make_entropy_calibrator(inputs, cache)
+    plan, built = build_cached(args.onnx, precision="int8", cache_dir=args.out, calibrator=calibrator,
+                               context=context)
+    print(json.dumps({"engine": str(plan), "built": built, "calibration_cache": cache,
+                      "calibration": calib.summary()}))
     return 0
 
 

@@ -1,0 +1,25 @@
+"""`python -m calibration` end to end: frames folder → face stage → INT8 Q/DQ file; FP16 without frames."""
+import json
+
+import pytest
+
+import engines
+from calibration.__main__ import main
+
+
+def test_cli_int8_from_a_frames_folder(tmp_path, generator_128, face_frames, capsys):
+    out = tmp_path / "uit.int8.onnx"
+    assert main(["--onnx", str(generator_128), "--frames", str(face_frames), "--out", str(out),
+                 "--method", "entropy", "--limit", "6"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["calibration"]["samples"] == 6 and result["method"] == "entropy"
+    assert engines.load(out).metadata["exprada.precision"] == "int8"
+
+
+def test_cli_fp16_and_missing_frames(tmp_path, generator_128, capsys):
+    assert main(["--onnx", str(generator_128), "--precision", "fp16", "--out", str(tmp_path / "h.onnx")]) == 0
+    assert json.loads(capsys.readouterr().out)["precision"] == "fp16"
+    with pytest.raises(SystemExit):
+        main(["--onnx", str(generator_128), "--out", str(tmp_path / "x.onnx")])  # int8 without --frames
+    with pytest.raises(FileNotFoundError, match="no_such_video.mp4"):
+        main(["--onnx", str(generator_128), "--frames", str(tmp_path / "no_such_video.mp4"), "--out", str(tmp_path / "x.onnx")])
