@@ -13,7 +13,9 @@ it fuses itself. Weights are symmetric int8, per output channel, for both.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -98,11 +100,13 @@ def quantize_int8(onnx_path, out, feeds: list[dict], *, method: str = "minmax", 
         quant_pre_process(str(onnx_path), str(prepared), skip_optimization=False, skip_onnx_shape=False,
                           skip_symbolic_shape=False)
         out.parent.mkdir(parents=True, exist_ok=True)
-        quantize_static(str(prepared), str(out), _FeedReader(feeds, f"calibrating ({method})"),
-                        quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                        activation_type=QuantType.QUInt8 if cpu else QuantType.QInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=calibrate_method,
-                        nodes_to_exclude=list(exclude_nodes), extra_options=extra)
+        # ORT's histogram calibrators print progress to stdout; keep stdout for the CLI's JSON line.
+        with contextlib.redirect_stdout(sys.stderr):
+            quantize_static(str(prepared), str(out), _FeedReader(feeds, f"calibrating ({method})"),
+                            quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                            activation_type=QuantType.QUInt8 if cpu else QuantType.QInt8,
+                            weight_type=QuantType.QInt8, calibrate_method=calibrate_method,
+                            nodes_to_exclude=list(exclude_nodes), extra_options=extra)
     quantized = onnx.load(str(out))
     _copy_metadata(source, quantized, {
         "exprada.precision": "int8",
