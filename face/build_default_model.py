@@ -74,10 +74,11 @@ def mirror_map(vertices: np.ndarray) -> np.ndarray:
 
 def build_default(vertices, triangles, identities=80, n_id=18, seed=0) -> bilinear.BilinearModel:
     rng = np.random.default_rng(seed)
-    # Centre on the face so that a model pose's translation is the face's position.
-    vertices = vertices - np.array([0.0, vertices[:, 1].mean(), vertices[:, 2].mean()])
+    # Fields are written in the canonical mesh's own coordinates (its anchors are measured there);
+    # the mesh is then centred on the face so that a pose's translation is the face's position.
     id_fields = default_shapes.identity_fields(vertices)
     primitives = default_shapes.expression_primitives(vertices)
+    vertices = vertices - np.array([0.0, vertices[:, 1].mean(), vertices[:, 2].mean()])
     expressions = default_shapes.basic_expressions(primitives) + list(primitives.values())
     shapes = [vertices] + [default_shapes.random_identity(vertices, rng, id_fields)[0]
                            for _ in range(identities - 1)]

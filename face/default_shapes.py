@@ -126,29 +126,29 @@ def expression_primitives(points):
 
     def jaw_open(angle_deg):
         a = np.radians(angle_deg)
-        rot = np.array([[1, 0, 0], [0, np.cos(a), np.sin(a)], [0, -np.sin(a), np.cos(a)]])
+        rot = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])  # chin down and back
         moved = (points - JAW_PIVOT) @ rot.T + JAW_PIVOT
         return (moved - points) * jaw[:, None]
 
     p = {}
     for side, tag in ((0, "r"), (1, "l")):
-        p[f"smile_{tag}"] = (corner(side, 0.45, 0.6, -0.3)
+        p[f"smile_{tag}"] = (corner(side, 0.6, 0.85, -0.35)
                              + _field(points, dy=0.3 * _gauss(points, CHEEKS[side], 1.2))
                              + lids(side, 0.0, 0.12))
-        p[f"corner_down_{tag}"] = corner(side, 0.1, -0.55, 0.0)
-        p[f"stretch_{tag}"] = corner(side, 0.6, -0.12, -0.15, sigma=1.1)
-        p[f"inner_brow_up_{tag}"] = _field(points, dy=0.55 * _gauss(points, INNER_BROWS[side], 0.8))
-        p[f"outer_brow_up_{tag}"] = _field(points, dy=0.5 * _gauss(points, OUTER_BROWS[side], 1.0))
+        p[f"corner_down_{tag}"] = corner(side, 0.15, -0.8, 0.0)
+        p[f"stretch_{tag}"] = corner(side, 0.8, -0.15, -0.2, sigma=1.1)
+        p[f"inner_brow_up_{tag}"] = _field(points, dy=0.8 * _gauss(points, INNER_BROWS[side], 0.8))
+        p[f"outer_brow_up_{tag}"] = _field(points, dy=0.7 * _gauss(points, OUTER_BROWS[side], 1.0))
         brow = _gauss(points, MID_BROWS[side], 1.2) + 0.6 * _gauss(points, INNER_BROWS[side], 0.7)
-        p[f"brow_down_{tag}"] = _field(points, dx=-np.sign(MID_BROWS[side][0]) * 0.3 * brow, dy=-0.45 * brow)
-        p[f"lid_up_{tag}"] = lids(side, 0.28, -0.08)
-        p[f"lid_tight_{tag}"] = lids(side, -0.22, 0.14)
+        p[f"brow_down_{tag}"] = _field(points, dx=-np.sign(MID_BROWS[side][0]) * 0.35 * brow, dy=-0.6 * brow)
+        p[f"lid_up_{tag}"] = lids(side, 0.35, -0.1)
+        p[f"lid_tight_{tag}"] = lids(side, -0.3, 0.16)
         p[f"blink_{tag}"] = lids(side, -0.62, 0.05)
         p[f"cheek_up_{tag}"] = _field(points, dy=0.32 * _gauss(points, CHEEKS[side], 1.3)) + lids(side, 0.0, 0.15)
-    p["jaw_open"] = jaw_open(14.0)
-    p["nose_wrinkle"] = (_field(points, dy=0.3 * _sides(points, NOSE_SIDES, 0.8))
+    p["jaw_open"] = jaw_open(11.0)
+    p["nose_wrinkle"] = (_field(points, dy=0.4 * _sides(points, NOSE_SIDES, 0.8))
                          + _field(points, dy=-0.15 * _sides(points, INNER_BROWS, 0.7)))
-    p["upper_lip_up"] = _field(points, dy=0.4 * upper_lip)
+    p["upper_lip_up"] = _field(points, dy=0.55 * upper_lip)
     p["lip_press"] = _field(points, dy=-0.16 * upper_lip + 0.2 * lower_lip, dz=-0.1 * (upper_lip + lower_lip))
     p["chin_raise"] = _field(points, dy=0.25 * jaw * _gauss(points, (0.0, -6.0), 1.5))
     return p

@@ -44,12 +44,13 @@ def camera_to_image(points: np.ndarray) -> np.ndarray:
     return np.asarray(points, dtype=np.float64) * np.array([1.0, -1.0, -1.0])
 
 
-def similarity(model_points: np.ndarray, target: np.ndarray, axis_weight: np.ndarray):
-    """Scale, rotation, translation with target ≈ s·R·model + t (Umeyama), then the scale and
-    translation refined on x and y alone, where the landmarks are reliable."""
+def similarity(model_points: np.ndarray, target: np.ndarray):
+    """Scale, rotation, translation with target ≈ s·R·model + t: the rotation by Umeyama on all
+    three axes (weighting an axis would bias it), the scale and translation refined on x and y
+    alone, where the landmarks are reliable."""
     mu_m, mu_t = model_points.mean(axis=0), target.mean(axis=0)
     x, y = model_points - mu_m, target - mu_t
-    cov = (y * axis_weight).T @ x / len(x)
+    cov = y.T @ x / len(x)
     u, sv, vt = np.linalg.svd(cov)
     d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
     rotation = u @ d @ vt
@@ -85,12 +86,12 @@ class Fit:
 
 
 class Fitter:
-    def __init__(self, model: BilinearModel, iterations: int = 2, expression_prior: float = 0.02,
-                 identity_prior: float = 0.5, identity_memory: float = 0.95):
+    def __init__(self, model: BilinearModel, iterations: int = 2, expression_noise: float = 0.12,
+                 identity_noise: float = 0.25, identity_memory: float = 0.95):
         self.model = model
         self.iterations = iterations
-        self.expression_prior = expression_prior
-        self.identity_prior = identity_prior
+        self.expression_noise = expression_noise
+        self.identity_noise = identity_noise
         self.identity_memory = identity_memory
         lv = model.landmark_vertex
         self.landmarks = np.nonzero(lv >= 0)[0]        # detector points used
@@ -129,11 +130,10 @@ class Fitter:
             basis_full = (self._core_by_id @ w_id.astype(np.float32)).reshape(3 * n_v, -1)
             basis_exp = basis_full[self._rows].astype(np.float64)
             for _ in range(self.iterations):
-                scale, rotation, translation = similarity((basis_exp @ w_exp).reshape(3, n_l).T, target,
-                                                          self._axis_weight)
+                scale, rotation, translation = similarity((basis_exp @ w_exp).reshape(3, n_l).T, target)
                 local = ((target - translation) / scale).T.reshape(-1)  # unscaled camera frame, axis-major
                 w_exp = self._solve(_rotate(basis_exp, rotation), local, neutral,
-                                    model.expression_std, self.expression_prior)
+                                    model.expression_std, self.expression_noise)
             basis_id = (self._landmark_core_by_exp @ w_exp.astype(np.float32)).reshape(3 * n_l, -1)
             normal, rhs = self._weighted_normal(_rotate(basis_id.astype(np.float64), rotation), local)
             pooled_normal, pooled_rhs = normal, rhs
@@ -141,7 +141,7 @@ class Fitter:
                 pooled_normal = normal + self.identity_memory * self._id_normal
                 pooled_rhs = rhs + self.identity_memory * self._id_rhs
             new_id = self._solve_normal(pooled_normal, pooled_rhs, model.identity_mean, model.identity_std,
-                                        self.identity_prior)
+                                        self.identity_noise)
             if round_ < rounds - 1:
                 w_id = new_id
         if pool_identity:
@@ -149,7 +149,7 @@ class Fitter:
             self._id_rhs = self.identity_memory * self._id_rhs + rhs
             self.w_id = new_id  # used from the next frame on
         shape = (basis_exp @ w_exp).reshape(3, n_l).T
-        scale, rotation, translation = similarity(shape, target, self._axis_weight)
+        scale, rotation, translation = similarity(shape, target)
         vertices = (basis_full @ w_exp.astype(np.float32)).reshape(3, n_v).T
         projected = scale * shape @ rotation.T + translation
         error = np.sqrt(((projected[:, :2] - target[:, :2]) ** 2).sum(axis=1).mean())
@@ -171,8 +171,8 @@ class Fitter:
         normal, rhs = self._weighted_normal(basis, target)
         return self._solve_normal(normal, rhs, mean, std, prior)
 
-    def _solve_normal(self, normal, rhs, mean, std, prior):
-        # Ridge towards the prior mean: per component by its spread, overall by the data's size.
-        var = np.square(np.asarray(std, dtype=np.float64))
-        reg = prior * np.trace(normal) / len(normal) * var.mean() / var
+    def _solve_normal(self, normal, rhs, mean, std, noise):
+        # MAP estimate: Gaussian landmark noise (`noise` cm per coordinate) and a Gaussian prior
+        # N(mean, std²) per component.
+        reg = noise ** 2 / np.square(np.asarray(std, dtype=np.float64))
         return np.linalg.solve(normal + np.diag(reg), rhs + reg * np.asarray(mean, dtype=np.float64))

@@ -106,8 +106,8 @@ class Renderer:
         grey = raster.image((raster.interpolate(shade, self.triangles)[:, 0] * 235.0).round(), dtype=np.uint8)
         return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
 
-    def aligned_crop(self, frame: np.ndarray, landmarks_xy: np.ndarray) -> np.ndarray:
-        """S×S crop of the frame, similarity-aligned so the face lands where the layout puts it."""
+    def alignment(self, landmarks_xy: np.ndarray) -> np.ndarray:
+        """2×3 similarity taking frame pixels to the layout, fitted to the landmarks (robustly)."""
         lv = self.model.landmark_vertex
         used = np.nonzero(lv >= 0)[0]
         source = np.asarray(landmarks_xy, dtype=np.float32)[used, :2]
@@ -115,8 +115,12 @@ class Renderer:
         matrix, _ = cv2.estimateAffinePartial2D(source, target, method=cv2.LMEDS)
         if matrix is None:
             raise ValueError("cannot align: landmarks are degenerate")
-        return cv2.warpAffine(frame, matrix, (self.size, self.size), flags=cv2.INTER_AREA,
-                              borderMode=cv2.BORDER_CONSTANT)
+        return matrix
+
+    def aligned_crop(self, frame: np.ndarray, landmarks_xy: np.ndarray) -> np.ndarray:
+        """S×S crop of the frame, similarity-aligned so the face lands where the layout puts it."""
+        return cv2.warpAffine(frame, self.alignment(landmarks_xy), (self.size, self.size),
+                              flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT)
 
 
 def _prefilter(frame, texture_xy, out_scale, vertices):

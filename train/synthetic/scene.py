@@ -1,0 +1,164 @@
+"""A synthetic driver in a dark cabin, seen by an NIR camera: one grey frame with its ground truth.
+
+The face is the bilinear model's mesh (the driver's identity, the frame's expression) posed and
+rasterised with the z-buffer of face.raster, wearing the driver's texture; the head, neck and
+cabin are simple shapes behind it. Light comes from an on-axis illuminator, so surfaces facing
+the camera are brightest.
+"""
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from face.bilinear import BilinearModel
+from face.expressions import EXPRESSIONS
+from face.fit import camera_to_image, rotation_from_angles
+from face.raster import rasterize
+from face.render import Layout, incidence_matrix, vertex_normals
+from train.synthetic import textures
+
+INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
+UPPER_INNER_LIPS = (191, 80, 81, 82, 13, 312, 311, 310, 415)
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400,
+             377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+
+
+@dataclass
+class Driver:
+    """Who sits in the seat: shape (identity weights), texture, hair and clothes tones."""
+
+    w_id: np.ndarray
+    texture: np.ndarray
+    hair: float
+    clothes: float
+    skin: float
+
+
+@dataclass
+class Pose:
+    yaw: float = 0.0
+    pitch: float = 0.0
+    roll: float = 0.0
+    cx: float = 320.0       # face centre in the frame, px
+    cy: float = 230.0
+    height: float = 200.0   # face height (forehead to chin), px
+
+
+class DriverFactory:
+    """Random drivers and expressions for one model, deterministic given the generator."""
+
+    def __init__(self, model: BilinearModel):
+        self.model = model
+        self.atlas_layout = Layout(model, textures.ATLAS_SIZE)
+
+    def driver(self, rng: np.random.Generator) -> Driver:
+        m = self.model
+        w_id = m.identity_mean + m.identity_std * rng.standard_normal(m.num_identity).astype(np.float32)
+        texture = textures.driver_texture(rng, self.atlas_layout.template)
+        return Driver(w_id=w_id, texture=texture, hair=float(rng.uniform(0.08, 0.55)),
+                      clothes=float(rng.uniform(0.05, 0.4)), skin=float(np.median(texture)))
+
+    def expression(self, rng: np.random.Generator, label: int, intensity=None) -> np.ndarray:
+        """Expression weights: the label's direction at a random intensity, a little of the others."""
+        m = self.model
+        neutral = m.neutral
+        t = rng.uniform(0.75, 1.25) if intensity is None else intensity
+        w = neutral + t * (m.expression_weights[label] - neutral)
+        for other in range(len(EXPRESSIONS)):
+            if other != label:
+                w = w + rng.uniform(0.0, 0.12) * (m.expression_weights[other] - neutral)
+        return (w + 0.03 * m.expression_std * rng.standard_normal(m.num_expression)).astype(np.float32)
+
+
+class SceneRenderer:
+    def __init__(self, model: BilinearModel):
+        self.model = model
+        self.triangles = model.triangles.astype(np.int64)
+        self.incidence = incidence_matrix(model.num_vertices, self.triangles)
+        self.uv = Layout(model, textures.ATLAS_SIZE).template.astype(np.float32)
+        height = model.mesh()[:, 1]
+        self.mean_height = float(height.max() - height.min())
+        inner = np.zeros(model.num_vertices, bool)
+        inner[list(INNER_LIPS)] = True
+        self.mouth_triangles = inner[self.triangles].all(axis=1)
+        self.upper_lip = np.zeros(model.num_vertices, np.float32)
+        self.upper_lip[list(UPPER_INNER_LIPS)] = 1.0
+
+    def posed(self, w_id, w_exp, pose: Pose) -> np.ndarray:
+        """V×3 vertices in frame pixels (x, y down, z nearer-smaller)."""
+        vertices = self.model.mesh(w_id, w_exp).astype(np.float64)
+        scale = pose.height / self.mean_height
+        camera = scale * vertices @ rotation_from_angles(pose.yaw, pose.pitch, pose.roll).T
+        return camera_to_image(camera) + np.array([pose.cx, pose.cy, 0.0])
+
+    def draw(self, canvas: np.ndarray, driver: Driver, w_exp, pose: Pose, shading: bool = True) -> dict:
+        """Draw head, neck and face into `canvas` (H×W float32 reflectance × light, in place).
+
+        Returns ground truth: 468×2 landmarks (frame px), box, and whether the face is drawn.
+        """
+        posed = self.posed(driver.w_id, w_exp, pose)
+        self._draw_head(canvas, driver, posed, pose)
+        self._draw_face(canvas, driver, posed, shading)
+        lo, hi = posed[:, :2].min(axis=0), posed[:, :2].max(axis=0)
+        return {"landmarks": posed[:, :2].astype(np.float32), "box": [float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])]}
+
+    def _draw_head(self, canvas, driver, posed, pose):
+        oval = posed[list(FACE_OVAL), :2]
+        lo, hi = oval.min(axis=0), oval.max(axis=0)
+        w, h = hi - lo
+        centre = (lo + hi) / 2
+        roll = np.radians(pose.roll)
+        up = np.array([np.sin(roll), -np.cos(roll)])  # the head's up direction on screen
+        # Neck and shoulders first, then the hair/skull around the face's outline.
+        chin = posed[152, :2]
+        across = np.array([-up[1], up[0]]) * 0.3 * w
+        neck = np.array([chin + across - 0.1 * h * up, chin - across - 0.1 * h * up,
+                         chin - 1.1 * across - 0.9 * h * up, chin + 1.1 * across - 0.9 * h * up])
+        cv2.fillConvexPoly(canvas, np.round(neck * 16).astype(np.int32), driver.skin * 0.5, cv2.LINE_AA, 4)
+        cv2.ellipse(canvas, (int(chin[0]), int(chin[1] + 1.0 * h)), (int(1.4 * w), int(0.5 * h)), 0, 0, 360,
+                    driver.clothes, -1, cv2.LINE_AA)
+        skull = centre + 0.08 * h * up
+        cv2.ellipse(canvas, (int(skull[0]), int(skull[1])), (int(0.58 * max(w, 0.7 * h)), int(0.6 * h)),
+                    float(np.degrees(roll)), 0, 360, driver.hair, -1, cv2.LINE_AA)
+
+    def _draw_face(self, canvas, driver, posed, shading):
+        h, w = canvas.shape
+        lo = np.floor(posed[:, :2].min(axis=0)).astype(int) - 1
+        hi = np.ceil(posed[:, :2].max(axis=0)).astype(int) + 2
+        lo, hi = np.maximum(lo, 0), np.minimum(hi, [w, h])
+        if (hi - lo <= 1).any():
+            return
+        xy = posed[:, :2] - lo
+        raster = rasterize(xy, -posed[:, 2], self.triangles, int(hi[1] - lo[1]), int(hi[0] - lo[0]),
+                           cull_backfaces=True)
+        if raster.pixel.size == 0:
+            return
+        camera = posed * np.array([1.0, -1.0, -1.0])
+        facing = np.clip(vertex_normals(camera, self.triangles, self.incidence)[:, 2], 0.0, 1.0)
+        attributes = np.column_stack([self.uv, facing, self.upper_lip])
+        values = raster.interpolate(attributes, self.triangles)
+        map_xy = raster.image(values[:, :2], fill=-1.0)
+        albedo = cv2.remap(driver.texture, map_xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        flat = albedo.reshape(-1)[raster.pixel]
+        # The mouth's opening: a dark cavity, teeth showing under the upper lip.
+        mouth = self.mouth_triangles[raster.triangle]
+        flat = np.where(mouth, np.where(values[:, 3] > 0.55, 0.55 * driver.skin, 0.06), flat)
+        light = 0.3 + 0.7 * values[:, 2] ** 0.7 if shading else 1.0
+        region = canvas[lo[1]:hi[1], lo[0]:hi[0]].reshape(-1)
+        region[raster.pixel] = flat * light
+        canvas[lo[1]:hi[1], lo[0]:hi[0]] = region.reshape(hi[1] - lo[1], hi[0] - lo[0])
+
+    def frontal_truth(self, driver: Driver, w_exp, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+        """The driver's face rendered directly in the face stage's frontal layout, unshaded: the
+        ground truth a frontal render of an unshaded frame should reach. (grey S×S float32, mask)."""
+        layout = Layout(self.model, size)
+        vertices = self.model.mesh(driver.w_id, w_exp)
+        xy, depth = layout.project(vertices)
+        raster = rasterize(xy, depth, self.triangles, size, size, cull_backfaces=True)
+        values = raster.interpolate(np.column_stack([self.uv, self.upper_lip]), self.triangles)
+        albedo = cv2.remap(driver.texture, raster.image(values[:, :2], fill=-1.0), None, cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+        flat = albedo.reshape(-1)[raster.pixel]
+        mouth = self.mouth_triangles[raster.triangle]
+        flat = np.where(mouth, np.where(values[:, 2] > 0.55, 0.55 * driver.skin, 0.06), flat)
+        return raster.image(flat), raster.mask

@@ -1,0 +1,67 @@
+"""A synthetic drive: one driver, ~60 s at 30 fps, changing expressions, head motion (glances to
+the mirrors), and moments with no face (the seat empty, the camera covered), with per-frame truth."""
+from dataclasses import dataclass
+
+import numpy as np
+
+from face.expressions import EXPRESSIONS
+from train.synthetic.scene import Pose
+
+TRANSITION_S = 0.4
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    label: int | None      # None: no face in the frame
+    reason: str = ""       # why there is no face
+
+
+def timeline(rng: np.random.Generator, seconds: float) -> list[Segment]:
+    """Expression segments of 1.5–4 s covering all seven expressions in turn, with a no-face
+    moment (1–2 s) about every 25 s, never in the first 3 s."""
+    segments, t, order = [], 0.0, []
+    next_gap = 3.0 + rng.uniform(8.0, 20.0)
+    while t < seconds:
+        if t >= next_gap:
+            d = float(rng.uniform(1.0, 2.0))
+            segments.append(Segment(t, min(t + d, seconds), None, str(rng.choice(["seat empty", "camera covered"]))))
+            t += d
+            next_gap = t + rng.uniform(15.0, 30.0)
+            continue
+        if not order:
+            order = list(rng.permutation(len(EXPRESSIONS)))
+        d = float(rng.uniform(1.5, 4.0))
+        segments.append(Segment(t, min(t + d, seconds), int(order.pop())))
+        t += d
+    return segments
+
+
+class HeadMotion:
+    """Smooth head pose and position: slow sways plus glances to the side mirrors."""
+
+    def __init__(self, rng: np.random.Generator, seconds: float, width: int, height: int):
+        self.freq = rng.uniform(0.05, 0.25, size=(3, 2))
+        self.phase = rng.uniform(0, 2 * np.pi, size=(3, 2))
+        self.amp = np.array([[14.0, 6.0], [6.0, 3.0], [4.0, 2.0]]) * rng.uniform(0.7, 1.3, size=(3, 2))
+        self.glances = [(float(rng.uniform(2, max(seconds - 2, 2.5))), float(rng.choice([-1, 1])) * rng.uniform(35, 58))
+                        for _ in range(max(1, int(seconds / 15)))]
+        self.centre = np.array([width * rng.uniform(0.45, 0.55), height * rng.uniform(0.42, 0.5)])
+        self.height = rng.uniform(185, 225)
+
+    def pose(self, t: float) -> Pose:
+        waves = (self.amp * np.sin(2 * np.pi * self.freq * t + self.phase)).sum(axis=1)
+        yaw, pitch, roll = waves
+        for start, target in self.glances:  # 1.2 s: turn, hold, return
+            x = (t - start) / 1.2
+            if 0 <= x <= 1:
+                yaw += target * np.sin(np.pi * x) ** 2
+        drift = np.array([np.sin(0.13 * t + self.phase[0, 0]), np.sin(0.11 * t + self.phase[1, 0])]) * [25, 12]
+        return Pose(yaw=float(yaw), pitch=float(pitch), roll=float(roll), cx=float(self.centre[0] + drift[0] + 0.6 * yaw),
+                    cy=float(self.centre[1] + drift[1]), height=float(self.height * (1 + 0.04 * np.sin(0.2 * t))))
+
+
+def blend_weight(t: float, segment: Segment) -> float:
+    """How far into a segment's expression the face is (0 → 1 over the transition)."""
+    return float(np.clip((t - segment.start) / TRANSITION_S, 0.0, 1.0))

@@ -1,0 +1,209 @@
+"""`python -m train synth --out DIR`: the synthetic NIR driver data, deterministic by seed.
+
+  DIR/source/<expression>/sNNNNN.png   aligned near-frontal 128² crops with their NIR look (labelled)
+  DIR/target/<expression>/tNNNNN.png   face-stage frontal renders of non-frontal frames (labels for
+                                        evaluation only): the paper's simulated frontal faces
+  NAME.side.png beside every image     its side map
+  DIR/drive.mp4, DIR/drive.json        a 640×480 30 fps drive with per-frame ground truth
+  DIR/manifest.json                    what was asked, what was written, what was skipped, timings
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from face import bilinear
+from face.expressions import EXPRESSIONS
+from face.render import Renderer
+from face.side_map import side_map
+from train.synthetic import video as drive
+from train.synthetic.camera import NirCamera, cabin_background
+from train.synthetic.scene import DriverFactory, Pose, SceneRenderer
+
+FRAME_W, FRAME_H, FPS = 640, 480, 30
+SOURCE_POSE = dict(yaw=10.0, pitch=8.0, roll=5.0)     # near-frontal: ± these
+TARGET_POSE = dict(yaw=60.0, pitch=20.0, roll=10.0)   # the car's view: ± these
+MAX_TRIES = 4  # per target image: a new pose when the face stage finds no face
+
+
+class SynthWriter:
+    def __init__(self, out: Path, seed: int = 0, size: int = 128, drivers: int = 8, model=None):
+        self.out = Path(out)
+        self.size = size
+        self.model = model if model is not None else bilinear.load()
+        self.factory = DriverFactory(self.model)
+        self.scene = SceneRenderer(self.model)
+        self.renderer = Renderer(self.model, size)
+        streams = np.random.SeedSequence(seed).spawn(5)
+        self.rng = {name: np.random.default_rng(s) for name, s in
+                    zip(("source", "target", "video", "source_drivers", "target_drivers"), streams)}
+        # Different people in the two domains, as with two datasets.
+        self.drivers = {domain: [self._session(self.rng[f"{domain}_drivers"]) for _ in range(drivers)]
+                        for domain in ("source", "target")}
+        self.counts = {"source": 0, "target": 0, "target_no_face": 0, "video_frames": 0}
+
+    def _session(self, rng):
+        return self.factory.driver(rng), NirCamera(rng, FRAME_H, FRAME_W)
+
+    def _frame(self, rng, driver, camera, label, pose: Pose):
+        canvas = cabin_background(rng, FRAME_H, FRAME_W)
+        truth = self.scene.draw(canvas, driver, self.factory.expression(rng, label), pose)
+        return camera.expose(canvas, pose.height), truth
+
+    @staticmethod
+    def _random_pose(rng, spread) -> Pose:
+        return Pose(yaw=float(rng.uniform(-1, 1) * spread["yaw"]), pitch=float(rng.uniform(-1, 1) * spread["pitch"]),
+                    roll=float(rng.uniform(-1, 1) * spread["roll"]), cx=float(rng.uniform(280, 360)),
+                    cy=float(rng.uniform(200, 260)), height=float(rng.uniform(170, 240)))
+
+    def _write_pair(self, folder: Path, name: str, image, side):
+        folder.mkdir(parents=True, exist_ok=True)
+        for path, data in ((folder / f"{name}.png", image), (folder / f"{name}.side.png", side)):
+            if not cv2.imwrite(str(path), data):
+                raise OSError(f"cannot write {path}")
+
+    def write_source(self, per_class: int, progress=True):
+        rng, records = self.rng["source"], []
+        jobs = [(label, i) for label in range(len(EXPRESSIONS)) for i in range(per_class)]
+        for label, i in tqdm(jobs, desc="source", disable=not progress, unit="img"):
+            d = int(rng.integers(len(self.drivers["source"])))
+            driver, camera = self.drivers["source"][d]
+            pose = self._random_pose(rng, SOURCE_POSE)
+            frame, truth = self._frame(rng, driver, camera, label, pose)
+            matrix = self.renderer.alignment(_with_iris(truth["landmarks"]))
+            crop = cv2.warpAffine(frame, matrix, (self.size, self.size), flags=cv2.INTER_AREA)
+            crop_landmarks = truth["landmarks"] @ matrix[:, :2].T + matrix[:, 2]
+            name = f"s{self.counts['source']:05d}"
+            self._write_pair(self.out / "source" / EXPRESSIONS[label], name, crop, side_map(crop_landmarks, self.size))
+            self.counts["source"] += 1
+            records.append({"image": f"source/{EXPRESSIONS[label]}/{name}.png", "label": label, "driver": d,
+                            **_pose_dict(pose)})
+        return records
+
+    def write_target(self, per_class: int, progress=True):
+        import face
+
+        rng, records = self.rng["target"], []
+        jobs = [(label, i) for label in range(len(EXPRESSIONS)) for i in range(per_class)]
+        with face.FaceStage(size=self.size, video=False, model=self.model) as stage:
+            for label, i in tqdm(jobs, desc="target", disable=not progress, unit="img"):
+                d = int(rng.integers(len(self.drivers["target"])))
+                driver, camera = self.drivers["target"][d]
+                for _ in range(MAX_TRIES):
+                    pose = self._random_pose(rng, TARGET_POSE)
+                    frame, _ = self._frame(rng, driver, camera, label, pose)
+                    result = stage(frame)
+                    if result:
+                        break
+                    self.counts["target_no_face"] += 1
+                else:
+                    continue
+                name = f"t{self.counts['target']:05d}"
+                self._write_pair(self.out / "target" / EXPRESSIONS[label], name, result.frontal, result.side_map)
+                self.counts["target"] += 1
+                records.append({"image": f"target/{EXPRESSIONS[label]}/{name}.png", "label": label, "driver": d,
+                                **_pose_dict(pose), "fitted": {"yaw": result.yaw, "pitch": result.pitch,
+                                                               "roll": result.roll}})
+        return records
+
+    def write_video(self, seconds: float, progress=True):
+        rng = self.rng["video"]
+        driver, camera = self._session(rng)
+        background = cabin_background(rng, FRAME_H, FRAME_W)
+        segments = drive.timeline(rng, seconds)
+        motion = drive.HeadMotion(rng, seconds, FRAME_W, FRAME_H)
+        path = self.out / "drive.mp4"
+        self.out.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (FRAME_W, FRAME_H))
+        if not writer.isOpened():
+            raise OSError(f"OpenCV cannot write {path} (mp4v)")
+        frames, previous = [], self.model.neutral.copy()
+        targets = {id(s): (self.factory.expression(rng, s.label) if s.label is not None else None) for s in segments}
+        n = int(round(seconds * FPS))
+        seg_index = 0
+        try:
+            for i in tqdm(range(n), desc="drive.mp4", disable=not progress, unit="frame"):
+                t = i / FPS
+                while seg_index + 1 < len(segments) and t >= segments[seg_index].end:
+                    if segments[seg_index].label is not None:
+                        previous = targets[id(segments[seg_index])]
+                    seg_index += 1
+                segment = segments[seg_index]
+                canvas = background.copy()
+                pose = motion.pose(t)
+                record = {"frame": i, "time": round(t, 4), "face": segment.label is not None}
+                if segment.label is None:
+                    if segment.reason == "camera covered":
+                        canvas *= 0.05
+                    record.update(expression=None, label=-1, reason=segment.reason)
+                else:
+                    a = drive.blend_weight(t, segment)
+                    w_exp = (1 - a) * previous + a * targets[id(segment)]
+                    truth = self.scene.draw(canvas, driver, w_exp, pose)
+                    label = segment.label
+                    record.update(expression=EXPRESSIONS[label], label=label, transition=a < 1.0,
+                                  box=[round(v, 1) for v in truth["box"]], **_pose_dict(pose))
+                writer.write(camera.expose(canvas, pose.height))
+                frames.append(record)
+        finally:
+            writer.release()
+        self.counts["video_frames"] = n
+        meta = {"video": "drive.mp4", "fps": FPS, "width": FRAME_W, "height": FRAME_H, "frames": frames,
+                "classes": list(EXPRESSIONS),
+                "segments": [{"start": s.start, "end": s.end, "expression": None if s.label is None else EXPRESSIONS[s.label],
+                              "reason": s.reason} for s in segments]}
+        (self.out / "drive.json").write_text(json.dumps(meta))
+        return meta
+
+
+def _with_iris(landmarks468):
+    out = np.zeros((478, 2), np.float32)
+    out[:468] = landmarks468
+    out[468:] = landmarks468[:10]  # unused by the alignment (no vertex), any finite values
+    return out
+
+
+def _pose_dict(pose: Pose) -> dict:
+    return {"yaw": round(pose.yaw, 2), "pitch": round(pose.pitch, 2), "roll": round(pose.roll, 2)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train synth", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--per-class", type=int, default=60, help="source images per expression")
+    parser.add_argument("--target-per-class", type=int, default=None, help="target images per expression "
+                        "(default: as --per-class)")
+    parser.add_argument("--video-seconds", type=float, default=60.0, help="length of drive.mp4; 0 for none")
+    parser.add_argument("--drivers", type=int, default=8, help="distinct drivers per domain")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    for name in ("per_class", "drivers", "size"):
+        if getattr(args, name) < (1 if name != "per_class" else 0):
+            parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    target_per_class = args.per_class if args.target_per_class is None else args.target_per_class
+    progress = not args.no_progress
+    timings = {}
+    start = time.perf_counter()
+    writer = SynthWriter(args.out, seed=args.seed, size=args.size, drivers=args.drivers)
+    timings["setup_s"] = time.perf_counter() - start
+    manifest = {"seed": args.seed, "size": args.size, "classes": list(EXPRESSIONS), "drivers_per_domain": args.drivers}
+    for part, call in (("source", lambda: writer.write_source(args.per_class, progress)),
+                       ("target", lambda: writer.write_target(target_per_class, progress))):
+        t = time.perf_counter()
+        manifest[part] = call()
+        timings[f"{part}_s"] = time.perf_counter() - t
+    if args.video_seconds > 0:
+        t = time.perf_counter()
+        writer.write_video(args.video_seconds, progress)
+        timings["video_s"] = time.perf_counter() - t
+    timings = {k: round(v, 2) for k, v in timings.items()}
+    manifest.update(counts=writer.counts, timings=timings)
+    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    print(json.dumps({"out": str(args.out), **writer.counts, **timings}))
+    return 0
