@@ -7,7 +7,8 @@ skip (Conv + Add) and the generator's two heads — the converted pairs no longe
 QLinearConv pattern: 8 of 23 convolutions stayed in float between DequantizeLinear and
 QuantizeLinear, the worst being the three full-resolution 7×7 layers, so INT8 was only ~1.3× the
 FP32 speed. Writing uint8 (asymmetric) activations directly, with a dedicated Q/DQ pair per
-consumer, lets every convolution and residual Add run as QLinearConv / QLinearAdd.
+consumer, lets every convolution and residual Add run as QLinearConv / QLinearAdd. The merged
+6-channel head is also padded to 16 output channels for the int8 GEMM (engines/onnx_rewrite.py).
 TensorRT wants the opposite: symmetric int8 activations (zero point 0) and float biases, which
 it fuses itself. Weights are symmetric int8, per output channel, for both.
 """
@@ -22,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 from tqdm import tqdm
+
+from engines.onnx_rewrite import pad_split_convs
 
 METHODS = ("minmax", "entropy", "percentile")
 TARGETS = ("cpu", "tensorrt")
@@ -95,9 +98,15 @@ def quantize_int8(onnx_path, out, feeds: list[dict], *, method: str = "minmax", 
         extra["CalibPercentile"] = float(percentile)
     with tempfile.TemporaryDirectory() as scratch:
         prepared = Path(scratch) / "prepared.onnx"
+        source_for_quantizer = onnx_path
+        if cpu:
+            padded = onnx.load(str(onnx_path))
+            if pad_split_convs(padded):
+                source_for_quantizer = Path(scratch) / "padded.onnx"
+                onnx.save(padded, str(source_for_quantizer))
         # Shape inference + constant folding first, as ORT's quantization guide asks; no fusions that
         # would hide Conv nodes from the quantizer.
-        quant_pre_process(str(onnx_path), str(prepared), skip_optimization=False, skip_onnx_shape=False,
+        quant_pre_process(str(source_for_quantizer), str(prepared), skip_optimization=False, skip_onnx_shape=False,
                           skip_symbolic_shape=False)
         out.parent.mkdir(parents=True, exist_ok=True)
         # ORT's histogram calibrators print progress to stdout; keep stdout for the CLI's JSON line.

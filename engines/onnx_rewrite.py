@@ -72,3 +72,45 @@ def _drop_unused_initializers(graph) -> None:
     keep = [i for i in graph.initializer if i.name in used]
     del graph.initializer[:]
     graph.initializer.extend(keep)
+
+
+def pad_split_convs(model: onnx.ModelProto, multiple: int = 16) -> int:
+    """Give convolutions that feed only a Split (the merged heads) a multiple of `multiple` output
+    channels with zero filters, and the Split an extra, unused output for them.
+
+    Why: ONNX Runtime's int8 convolution is an im2col + int8 GEMM whose kernels work on 16 output
+    channels at a time; the merged heads' 6 channels left most of each vector idle. Measured on the
+    w=8 generator: the head went from ~1.6 to ~1.0 ms in int8, while FP32 (whose NCHWc kernels pad
+    to the vector width internally anyway) does not change — so this is applied for the CPU INT8
+    target only. Outputs are unchanged: the padding channels are computed and dropped.
+    """
+    graph = model.graph
+    initializers = {i.name: i for i in graph.initializer}
+    consumers = defaultdict(list)
+    for node in graph.node:
+        for name in node.input:
+            consumers[name].append(node)
+    padded = 0
+    for node in graph.node:
+        users = consumers.get(node.output[0] if node.output else "", [])
+        if node.op_type != "Conv" or len(users) != 1 or users[0].op_type != "Split":
+            continue
+        split = users[0]
+        if len(node.input) < 3 or len(split.input) < 2 or any(n not in initializers for n in
+                                                              (node.input[1], node.input[2], split.input[1])):
+            continue
+        weight = numpy_helper.to_array(initializers[node.input[1]])
+        extra = (-weight.shape[0]) % multiple
+        if extra == 0:
+            continue
+        bias = numpy_helper.to_array(initializers[node.input[2]])
+        sizes = numpy_helper.to_array(initializers[split.input[1]])
+        initializers[node.input[1]].CopyFrom(numpy_helper.from_array(
+            np.concatenate([weight, np.zeros((extra, *weight.shape[1:]), weight.dtype)]), node.input[1]))
+        initializers[node.input[2]].CopyFrom(numpy_helper.from_array(
+            np.concatenate([bias, np.zeros(extra, bias.dtype)]), node.input[2]))
+        initializers[split.input[1]].CopyFrom(numpy_helper.from_array(
+            np.concatenate([sizes, [extra]]).astype(np.int64), split.input[1]))
+        split.output.append(f"{split.name or node.name}_padding")
+        padded += 1
+    return padded

@@ -77,3 +77,19 @@ def test_unknown_kind_and_low_opset_are_refused(tmp_path, tiny_classifier):
         export_onnx(tiny_classifier, "detector", tmp_path / "x.onnx")
     with pytest.raises(ValueError, match="opset must be ≥ 17"):
         export_onnx(tiny_classifier, "classifier", tmp_path / "x.onnx", opset=13)
+
+
+def test_padding_the_merged_head_keeps_outputs(tmp_path, tiny_generator):
+    from engines.onnx_rewrite import pad_split_convs
+    merged = export_onnx(tiny_generator, "uit_generator", tmp_path / "merged.onnx", image_size=32)
+    model = onnx.load(str(merged))
+    assert pad_split_convs(model, multiple=16) == 1
+    assert pad_split_convs(model, multiple=16) == 0  # already a multiple: nothing more to do
+    onnx.save(model, str(tmp_path / "padded.onnx"))
+    head = next(n for n in model.graph.node if n.op_type == "Conv" and n.name.endswith("_merged"))
+    weight = next(i for i in model.graph.initializer if i.name == head.input[1])
+    assert weight.dims[0] == 16
+    a, b = engines.load(merged), engines.load(tmp_path / "padded.onnx")
+    feeds = a.example_feeds(batch=2, fill=-0.4)
+    for name, value in a.run(feeds).items():
+        np.testing.assert_allclose(value, b.run(feeds)[name], atol=1e-6)
