@@ -24,6 +24,7 @@ def _summary(times: list[float], batch: int) -> dict:
     ms = np.asarray(times) * 1e3
     return {"batch": batch, "runs": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 3),
             "p99_ms": round(float(np.percentile(ms, 99)), 3), "mean_ms": round(float(ms.mean()), 3),
+            "min_ms": round(float(ms.min()), 3),
             "throughput_per_s": round(batch * 1e3 / float(np.percentile(ms, 50)), 1)}
 
 
