@@ -1,0 +1,98 @@
+"""The synthetic data writer: layout, determinism, ground truth, and learnable expressions."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from face.expressions import EXPRESSIONS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _synth(out: Path, *args):
+    cmd = [sys.executable, "-m", "train", "synth", "--out", str(out), "--no-progress", *args]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    summary = _synth(out, "--seed", "3", "--per-class", "3", "--video-seconds", "2", "--drivers", "3")
+    return out, summary
+
+
+def test_layout_and_counts(small_set):
+    out, summary = small_set
+    assert summary["source"] == 21 and summary["video_frames"] == 60
+    for domain in ("source", "target"):
+        assert sorted(p.name for p in (out / domain).iterdir()) == sorted(EXPRESSIONS)
+        for image in (out / domain).rglob("*.png"):
+            if image.name.endswith(".side.png"):
+                continue
+            side = image.with_name(image.stem + ".side.png")
+            assert side.is_file(), f"no side map beside {image}"
+            a, b = cv2.imread(str(image)), cv2.imread(str(side))
+            assert a.shape == b.shape == (128, 128, 3)
+    # Every target image that could not be made is counted, none silently lost.
+    assert summary["target"] + 0 == sum(1 for p in (out / "target").rglob("t*[0-9].png"))
+    assert summary["target"] >= 18
+
+
+def test_source_crops_look_nir_and_target_renders_differ(small_set):
+    out, _ = small_set
+    source = [cv2.imread(str(p)) for p in sorted((out / "source").rglob("s*[0-9].png"))]
+    target = [cv2.imread(str(p)) for p in sorted((out / "target").rglob("t*[0-9].png"))]
+    # NIR: grey frames (all three channels equal).
+    assert all((s[..., 0] == s[..., 2]).all() for s in source)
+    # Frontal renders are black outside the face mesh; source crops show head and cabin there.
+    corner = (slice(0, 10), slice(0, 10))
+    assert np.mean([t[corner].max() for t in target]) == 0
+    assert np.mean([s[corner].mean() for s in source]) > 2
+
+
+def test_drive_truth(small_set):
+    out, _ = small_set
+    truth = json.loads((out / "drive.json").read_text())
+    assert truth["fps"] == 30 and (truth["width"], truth["height"]) == (640, 480)
+    frames = truth["frames"]
+    assert len(frames) == 60 and [f["frame"] for f in frames] == list(range(60))
+    for f in frames:
+        if f["face"]:
+            assert f["expression"] == EXPRESSIONS[f["label"]]
+            assert all(k in f for k in ("yaw", "pitch", "roll", "box"))
+        else:
+            assert f["label"] == -1 and f["expression"] is None
+    video = cv2.VideoCapture(str(out / "drive.mp4"))
+    n = 0
+    while True:
+        ok, frame = video.read()
+        if not ok:
+            break
+        assert frame.shape == (480, 640, 3)
+        n += 1
+    assert n == 60
+
+
+def test_same_seed_same_data(small_set, tmp_path):
+    out, _ = small_set
+    again = tmp_path / "again"
+    _synth(again, "--seed", "3", "--per-class", "3", "--video-seconds", "0", "--drivers", "3")
+    for image in sorted((out / "source").rglob("*.png"))[:10] + sorted((out / "target").rglob("*.png"))[:10]:
+        twin = again / image.relative_to(out)
+        assert twin.read_bytes() == image.read_bytes(), f"{image.relative_to(out)} differs between runs"
+    other = tmp_path / "other"
+    _synth(other, "--seed", "4", "--per-class", "1", "--video-seconds", "0", "--drivers", "3")
+    first = sorted((out / "source").rglob("s*[0-9].png"))[0]
+    assert (other / first.relative_to(out)).read_bytes() != first.read_bytes()
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    cmd = [sys.executable, "-m", "train", "synth", "--out", str(tmp_path), "--drivers", "0"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "--drivers" in done.stderr
