@@ -1,0 +1,82 @@
+"""One run's settings, handed to every stage process (picklable, plain values only)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from face.expressions import EXPRESSIONS
+from pipeline import messages
+
+DEFAULT_PUBLISH = "tcp://127.0.0.1:5560"
+DEFAULT_GENERATOR = "models/uit_generator.onnx"
+DEFAULT_CLASSIFIER = "models/classifier.onnx"
+STAGES = ("capture", "face", "translate", "classify", "decide")
+
+
+@dataclass
+class PipelineConfig:
+    source: str = "demo"
+    fast: bool = False                  # replay as fast as possible instead of at the recorded rate
+    live: bool | None = None            # latest-wins; None: cameras live, files and folders replay
+    engine: str = "onnxruntime"
+    generator: str = DEFAULT_GENERATOR
+    classifier: str = DEFAULT_CLASSIFIER
+    threads: int = 1                    # engine threads per stage (processes already use the cores)
+    baseline: bool = True               # also classify the untranslated frontal render (accuracy without UIT)
+    publish: str = DEFAULT_PUBLISH
+    save_video: str | None = None
+    display: bool = False
+    record: str | None = None
+    max_frames: int | None = None
+    single_process: bool = False
+    pixel_format: str = "auto"          # camera FOURCC: GREY, Y16, ... (auto: the driver's default)
+    folder_fps: float = 30.0
+    max_bytes: int = messages.DEFAULT_MAX_BYTES
+    status_period_s: float = 1.0
+    max_restarts: int = 5               # per stage, within restart_window_s, before the run gives up
+    restart_window_s: float = 60.0
+    image_size: int = 128               # filled from the generator's metadata
+    classes: tuple = field(default=EXPRESSIONS)
+
+    @property
+    def overlay(self) -> bool:
+        return bool(self.save_video or self.display)
+
+    @property
+    def mode(self) -> str:
+        from pipeline.sources import is_camera
+        from pipeline.transport import LIVE, REPLAY
+
+        live = is_camera(self.source) if self.live is None else self.live
+        return LIVE if live else REPLAY
+
+
+def model_metadata(path) -> dict:
+    """An ONNX model's `exprada.*` metadata without starting a runtime (the parent checks models early)."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model {path} not found (models/README.md gives the commands that train "
+                                f"the default models)")
+    if path.suffix != ".onnx":
+        return {}
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # protobuf raises its own DecodeError types
+        raise ValueError(f"model {path} is not a readable ONNX file: {error}") from None
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def resolve_models(config: PipelineConfig) -> PipelineConfig:
+    """Check both models exist and agree; take the image size and class names from their metadata."""
+    generator = model_metadata(config.generator)
+    classifier = model_metadata(config.classifier)
+    size = int(generator.get("exprada.image_size") or classifier.get("exprada.image_size") or config.image_size)
+    if classifier.get("exprada.image_size") and int(classifier["exprada.image_size"]) != size:
+        raise ValueError(f"image sizes differ: generator {config.generator} takes {size}, classifier "
+                         f"{config.classifier} takes {classifier['exprada.image_size']}")
+    classes = tuple(json.loads(classifier["exprada.classes"])) if "exprada.classes" in classifier else EXPRESSIONS
+    config.image_size, config.classes = size, classes
+    return config

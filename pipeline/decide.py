@@ -1,0 +1,74 @@
+"""Decide: perception's per-frame probabilities → the emotion message, with a smoothed label.
+
+Smoothing is an exponential moving average of the probabilities; the smoothed label changes only
+when another class leads the current one by `margin` (hysteresis: no flicker between two close
+classes). A frame without a face is published as `valid: false`, never skipped; the smoothed label
+is held through `hold_frames` such frames (a blink of the tracker), then cleared.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+EMOTION_SCHEMA = "exprada.emotion/1"
+STATUS_SCHEMA = "exprada.status/1"
+
+
+class Decider:
+    def __init__(self, classes, alpha: float = 0.35, margin: float = 0.15, hold_frames: int = 15):
+        if not 0 < alpha <= 1:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        self.classes, self.alpha, self.margin, self.hold_frames = tuple(classes), alpha, margin, hold_frames
+        self.reset()
+
+    def reset(self):
+        self.smoothed, self.current, self.missing = None, None, 0
+
+    def update(self, probs) -> str | None:
+        """One frame's probabilities (None: no face) → the smoothed label (None: no decision)."""
+        if probs is None:
+            self.missing += 1
+            if self.missing > self.hold_frames:
+                self.reset()
+            return None if self.current is None else self.classes[self.current]
+        self.missing = 0
+        probs = np.asarray(probs, dtype=np.float64)
+        self.smoothed = probs if self.smoothed is None else self.alpha * probs + (1 - self.alpha) * self.smoothed
+        leader = int(np.argmax(self.smoothed))
+        if self.current is None or self.smoothed[leader] >= self.smoothed[self.current] + self.margin:
+            self.current = leader
+        return self.classes[self.current]
+
+
+def emotion_message(header: dict, smoothed_label, classes, t_publish_ns: int) -> dict:
+    """The published JSON for one frame (schema exprada.emotion/1, documented in the README)."""
+    valid = bool(header.get("valid")) and header.get("probs") is not None
+    probs = header.get("probs") if valid else None
+    latency = {stage: round((end - start) / 1e6, 3) for stage, (start, end) in header["timing"].items()}
+    latency["total"] = round((t_publish_ns - header["t_capture_ns"]) / 1e6, 3)
+    message = {
+        "schema": EMOTION_SCHEMA,
+        "frame_id": header["frame_id"],
+        "source": header["source"],
+        "t_capture_ns": header["t_capture_ns"],
+        "t_publish_ns": t_publish_ns,
+        "valid": valid,
+        "label": classes[int(np.argmax(probs))] if valid else None,
+        "probs": dict(zip(classes, probs)) if valid else None,
+        "smoothed_label": smoothed_label,
+        "face": _face(header.get("face")),
+        "latency_ms": latency,
+    }
+    if not valid:
+        message["reason"] = header.get("reason") or "no classification"
+    return message
+
+
+def _face(face):
+    if not face:
+        return None
+    return {"box": face["box"], "yaw": face["yaw"], "pitch": face["pitch"], "roll": face["roll"]}
+
+
+def baseline_label(header: dict, classes):
+    probs = header.get("probs_baseline")
+    return classes[int(np.argmax(probs))] if header.get("valid") and probs is not None else None

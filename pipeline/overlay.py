@@ -1,0 +1,73 @@
+"""The overlay for --save-video / --display: the frame with box and landmarks, and a side panel with
+the frontal render, its translation, the probability bars and the smoothed label."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from face.imageio import to_bgr8
+
+PANEL_WIDTH = 300
+TILE = 140
+GREEN, WHITE, GREY, AMBER = (80, 220, 80), (240, 240, 240), (120, 120, 120), (0, 190, 255)
+
+
+def draw(arrays: dict, message: dict, classes) -> np.ndarray:
+    frame = to_bgr8(arrays["frame"]).copy()
+    height = max(frame.shape[0], 2 * TILE + 30 + 22 * len(classes) + 40)
+    canvas = np.zeros((height, frame.shape[1] + PANEL_WIDTH, 3), np.uint8)
+    face = message.get("face")
+    if face:
+        x0, y0, x1, y1 = (int(round(v)) for v in face["box"])
+        cv2.rectangle(frame, (x0, y0), (x1, y1), GREEN, 2)
+        for x, y in np.asarray(arrays.get("landmarks", np.zeros((0, 2))))[::4]:
+            cv2.circle(frame, (int(x), int(y)), 1, AMBER, -1)
+    canvas[:frame.shape[0], :frame.shape[1]] = frame
+    left = frame.shape[1] + 10
+    for row, (name, title) in enumerate((("frontal", "frontal render"), ("translated", "UIT translation"))):
+        top = 10 + row * (TILE + 10)
+        cv2.putText(canvas, title, (left + TILE + 8, top + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, WHITE, 1)
+        if name in arrays:
+            canvas[top:top + TILE, left:left + TILE] = cv2.resize(to_bgr8(arrays[name]), (TILE, TILE))
+        else:
+            cv2.rectangle(canvas, (left, top), (left + TILE, top + TILE), GREY, 1)
+    top = 20 + 2 * (TILE + 10)
+    probs = message.get("probs") or {}
+    for i, name in enumerate(classes):
+        y = top + i * 22
+        p = float(probs.get(name, 0.0))
+        color = GREEN if name == message.get("label") else GREY
+        cv2.rectangle(canvas, (left + 90, y), (left + 90 + int(p * (PANEL_WIDTH - 110)), y + 14), color, -1)
+        cv2.putText(canvas, name, (left, y + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.42, WHITE, 1)
+    caption = message.get("smoothed_label") or ("no face" if not message.get("valid") else "-")
+    cv2.putText(canvas, caption, (left, top + 22 * len(classes) + 26), cv2.FONT_HERSHEY_SIMPLEX, 0.8, AMBER, 2)
+    return canvas
+
+
+class OverlayWriter:
+    """Writes overlay frames to a video (mp4v) and/or shows them in a window."""
+
+    def __init__(self, path: str | None, display: bool, classes, fps: float = 30.0):
+        self.path, self.display, self.classes, self.fps = path, display, classes, fps
+        self.writer = None
+
+    def write(self, arrays: dict, message: dict):
+        if "frame" not in arrays:
+            return
+        image = draw(arrays, message, self.classes)
+        if self.path:
+            if self.writer is None:
+                self.writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
+                                              (image.shape[1], image.shape[0]))
+                if not self.writer.isOpened():
+                    raise OSError(f"{self.path}: cannot write the overlay video")
+            self.writer.write(image)
+        if self.display:
+            cv2.imshow("exprada", image)
+            cv2.waitKey(1)
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.release()
+        if self.display:
+            cv2.destroyAllWindows()

@@ -1,0 +1,53 @@
+"""--record DIR: the raw frames (lossless PNG, 16-bit stays 16-bit) and every message, for replay tests.
+
+    DIR/frames/000000.png ...   raw frames as captured; `--source DIR/frames` replays them
+    DIR/frames/frames.jsonl     frame, t_capture_ns, expression (when the source had ground truth)
+    DIR/emotion.jsonl           every published emotion message
+    DIR/status.jsonl            every status message
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+
+from face.expressions import EXPRESSIONS
+from pipeline.truth import NO_FACE
+
+
+class FrameRecorder:
+    def __init__(self, folder):
+        self.folder = Path(folder) / "frames"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.index_file = open(self.folder / "frames.jsonl", "a")
+        self.position = sum(1 for p in self.folder.iterdir() if p.suffix == ".png")
+
+    def write(self, captured):
+        # The file name's order is the replay order: a position, not the source index.
+        name = f"{self.position:06d}.png"
+        if not cv2.imwrite(str(self.folder / name), captured.frame):
+            raise OSError(f"{self.folder / name}: could not write the recorded frame")
+        entry = {"frame": self.position, "source_index": captured.index, "t_capture_ns": captured.t_capture_ns}
+        if captured.truth == NO_FACE:
+            entry["face"] = False
+        elif captured.truth is not None:
+            entry["expression"] = EXPRESSIONS[captured.truth]
+        self.index_file.write(json.dumps(entry) + "\n")
+        self.index_file.flush()
+        self.position += 1
+
+    def close(self):
+        self.index_file.close()
+
+
+class JsonLines:
+    def __init__(self, path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(path, "a")
+
+    def write(self, message: dict):
+        self.file.write(json.dumps(message, separators=(",", ":")) + "\n")
+
+    def close(self):
+        self.file.close()

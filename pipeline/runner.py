@@ -1,0 +1,275 @@
+"""One stage's loop between its sockets: capture (source → frames), face / translate / classify
+(frame → frame), decide (frame → emotion message on the PUB socket).
+
+Each stage binds its own input (a restarted stage takes up the same address; upstream PUSH sockets
+reconnect by themselves) and reports its counters to the supervisor once a second. A frame whose
+processing raises is forwarded as `valid: false` with the reason, and counted; a crash of the whole
+process is the supervisor's business.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import zmq
+
+from pipeline import messages
+from pipeline.config import STAGES, PipelineConfig
+from pipeline.transport import LIVE, Counters, Inlet, Outlet, Ticker, endpoint, send_waiting
+
+NEXT = dict(zip(STAGES, STAGES[1:]))
+FATAL = 3            # exit code: a setup error (bad model, port taken) that a restart cannot fix
+FLUSH_MS = 2000      # at end of stream, how long a closing socket may take to deliver what it holds
+GO_FILE = "go"       # the supervisor writes it when every stage is ready; capture waits for it
+
+
+class Stats:
+    """The stage's counters to the supervisor, once a second, never blocking."""
+
+    def __init__(self, ctx, run_dir, name, counters: Counters, period: float):
+        self.name, self.counters, self.extra = name, counters, {}
+        self.sock = ctx.socket(zmq.PUSH)
+        self.sock.setsockopt(zmq.SNDHWM, 16)
+        self.sock.setsockopt(zmq.LINGER, 200)
+        self.sock.connect(endpoint(run_dir, "stats"))
+        self.tick = Ticker(period)
+
+    def send(self, force=False, **fields):
+        self.extra.update(fields)
+        if not (force or self.tick()):
+            return
+        report = {"stage": self.name, "pid": os.getpid(), "thread": threading.get_ident(),
+                  "t_ns": time.monotonic_ns(), **asdict(self.counters), **self.extra}
+        try:
+            self.sock.send_json(report, zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+    def close(self):
+        self.sock.close()
+
+
+def run_stage(name: str, config: PipelineConfig, ctx: zmq.Context, run_dir, should_stop, skip: int = 0) -> int:
+    counters = Counters()
+    stats = Stats(ctx, run_dir, name, counters, config.status_period_s)
+    try:
+        if name == "capture":
+            return run_capture(config, ctx, run_dir, should_stop, counters, stats, skip)
+        if name == "decide":
+            return run_decide(config, ctx, run_dir, should_stop, counters, stats)
+        return run_transform(name, config, ctx, run_dir, should_stop, counters, stats)
+    except (OSError, ValueError, zmq.ZMQError) as error:
+        # Setup went wrong (model file, port in use, unwritable output): say what, and do not retry.
+        print(f"exprada pipeline: stage {name}: {error}", file=sys.stderr, flush=True)
+        stats.send(force=True, fatal=str(error))
+        return FATAL
+    finally:
+        stats.close()
+
+
+def run_capture(config, ctx, run_dir, should_stop, counters, stats, skip) -> int:
+    from pipeline.record import FrameRecorder
+    from pipeline.sources import open_source
+
+    out = Outlet(ctx, endpoint(run_dir, "in-face"), config.mode, counters)
+    source = open_source(resolve_source(config.source), fast=config.fast, skip=skip,
+                         pixel_format=config.pixel_format, fps=config.folder_fps, should_stop=should_stop)
+    recorder = FrameRecorder(config.record) if config.record else None
+    wait_for_go(run_dir, should_stop)
+    sent = 0
+    try:
+        for captured in source.frames():
+            header = messages.new_header(captured.index, source.name, captured.t_capture_ns, truth=captured.truth)
+            if recorder:
+                recorder.write(captured)
+            messages.stamp(header, "capture", captured.t_capture_ns, time.monotonic_ns())
+            out.send(header, {"frame": captured.frame}, should_stop)
+            sent += 1
+            stats.send(source=source.status.as_dict())
+            if config.max_frames and captured.index + 1 >= config.max_frames:
+                source.status.state = "ended"
+                break
+        if not should_stop():
+            note = source.status.note
+            if note:
+                print(f"exprada pipeline: {note}", file=sys.stderr, flush=True)
+            out.send(messages.end_of_stream(source.name, counters.frames_out, note or "end of source"),
+                     should_stop=should_stop)
+    finally:
+        stats.send(force=True, source=source.status.as_dict())
+        source.close()
+        if recorder:
+            recorder.close()
+        out.close(0 if should_stop() else FLUSH_MS)
+    return 0
+
+
+def resolve_source(spec: str) -> str:
+    if spec == "demo":
+        from pipeline.demo import demo_video
+        return str(demo_video())
+    return spec
+
+
+def wait_for_go(run_dir, should_stop):
+    if run_dir is None:      # single process: the threads start together
+        return
+    go = Path(run_dir) / GO_FILE
+    while not go.exists() and not should_stop():
+        time.sleep(0.02)
+
+
+def run_transform(name, config, ctx, run_dir, should_stop, counters, stats) -> int:
+    from pipeline.steps import STEPS
+
+    inlet = Inlet(ctx, endpoint(run_dir, f"in-{name}"), config.mode, counters, config.max_bytes)
+    out = Outlet(ctx, endpoint(run_dir, f"in-{NEXT[name]}"), config.mode, counters)
+    step = STEPS[name](config)
+    stats.send(force=True, ready=True)
+    finished = False
+    try:
+        while not should_stop():
+            stats.send()
+            message = inlet.receive()
+            if message is None:
+                continue
+            header, arrays = message
+            if header.get("eos"):
+                out.send(header, should_stop=should_stop)
+                finished = True
+                break
+            started = time.monotonic_ns()
+            try:
+                header, arrays = step(header, arrays)
+            except Exception as error:  # a bad frame must not take the stage down: publish why instead
+                counters.errors += 1
+                header["valid"], header["reason"], arrays = False, f"{name} failed: {error}", {}
+            messages.stamp(header, name, started, time.monotonic_ns())
+            out.send(header, arrays, should_stop)
+    finally:
+        stats.send(force=True)
+        step.close()
+        inlet.close()
+        out.close(FLUSH_MS if finished else 0)
+    return 0
+
+
+def run_decide(config, ctx, run_dir, should_stop, counters, stats) -> int:
+    from pipeline.decide import Decider, baseline_label, emotion_message
+    from pipeline.overlay import OverlayWriter
+
+    inlet = Inlet(ctx, endpoint(run_dir, "in-decide"), config.mode, counters, config.max_bytes)
+    status_in = ctx.socket(zmq.PULL)
+    status_in.setsockopt(zmq.LINGER, 0)
+    status_in.bind(endpoint(run_dir, "status-in"))
+    publisher = ctx.socket(zmq.PUB)
+    publisher.setsockopt(zmq.SNDHWM, 1000)   # a slow subscriber loses messages; the pipeline never waits
+    publisher.setsockopt(zmq.LINGER, 0)
+    try:
+        publisher.bind(config.publish)
+    except zmq.ZMQError as error:
+        raise OSError(f"cannot publish on {config.publish}: {error}") from None
+    results = ctx.socket(zmq.PUSH)
+    results.setsockopt(zmq.SNDHWM, 1000)
+    results.setsockopt(zmq.LINGER, FLUSH_MS)
+    results.connect(endpoint(run_dir, "results"))
+    decider = Decider(config.classes)
+    overlay = OverlayWriter(config.save_video, config.display, config.classes) if config.overlay else None
+    poller = zmq.Poller()
+    poller.register(inlet.sock, zmq.POLLIN)
+    poller.register(status_in, zmq.POLLIN)
+    last_id = -1
+    stats.send(force=True, ready=True)
+    try:
+        while not should_stop():
+            stats.send()
+            ready = dict(poller.poll(100))
+            if status_in in ready:
+                forward_status(status_in, publisher)
+            if inlet.sock not in ready:
+                continue
+            message = inlet.receive(0)
+            if message is None:
+                continue
+            header, arrays = message
+            if header.get("eos"):
+                send_waiting(results, [json.dumps({"eos": True, **header}).encode()], should_stop, copy=True)
+                break
+            if header["frame_id"] <= last_id:
+                counters.drops += 1   # a duplicate after a capture restart; results leave in order
+                continue
+            last_id = header["frame_id"]
+            started = time.monotonic_ns()
+            smoothed = decider.update(header.get("probs") if header.get("valid") else None)
+            messages.stamp(header, "decide", started, time.monotonic_ns())
+            emotion = emotion_message(header, smoothed, config.classes, time.monotonic_ns())
+            payload = json.dumps(emotion, separators=(",", ":")).encode()
+            publisher.send_multipart([b"emotion", payload], zmq.NOBLOCK)
+            counters.frames_out += 1
+            counters.last_frame_id = last_id
+            record = json.dumps({"emotion": emotion, "truth": header.get("truth"),
+                                 "baseline": baseline_label(header, config.classes)}).encode()
+            if config.mode == LIVE:
+                try:
+                    results.send(record, zmq.NOBLOCK)
+                except zmq.Again:
+                    pass
+            else:
+                send_waiting(results, [record], should_stop, copy=True)
+            if overlay:
+                overlay.write(arrays, emotion)
+    finally:
+        stats.send(force=True)
+        if overlay:
+            overlay.close()
+        inlet.close()
+        status_in.close(0)
+        publisher.close(0)
+        results.close(0 if should_stop() else FLUSH_MS)
+    return 0
+
+
+def forward_status(status_in, publisher):
+    while True:
+        try:
+            payload = status_in.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        try:
+            publisher.send_multipart([b"status", payload], zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+
+# ---- process entry -----------------------------------------------------------------------------
+
+def die_with_parent():
+    """Linux: the kernel sends SIGTERM to this process when its parent dies, so no stage is orphaned."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def stage_process(name: str, config: PipelineConfig, run_dir: str, parent_pid: int, skip: int = 0):
+    """Entry point of a stage process (multiprocessing 'spawn': nothing inherited but arguments)."""
+    die_with_parent()
+    if os.getppid() != parent_pid:   # the parent died before prctl took effect
+        sys.exit(0)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    ctx = zmq.Context()   # made here, after the process started: contexts never cross a fork
+    try:
+        code = run_stage(name, config, ctx, run_dir, lambda: stop.is_set() or os.getppid() != parent_pid, skip)
+    finally:
+        ctx.destroy(linger=0)
+    sys.exit(code)

@@ -1,0 +1,255 @@
+"""Where frames come from: a V4L2 camera, a video file, a folder of images (the demo is a video file).
+
+Every source yields `Captured(index, frame, t_capture_ns, truth)`; `t_capture_ns` is
+`time.monotonic_ns()` when the frame was taken, the clock every stage and the end-to-end latency use.
+Cameras are live (the pipeline runs latest-wins); files and folders are replays (lossless), paced at
+their frame rate unless `fast`. Opening a source that cannot give frames raises SourceError naming it.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline import truth as truth_io
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"}
+DEFAULT_FPS = 30.0
+BACKOFF_S = (0.5, 1.0, 2.0, 4.0)   # camera reconnect waits; the last repeats
+
+
+class SourceError(RuntimeError):
+    """The source cannot give frames (missing, unreadable, not a video); the message names it."""
+
+
+@dataclass
+class Captured:
+    index: int               # position in the source (frame number of a file; count for a camera)
+    frame: np.ndarray
+    t_capture_ns: int
+    truth: int | None = None  # ground truth: label index, truth.NO_FACE, or None when unknown
+
+
+@dataclass
+class SourceState:
+    """What the status stream says about the source."""
+
+    state: str = "starting"   # running | reconnecting | ended
+    reconnects: int = 0
+    skipped: int = 0          # unreadable images/frames, skipped and counted
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self):
+        return {"state": self.state, "reconnects": self.reconnects, "skipped": self.skipped,
+                "note": self.note, **self.extra}
+
+
+class Pacer:
+    """Releases frame i at start + i/fps (a replay runs at the recorded rate); fast: no waiting."""
+
+    def __init__(self, fps: float, fast: bool, should_stop):
+        self.period = 1.0 / fps if fps > 0 else 1.0 / DEFAULT_FPS
+        self.fast, self.should_stop, self.start = fast, should_stop, None
+
+    def wait(self, step: int):
+        if self.fast:
+            return
+        now = time.monotonic()
+        if self.start is None:
+            self.start = now - step * self.period
+        due = self.start + step * self.period
+        while now < due and not self.should_stop():
+            time.sleep(min(due - now, 0.05))
+            now = time.monotonic()
+
+
+class VideoSource:
+    live = False
+
+    def __init__(self, path, fast=False, skip=0, should_stop=lambda: False):
+        self.path = Path(path)
+        self.name = str(path)
+        if not self.path.is_file():
+            raise SourceError(f"{path}: no such video file")
+        if not os.access(self.path, os.R_OK):
+            raise SourceError(f"{path}: video file not readable (permission denied)")
+        self.cap = cv2.VideoCapture(str(self.path))
+        ok, self.first = self.cap.read() if self.cap.isOpened() else (False, None)
+        if not ok or self.first is None:
+            self.cap.release()
+            raise SourceError(f"{path}: not a readable video (corrupt, truncated or unsupported format)")
+        self.fps = self.cap.get(cv2.CAP_PROP_FPS) or DEFAULT_FPS
+        self.declared = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        truth_file = truth_io.beside(self.path)
+        self.truth = truth_io.load(truth_file) if truth_file else {}
+        self.fast, self.skip, self.should_stop = fast, int(skip), should_stop
+        self.status = SourceState()
+
+    def frames(self):
+        pacer = Pacer(self.fps, self.fast, self.should_stop)
+        index, frame = 0, self.first
+        self.status.state = "running"
+        while frame is not None and not self.should_stop():
+            if index >= self.skip:
+                pacer.wait(index - self.skip)
+                yield Captured(index, frame, time.monotonic_ns(), self.truth.get(index))
+            ok, frame = self.cap.read()   # a new array every call: sent frames are never reused
+            frame = frame if ok else None
+            index += 1
+        self.status.state = "ended"
+        if self.declared and index < self.declared:
+            self.status.note = f"{self.name}: video ended early after {index} of {self.declared} frames (truncated?)"
+
+    def close(self):
+        self.cap.release()
+
+
+class FolderSource:
+    live = False
+
+    def __init__(self, path, fast=False, skip=0, fps=DEFAULT_FPS, should_stop=lambda: False):
+        from face.imageio import read_image
+
+        self.read_image = read_image
+        self.path, self.name = Path(path), str(path)
+        if not self.path.is_dir():
+            raise SourceError(f"{path}: no such folder")
+        try:
+            names = sorted(os.listdir(self.path))
+        except OSError as error:
+            raise SourceError(f"{path}: cannot read folder: {error.strerror or error}") from None
+        self.files = [self.path / n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
+        if not self.files:
+            raise SourceError(f"{path}: no images in folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        recorded = self.path / "frames.jsonl"
+        self.truth = truth_io.load(recorded) if recorded.is_file() else {}
+        self.fps, self.fast, self.skip, self.should_stop = fps, fast, int(skip), should_stop
+        self.status = SourceState()
+
+    def frames(self):
+        pacer = Pacer(self.fps, self.fast, self.should_stop)
+        self.status.state = "running"
+        for index, file in enumerate(self.files):
+            if self.should_stop():
+                break
+            if index < self.skip:
+                continue
+            try:
+                frame = _read_raw(file)
+            except ValueError as error:
+                self.status.skipped += 1
+                self.status.note = str(error)
+                continue
+            pacer.wait(index - self.skip)
+            yield Captured(index, frame, time.monotonic_ns(), self.truth.get(index))
+        self.status.state = "ended"
+
+    def close(self):
+        pass
+
+
+def _read_raw(file: Path) -> np.ndarray:
+    """An image as stored (16-bit NIR stays 16-bit; the face stage converts); ValueError naming it."""
+    data = np.fromfile(file, dtype=np.uint8) if file.is_file() else np.zeros(0, np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise ValueError(f"{file}: not a readable image (corrupt or unsupported format)")
+    return image
+
+
+class CameraSource:
+    """A V4L2 camera. NIR sensors give GREY or Y16: ask for it by FOURCC and keep OpenCV from
+    converting to BGR; a one-frame driver buffer so a read never returns a stale frame. When the
+    camera goes away, reconnect with growing waits and say so in `status`."""
+
+    live = True
+
+    def __init__(self, device: str, pixel_format: str = "auto", should_stop=lambda: False, open_now=True):
+        self.device, self.name = device, device
+        self.pixel_format = pixel_format.upper()
+        self.should_stop = should_stop
+        self.status = SourceState()
+        self.fps = None
+        self.cap = None
+        if open_now:
+            if not Path(device).exists():
+                raise SourceError(f"{device}: no such camera device")
+            if not self._open():
+                raise SourceError(f"{device}: camera could not be opened (busy, no permission, or not a capture device)")
+
+    def _open(self) -> bool:
+        cap = cv2.VideoCapture(self.device, cv2.CAP_V4L2)
+        if not cap.isOpened():
+            cap.release()
+            return False
+        if self.pixel_format in ("GREY", "Y16", "Y8", "YUYV", "MJPG"):
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*self.pixel_format.ljust(4)))
+        if self.pixel_format in ("GREY", "Y16", "Y8"):
+            cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.fps = cap.get(cv2.CAP_PROP_FPS) or None
+        self.cap = cap
+        self.status.state = "running"
+        return True
+
+    def frames(self):
+        index, failures = 0, 0
+        while not self.should_stop():
+            ok, frame = self.cap.read() if self.cap is not None else (False, None)
+            if ok and frame is not None:
+                failures = 0
+                yield Captured(index, unpack_raw(frame, self.width, self.height), time.monotonic_ns())
+                index += 1
+                continue
+            self._reconnect(failures)
+            failures += 1
+        self.status.state = "ended"
+
+    def _reconnect(self, attempt: int):
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
+        self.status.state = "reconnecting"
+        self.status.note = f"{self.device}: camera lost; reconnecting (attempt {attempt + 1})"
+        wait_until = time.monotonic() + BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+        while time.monotonic() < wait_until and not self.should_stop():
+            time.sleep(0.05)
+        if Path(self.device).exists() and self._open():
+            self.status.reconnects += 1
+            self.status.note = f"{self.device}: reconnected"
+
+    def close(self):
+        if self.cap is not None:
+            self.cap.release()
+
+
+def unpack_raw(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """With CONVERT_RGB off, OpenCV may hand back the driver's buffer flat (1×N bytes): give it its
+    image shape (Y16 as uint16)."""
+    if frame.ndim == 2 and frame.shape[0] == 1 and width and height:
+        if frame.size == width * height * 2:
+            return frame.view(np.uint16).reshape(height, width)
+        if frame.size == width * height:
+            return frame.reshape(height, width)
+    return frame
+
+
+def is_camera(spec: str) -> bool:
+    return spec.startswith("/dev/video") or spec.isdigit()
+
+
+def open_source(spec: str, fast: bool = False, skip: int = 0, pixel_format: str = "auto",
+                fps: float = DEFAULT_FPS, should_stop=lambda: False):
+    """`/dev/videoN` (or N) → camera; a folder → images; anything else → a video file."""
+    if is_camera(spec):
+        return CameraSource(f"/dev/video{spec}" if spec.isdigit() else spec, pixel_format, should_stop)
+    if Path(spec).is_dir():
+        return FolderSource(spec, fast, skip, fps, should_stop)
+    return VideoSource(spec, fast, skip, should_stop)

@@ -1,0 +1,119 @@
+"""The per-frame work of each perception stage, free of sockets: (header, arrays) → (header, arrays).
+
+The same steps run in stage processes, in --single-process threads and in the sequential loop the
+benchmark compares against. Perception only measures (probabilities); pipeline/decide.py decides.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from face.imageio import from_network, to_network
+from pipeline.config import PipelineConfig
+
+
+def load_engine(path, config: PipelineConfig):
+    import engines
+
+    options = {"threads": config.threads} if config.engine == "onnxruntime" else {}
+    engine = engines.load(path, backend=config.engine, **options)
+    engine.warmup(runs=2)
+    return engine
+
+
+class FaceStep:
+    """Detect, fit, render frontally; an invalid header (with the reason) when there is no face."""
+
+    def __init__(self, config: PipelineConfig):
+        import face
+
+        self.stage = face.FaceStage(size=config.image_size, video=True)
+        self.overlay = config.overlay
+
+    def __call__(self, header, arrays):
+        frame = arrays["frame"]
+        result = self.stage(frame)
+        out = {}
+        if not result:
+            header["valid"], header["reason"] = False, result.reason
+        else:
+            header["face"] = {"box": [round(float(v), 1) for v in result.box], "yaw": round(float(result.yaw), 2),
+                              "pitch": round(float(result.pitch), 2), "roll": round(float(result.roll), 2),
+                              "fit_residual": round(float(result.fit_residual), 4)}
+            out = {"frontal": result.frontal, "side_map": result.side_map}
+            if self.overlay:
+                out["landmarks"] = np.asarray(result.landmarks, dtype=np.float32)
+        if self.overlay:
+            out["frame"] = frame
+        return header, out
+
+    def close(self):
+        self.stage.close()
+
+
+class TranslateStep:
+    """UIT generator: frontal render + side map → the source-domain image the classifier knows."""
+
+    def __init__(self, config: PipelineConfig):
+        self.engine = load_engine(config.generator, config)
+
+    def __call__(self, header, arrays):
+        if not header["valid"]:
+            return header, arrays
+        import engines
+
+        outputs = self.engine.run({"image": to_network(arrays["frontal"])[None],
+                                   "side_map": to_network(arrays["side_map"])[None]})
+        engines.check_finite(outputs, f"generator {self.engine.path}")
+        out = {k: v for k, v in arrays.items() if k != "side_map"}
+        out["translated"] = from_network(outputs["translated"][0])
+        return header, out
+
+    def close(self):
+        pass
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class ClassifyStep:
+    """Classifier on the translation; with `baseline`, also on the untranslated frontal render (one
+    batch of two when the engine takes a dynamic batch)."""
+
+    def __init__(self, config: PipelineConfig):
+        self.engine = load_engine(config.classifier, config)
+        self.baseline, self.overlay = config.baseline, config.overlay
+        self.classes = config.classes
+        batch_axis = self.engine.inputs[0].shape[0]
+        self.batched = batch_axis is None or batch_axis >= 2
+
+    def __call__(self, header, arrays):
+        if not header["valid"]:
+            return header, (arrays if self.overlay else {})
+        import engines
+
+        images = [arrays["translated"]] + ([arrays["frontal"]] if self.baseline else [])
+        if self.batched:
+            logits = self._logits(np.stack(images))
+        else:
+            logits = np.concatenate([self._logits(image[None]) for image in images])
+        if logits.shape[-1] != len(self.classes):
+            raise ValueError(f"classifier {self.engine.path}: {logits.shape[-1]} logits, metadata names "
+                             f"{len(self.classes)} classes")
+        engines.check_finite({"logits": logits}, f"classifier {self.engine.path}")
+        probs = softmax(logits.astype(np.float64))
+        header["probs"] = [round(float(p), 5) for p in probs[0]]
+        if self.baseline:
+            header["probs_baseline"] = [round(float(p), 5) for p in probs[1]]
+        return header, (arrays if self.overlay else {})
+
+    def _logits(self, images: np.ndarray) -> np.ndarray:
+        return self.engine.run({"image": to_network(images)})["logits"]
+
+    def close(self):
+        pass
+
+
+STEPS = {"face": FaceStep, "translate": TranslateStep, "classify": ClassifyStep}

@@ -1,0 +1,73 @@
+"""Print the pipeline's stream: `python -m pipeline.subscribe [--endpoint E] [--topic emotion|status]`.
+
+Each ZeroMQ message is two frames, [topic, JSON]; any SUB socket in any language reads it the same
+way. One JSON object per line on stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import zmq
+
+from pipeline.config import DEFAULT_PUBLISH
+
+TOPICS = ("emotion", "status")
+
+
+def subscribe(endpoint: str = DEFAULT_PUBLISH, topics=TOPICS, ctx: zmq.Context | None = None) -> zmq.Socket:
+    ctx = ctx or zmq.Context.instance()
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVHWM, 10000)
+    for topic in topics:
+        sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+    sock.connect(endpoint)
+    return sock
+
+
+def receive(sock: zmq.Socket, timeout_ms: int) -> tuple[str, dict] | None:
+    """(topic, message), or None when nothing came within the timeout. Foreign messages are skipped."""
+    if not sock.poll(timeout_ms):
+        return None
+    parts = sock.recv_multipart()
+    if len(parts) != 2:
+        return ("?", {"error": f"unexpected message with {len(parts)} frames"})
+    try:
+        return parts[0].decode(), json.loads(parts[1])
+    except (UnicodeDecodeError, ValueError) as error:
+        return ("?", {"error": f"undecodable message: {error}"})
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--endpoint", default=DEFAULT_PUBLISH)
+    p.add_argument("--topic", action="append", choices=TOPICS, help="emotion and/or status (default both)")
+    p.add_argument("--count", type=int, help="exit after this many messages")
+    p.add_argument("--timeout", type=float, help="exit after this many seconds without a message")
+    p.add_argument("--brief", action="store_true", help="one short line per emotion message instead of JSON")
+    args = p.parse_args(argv)
+    sock = subscribe(args.endpoint, args.topic or TOPICS)
+    seen = 0
+    try:
+        while args.count is None or seen < args.count:
+            got = receive(sock, int(args.timeout * 1000) if args.timeout else -1)
+            if got is None:
+                break
+            topic, message = got
+            seen += 1
+            if args.brief and topic == "emotion":
+                print(f"{message['frame_id']:>6} {message['smoothed_label'] or '-':<10} "
+                      f"{message['label'] or 'no face':<10} {message['latency_ms']['total']:7.1f} ms", flush=True)
+            else:
+                print(json.dumps({"topic": topic, **message}), flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close(0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,357 @@
+"""The supervisor: starts one process per stage (or one thread each, --single-process), restarts a
+stage that crashes, publishes the status once a second, collects every published frame for the
+summary and --record, and on Ctrl-C / SIGTERM stops every stage within 2 s.
+
+Stage processes are started with 'spawn' (a fresh interpreter: no inherited ZeroMQ context, no
+half-copied threads of mediapipe or ONNX Runtime) and die with the supervisor (PR_SET_PDEATHSIG).
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections import deque
+from pathlib import Path
+
+import zmq
+
+from pipeline import runner
+from pipeline.config import STAGES, PipelineConfig, resolve_models
+from pipeline.decide import STATUS_SCHEMA
+from pipeline.record import JsonLines
+from pipeline.summary import summarize
+from pipeline.transport import Ticker, endpoint
+
+STOP_GRACE_S = 1.5    # SIGTERM, then SIGKILL: everything is gone within 2 s of Ctrl-C
+COUNTERS = ("frames_in", "frames_out", "drops", "superseded", "malformed", "errors")
+
+
+class ProcessWorker:
+    def __init__(self, name, config, run_dir, skip=0):
+        spawn = multiprocessing.get_context("spawn")
+        self.name = name
+        self.proc = spawn.Process(target=runner.stage_process, name=f"exprada-{name}", daemon=True,
+                                  args=(name, config, run_dir, os.getpid(), skip))
+
+    def start(self):
+        self.proc.start()
+
+    @property
+    def alive(self):
+        return self.proc.is_alive()
+
+    @property
+    def exitcode(self):
+        return self.proc.exitcode
+
+    @property
+    def ident(self):
+        return self.proc.pid
+
+    def terminate(self):
+        if self.proc.is_alive():
+            self.proc.terminate()
+
+    def kill(self):
+        if self.proc.is_alive():
+            self.proc.kill()
+
+    def join(self, timeout):
+        self.proc.join(timeout)
+
+
+class ThreadWorker:
+    """--single-process: the stage's loop in a thread, sharing one context (inproc sockets)."""
+
+    def __init__(self, name, config, ctx, stop: threading.Event, skip=0):
+        self.name, self.code = name, None
+        self.thread = threading.Thread(target=self._run, name=f"exprada-{name}", daemon=True,
+                                       args=(name, config, ctx, stop, skip))
+
+    def _run(self, name, config, ctx, stop, skip):
+        try:
+            self.code = runner.run_stage(name, config, ctx, None, stop.is_set, skip)
+        except Exception:
+            traceback.print_exc()
+            self.code = 1
+
+    def start(self):
+        self.thread.start()
+
+    @property
+    def alive(self):
+        return self.thread.is_alive()
+
+    @property
+    def exitcode(self):
+        return None if self.thread.is_alive() else self.code
+
+    @property
+    def ident(self):
+        return self.thread.ident
+
+    def terminate(self):
+        pass   # the shared stop event does it
+
+    kill = terminate
+
+    def join(self, timeout):
+        self.thread.join(timeout)
+
+
+class Supervisor:
+    def __init__(self, config: PipelineConfig, on_message=None):
+        self.config = config
+        self.on_message = on_message        # called with each collected record (tests, tools)
+        self.stop = threading.Event()
+        self.records = []
+        self.reports = {name: {} for name in STAGES}      # stage → {(pid, thread): latest report}
+        self.restarts = {name: deque() for name in STAGES}
+        self.restart_count = {name: 0 for name in STAGES}
+        self.workers = {}
+        self.finished = set()
+        self.error = None
+        self.end_note = None
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        """Run to the end of the source (replay), max_frames, or a stop request; return the summary."""
+        check_source(self.config)
+        resolve_models(self.config)
+        self.run_dir = None if self.config.single_process else tempfile.mkdtemp(prefix="exprada-")
+        previous = self._install_signals()
+        self.ctx = zmq.Context()
+        try:
+            self._open_sockets()
+            for name in STAGES:
+                self._start(name)
+            self._loop()
+        finally:
+            self._shutdown()
+            self._restore_signals(previous)
+        summary = summarize(self.records, self.stage_totals(), self.config.classes)
+        if self.end_note:
+            summary["note"] = self.end_note
+        if self.error:
+            summary["error"] = self.error
+        return summary
+
+    def _install_signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        handler = lambda *_: self.stop.set()  # noqa: E731
+        return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def _restore_signals(self, previous):
+        for sig, handler in (previous or {}).items():
+            signal.signal(sig, handler)
+
+    def _open_sockets(self):
+        self.stats_in = self.ctx.socket(zmq.PULL)
+        self.stats_in.bind(endpoint(self.run_dir, "stats"))
+        self.results_in = self.ctx.socket(zmq.PULL)
+        self.results_in.setsockopt(zmq.RCVHWM, 1000)
+        self.results_in.bind(endpoint(self.run_dir, "results"))
+        self.status_out = self.ctx.socket(zmq.PUSH)
+        self.status_out.setsockopt(zmq.SNDHWM, 2)
+        self.status_out.setsockopt(zmq.LINGER, 0)
+        self.status_out.connect(endpoint(self.run_dir, "status-in"))
+        record = Path(self.config.record) if self.config.record else None
+        self.emotion_log = JsonLines(record / "emotion.jsonl") if record else None
+        self.status_log = JsonLines(record / "status.jsonl") if record else None
+
+    def _start(self, name, skip=0):
+        if self.config.single_process:
+            worker = ThreadWorker(name, self.config, self.ctx, self.stop, skip)
+        else:
+            worker = ProcessWorker(name, self.config, self.run_dir, skip)
+        worker.start()
+        self.workers[name] = worker
+
+    def _loop(self):
+        poller = zmq.Poller()
+        poller.register(self.stats_in, zmq.POLLIN)
+        poller.register(self.results_in, zmq.POLLIN)
+        status_tick = Ticker(self.config.status_period_s)
+        self.last_status = (time.monotonic(), {})
+        go_sent = False
+        done = False
+        while not self.stop.is_set() and not done:
+            ready = dict(poller.poll(100))
+            if self.stats_in in ready:
+                self._drain_stats()
+            if self.results_in in ready:
+                done = self._drain_results()
+            if not go_sent and self._all_ready():
+                go_sent = True
+                if self.run_dir:
+                    (Path(self.run_dir) / runner.GO_FILE).touch()
+            done = self._check_workers() or done
+            if status_tick():
+                self._publish_status()
+        if done:
+            self._drain_results()   # anything still on its way
+
+    def _all_ready(self):
+        return all(any(r.get("ready") for r in self.reports[name].values()) or name in self.finished
+                   for name in STAGES if name != "capture")
+
+    def _shutdown(self):
+        self.stop.set()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for worker in self.workers.values():
+            worker.terminate()
+        for worker in self.workers.values():
+            worker.join(max(0.0, deadline - time.monotonic()))
+        for worker in self.workers.values():
+            if worker.alive:
+                worker.kill()
+                worker.join(0.3)
+        for sock in (self.stats_in, self.results_in, self.status_out):
+            sock.close(0)
+        for log in (self.emotion_log, self.status_log):
+            if log:
+                log.close()
+        self.ctx.term()
+        if self.run_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    # ---- what the stages say -----------------------------------------------------------------
+
+    def _drain_stats(self):
+        while True:
+            try:
+                report = self.stats_in.recv_json(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except ValueError:
+                continue
+            name = report.get("stage")
+            if name in self.reports:
+                self.reports[name][(report.get("pid"), report.get("thread"))] = report
+                if report.get("fatal") and not self.error:
+                    self.error = f"stage {name}: {report['fatal']}"
+
+    def _drain_results(self) -> bool:
+        while True:
+            try:
+                raw = self.results_in.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return False
+            record = json.loads(raw)
+            if record.get("eos"):
+                self.end_note = record.get("reason") if record.get("reason") != "end of source" else None
+                return True
+            self.records.append(record)
+            if self.emotion_log:
+                self.emotion_log.write(record["emotion"])
+            if self.on_message:
+                self.on_message(record)
+
+    def _check_workers(self) -> bool:
+        """Restart crashed stages; True when the run is over (decide finished, or a fatal error)."""
+        for name, worker in list(self.workers.items()):
+            code = worker.exitcode
+            if code is None or name in self.finished or self.stop.is_set():
+                continue
+            if code == 0:
+                self.finished.add(name)
+                if name == "decide":
+                    return True
+                continue
+            if code == runner.FATAL:
+                self.error = self.error or f"stage {name} could not start (exit code {code})"
+                return True
+            if not self._may_restart(name):
+                self.error = (f"stage {name} keeps crashing ({self.config.max_restarts} restarts within "
+                              f"{self.config.restart_window_s:.0f} s); stopping")
+                return True
+            skip = self._resume_point(name)
+            print(f"exprada pipeline: stage {name} exited with code {code}; restarting "
+                  f"(restart {self.restart_count[name]})", file=sys.stderr, flush=True)
+            self._start(name, skip)
+        return False
+
+    def _may_restart(self, name) -> bool:
+        now = time.monotonic()
+        window = self.restarts[name]
+        while window and now - window[0] > self.config.restart_window_s:
+            window.popleft()
+        if len(window) >= self.config.max_restarts:
+            return False
+        window.append(now)
+        self.restart_count[name] += 1
+        return True
+
+    def _resume_point(self, name) -> int:
+        """A restarted capture goes on after the last frame it reported sending (replays only)."""
+        if name != "capture" or self.config.mode == "live":
+            return 0
+        sent = [r.get("last_frame_id", -1) for r in self.reports["capture"].values()]
+        return max(sent, default=-1) + 1
+
+    # ---- status ------------------------------------------------------------------------------
+
+    def stage_totals(self) -> dict:
+        """Counters per stage, summed over every incarnation of it (restarts start at zero)."""
+        totals = {}
+        for name in STAGES:
+            reports = self.reports[name].values()
+            total = {key: sum(r.get(key, 0) for r in reports) for key in COUNTERS}
+            total["restarts"] = self.restart_count[name]
+            totals[name] = total
+        return totals
+
+    def status(self) -> dict:
+        now = time.monotonic()
+        then, before = self.last_status
+        totals = self.stage_totals()
+        stages, upstream = {}, None
+        for name in STAGES:
+            total, worker = totals[name], self.workers.get(name)
+            elapsed = max(now - then, 1e-6)
+            fps = (total["frames_out"] - before.get(name, {}).get("frames_out", 0)) / elapsed
+            queue = 0 if upstream is None else max(
+                0, upstream["frames_out"] - total["frames_in"] - total["superseded"])
+            stages[name] = {"fps": round(fps, 2), "frames": total["frames_out"], "drops": total["drops"],
+                            "malformed": total["malformed"], "errors": total["errors"], "queue": queue,
+                            "restarts": total["restarts"], "alive": bool(worker and worker.alive),
+                            "pid": worker.ident if worker else None}
+            upstream = total
+        self.last_status = (now, totals)
+        source = {}
+        for report in self.reports["capture"].values():
+            source = report.get("source", source)
+        return {"schema": STATUS_SCHEMA, "t_ns": time.monotonic_ns(), "mode": self.config.mode,
+                "source": {"name": self.config.source, **source}, "stages": stages,
+                "error": self.error}
+
+    def _publish_status(self):
+        status = self.status()
+        try:
+            self.status_out.send(json.dumps(status, separators=(",", ":")).encode(), zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+        if self.status_log:
+            self.status_log.write(status)
+
+
+def check_source(config: PipelineConfig):
+    """Open the source once before any process starts: a missing camera or a corrupt file fails
+    here, with its own message, instead of as a stage that keeps crashing."""
+    from pipeline.sources import open_source
+
+    source = open_source(runner.resolve_source(config.source), fast=True, pixel_format=config.pixel_format)
+    source.close()
+
+
+def run(config: PipelineConfig, on_message=None) -> dict:
+    return Supervisor(config, on_message).run()

@@ -1,0 +1,144 @@
+"""ZeroMQ sockets between stages, in the two modes a run can be in.
+
+live:   latest frame wins. Small high-water marks, non-blocking sends (a full queue drops the frame,
+        counted), and a receiver that drains its queue and keeps only the newest frame (the rest
+        counted as drops). CONFLATE would do this but does not work with multipart messages.
+replay: lossless. Blocking sends give back-pressure; PUSH/PULL over one pipe keeps order.
+
+Every receive and send waits in short slices so a stage notices a stop request within ~0.1 s.
+Each process (or the one process, in --single-process mode) makes its own zmq.Context after the
+fork; sockets are never shared between threads.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import zmq
+
+from pipeline import messages
+
+LIVE, REPLAY = "live", "replay"
+SLICE_MS = 100
+HWM = {LIVE: 1, REPLAY: 4}
+
+
+@dataclass
+class Counters:
+    """What a stage tells the supervisor once a second."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    drops: int = 0        # frames thrown away: live queue overflow or superseded by a newer frame
+    superseded: int = 0   # the part of `drops` received and then replaced by a newer frame (live)
+    malformed: int = 0    # messages refused by messages.decode (bad header, sizes, oversized)
+    errors: int = 0       # frames whose processing raised; forwarded as valid: false
+    last_frame_id: int = -1
+
+
+def endpoint(run_dir: str | None, name: str) -> str:
+    """ipc socket in the run's folder for processes; inproc when everything shares one context."""
+    return f"inproc://exprada-{name}" if run_dir is None else f"ipc://{run_dir}/{name}.sock"
+
+
+def configure(sock: zmq.Socket, hwm: int, linger_ms: int = 0) -> zmq.Socket:
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.setsockopt(zmq.RCVHWM, hwm)
+    sock.setsockopt(zmq.LINGER, linger_ms)
+    return sock
+
+
+class Inlet:
+    """A stage's input: PULL, bound at its own endpoint so a restarted stage takes up the same address."""
+
+    def __init__(self, ctx: zmq.Context, address: str, mode: str, counters: Counters,
+                 max_bytes: int = messages.DEFAULT_MAX_BYTES, bind: bool = True):
+        self.mode, self.counters, self.max_bytes = mode, counters, max_bytes
+        self.sock = configure(ctx.socket(zmq.PULL), HWM[mode])
+        self.sock.bind(address) if bind else self.sock.connect(address)
+
+    def receive(self, timeout_ms: int = SLICE_MS):
+        """(header, arrays) of the next frame (newest, in live mode), or None when nothing came in time."""
+        if not self.sock.poll(timeout_ms, zmq.POLLIN):
+            return None
+        latest = None
+        while True:
+            try:
+                parts = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            try:
+                message = messages.decode(parts, self.max_bytes)
+            except messages.BadMessage:
+                self.counters.malformed += 1
+                continue
+            if self.mode == REPLAY or message[0].get("eos"):
+                return self._count(message)
+            if latest is not None:
+                self.counters.drops += 1   # superseded by a newer frame
+                self.counters.superseded += 1
+            latest = message
+        return self._count(latest) if latest is not None else None
+
+    def _count(self, message):
+        if not message[0].get("eos"):
+            self.counters.frames_in += 1
+        return message
+
+    def close(self):
+        self.sock.close(0)
+
+
+class Outlet:
+    """A stage's output: PUSH, connected to the next stage's endpoint (it reconnects after a restart)."""
+
+    def __init__(self, ctx: zmq.Context, address: str, mode: str, counters: Counters):
+        self.mode, self.counters = mode, counters
+        self.sock = configure(ctx.socket(zmq.PUSH), HWM[mode])
+        self.sock.connect(address)
+
+    def send(self, header: dict, arrays=None, should_stop=lambda: False) -> bool:
+        """Send a frame; live: drop it (counted) if the next stage is busy; replay: wait for room."""
+        parts = messages.encode(header, arrays)
+        if self.mode == LIVE and not header.get("eos"):
+            try:
+                self.sock.send_multipart(parts, zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                self.counters.drops += 1
+                return False
+        elif not send_waiting(self.sock, parts, should_stop):
+            return False
+        if not header.get("eos"):
+            self.counters.frames_out += 1
+            self.counters.last_frame_id = header["frame_id"]
+        return True
+
+    def close(self, flush_ms: int = 0):
+        self.sock.close(flush_ms)
+
+
+def send_waiting(sock: zmq.Socket, parts, should_stop, copy: bool = False) -> bool:
+    """Blocking send in slices; gives up (False) only when asked to stop."""
+    while True:
+        if sock.poll(SLICE_MS, zmq.POLLOUT):
+            try:
+                sock.send_multipart(parts, zmq.NOBLOCK, copy=copy)
+                return True
+            except zmq.Again:
+                pass
+        if should_stop():
+            return False
+
+
+class Ticker:
+    """True once per `period` seconds (monotonic): when to send stats or status."""
+
+    def __init__(self, period: float = 1.0):
+        self.period, self.next = period, time.monotonic() + period
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now < self.next:
+            return False
+        self.next = now + self.period
+        return True
