@@ -53,3 +53,24 @@ def test_build_onnxruntime_writes_an_optimised_model_with_same_outputs(tmp_path,
     np.testing.assert_allclose(a.run(feeds)["translated"], b.run(feeds)["translated"], atol=1e-5)
     with pytest.raises(SystemExit, match="make a int8 model first"):
         main(["build", "--onnx", str(generator_onnx), "--precision", "int8"])
+
+
+def test_export_classifier_checkpoint(tmp_path, capsys):
+    from train.checkpoint import save_checkpoint
+    from train.classifier_nets import build_classifier
+    config = {"arch": "small", "image_size": 64, "width": 4}
+    path = save_checkpoint(tmp_path / "classifier.pt", kind="classifier", config=config,
+                           models={"classifier": build_classifier(config)})
+    out = tmp_path / "classifier.onnx"
+    assert main(["export", "--checkpoint", str(path), "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["kind"] == "classifier" and max(result["parity_rel_max"].values()) <= 1e-4
+    engine = engines.load(out)
+    assert [s.name for s in engine.outputs] == ["logits", "embedding"]
+    assert engine.run(engine.example_feeds(batch=2))["logits"].shape == (2, 7)
+    pt2 = tmp_path / "classifier.pt2"
+    assert main(["export", "--checkpoint", str(path), "--out", str(pt2)]) == 0
+    capsys.readouterr()
+    program = engines.load(pt2, backend="torch")
+    feeds = engine.example_feeds(batch=2, fill=0.2)
+    np.testing.assert_allclose(program.run(feeds)["logits"], engine.run(feeds)["logits"], atol=1e-4)
