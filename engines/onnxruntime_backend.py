@@ -24,6 +24,17 @@ _OPT_LEVELS = {
 }
 
 
+def provider_list(providers, provider_options: dict | None = None) -> list:
+    """ORT's providers argument: names, or (name, options) where options are given, e.g.
+    {"tensorrt": {"trt_fp16_enable": True, "trt_engine_cache_enable": True, "trt_engine_cache_path": "cache"}}."""
+    names = resolve_providers(providers)
+    options = {_PROVIDER_ALIASES.get(k.lower(), k): v for k, v in (provider_options or {}).items()}
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise ValueError(f"provider_options for {unknown}, which are not among the providers {names}")
+    return [(name, options[name]) if name in options else name for name in names]
+
+
 def resolve_providers(providers) -> list[str]:
     """Short names or ORT provider names → ORT names; an error naming what is available otherwise."""
     if providers is None:
@@ -44,7 +55,8 @@ class OnnxRuntimeEngine(Engine):
     backend = "onnxruntime"
 
     def __init__(self, path, providers=None, threads: int | None = None, optimization: str = "all",
-                 profile_prefix: str | None = None, optimized_model_path: str | None = None):
+                 profile_prefix: str | None = None, optimized_model_path: str | None = None,
+                 provider_options: dict | None = None):
         self.path = require_file(path, "ONNX model")
         options = ort.SessionOptions()
         if optimization not in _OPT_LEVELS:
@@ -60,7 +72,7 @@ class OnnxRuntimeEngine(Engine):
             options.optimized_model_filepath = str(optimized_model_path)
         try:
             self.session = ort.InferenceSession(self.path, sess_options=options,
-                                                providers=resolve_providers(providers))
+                                                providers=provider_list(providers, provider_options))
         except Exception as error:  # ORT raises its own pybind types for bad protobufs and graphs
             raise EngineFileError(f"ONNX model {self.path} could not be loaded: {error}") from error
         self.providers = self.session.get_providers()

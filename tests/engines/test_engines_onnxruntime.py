@@ -83,6 +83,10 @@ def test_unknown_backend_and_provider(generator_onnx):
         engines.load(generator_onnx, backend="tflite")
     with pytest.raises(ValueError, match="not available here"):
         engines.load(generator_onnx, providers=["NoSuchExecutionProvider"])
+    with pytest.raises(ValueError, match="not among the providers"):
+        engines.load(generator_onnx, provider_options={"cuda": {"device_id": 0}})
+    engine = engines.load(generator_onnx, providers="cpu", provider_options={"cpu": {}})
+    assert engine.providers == ["CPUExecutionProvider"]
 
 
 def test_nan_in_outputs_is_detected(tmp_path):

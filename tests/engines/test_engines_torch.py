@@ -29,9 +29,10 @@ def test_torch_engine_matches_onnxruntime(generator_pt2, generator_onnx):
         np.testing.assert_allclose(a[name], b[name], atol=1e-4)
 
 
-def test_torch_engine_bfloat16_on_cpu_stays_close(generator_pt2):
+@pytest.mark.parametrize("dtype,channels_last", [("bfloat16", False), ("float16", True)])
+def test_torch_engine_half_precision_on_cpu_stays_close(generator_pt2, dtype, channels_last):
     full = engines.load(generator_pt2, backend="torch")
-    half = engines.load(generator_pt2, backend="torch", dtype="bfloat16")
+    half = engines.load(generator_pt2, backend="torch", dtype=dtype, channels_last=channels_last)
     feeds = full.example_feeds(batch=2, fill=0.3)
     a, b = full.run(feeds), half.run(feeds)
     assert b["translated"].dtype == np.float32
