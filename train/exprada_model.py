@@ -128,7 +128,8 @@ class ExprADAModel:
     # ---- one step ------------------------------------------------------------------------
     def _autocast(self):
         if self.config["precision"] == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+            # autocast's weight-cast cache must be off while a CUDA graph is captured
+            return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=not self.config["cuda_graph"])
         return nullcontext()
 
     def step_tensors(self, x_s, y_s, x_t, y_wanted) -> dict[str, torch.Tensor]:

@@ -135,3 +135,14 @@ def test_a_nonfinite_step_changes_nothing_and_persistent_ones_stop_the_run(data,
         diverged.train()
     assert diverged.counters["nonfinite_steps"] == 3 and load_checkpoint(tmp_path / "diverged")["step"] == 2
     assert "non-finite" in (tmp_path / "diverged" / "train.log").read_text()
+
+
+def test_training_learns_the_cycle_and_the_reconstruction(data, tmp_path):
+    run = tmp_path / "learn"
+    main(_args(data, "uit") + ["--steps", "20", "--epochs-decay", "0", "--lr", "2e-3", "--log-every", "5",
+                               "--out", str(run)])
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    first, last = rows[0], rows[-1]
+    assert float(last["G/bi"]) < 0.6 * float(first["G/bi"])
+    assert float(last["G/re"]) < 0.6 * float(first["G/re"])
+    assert float(last["D/adv_s"]) < float(first["D/adv_s"])  # the discriminator learns to tell them apart

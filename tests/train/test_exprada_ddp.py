@@ -29,7 +29,7 @@ def test_two_gloo_processes_train_in_step_like_one_process_with_the_double_batch
     result = subprocess.run(torchrun + ["-m", "train", "exprada", *COMMON, *data, "--batch-size", "2",
                                         "--device", "cpu", "--out", str(tmp_path / "ddp")],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["replicas_agree"] is True and summary["step"] == 3
 
