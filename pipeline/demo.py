@@ -21,7 +21,9 @@ def demo_video(folder: Path = DEMO_DIR) -> Path:
         return video
     print(f"exprada pipeline: writing the synthetic demo video into {folder} (first run only)...",
           file=sys.stderr, flush=True)
-    command = [sys.executable, "-m", "train", "synth", "--out", str(folder)]
+    # Only the drive: the labelled image sets are training material, not needed to run.
+    command = [sys.executable, "-m", "train", "synth", "--out", str(folder), "--per-class", "0",
+               "--target-per-class", "0"]
     result = subprocess.run(command, cwd=REPO)
     if result.returncode != 0 or not video.is_file():
         raise RuntimeError(f"could not write the demo video: `{' '.join(command)}` exited with "

@@ -56,12 +56,14 @@ class Stats:
         self.sock.close()
 
 
-def run_stage(name: str, config: PipelineConfig, ctx: zmq.Context, run_dir, should_stop, skip: int = 0) -> int:
+def run_stage(name: str, config: PipelineConfig, ctx: zmq.Context, run_dir, should_stop, skip: int = 0,
+              go=lambda: True) -> int:
+    """Run one stage until end of stream or `should_stop()`; capture starts when `go()` says so."""
     counters = Counters()
     stats = Stats(ctx, run_dir, name, counters, config.status_period_s)
     try:
         if name == "capture":
-            return run_capture(config, ctx, run_dir, should_stop, counters, stats, skip)
+            return run_capture(config, ctx, run_dir, should_stop, counters, stats, skip, go)
         if name == "decide":
             return run_decide(config, ctx, run_dir, should_stop, counters, stats)
         return run_transform(name, config, ctx, run_dir, should_stop, counters, stats)
@@ -74,7 +76,7 @@ def run_stage(name: str, config: PipelineConfig, ctx: zmq.Context, run_dir, shou
         stats.close()
 
 
-def run_capture(config, ctx, run_dir, should_stop, counters, stats, skip) -> int:
+def run_capture(config, ctx, run_dir, should_stop, counters, stats, skip, go) -> int:
     from pipeline.record import FrameRecorder
     from pipeline.sources import open_source
 
@@ -82,7 +84,8 @@ def run_capture(config, ctx, run_dir, should_stop, counters, stats, skip) -> int
     source = open_source(resolve_source(config.source), fast=config.fast, skip=skip,
                          pixel_format=config.pixel_format, fps=config.folder_fps, should_stop=should_stop)
     recorder = FrameRecorder(config.record) if config.record else None
-    wait_for_go(run_dir, should_stop)
+    while not go() and not should_stop():
+        time.sleep(0.02)
     sent = 0
     try:
         for captured in source.frames():
@@ -116,14 +119,6 @@ def resolve_source(spec: str) -> str:
         from pipeline.demo import demo_video
         return str(demo_video())
     return spec
-
-
-def wait_for_go(run_dir, should_stop):
-    if run_dir is None:      # single process: the threads start together
-        return
-    go = Path(run_dir) / GO_FILE
-    while not go.exists() and not should_stop():
-        time.sleep(0.02)
 
 
 def run_transform(name, config, ctx, run_dir, should_stop, counters, stats) -> int:
@@ -269,7 +264,9 @@ def stage_process(name: str, config: PipelineConfig, run_dir: str, parent_pid: i
         signal.signal(sig, lambda *_: stop.set())
     ctx = zmq.Context()   # made here, after the process started: contexts never cross a fork
     try:
-        code = run_stage(name, config, ctx, run_dir, lambda: stop.is_set() or os.getppid() != parent_pid, skip)
+        go_file = Path(run_dir) / GO_FILE
+        code = run_stage(name, config, ctx, run_dir, lambda: stop.is_set() or os.getppid() != parent_pid, skip,
+                         go=go_file.exists)
     finally:
         ctx.destroy(linger=0)
     sys.exit(code)

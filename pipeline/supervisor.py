@@ -30,6 +30,7 @@ from pipeline.summary import summarize
 from pipeline.transport import Ticker, endpoint
 
 STOP_GRACE_S = 1.5    # SIGTERM, then SIGKILL: everything is gone within 2 s of Ctrl-C
+SUBSCRIBER_GRACE_S = 0.5  # after the PUB socket is up, time for subscribers to connect before frame 0
 COUNTERS = ("frames_in", "frames_out", "drops", "superseded", "malformed", "errors")
 
 
@@ -70,14 +71,14 @@ class ProcessWorker:
 class ThreadWorker:
     """--single-process: the stage's loop in a thread, sharing one context (inproc sockets)."""
 
-    def __init__(self, name, config, ctx, stop: threading.Event, skip=0):
+    def __init__(self, name, config, ctx, stop: threading.Event, go: threading.Event, skip=0):
         self.name, self.code = name, None
         self.thread = threading.Thread(target=self._run, name=f"exprada-{name}", daemon=True,
-                                       args=(name, config, ctx, stop, skip))
+                                       args=(name, config, ctx, stop, go, skip))
 
-    def _run(self, name, config, ctx, stop, skip):
+    def _run(self, name, config, ctx, stop, go, skip):
         try:
-            self.code = runner.run_stage(name, config, ctx, None, stop.is_set, skip)
+            self.code = runner.run_stage(name, config, ctx, None, stop.is_set, skip, go=go.is_set)
         except Exception:
             traceback.print_exc()
             self.code = 1
@@ -111,6 +112,7 @@ class Supervisor:
         self.config = config
         self.on_message = on_message        # called with each collected record (tests, tools)
         self.stop = threading.Event()
+        self.go = threading.Event()           # single-process mode; processes look for runner.GO_FILE
         self.records = []
         self.reports = {name: {} for name in STAGES}      # stage → {(pid, thread): latest report}
         self.restarts = {name: deque() for name in STAGES}
@@ -119,6 +121,7 @@ class Supervisor:
         self.finished = set()
         self.error = None
         self.end_note = None
+        self.ready_since = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -170,7 +173,7 @@ class Supervisor:
 
     def _start(self, name, skip=0):
         if self.config.single_process:
-            worker = ThreadWorker(name, self.config, self.ctx, self.stop, skip)
+            worker = ThreadWorker(name, self.config, self.ctx, self.stop, self.go, skip)
         else:
             worker = ProcessWorker(name, self.config, self.run_dir, skip)
         worker.start()
@@ -192,6 +195,7 @@ class Supervisor:
                 done = self._drain_results()
             if not go_sent and self._all_ready():
                 go_sent = True
+                self.go.set()
                 if self.run_dir:
                     (Path(self.run_dir) / runner.GO_FILE).touch()
             done = self._check_workers() or done
@@ -201,8 +205,11 @@ class Supervisor:
             self._drain_results()   # anything still on its way
 
     def _all_ready(self):
-        return all(any(r.get("ready") for r in self.reports[name].values()) or name in self.finished
-                   for name in STAGES if name != "capture")
+        ready = all(any(r.get("ready") for r in self.reports[name].values()) or name in self.finished
+                    for name in STAGES if name != "capture")
+        if ready and self.ready_since is None:
+            self.ready_since = time.monotonic()
+        return ready and time.monotonic() - self.ready_since >= SUBSCRIBER_GRACE_S
 
     def _shutdown(self):
         self.stop.set()

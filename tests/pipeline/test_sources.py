@@ -1,0 +1,92 @@
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from clips import HAPPY, SAD, drive_frames, write_clip
+from pipeline.sources import (CameraSource, FolderSource, SourceError, VideoSource, open_source,
+                              unpack_raw)
+from pipeline.truth import NO_FACE
+
+
+def test_video_source_gives_every_frame_with_its_ground_truth(drive_clip, drive_plan):
+    source = open_source(str(drive_clip), fast=True)
+    frames = list(source.frames())
+    assert [c.index for c in frames] == list(range(len(drive_plan)))
+    expected = {"bright": HAPPY, "dark": SAD, "empty": NO_FACE}
+    assert [c.truth for c in frames] == [expected[k] for k in drive_plan]
+    assert frames[0].frame.shape == (480, 640, 3)
+    assert all(a.t_capture_ns < b.t_capture_ns for a, b in zip(frames, frames[1:]))
+    assert source.status.state == "ended" and not source.status.note
+
+
+def test_skip_resumes_after_a_frame(drive_clip):
+    assert [c.index for c in open_source(str(drive_clip), fast=True, skip=30).frames()] == [30, 31, 32, 33, 34, 35]
+
+
+def test_truncated_avi_plays_what_is_there_and_says_it_ended_early(tmp_path):
+    frames, _ = drive_frames(["bright"] * 20)
+    clip = write_clip(tmp_path / "cut.avi", frames, fourcc="MJPG")
+    data = clip.read_bytes()
+    clip.write_bytes(data[: len(data) // 2])
+    source = VideoSource(clip, fast=True)
+    got = list(source.frames())
+    assert 0 < len(got) < 20
+    assert "ended early" in source.status.note and str(clip) in source.status.note
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_unreadable_video_is_a_clear_error(tmp_path, drive_clip, damage):
+    bad = tmp_path / "bad.mp4"
+    data = drive_clip.read_bytes()
+    bad.write_bytes({"truncated": data[: len(data) // 3], "garbage": bytes(range(256)) * 40, "empty": b""}[damage])
+    with pytest.raises(SourceError, match="bad.mp4: not a readable video"):
+        VideoSource(bad)
+
+
+def test_missing_video_and_missing_camera(tmp_path):
+    with pytest.raises(SourceError, match="nothing.mp4: no such video file"):
+        open_source(str(tmp_path / "nothing.mp4"))
+    with pytest.raises(SourceError, match="/dev/video97: no such camera device"):
+        open_source("/dev/video97")
+    with pytest.raises(SourceError, match="/dev/video98: no such camera device"):
+        open_source("98")
+
+
+def test_camera_that_is_not_a_capture_device_is_refused(tmp_path):
+    not_a_camera = tmp_path / "video0"
+    not_a_camera.write_bytes(b"")
+    with pytest.raises(SourceError, match="camera could not be opened"):
+        CameraSource(str(not_a_camera))
+
+
+def test_folder_replays_sorted_images_skipping_bad_ones(tmp_path):
+    grey16 = (np.arange(64 * 80, dtype=np.uint16).reshape(64, 80) * 12)
+    cv2.imwrite(str(tmp_path / "002.png"), grey16)
+    cv2.imwrite(str(tmp_path / "001.png"), np.full((64, 80, 3), 9, np.uint8))
+    (tmp_path / "003.png").write_bytes(b"not a png")
+    (tmp_path / "notes.txt").write_text("ignored")
+    (tmp_path / "frames.jsonl").write_text("\n".join(json.dumps(e) for e in [
+        {"frame": 0, "expression": "happiness"}, {"frame": 1, "face": False}, {"frame": 2}]))
+    source = FolderSource(tmp_path, fast=True)
+    got = list(source.frames())
+    assert [c.index for c in got] == [0, 1]
+    assert got[0].frame.dtype == np.uint8 and got[1].frame.dtype == np.uint16   # NIR 16-bit stays 16-bit
+    assert [c.truth for c in got] == [HAPPY, NO_FACE]
+    assert source.status.skipped == 1 and "003.png" in source.status.note
+
+
+def test_folder_errors_name_the_folder(tmp_path):
+    with pytest.raises(SourceError, match="no images in folder"):
+        FolderSource(tmp_path)
+    with pytest.raises(SourceError, match="no such folder"):
+        FolderSource(tmp_path / "missing")
+
+
+def test_y16_buffer_from_the_driver_gets_its_image_shape():
+    raw = np.arange(4 * 6, dtype=np.uint16).reshape(4, 6)
+    flat = raw.view(np.uint8).reshape(1, -1)     # what OpenCV hands back with CONVERT_RGB off
+    assert np.array_equal(unpack_raw(flat, 6, 4), raw)
+    grey = np.arange(24, dtype=np.uint8).reshape(1, 24)
+    assert unpack_raw(grey, 6, 4).shape == (4, 6)
