@@ -3,6 +3,7 @@
     python -m benchmarks.engines_int8_cpu                        # w=8 and w=16, 128², 1 thread
     python -m benchmarks.engines_int8_cpu --widths 8 --threads 2
     python -m benchmarks.engines_int8_cpu --checkpoint run/checkpoints/last.pt   # a trained generator
+    python -m benchmarks.engines_int8_cpu --checkpoint G.pt --classifier C.onnx --labelled test/ [--prerendered]
 
 Four graphs of the same generator, timed round-robin on the same input (the machine is shared, so
 ratios are measured under the same load; p50 and min are both given — min is the figure least
@@ -14,7 +15,8 @@ disturbed by neighbours):
 Calibration uses camera-like frames of real faces (public-domain photos from installed packages,
 jittered in pose and brightness, grey like NIR) run through face.FaceStage; fidelity (MAE and PSNR of
 the translated image against FP32) is measured on held-out frames. Without --checkpoint the weights
-are random (latency is what they are for); class accuracy needs trained models: calibration.report.
+are random (latency is what they are for). With trained models and a labelled set (--classifier,
+--labelled) the classifier's accuracy on FP32 / INT8 translations and their agreement are added.
 `ops` shows where INT8 time goes (ORT profiler) and how many convolutions really run in int8.
 """
 import argparse
@@ -131,6 +133,15 @@ def one_width(width, args, scratch: Path, calib, held_out) -> dict:
     test = {"image": held_out.images, "side_map": held_out.side_maps}
     outputs = {name: engines.check_finite(e.run(test), where=name) for name, e in loaded.items()}
     one = {k: v[:1] for k, v in test.items()}
+    accuracy = None
+    if args.labelled:
+        from calibration.report import evaluate, prepare
+        classifier = engines.load(_classifier_onnx(args.classifier, scratch), threads=args.threads)
+        images, side_maps, labels, skipped = prepare(args.labelled, size, args.prerendered)
+        accuracy = evaluate({name: (loaded[name], classifier) for name in ("fp32", "int8", "int8_plain")},
+                            images, side_maps, labels)
+        accuracy["int8_accuracy_loss_points"] = round(100 * (accuracy["fp32"]["accuracy"] - accuracy["int8"]["accuracy"]), 2)
+        accuracy["skipped"] = skipped
     return {
         "width": width, "image_size": size, "weights": "checkpoint" if args.checkpoint else "random",
         "latency_ms": {name: {k: t[k] for k in ("p50_ms", "p99_ms", "min_ms")} for name, t in timings.items()},
@@ -140,7 +151,16 @@ def one_width(width, args, scratch: Path, calib, held_out) -> dict:
         "int8_plain_speedup_vs_fp32_plain": round(timings["fp32_plain"]["p50_ms"] / timings["int8_plain"]["p50_ms"], 2),
         "fidelity_vs_fp32": {name: fidelity(outputs["fp32"], outputs[name]) for name in ("int8", "int8_plain")},
         "ops": {name: op_profile(paths[name], one, args.threads) for name in ("fp32", "int8_plain", "int8")},
+        **({"accuracy": accuracy} if accuracy else {}),
     }
+
+
+def _classifier_onnx(path, scratch: Path) -> Path:
+    """An ONNX classifier as given, or exported from a classifier checkpoint."""
+    if str(path).endswith(".onnx"):
+        return Path(path)
+    from engines.export import export_checkpoint
+    return export_checkpoint(path, scratch / "classifier.onnx")
 
 
 def main(argv=None) -> int:
@@ -153,7 +173,12 @@ def main(argv=None) -> int:
     parser.add_argument("--calibration-faces", type=int, default=64)
     parser.add_argument("--method", default="percentile", choices=("minmax", "entropy", "percentile"))
     parser.add_argument("--checkpoint", help="a trained UIT checkpoint instead of random weights")
+    parser.add_argument("--classifier", help="trained classifier (.onnx or checkpoint) for --labelled")
+    parser.add_argument("--labelled", help="labelled set ROOT/<expression>/*: adds classifier accuracy")
+    parser.add_argument("--prerendered", action="store_true", help="--labelled holds frontal renders + NAME.side.png")
     args = parser.parse_args(argv)
+    if bool(args.labelled) != bool(args.classifier):
+        parser.error("--labelled and --classifier go together")
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         frames = Path(args.frames) if args.frames else camera_like_frames(scratch / "frames", args.calibration_faces + 32)
