@@ -27,9 +27,9 @@ def _rows(csv_path: Path):
             unknown = [c for c in header if c and c not in COLUMNS]
             if unknown:
                 raise ValueError(f"{csv_path}: unknown column(s) {unknown}; expected {', '.join(COLUMNS)}")
-            columns, line_no = header, 1
+            columns, line_no = header, 1  # the header is line 1 either way
         else:
-            columns, line_no = list(COLUMNS), 0
+            columns, line_no = list(COLUMNS), 1
             yield 1, dict(zip(columns, first))
         for line_no, row in enumerate(reader, start=line_no + 1):
             if not row or all(not c.strip() for c in row):

@@ -1,0 +1,123 @@
+"""`python -m train classifier` end to end on tiny data: learning, splits, exact resume, balanced
+sampling, bad files, pretrained weights, CGIT augmentation."""
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from face.expressions import EXPRESSIONS
+from tiny_checkpoints import write_generator_run
+from tiny_data import write_images, write_labelled
+from train.checkpoint import CheckpointError, load_checkpoint, load_model
+from train.classifier import BalancedStepBatchSampler, main
+from train.classifier_nets import build_classifier
+
+FAST = ["--backbone", "small", "--width", "4", "--image-size", "32", "--batch-size", "8", "--workers", "0",
+        "--no-progress", "--log-every", "1"]
+
+
+def _kdef_like(root: Path, people=6, classes=("anger", "happiness", "sadness")):
+    """A CSV over per-person images whose class shows as brightness (learnable), with subjects."""
+    rows = []
+    for p in range(people):
+        for k, name in enumerate(classes):
+            for path in write_images(root / f"p{p}" / name, 2, 32, seed=p * 10 + k, brightness=60 + 80 * k, side=False):
+                rows.append(f"{path.relative_to(root)},{name},p{p}")
+    (root / "list.csv").write_text("\n".join(rows) + "\n")
+    return root / "list.csv"
+
+
+def test_training_learns_splits_by_subject_and_reports_test_figures(tmp_path):
+    data = _kdef_like(tmp_path / "data")
+    run = tmp_path / "run"
+    assert main([*FAST, "--width", "8", "--data", str(data), "--steps", "60", "--lr", "3e-3", "--val-fraction", "0.2",
+                 "--test-fraction", "0.2", "--eval-every", "10", "--out", str(run)]) == 0
+    split = json.loads((run / "split.json").read_text())
+    assert [len(split["subjects"][k]) for k in ("train", "val", "test")] == [4, 1, 1]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["step"] == 60 and summary["test"]["images"] == 6
+    assert summary["test"]["accuracy"] >= 0.5  # 3 brightness classes: chance is 1/3
+    metrics = json.loads((run / "test" / "metrics.json").read_text())
+    assert metrics["missing_classes"] == ["disgust", "fear", "surprise", "neutral"]
+    assert sum(map(sum, metrics["confusion_matrix"])) == 6
+    assert (run / "test" / "confusion.png").stat().st_size > 1000 and (run / "checkpoints" / "best.pt").is_file()
+    net, config, kind = load_model(run / "checkpoints" / "best.pt")
+    assert kind == "classifier" and config["arch"] == "small" and config["train_classes"] == {
+        "anger": 8, "happiness": 8, "sadness": 8}
+
+
+def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path):
+    data = write_labelled(tmp_path / "data", per_class=3, size=32, classes=EXPRESSIONS[:3], side=False)
+    common = [*FAST, "--data", str(data), "--split-by-image", "--steps", "6", "--dropout", "0.5",
+              "--checkpoint-every", "100", "--balanced"]
+    assert main([*common, "--out", str(tmp_path / "straight")]) == 0
+    assert main([*common, "--stop-after", "3", "--out", str(tmp_path / "halted")]) == 0
+    assert load_checkpoint(tmp_path / "halted")["step"] == 3
+    with pytest.raises(CheckpointError, match="lr: checkpoint 0.0001, now 0.5"):
+        main(["--resume", str(tmp_path / "halted"), "--lr", "0.5"])
+    assert main(["--resume", str(tmp_path / "halted")]) == 0
+    a = load_checkpoint(tmp_path / "straight")
+    b = load_checkpoint(tmp_path / "halted")
+    assert b["step"] == 6
+    for key, value in a["models"]["classifier"].items():
+        assert torch.equal(value, b["models"]["classifier"][key]), key
+    rows = [json.loads(line) for line in (tmp_path / "halted" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "train/loss" in r] == [1, 2, 3, 4, 5, 6]
+
+
+def test_balanced_sampling_draws_every_class_equally_often_and_deterministically():
+    labels = [0] * 80 + [3] * 15 + [6] * 5
+    sampler = BalancedStepBatchSampler(labels, 30, seed=1, num_steps=100, flip=True)
+    drawn = np.array([labels[i] for batch in sampler for i, _ in batch])
+    share = {k: float((drawn == k).mean()) for k in (0, 3, 6)}
+    assert all(abs(v - 1 / 3) < 0.03 for v in share.values()), share
+    assert sampler.batch_for_step(7) == BalancedStepBatchSampler(labels, 30, seed=1, num_steps=1, flip=True).batch_for_step(7)
+    other_rank = BalancedStepBatchSampler(labels, 30, seed=1, num_steps=1, rank=1, world_size=2)
+    assert other_rank.batch_for_step(7) != sampler.batch_for_step(7)
+
+
+def test_unreadable_images_are_skipped_and_counted(tmp_path):
+    data = write_labelled(tmp_path / "data", per_class=3, size=32, classes=EXPRESSIONS[:2], side=False)
+    (data / "anger" / "broken.png").write_bytes(b"\x89PNG broken")
+    run = tmp_path / "run"
+    assert main([*FAST, "--data", str(data), "--split-by-image", "--val-fraction", "0", "--test-fraction", "0",
+                 "--steps", "4", "--out", str(run)]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["bad_files"] == 1 and "broken.png" in (run / "bad_files.txt").read_text()
+
+
+def test_init_weights_are_loaded_and_reported(tmp_path):
+    data = write_labelled(tmp_path / "data", per_class=2, size=32, classes=EXPRESSIONS[:2], side=False)
+    donor = build_classifier({"arch": "small", "image_size": 32, "width": 4, "num_classes": 5})
+    torch.save(donor.state_dict(), tmp_path / "pre.pt")
+    args = [*FAST, "--data", str(data), "--split-by-image", "--steps", "1", "--init-weights", str(tmp_path / "pre.pt")]
+    with pytest.raises(ValueError, match=r"fc.weight: file \(5, 32\) vs model \(7, 32\)"):
+        main([*args, "--out", str(tmp_path / "bad")])
+    assert main([*args, "--init-skip", "fc", "--out", str(tmp_path / "run")]) == 0
+    report = json.loads((tmp_path / "run" / "init_weights.json").read_text())
+    assert report["skipped"] == ["fc.bias", "fc.weight"] and "stem.0.weight" in report["matched"]
+
+
+def test_cgit_augmentation_adds_generated_images_per_training_class(tmp_path):
+    data = write_labelled(tmp_path / "data", per_class=2, size=32, classes=("anger", "surprise"), side=False)
+    write_images(tmp_path / "renders", 3, 64, seed=5, side=True)  # the CGIT run's target domain
+    cgit = write_generator_run(tmp_path / "cgit", "cgit", image_size=64, target=tmp_path / "renders")
+    run = tmp_path / "run"
+    assert main([*FAST, "--data", str(data), "--split-by-image", "--val-fraction", "0", "--test-fraction", "0",
+                 "--steps", "2", "--augment-with", str(tmp_path / "cgit"), "--per-class", "5", "--out", str(run)]) == 0
+    made = sorted(p.relative_to(run / "augmented").as_posix() for p in (run / "augmented").rglob("*.png"))
+    assert len(made) == 10 and {m.split("/")[0] for m in made} == {"anger", "surprise"}
+    image = cv2.imread(str(run / "augmented" / "anger" / "cgit_000000.png"))
+    assert image.shape == (64, 64, 3)
+    state = load_checkpoint(run)
+    assert state["config"]["train_count"] == 4 + 10
+    # A UIT checkpoint cannot condition on an expression.
+    write_generator_run(tmp_path / "uit", "uit", image_size=64)
+    with pytest.raises(CheckpointError, match="augmentation needs a CGIT generator"):
+        main([*FAST, "--data", str(data), "--split-by-image", "--steps", "1", "--augment-with", str(tmp_path / "uit"),
+              "--per-class", "2", "--out", str(tmp_path / "run2")])
+    with pytest.raises(SystemExit, match="go together"):
+        main([*FAST, "--data", str(data), "--augment-with", str(cgit), "--out", str(tmp_path / "run3")])
