@@ -19,6 +19,7 @@ from pipeline import truth as truth_io
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"}
 DEFAULT_FPS = 30.0
+PROBE_IMAGES = 10                  # a folder must have a readable image among its first ten
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0)   # camera reconnect waits; the last repeats
 
 
@@ -126,10 +127,22 @@ class FolderSource:
         self.files = [self.path / n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
         if not self.files:
             raise SourceError(f"{path}: no images in folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        self._check_readable(PROBE_IMAGES)
         recorded = self.path / "frames.jsonl"
         self.truth = truth_io.load(recorded) if recorded.is_file() else {}
         self.fps, self.fast, self.skip, self.should_stop = fps, fast, int(skip), should_stop
         self.status = SourceState()
+
+    def _check_readable(self, count):
+        """A folder whose first images are all unreadable is not worth starting a run for."""
+        errors = []
+        for file in self.files[:count]:
+            try:
+                _read_raw(file)
+                return
+            except ValueError as error:
+                errors.append(str(error))
+        raise SourceError(f"{self.path}: none of the first {len(errors)} images is readable ({errors[0]})")
 
     def frames(self):
         pacer = Pacer(self.fps, self.fast, self.should_stop)

@@ -1,0 +1,55 @@
+"""Bad input through the real command: a clear error naming what was wrong, exit code 2, no hang,
+and no stage process left behind (the source is checked before any stage starts)."""
+import os
+import subprocess
+
+import pytest
+
+from conftest import REPO, env, free_endpoint, pipeline_command
+
+
+def run(source, models):
+    return subprocess.run(pipeline_command(source, models, "--publish", free_endpoint()), cwd=REPO, env=env(),
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("truncated", "not a readable video"),
+    ("garbage", "not a readable video"),
+])
+def test_damaged_video(tmp_path, models, drive_clip, damage, expected):
+    bad = tmp_path / "bad.mp4"
+    data = drive_clip.read_bytes()
+    bad.write_bytes(data[: len(data) // 2] if damage == "truncated" else os.urandom(50_000))
+    result = run(bad, models)
+    assert result.returncode == 2 and f"{bad}: {expected}" in result.stderr
+
+
+def test_missing_camera(models):
+    result = run("/dev/video77", models)
+    assert result.returncode == 2 and "/dev/video77: no such camera device" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may list any folder, so a permission error cannot be made")
+def test_folder_without_permission(tmp_path, models):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    folder.chmod(0)
+    try:
+        result = run(folder, models)
+    finally:
+        folder.chmod(0o755)
+    assert result.returncode == 2 and f"{folder}: cannot read folder: Permission denied" in result.stderr
+
+
+def test_folder_of_unreadable_images(tmp_path, models):
+    for name in ("a.png", "b.jpg"):
+        (tmp_path / name).write_bytes(b"\x89PNG broken")
+    result = run(tmp_path, models)
+    assert result.returncode == 2
+    assert f"{tmp_path}: none of the first 2 images is readable ({tmp_path / 'a.png'}: not a readable image" in result.stderr
+
+
+def test_missing_model(tmp_path, drive_clip, models):
+    result = run(drive_clip, (str(tmp_path / "none.onnx"), models[1]))
+    assert result.returncode == 2 and "none.onnx not found" in result.stderr

@@ -1,0 +1,161 @@
+"""The whole pipeline as a user runs it: run_pipeline.py in its own process, one process per stage,
+the emotion stream read by subscribers in other processes, on encoded video files."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import pytest
+import zmq
+
+from conftest import REPO, env, free_endpoint, pipeline_command
+from pipeline.decide import EMOTION_SCHEMA, STATUS_SCHEMA
+
+pytestmark = pytest.mark.slow
+FIELDS = {"schema", "frame_id", "source", "t_capture_ns", "t_publish_ns", "valid", "label", "probs",
+          "smoothed_label", "face", "latency_ms"}
+ACCURACY_FLOOR = 0.9   # the brightness classifier separates the clip's two looks; tracking may miss a frame
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:   # a zombie is dead but still listed until reaped
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def summary_of(stdout):
+    lines = [line for line in stdout.splitlines() if line.startswith('{"summary"')]
+    assert lines, f"no summary in output:\n{stdout}"
+    return json.loads(lines[-1])["summary"]
+
+
+def start_subscriber(endpoint, count):
+    return subprocess.Popen([sys.executable, "-m", "pipeline.subscribe", "--endpoint", endpoint, "--count", str(count),
+                             "--timeout", "60"], cwd=REPO, env=env(), stdout=subprocess.PIPE, text=True)
+
+
+def test_replay_end_to_end_with_subscribers_record_and_overlay(models, drive_clip, drive_plan, tmp_path):
+    endpoint = free_endpoint()
+    frames = len(drive_plan)
+    subscriber = start_subscriber(endpoint, frames + 1000)   # reads until the stream goes quiet
+    stalled = zmq.Context().socket(zmq.SUB)                   # a subscriber that never reads
+    stalled.setsockopt(zmq.RCVHWM, 1)
+    stalled.setsockopt(zmq.SUBSCRIBE, b"")
+    stalled.connect(endpoint)
+    overlay, record = tmp_path / "overlay.mp4", tmp_path / "rec"
+    run = subprocess.run(pipeline_command(drive_clip, models, "--fast", "--publish", endpoint, "--save-video",
+                                          overlay, "--record", record),
+                         cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    subscriber.send_signal(signal.SIGINT)
+    out, _ = subscriber.communicate(timeout=30)
+    stalled.close(0)
+    received = [json.loads(line) for line in out.splitlines()]
+    emotions = [m for m in received if m["topic"] == "emotion"]
+    statuses = [m for m in received if m["topic"] == "status"]
+
+    # One message per frame, in order, with the schema; no face → valid: false, not silence.
+    assert [m["frame_id"] for m in emotions] == list(range(frames))
+    for m, kind in zip(emotions, drive_plan):
+        assert FIELDS <= set(m) and m["schema"] == EMOTION_SCHEMA and m["source"] == str(drive_clip)
+        assert m["t_capture_ns"] < m["t_publish_ns"]
+        assert set(m["latency_ms"]) >= {"capture", "face", "decide", "total"}
+        if kind == "empty":
+            assert m["valid"] is False and m["probs"] is None and m["reason"]
+    valid = [m for m in emotions if m["valid"]]
+    assert valid and all(set(m["latency_ms"]) >= {"translate", "classify"} for m in valid)
+    assert all(abs(sum(m["probs"].values()) - 1) < 1e-3 and m["face"]["box"] for m in valid)
+    assert statuses and statuses[-1]["schema"] == STATUS_SCHEMA
+    assert set(statuses[-1]["stages"]) == {"capture", "face", "translate", "classify", "decide"}
+
+    summary = summary_of(run.stdout)
+    assert summary["frames"] == frames and summary["drops"] == 0 and summary["restarts"] == 0
+    assert summary["frames_with_truth"] == frames and summary["no_face_agreement"] == 1.0
+    assert summary["accuracy_uit"] >= ACCURACY_FLOOR and summary["accuracy_without_uit"] >= ACCURACY_FLOOR
+    assert summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
+
+    # --record: raw frames and the very messages that were published.
+    recorded = [json.loads(line) for line in (record / "emotion.jsonl").read_text().splitlines()]
+    strip = lambda m: {k: v for k, v in m.items() if k != "topic"}  # noqa: E731
+    assert recorded == [strip(m) for m in emotions]
+    assert len(list((record / "frames").glob("*.png"))) == frames
+    # --save-video: one overlay frame per frame, wider than the input (the side panel).
+    video = cv2.VideoCapture(str(overlay))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == frames and video.get(cv2.CAP_PROP_FRAME_WIDTH) > 640
+
+    # Every stage process is gone.
+    pids = [s["pid"] for s in statuses[-1]["stages"].values() if s["pid"]]
+    assert len(pids) == 5 and not any(alive(pid) for pid in pids)
+
+    # The recording replays through the single-process mode to the same labels.
+    replay = subprocess.run(pipeline_command(record / "frames", models, "--fast", "--single-process", "--publish",
+                                             free_endpoint(), "--json"),
+                            cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
+    assert replay.returncode == 0, replay.stderr
+    again = summary_of(replay.stdout)
+    assert again["frames"] == frames and again["accuracy_uit"] == summary["accuracy_uit"]
+
+
+def test_a_killed_stage_is_restarted_and_sigterm_stops_everything(models, long_clip):
+    endpoint = free_endpoint()
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    for topic in (b"emotion", b"status"):
+        sub.setsockopt(zmq.SUBSCRIBE, topic)
+    sub.connect(endpoint)
+    run = subprocess.Popen(pipeline_command(long_clip, models, "--publish", endpoint), cwd=REPO, env=env(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    emotions, statuses, killed_at, victim = [], [], None, None
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            if not sub.poll(200):
+                assert run.poll() is None, run.communicate()
+                continue
+            topic, payload = sub.recv_multipart()
+            message = json.loads(payload)
+            (emotions if topic == b"emotion" else statuses).append(message)
+            if victim is None and len(emotions) >= 10 and statuses:
+                victim = statuses[-1]["stages"]["face"]["pid"]
+                os.kill(victim, signal.SIGKILL)
+                killed_at = emotions[-1]["frame_id"]
+            if victim and any(m["frame_id"] > killed_at + 10 and m["valid"] for m in emotions):
+                break
+        assert victim, "the run never reported its stages"
+        after = [m for m in emotions if m["frame_id"] > killed_at]
+        assert any(m["valid"] for m in after), "the stream did not go on with faces after the restart"
+        ids = [m["frame_id"] for m in emotions]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        # A status after the restart says so, with the new process.
+        deadline = time.monotonic() + 10
+        while not statuses or statuses[-1]["stages"]["face"]["restarts"] < 1:
+            assert time.monotonic() < deadline, statuses[-1:]
+            if sub.poll(500):
+                topic, payload = sub.recv_multipart()
+                (statuses if topic == b"status" else emotions).append(json.loads(payload))
+        face = statuses[-1]["stages"]["face"]
+        assert face["pid"] != victim and face["alive"]
+        pids = [s["pid"] for s in statuses[-1]["stages"].values()]
+        # SIGTERM mid-run: everything stops (within 2 s by design; a loaded CI machine gets slack).
+        started = time.monotonic()
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=10)
+        stopped_in = time.monotonic() - started
+    finally:
+        if run.poll() is None:
+            run.kill()
+        sub.close(0)
+        ctx.term()
+    assert run.returncode == 0, err
+    assert stopped_in < 4.0, f"took {stopped_in:.1f} s to stop"
+    assert not any(alive(pid) for pid in pids + [victim])
+    assert summary_of(out)["restarts"] == 1 and "restarting" in err

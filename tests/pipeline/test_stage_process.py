@@ -1,0 +1,77 @@
+"""One stage in its own process, fed by hand over its real socket: bad messages are dropped and
+counted, the stage keeps working, and an end-of-stream message ends it cleanly."""
+import multiprocessing
+import os
+import time
+
+import numpy as np
+import zmq
+
+from pipeline import messages
+from pipeline.config import PipelineConfig, resolve_models
+from pipeline.runner import stage_process
+from pipeline.transport import endpoint
+
+MAX_BYTES = 200_000
+
+
+def wait_for(sock, timeout_s=30):
+    assert sock.poll(int(timeout_s * 1000)), "nothing arrived"
+    return sock.recv_multipart()
+
+
+def latest_stats(stats, until, timeout_s=20):
+    deadline, report = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        if stats.poll(200):
+            report = stats.recv_json()
+            if until(report):
+                return report
+    raise AssertionError(f"stats never matched; last {report}")
+
+
+def test_classify_stage_drops_and_counts_malformed_and_oversized_messages(models, tmp_path):
+    generator, classifier = models
+    config = resolve_models(PipelineConfig(generator=generator, classifier=classifier, max_bytes=MAX_BYTES,
+                                           status_period_s=0.1))
+    run_dir = str(tmp_path)
+    ctx = zmq.Context()
+    stats, results, feed = ctx.socket(zmq.PULL), ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+    stats.bind(endpoint(run_dir, "stats"))
+    results.bind(endpoint(run_dir, "in-decide"))
+    feed.connect(endpoint(run_dir, "in-classify"))
+    process = multiprocessing.get_context("spawn").Process(target=stage_process,
+                                                           args=("classify", config, run_dir, os.getpid()))
+    process.start()
+    try:
+        latest_stats(stats, lambda r: r.get("ready"))
+        size = config.image_size
+        good = messages.new_header(3, "test", time.monotonic_ns())
+        image = np.full((size, size, 3), 200, np.uint8)
+        bad = [
+            [b"\x00\x01 not json"],
+            [b'{"v": 1, "frame_id": 1}'],
+            messages.encode(dict(good, v=2)),
+            [messages.encode(good, {"translated": image})[0], b"short"],
+            messages.encode(good, {"translated": np.zeros((MAX_BYTES,), np.uint8)}),   # oversized
+        ]
+        for parts in bad:
+            feed.send_multipart(parts)
+        feed.send_multipart(messages.encode(good, {"translated": image, "frontal": image}))
+        header, _ = messages.decode(wait_for(results))
+        assert header["frame_id"] == 3 and len(header["probs"]) == 7 and "classify" in header["timing"]
+        assert np.argmax(header["probs"]) == 3          # bright render → "happiness" by construction
+        report = latest_stats(stats, lambda r: r["malformed"] >= 5)
+        assert report["malformed"] == 5 and report["frames_in"] == 1 and report["errors"] == 0
+        assert process.is_alive()
+        feed.send_multipart(messages.encode(messages.end_of_stream("test", 1)))
+        header, _ = messages.decode(wait_for(results))
+        assert header["eos"]
+        process.join(15)
+        assert process.exitcode == 0
+    finally:
+        if process.is_alive():
+            process.kill()
+        for sock in (stats, results, feed):
+            sock.close(0)
+        ctx.term()
