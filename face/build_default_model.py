@@ -72,12 +72,56 @@ def mirror_map(vertices: np.ndarray) -> np.ndarray:
     return d2.argmin(axis=0)
 
 
+def photo_mean_shape(canonical: np.ndarray, mirror: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """The neutral shape as FaceMesh itself sees faces: the symmetrised mean of FaceMesh's 3-D
+    landmarks on public-domain frontal photos, similarity-aligned to the canonical mesh.
+
+    FaceMesh pulls its points towards its own mean face, which is wider and shorter than the
+    canonical mesh (≈ +6 % x, −4 % y on faces rendered with the canonical proportions); a model
+    whose mean disagrees with the detector reads that disagreement as identity or expression.
+    """
+    import cv2
+    from matplotlib import cbook
+    from mediapipe.python.solutions import face_mesh
+    from skimage import data
+
+    photos = {"skimage.data.astronaut (NASA, public domain)": cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR),
+              "matplotlib grace_hopper.jpg (US Navy, public domain)":
+                  cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))}
+    shapes, used = [], []
+    with face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True) as mesh:
+        for name, photo in photos.items():
+            found = mesh.process(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB)).multi_face_landmarks
+            if not found:
+                raise RuntimeError(f"FaceMesh found no face in {name}")
+            h, w = photo.shape[:2]
+            points = np.array([(p.x * w, -p.y * h, -p.z * w) for p in found[0].landmark[:468]])
+            shapes.append(_align(points, canonical))
+            used.append(name)
+    shape = np.mean(shapes, axis=0)
+    mirrored = shape[mirror] * np.array([-1.0, 1.0, 1.0])
+    return (shape + mirrored) / 2.0, used
+
+
+def _align(points, reference):
+    """points mapped onto reference by the least-squares similarity (Umeyama)."""
+    mu_p, mu_r = points.mean(axis=0), reference.mean(axis=0)
+    x, y = points - mu_p, reference - mu_r
+    u, s, vt = np.linalg.svd(y.T @ x)
+    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    rotation = u @ d @ vt
+    scale = np.trace(np.diag(s) @ d) / (x ** 2).sum()
+    return scale * x @ rotation.T + mu_r
+
+
 def build_default(vertices, triangles, identities=80, n_id=18, seed=0) -> bilinear.BilinearModel:
     rng = np.random.default_rng(seed)
     # Fields are written in the canonical mesh's own coordinates (its anchors are measured there);
     # the mesh is then centred on the face so that a pose's translation is the face's position.
     id_fields = default_shapes.identity_fields(vertices)
     primitives = default_shapes.expression_primitives(vertices)
+    mirror = mirror_map(vertices)
+    vertices, photos = photo_mean_shape(vertices, mirror)
     vertices = vertices - np.array([0.0, vertices[:, 1].mean(), vertices[:, 2].mean()])
     expressions = default_shapes.basic_expressions(primitives) + list(primitives.values())
     shapes = [vertices] + [default_shapes.random_identity(vertices, rng, id_fields)[0]
@@ -92,12 +136,12 @@ def build_default(vertices, triangles, identities=80, n_id=18, seed=0) -> biline
     landmark_vertex[:468] = np.arange(468)
     description = (
         f"Default bilinear face model on the MediaPipe canonical topology (468 vertices, 898 triangles; "
-        f"mesh Apache-2.0, Google). {identities} procedural identities (seed {seed}) x {n_exp} expressions "
+        f"mesh Apache-2.0, Google); mean shape: symmetrised FaceMesh landmarks of {'; '.join(photos)}. {identities} procedural identities (seed {seed}) x {n_exp} expressions "
         f"(the seven basic expressions then {len(primitives)} action-unit primitives: "
         f"{', '.join(primitives)}), N-mode SVD truncated to n_id={n_id}, n_exp={n_exp}. Units: cm, "
         f"x right, y up, z to the viewer. Built by face/build_default_model.py.")
     return bilinear.build(meshes, n_id=n_id, n_exp=n_exp, triangles=triangles,
-                          landmark_vertex=landmark_vertex, mirror=mirror_map(vertices),
+                          landmark_vertex=landmark_vertex, mirror=mirror,
                           expression_rows=list(range(len(EXPRESSIONS))), description=description)
 
 

@@ -30,6 +30,19 @@ class Layout:
         xy = (vertices[:, :2] - self.centre) * self.scale * np.array([1.0, -1.0]) + (self.size - 1) / 2.0
         return xy, vertices[:, 2] * self.scale
 
+    def project_aligned(self, vertices: np.ndarray):
+        """project(), then scaled and shifted onto the mean face's place (least squares).
+
+        A face's absolute size cannot be told from one camera (a bigger head farther away looks
+        the same), so every frontal face is brought to the mean face's size and place, exactly as
+        aligned crops are.
+        """
+        xy, depth = self.project(vertices)
+        centred = xy - xy.mean(axis=0)
+        target = self.template - self.template.mean(axis=0)
+        k = float((centred * target).sum() / max((centred ** 2).sum(), 1e-12))
+        return centred * k + self.template.mean(axis=0), depth * k
+
 
 def vertex_normals(vertices: np.ndarray, triangles: np.ndarray, incidence) -> np.ndarray:
     """Unit area-weighted normals (counter-clockwise triangles in a y-up frame face +z)."""
@@ -55,7 +68,7 @@ class Renderer:
         self.mirror = model.mirror
 
     def frontal_raster(self, vertices: np.ndarray):
-        xy, depth = self.layout.project(vertices)
+        xy, depth = self.layout.project_aligned(vertices)
         return xy, rasterize(xy, depth, self.triangles, self.size, self.size, cull_backfaces=True)
 
     def render(self, frame: np.ndarray, texture_xy: np.ndarray, posed: np.ndarray, vertices: np.ndarray):
@@ -67,7 +80,7 @@ class Renderer:
         Returns (frontal S×S×3 uint8, visibility S×S float32, simulated S×S×3 uint8, V×2 positions).
         """
         frontal_xy, raster = self.frontal_raster(vertices)
-        vis = self.vertex_visibility(posed, frame.shape)
+        vis = self.vertex_visibility(posed, frame.shape, texture_xy)
         frame, texture_xy = _prefilter(frame, texture_xy, self.layout.scale, vertices)
         normals = vertex_normals(vertices, self.triangles, self.incidence)
         shade = 0.2 + 0.8 * np.clip(normals @ LIGHT, 0.0, 1.0)
@@ -87,15 +100,28 @@ class Renderer:
         grey = raster.image((shade_px * 235.0).round(), dtype=np.uint8)
         return frontal, visibility.clip(0.0, 1.0), cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), frontal_xy
 
-    def vertex_visibility(self, posed: np.ndarray, frame_shape) -> np.ndarray:
-        """Per vertex in [0, 1]: not hidden (z-buffer), facing the camera, inside the frame."""
+    def vertex_visibility(self, posed: np.ndarray, frame_shape, texture_xy=None) -> np.ndarray:
+        """Per vertex in [0, 1]: not hidden (z-buffer), facing the camera, inside the frame.
+
+        Facing is measured as foreshortening: a triangle's area where the texture is seen over its
+        true area (its normal's cosine towards the camera). Measured on the detected landmarks it
+        also catches what the fitted pose gets wrong (a detector that under-reads a turned head
+        still squeezes the far cheek).
+        """
         depth = -posed[:, 2]  # nearer is larger
-        camera_frame = posed * np.array([1.0, -1.0, -1.0])
-        normals = vertex_normals(camera_frame, self.triangles, self.incidence)
-        facing = np.clip((normals[:, 2] - 0.1) / 0.4, 0.0, 1.0)
+        seen_xy = posed[:, :2] if texture_xy is None else texture_xy
+        p = posed[self.triangles]
+        true_area = 0.5 * np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1)
+        q = seen_xy[self.triangles]
+        # Front faces run clockwise on screen (y down): their signed area is negative.
+        seen_area = -0.5 * ((q[:, 1, 0] - q[:, 0, 0]) * (q[:, 2, 1] - q[:, 0, 1])
+                            - (q[:, 2, 0] - q[:, 0, 0]) * (q[:, 1, 1] - q[:, 0, 1]))
+        cosine = seen_area / np.maximum(true_area, 1e-9)
+        cosine = (self.incidence @ (cosine * true_area)) / np.maximum(self.incidence @ true_area, 1e-9)
+        facing = np.clip((cosine - 0.1) / 0.4, 0.0, 1.0)
         unhidden = visible_vertices(posed[:, :2], depth, self.triangles)
         h, w = frame_shape[:2]
-        inside = (posed[:, 0] >= 0) & (posed[:, 0] <= w - 1) & (posed[:, 1] >= 0) & (posed[:, 1] <= h - 1)
+        inside = (seen_xy[:, 0] >= 0) & (seen_xy[:, 0] <= w - 1) & (seen_xy[:, 1] >= 0) & (seen_xy[:, 1] <= h - 1)
         return (facing * unhidden * inside).astype(np.float64)
 
     def simulated(self, vertices: np.ndarray) -> np.ndarray:

