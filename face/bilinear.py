@@ -1,8 +1,9 @@
 """The bilinear identity × expression face model (Vlasic et al. 2005): a mesh is C ×₂ w_id ×₃ w_exp.
 
 `build` makes a model from registered meshes by N-mode SVD; `load`/`save` read and write the
-project's `.npz`; `load_facewarehouse` reads FaceWarehouse's `core.bin`. Every model is checked on
-the way in: a malformed or inconsistent file is a ValueError that says what is wrong.
+project's `.npz`; `face.facewarehouse.load_facewarehouse` builds one from FaceWarehouse's
+per-person blendshape files. Every model is checked on the way in: a malformed or inconsistent
+file is a ValueError that says what is wrong.
 
 The `.npz` holds (V vertices, T triangles, L landmarks):
   core                (3V, n_id, n_exp) float32   vertex coordinates interleaved x, y, z
@@ -114,12 +115,11 @@ def save(model: BilinearModel, path) -> None:
 
 
 def load(path=None) -> BilinearModel:
-    """The project's `.npz` model (the shipped default when `path` is None), or FaceWarehouse's
-    `core.bin` by its suffix (which then needs `load_facewarehouse` for its landmark map)."""
+    """The project's `.npz` model (the shipped default when `path` is None)."""
     path = Path(path) if path is not None else DEFAULT_MODEL_PATH
-    if path.suffix == ".bin":
-        raise ValueError(f"{path}: a FaceWarehouse core; load it with face.bilinear.load_facewarehouse("
-                         "path, triangles=..., landmark_vertex=...)")
+    if path.suffix in (".bs", ".bin"):
+        raise ValueError(f"{path}: FaceWarehouse data; build a model from it with "
+                         "face.facewarehouse.load_facewarehouse(root, landmark_vertex=..., expression_rows=...)")
     if not path.is_file():
         raise ValueError(f"{path}: no such model file")
     try:
@@ -158,14 +158,7 @@ def build(meshes: np.ndarray, n_id: int, n_exp: int, triangles, landmark_vertex,
     if len(rows) != NUM_EXPRESSIONS or min(rows) < 0 or max(rows) >= n_expr:
         raise ValueError(f"expression_rows must give {NUM_EXPRESSIONS} indices below {n_expr}, got {rows}")
     data = meshes.reshape(n_ident, n_expr, 3 * v).transpose(2, 0, 1)  # 3V × I × E
-    u_id = _leading_left_vectors(data.transpose(1, 0, 2).reshape(n_ident, -1), n_id)
-    u_exp = _leading_left_vectors(data.transpose(2, 0, 1).reshape(n_expr, -1), n_exp)
-    core = np.einsum("kie,ia,eb->kab", data, u_id, u_exp)
-    # Fix each component's sign so that the mean weight is positive (SVD leaves it free).
-    id_sign = np.where(u_id.mean(axis=0) < 0, -1.0, 1.0)
-    exp_sign = np.where(u_exp.mean(axis=0) < 0, -1.0, 1.0)
-    u_id, u_exp = u_id * id_sign, u_exp * exp_sign
-    core = core * id_sign[None, :, None] * exp_sign[None, None, :]
+    core, u_id, u_exp = n_mode_svd(data, n_id, n_exp)
     exp_weights = u_exp[rows]
     return BilinearModel(
         core=core, triangles=triangles, landmark_vertex=landmark_vertex, mirror=mirror,
@@ -174,38 +167,19 @@ def build(meshes: np.ndarray, n_id: int, n_exp: int, triangles, landmark_vertex,
         description=description)
 
 
+def n_mode_svd(data: np.ndarray, n_id: int, n_exp: int):
+    """Truncated N-mode SVD of a (3V × I × E) tensor over its identity and expression modes:
+    (core 3V × n_id × n_exp, U_id I × n_id, U_exp E × n_exp) with data ≈ core ×₂ U_id ×₃ U_exp.
+    Component signs are fixed so that each column's mean is positive (SVD leaves them free)."""
+    n_ident, n_expr = data.shape[1], data.shape[2]
+    u_id = _leading_left_vectors(data.transpose(1, 0, 2).reshape(n_ident, -1), n_id)
+    u_exp = _leading_left_vectors(data.transpose(2, 0, 1).reshape(n_expr, -1), n_exp)
+    u_id = u_id * np.where(u_id.mean(axis=0) < 0, -1.0, 1.0)
+    u_exp = u_exp * np.where(u_exp.mean(axis=0) < 0, -1.0, 1.0)
+    core = np.einsum("kie,ia,eb->kab", data, u_id, u_exp)
+    return core, u_id, u_exp
+
+
 def _leading_left_vectors(matrix: np.ndarray, k: int) -> np.ndarray:
     u, _, _ = np.linalg.svd(matrix, full_matrices=False)
     return u[:, :k]
-
-
-def load_facewarehouse(path, triangles, landmark_vertex, mirror=None, expression_rows=None) -> BilinearModel:
-    """FaceWarehouse's bilinear core (`core.bin`): three int32 (n_exp=47, n_id=50, V=11510) then
-    float32 values ordered expression-major, identity, then vertex coordinates.
-
-    FaceWarehouse ships no triangles-with-landmark map for MediaPipe points: pass `triangles` (its
-    mesh's faces, 0-based) and `landmark_vertex` (for each of the 478 detector points, a vertex or
-    -1). Its weights are FaceWarehouse's own: mean identity 1/√50 each, neutral = expression 0.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such FaceWarehouse core file")
-    raw = np.fromfile(path, dtype=np.uint8)
-    if raw.size < 12:
-        raise ValueError(f"{path}: too short for a FaceWarehouse core header ({raw.size} bytes)")
-    n_exp, n_id, v = (int(x) for x in raw[:12].view(np.int32))
-    if min(n_exp, n_id, v) <= 0 or n_exp * n_id * v * 3 * 4 + 12 != raw.size:
-        raise ValueError(f"{path}: header says {n_exp} expressions × {n_id} identities × {v} vertices, "
-                         f"which needs {max(n_exp * n_id * v * 12 + 12, 0)} bytes, file has {raw.size}")
-    values = raw[12:].view(np.float32).reshape(n_exp, n_id, 3 * v)
-    core = np.ascontiguousarray(values.transpose(2, 1, 0))
-    rows = list(range(NUM_EXPRESSIONS)) if expression_rows is None else list(expression_rows)
-    exp_weights = np.zeros((NUM_EXPRESSIONS, n_exp), dtype=np.float32)
-    exp_weights[np.arange(NUM_EXPRESSIONS), rows] = 1.0
-    exp_weights[:, 0] = 1.0  # FaceWarehouse expressions are offsets added to its neutral (index 0)
-    return BilinearModel(
-        core=core, triangles=triangles, landmark_vertex=landmark_vertex,
-        mirror=np.arange(v) if mirror is None else mirror,
-        identity_mean=np.full(n_id, 1.0 / np.sqrt(n_id)), identity_std=np.full(n_id, 1.0 / np.sqrt(n_id)),
-        expression_weights=exp_weights, expression_std=np.full(n_exp, 0.5),
-        description=f"FaceWarehouse bilinear core from {path}", source=str(path))
