@@ -96,7 +96,7 @@ class Renderer:
                            borderMode=cv2.BORDER_CONSTANT)
         a = raster.image(alpha.astype(np.float32))
         frontal = cv2.blendLinear(direct, mirror, a, 1.0 - a)
-        visibility = raster.image(np.clip(alpha * vd + (1.0 - alpha) * vm, 0.0, 1.0))
+        visibility = raster.image(np.clip(vd, 0.0, 1.0))  # seen directly; low where mirrored in
         grey = raster.image((shade_px * 235.0).round(), dtype=np.uint8)
         return frontal, visibility.clip(0.0, 1.0), cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), frontal_xy
 

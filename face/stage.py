@@ -31,7 +31,8 @@ class FaceResult:
     box: (x0, y0, x1, y1) around the landmarks; landmarks: 478×2; yaw/pitch/roll: degrees (see
     face.fit); frontal: the frame's texture rendered frontally (BGR uint8); simulated: the fitted
     mesh shaded, frontal; side_map: landmark heatmap of the frontal face; visibility: S×S float32
-    in [0, 1], how directly each frontal pixel was seen (0 outside the face); fit_residual: RMS
+    in [0, 1], how directly the frame showed each frontal pixel (low where hidden parts were filled
+    from the mirrored side, 0 outside the face); fit_residual: RMS
     landmark error of the fit over the inter-ocular distance.
     """
 

@@ -70,3 +70,51 @@ def test_side_map_for_an_aligned_crop(static_stage, astronaut_bgr):
     # Each channel (eyes+brows, oval+nose, lips) has its own ink.
     assert (side.reshape(-1, 3).max(axis=0) > 200).all()
     assert face.side_map_for_image(np.zeros((128, 128, 3), np.uint8)) is None
+
+
+def test_the_largest_of_several_faces_is_the_driver(static_stage, astronaut_bgr):
+    import cv2
+
+    frame = np.zeros((480, 900, 3), np.uint8)
+    frame[:, :480] = cv2.resize(astronaut_bgr, (480, 480))[:480]
+    frame[100:356, 560:816] = cv2.resize(astronaut_bgr, (256, 256))
+    result = static_stage(frame)
+    assert isinstance(result, face.FaceResult)
+    assert result.faces_found == 2
+    assert result.box[2] < 480  # the big face on the left, not the small one on the right
+
+
+@pytest.mark.parametrize("shift", [-150, 150])
+def test_a_face_partly_out_of_frame_gives_a_result_or_a_reason(static_stage, astronaut_bgr, shift):
+    frame = np.zeros_like(astronaut_bgr)
+    if shift > 0:
+        frame[:, shift:] = astronaut_bgr[:, :-shift]
+    else:
+        frame[:, :shift] = astronaut_bgr[:, -shift:]
+    result = static_stage(frame[:, :300] if shift < 0 else frame[:, 300:])
+    if isinstance(result, face.FaceResult):
+        covered = result.simulated[..., 0] > 0
+        # What lies outside the frame was not seen: part of the face is filled from its mirror side.
+        assert result.visibility[covered].mean() < 0.95
+        assert result.frontal.shape == (128, 128, 3)
+    else:
+        assert result.reason
+
+
+def test_a_tiny_face_gives_a_result_or_a_reason(static_stage, astronaut_bgr):
+    import cv2
+
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[200:264, 300:364] = cv2.resize(astronaut_bgr, (64, 64), interpolation=cv2.INTER_AREA)
+    result = static_stage(frame)
+    assert isinstance(result, (face.FaceResult, face.NoFace))
+
+
+def test_video_mode_follows_a_moving_face(astronaut_bgr):
+    with face.FaceStage(video=True) as stage:
+        boxes = []
+        for dx in range(0, 40, 4):
+            result = stage(np.roll(astronaut_bgr, dx, axis=1))
+            assert isinstance(result, face.FaceResult)
+            boxes.append(result.box[0])
+    assert np.allclose(np.diff(boxes), 4, atol=2)  # tracking follows the 4 px steps
