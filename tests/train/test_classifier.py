@@ -121,3 +121,23 @@ def test_cgit_augmentation_adds_generated_images_per_training_class(tmp_path):
               "--per-class", "2", "--out", str(tmp_path / "run2")])
     with pytest.raises(SystemExit, match="go together"):
         main([*FAST, "--data", str(data), "--augment-with", str(cgit), "--out", str(tmp_path / "run3")])
+
+
+def test_kdef_portraits_are_face_cropped_by_the_face_stage_before_training(tmp_path):
+    skimage_data = pytest.importorskip("skimage.data")
+    face = cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
+    for person in ("F01", "M02", "F03"):
+        for code in ("HA", "SA"):
+            portrait = np.zeros((640, 520, 3), np.uint8)
+            portrait[64:576, 4:516] = face if code == "HA" else face[:, ::-1]
+            folder = tmp_path / "KDEF" / f"A{person}"
+            folder.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(folder / f"A{person}{code}S.JPG"), portrait)
+    run = tmp_path / "run"
+    assert main([*FAST, "--data", str(tmp_path / "KDEF"), "--kdef-views", "S", "--steps", "1", "--val-fraction", "0",
+                 "--test-fraction", "0.3", "--out", str(run)]) == 0
+    config = load_checkpoint(run)["config"]
+    assert config["data_format"] == "kdef" and config["train_count"] == 4 and config["test_count"] == 2
+    crops = sorted((run / "cache" / "crops_32").glob("*.png"))
+    assert len(crops) == 6 and all(cv2.imread(str(c)).shape == (32, 32, 3) for c in crops)
+    assert "face crops" in (run / "train.log").read_text()
