@@ -54,8 +54,13 @@ def setup(device: str = "auto") -> Context:
     return Context(rank=rank, world_size=world_size, local_rank=local_rank, device=torch_device)
 
 
-def cleanup() -> None:
+def cleanup(wait: bool = True) -> None:
+    """Leave the process group. After a normal finish all processes first meet at a barrier, so
+    none tears its connections down while another is still talking (gloo aborts on that);
+    after an error nobody waits for peers that may never come."""
     if dist.is_available() and dist.is_initialized():
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
 
 

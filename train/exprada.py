@@ -360,10 +360,12 @@ def main(argv=None) -> int:
     config = resolve_config(args, saved)
     ctx = distributed.setup(config["device"])
     logger = setup_logging(run_dir, ctx.is_main)
+    finished = False
     try:
         trainer = ExprADATrainer(config, run_dir, ctx, logger, state)
         summary = trainer.train()
         logger.info("done: %s", summary)
+        finished = True
     finally:
-        distributed.cleanup()
+        distributed.cleanup(wait=finished)
     return 0
