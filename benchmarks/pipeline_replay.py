@@ -5,8 +5,9 @@ single-process loop running the same stages one after another, on the same frame
     python -m benchmarks.pipeline_replay --frames 600 --source drive.mp4
 
 Both replay at --fast (no pacing) and both are lossless; `speedup` = pipeline fps / sequential fps.
-The sequential loop's engines get every core this process may use (its best case); the pipeline's
-stages one thread each. Prints one JSON line.
+Both run their engines with --threads intra-op threads (default 1: on a 2-core machine shared with
+other work, more threads spin against each other and slow the sequential loop down — try 2 on an
+idle machine). Prints one JSON line.
 """
 import argparse
 import json
@@ -32,15 +33,17 @@ def main(argv=None):
     p.add_argument("--generator", default=DEFAULT_GENERATOR)
     p.add_argument("--classifier", default=DEFAULT_CLASSIFIER)
     p.add_argument("--publish", default="tcp://127.0.0.1:5561")
+    p.add_argument("--threads", type=int, default=1, help="engine intra-op threads, both runs")
     args = p.parse_args(argv)
     cores = len(os.sched_getaffinity(0))
     common = dict(source=args.source, fast=True, max_frames=args.frames, generator=args.generator,
                   classifier=args.classifier)
-    staged = run_pipeline(PipelineConfig(publish=args.publish, threads=1, **common))
-    sequential = run_sequential(PipelineConfig(threads=cores, **common))
+    staged = run_pipeline(PipelineConfig(publish=args.publish, threads=args.threads, **common))
+    sequential = run_sequential(PipelineConfig(threads=args.threads, **common))
     sequential.pop("records")
     result = {
         "benchmark": "pipeline_replay", "source": args.source, "frames": args.frames, "cores": cores,
+        "threads": args.threads, "load_avg_1min": round(os.getloadavg()[0], 2),
         "cpu": platform.processor() or platform.machine(),
         "pipeline_fps": staged["fps"], "sequential_fps": sequential["fps"],
         "speedup": round(staged["fps"] / sequential["fps"], 3) if staged["fps"] and sequential["fps"] else None,

@@ -69,10 +69,25 @@ def model_metadata(path) -> dict:
     return {p.key: p.value for p in model.metadata_props}
 
 
+def engine_file(path, engine: str) -> str:
+    """The artefact a backend loads: the torch backend runs the .pt2 program exported beside the .onnx."""
+    path = Path(path)
+    if engine == "torch" and path.suffix == ".onnx":
+        program = path.with_suffix(".pt2")
+        if not program.is_file():
+            raise FileNotFoundError(f"--engine torch runs torch.export programs: no {program} beside {path} "
+                                    f"(`python -m engines export` writes one)")
+        return str(program)
+    return str(path)
+
+
 def resolve_models(config: PipelineConfig) -> PipelineConfig:
-    """Check both models exist and agree; take the image size and class names from their metadata."""
+    """Check both models exist and agree; take the image size and class names from their metadata;
+    point the paths at what the chosen backend loads."""
     generator = model_metadata(config.generator)
     classifier = model_metadata(config.classifier)
+    config.generator = engine_file(config.generator, config.engine)
+    config.classifier = engine_file(config.classifier, config.engine)
     size = int(generator.get("exprada.image_size") or classifier.get("exprada.image_size") or config.image_size)
     if classifier.get("exprada.image_size") and int(classifier["exprada.image_size"]) != size:
         raise ValueError(f"image sizes differ: generator {config.generator} takes {size}, classifier "

@@ -89,6 +89,9 @@ def run_capture(config, ctx, run_dir, should_stop, counters, stats, skip, go) ->
     sent = 0
     try:
         for captured in source.frames():
+            if captured is None:   # the camera is reconnecting: say so on the status stream
+                stats.send(source=source.status.as_dict())
+                continue
             header = messages.new_header(captured.index, source.name, captured.t_capture_ns, truth=captured.truth)
             if recorder:
                 recorder.write(captured)

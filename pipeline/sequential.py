@@ -24,6 +24,8 @@ def run_sequential(config: PipelineConfig) -> dict:
     records = []
     try:
         for captured in source.frames():
+            if captured is None:
+                continue
             header = messages.new_header(captured.index, source.name, captured.t_capture_ns, truth=captured.truth)
             messages.stamp(header, "capture", captured.t_capture_ns, time.monotonic_ns())
             arrays = {"frame": captured.frame}

@@ -1,6 +1,7 @@
 """Where frames come from: a V4L2 camera, a video file, a folder of images (the demo is a video file).
 
-Every source yields `Captured(index, frame, t_capture_ns, truth)`; `t_capture_ns` is
+Every source yields `Captured(index, frame, t_capture_ns, truth)` (a camera that is reconnecting
+yields None now and then, so the caller can report it); `t_capture_ns` is
 `time.monotonic_ns()` when the frame was taken, the clock every stage and the end-to-end latency use.
 Cameras are live (the pipeline runs latest-wins); files and folders are replays (lossless), paced at
 their frame rate unless `fast`. Opening a source that cannot give frames raises SourceError naming it.
@@ -21,6 +22,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".pp
 DEFAULT_FPS = 30.0
 PROBE_IMAGES = 10                  # a folder must have a readable image among its first ten
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0)   # camera reconnect waits; the last repeats
+HEARTBEAT_S = 0.25                 # while reconnecting, how often frames() yields None
 
 
 class SourceError(RuntimeError):
@@ -213,6 +215,7 @@ class CameraSource:
         return True
 
     def frames(self):
+        """Captured frames; while reconnecting, None every HEARTBEAT_S so the caller can report."""
         index, failures = 0, 0
         while not self.should_stop():
             ok, frame = self.cap.read() if self.cap is not None else (False, None)
@@ -221,7 +224,7 @@ class CameraSource:
                 yield Captured(index, unpack_raw(frame, self.width, self.height), time.monotonic_ns())
                 index += 1
                 continue
-            self._reconnect(failures)
+            yield from self._reconnect(failures)
             failures += 1
         self.status.state = "ended"
 
@@ -233,7 +236,8 @@ class CameraSource:
         self.status.note = f"{self.device}: camera lost; reconnecting (attempt {attempt + 1})"
         wait_until = time.monotonic() + BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
         while time.monotonic() < wait_until and not self.should_stop():
-            time.sleep(0.05)
+            time.sleep(min(HEARTBEAT_S, max(0.0, wait_until - time.monotonic())))
+            yield None
         if Path(self.device).exists() and self._open():
             self.status.reconnects += 1
             self.status.note = f"{self.device}: reconnected"

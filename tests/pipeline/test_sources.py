@@ -90,3 +90,19 @@ def test_y16_buffer_from_the_driver_gets_its_image_shape():
     assert np.array_equal(unpack_raw(flat, 6, 4), raw)
     grey = np.arange(24, dtype=np.uint8).reshape(1, 24)
     assert unpack_raw(grey, 6, 4).shape == (4, 6)
+
+
+def test_lost_camera_reconnects_with_back_off_and_reports_it(tmp_path):
+    import time
+
+    stop_at = time.monotonic() + 2.0
+    camera = CameraSource(str(tmp_path / "video5"), should_stop=lambda: time.monotonic() > stop_at, open_now=False)
+    states, heartbeats = set(), 0
+    for captured in camera.frames():   # the device never comes back: the generator must still end on stop
+        assert captured is None
+        heartbeats += 1
+        states.add(camera.status.state)
+    assert states == {"reconnecting"} and heartbeats >= 4
+    # Waits of 0.5 s then 1 s: within 2 s the third attempt at most (no back-off would make dozens).
+    assert camera.status.note.endswith(("(attempt 2)", "(attempt 3)")) and camera.status.reconnects == 0
+    assert camera.status.state == "ended"
