@@ -97,23 +97,23 @@ def rasterize(xy: np.ndarray, depth: np.ndarray, triangles: np.ndarray, height: 
     owner = np.repeat(np.arange(len(ids), dtype=np.int32), counts)
     offset = np.arange(counts.sum(), dtype=np.int32) - np.repeat((np.cumsum(counts) - counts).astype(np.int32), counts)
     dy, dx = np.divmod(offset, bw.astype(np.int32)[owner])
-    k = coef[owner]
+    coef = coef.T.copy()  # 9 × T: one gather per coefficient is cheaper than gathering rows
     fx, fy = dx.astype(np.float32), dy.astype(np.float32)
-    l1 = k[:, 0] * fx + k[:, 1] * fy + k[:, 2]
-    l2 = k[:, 3] * fx + k[:, 4] * fy + k[:, 5]
+    l1 = coef[0][owner] * fx + coef[1][owner] * fy + coef[2][owner]
+    l2 = coef[3][owner] * fx + coef[4][owner] * fy + coef[5][owner]
     l0 = 1.0 - l1 - l2
     eps = -1e-5
     inside = np.nonzero((l0 >= eps) & (l1 >= eps) & (l2 >= eps))[0]
-    owner, k, fx, fy = owner[inside], k[inside], fx[inside], fy[inside]
-    z = k[:, 6] * fx + k[:, 7] * fy + k[:, 8]
+    owner, fx, fy = owner[inside], fx[inside], fy[inside]
+    z = coef[6][owner] * fx + coef[7][owner] * fy + coef[8][owner]
 
     # Z-buffer: the nearest surface per pixel wins.
     pixel = (y0.astype(np.int64)[owner] + dy[inside]) * width + x0.astype(np.int64)[owner] + dx[inside]
     zbuf = np.full(height * width, -np.inf, dtype=np.float32)
     np.maximum.at(zbuf, pixel, z)
     win = np.nonzero(z >= zbuf[pixel])[0]
-    bary = np.stack([l0[inside][win], l1[inside][win], l2[inside][win]], axis=1).clip(0.0, 1.0)
-    bary /= bary.sum(axis=1, keepdims=True)
+    keep = inside[win]
+    bary = np.stack([l0[keep], l1[keep], l2[keep]], axis=1)  # sums to 1; edges may dip to -1e-5
     return Raster(height, width, pixel[win], ids[owner[win]].astype(np.int32), bary,
                   zbuf.reshape(height, width))
 

@@ -90,15 +90,17 @@ class Renderer:
         vd, vm, shade_px = values[:, 4], values[:, 5], values[:, 6]
         # Keep the frame's own pixel while it is at least half visible; hand over to the mirror below.
         alpha = np.clip(2.0 * vd - vm + 0.5, 0.0, 1.0)
-        direct = cv2.remap(frame, raster.image(values[:, 0:2], fill=-1.0), None, cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT)
-        mirror = cv2.remap(frame, raster.image(values[:, 2:4], fill=-1.0), None, cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT)
-        a = raster.image(alpha.astype(np.float32))
-        frontal = cv2.blendLinear(direct, mirror, a, 1.0 - a)
+        # One remap over the covered pixels only: direct samples, then the mirrored ones needed.
+        mirrored = np.nonzero(alpha < 1.0)[0]
+        points = np.concatenate([values[:, 0:2], values[mirrored, 2:4]])
+        samples = _sample(frame, points)
+        colour = samples[:len(values)]
+        a = alpha[mirrored, None]
+        colour[mirrored] = a * colour[mirrored] + (1.0 - a) * samples[len(values):]
+        frontal = raster.image(colour.round().astype(np.uint8), dtype=np.uint8)
         visibility = raster.image(np.clip(vd, 0.0, 1.0))  # seen directly; low where mirrored in
-        grey = raster.image((shade_px * 235.0).round(), dtype=np.uint8)
-        return frontal, visibility.clip(0.0, 1.0), cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), frontal_xy
+        grey = raster.image((shade_px * 235.0).round().astype(np.uint8), dtype=np.uint8)
+        return frontal, visibility, cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), frontal_xy
 
     def vertex_visibility(self, posed: np.ndarray, frame_shape, texture_xy=None) -> np.ndarray:
         """Per vertex in [0, 1]: not hidden (z-buffer), facing the camera, inside the frame.
@@ -116,10 +118,13 @@ class Renderer:
         # Front faces run clockwise on screen (y down): their signed area is negative.
         seen_area = -0.5 * ((q[:, 1, 0] - q[:, 0, 0]) * (q[:, 2, 1] - q[:, 0, 1])
                             - (q[:, 2, 0] - q[:, 0, 0]) * (q[:, 1, 1] - q[:, 0, 1]))
-        cosine = seen_area / np.maximum(true_area, 1e-9)
-        cosine = (self.incidence @ (cosine * true_area)) / np.maximum(self.incidence @ true_area, 1e-9)
+        cosine_tri = seen_area / np.maximum(true_area, 1e-9)
+        cosine = (self.incidence @ (cosine_tri * true_area)) / np.maximum(self.incidence @ true_area, 1e-9)
         facing = np.clip((cosine - 0.1) / 0.4, 0.0, 1.0)
-        unhidden = visible_vertices(posed[:, :2], depth, self.triangles)
+        # Without folds (back-facing triangles) a projected mesh cannot hide itself: skip the
+        # z-buffer then, as for a near-frontal face, and pay for it only on turned heads.
+        folded = int((cosine_tri < 0).sum()) > len(self.triangles) // 100
+        unhidden = visible_vertices(posed[:, :2], depth, self.triangles) if folded else True
         h, w = frame_shape[:2]
         inside = (seen_xy[:, 0] >= 0) & (seen_xy[:, 0] <= w - 1) & (seen_xy[:, 1] >= 0) & (seen_xy[:, 1] <= h - 1)
         return (facing * unhidden * inside).astype(np.float64)
@@ -147,6 +152,16 @@ class Renderer:
         """S×S crop of the frame, similarity-aligned so the face lands where the layout puts it."""
         return cv2.warpAffine(frame, self.alignment(landmarks_xy), (self.size, self.size),
                               flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT)
+
+
+def _sample(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Bilinear samples (N×C float32) of an image at N points (x, y); 0 outside it.
+    The points are laid out as a block of rows: remap takes at most 32767 rows or columns."""
+    n, width = len(points), 256
+    block = np.full((-(-n // width) * width, 2), -1.0, dtype=np.float32)
+    block[:n] = points
+    out = cv2.remap(image, block.reshape(-1, width, 2), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return out.reshape(len(block), -1)[:n].astype(np.float32)
 
 
 def _prefilter(frame, texture_xy, out_scale, vertices):
