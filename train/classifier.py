@@ -14,7 +14,6 @@ split.json, train.log, metrics.csv/.jsonl, tensorboard/, bad_files.txt, init_wei
 augmented/ (CGIT images), test/ (metrics.json, confusion.png) and summary.json.
 """
 import argparse
-import hashlib
 import json
 import math
 import shutil
@@ -26,8 +25,7 @@ import torch.nn.functional as F
 from face.expressions import EXPRESSIONS, NUM_EXPRESSIONS
 
 from . import distributed
-from .checkpoint import (CheckpointError, checkpoint_path, config_mismatches, load_checkpoint, load_state_checked,
-                         restore_rng, save_checkpoint, unwrap)
+from .checkpoint import CheckpointError, checkpoint_path, load_checkpoint, load_state_checked, restore_rng, save_checkpoint
 from .classifier_nets import ARCHS, build_classifier, count_parameters, load_init_weights
 from .data import ImageDataset, StepBatchSampler, make_loader
 from .datasets import Sample, label_counts
@@ -35,6 +33,7 @@ from .datasets.face_crops import crop_faces
 from .datasets.folder import index_labelled_folder
 from .datasets.sources import add_data_arguments, data_options, load_samples, wants_face_crop
 from .datasets.splits import apply_split, check_parts_disjoint, make_split, read_split, write_split
+from .run_setup import merge_config, open_run, samples_digest
 from .runlog import RunLog, progress, setup_logging, write_json
 
 KIND = "classifier"
@@ -118,16 +117,9 @@ def resolve_config(args: argparse.Namespace, saved: dict | None) -> dict:
     for key in ("data", "val_data", "test_data", "split", "init_weights", "augment_with", "augment_from"):
         if key in given:
             given[key] = str(Path(given[key]).resolve())
-    if saved is None:
-        config = {**DEFAULTS, **given}
-        if not config["data"] or not config["arch"]:
-            raise SystemExit("error: a new run needs --data, --backbone and --out (or --resume RUN_DIR)")
-    else:
-        locked = {k: v for k, v in given.items() if k in LOCKED}
-        mismatches = config_mismatches(saved, {**saved, **locked}, LOCKED)
-        if mismatches:
-            raise CheckpointError("cannot resume with different training settings: " + "; ".join(mismatches))
-        config = {**DEFAULTS, **saved, **given}
+    config = merge_config(given, saved, DEFAULTS, LOCKED)
+    if saved is None and (not config["data"] or not config["arch"]):
+        raise SystemExit("error: a new run needs --data, --backbone and --out (or --resume RUN_DIR)")
     if config["image_size"] % 32 or config["image_size"] < 32:
         raise SystemExit(f"error: --image-size must be a multiple of 32 and >= 32, got {config['image_size']}")
     if config["batch_size"] < 1 or config["width"] < 1:
@@ -139,10 +131,6 @@ def resolve_config(args: argparse.Namespace, saved: dict | None) -> dict:
     config["num_classes"] = NUM_EXPRESSIONS
     config["classes"] = list(EXPRESSIONS)
     return config
-
-
-def _digest(samples) -> str:
-    return hashlib.sha1("\n".join(f"{s.path}|{s.label}" for s in samples).encode()).hexdigest()[:16]
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -210,7 +198,7 @@ def generate_augmentation(config: dict, run_dir: Path, classes: list[int], devic
                               f"(python -m train exprada --mode cgit)")
     inputs = index_unlabelled_folder(_find_cgit_inputs(config, cgit_config), domain="cgit-input")
     manifest = {"checkpoint": config["augment_with"], "per_class": config["per_class"], "seed": config["seed"],
-                "classes": [EXPRESSIONS[k] for k in classes], "inputs": _digest(inputs)}
+                "classes": [EXPRESSIONS[k] for k in classes], "inputs": samples_digest(inputs)}
     manifest_path = out / "manifest.json"
     if manifest_path.is_file() and json.loads(manifest_path.read_text()) == manifest:
         logger.info("CGIT augmentation already made: %s", out)
@@ -317,7 +305,7 @@ class ClassifierTrainer:
             distributed.barrier(self.ctx)
             train = train + index_labelled_folder(self.run_dir / "augmented", domain="cgit")
         for name, samples in (("train", train), ("val", parts["val"]), ("test", parts["test"])):
-            digest = _digest(samples)
+            digest = samples_digest(samples)
             saved = (state or {}).get("config", {}).get(f"{name}_digest")
             if saved and saved != digest:
                 self.log.warning("%s data changed since the run started (%d images now): the resumed run will not "
@@ -486,18 +474,7 @@ class ClassifierTrainer:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if bool(args.out) == bool(args.resume):
-        raise SystemExit("error: give either --out RUN_DIR (new run) or --resume RUN_DIR")
-    run_dir = Path(args.resume or args.out)
-    state = load_checkpoint(run_dir) if args.resume else None
-    if state is not None and state["kind"] != KIND:
-        raise CheckpointError(f"{state['path']}: a {state['kind']} checkpoint, not a classifier run")
-    if state is None and checkpoint_path(run_dir).exists():
-        raise SystemExit(f"error: {run_dir} already holds a run; --resume {run_dir} continues it")
-    saved = None
-    if state is not None:
-        saved = {k: v for k, v in state["config"].items() if k != "runtime"}
-        saved.update({k: v for k, v in state["config"].get("runtime", {}).items() if k != "stop_after"})
+    run_dir, state, saved = open_run(args.out, args.resume, (KIND,), "a classifier run")
     config = resolve_config(args, saved)
     ctx = distributed.setup(config["device"])
     logger = setup_logging(run_dir, ctx.is_main)

@@ -12,6 +12,15 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def confusion_png(counts, classes, path, title: str = "confusion matrix") -> Path:
     """Rows: true class, columns: predicted; cells coloured by the row's share, labelled with counts."""
     plt = _pyplot()
@@ -31,12 +40,7 @@ def confusion_png(counts, classes, path, title: str = "confusion matrix") -> Pat
                 ax.text(j, i, str(int(counts[i, j])), ha="center", va="center",
                         color="white" if share[i, j] > 0.5 else "black", fontsize=8)
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def tsne_points(embeddings: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -64,9 +68,4 @@ def tsne_png(embeddings, labels, classes, path, seed: int = 0, title: str = "t-S
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)

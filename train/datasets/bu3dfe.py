@@ -6,14 +6,12 @@ Renders at other poses, which users make from the 3D models (paper section 5.4.2
 pose suffix: `F0001_AN01WH_F2D_yaw-45.png`, `..._+30.png` or `..._p15.png`; the yaw in degrees
 goes to `meta["yaw"]` (0 without a suffix).
 """
-import logging
 import re
 from pathlib import Path
 
-from . import Sample, list_images
+from . import Sample
 from .labels import label_index
-
-log = logging.getLogger(__name__)
+from .named_files import index_named_files
 
 NAME = re.compile(r"^(?P<subject>[FM]\d{4})_(?P<code>[A-Z]{2})(?P<intensity>\d{2})(?P<race>[A-Z]{2})_(?P<kind>F2D|F3D|[A-Z0-9]+)"
                   r"(?:_(?:yaw|pose|p)?(?P<yaw>[+-]?\d{1,3}))?$", re.IGNORECASE)
@@ -40,27 +38,13 @@ def parse_bu3dfe_name(path) -> dict | None:
 def index_bu3dfe(root, min_intensity: int = 1, yaws=None, kinds=("F2D",), domain: str = "bu3dfe") -> list[Sample]:
     """Samples of a BU-3DFE 2D tree. min_intensity drops weaker expressions (neutral always kept);
     yaws keeps only those poses (degrees); kinds the image kinds (F2D by default; None: all)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"BU-3DFE folder {root} does not exist")
     if not 1 <= int(min_intensity) <= 4:
         raise ValueError(f"min_intensity must be 1–4, got {min_intensity}")
     yaws = None if yaws is None else {int(y) for y in (yaws.split(",") if isinstance(yaws, str) else yaws)}
     kinds = None if kinds is None else {k.upper() for k in kinds}
-    samples, foreign = [], []
-    for path in list_images(root):
-        info = parse_bu3dfe_name(path)
-        if info is None:
-            foreign.append(path)
-            continue
-        if info["intensity"] and info["intensity"] < min_intensity:
-            continue
-        if (yaws is not None and info["yaw"] not in yaws) or (kinds is not None and info["kind"] not in kinds):
-            continue
-        samples.append(Sample(path=path, label=info.pop("label"), subject=info.pop("subject"), domain=domain, meta=info))
-    if foreign:
-        log.warning("%s: %d images without a BU-3DFE name left out (first: %s)", root, len(foreign), foreign[0])
-    if not samples:
-        raise ValueError(f"{root}: no BU-3DFE images (names like F0001_AN01WH_F2D.bmp) with the asked "
-                         f"intensity/poses/kinds")
-    return samples
+
+    def keep(info):
+        return ((not info["intensity"] or info["intensity"] >= min_intensity)
+                and (yaws is None or info["yaw"] in yaws) and (kinds is None or info["kind"] in kinds))
+
+    return index_named_files(root, parse_bu3dfe_name, keep, domain, "BU-3DFE", "F0001_AN01WH_F2D.bmp")

@@ -6,14 +6,12 @@ S straight, HR half right, FR full right). The folders (KDEF ships one per sessi
 `AF01/`) do not matter: every matching file under the root is taken. A subject is sex + number
 ("F01"): both sessions of a person are the same subject for subject-independent splits.
 """
-import logging
 import re
 from pathlib import Path
 
-from . import Sample, list_images
+from . import Sample
 from .labels import label_index
-
-log = logging.getLogger(__name__)
+from .named_files import index_named_files
 
 NAME = re.compile(r"^(?P<session>[AB])(?P<sex>[FM])(?P<number>\d{2})(?P<code>[A-Z]{2})(?P<angle>FL|HL|S|HR|FR)$",
                   re.IGNORECASE)
@@ -47,21 +45,9 @@ def _choice(values, allowed, what: str) -> set[str] | None:
 def index_kdef(root, angles=None, sessions=None, domain: str = "kdef") -> list[Sample]:
     """Samples of a KDEF tree, optionally only some views (e.g. "S,HL,HR") and sessions ("A").
     Files whose names are not KDEF's are left out and counted in a warning."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"KDEF folder {root} does not exist")
     angles, sessions = _choice(angles, ANGLES, "angle(s)"), _choice(sessions, "AB", "session(s)")
-    samples, foreign = [], []
-    for path in list_images(root):
-        info = parse_kdef_name(path)
-        if info is None:
-            foreign.append(path)
-            continue
-        if (angles and info["angle"] not in angles) or (sessions and info["session"] not in sessions):
-            continue
-        samples.append(Sample(path=path, label=info.pop("label"), subject=info.pop("subject"), domain=domain, meta=info))
-    if foreign:
-        log.warning("%s: %d images without a KDEF name left out (first: %s)", root, len(foreign), foreign[0])
-    if not samples:
-        raise ValueError(f"{root}: no KDEF images (names like AF01ANS.JPG) with the asked views/sessions")
-    return samples
+
+    def keep(info):
+        return (not angles or info["angle"] in angles) and (not sessions or info["session"] in sessions)
+
+    return index_named_files(root, parse_kdef_name, keep, domain, "KDEF", "AF01ANS.JPG")

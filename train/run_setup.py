@@ -1,0 +1,39 @@
+"""What every trainer's command does before training: open a new run or resume one, and merge
+its settings (defaults < the saved run < explicit flags, with locked settings kept)."""
+import hashlib
+from pathlib import Path
+
+from .checkpoint import CheckpointError, checkpoint_path, config_mismatches, load_checkpoint
+
+
+def open_run(out, resume, kinds: tuple[str, ...], what: str) -> tuple[Path, dict | None, dict | None]:
+    """(run folder, checkpoint state or None, saved config or None) for `--out` xor `--resume`.
+    The saved config carries how the run ran too, except where to stop: a resumed run goes on."""
+    if bool(out) == bool(resume):
+        raise SystemExit("error: give either --out RUN_DIR (new run) or --resume RUN_DIR")
+    run_dir = Path(resume or out)
+    state = load_checkpoint(run_dir) if resume else None
+    if state is not None and state["kind"] not in kinds:
+        raise CheckpointError(f"{state['path']}: a {state['kind']} checkpoint, not {what}")
+    if state is None and checkpoint_path(run_dir).exists():
+        raise SystemExit(f"error: {run_dir} already holds a run; --resume {run_dir} continues it")
+    saved = None
+    if state is not None:
+        saved = {k: v for k, v in state["config"].items() if k != "runtime"}
+        saved.update({k: v for k, v in state["config"].get("runtime", {}).items() if k != "stop_after"})
+    return run_dir, state, saved
+
+
+def merge_config(given: dict, saved: dict | None, defaults: dict, locked) -> dict:
+    """Defaults < saved run config < explicit flags; a locked setting given anew must equal the saved one."""
+    if saved is None:
+        return {**defaults, **given}
+    mismatches = config_mismatches(saved, {**saved, **{k: v for k, v in given.items() if k in locked}}, locked)
+    if mismatches:
+        raise CheckpointError("cannot resume with different training settings: " + "; ".join(mismatches))
+    return {**defaults, **saved, **given}
+
+
+def samples_digest(samples) -> str:
+    """Short fingerprint of a sample list (paths and labels): tells a resumed run its data changed."""
+    return hashlib.sha1("\n".join(f"{s.path}|{s.label}" for s in samples).encode()).hexdigest()[:16]
