@@ -96,13 +96,24 @@ def test_replay_end_to_end_with_subscribers_record_and_overlay(models, drive_cli
     pids = [s["pid"] for s in statuses[-1]["stages"].values() if s["pid"]]
     assert len(pids) == 5 and not any(alive(pid) for pid in pids)
 
-    # The recording replays through the single-process mode to the same labels.
+    # The recording replays through the single-process mode to the same messages, timing fields aside.
+    replayed_log = tmp_path / "replayed"
     replay = subprocess.run(pipeline_command(record / "frames", models, "--fast", "--single-process", "--publish",
-                                             free_endpoint(), "--json"),
+                                             free_endpoint(), "--record", replayed_log, "--json"),
                             cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
     assert replay.returncode == 0, replay.stderr
     again = summary_of(replay.stdout)
     assert again["frames"] == frames and again["accuracy_uit"] == summary["accuracy_uit"]
+    replayed = [json.loads(line) for line in (replayed_log / "emotion.jsonl").read_text().splitlines()]
+    assert [without_timing(m) for m in replayed] == [without_timing(m) for m in recorded]
+
+
+def without_timing(message):
+    """What a replay must reproduce: everything but clocks, latencies and the source's name."""
+    kept = {k: v for k, v in message.items() if k not in ("t_capture_ns", "t_publish_ns", "latency_ms", "source")}
+    if kept["probs"]:
+        kept["probs"] = {k: round(v, 3) for k, v in kept["probs"].items()}
+    return kept
 
 
 def test_a_killed_stage_is_restarted_and_sigterm_stops_everything(models, long_clip):
