@@ -18,7 +18,7 @@ from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_PUBLI
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", default="demo", help="demo | /dev/videoN | VIDEO_FILE | IMAGE_FOLDER (default demo)")
     p.add_argument("--engine", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"))
@@ -37,6 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="engine threads per stage (default 1)")
     p.add_argument("--pixel-format", default="auto", help="camera FOURCC, e.g. GREY or Y16 for NIR sensors")
     p.add_argument("--folder-fps", type=float, default=30.0, help="pace of an image folder replay")
+    p.add_argument("--max-message-mb", type=float, default=64.0,
+                   help="larger messages arriving at a stage are dropped and counted (default 64)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line only")
     return p.parse_args(argv)
 
@@ -49,7 +51,7 @@ def config_from(args) -> PipelineConfig:
         generator=args.generator, classifier=args.classifier, threads=args.threads,
         baseline=not args.no_baseline, publish=args.publish, save_video=args.save_video, display=args.display,
         record=args.record, max_frames=args.max_frames, single_process=args.single_process,
-        pixel_format=args.pixel_format, folder_fps=args.folder_fps)
+        pixel_format=args.pixel_format, folder_fps=args.folder_fps, max_bytes=int(args.max_message_mb * (1 << 20)))
 
 
 def main(argv=None) -> int:

@@ -31,7 +31,7 @@ GO_FILE = "go"       # the supervisor writes it when every stage is ready; captu
 
 
 class Stats:
-    """The stage's counters to the supervisor, once a second, never blocking."""
+    """The stage's counters to the supervisor, a few times a second, never blocking."""
 
     def __init__(self, ctx, run_dir, name, counters: Counters, period: float):
         self.name, self.counters, self.extra = name, counters, {}
@@ -60,7 +60,8 @@ def run_stage(name: str, config: PipelineConfig, ctx: zmq.Context, run_dir, shou
               go=lambda: True) -> int:
     """Run one stage until end of stream or `should_stop()`; capture starts when `go()` says so."""
     counters = Counters()
-    stats = Stats(ctx, run_dir, name, counters, config.status_period_s)
+    # Reports come 4× per status period so the status compares counters of about the same moment.
+    stats = Stats(ctx, run_dir, name, counters, config.status_period_s / 4)
     try:
         if name == "capture":
             return run_capture(config, ctx, run_dir, should_stop, counters, stats, skip, go)
