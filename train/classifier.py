@@ -45,13 +45,14 @@ LOCKED = ("arch", "image_size", "width", "dropout", "batch_size", "lr", "weight_
           "seed", "epochs", "steps", "data", "val_data", "test_data", "data_options", "val_fraction", "test_fraction",
           "folds", "fold", "split_by_image", "init_weights", "init_skip", "augment_with", "per_class", "augment_from")
 # How it runs: free to change on resume.
-RUNTIME = ("device", "workers", "log_every", "eval_every", "checkpoint_every", "stop_after", "progress", "eval_batch_size")
+RUNTIME = ("device", "workers", "log_every", "eval_every", "checkpoint_every", "stop_after", "progress", "eval_batch_size",
+           "max_nonfinite")
 DEFAULTS = dict(arch=None, data=None, val_data=None, test_data=None, data_options={}, split=None, val_fraction=0.1,
                 test_fraction=0.2, folds=None, fold=None, split_by_image=False, image_size=128, width=16,
                 dropout=None, batch_size=32, lr=1e-4, weight_decay=5e-4, optimizer="adam", balanced=False, flip=True,
                 seed=0, epochs=30, steps=None, init_weights=None, init_skip="", augment_with=None, per_class=0,
                 augment_from=None, device="auto", workers=2, log_every=20, eval_every=0, checkpoint_every=500,
-                stop_after=None, progress=True, eval_batch_size=64)
+                stop_after=None, progress=True, eval_batch_size=64, max_nonfinite=20)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (500)")
     g.add_argument("--eval-batch-size", type=int, help="(64)")
     g.add_argument("--stop-after", type=int, help="stop (with a checkpoint) at this global step")
+    g.add_argument("--max-nonfinite", type=int, help="stop after this many non-finite steps in a row (20)")
     g.add_argument("--no-progress", dest="progress", action="store_false", default=None)
     return p
 
@@ -289,7 +291,7 @@ class ClassifierTrainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total)))
         self.step, self.best = 0, {"val_accuracy": -1.0, "step": 0}
-        self.counters = {"bad_files": 0, "skipped_steps": 0}
+        self.counters = {"bad_files": 0, "skipped_steps": 0, "nonfinite_steps": 0}
         if state is not None:
             self._load(state)
         self.runlog = RunLog(self.run_dir, enabled=ctx.is_main, start_step=self.step)
@@ -344,9 +346,14 @@ class ClassifierTrainer:
         self.best.update({k: float(v) if k == "val_accuracy" else int(v) for k, v in extra.get("best", {}).items()})
         restore_rng(state["rng"])
 
-    def save(self, best: bool = False):
+    def save(self, best: bool = False) -> bool:
+        """Write last.pt (and best.pt); never over finite weights with non-finite ones."""
         if not self.ctx.is_main:
-            return
+            return False
+        if not all(torch.isfinite(t).all() for t in self.net.state_dict().values() if t.is_floating_point()):
+            self.log.error("step %d: the weights or batch-norm statistics are no longer finite; not overwriting %s",
+                           self.step, checkpoint_path(self.run_dir))
+            return False
         stored = {k: v for k, v in self.config.items() if k not in RUNTIME}
         stored["runtime"] = {k: self.config[k] for k in RUNTIME}
         path = save_checkpoint(checkpoint_path(self.run_dir), kind=KIND, config=stored, models={MODEL_NAME: self.net},
@@ -355,6 +362,7 @@ class ClassifierTrainer:
                                extra={"counters": dict(self.counters), "best": dict(self.best)})
         if best:
             shutil.copyfile(path, path.with_name(BEST))
+        return True
 
     def _count_bad(self, batch):
         for path, reason in batch["bad"]:
@@ -374,6 +382,7 @@ class ClassifierTrainer:
                       self.ctx.world_size, ", class-balanced" if c["balanced"] else "")
         bar = progress(end, self.step, enabled=self.ctx.is_main and c["progress"])
         sums = {"loss": 0.0, "correct": 0.0, "seen": 0.0, "steps": 0}
+        nonfinite_run = 0
         self.model.train()
         try:
             for batch in self._loader(self.step, end - self.step):
@@ -390,6 +399,12 @@ class ClassifierTrainer:
                 loss = F.cross_entropy(logits, y)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                # Gradients are all-reduced under DDP, so every process reaches the same verdict.
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), float("inf"))
+                if not torch.isfinite(grad_norm):
+                    nonfinite_run = self._skip_nonfinite(nonfinite_run + 1, float(loss.detach()), bar)
+                    continue
+                nonfinite_run = 0
                 self.optimizer.step()
                 sums["loss"] += float(loss.detach())
                 sums["correct"] += float((logits.detach().argmax(1) == y).sum())
@@ -411,6 +426,20 @@ class ClassifierTrainer:
         finally:
             bar.close()
         return self.finish()
+
+    def _skip_nonfinite(self, in_a_row: int, loss: float, bar) -> int:
+        """Skip an update whose gradients are not finite; stop, keeping the last finite weights,
+        after `max_nonfinite` in a row."""
+        self.counters["nonfinite_steps"] += 1
+        self.counters["skipped_steps"] += 1
+        self.log.warning("step %d: non-finite gradients (loss %.4g); update skipped (%d in a row)", self.step, loss, in_a_row)
+        if in_a_row >= self.config["max_nonfinite"]:
+            saved = self.save()
+            raise FloatingPointError(f"training diverged: {in_a_row} steps in a row with non-finite gradients (up to "
+                                     f"step {self.step}); {checkpoint_path(self.run_dir)} holds the last finite "
+                                     f"weights{'' if saved else ' saved before'} — try a lower --lr")
+        self._advance(bar)
+        return in_a_row
 
     def _advance(self, bar):
         self.step += 1

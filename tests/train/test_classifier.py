@@ -141,3 +141,17 @@ def test_kdef_portraits_are_face_cropped_by_the_face_stage_before_training(tmp_p
     crops = sorted((run / "cache" / "crops_32").glob("*.png"))
     assert len(crops) == 6 and all(cv2.imread(str(c)).shape == (32, 32, 3) for c in crops)
     assert "face crops" in (run / "train.log").read_text()
+
+
+def test_diverging_training_skips_non_finite_updates_then_stops_with_the_last_finite_weights(tmp_path):
+    data = write_labelled(tmp_path / "data", per_class=2, size=32, classes=EXPRESSIONS[:2], side=False)
+    run = tmp_path / "run"
+    with pytest.raises(FloatingPointError, match="3 steps in a row with non-finite gradients"):
+        main([*FAST, "--data", str(data), "--split-by-image", "--steps", "20", "--lr", "1e30", "--optimizer", "sgd",
+              "--max-nonfinite", "3", "--checkpoint-every", "1", "--out", str(run)])
+    log = (run / "train.log").read_text()
+    assert log.count("update skipped") == 3 and "no longer finite; not overwriting" in log
+    # The NaN forwards spoilt the batch-norm statistics: last.pt still holds the state saved before.
+    state = load_checkpoint(run)
+    assert state["step"] == 1 and all(torch.isfinite(v).all() for v in state["models"]["classifier"].values()
+                                      if v.is_floating_point())
