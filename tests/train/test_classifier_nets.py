@@ -90,3 +90,20 @@ def test_a_classifier_checkpoint_rebuilds_through_load_model(tmp_path):
     loaded, saved_config, kind = load_model(tmp_path / "c.pt")
     x = torch.rand(2, 3, 32, 32)
     assert kind == "classifier" and saved_config == config and torch.equal(loaded(x)[0], net(x)[0])
+
+
+def test_the_vgg_pool_and_the_small_backbone_export_to_onnx_with_parity(tmp_path):
+    """The ONNX exporter refuses 4×4 → 7×7 adaptive pooling (VGG at 128²); the matrix form goes through."""
+    ort = pytest.importorskip("onnxruntime")
+    from engines.export import example_inputs, export_onnx, parity
+
+    pool = AdaptivePool7(4).eval()
+    x = torch.randn(2, 8, 4, 4)
+    torch.onnx.export(pool, (x,), str(tmp_path / "pool.onnx"), dynamo=False, input_names=["x"], output_names=["y"])
+    y = ort.InferenceSession(str(tmp_path / "pool.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
+    assert abs(y - F.adaptive_avg_pool2d(x, 7).numpy()).max() < 1e-5
+    config = {"arch": "small", "image_size": 64, "width": 4}
+    net = build_classifier(config).eval()
+    path = export_onnx(net, "classifier", tmp_path / "small.onnx", config=config, image_size=64)
+    errors = parity(net, "classifier", path, example_inputs("classifier", 64, batch=2))
+    assert max(errors.values()) < 1e-4, errors
