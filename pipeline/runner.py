@@ -192,7 +192,7 @@ def run_decide(config, ctx, run_dir, should_stop, counters, stats) -> int:
             ready = dict(poller.poll(100))
             if status_in in ready:
                 forward_status(status_in, publisher)
-            if inlet.sock not in ready:
+            if inlet.sock not in ready and inlet.pending is None:
                 continue
             message = inlet.receive(0)
             if message is None:

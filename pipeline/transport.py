@@ -54,11 +54,15 @@ class Inlet:
     def __init__(self, ctx: zmq.Context, address: str, mode: str, counters: Counters,
                  max_bytes: int = messages.DEFAULT_MAX_BYTES, bind: bool = True):
         self.mode, self.counters, self.max_bytes = mode, counters, max_bytes
+        self.pending = None
         self.sock = configure(ctx.socket(zmq.PULL), HWM[mode])
         self.sock.bind(address) if bind else self.sock.connect(address)
 
     def receive(self, timeout_ms: int = SLICE_MS):
         """(header, arrays) of the next frame (newest, in live mode), or None when nothing came in time."""
+        if self.pending is not None:       # an end of stream that arrived behind a live frame
+            message, self.pending = self.pending, None
+            return message
         if not self.sock.poll(timeout_ms, zmq.POLLIN):
             return None
         latest = None
@@ -72,6 +76,9 @@ class Inlet:
             except messages.BadMessage:
                 self.counters.malformed += 1
                 continue
+            if message[0].get("eos") and latest is not None:
+                self.pending = message     # the newest frame still goes first
+                break
             if self.mode == REPLAY or message[0].get("eos"):
                 return self._count(message)
             if latest is not None:

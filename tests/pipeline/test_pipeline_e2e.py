@@ -170,3 +170,14 @@ def test_a_killed_stage_is_restarted_and_sigterm_stops_everything(models, long_c
     assert stopped_in < 4.0, f"took {stopped_in:.1f} s to stop"
     assert not any(alive(pid) for pid in pids + [victim])
     assert summary_of(out)["restarts"] == 1 and "restarting" in err
+
+
+def test_live_mode_accounts_for_every_frame(models, drive_clip, drive_plan):
+    """Latest-frame-wins at the recorded pace: every captured frame is either published or counted
+    as dropped, and what is published stays in order."""
+    run = subprocess.run(pipeline_command(drive_clip, models, "--live", "--publish", free_endpoint(), "--json"),
+                         cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    summary = summary_of(run.stdout)
+    assert summary["frames"] + summary["drops"] == len(drive_plan)
+    assert summary["frames"] > 0 and summary["latency_ms"]["p99"] is not None

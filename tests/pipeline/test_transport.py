@@ -65,3 +65,16 @@ def test_malformed_messages_are_dropped_and_counted(tmp_path):
     header, _ = inlet.receive(1000)
     assert header["frame_id"] == 5 and rx.malformed == 2
     close(inlet, outlet, contexts)
+
+
+def test_live_end_of_stream_comes_after_the_newest_frame(tmp_path):
+    import time
+
+    inlet, outlet, rx, tx, contexts = pair(tmp_path, LIVE)
+    outlet.send(*frame(1))
+    outlet.send(messages.end_of_stream("test", 1))
+    time.sleep(0.3)
+    header, _ = inlet.receive(1000)
+    assert header["frame_id"] == 1                 # not lost behind the end of stream
+    assert inlet.receive(1000)[0]["eos"]
+    close(inlet, outlet, contexts)
