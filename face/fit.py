@@ -115,6 +115,7 @@ class Fitter:
         self._id_normal = np.zeros((n, n))
         self._id_rhs = np.zeros(n)
         self.w_id = self.model.identity_mean.astype(np.float64).copy()
+        self._last_exp = None
 
     def __call__(self, landmarks: np.ndarray, pool_identity: bool = True, rounds: int | None = None) -> Fit:
         """Fit one frame. A round is pose ⇄ expression (twice) then identity; video frames need one
@@ -124,12 +125,15 @@ class Fitter:
         target = image_to_camera(landmarks[self.landmarks, :3])
         w_id = self.w_id.copy()
         neutral = model.neutral.astype(np.float64)
-        w_exp = neutral.copy()
+        # On a stream, start from the last frame's expression: one pose/expression step then suffices.
+        warm = pool_identity and self._last_exp is not None
+        w_exp = self._last_exp.copy() if warm else neutral.copy()
+        iterations = 1 if warm else self.iterations
         n_l, n_v = len(self.vertices), model.num_vertices
         for round_ in range(rounds):
             basis_full = (self._core_by_id @ w_id.astype(np.float32)).reshape(3 * n_v, -1)
             basis_exp = basis_full[self._rows].astype(np.float64)
-            for _ in range(self.iterations):
+            for _ in range(iterations):
                 scale, rotation, translation = similarity((basis_exp @ w_exp).reshape(3, n_l).T, target)
                 local = ((target - translation) / scale).T.reshape(-1)  # unscaled camera frame, axis-major
                 w_exp = self._solve(_rotate(basis_exp, rotation), local, neutral,
@@ -148,6 +152,7 @@ class Fitter:
             self._id_normal = self.identity_memory * self._id_normal + normal
             self._id_rhs = self.identity_memory * self._id_rhs + rhs
             self.w_id = new_id  # used from the next frame on
+            self._last_exp = w_exp
         shape = (basis_exp @ w_exp).reshape(3, n_l).T
         scale, rotation, translation = similarity(shape, target)
         vertices = (basis_full @ w_exp.astype(np.float32)).reshape(3, n_v).T

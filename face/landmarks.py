@@ -3,6 +3,11 @@
 The driver is the largest face in the frame. Points are returned in frame pixels: x, y, and z
 (mediapipe's relative depth, nearer is smaller) scaled like x.
 
+On images (static mode) FaceMesh looks for two faces and the larger wins. On streams it tracks one
+face, which saves its detector on every frame (≈3 ms here); once a second the full-range detector
+checks that no clearly larger face (a driver who just sat down behind a passenger's face) is
+being missed, and if there is one the stage switches to it.
+
 FaceMesh's own detector is short-range: it misses faces under ~15 % of the frame width (a driver
 seen by a wide cabin camera). On a miss, the full-range face detector finds the face, and FaceMesh
 runs on a square crop around it; while the face stays small, following frames crop around the
@@ -17,20 +22,33 @@ CROP_MARGIN = 2.0    # crop side / face size
 
 
 class LandmarkDetector:
-    def __init__(self, video: bool = True, max_faces: int = 2, min_confidence: float = 0.5):
+    def __init__(self, video: bool = True, max_faces: int | None = None, min_confidence: float = 0.5,
+                 check_every: int = 30):
         from mediapipe.python.solutions import face_detection, face_mesh  # heavy: only when used
 
         self.video = video
+        self.check_every = check_every
+        self._frames = 0
+        max_faces = (1 if video else 2) if max_faces is None else max_faces
         options = dict(refine_landmarks=True, min_detection_confidence=min_confidence,
                        min_tracking_confidence=min_confidence)
         self._mesh = face_mesh.FaceMesh(static_image_mode=not video, max_num_faces=max_faces, **options)
         self._crop_mesh = face_mesh.FaceMesh(static_image_mode=not video, max_num_faces=1, **options)
         self._detector = face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
         self._roi = None  # (x0, y0, side) of the last small face, video mode only
+        self._tracked = None  # FaceMesh's own face in the last frame
 
     def __call__(self, bgr: np.ndarray):
         """(478×3 float32 landmarks of the largest face, number of faces found); (None, 0) if none."""
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        self._frames += 1
+        if self.video and self._tracked is not None and self._frames % self.check_every == 0:
+            self._roi = self._larger_face(rgb) or self._roi
+        points, count = self._find(rgb)
+        self._tracked = points
+        return points, count
+
+    def _find(self, rgb):
         if self._roi is not None:
             points = self._on_crop(rgb, self._roi)
             if points is not None:
@@ -60,6 +78,18 @@ class LandmarkDetector:
         cx, cy = (box.xmin + box.width / 2) * w, (box.ymin + box.height / 2) * h
         side = CROP_MARGIN * max(box.width * w, box.height * h)
         return (cx - side / 2, cy - side / 2, side), len(detections)
+
+    def _larger_face(self, rgb):
+        """A crop around a face clearly larger than the tracked one and apart from it, or None."""
+        roi, _ = self._detect(rgb)
+        if roi is None:
+            return None
+        lo, hi = self._tracked[:, :2].min(axis=0), self._tracked[:, :2].max(axis=0)
+        tracked_side = float((hi - lo).max())
+        x0, y0, side = roi
+        centre = np.array([x0 + side / 2, y0 + side / 2])
+        apart = not ((lo <= centre) & (centre <= hi)).all()
+        return roi if apart and side / CROP_MARGIN > 1.3 * tracked_side else None
 
     @staticmethod
     def _roi_around(points):

@@ -64,7 +64,7 @@ class FaceStage:
     model: a BilinearModel, a path to one, or None for the shipped default.
     """
 
-    def __init__(self, size: int = 128, video: bool = True, model=None, max_faces: int = 2):
+    def __init__(self, size: int = 128, video: bool = True, model=None, max_faces: int | None = None):
         if isinstance(model, bilinear.BilinearModel):
             self.model = model
         else:

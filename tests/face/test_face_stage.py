@@ -118,3 +118,17 @@ def test_video_mode_follows_a_moving_face(astronaut_bgr):
             assert isinstance(result, face.FaceResult)
             boxes.append(result.box[0])
     assert np.allclose(np.diff(boxes), 4, atol=2)  # tracking follows the 4 px steps
+
+
+def test_video_mode_switches_to_a_larger_face_that_appears(astronaut_bgr):
+    import cv2
+
+    small = np.zeros((480, 640, 3), np.uint8)
+    small[130:430, 340:640] = cv2.resize(astronaut_bgr, (300, 300))
+    both = small.copy()
+    both[:460, :320] = cv2.resize(astronaut_bgr, (460, 460))[:, 60:380]
+    with face.FaceStage(video=True) as stage:
+        first = stage(small)
+        assert isinstance(first, face.FaceResult) and first.box[0] > 340
+        boxes = [stage(both).box[0] for _ in range(2 * stage.detector.check_every)]
+    assert boxes[0] > 340 and boxes[-1] < 320  # after a check the driver is the big face on the left
