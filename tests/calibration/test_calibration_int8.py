@@ -126,3 +126,19 @@ def test_bad_inputs_to_quantization(tmp_path, generator_128):
         batched_feeds({"image": np.zeros((0, 3, 128, 128), np.float32)})
     with pytest.raises(ValueError, match="expected images and side maps"):
         from_arrays(np.zeros((2, 128, 128, 3), np.uint8), np.zeros((2, 64, 64, 3), np.uint8))
+
+
+def test_entropy_is_not_minmax_and_inputs_keep_their_contract_range(tmp_path, generator_128, calib):
+    from onnxruntime.quantization.calibrate import load_tensors_data
+    from calibration.quantize import calibrate_ranges
+    feeds = _feeds(generator_128, calib)[:1]
+    ranges = {}
+    for method in ("minmax", "entropy"):
+        (tmp_path / method).mkdir()
+        ranges[method] = load_tensors_data(calibrate_ranges(generator_128, feeds, method, 99.99, False, tmp_path / method))
+    width = lambda r, k: float(np.ptp([float(np.asarray(v).reshape(-1)[0]) for v in r[k].range_value]))
+    inner = [k for k in ranges["minmax"].data if k not in ("image", "side_map")]
+    assert any(width(ranges["entropy"], k) < 0.9 * width(ranges["minmax"], k) for k in inner)  # KL really clips
+    for method, r in ranges.items():
+        for name in ("image", "side_map"):  # never "calibrated" away: the side map's lines are sparse
+            assert [float(np.asarray(v).reshape(-1)[0]) for v in r[name].range_value] == [-1.0, 1.0], method
