@@ -106,7 +106,8 @@ def tsne_plot(result: dict, path, title: str = "", seed: int = 0) -> Path | None
     if len(labels) > TSNE_MAX_POINTS:  # t-SNE is quadratic: a seeded subset says the same
         chosen = np.random.default_rng(seed).choice(len(labels), TSNE_MAX_POINTS, replace=False)
         embeddings, labels = embeddings[chosen], labels[chosen]
-    return tsne_png(embeddings, labels, EXPRESSIONS, path, seed, f"t-SNE of classifier embeddings — {title}" if title else "t-SNE of classifier embeddings")
+    heading = "t-SNE of classifier embeddings" + (f" — {title}" if title else "")
+    return tsne_png(embeddings, labels, EXPRESSIONS, path, seed, heading)
 
 
 # ---- the command --------------------------------------------------------------------------------
