@@ -92,12 +92,15 @@ class Renderer:
         xy, depth = self.layout.project_aligned(vertices)
         return xy, rasterize(xy, depth, self.triangles, self.size, self.size, cull_backfaces=True)
 
-    def render(self, frame: np.ndarray, texture_xy: np.ndarray, posed: np.ndarray, vertices: np.ndarray):
+    def render(self, frame: np.ndarray, texture_xy: np.ndarray, posed: np.ndarray, vertices: np.ndarray,
+               better_side: bool = False):
         """Frontal render, visibility, simulated render and frontal vertex positions of one fit.
 
         texture_xy: V×2 where each vertex is seen in the frame; posed: V×3 vertices in frame pixels
         (z nearer-smaller), for visibility; vertices: V×3 model-frame shape, rendered frontally.
-        Parts hidden in the frame are filled from their mirror partners.
+        Parts hidden in the frame are filled from their mirror partners; with `better_side`, every
+        pixel comes from whichever side the frame shows more squarely, and the visibility returned
+        is that side's (for texture atlases).
         Returns (frontal S×S×3 uint8, visibility S×S float32, simulated S×S×3 uint8, V×2 positions).
         """
         frontal_xy, depth = self.layout.project_aligned(vertices)
@@ -110,7 +113,7 @@ class Renderer:
         raster, values = self._pixels(frontal_xy, depth, attributes)
         vd, vm, shade_px = values[:, 4], values[:, 5], values[:, 6]
         # Keep the frame's own pixel while it is at least half visible; hand over to the mirror below.
-        alpha = np.clip(2.0 * vd - vm + 0.5, 0.0, 1.0)
+        alpha = np.clip(4.0 * (vd - vm) + 0.5 if better_side else 2.0 * vd - vm + 0.5, 0.0, 1.0)
         # One remap over the covered pixels only: direct samples, then the mirrored ones needed.
         mirrored = np.nonzero(alpha < 1.0)[0]
         points = np.concatenate([values[:, 0:2], values[mirrored, 2:4]])
@@ -119,7 +122,9 @@ class Renderer:
         a = alpha[mirrored, None]
         colour[mirrored] = a * colour[mirrored] + (1.0 - a) * samples[len(values):]
         frontal = raster.image(colour.round().astype(np.uint8), dtype=np.uint8)
-        visibility = raster.image(np.clip(vd, 0.0, 1.0))  # seen directly; low where mirrored in
+        # Seen directly (low where mirrored in); for atlases, how well the side used was seen.
+        seen = alpha * vd + (1.0 - alpha) * vm if better_side else vd
+        visibility = raster.image(np.clip(seen, 0.0, 1.0))
         grey = raster.image((shade_px * 235.0).round().astype(np.uint8), dtype=np.uint8)
         return frontal, visibility, cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), frontal_xy
 

@@ -70,6 +70,26 @@ class DriverFactory:
         return (w + 0.03 * m.expression_std * rng.standard_normal(m.num_expression)).astype(np.float32)
 
 
+def head_shell(rings: int = 18, segments: int = 32):
+    """A closed ellipsoid around the model's face (cm, model frame): the skull, hair and ears that
+    the face mesh lacks, so that a turned head still has a head's outline. (vertices, triangles,
+    hair weight per vertex in [0, 1])."""
+    theta = np.linspace(0.0, np.pi, rings + 1)[:, None]          # from the crown down
+    phi = np.linspace(0.0, 2 * np.pi, segments, endpoint=False)[None, :]
+    centre, radii = np.array([0.0, 1.5, -6.0]), np.array([8.0, 11.0, 10.0])
+    unit = np.stack([np.sin(theta) * np.sin(phi), np.cos(theta) + 0 * phi, np.sin(theta) * np.cos(phi)], axis=-1)
+    vertices = (unit * radii + centre).reshape(-1, 3)
+    triangles = []
+    for r in range(rings):
+        for k in range(segments):
+            a, b = r * segments + k, r * segments + (k + 1) % segments
+            c, d = a + segments, b + segments
+            triangles += [(a, c, b), (b, c, d)]  # counter-clockwise seen from outside
+    y, z = vertices[:, 1], vertices[:, 2]
+    hair = np.clip(np.maximum((y - 4.0) / 3.0, (-z - 9.0) / 3.0), 0.0, 1.0)
+    return vertices, np.array(triangles, dtype=np.int64), hair
+
+
 class SceneRenderer:
     def __init__(self, model: BilinearModel):
         self.model = model
@@ -83,10 +103,12 @@ class SceneRenderer:
         self.mouth_triangles = inner[self.triangles].all(axis=1)
         self.upper_lip = np.zeros(model.num_vertices, np.float32)
         self.upper_lip[list(UPPER_INNER_LIPS)] = 1.0
+        self.shell, self.shell_triangles, self.shell_hair = head_shell()
+        self.shell_incidence = incidence_matrix(len(self.shell), self.shell_triangles)
 
-    def posed(self, w_id, w_exp, pose: Pose) -> np.ndarray:
+    def posed(self, w_id, w_exp, pose: Pose, vertices=None) -> np.ndarray:
         """V×3 vertices in frame pixels (x, y down, z nearer-smaller)."""
-        vertices = self.model.mesh(w_id, w_exp).astype(np.float64)
+        vertices = self.model.mesh(w_id, w_exp).astype(np.float64) if vertices is None else vertices
         scale = pose.height / self.mean_height
         camera = scale * vertices @ rotation_from_angles(pose.yaw, pose.pitch, pose.roll).T
         return camera_to_image(camera) + np.array([pose.cx, pose.cy, 0.0])
@@ -106,7 +128,6 @@ class SceneRenderer:
         oval = posed[list(FACE_OVAL), :2]
         lo, hi = oval.min(axis=0), oval.max(axis=0)
         w, h = hi - lo
-        centre = (lo + hi) / 2
         roll = np.radians(pose.roll)
         up = np.array([np.sin(roll), -np.cos(roll)])  # the head's up direction on screen
         # Neck and shoulders first, then the hair/skull around the face's outline.
@@ -117,9 +138,27 @@ class SceneRenderer:
         cv2.fillConvexPoly(canvas, np.round(neck * 16).astype(np.int32), driver.skin * 0.5, cv2.LINE_AA, 4)
         cv2.ellipse(canvas, (int(chin[0]), int(chin[1] + 1.0 * h)), (int(1.4 * w), int(0.5 * h)), 0, 0, 360,
                     driver.clothes, -1, cv2.LINE_AA)
-        skull = centre + 0.08 * h * up
-        cv2.ellipse(canvas, (int(skull[0]), int(skull[1])), (int(0.58 * max(w, 0.7 * h)), int(0.6 * h)),
-                    float(np.degrees(roll)), 0, 360, driver.hair, -1, cv2.LINE_AA)
+        shell = self.posed(None, None, pose, vertices=self.shell)
+        tone = driver.hair * self.shell_hair + 0.8 * driver.skin * (1.0 - self.shell_hair)
+        self._paint(canvas, shell, self.shell_triangles, self.shell_incidence, tone[:, None], shading=True)
+
+    def _paint(self, canvas, posed, triangles, incidence, tone, shading):
+        """Rasterise a posed mesh with per-vertex tone (lit from the camera) into the canvas."""
+        h, w = canvas.shape
+        lo = np.maximum(np.floor(posed[:, :2].min(axis=0)).astype(int) - 1, 0)
+        hi = np.minimum(np.ceil(posed[:, :2].max(axis=0)).astype(int) + 2, [w, h])
+        if (hi - lo <= 1).any():
+            return
+        raster = rasterize(posed[:, :2] - lo, -posed[:, 2], triangles, int(hi[1] - lo[1]), int(hi[0] - lo[0]),
+                           cull_backfaces=True)
+        if raster.pixel.size == 0:
+            return
+        facing = np.clip(vertex_normals(posed * np.array([1.0, -1.0, -1.0]), triangles, incidence)[:, 2], 0.0, 1.0)
+        light = 0.3 + 0.7 * facing ** 0.7 if shading else np.ones(len(posed))
+        values = raster.interpolate(np.column_stack([tone, light]), triangles)
+        region = canvas[lo[1]:hi[1], lo[0]:hi[0]].reshape(-1)
+        region[raster.pixel] = values[:, 0] * values[:, 1]
+        canvas[lo[1]:hi[1], lo[0]:hi[0]] = region.reshape(hi[1] - lo[1], hi[0] - lo[0])
 
     def _draw_face(self, canvas, driver, posed, shading):
         h, w = canvas.shape
@@ -153,7 +192,7 @@ class SceneRenderer:
         ground truth a frontal render of an unshaded frame should reach. (grey S×S float32, mask)."""
         layout = Layout(self.model, size)
         vertices = self.model.mesh(driver.w_id, w_exp)
-        xy, depth = layout.project(vertices)
+        xy, depth = layout.project_aligned(vertices)
         raster = rasterize(xy, depth, self.triangles, size, size, cull_backfaces=True)
         values = raster.interpolate(np.column_stack([self.uv, self.upper_lip]), self.triangles)
         albedo = cv2.remap(driver.texture, raster.image(values[:, :2], fill=-1.0), None, cv2.INTER_LINEAR,

@@ -55,8 +55,14 @@ def base_atlases(model_source: str = "default") -> tuple:
                 raise RuntimeError(f"no face found in the texture photo {name}")
             fit = stage.fitter(landmarks, pool_identity=False)
             texture_xy = landmarks[:model.num_vertices, :2].astype(np.float64)
-            atlas, visibility, _, _ = stage.renderer.render(photo, texture_xy, fit.posed(), model.mesh())
-            out.append((nir_grey(atlas), (visibility > 0).astype(np.float32)))
+            atlas, visibility, _, _ = stage.renderer.render(photo, texture_xy, fit.posed(), model.mesh(),
+                                                            better_side=True)
+            grey, covered = nir_grey(atlas), (visibility > 0).astype(np.float32)
+            # Where the photo showed the face only at a grazing angle (the sides, towards the ears)
+            # its pixels are smeared: use the local mean tone there instead.
+            weight = cv2.GaussianBlur(np.clip((visibility - 0.15) / 0.35, 0.0, 1.0), (0, 0), 3)
+            local = cv2.GaussianBlur(grey * covered, (0, 0), 12) / np.maximum(cv2.GaussianBlur(covered, (0, 0), 12), 1e-3)
+            out.append((weight * grey + (1.0 - weight) * local, covered))
     finally:
         stage.close()
     return tuple(out)
