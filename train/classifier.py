@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow images without a subject (NOT subject-independent)")
     g = p.add_argument_group("model")
     g.add_argument("--image-size", type=int, help="square input size, multiple of 32 (128)")
-    g.add_argument("--width", type=int, help="small backbone's base width (16)")
+    g.add_argument("--width", type=int, help="small backbone's base width (16); other backbones are fixed")
     g.add_argument("--dropout", type=float, help="before the class layer (vgg16 0.5, small 0.3, resnets 0)")
     g.add_argument("--init-weights", help="pretrained tensors to start from (state_dict .pt/.pth, loaded by name)")
     g.add_argument("--init-skip", help="comma list of tensor-name prefixes not to load (e.g. fc8, fc)")
@@ -124,12 +124,14 @@ def resolve_config(args: argparse.Namespace, saved: dict | None) -> dict:
         raise SystemExit("error: a new run needs --data, --backbone and --out (or --resume RUN_DIR)")
     if config["image_size"] % 32 or config["image_size"] < 32:
         raise SystemExit(f"error: --image-size must be a multiple of 32 and >= 32, got {config['image_size']}")
-    if config["batch_size"] < 1 or config["width"] < 1:
+    if config["batch_size"] < 1 or (config["width"] or 1) < 1:
         raise SystemExit("error: --batch-size and --width must be positive")
     if bool(config["augment_with"]) != bool(config["per_class"]):
         raise SystemExit("error: --augment-with CKPT and --per-class N go together")
     if (config["folds"] is None) != (config["fold"] is None):
         raise SystemExit("error: --folds K and --fold I go together")
+    if config["arch"] != "small":
+        config["width"] = None  # only the small backbone has a width; the others are fixed architectures
     config["num_classes"] = NUM_EXPRESSIONS
     config["classes"] = list(EXPRESSIONS)
     return config
