@@ -59,12 +59,20 @@ class Inlet:
         self.sock.bind(address) if bind else self.sock.connect(address)
 
     def receive(self, timeout_ms: int = SLICE_MS):
-        """(header, arrays) of the next frame (newest, in live mode), or None when nothing came in time."""
+        """(header, arrays) of the next frame (newest, in live mode), or None when no well-formed
+        message came within the timeout (malformed ones are counted and skipped)."""
         if self.pending is not None:       # an end of stream that arrived behind a live frame
             message, self.pending = self.pending, None
             return message
-        if not self.sock.poll(timeout_ms, zmq.POLLIN):
-            return None
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            message = self._drain()
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if message is not None or remaining_ms <= 0 or not self.sock.poll(remaining_ms, zmq.POLLIN):
+                return message if message is not None else self._drain()
+
+    def _drain(self):
+        """What is queued now: the next message (replay) or the newest (live)."""
         latest = None
         while True:
             try:
