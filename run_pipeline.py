@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_PUBLISH, PipelineConfig
 
@@ -43,9 +45,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def config_from(args) -> PipelineConfig:
+def check_outputs(args):
+    """Refuse, before anything starts, outputs that could only fail later inside a stage."""
     if args.max_frames is not None and args.max_frames < 1:
-        raise SystemExit(f"--max-frames must be at least 1, got {args.max_frames}")
+        raise SystemExit(f"run_pipeline: --max-frames must be at least 1, got {args.max_frames}")
+    if args.display and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise SystemExit("run_pipeline: --display needs a graphical session (DISPLAY is not set); "
+                         "use --save-video OUT.mp4 instead")
+    for option, path in (("--save-video", args.save_video), ("--record", args.record)):
+        if path:
+            folder = Path(path).resolve().parent if option == "--save-video" else Path(path).resolve()
+            existing = next(p for p in (folder, *folder.parents) if p.exists())
+            if not os.access(existing, os.W_OK):
+                raise SystemExit(f"run_pipeline: {option} {path}: {existing} is not writable")
+
+
+def config_from(args) -> PipelineConfig:
+    check_outputs(args)
     return PipelineConfig(
         source=args.source, fast=args.fast, live=True if args.live else None, engine=args.engine,
         generator=args.generator, classifier=args.classifier, threads=args.threads,
