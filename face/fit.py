@@ -116,6 +116,16 @@ class Fitter:
         self._id_rhs = np.zeros(n)
         self.w_id = self.model.identity_mean.astype(np.float64).copy()
         self._last_exp = None
+        self._basis_cache = (None, None)
+
+    def _identity_basis(self, w_id):
+        """(3V × n_exp) mesh basis for an identity; reused while the pooled identity stands still
+        (it moves by far less than its spread from one frame to the next)."""
+        cached_id, basis = self._basis_cache
+        if cached_id is None or np.abs(w_id - cached_id).max() > 0.01 * float(self.model.identity_std.mean()):
+            basis = (self._core_by_id @ w_id.astype(np.float32)).reshape(3 * self.model.num_vertices, -1)
+            self._basis_cache = (w_id.copy(), basis)
+        return basis
 
     def __call__(self, landmarks: np.ndarray, pool_identity: bool = True, rounds: int | None = None) -> Fit:
         """Fit one frame. A round is pose ⇄ expression (twice) then identity; video frames need one
@@ -131,7 +141,7 @@ class Fitter:
         iterations = 1 if warm else self.iterations
         n_l, n_v = len(self.vertices), model.num_vertices
         for round_ in range(rounds):
-            basis_full = (self._core_by_id @ w_id.astype(np.float32)).reshape(3 * n_v, -1)
+            basis_full = self._identity_basis(w_id)
             basis_exp = basis_full[self._rows].astype(np.float64)
             for _ in range(iterations):
                 scale, rotation, translation = similarity((basis_exp @ w_exp).reshape(3, n_l).T, target)

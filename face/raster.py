@@ -118,7 +118,7 @@ def rasterize(xy: np.ndarray, depth: np.ndarray, triangles: np.ndarray, height: 
                   zbuf.reshape(height, width))
 
 
-def visible_vertices(xy: np.ndarray, depth: np.ndarray, triangles: np.ndarray, grid: int = 40,
+def visible_vertices(xy: np.ndarray, depth: np.ndarray, triangles: np.ndarray, grid: int = 32,
                      tolerance: float = 0.03) -> np.ndarray:
     """Which vertices are not hidden by nearer surface, by a z-buffer at `grid`² over the mesh's box.
 

@@ -104,9 +104,15 @@ class Renderer:
         Returns (frontal S×S×3 uint8, visibility S×S float32, simulated S×S×3 uint8, V×2 positions).
         """
         frontal_xy, depth = self.layout.project_aligned(vertices)
-        vis = self.vertex_visibility(posed, frame.shape, texture_xy)
+        # Triangle normals once, in the model frame: shading, and (scaled to the frame) true areas.
+        p = vertices[self.triangles]
+        face_normals = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])
+        frame_scale2 = _scale2(posed, vertices)
+        true_area = 0.5 * np.linalg.norm(face_normals, axis=1) * frame_scale2
+        vis = self.vertex_visibility(posed, frame.shape, texture_xy, true_area)
         frame, texture_xy = _prefilter(frame, texture_xy, self.layout.scale, vertices)
-        normals = vertex_normals(vertices, self.triangles, self.incidence)
+        normals = self.incidence @ face_normals
+        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
         shade = 0.2 + 0.8 * np.clip(normals @ LIGHT, 0.0, 1.0)
         m = self.mirror
         attributes = np.column_stack([texture_xy, texture_xy[m], vis, vis[m], shade]).astype(np.float32)
@@ -151,7 +157,7 @@ class Renderer:
         pixel = np.nonzero(fine[..., channels].reshape(-1) >= 0.5)[0]
         return _Pixels(self.size, pixel), fine.reshape(-1, channels + 1)[pixel, :channels]
 
-    def vertex_visibility(self, posed: np.ndarray, frame_shape, texture_xy=None) -> np.ndarray:
+    def vertex_visibility(self, posed: np.ndarray, frame_shape, texture_xy=None, true_area=None) -> np.ndarray:
         """Per vertex in [0, 1]: not hidden (z-buffer), facing the camera, inside the frame.
 
         Facing is measured as foreshortening: a triangle's area where the texture is seen over its
@@ -161,8 +167,9 @@ class Renderer:
         """
         depth = -posed[:, 2]  # nearer is larger
         seen_xy = posed[:, :2] if texture_xy is None else texture_xy
-        p = posed[self.triangles]
-        true_area = 0.5 * np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1)
+        if true_area is None:
+            p = posed[self.triangles]
+            true_area = 0.5 * np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1)
         q = seen_xy[self.triangles]
         # Front faces run clockwise on screen (y down): their signed area is negative.
         seen_area = -0.5 * ((q[:, 1, 0] - q[:, 0, 0]) * (q[:, 2, 1] - q[:, 0, 1])
@@ -201,6 +208,13 @@ class Renderer:
         """S×S crop of the frame, similarity-aligned so the face lands where the layout puts it."""
         return cv2.warpAffine(frame, self.alignment(landmarks_xy), (self.size, self.size),
                               flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT)
+
+
+def _scale2(posed, vertices):
+    """Squared scale between model-frame vertices and the same vertices posed (a similarity)."""
+    a = posed - posed.mean(axis=0)
+    b = vertices - vertices.mean(axis=0)
+    return float((a ** 2).sum() / max((b ** 2).sum(), 1e-12))
 
 
 def _sample(image: np.ndarray, points: np.ndarray) -> np.ndarray:
