@@ -4,7 +4,8 @@ recorded folder's frames.jsonl. Used only for the end-of-run accuracy, never pub
 Accepted layouts (the synthetic writer's and --record's): a JSON list, or an object whose "frames"
 holds the list; each entry is a label (expression name, index, or null when there is no face) or an
 object with the frame index ("frame", "frame_id", "index") and the label ("expression", "label",
-"emotion"), null or "face": false meaning no face; an object with neither is unlabelled.
+"emotion"), null or "face": false meaning no face; an object with neither, or marked
+"transition": true (the face still blending from the previous expression), is left unlabelled.
 """
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ def parse(entries, where: str) -> dict[int, int]:
         label_key = next((k for k in LABEL_KEYS if k in entry), None)
         if entry.get("face") is False or entry.get("has_face") is False:
             truth[frame] = NO_FACE
+        elif entry.get("transition"):
+            pass   # the face is still moving from the previous expression: no fair label
         elif label_key is not None:
             truth[frame] = label_index(entry[label_key], here)
         # neither: this frame's label is unknown, so it is left out of the accuracy

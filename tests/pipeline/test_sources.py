@@ -106,3 +106,15 @@ def test_lost_camera_reconnects_with_back_off_and_reports_it(tmp_path):
     # Waits of 0.5 s then 1 s: within 2 s the third attempt at most (no back-off would make dozens).
     assert camera.status.note.endswith(("(attempt 2)", "(attempt 3)")) and camera.status.reconnects == 0
     assert camera.status.state == "ended"
+
+
+def test_truth_layouts():
+    from pipeline.truth import parse
+
+    assert parse(["happiness", None, 4], "t") == {0: HAPPY, 1: NO_FACE, 2: 4}
+    synthetic = {"frames": [{"frame": 0, "face": True, "expression": "sadness", "label": 4, "transition": False},
+                            {"frame": 1, "face": True, "expression": "happiness", "label": 3, "transition": True},
+                            {"frame": 2, "face": False, "expression": None, "label": -1}]}
+    assert parse(synthetic, "t") == {0: SAD, 2: NO_FACE}
+    with pytest.raises(ValueError, match="t entry 0: unknown expression 'glee'"):
+        parse(["glee"], "t")
