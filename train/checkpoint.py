@@ -186,7 +186,11 @@ def load_model(path, name: str | None = None, map_location="cpu"):
         except (KeyError, TypeError, ValueError) as err:
             raise CheckpointError(f"{state['path']}: config cannot build {name}: {err}") from None
     else:
-        from .classifier_nets import build_classifier
+        try:
+            from .classifier_nets import build_classifier
+        except ImportError as err:
+            raise CheckpointError(f"{state['path']}: classifier checkpoints need "
+                                  f"train.classifier_nets.build_classifier ({err})") from None
         module = build_classifier(config)
     load_state_checked(module, models[name], f"{state['path']} model {name!r} (config {_arch_summary(config)})")
     return module.eval(), config, kind

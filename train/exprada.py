@@ -10,7 +10,6 @@ A run folder holds checkpoints/last.pt, train.log, metrics.csv/.jsonl, tensorboa
 (PNG grids), bad_files.txt, summary.json and cache/ (side maps computed for images without one).
 """
 import argparse
-import hashlib
 import math
 import time
 from pathlib import Path
@@ -21,10 +20,11 @@ import torch.nn.functional as F
 from face.expressions import EXPRESSIONS, NUM_EXPRESSIONS
 
 from . import distributed
-from .checkpoint import CheckpointError, checkpoint_path, config_mismatches, load_checkpoint, restore_rng, save_checkpoint
+from .checkpoint import checkpoint_path, restore_rng, save_checkpoint
 from .data import ImageDataset, SideMaps, StepBatchSampler, make_loader
 from .datasets.folder import index_labelled_folder, index_unlabelled_folder
 from .exprada_model import ExprADAModel
+from .run_setup import merge_config, open_run, samples_digest
 from .runlog import RunLog, progress, setup_logging, write_json
 
 # Settings that define what is trained: a resumed run must keep them (else it is not the same run).
@@ -92,16 +92,9 @@ def resolve_config(args: argparse.Namespace, saved: dict | None) -> dict:
     for key in ("source", "target"):
         if key in given:
             given[key] = str(Path(given[key]).resolve())
-    if saved is None:
-        config = {**DEFAULTS, **given}
-        if not config["mode"] or not config["source"] or not config["target"]:
-            raise SystemExit("error: a new run needs --mode, --source, --target and --out (or --resume RUN_DIR)")
-    else:
-        locked_given = {k: v for k, v in given.items() if k in LOCKED}
-        mismatches = config_mismatches(saved, {**saved, **locked_given}, LOCKED)
-        if mismatches:
-            raise CheckpointError("cannot resume with different training settings: " + "; ".join(mismatches))
-        config = {**DEFAULTS, **saved, **given}
+    config = merge_config(given, saved, DEFAULTS, LOCKED)
+    if not config["mode"] or not config["source"] or not config["target"]:
+        raise SystemExit("error: a new run needs --mode, --source, --target and --out (or --resume RUN_DIR)")
     if config["image_size"] % 64:
         raise SystemExit(f"error: --image-size must be a multiple of 64 (the discriminator halves it 6 times), "
                          f"got {config['image_size']}")
@@ -109,10 +102,6 @@ def resolve_config(args: argparse.Namespace, saved: dict | None) -> dict:
         raise SystemExit("error: --width and --batch-size must be positive")
     config["classes"] = list(EXPRESSIONS)
     return config
-
-
-def _digest(samples) -> str:
-    return hashlib.sha1("\n".join(str(s.path) for s in samples).encode()).hexdigest()[:16]
 
 
 class ExprADATrainer:
@@ -136,7 +125,7 @@ class ExprADATrainer:
         source = (index_labelled_folder if self.cgit else index_unlabelled_folder)(c["source"], domain="source")
         target = index_unlabelled_folder(c["target"], domain="target")
         for name, samples in (("source", source), ("target", target)):
-            digest = _digest(samples)
+            digest = samples_digest(samples)
             saved = (state or {}).get("config", {}).get(f"{name}_digest")
             if saved and saved != digest:
                 self.log.warning("%s folder changed since the run started (%d images now): the resumed run "
@@ -344,19 +333,7 @@ class ExprADATrainer:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if bool(args.out) == bool(args.resume):
-        raise SystemExit("error: give either --out RUN_DIR (new run) or --resume RUN_DIR")
-    run_dir = Path(args.resume or args.out)
-    state = load_checkpoint(run_dir) if args.resume else None
-    if state is not None and not state["kind"].startswith("exprada"):
-        raise CheckpointError(f"{state['path']}: a {state['kind']} checkpoint, not an ExprADA run")
-    if state is None and checkpoint_path(run_dir).exists():
-        raise SystemExit(f"error: {run_dir} already holds a run; --resume {run_dir} continues it")
-    saved = None
-    if state is not None:
-        saved = {k: v for k, v in state["config"].items() if k != "runtime"}
-        # How it ran carries over, except where to stop: a resumed run goes on to the end.
-        saved.update({k: v for k, v in state["config"].get("runtime", {}).items() if k != "stop_after"})
+    run_dir, state, saved = open_run(args.out, args.resume, ("exprada-uit", "exprada-cgit"), "an ExprADA run")
     config = resolve_config(args, saved)
     ctx = distributed.setup(config["device"])
     logger = setup_logging(run_dir, ctx.is_main)
