@@ -46,12 +46,16 @@ def _bench(args) -> dict:
     if args.backend == "onnxruntime" and args.threads:
         options["threads"] = args.threads
     if args.backend == "torch":
-        options.update(device=args.device, dtype=args.dtype, compile=args.compile)
+        import torch
+        cuda = torch.cuda.is_available() if args.device is None else args.device.startswith("cuda")
+        options.update(device=args.device or ("cuda" if cuda else "cpu"),
+                       dtype=args.dtype or ("float16" if cuda else "float32"),
+                       compile=args.compile or ("graph" if cuda else "none"))
     if args.backend == "tensorrt":
         options.update(precision=args.precision)
     engine = engines.load(args.onnx, backend=args.backend, **options)
     sync = None
-    if args.backend == "torch" and args.device.startswith("cuda"):
+    if args.backend == "torch" and options["device"].startswith("cuda"):
         import torch
         sync = torch.cuda.synchronize
     results = [measure(engine, b, runs=args.runs, sync=sync) for b in args.batch]
@@ -81,9 +85,9 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
-    p.add_argument("--device", default="cuda")
-    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float16")
-    p.add_argument("--compile", choices=("none", "graph", "compile"), default="graph")
+    p.add_argument("--device", help="torch: cuda / cpu (default: cuda when present)")
+    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), help="torch (default: float16 on CUDA)")
+    p.add_argument("--compile", choices=("none", "graph", "compile"), help="torch (default: graph on CUDA)")
     args = parser.parse_args(argv)
     result = {"export": _export, "build": _build, "bench": _bench}[args.command](args)
     print(json.dumps(result))

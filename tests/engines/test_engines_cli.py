@@ -44,11 +44,24 @@ def test_bench_prints_latency_per_batch(generator_onnx, capsys):
         assert 0 < r["p50_ms"] <= r["p99_ms"] and r["throughput_per_s"] > 0
 
 
+def test_bench_torch_backend_defaults_to_cpu_without_cuda(tmp_path, tiny_generator, capsys):
+    import torch
+    from engines.export import export_program
+    if torch.cuda.is_available():
+        pytest.skip("checks the CPU defaults; this machine has CUDA")
+    path = export_program(tiny_generator, "uit_generator", tmp_path / "g.pt2", image_size=32)
+    assert main(["bench", "--onnx", str(path), "--backend", "torch", "--batch", "2", "--runs", "2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["options"] == {"device": "cpu", "dtype": "float32", "compile": "none"}
+    assert result["results"][0]["batch"] == 2
+
+
 def test_build_onnxruntime_writes_an_optimised_model_with_same_outputs(tmp_path, generator_onnx, capsys):
     out = tmp_path / "opt.onnx"
     assert main(["build", "--onnx", str(generator_onnx), "--out", str(out)]) == 0
     assert json.loads(capsys.readouterr().out)["engine"] == str(out)
     a, b = engines.load(generator_onnx), engines.load(out)
+    assert b.metadata == a.metadata
     feeds = a.example_feeds(batch=1, fill=0.25)
     np.testing.assert_allclose(a.run(feeds)["translated"], b.run(feeds)["translated"], atol=1e-5)
     with pytest.raises(SystemExit, match="make a int8 model first"):
