@@ -13,13 +13,20 @@ from tiny_nets import TinyClassifier, TinyGenerator, seeded
 PARITY = 1e-4  # max |ONNX − torch| relative to the output range (issue 5)
 
 
-def _real_looking(image_size, batch=2):
-    """A smooth face-like blob and a sparse landmark-style side map, in [-1, 1] like real frames."""
-    yy, xx = np.mgrid[0:image_size, 0:image_size] / image_size - 0.5
-    face = np.exp(-(xx ** 2 + (yy * 0.8) ** 2) * 8)
-    image = np.repeat((face * 2 - 1)[None, None], 3, axis=1).repeat(batch, 0).astype(np.float32)
-    side = -np.ones_like(image)
-    side[:, :, image_size // 3, image_size // 4:3 * image_size // 4] = 1.0  # an "eye line"
+def _real_inputs(image_size):
+    """What the car feeds the generator: the face stage's frontal render and side map of a real photo
+    (skimage's astronaut, read from the installed package), flipped for a batch of two."""
+    import cv2
+    from skimage import data
+
+    from face import FaceStage
+    from face.imageio import to_network
+    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    with FaceStage(size=image_size, video=False) as stage:
+        results = [stage(photo), stage(cv2.flip(photo, 1))]
+    assert all(results), "the face stage found no face in the test photo"
+    image = to_network(np.stack([r.frontal for r in results]))
+    side = to_network(np.stack([r.side_map for r in results]))
     return torch.from_numpy(image), torch.from_numpy(side)
 
 
@@ -34,7 +41,7 @@ def test_parity_random_and_real_looking_inputs(tmp_path, kind, make):
     for error in parity(module, kind, path, example_inputs(kind, 64, batch=3)).values():
         assert error <= PARITY
     if kind == "uit_generator":
-        for error in parity(module, kind, path, _real_looking(64)).values():
+        for error in parity(module, kind, path, _real_inputs(64)).values():
             assert error <= PARITY
     model = onnx.load(str(path))
     assert model.opset_import[0].version >= 17
