@@ -82,6 +82,8 @@ def main(argv=None) -> int:
     except (SourceError, FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"run_pipeline: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:   # before the stages started (e.g. while writing the demo video)
+        return 130
     if not args.json:
         print(describe(summary), file=sys.stderr)
     print(json.dumps({"summary": summary}))

@@ -122,6 +122,7 @@ class Supervisor:
         self.error = None
         self.end_note = None
         self.ready_since = None
+        self.eos_seen = False
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -201,8 +202,8 @@ class Supervisor:
             done = self._check_workers() or done
             if status_tick():
                 self._publish_status()
-        if done:
-            self._drain_results()   # anything still on its way
+        if done and not self.eos_seen:
+            self._finish_results()
 
     def _all_ready(self):
         ready = all(any(r.get("ready") for r in self.reports[name].values()) or name in self.finished
@@ -255,6 +256,7 @@ class Supervisor:
                 return False
             record = json.loads(raw)
             if record.get("eos"):
+                self.eos_seen = True
                 self.end_note = record.get("reason") if record.get("reason") != "end of source" else None
                 return True
             self.records.append(record)
@@ -262,6 +264,15 @@ class Supervisor:
                 self.emotion_log.write(record["emotion"])
             if self.on_message:
                 self.on_message(record)
+
+    def _finish_results(self, timeout_s: float = 1.0):
+        """The run ended without the end-of-stream record yet: take what is still on its way."""
+        deadline = time.monotonic() + timeout_s
+        while not self.eos_seen and time.monotonic() < deadline:
+            if self.results_in.poll(50):
+                self._drain_results()
+            elif "decide" not in self.finished:
+                return   # decide did not finish cleanly: nothing more is coming
 
     def _check_workers(self) -> bool:
         """Restart crashed stages; True when the run is over (decide finished, or a fatal error)."""
