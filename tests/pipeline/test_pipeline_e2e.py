@@ -116,46 +116,55 @@ def without_timing(message):
     return kept
 
 
-def test_a_killed_stage_is_restarted_and_sigterm_stops_everything(models, long_clip):
+class Stream:
+    """The emotion and status topics, collected by a subscriber in the test's own process."""
+
+    def __init__(self, endpoint, run):
+        self.ctx, self.run = zmq.Context(), run
+        self.sub = self.ctx.socket(zmq.SUB)
+        for topic in (b"emotion", b"status"):
+            self.sub.setsockopt(zmq.SUBSCRIBE, topic)
+        self.sub.connect(endpoint)
+        self.emotions, self.statuses = [], []
+
+    def wait_until(self, condition, what, timeout_s=60):
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}; last status {self.statuses[-1:]}"
+            assert self.run.poll() is None, f"the run ended while waiting for {what}: {self.run.communicate()}"
+            if self.sub.poll(200):
+                topic, payload = self.sub.recv_multipart()
+                (self.emotions if topic == b"emotion" else self.statuses).append(json.loads(payload))
+
+    def stage(self, name):
+        return self.statuses[-1]["stages"][name]
+
+    def close(self):
+        self.sub.close(0)
+        self.ctx.term()
+
+
+def test_killed_stages_are_restarted_and_sigterm_stops_everything(models, long_clip):
     endpoint = free_endpoint()
-    ctx = zmq.Context()
-    sub = ctx.socket(zmq.SUB)
-    for topic in (b"emotion", b"status"):
-        sub.setsockopt(zmq.SUBSCRIBE, topic)
-    sub.connect(endpoint)
     run = subprocess.Popen(pipeline_command(long_clip, models, "--publish", endpoint), cwd=REPO, env=env(),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    emotions, statuses, killed_at, victim = [], [], None, None
-    deadline = time.monotonic() + 90
+    stream = Stream(endpoint, run)
+    victims = []
     try:
-        while time.monotonic() < deadline:
-            if not sub.poll(200):
-                assert run.poll() is None, run.communicate()
-                continue
-            topic, payload = sub.recv_multipart()
-            message = json.loads(payload)
-            (emotions if topic == b"emotion" else statuses).append(message)
-            if victim is None and len(emotions) >= 10 and statuses:
-                victim = statuses[-1]["stages"]["face"]["pid"]
-                os.kill(victim, signal.SIGKILL)
-                killed_at = emotions[-1]["frame_id"]
-            if victim and any(m["frame_id"] > killed_at + 10 and m["valid"] for m in emotions):
-                break
-        assert victim, "the run never reported its stages"
-        after = [m for m in emotions if m["frame_id"] > killed_at]
-        assert any(m["valid"] for m in after), "the stream did not go on with faces after the restart"
-        ids = [m["frame_id"] for m in emotions]
-        assert ids == sorted(ids) and len(set(ids)) == len(ids)
-        # A status after the restart says so, with the new process.
-        deadline = time.monotonic() + 10
-        while not statuses or statuses[-1]["stages"]["face"]["restarts"] < 1:
-            assert time.monotonic() < deadline, statuses[-1:]
-            if sub.poll(500):
-                topic, payload = sub.recv_multipart()
-                (statuses if topic == b"status" else emotions).append(json.loads(payload))
-        face = statuses[-1]["stages"]["face"]
-        assert face["pid"] != victim and face["alive"]
-        pids = [s["pid"] for s in statuses[-1]["stages"].values()]
+        for name in ("face", "capture"):
+            stream.wait_until(lambda: len(stream.emotions) >= 10 * (len(victims) + 1) and stream.statuses,
+                              "frames before the kill")
+            victims.append(stream.stage(name)["pid"])
+            os.kill(victims[-1], signal.SIGKILL)
+            killed_at = stream.emotions[-1]["frame_id"]
+            # The stream goes on, with faces, and a status names the new process.
+            stream.wait_until(lambda: any(m["frame_id"] > killed_at + 5 and m["valid"] for m in stream.emotions),
+                              f"valid frames after killing {name}")
+            stream.wait_until(lambda: stream.stage(name)["restarts"] == 1 and stream.stage(name)["alive"]
+                              and stream.stage(name)["pid"] != victims[-1], f"{name} restarted")
+        ids = [m["frame_id"] for m in stream.emotions]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)   # in order, no duplicate after the capture restart
+        pids = [s["pid"] for s in stream.statuses[-1]["stages"].values()]
         # SIGTERM mid-run: everything stops (within 2 s by design; a loaded CI machine gets slack).
         started = time.monotonic()
         run.send_signal(signal.SIGTERM)
@@ -164,12 +173,11 @@ def test_a_killed_stage_is_restarted_and_sigterm_stops_everything(models, long_c
     finally:
         if run.poll() is None:
             run.kill()
-        sub.close(0)
-        ctx.term()
+        stream.close()
     assert run.returncode == 0, err
     assert stopped_in < 4.0, f"took {stopped_in:.1f} s to stop"
-    assert not any(alive(pid) for pid in pids + [victim])
-    assert summary_of(out)["restarts"] == 1 and "restarting" in err
+    assert not any(alive(pid) for pid in pids + victims)
+    assert summary_of(out)["restarts"] == 2 and err.count("restarting") == 2
 
 
 def test_live_mode_accounts_for_every_frame(models, drive_clip, drive_plan):
