@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse
 
 from face.bilinear import BilinearModel
-from face.raster import rasterize, visible_vertices
+from face.raster import rasterize, rasterize_attributes, visible_vertices
 
 FACE_FILL = 0.86  # the mean face's height as a fraction of the output side
 LIGHT = np.array([0.0, 0.35, 1.0]) / np.linalg.norm([0.0, 0.35, 1.0])
@@ -50,20 +50,6 @@ def vertex_normals(vertices: np.ndarray, triangles: np.ndarray, incidence) -> np
     face = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])
     normals = incidence @ face
     return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-
-
-class _Pixels:
-    """Covered pixels of a size² image (flat indices) and how to paint values onto them."""
-
-    def __init__(self, size, pixel):
-        self.height = self.width = size
-        self.pixel = pixel
-
-    def image(self, values, fill=0, dtype=np.float32):
-        values = np.asarray(values)
-        out = np.full((self.height * self.width,) + values.shape[1:], fill, dtype=dtype)
-        out[self.pixel] = values
-        return out.reshape((self.height, self.width) + values.shape[1:])
 
 
 def incidence_matrix(num_vertices: int, triangles: np.ndarray):
@@ -116,7 +102,8 @@ class Renderer:
         shade = 0.2 + 0.8 * np.clip(normals @ LIGHT, 0.0, 1.0)
         m = self.mirror
         attributes = np.column_stack([texture_xy, texture_xy[m], vis, vis[m], shade]).astype(np.float32)
-        raster, values = self._pixels(frontal_xy, depth, attributes)
+        raster, values = rasterize_attributes(frontal_xy, depth, self.triangles, self.size, self.size,
+                                              attributes, step=self.raster_step)
         vd, vm, shade_px = values[:, 4], values[:, 5], values[:, 6]
         # Keep the frame's own pixel while it is at least half visible; hand over to the mirror below.
         alpha = np.clip(4.0 * (vd - vm) + 0.5 if better_side else 2.0 * vd - vm + 0.5, 0.0, 1.0)
@@ -133,29 +120,6 @@ class Renderer:
         visibility = raster.image(np.clip(seen, 0.0, 1.0))
         grey = raster.image((shade_px * 235.0).round().astype(np.uint8), dtype=np.uint8)
         return frontal, visibility, cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), frontal_xy
-
-    def _pixels(self, xy, depth, attributes):
-        """(a Raster-like set of covered output pixels, N×C attributes there)."""
-        if self.raster_step == 1:
-            raster = rasterize(xy, depth, self.triangles, self.size, self.size, cull_backfaces=True)
-            return raster, raster.interpolate(attributes, self.triangles)
-        step, small = self.raster_step, self.size // self.raster_step
-        # Coarse pixel c covers fine pixels step·c … step·c + step − 1: its centre is step·c + (step − 1)/2.
-        coarse = rasterize((xy - (step - 1) / 2.0) / step, depth / step, self.triangles, small, small,
-                           cull_backfaces=True)
-        channels = attributes.shape[1]
-        grid = np.zeros((small * small, channels + 1), dtype=np.float32)
-        grid[coarse.pixel, :channels] = coarse.interpolate(attributes, self.triangles)
-        grid[coarse.pixel, channels] = 1.0
-        grid = grid.reshape(small, small, channels + 1)
-        # Extend the values one pixel past the silhouette so that upsampling does not pull in zeros.
-        spread = cv2.blur(grid, (3, 3))
-        weight = spread[..., channels:]
-        outside = grid[..., channels] == 0
-        grid[outside, :channels] = (spread[..., :channels] / np.maximum(weight, 1e-6))[outside]
-        fine = cv2.resize(grid, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
-        pixel = np.nonzero(fine[..., channels].reshape(-1) >= 0.5)[0]
-        return _Pixels(self.size, pixel), fine.reshape(-1, channels + 1)[pixel, :channels]
 
     def vertex_visibility(self, posed: np.ndarray, frame_shape, texture_xy=None, true_area=None) -> np.ndarray:
         """Per vertex in [0, 1]: not hidden (z-buffer), facing the camera, inside the frame.

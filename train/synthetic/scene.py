@@ -13,7 +13,7 @@ import numpy as np
 from face.bilinear import BilinearModel
 from face.expressions import EXPRESSIONS
 from face.fit import camera_to_image, rotation_from_angles
-from face.raster import rasterize
+from face.raster import rasterize, rasterize_attributes
 from face.render import Layout, incidence_matrix, vertex_normals
 from train.synthetic import textures
 
@@ -98,9 +98,8 @@ class SceneRenderer:
         self.uv = Layout(model, textures.ATLAS_SIZE).template.astype(np.float32)
         height = model.mesh()[:, 1]
         self.mean_height = float(height.max() - height.min())
-        inner = np.zeros(model.num_vertices, bool)
-        inner[list(INNER_LIPS)] = True
-        self.mouth_triangles = inner[self.triangles].all(axis=1)
+        self.inner_lip = np.zeros(model.num_vertices, np.float32)
+        self.inner_lip[list(INNER_LIPS)] = 1.0
         self.upper_lip = np.zeros(model.num_vertices, np.float32)
         self.upper_lip[list(UPPER_INNER_LIPS)] = 1.0
         self.shell, self.shell_triangles, self.shell_hair = head_shell()
@@ -142,23 +141,29 @@ class SceneRenderer:
         tone = driver.hair * self.shell_hair + 0.8 * driver.skin * (1.0 - self.shell_hair)
         self._paint(canvas, shell, self.shell_triangles, self.shell_incidence, tone[:, None], shading=True)
 
-    def _paint(self, canvas, posed, triangles, incidence, tone, shading):
-        """Rasterise a posed mesh with per-vertex tone (lit from the camera) into the canvas."""
+    def _paint(self, canvas, posed, triangles, incidence, tone, shading, step: int = 2):
+        """Rasterise a posed mesh with per-vertex tone (lit from the camera) into the canvas, at
+        1/step resolution and upsampled: the head shell is smooth, and large."""
         h, w = canvas.shape
         lo = np.maximum(np.floor(posed[:, :2].min(axis=0)).astype(int) - 1, 0)
         hi = np.minimum(np.ceil(posed[:, :2].max(axis=0)).astype(int) + 2, [w, h])
-        if (hi - lo <= 1).any():
+        if (hi - lo <= 2 * step).any():
             return
-        raster = rasterize(posed[:, :2] - lo, -posed[:, 2], triangles, int(hi[1] - lo[1]), int(hi[0] - lo[0]),
-                           cull_backfaces=True)
+        size = (hi - lo + step - 1) // step
+        raster = rasterize((posed[:, :2] - lo - (step - 1) / 2.0) / step, -posed[:, 2] / step, triangles,
+                           int(size[1]), int(size[0]), cull_backfaces=True)
         if raster.pixel.size == 0:
             return
         facing = np.clip(vertex_normals(posed * np.array([1.0, -1.0, -1.0]), triangles, incidence)[:, 2], 0.0, 1.0)
         light = 0.3 + 0.7 * facing ** 0.7 if shading else np.ones(len(posed))
-        values = raster.interpolate(np.column_stack([tone, light]), triangles)
-        region = canvas[lo[1]:hi[1], lo[0]:hi[0]].reshape(-1)
-        region[raster.pixel] = values[:, 0] * values[:, 1]
-        canvas[lo[1]:hi[1], lo[0]:hi[0]] = region.reshape(hi[1] - lo[1], hi[0] - lo[0])
+        value = raster.interpolate(np.asarray(tone).reshape(-1, 1) * light[:, None], triangles)[:, 0]
+        small = np.stack([raster.image(value), raster.image(np.ones_like(value))], axis=-1)
+        big = cv2.resize(small, (int(size[0]) * step, int(size[1]) * step), interpolation=cv2.INTER_LINEAR)
+        big = big[:hi[1] - lo[1], :hi[0] - lo[0]]
+        cover = big[..., 1]
+        region = canvas[lo[1]:hi[1], lo[0]:hi[0]]
+        # Soft edge: blend by coverage; the value is premultiplied by coverage after upsampling.
+        region[:] = region * (1.0 - cover) + big[..., 0]
 
     def _draw_face(self, canvas, driver, posed, shading):
         h, w = canvas.shape
@@ -167,25 +172,28 @@ class SceneRenderer:
         lo, hi = np.maximum(lo, 0), np.minimum(hi, [w, h])
         if (hi - lo <= 1).any():
             return
-        xy = posed[:, :2] - lo
-        raster = rasterize(xy, -posed[:, 2], self.triangles, int(hi[1] - lo[1]), int(hi[0] - lo[0]),
-                           cull_backfaces=True)
-        if raster.pixel.size == 0:
-            return
         camera = posed * np.array([1.0, -1.0, -1.0])
         facing = np.clip(vertex_normals(camera, self.triangles, self.incidence)[:, 2], 0.0, 1.0)
-        attributes = np.column_stack([self.uv, facing, self.upper_lip])
-        values = raster.interpolate(attributes, self.triangles)
-        map_xy = raster.image(values[:, :2], fill=-1.0)
-        albedo = cv2.remap(driver.texture, map_xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        flat = albedo.reshape(-1)[raster.pixel]
-        # The mouth's opening: a dark cavity, teeth showing under the upper lip.
-        mouth = self.mouth_triangles[raster.triangle]
-        flat = np.where(mouth, np.where(values[:, 3] > 0.55, 0.55 * driver.skin, 0.06), flat)
-        light = 0.3 + 0.7 * values[:, 2] ** 0.7 if shading else 1.0
+        attributes = np.column_stack([self.uv, facing, self.upper_lip, self.inner_lip])
+        # Half-resolution rasterisation: the texture is still sampled at full resolution.
+        pixels, values = rasterize_attributes(posed[:, :2] - lo, -posed[:, 2], self.triangles, int(hi[1] - lo[1]),
+                                              int(hi[0] - lo[0]), attributes, step=2)
+        if pixels.pixel.size == 0:
+            return
+        flat = self._albedo(driver, pixels, values)
+        light = 0.3 + 0.7 * np.clip(values[:, 2], 0.0, 1.0) ** 0.7 if shading else 1.0
         region = canvas[lo[1]:hi[1], lo[0]:hi[0]].reshape(-1)
-        region[raster.pixel] = flat * light
+        region[pixels.pixel] = flat * light
         canvas[lo[1]:hi[1], lo[0]:hi[0]] = region.reshape(hi[1] - lo[1], hi[0] - lo[0])
+
+    def _albedo(self, driver, pixels, values):
+        """Texture at the interpolated atlas positions; the mouth's opening a dark cavity with
+        teeth showing under the upper lip (where every corner is on the inner lip contour)."""
+        albedo = cv2.remap(driver.texture, pixels.image(values[:, :2], fill=-1.0), None, cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+        flat = albedo.reshape(-1)[pixels.pixel]
+        mouth = values[:, 4] > 0.97
+        return np.where(mouth, np.where(values[:, 3] > 0.55, 0.55 * driver.skin, 0.06), flat)
 
     def frontal_truth(self, driver: Driver, w_exp, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
         """The driver's face rendered directly in the face stage's frontal layout, unshaded: the
@@ -193,11 +201,7 @@ class SceneRenderer:
         layout = Layout(self.model, size)
         vertices = self.model.mesh(driver.w_id, w_exp)
         xy, depth = layout.project_aligned(vertices)
-        raster = rasterize(xy, depth, self.triangles, size, size, cull_backfaces=True)
-        values = raster.interpolate(np.column_stack([self.uv, self.upper_lip]), self.triangles)
-        albedo = cv2.remap(driver.texture, raster.image(values[:, :2], fill=-1.0), None, cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
-        flat = albedo.reshape(-1)[raster.pixel]
-        mouth = self.mouth_triangles[raster.triangle]
-        flat = np.where(mouth, np.where(values[:, 2] > 0.55, 0.55 * driver.skin, 0.06), flat)
-        return raster.image(flat), raster.mask
+        attributes = np.column_stack([self.uv, np.zeros(len(xy)), self.upper_lip, self.inner_lip])
+        pixels, values = rasterize_attributes(xy, depth, self.triangles, size, size, attributes)
+        truth = pixels.image(self._albedo(driver, pixels, values))
+        return truth, pixels.image(np.ones(len(values), bool), dtype=bool)

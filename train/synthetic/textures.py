@@ -90,7 +90,7 @@ def driver_texture(rng: np.random.Generator, template_xy: np.ndarray) -> np.ndar
     yy, xx = np.mgrid[0:ATLAS_SIZE, 0:ATLAS_SIZE].astype(np.float32)
     # Brows: darker or lighter (NIR shows light brows faintly).
     brow = np.zeros_like(atlas)
-    for v in (70, 63, 105, 66, 107, 300, 293, 334, 296, 336):
+    for v in (63, 105, 66, 107, 293, 334, 296, 336):  # not the tails, at the face's edge
         x, y = template_xy[v]
         brow = np.maximum(brow, np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * (ATLAS_SIZE / 60) ** 2)))
     atlas *= 1.0 - brow * rng.uniform(-0.15, 0.45)
