@@ -47,7 +47,8 @@ def test_replay_end_to_end_with_subscribers_record_and_overlay(models, drive_cli
     endpoint = free_endpoint()
     frames = len(drive_plan)
     subscriber = start_subscriber(endpoint, frames + 1000)   # reads until the stream goes quiet
-    stalled = zmq.Context().socket(zmq.SUB)                   # a subscriber that never reads
+    stalled_ctx = zmq.Context()
+    stalled = stalled_ctx.socket(zmq.SUB)                     # a subscriber that never reads
     stalled.setsockopt(zmq.RCVHWM, 1)
     stalled.setsockopt(zmq.SUBSCRIBE, b"")
     stalled.connect(endpoint)
@@ -59,6 +60,7 @@ def test_replay_end_to_end_with_subscribers_record_and_overlay(models, drive_cli
     subscriber.send_signal(signal.SIGINT)
     out, _ = subscriber.communicate(timeout=30)
     stalled.close(0)
+    stalled_ctx.term()
     received = [json.loads(line) for line in out.splitlines()]
     emotions = [m for m in received if m["topic"] == "emotion"]
     statuses = [m for m in received if m["topic"] == "status"]
