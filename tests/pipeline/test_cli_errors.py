@@ -53,3 +53,16 @@ def test_folder_of_unreadable_images(tmp_path, models):
 def test_missing_model(tmp_path, drive_clip, models):
     result = run(drive_clip, (str(tmp_path / "none.onnx"), models[1]))
     assert result.returncode == 2 and "none.onnx not found" in result.stderr
+
+
+def test_publish_port_in_use_stops_the_run_with_the_reason(drive_clip, models):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        endpoint = f"tcp://127.0.0.1:{taken.getsockname()[1]}"
+        result = subprocess.run(pipeline_command(drive_clip, models, "--publish", endpoint), cwd=REPO, env=env(),
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"stage decide: cannot publish on {endpoint}: Address already in use" in result.stderr
