@@ -22,6 +22,7 @@ import zmq
 
 from pipeline import messages
 from pipeline.config import STAGES, PipelineConfig
+from pipeline.sources import SourceError
 from pipeline.transport import LIVE, Counters, Inlet, Outlet, Ticker, endpoint, send_waiting
 
 NEXT = dict(zip(STAGES, STAGES[1:]))
@@ -68,8 +69,8 @@ def run_stage(name: str, config: PipelineConfig, ctx: zmq.Context, run_dir, shou
         if name == "decide":
             return run_decide(config, ctx, run_dir, should_stop, counters, stats)
         return run_transform(name, config, ctx, run_dir, should_stop, counters, stats)
-    except (OSError, ValueError, zmq.ZMQError) as error:
-        # Setup went wrong (model file, port in use, unwritable output): say what, and do not retry.
+    except (OSError, ValueError, zmq.ZMQError, SourceError) as error:
+        # Setup went wrong (model file, port in use, unwritable output, source gone): say what, do not retry.
         print(f"exprada pipeline: stage {name}: {error}", file=sys.stderr, flush=True)
         stats.send(force=True, fatal=str(error))
         return FATAL
@@ -87,7 +88,6 @@ def run_capture(config, ctx, run_dir, should_stop, counters, stats, skip, go) ->
     recorder = FrameRecorder(config.record) if config.record else None
     while not go() and not should_stop():
         time.sleep(0.02)
-    sent = 0
     try:
         for captured in source.frames():
             if captured is None:   # the camera is reconnecting: say so on the status stream
@@ -98,7 +98,6 @@ def run_capture(config, ctx, run_dir, should_stop, counters, stats, skip, go) ->
                 recorder.write(captured)
             messages.stamp(header, "capture", captured.t_capture_ns, time.monotonic_ns())
             out.send(header, {"frame": captured.frame}, should_stop)
-            sent += 1
             stats.send(source=source.status.as_dict())
             if config.max_frames and captured.index + 1 >= config.max_frames:
                 source.status.state = "ended"

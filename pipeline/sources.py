@@ -184,8 +184,10 @@ class CameraSource:
 
     live = True
 
-    def __init__(self, device: str, pixel_format: str = "auto", should_stop=lambda: False, open_now=True):
+    def __init__(self, device: str, pixel_format: str = "auto", should_stop=lambda: False, open_now=True,
+                 first_index: int = 0):
         self.device, self.name = device, device
+        self.first_index = int(first_index)   # a restarted capture numbers on from where the last one stopped
         self.pixel_format = pixel_format.upper()
         self.should_stop = should_stop
         self.status = SourceState()
@@ -216,7 +218,7 @@ class CameraSource:
 
     def frames(self):
         """Captured frames; while reconnecting, None every HEARTBEAT_S so the caller can report."""
-        index, failures = 0, 0
+        index, failures = self.first_index, 0
         while not self.should_stop():
             ok, frame = self.cap.read() if self.cap is not None else (False, None)
             if ok and frame is not None:
@@ -264,9 +266,11 @@ def is_camera(spec: str) -> bool:
 
 def open_source(spec: str, fast: bool = False, skip: int = 0, pixel_format: str = "auto",
                 fps: float = DEFAULT_FPS, should_stop=lambda: False):
-    """`/dev/videoN` (or N) → camera; a folder → images; anything else → a video file."""
+    """`/dev/videoN` (or N) → camera; a folder → images; anything else → a video file.
+    skip: frames already sent by a capture that crashed (files resume after them; a camera numbers on)."""
     if is_camera(spec):
-        return CameraSource(f"/dev/video{spec}" if spec.isdigit() else spec, pixel_format, should_stop)
+        return CameraSource(f"/dev/video{spec}" if spec.isdigit() else spec, pixel_format, should_stop,
+                            first_index=skip)
     if Path(spec).is_dir():
         return FolderSource(spec, fast, skip, fps, should_stop)
     return VideoSource(spec, fast, skip, should_stop)

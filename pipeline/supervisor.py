@@ -310,8 +310,9 @@ class Supervisor:
         return True
 
     def _resume_point(self, name) -> int:
-        """A restarted capture goes on after the last frame it reported sending (replays only)."""
-        if name != "capture" or self.config.mode == "live":
+        """A restarted capture goes on after the last frame it reported sending (a file resumes there,
+        a camera numbers on from there, so frame ids keep increasing)."""
+        if name != "capture":
             return 0
         sent = [r.get("last_frame_id", -1) for r in self.reports["capture"].values()]
         return max(sent, default=-1) + 1
