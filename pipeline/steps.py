@@ -86,8 +86,7 @@ class ClassifyStep:
         self.engine = load_engine(config.classifier, config)
         self.baseline, self.overlay = config.baseline, config.overlay
         self.classes = config.classes
-        batch_axis = self.engine.inputs[0].shape[0]
-        self.batched = batch_axis is None or batch_axis >= 2
+        self.batched = self.engine.inputs[0].shape[0] is None   # a dynamic batch takes both images at once
 
     def __call__(self, header, arrays):
         if not header["valid"]:
