@@ -48,7 +48,7 @@ def similarity(model_points: np.ndarray, target: np.ndarray):
     """Scale, rotation, translation with target ≈ s·R·model + t: the rotation by Umeyama on all
     three axes (weighting an axis would bias it), the scale and translation refined on x and y
     alone, where the landmarks are reliable."""
-    mu_m, mu_t = model_points.mean(axis=0), target.mean(axis=0)
+    mu_m, mu_t = model_points.sum(axis=0) / len(model_points), target.sum(axis=0) / len(target)
     x, y = model_points - mu_m, target - mu_t
     cov = y.T @ x / len(x)
     u, sv, vt = np.linalg.svd(cov)
@@ -119,13 +119,14 @@ class Fitter:
         self._basis_cache = (None, None)
 
     def _identity_basis(self, w_id):
-        """(3V × n_exp) mesh basis for an identity; reused while the pooled identity stands still
+        """(3V × n_exp) mesh basis for an identity, and its landmark rows; reused while the pooled identity stands still
         (it moves by far less than its spread from one frame to the next)."""
-        cached_id, basis = self._basis_cache
+        cached_id, bases = self._basis_cache
         if cached_id is None or np.abs(w_id - cached_id).max() > 0.01 * float(self.model.identity_std.mean()):
-            basis = (self._core_by_id @ w_id.astype(np.float32)).reshape(3 * self.model.num_vertices, -1)
-            self._basis_cache = (w_id.copy(), basis)
-        return basis
+            full = (self._core_by_id @ w_id.astype(np.float32)).reshape(3 * self.model.num_vertices, -1)
+            bases = (full, full[self._rows].astype(np.float64))
+            self._basis_cache = (w_id.copy(), bases)
+        return bases
 
     def __call__(self, landmarks: np.ndarray, pool_identity: bool = True, rounds: int | None = None) -> Fit:
         """Fit one frame. A round is pose ⇄ expression (twice) then identity; video frames need one
@@ -141,8 +142,7 @@ class Fitter:
         iterations = 1 if warm else self.iterations
         n_l, n_v = len(self.vertices), model.num_vertices
         for round_ in range(rounds):
-            basis_full = self._identity_basis(w_id)
-            basis_exp = basis_full[self._rows].astype(np.float64)
+            basis_full, basis_exp = self._identity_basis(w_id)  # all vertices; the landmarks' rows
             for _ in range(iterations):
                 scale, rotation, translation = similarity((basis_exp @ w_exp).reshape(3, n_l).T, target)
                 local = ((target - translation) / scale).T.reshape(-1)  # unscaled camera frame, axis-major
@@ -164,7 +164,8 @@ class Fitter:
             self.w_id = new_id  # used from the next frame on
             self._last_exp = w_exp
         shape = (basis_exp @ w_exp).reshape(3, n_l).T
-        scale, rotation, translation = similarity(shape, target)
+        if not warm:  # on a stream the pose of the step above stands: the expression barely moved
+            scale, rotation, translation = similarity(shape, target)
         vertices = (basis_full @ w_exp.astype(np.float32)).reshape(3, n_v).T
         projected = scale * shape @ rotation.T + translation
         error = np.sqrt(((projected[:, :2] - target[:, :2]) ** 2).sum(axis=1).mean())

@@ -141,9 +141,10 @@ class Renderer:
         cosine_tri = seen_area / np.maximum(true_area, 1e-9)
         cosine = (self.incidence @ (cosine_tri * true_area)) / np.maximum(self.incidence @ true_area, 1e-9)
         facing = np.clip((cosine - 0.1) / 0.4, 0.0, 1.0)
-        # Without folds (back-facing triangles) a projected mesh cannot hide itself: skip the
-        # z-buffer then, as for a near-frontal face, and pay for it only on turned heads.
-        folded = int((cosine_tri < 0).sum()) > len(self.triangles) // 100
+        # Without folds (back-facing triangles) a projected mesh cannot hide itself. Below ~20° of
+        # turn (5 % of the triangles folded, at the nose's side and the outline) what the folds hide
+        # is a sliver that foreshortening already marks: the z-buffer is paid for only beyond.
+        folded = int((cosine_tri < 0).sum()) > len(self.triangles) // 20
         unhidden = visible_vertices(posed[:, :2], depth, self.triangles) if folded else True
         h, w = frame_shape[:2]
         inside = (seen_xy[:, 0] >= 0) & (seen_xy[:, 0] <= w - 1) & (seen_xy[:, 1] >= 0) & (seen_xy[:, 1] <= h - 1)
