@@ -167,13 +167,7 @@ def run_decide(config, ctx, run_dir, should_stop, counters, stats) -> int:
     status_in = ctx.socket(zmq.PULL)
     status_in.setsockopt(zmq.LINGER, 0)
     status_in.bind(endpoint(run_dir, "status-in"))
-    publisher = ctx.socket(zmq.PUB)
-    publisher.setsockopt(zmq.SNDHWM, 1000)   # a slow subscriber loses messages; the pipeline never waits
-    publisher.setsockopt(zmq.LINGER, 0)
-    try:
-        publisher.bind(config.publish)
-    except zmq.ZMQError as error:
-        raise OSError(f"cannot publish on {config.publish}: {error}") from None
+    publisher = open_publisher(ctx, config.publish)
     results = ctx.socket(zmq.PUSH)
     results.setsockopt(zmq.SNDHWM, 1000)
     results.setsockopt(zmq.LINGER, FLUSH_MS)
@@ -209,7 +203,7 @@ def run_decide(config, ctx, run_dir, should_stop, counters, stats) -> int:
             messages.stamp(header, "decide", started, time.monotonic_ns())
             emotion = emotion_message(header, smoothed, config.classes, time.monotonic_ns())
             payload = json.dumps(emotion, separators=(",", ":")).encode()
-            publisher.send_multipart([b"emotion", payload], zmq.NOBLOCK)
+            publish(publisher, b"emotion", payload)
             counters.frames_out += 1
             counters.last_frame_id = last_id
             record = json.dumps({"emotion": emotion, "truth": header.get("truth"),
@@ -234,16 +228,35 @@ def run_decide(config, ctx, run_dir, should_stop, counters, stats) -> int:
     return 0
 
 
+PUB_HWM = 1000   # messages queued per subscriber; beyond that a slow subscriber loses them
+
+
+def open_publisher(ctx: zmq.Context, address: str) -> zmq.Socket:
+    publisher = ctx.socket(zmq.PUB)
+    publisher.setsockopt(zmq.SNDHWM, PUB_HWM)
+    publisher.setsockopt(zmq.LINGER, 0)
+    try:
+        publisher.bind(address)
+    except zmq.ZMQError as error:
+        raise OSError(f"cannot publish on {address}: {error}") from None
+    return publisher
+
+
+def publish(publisher: zmq.Socket, topic: bytes, payload: bytes):
+    """Never waits: PUB drops for a subscriber at its high-water mark instead of blocking us."""
+    try:
+        publisher.send_multipart([topic, payload], zmq.NOBLOCK)
+    except zmq.Again:
+        pass
+
+
 def forward_status(status_in, publisher):
     while True:
         try:
             payload = status_in.recv(zmq.NOBLOCK)
         except zmq.Again:
             return
-        try:
-            publisher.send_multipart([b"status", payload], zmq.NOBLOCK)
-        except zmq.Again:
-            pass
+        publish(publisher, b"status", payload)
 
 
 # ---- process entry -----------------------------------------------------------------------------

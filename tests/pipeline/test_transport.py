@@ -86,3 +86,30 @@ def test_live_end_of_stream_comes_after_the_newest_frame(tmp_path):
     assert header["frame_id"] == 1                 # not lost behind the end of stream
     assert inlet.receive(1000)[0]["eos"]
     close(inlet, outlet, contexts)
+
+
+def test_a_stalled_subscriber_never_blocks_the_publisher():
+    from conftest import free_endpoint
+    from pipeline.runner import PUB_HWM, open_publisher, publish
+
+    address = free_endpoint()
+    ctx = zmq.Context()
+    publisher = open_publisher(ctx, address)
+    stalled = ctx.socket(zmq.SUB)                 # subscribes, then never reads
+    stalled.setsockopt(zmq.RCVHWM, 1)
+    stalled.setsockopt(zmq.SUBSCRIBE, b"")
+    stalled.connect(address)
+    import time
+    time.sleep(0.3)                               # the subscription reaches the publisher
+    payload = b"x" * 20_000
+    for _ in range(5 * PUB_HWM):                  # far beyond what the subscriber's queues hold
+        publish(publisher, b"emotion", payload)
+    # Every publish returned; the subscriber got at most what its queues hold, the rest was dropped.
+    got = 0
+    while stalled.poll(100):
+        stalled.recv_multipart()
+        got += 1
+    assert 0 < got < 5 * PUB_HWM
+    for sock in (publisher, stalled):
+        sock.close(0)
+    ctx.term()
