@@ -118,3 +118,15 @@ def test_truth_layouts():
     assert parse(synthetic, "t") == {0: SAD, 2: NO_FACE}
     with pytest.raises(ValueError, match="t entry 0: unknown expression 'glee'"):
         parse(["glee"], "t")
+
+
+def test_torch_backend_runs_the_program_beside_the_onnx(tmp_path):
+    from pipeline.config import engine_file
+
+    onnx_file = tmp_path / "uit_generator.onnx"
+    onnx_file.write_bytes(b"")
+    assert engine_file(onnx_file, "onnxruntime") == str(onnx_file)
+    with pytest.raises(FileNotFoundError, match="no .*uit_generator.pt2 beside"):
+        engine_file(onnx_file, "torch")
+    (tmp_path / "uit_generator.pt2").write_bytes(b"")
+    assert engine_file(onnx_file, "torch") == str(tmp_path / "uit_generator.pt2")
