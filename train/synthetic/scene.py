@@ -70,24 +70,35 @@ class DriverFactory:
         return (w + 0.03 * m.expression_std * rng.standard_normal(m.num_expression)).astype(np.float32)
 
 
-def head_shell(rings: int = 18, segments: int = 32):
-    """A closed ellipsoid around the model's face (cm, model frame): the skull, hair and ears that
-    the face mesh lacks, so that a turned head still has a head's outline. (vertices, triangles,
-    hair weight per vertex in [0, 1])."""
-    theta = np.linspace(0.0, np.pi, rings + 1)[:, None]          # from the crown down
+def _ellipsoid(centre, radii, rings: int, segments: int):
+    """A closed lat-long ellipsoid: (vertices, counter-clockwise-from-outside triangles)."""
+    theta = np.linspace(0.0, np.pi, rings + 1)[:, None]          # from the top down
     phi = np.linspace(0.0, 2 * np.pi, segments, endpoint=False)[None, :]
-    centre, radii = np.array([0.0, 1.5, -6.0]), np.array([8.0, 11.0, 10.0])
     unit = np.stack([np.sin(theta) * np.sin(phi), np.cos(theta) + 0 * phi, np.sin(theta) * np.cos(phi)], axis=-1)
-    vertices = (unit * radii + centre).reshape(-1, 3)
+    vertices = (unit * np.asarray(radii) + np.asarray(centre)).reshape(-1, 3)
     triangles = []
     for r in range(rings):
         for k in range(segments):
             a, b = r * segments + k, r * segments + (k + 1) % segments
             c, d = a + segments, b + segments
-            triangles += [(a, c, b), (b, c, d)]  # counter-clockwise seen from outside
+            triangles += [(a, c, b), (b, c, d)]
+    return vertices, np.array(triangles, dtype=np.int64)
+
+
+def head_shell():
+    """The skull, hair and ears that the face mesh lacks (cm, model frame), so that a turned head
+    still has a head's outline: an ellipsoid around the face and two flat ones for the ears.
+    (vertices, triangles, hair weight per vertex in [0, 1])."""
+    parts = [_ellipsoid((0.0, 1.5, -6.0), (8.0, 11.0, 10.0), 18, 32)]
+    for side in (-1.0, 1.0):
+        parts.append(_ellipsoid((side * 8.0, 0.3, -7.0), (0.9, 3.0, 1.7), 8, 12))
+    vertices = np.concatenate([v for v, _ in parts])
+    offsets = np.cumsum([0] + [len(v) for v, _ in parts[:-1]])
+    triangles = np.concatenate([t + o for (_, t), o in zip(parts, offsets)])
     y, z = vertices[:, 1], vertices[:, 2]
     hair = np.clip(np.maximum((y - 4.0) / 3.0, (-z - 9.0) / 3.0), 0.0, 1.0)
-    return vertices, np.array(triangles, dtype=np.int64), hair
+    hair[len(parts[0][0]):] = 0.0  # ears are skin
+    return vertices, triangles, hair
 
 
 class SceneRenderer:
