@@ -1,0 +1,24 @@
+"""The quality benchmark runs end to end (small and offline) and prints one JSON line of figures."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_face_quality_prints_its_figures(tmp_path):
+    sheet = tmp_path / "sheet.png"
+    cmd = [sys.executable, "-m", "benchmarks.face_quality", "--drivers", "1", "--pose-frames", "6",
+           "--speed-frames", "15", "--offline", "--sheet", str(sheet)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1
+    report = json.loads(lines[0])
+    synthetic = report["synthetic"]
+    assert set(synthetic["ssim_by_yaw"]) == {"0", "15", "30", "45"}
+    # Frontal renders of near-frontal synthetic faces resemble the truth; pose is read roughly.
+    assert synthetic["ssim_by_yaw"]["0"] > 0.6 and synthetic["pose_mae_deg"]["yaw"] < 15
+    assert report["real"]["skimage/astronaut"]["face"] is True
+    assert report["speed"]["ratio"] > 0 and sheet.is_file()
