@@ -5,7 +5,7 @@ Imports nothing else of the project. Heavy parts (mediapipe) load on first use.
 from face.expressions import EXPRESSIONS, NUM_EXPRESSIONS, expression_index
 
 __all__ = ["EXPRESSIONS", "NUM_EXPRESSIONS", "expression_index", "FaceStage", "FaceResult", "NoFace",
-           "side_map_for_image", "BilinearModel", "load_model"]
+           "side_map_for_image", "aligned_crop_for_image", "BilinearModel", "load_model"]
 
 
 def __getattr__(name):
@@ -13,9 +13,9 @@ def __getattr__(name):
     if name in ("FaceStage", "FaceResult", "NoFace"):
         from face import stage
         return getattr(stage, name)
-    if name == "side_map_for_image":
-        from face.crops import side_map_for_image
-        return side_map_for_image
+    if name in ("side_map_for_image", "aligned_crop_for_image"):
+        from face import crops
+        return getattr(crops, name)
     if name == "BilinearModel":
         from face.bilinear import BilinearModel
         return BilinearModel

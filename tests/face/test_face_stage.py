@@ -132,3 +132,15 @@ def test_video_mode_switches_to_a_larger_face_that_appears(astronaut_bgr):
         assert isinstance(first, face.FaceResult) and first.box[0] > 340
         boxes = [stage(both).box[0] for _ in range(2 * stage.detector.check_every)]
     assert boxes[0] > 340 and boxes[-1] < 320  # after a check the driver is the big face on the left
+
+
+def test_aligned_crop_for_a_photo_matches_the_frontal_layout(static_stage, astronaut_bgr):
+    crop, side = face.aligned_crop_for_image(astronaut_bgr, with_side_map=True)
+    assert crop.shape == side.shape == (128, 128, 3)
+    # The crop's own landmarks sit where the layout puts the mean face (the same place as frontal
+    # renders), up to this face's own shape.
+    seen = static_stage(crop).landmarks[:468]
+    template = static_stage.renderer.layout.template
+    assert np.linalg.norm(seen - template, axis=1).mean() < 4.0
+    assert np.linalg.norm(seen.mean(axis=0) - template.mean(axis=0)) < 2.0
+    assert face.aligned_crop_for_image(np.zeros((200, 200), np.uint8)) is None
