@@ -1,61 +1,97 @@
 """The end-of-run summary: frames, fps, latency, drops, and accuracy against the recording's ground
 truth with the UIT stage (the published label) and without it (the classifier on the untranslated
-frontal render), on the same frames."""
+frontal render), on the same frames.
+
+Kept as running counts and compact latency arrays, so a drive of hours costs a few MB, not a copy
+of every message."""
 from __future__ import annotations
+
+from array import array
 
 import numpy as np
 
 from pipeline.truth import NO_FACE
 
+STAGE_NAMES = ("capture", "face", "translate", "classify", "decide")
+
 
 def percentile(values, q):
-    return round(float(np.percentile(values, q)), 2) if len(values) else None
+    return round(float(np.percentile(np.frombuffer(values, np.float32) if isinstance(values, array) else values, q)),
+                 2) if len(values) else None
 
 
-def summarize(records: list[dict], stages: dict, classes) -> dict:
-    """records: what the decide stage sent per frame ({"emotion", "truth", "baseline"});
-    stages: the supervisor's totals per stage (drops, malformed, errors, restarts)."""
-    emotions = [r["emotion"] for r in records]
-    frames = len(emotions)
-    summary = {"frames": frames, "valid": sum(1 for e in emotions if e["valid"])}
-    if frames:
-        start = min(e["t_capture_ns"] for e in emotions)
-        end = max(e["t_publish_ns"] for e in emotions)
-        summary["seconds"] = round((end - start) / 1e9, 3)
-        summary["fps"] = round((frames - 1) / max((end - start) / 1e9, 1e-9), 2) if frames > 1 else None
-    totals = [e["latency_ms"]["total"] for e in emotions]
-    summary["latency_ms"] = {"p50": percentile(totals, 50), "p99": percentile(totals, 99)}
-    for stage in ("capture", "face", "translate", "classify", "decide"):
-        spent = [e["latency_ms"][stage] for e in emotions if stage in e["latency_ms"]]
-        if spent:
-            summary["latency_ms"][f"{stage}_p50"] = percentile(spent, 50)
-    summary["drops"] = sum(s.get("drops", 0) for s in stages.values())
-    summary["malformed"] = sum(s.get("malformed", 0) for s in stages.values())
-    summary["errors"] = sum(s.get("errors", 0) for s in stages.values())
-    summary["restarts"] = sum(s.get("restarts", 0) for s in stages.values())
-    summary.update(accuracy(records, classes))
-    return summary
+class Tally:
+    """Adds up one record per published frame: {"emotion": message, "truth": index|NO_FACE|None,
+    "baseline": label without UIT | None}."""
+
+    def __init__(self, classes):
+        self.classes = tuple(classes)
+        self.frames = self.valid = 0
+        self.first_capture = self.last_publish = None
+        self.latency = {name: array("f") for name in ("total", *STAGE_NAMES)}
+        self.with_face = self.found = self.no_face = self.no_face_agreed = 0
+        self.hits = {"uit": 0, "without_uit": 0, "smoothed": 0}
+        self.baseline_frames = 0
+
+    def add(self, record: dict):
+        emotion = record["emotion"]
+        self.frames += 1
+        self.valid += bool(emotion["valid"])
+        t0, t1 = emotion["t_capture_ns"], emotion["t_publish_ns"]
+        self.first_capture = t0 if self.first_capture is None else min(self.first_capture, t0)
+        self.last_publish = t1 if self.last_publish is None else max(self.last_publish, t1)
+        for name, value in emotion["latency_ms"].items():
+            if name in self.latency:
+                self.latency[name].append(value)
+        truth = record.get("truth")
+        if truth is None:
+            return
+        if truth == NO_FACE:
+            self.no_face += 1
+            self.no_face_agreed += not emotion["valid"]
+            return
+        self.with_face += 1
+        if not emotion["valid"]:
+            return
+        self.found += 1
+        expected = self.classes[truth]
+        self.hits["uit"] += emotion["label"] == expected
+        self.hits["smoothed"] += emotion["smoothed_label"] == expected
+        if record.get("baseline") is not None:
+            self.baseline_frames += 1
+            self.hits["without_uit"] += record["baseline"] == expected
+
+    def summary(self, stages: dict) -> dict:
+        """stages: the supervisor's totals per stage (drops, malformed, errors, restarts)."""
+        result = {"frames": self.frames, "valid": self.valid}
+        if self.frames:
+            seconds = (self.last_publish - self.first_capture) / 1e9
+            result["seconds"] = round(seconds, 3)
+            result["fps"] = round((self.frames - 1) / max(seconds, 1e-9), 2) if self.frames > 1 else None
+        result["latency_ms"] = {"p50": percentile(self.latency["total"], 50),
+                                "p99": percentile(self.latency["total"], 99)}
+        for name in STAGE_NAMES:
+            if len(self.latency[name]):
+                result["latency_ms"][f"{name}_p50"] = percentile(self.latency[name], 50)
+        for key in ("drops", "malformed", "errors", "restarts"):
+            result[key] = sum(s.get(key, 0) for s in stages.values())
+        result.update({
+            "frames_with_truth": self.with_face + self.no_face,
+            "face_found_rate": _rate(self.found, self.with_face),
+            "no_face_agreement": _rate(self.no_face_agreed, self.no_face),
+            # accuracy on labelled frames where a face was found
+            "accuracy_uit": _rate(self.hits["uit"], self.found),
+            "accuracy_without_uit": _rate(self.hits["without_uit"], self.baseline_frames),
+            "accuracy_smoothed": _rate(self.hits["smoothed"], self.found),
+        })
+        return result
 
 
-def accuracy(records: list[dict], classes) -> dict:
-    """Accuracy on labelled frames where a face was found; how often a face was found; agreement on
-    frames the ground truth says have no face. None where the source has no ground truth."""
-    with_face = [r for r in records if r.get("truth") is not None and r["truth"] != NO_FACE]
-    without_face = [r for r in records if r.get("truth") == NO_FACE]
-    found = [r for r in with_face if r["emotion"]["valid"]]
-    result = {"frames_with_truth": len(with_face) + len(without_face),
-              "face_found_rate": _rate(len(found), len(with_face)),
-              "no_face_agreement": _rate(sum(1 for r in without_face if not r["emotion"]["valid"]), len(without_face))}
-    if not found:
-        return {**result, "accuracy_uit": None, "accuracy_without_uit": None, "accuracy_smoothed": None}
-    truth = [classes[r["truth"]] for r in found]
-    result["accuracy_uit"] = _rate(sum(r["emotion"]["label"] == t for r, t in zip(found, truth)), len(found))
-    baseline = [r for r, t in zip(found, truth) if r.get("baseline") is not None]
-    result["accuracy_without_uit"] = _rate(
-        sum(r["baseline"] == classes[r["truth"]] for r in baseline), len(baseline)) if baseline else None
-    result["accuracy_smoothed"] = _rate(sum(r["emotion"]["smoothed_label"] == t for r, t in zip(found, truth)),
-                                        len(found))
-    return result
+def summarize(records, stages: dict, classes) -> dict:
+    tally = Tally(classes)
+    for record in records:
+        tally.add(record)
+    return tally.summary(stages)
 
 
 def _rate(hits, total):

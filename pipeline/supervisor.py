@@ -26,7 +26,7 @@ from pipeline import runner
 from pipeline.config import STAGES, PipelineConfig, resolve_models
 from pipeline.decide import STATUS_SCHEMA
 from pipeline.record import JsonLines
-from pipeline.summary import summarize
+from pipeline.summary import Tally
 from pipeline.transport import Ticker, endpoint
 
 STOP_GRACE_S = 1.5    # SIGTERM, then SIGKILL: everything is gone within 2 s of Ctrl-C
@@ -113,7 +113,9 @@ class Supervisor:
         self.on_message = on_message        # called with each collected record (tests, tools)
         self.stop = threading.Event()
         self.go = threading.Event()           # single-process mode; processes look for runner.GO_FILE
-        self.records = []
+        self.tally = None   # made once the models' class names are known
+        self.stats_in = self.results_in = self.status_out = None
+        self.emotion_log = self.status_log = None
         self.reports = {name: {} for name in STAGES}      # stage → {(pid, thread): latest report}
         self.restarts = {name: deque() for name in STAGES}
         self.restart_count = {name: 0 for name in STAGES}
@@ -130,6 +132,7 @@ class Supervisor:
         """Run to the end of the source (replay), max_frames, or a stop request; return the summary."""
         check_source(self.config)
         resolve_models(self.config)
+        self.tally = Tally(self.config.classes)
         self.run_dir = None if self.config.single_process else tempfile.mkdtemp(prefix="exprada-")
         previous = self._install_signals()
         self.ctx = zmq.Context()
@@ -141,7 +144,7 @@ class Supervisor:
         finally:
             self._shutdown()
             self._restore_signals(previous)
-        summary = summarize(self.records, self.stage_totals(), self.config.classes)
+        summary = self.tally.summary(self.stage_totals())
         if self.end_note:
             summary["note"] = self.end_note
         if self.error:
@@ -224,7 +227,8 @@ class Supervisor:
                 worker.kill()
                 worker.join(0.3)
         for sock in (self.stats_in, self.results_in, self.status_out):
-            sock.close(0)
+            if sock is not None:
+                sock.close(0)
         for log in (self.emotion_log, self.status_log):
             if log:
                 log.close()
@@ -259,7 +263,7 @@ class Supervisor:
                 self.eos_seen = True
                 self.end_note = record.get("reason") if record.get("reason") != "end of source" else None
                 return True
-            self.records.append(record)
+            self.tally.add(record)
             if self.emotion_log:
                 self.emotion_log.write(record["emotion"])
             if self.on_message:

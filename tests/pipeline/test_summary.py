@@ -1,0 +1,37 @@
+from face.expressions import EXPRESSIONS
+from pipeline.summary import summarize
+from pipeline.truth import NO_FACE
+
+HAPPY, SAD = EXPRESSIONS.index("happiness"), EXPRESSIONS.index("sadness")
+
+
+def record(i, valid, label, smoothed, truth, baseline, total_ms):
+    t0 = 1_000_000_000 + i * 33_000_000
+    return {"emotion": {"frame_id": i, "valid": valid, "label": label, "smoothed_label": smoothed,
+                        "t_capture_ns": t0, "t_publish_ns": t0 + int(total_ms * 1e6),
+                        "latency_ms": {"face": 5.0, "total": total_ms}},
+            "truth": truth, "baseline": baseline}
+
+
+def test_accuracy_with_and_without_uit_on_the_frames_with_a_face():
+    records = [
+        record(0, True, "happiness", "happiness", HAPPY, "sadness", 20),   # UIT right, baseline wrong
+        record(1, True, "happiness", "happiness", HAPPY, "happiness", 20),
+        record(2, True, "happiness", "happiness", SAD, "sadness", 20),     # UIT wrong, baseline right
+        record(3, False, None, "happiness", SAD, None, 20),                # face missed: not in accuracy
+        record(4, False, None, None, NO_FACE, None, 20),                   # rightly no face
+        record(5, True, "sadness", "sadness", None, "sadness", 100),       # no ground truth
+    ]
+    summary = summarize(records, {"face": {"drops": 2, "restarts": 1}, "decide": {"drops": 1}}, EXPRESSIONS)
+    assert summary["frames"] == 6 and summary["valid"] == 4
+    assert summary["frames_with_truth"] == 5 and summary["face_found_rate"] == 0.75
+    assert summary["accuracy_uit"] == round(2 / 3, 4) and summary["accuracy_without_uit"] == round(2 / 3, 4)
+    assert summary["accuracy_smoothed"] == round(2 / 3, 4) and summary["no_face_agreement"] == 1.0
+    assert summary["drops"] == 3 and summary["restarts"] == 1
+    assert summary["latency_ms"]["p50"] == 20.0 and summary["latency_ms"]["face_p50"] == 5.0
+    assert summary["fps"] == round(5 / ((5 * 33e6 + 100e6) / 1e9), 2)
+
+
+def test_no_ground_truth_gives_no_accuracy():
+    summary = summarize([record(0, True, "happiness", "happiness", None, "happiness", 10)], {}, EXPRESSIONS)
+    assert summary["frames_with_truth"] == 0 and summary["accuracy_uit"] is None and summary["fps"] is None
