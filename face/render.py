@@ -140,7 +140,7 @@ class Renderer:
                             - (q[:, 2, 0] - q[:, 0, 0]) * (q[:, 1, 1] - q[:, 0, 1]))
         cosine_tri = seen_area / np.maximum(true_area, 1e-9)
         cosine = (self.incidence @ (cosine_tri * true_area)) / np.maximum(self.incidence @ true_area, 1e-9)
-        facing = np.clip((cosine - 0.1) / 0.4, 0.0, 1.0)
+        facing = np.clip((cosine - 0.25) / 0.4, 0.0, 1.0)
         # Without folds (back-facing triangles) a projected mesh cannot hide itself. Below ~20° of
         # turn (5 % of the triangles folded, at the nose's side and the outline) what the folds hide
         # is a sliver that foreshortening already marks: the z-buffer is paid for only beyond.

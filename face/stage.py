@@ -97,7 +97,9 @@ class FaceStage:
         texture_xy = posed[:, :2].copy()
         lv = self.model.landmark_vertex
         seen = np.nonzero(lv >= 0)[0]
-        texture_xy[lv[seen]] = landmarks[seen, :2]  # detected points are where the texture really is
+        # Sample the texture halfway between the detected points and the fitted mesh's projection:
+        # the detector follows the image, the model keeps its jitter and odd points in check.
+        texture_xy[lv[seen]] = 0.5 * (landmarks[seen, :2] + texture_xy[lv[seen]])
         frontal, visibility, simulated, frontal_xy = self.renderer.render(image, texture_xy, posed, fit.vertices)
         frontal_landmarks = np.full((len(lv), 2), np.nan, dtype=np.float32)
         frontal_landmarks[seen] = frontal_xy[lv[seen]]
