@@ -41,6 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--folder-fps", type=float, default=30.0, help="pace of an image folder replay")
     p.add_argument("--max-message-mb", type=float, default=64.0,
                    help="larger messages arriving at a stage are dropped and counted (default 64)")
+    p.add_argument("--stall-timeout", type=float, default=15.0, metavar="S",
+                   help="restart a stage that reports nothing for S seconds (0: never; default 15)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line only")
     return p.parse_args(argv)
 
@@ -67,7 +69,8 @@ def config_from(args) -> PipelineConfig:
         generator=args.generator, classifier=args.classifier, threads=args.threads,
         baseline=not args.no_baseline, publish=args.publish, save_video=args.save_video, display=args.display,
         record=args.record, max_frames=args.max_frames, single_process=args.single_process,
-        pixel_format=args.pixel_format, folder_fps=args.folder_fps, max_bytes=int(args.max_message_mb * (1 << 20)))
+        pixel_format=args.pixel_format, folder_fps=args.folder_fps, max_bytes=int(args.max_message_mb * (1 << 20)),
+        stall_timeout_s=args.stall_timeout)
 
 
 def main(argv=None) -> int:

@@ -36,6 +36,7 @@ class PipelineConfig:
     status_period_s: float = 1.0
     max_restarts: int = 5               # per stage, within restart_window_s, before the run gives up
     restart_window_s: float = 60.0
+    stall_timeout_s: float = 15.0       # a stage process silent this long is killed and restarted (0: never)
     image_size: int = 128               # filled from the generator's metadata
     classes: tuple = field(default=EXPRESSIONS)
 

@@ -83,8 +83,16 @@ def run_capture(config, ctx, run_dir, should_stop, counters, stats, skip, go) ->
     from pipeline.sources import open_source
 
     out = Outlet(ctx, endpoint(run_dir, "in-face"), config.mode, counters)
+    source = None
+
+    def waiting():
+        """Called while pacing or waiting for room downstream: keep reporting, so a stage that is
+        only waiting is not taken for hung."""
+        stats.send(source=source.status.as_dict() if source else None)
+        return should_stop()
+
     source = open_source(resolve_source(config.source), fast=config.fast, skip=skip,
-                         pixel_format=config.pixel_format, fps=config.folder_fps, should_stop=should_stop)
+                         pixel_format=config.pixel_format, fps=config.folder_fps, should_stop=waiting)
     recorder = FrameRecorder(config.record) if config.record else None
     while not go() and not should_stop():
         time.sleep(0.02)
@@ -97,7 +105,7 @@ def run_capture(config, ctx, run_dir, should_stop, counters, stats, skip, go) ->
             if recorder:
                 recorder.write(captured)
             messages.stamp(header, "capture", captured.t_capture_ns, time.monotonic_ns())
-            out.send(header, {"frame": captured.frame}, should_stop)
+            out.send(header, {"frame": captured.frame}, waiting)
             stats.send(source=source.status.as_dict())
             if config.max_frames and captured.index + 1 >= config.max_frames:
                 source.status.state = "ended"
@@ -132,6 +140,11 @@ def run_transform(name, config, ctx, run_dir, should_stop, counters, stats) -> i
     step = STEPS[name](config)
     stats.send(force=True, ready=True)
     finished = False
+
+    def waiting():   # blocked on a full queue downstream: still alive, say so
+        stats.send()
+        return should_stop()
+
     try:
         while not should_stop():
             stats.send()
@@ -150,7 +163,7 @@ def run_transform(name, config, ctx, run_dir, should_stop, counters, stats) -> i
                 counters.errors += 1
                 header["valid"], header["reason"], arrays = False, f"{name} failed: {error}", {}
             messages.stamp(header, name, started, time.monotonic_ns())
-            out.send(header, arrays, should_stop)
+            out.send(header, arrays, waiting)
     finally:
         stats.send(force=True)
         step.close()

@@ -125,6 +125,7 @@ class Supervisor:
         self.end_note = None
         self.ready_since = None
         self.eos_seen = False
+        self.heard = {}     # (stage, pid) → when its last report came
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -249,6 +250,7 @@ class Supervisor:
             name = report.get("stage")
             if name in self.reports:
                 self.reports[name][(report.get("pid"), report.get("thread"))] = report
+                self.heard[(name, report.get("pid"))] = time.monotonic()
                 if report.get("fatal") and not self.error:
                     self.error = f"stage {name}: {report['fatal']}"
 
@@ -278,8 +280,23 @@ class Supervisor:
             elif "decide" not in self.finished:
                 return   # decide did not finish cleanly: nothing more is coming
 
+    def _kill_stalled(self):
+        """A stage process that has reported before and then falls silent for stall_timeout_s is hung
+        (a stuck driver read, a deadlocked library): kill it, and the crash path restarts it."""
+        if self.config.single_process or not self.config.stall_timeout_s:
+            return
+        now = time.monotonic()
+        for name, worker in self.workers.items():
+            last = self.heard.get((name, worker.ident))
+            if worker.alive and last is not None and now - last > self.config.stall_timeout_s:
+                print(f"exprada pipeline: stage {name} silent for {now - last:.0f} s; killing it",
+                      file=sys.stderr, flush=True)
+                self.heard.pop((name, worker.ident))
+                worker.kill()
+
     def _check_workers(self) -> bool:
         """Restart crashed stages; True when the run is over (decide finished, or a fatal error)."""
+        self._kill_stalled()
         for name, worker in list(self.workers.items()):
             code = worker.exitcode
             if code is None or name in self.finished or self.stop.is_set():

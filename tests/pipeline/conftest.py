@@ -34,8 +34,8 @@ def drive_clip(tmp_path_factory, drive_plan):
 
 @pytest.fixture(scope="session")
 def long_clip(tmp_path_factory):
-    """150 frames (5 s at 30 fps): long enough to kill a stage and see the stream go on."""
-    frames, truth = drive_frames((["bright"] * 10 + ["dark"] * 10) * 7 + ["bright"] * 10)
+    """300 frames (10 s at 30 fps): long enough to kill stages one after another and see the stream go on."""
+    frames, truth = drive_frames((["bright"] * 10 + ["dark"] * 10) * 15)
     return write_clip(tmp_path_factory.mktemp("long") / "drive.mp4", frames, truth)
 
 

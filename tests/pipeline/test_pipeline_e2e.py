@@ -154,18 +154,20 @@ class Stream:
         self.ctx.term()
 
 
-def test_killed_stages_are_restarted_and_sigterm_stops_everything(models, long_clip):
+def test_crashed_and_hung_stages_are_restarted_and_sigterm_stops_everything(models, long_clip):
     endpoint = free_endpoint()
-    run = subprocess.Popen(pipeline_command(long_clip, models, "--publish", endpoint), cwd=REPO, env=env(),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(pipeline_command(long_clip, models, "--publish", endpoint, "--stall-timeout", 3),
+                           cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stream = Stream(endpoint, run)
     victims = []
     try:
-        for name in ("face", "capture"):
+        # A crash (SIGKILL) of face, then of capture; then translate hangs (SIGSTOP) and the
+        # supervisor, hearing nothing from it for 3 s, kills and restarts it.
+        for name, sig in (("face", signal.SIGKILL), ("capture", signal.SIGKILL), ("translate", signal.SIGSTOP)):
             stream.wait_until(lambda: len(stream.emotions) >= 10 * (len(victims) + 1) and stream.statuses,
                               "frames before the kill")
             victims.append(stream.stage(name)["pid"])
-            os.kill(victims[-1], signal.SIGKILL)
+            os.kill(victims[-1], sig)
             killed_at = stream.emotions[-1]["frame_id"]
             # The stream goes on, with faces, and a status names the new process.
             stream.wait_until(lambda: any(m["frame_id"] > killed_at + 5 and m["valid"] for m in stream.emotions),
@@ -187,7 +189,8 @@ def test_killed_stages_are_restarted_and_sigterm_stops_everything(models, long_c
     assert run.returncode == 0, err
     assert stopped_in < 4.0, f"took {stopped_in:.1f} s to stop"
     assert not any(alive(pid) for pid in pids + victims)
-    assert summary_of(out)["restarts"] == 2 and err.count("restarting") == 2
+    assert summary_of(out)["restarts"] == 3 and err.count("restarting") == 3
+    assert "stage translate silent for" in err
 
 
 def test_live_mode_accounts_for_every_frame(models, drive_clip, drive_plan):
