@@ -43,10 +43,9 @@ def _frontal(setup, yaw, label=3):
 def test_frontal_render_matches_truth_with_exact_landmarks(setup):
     ssim, visibility, mask = _frontal(setup, 0)
     assert ssim > 0.9
-    # Seen head-on: the middle of the face fully; its sides, at a grazing angle, less.
-    centre = np.zeros_like(mask)
-    centre[32:96, 32:96] = True
-    assert visibility[mask & centre].mean() > 0.95 and visibility[mask].mean() > 0.8
+    # Seen head-on, nearly all of the face counts as seen (only grazing sides and the nose's
+    # flanks less), so hardly anything is filled from the mirror.
+    assert (visibility[mask] > 0.5).mean() > 0.9
 
 
 def test_hidden_side_is_filled_from_the_mirror(setup):
