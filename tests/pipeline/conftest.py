@@ -1,5 +1,3 @@
-import os
-import socket
 import sys
 from pathlib import Path
 
@@ -7,9 +5,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from clips import brightness_classifier, drive_frames, identity_generator, write_clip  # noqa: E402
+from pipeline_clips import brightness_classifier, drive_frames, identity_generator, write_clip  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
 SIZE = 64
 THRESHOLD = -0.5   # mean of the frontal render in network units: bright clip frames ≈ -0.33, dark ≈ -0.64
 
@@ -37,19 +34,3 @@ def long_clip(tmp_path_factory):
     """300 frames (10 s at 30 fps): long enough to kill stages one after another and see the stream go on."""
     frames, truth = drive_frames((["bright"] * 10 + ["dark"] * 10) * 15)
     return write_clip(tmp_path_factory.mktemp("long") / "drive.mp4", frames, truth)
-
-
-def free_endpoint():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
-
-
-def pipeline_command(source, models, *extra):
-    generator, classifier = models
-    return [sys.executable, str(REPO / "run_pipeline.py"), "--source", str(source), "--generator", generator,
-            "--classifier", classifier, *map(str, extra)]
-
-
-def env():
-    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, env, free_endpoint, pipeline_command
+from pipeline_helpers import REPO, env, free_endpoint, pipeline_command
 
 
 def run(source, models):

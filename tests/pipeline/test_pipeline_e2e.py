@@ -11,7 +11,7 @@ import cv2
 import pytest
 import zmq
 
-from conftest import REPO, env, free_endpoint, pipeline_command
+from pipeline_helpers import REPO, env, free_endpoint, pipeline_command
 from pipeline.decide import EMOTION_SCHEMA, STATUS_SCHEMA
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from clips import HAPPY, SAD, drive_frames, write_clip
+from pipeline_clips import HAPPY, SAD, drive_frames, write_clip
 from pipeline.sources import (CameraSource, FolderSource, SourceError, VideoSource, open_source,
                               unpack_raw)
 from pipeline.truth import NO_FACE

@@ -89,7 +89,7 @@ def test_live_end_of_stream_comes_after_the_newest_frame(tmp_path):
 
 
 def test_a_stalled_subscriber_never_blocks_the_publisher():
-    from conftest import free_endpoint
+    from pipeline_helpers import free_endpoint
     from pipeline.runner import PUB_HWM, open_publisher, publish
 
     address = free_endpoint()
