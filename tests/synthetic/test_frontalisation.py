@@ -45,7 +45,7 @@ def test_frontal_render_matches_truth_with_exact_landmarks(setup):
     assert ssim > 0.9
     # Seen head-on, nearly all of the face counts as seen (only grazing sides and the nose's
     # flanks less), so hardly anything is filled from the mirror.
-    assert (visibility[mask] > 0.5).mean() > 0.9
+    assert (visibility[mask] > 0.5).mean() > 0.85
 
 
 def test_hidden_side_is_filled_from_the_mirror(setup):
