@@ -53,19 +53,19 @@ class SourceState:
 
 
 class Pacer:
-    """Releases frame i at start + i/fps (a replay runs at the recorded rate); fast: no waiting."""
+    """Releases each frame at its media time after the first one (a replay runs at the recorded
+    pace); fast: no waiting."""
 
-    def __init__(self, fps: float, fast: bool, should_stop):
-        self.period = 1.0 / fps if fps > 0 else 1.0 / DEFAULT_FPS
-        self.fast, self.should_stop, self.start = fast, should_stop, None
+    def __init__(self, fast: bool, should_stop):
+        self.fast, self.should_stop, self.origin = fast, should_stop, None
 
-    def wait(self, step: int):
+    def wait(self, media_s: float):
         if self.fast:
             return
         now = time.monotonic()
-        if self.start is None:
-            self.start = now - step * self.period
-        due = self.start + step * self.period
+        if self.origin is None:
+            self.origin = now - media_s
+        due = self.origin + media_s
         while now < due and not self.should_stop():
             time.sleep(min(due - now, 0.05))
             now = time.monotonic()
@@ -94,19 +94,26 @@ class VideoSource:
         self.status = SourceState()
 
     def frames(self):
-        pacer = Pacer(self.fps, self.fast, self.should_stop)
-        index, frame = 0, self.first
+        pacer = Pacer(self.fast, self.should_stop)
+        index, frame, media_s = 0, self.first, 0.0
         self.status.state = "running"
         while frame is not None and not self.should_stop():
             if index >= self.skip:
-                pacer.wait(index - self.skip)
+                pacer.wait(media_s)
                 yield Captured(index, frame, time.monotonic_ns(), self.truth.get(index))
             ok, frame = self.cap.read()   # a new array every call: sent frames are never reused
             frame = frame if ok else None
             index += 1
+            media_s = self._media_time(index, media_s)
         self.status.state = "ended"
         if self.declared and index < self.declared:
             self.status.note = f"{self.name}: video ended early after {index} of {self.declared} frames (truncated?)"
+
+    def _media_time(self, index: int, previous: float) -> float:
+        """The frame's timestamp in the file (variable frame rates replay as recorded); the nominal
+        rate where the container gives none that increases."""
+        stamp = self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        return stamp if stamp > previous else index / self.fps
 
     def close(self):
         self.cap.release()
@@ -147,7 +154,7 @@ class FolderSource:
         raise SourceError(f"{self.path}: none of the first {len(errors)} images is readable ({errors[0]})")
 
     def frames(self):
-        pacer = Pacer(self.fps, self.fast, self.should_stop)
+        pacer = Pacer(self.fast, self.should_stop)
         self.status.state = "running"
         for index, file in enumerate(self.files):
             if self.should_stop():
@@ -160,7 +167,7 @@ class FolderSource:
                 self.status.skipped += 1
                 self.status.note = str(error)
                 continue
-            pacer.wait(index - self.skip)
+            pacer.wait(index / self.fps if self.fps > 0 else 0.0)
             yield Captured(index, frame, time.monotonic_ns(), self.truth.get(index))
         self.status.state = "ended"
 

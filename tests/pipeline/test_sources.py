@@ -130,3 +130,12 @@ def test_torch_backend_runs_the_program_beside_the_onnx(tmp_path):
         engine_file(onnx_file, "torch")
     (tmp_path / "uit_generator.pt2").write_bytes(b"")
     assert engine_file(onnx_file, "torch") == str(tmp_path / "uit_generator.pt2")
+
+
+def test_replay_is_paced_by_the_file_timestamps_unless_fast(drive_clip, drive_plan):
+    paced = [c.t_capture_ns for c in VideoSource(drive_clip).frames()]
+    # 30 fps: frame i leaves no earlier than i/30 s after frame 0 (sleeping never ends early).
+    assert all(t - paced[0] >= i / 30 * 1e9 - 1e6 for i, t in enumerate(paced))
+    assert (paced[-1] - paced[0]) / 1e9 >= (len(drive_plan) - 1) / 30 - 0.001
+    fast = [c.t_capture_ns for c in VideoSource(drive_clip, fast=True).frames()]
+    assert len(fast) == len(paced) == len(drive_plan)
