@@ -4,7 +4,9 @@ python -m calibration.report --labelled DIR --generator fp32=G.onnx --generator 
     --classifier fp32=C.onnx [--classifier int8=C.int8.onnx] [--prerendered] [--out report.json]
 
 Each precision runs the car's chain — frontal render + side map → UIT generator → classifier —
-with that precision's engines (a precision without its own classifier uses the reference one).
+with that precision's engines (a precision without its own classifier uses the reference one);
+a generator given as `identity` skips translation (the classifier sees the frontal render, as the
+pipeline's --baseline does), which isolates the classifier's own INT8/FP16 loss.
 Reported per precision: classifier accuracy, top-1 agreement with the reference precision, and how
 far its translated images and probabilities are from the reference. The labelled set is a
 class-per-folder tree (ROOT/<expression>/*.png): camera frames that go through the face stage, or
@@ -83,6 +85,15 @@ def prepare(root, size: int = 128, prerendered: bool = False, stage=None):
     return to_network(np.stack(images)), to_network(np.stack(side_maps)), np.asarray(labels), skipped
 
 
+class IdentityGenerator:
+    """`--generator NAME=identity`: no translation, the frontal render goes to the classifier."""
+
+    path = "identity"
+
+    def run(self, feeds):
+        return {"translated": feeds["image"], "side_map_out": feeds["side_map"]}
+
+
 def _softmax(logits):
     z = np.exp(logits - logits.max(axis=1, keepdims=True))
     return z / z.sum(axis=1, keepdims=True)
@@ -158,10 +169,10 @@ def main(argv=None) -> int:
     if args.reference not in classifiers:
         raise SystemExit(f"--classifier {args.reference}=PATH is required (the reference chain)")
     options = {"threads": args.threads} if args.threads else {}
-    chains = {name: (engines.load(path, **options),
+    chains = {name: (IdentityGenerator() if path == "identity" else engines.load(path, **options),
                      engines.load(classifiers.get(name, classifiers[args.reference]), **options))
               for name, path in generators.items()}
-    size = chains[args.reference][0].inputs[0].shape[-1]
+    size = chains[args.reference][1].inputs[0].shape[-1]
     images, side_maps, labels, skipped = prepare(args.labelled, size, args.prerendered)
     result = {"labelled": args.labelled, "skipped": skipped, "reference": args.reference,
               "precisions": evaluate(chains, images, side_maps, labels, args.reference)}
