@@ -4,7 +4,7 @@ Every source yields `Captured(index, frame, t_capture_ns, truth)` (a camera that
 yields None now and then, so the caller can report it); `t_capture_ns` is
 `time.monotonic_ns()` when the frame was taken, the clock every stage and the end-to-end latency use.
 Cameras are live (the pipeline runs latest-wins); files and folders are replays (lossless), paced at
-their frame rate unless `fast`. Opening a source that cannot give frames raises SourceError naming it.
+their timestamps unless `fast`. Opening a source that cannot give frames raises SourceError naming it.
 """
 from __future__ import annotations
 
