@@ -1,0 +1,31 @@
+"""The shipped default models through the whole pipeline on a short synthetic drive written by the
+project's own generator: the product's claim, checked end to end (skips until models/ has them)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pipeline_helpers import REPO, env, free_endpoint
+
+GENERATOR, CLASSIFIER = REPO / "models" / "uit_generator.onnx", REPO / "models" / "classifier.onnx"
+CHANCE = 1 / 7
+FLOOR = 2 * CHANCE   # well above chance on unseen synthetic drivers; see the README's figures for the real value
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    not (GENERATOR.is_file() and CLASSIFIER.is_file()),
+    reason="the default models are not built yet (models/build_default_models.sh writes them)")]
+
+
+def test_default_models_on_a_synthetic_drive(tmp_path):
+    drive = tmp_path / "drive"
+    subprocess.run([sys.executable, "-m", "train", "synth", "--out", str(drive), "--per-class", "0",
+                    "--target-per-class", "0", "--video-seconds", "10", "--seed", "11", "--no-progress"],
+                   cwd=REPO, env=env(), check=True, capture_output=True, timeout=300)
+    run = subprocess.run([sys.executable, str(REPO / "run_pipeline.py"), "--source", str(drive / "drive.mp4"),
+                          "--fast", "--publish", free_endpoint(), "--json"],
+                         cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout.splitlines()[-1])["summary"]
+    assert summary["frames"] == 300 and summary["face_found_rate"] >= 0.9
+    assert summary["accuracy_uit"] >= FLOOR and summary["accuracy_without_uit"] is not None
