@@ -148,6 +148,13 @@ def calibrate_ranges(model_path: Path, feeds: list[dict], method: str, percentil
     from onnxruntime.quantization.calibrate import TensorData, TensorsData, create_calibrator, save_tensors_data
 
     options = {"symmetric": symmetric}
+    if method != "minmax":
+        # ORT's histogram collectors stack each tensor's outputs over the calibration runs, so every
+        # run must have the same batch size (a short last batch broke them); and they hold all runs'
+        # activations until merged, so merge every 32 runs to bound memory.
+        feeds = [{name: array[i:i + 1] for name, array in feed.items()}
+                 for feed in feeds for i in range(len(next(iter(feed.values()))))]
+        options["max_intermediate_outputs"] = 32
     if method == "entropy":
         options.update(num_bins=ENTROPY_BINS, num_quantized_bins=128)
     elif method == "percentile":

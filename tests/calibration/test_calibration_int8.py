@@ -66,6 +66,12 @@ def test_cpu_int8_runs_every_conv_in_int8_and_stays_close(tmp_path, generator_12
         assert np.abs(a[name] - b[name]).mean() < 0.05, name  # tanh outputs span [-1, 1]
 
 
+def test_histogram_methods_take_a_short_last_batch(tmp_path, generator_128, calib):
+    feeds = batched_feeds({"image": calib.images[:5], "side_map": calib.side_maps[:5]}, batch=4)  # 4 + 1
+    out = quantize_int8(generator_128, tmp_path / "g.onnx", feeds, method="percentile")
+    assert engines.load(out).metadata["exprada.precision"] == "int8"
+
+
 def _initializer(model, name):
     return numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == name))
 
