@@ -44,6 +44,17 @@ def test_layout_and_counts(small_set):
     assert summary["target"] >= 18
 
 
+def test_csv_lists_every_image_with_its_driver(small_set):
+    from train.datasets.csv_list import index_csv
+
+    out, summary = small_set
+    for domain in ("source", "target"):
+        samples = index_csv(out / f"{domain}.csv", domain=domain)
+        assert len(samples) == summary[domain]
+        assert all(s.path.is_file() and s.path.parent.name == EXPRESSIONS[s.label] for s in samples)
+        assert {s.subject for s in samples} <= {f"{domain}-driver{d:02d}" for d in range(3)}
+
+
 def test_source_crops_look_nir_and_target_renders_differ(small_set):
     out, _ = small_set
     source = [cv2.imread(str(p)) for p in sorted((out / "source").rglob("s*[0-9].png"))]

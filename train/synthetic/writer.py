@@ -4,6 +4,8 @@
   DIR/target/<expression>/tNNNNN.png   face-stage frontal renders of non-frontal frames (labels for
                                         evaluation only): the paper's simulated frontal faces
   NAME.side.png beside every image     its side map
+  DIR/source.csv, DIR/target.csv       path,label,subject,domain per image (subject: the driver,
+                                        for splits by person; target labels for evaluation only)
   DIR/drive.mp4, DIR/drive.json        a 640×480 30 fps drive with per-frame ground truth
   DIR/manifest.json                    what was asked, what was written, what was skipped, timings
 """
@@ -160,6 +162,18 @@ class SynthWriter:
         return meta
 
 
+def write_csv(path: Path, records, domain: str):
+    """The image list as `path,label,subject,domain` (train.datasets.csv_list reads it)."""
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["path", "label", "subject", "domain"])
+        for r in records:
+            out.writerow([r["image"], EXPRESSIONS[r["label"]], f"{domain}-driver{r['driver']:02d}", domain])
+
+
 def _with_iris(landmarks468):
     out = np.zeros((478, 2), np.float32)
     out[:468] = landmarks468
@@ -169,6 +183,13 @@ def _with_iris(landmarks468):
 
 def _pose_dict(pose: Pose) -> dict:
     return {"yaw": round(pose.yaw, 2), "pitch": round(pose.pitch, 2), "roll": round(pose.roll, 2)}
+
+
+def write_label_lists(out: Path, manifest: dict) -> None:
+    """source.csv and target.csv (path,label,subject): lets the classifier split by driver."""
+    for part in ("source", "target"):
+        rows = (f"{r['image']},{EXPRESSIONS[r['label']]},{part}-driver{r['driver']:02d}" for r in manifest[part])
+        (Path(out) / f"{part}.csv").write_text("path,label,subject\n" + "".join(row + "\n" for row in rows))
 
 
 def main(argv=None) -> int:
@@ -202,8 +223,11 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         writer.write_video(args.video_seconds, progress)
         timings["video_s"] = time.perf_counter() - t
+    for part in ("source", "target"):
+        write_csv(args.out / f"{part}.csv", manifest[part], part)
     timings = {k: round(v, 2) for k, v in timings.items()}
     manifest.update(counts=writer.counts, timings=timings)
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    write_label_lists(args.out, manifest)
     print(json.dumps({"out": str(args.out), **writer.counts, **timings}))
     return 0
