@@ -1,22 +1,17 @@
-"""The supervisor: starts one process per stage (or one thread each, --single-process), restarts a
-stage that crashes, publishes the status once a second, collects every published frame for the
-summary and --record, and on Ctrl-C / SIGTERM stops every stage within 2 s.
-
-Stage processes are started with 'spawn' (a fresh interpreter: no inherited ZeroMQ context, no
-half-copied threads of mediapipe or ONNX Runtime) and die with the supervisor (PR_SET_PDEATHSIG).
+"""The supervisor: starts one process per stage (or one thread each, --single-process; see
+pipeline/workers.py), restarts a stage that crashes or hangs, publishes the status once a second,
+collects every published frame for the summary and --record, and on Ctrl-C / SIGTERM stops every
+stage within 2 s. Stage processes die with the supervisor (PR_SET_PDEATHSIG, pipeline/runner.py).
 """
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
 import shutil
 import signal
 import sys
 import tempfile
 import threading
 import time
-import traceback
 from collections import deque
 from pathlib import Path
 
@@ -28,83 +23,11 @@ from pipeline.decide import STATUS_SCHEMA
 from pipeline.record import JsonLines
 from pipeline.summary import Tally
 from pipeline.transport import Ticker, endpoint
+from pipeline.workers import ProcessWorker, ThreadWorker
 
 STOP_GRACE_S = 1.5    # SIGTERM, then SIGKILL: everything is gone within 2 s of Ctrl-C
 SUBSCRIBER_GRACE_S = 0.5  # after the PUB socket is up, time for subscribers to connect before frame 0
 COUNTERS = ("frames_in", "frames_out", "drops", "superseded", "malformed", "errors")
-
-
-class ProcessWorker:
-    def __init__(self, name, config, run_dir, skip=0):
-        spawn = multiprocessing.get_context("spawn")
-        self.name = name
-        self.proc = spawn.Process(target=runner.stage_process, name=f"exprada-{name}", daemon=True,
-                                  args=(name, config, run_dir, os.getpid(), skip))
-
-    def start(self):
-        self.proc.start()
-
-    @property
-    def alive(self):
-        return self.proc.is_alive()
-
-    @property
-    def exitcode(self):
-        return self.proc.exitcode
-
-    @property
-    def ident(self):
-        return self.proc.pid
-
-    def terminate(self):
-        if self.proc.is_alive():
-            self.proc.terminate()
-
-    def kill(self):
-        if self.proc.is_alive():
-            self.proc.kill()
-
-    def join(self, timeout):
-        self.proc.join(timeout)
-
-
-class ThreadWorker:
-    """--single-process: the stage's loop in a thread, sharing one context (inproc sockets)."""
-
-    def __init__(self, name, config, ctx, stop: threading.Event, go: threading.Event, skip=0):
-        self.name, self.code = name, None
-        self.thread = threading.Thread(target=self._run, name=f"exprada-{name}", daemon=True,
-                                       args=(name, config, ctx, stop, go, skip))
-
-    def _run(self, name, config, ctx, stop, go, skip):
-        try:
-            self.code = runner.run_stage(name, config, ctx, None, stop.is_set, skip, go=go.is_set)
-        except Exception:
-            traceback.print_exc()
-            self.code = 1
-
-    def start(self):
-        self.thread.start()
-
-    @property
-    def alive(self):
-        return self.thread.is_alive()
-
-    @property
-    def exitcode(self):
-        return None if self.thread.is_alive() else self.code
-
-    @property
-    def ident(self):
-        return self.thread.ident
-
-    def terminate(self):
-        pass   # the shared stop event does it
-
-    kill = terminate
-
-    def join(self, timeout):
-        self.thread.join(timeout)
 
 
 class Supervisor:
