@@ -104,6 +104,9 @@ def quantize_int8(onnx_path, out, feeds: list[dict], *, method: str = "minmax", 
         "DedicatedQDQPair": True,
         "QuantizeBias": cpu,
         "CalibMovingAverage": False,
+        # Instance norm runs in float: its 1-D scale gets one int8 scale per channel (axis 0; ORT's
+        # default axis 1 is out of range for it and silently falls back to one scale for all channels).
+        "QDQOpTypePerChannelSupportToAxis": {"InstanceNormalization": 0},
     }
     if method == "percentile":
         extra["CalibPercentile"] = float(percentile)
