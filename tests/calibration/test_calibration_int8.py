@@ -92,6 +92,11 @@ def test_weights_are_symmetric_per_channel_and_tensorrt_target_is_symmetric_int8
     for node in activations:
         zero = _initializer(model, node.input[2])
         assert zero.dtype == np.int8 and not zero.any()  # TensorRT: int8, zero point 0
+    producers = {n.output[0]: n for n in dequant}
+    norm_scales = [producers[n.input[1]] for n in model.graph.node
+                   if n.op_type == "InstanceNormalization" and n.input[1] in producers]
+    assert norm_scales and all(_initializer(model, d.input[1]).shape == _initializer(model, d.input[0]).shape
+                               for d in norm_scales)  # one scale per channel, not one for all
     # biases stay float for TensorRT to fuse
     assert not any(_initializer(model, n.input[0]).dtype == np.int32 for n in dequant if n.input[0] in init_names)
 
