@@ -17,6 +17,11 @@ def load(path, backend: str = "onnxruntime", **options) -> Engine:
     tensorrt:    an .onnx file (engine built and cached) or a serialized plan; options precision,
                  cache_dir, max_batch, workspace_gb.
     """
+    suffix = str(path).rsplit(".", 1)[-1].lower()
+    expected = {"pt2": "torch", "plan": "tensorrt"}.get(suffix)
+    if expected and backend != expected:
+        raise ValueError(f"{path} is a {'torch.export program' if suffix == 'pt2' else 'TensorRT plan'}; "
+                         f"load it with backend={expected!r}, not {backend!r}")
     if backend == "onnxruntime":
         from engines.onnxruntime_backend import OnnxRuntimeEngine
         return OnnxRuntimeEngine(path, **options)

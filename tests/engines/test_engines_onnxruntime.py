@@ -81,6 +81,8 @@ def test_missing_and_corrupt_files_name_the_file(tmp_path, generator_onnx):
 def test_unknown_backend_and_provider(generator_onnx):
     with pytest.raises(ValueError, match="unknown backend 'tflite'"):
         engines.load(generator_onnx, backend="tflite")
+    with pytest.raises(ValueError, match="model.pt2 is a torch.export program; load it with backend='torch'"):
+        engines.load("model.pt2")
     with pytest.raises(ValueError, match="not available here"):
         engines.load(generator_onnx, providers=["NoSuchExecutionProvider"])
     with pytest.raises(ValueError, match="not among the providers"):
