@@ -185,13 +185,6 @@ def _pose_dict(pose: Pose) -> dict:
     return {"yaw": round(pose.yaw, 2), "pitch": round(pose.pitch, 2), "roll": round(pose.roll, 2)}
 
 
-def write_label_lists(out: Path, manifest: dict) -> None:
-    """source.csv and target.csv (path,label,subject): lets the classifier split by driver."""
-    for part in ("source", "target"):
-        rows = (f"{r['image']},{EXPRESSIONS[r['label']]},{part}-driver{r['driver']:02d}" for r in manifest[part])
-        (Path(out) / f"{part}.csv").write_text("path,label,subject\n" + "".join(row + "\n" for row in rows))
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train synth", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="output folder")
@@ -228,6 +221,5 @@ def main(argv=None) -> int:
     timings = {k: round(v, 2) for k, v in timings.items()}
     manifest.update(counts=writer.counts, timings=timings)
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    write_label_lists(args.out, manifest)
     print(json.dumps({"out": str(args.out), **writer.counts, **timings}))
     return 0
