@@ -113,11 +113,17 @@ def fidelity(reference: dict, other: dict) -> dict:
             "psnr_db": round(10 * np.log10(4.0 / mse), 2) if mse > 0 else None}  # range [-1, 1]: peak² = 4
 
 
+def trained_generator(checkpoint):
+    """(module, config, image size, width) of a UIT checkpoint."""
+    module, kind, config, size, width = load_checkpoint_model(checkpoint)
+    if kind != "uit_generator":
+        raise SystemExit(f"{checkpoint}: a UIT generator checkpoint is needed, got {kind}")
+    return module, config, size, width
+
+
 def one_width(width, args, scratch: Path, calib, held_out) -> dict:
     if args.checkpoint:
-        module, kind, config, size, width = load_checkpoint_model(args.checkpoint)
-        if kind != "uit_generator":
-            raise SystemExit(f"{args.checkpoint}: a UIT generator checkpoint is needed, got {kind}")
+        module, config, size, width = trained_generator(args.checkpoint)
     else:
         from train.networks import Generator
         torch.manual_seed(0)
@@ -182,7 +188,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         frames = Path(args.frames) if args.frames else camera_like_frames(scratch / "frames", args.calibration_faces + 32)
-        faces = collect(frames, size=args.size, limit=args.calibration_faces + 32, progress=False)
+        size = trained_generator(args.checkpoint)[2] if args.checkpoint else args.size
+        faces = collect(frames, size=size, limit=args.calibration_faces + 32, progress=False)
         calib = type(faces)(faces.images[:args.calibration_faces], faces.side_maps[:args.calibration_faces])
         held_out = type(faces)(faces.images[args.calibration_faces:], faces.side_maps[args.calibration_faces:])
         widths = [None] if args.checkpoint else [int(w) for w in args.widths.split(",")]

@@ -47,6 +47,14 @@ def labelled_files(root) -> list[tuple[Path, int]]:
     return items
 
 
+def _resized(image, size: int):
+    """A square render at the model's size (area averaging when shrinking, as training does)."""
+    if image.shape[0] == size:
+        return image
+    import cv2
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR)
+
+
 def prepare(root, size: int = 128, prerendered: bool = False, stage=None):
     """(images, side_maps, labels, skipped): network-ready inputs for every usable labelled sample."""
     images, side_maps, labels, skipped = [], [], [], {}
@@ -63,10 +71,10 @@ def prepare(root, size: int = 128, prerendered: bool = False, stage=None):
                 continue
             if prerendered:
                 side_path = path.with_name(path.stem + SIDE_MAP_SUFFIX)
-                if not side_path.is_file() or image.shape[:2] != (size, size):
-                    skipped["no side map or wrong size"] = skipped.get("no side map or wrong size", 0) + 1
+                if not side_path.is_file() or image.shape[0] != image.shape[1]:
+                    skipped["no side map or not square"] = skipped.get("no side map or not square", 0) + 1
                     continue
-                frontal, side = image, read_image(side_path)
+                frontal, side = _resized(image, size), _resized(read_image(side_path), size)
             else:
                 result = stage(image)
                 if not result:
