@@ -52,7 +52,8 @@ def test_report_cli_on_prerendered_set(tmp_path, generator_128, classifier_128, 
     for i in range(6):  # write the calibration faces as a small pre-rendered labelled set
         folder = tmp_path / "set" / ("happiness" if i % 2 else "neutral")
         folder.mkdir(parents=True, exist_ok=True)
-        to_u8 = lambda x: ((np.moveaxis(x, 0, -1) + 1) * 127.5).round().astype(np.uint8)
+        side = 128 if i < 3 else 256  # renders at another square size are resized to the model's
+        to_u8 = lambda x: cv2.resize(((np.moveaxis(x, 0, -1) + 1) * 127.5).round().astype(np.uint8), (side, side))
         cv2.imwrite(str(folder / f"s{i}.png"), to_u8(calib.images[i]))
         cv2.imwrite(str(folder / f"s{i}.side.png"), to_u8(calib.side_maps[i]))
     feeds = batched_feeds({"image": calib.images, "side_map": calib.side_maps}, 3)
