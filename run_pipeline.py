@@ -37,6 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-baseline", action="store_true",
                    help="skip classifying the untranslated render (no accuracy-without-UIT figure)")
     p.add_argument("--threads", type=int, default=1, help="engine threads per stage (default 1)")
+    p.add_argument("--face-workers", type=int, default=min(2, len(os.sched_getaffinity(0))), metavar="N",
+                   help="face stage replicas on alternate frames, the costliest stage (default 2; 1 on one core)")
     p.add_argument("--pixel-format", default="auto", help="camera FOURCC, e.g. GREY or Y16 for NIR sensors")
     p.add_argument("--folder-fps", type=float, default=30.0, help="pace of an image folder replay")
     p.add_argument("--max-message-mb", type=float, default=64.0,
@@ -51,6 +53,8 @@ def check_outputs(args):
     """Refuse, before anything starts, outputs that could only fail later inside a stage."""
     if args.max_frames is not None and args.max_frames < 1:
         raise SystemExit(f"run_pipeline: --max-frames must be at least 1, got {args.max_frames}")
+    if args.face_workers < 1:
+        raise SystemExit(f"run_pipeline: --face-workers must be at least 1, got {args.face_workers}")
     if args.display and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise SystemExit("run_pipeline: --display needs a graphical session (DISPLAY is not set); "
                          "use --save-video OUT.mp4 instead")
@@ -70,7 +74,7 @@ def config_from(args) -> PipelineConfig:
         baseline=not args.no_baseline, publish=args.publish, save_video=args.save_video, display=args.display,
         record=args.record, max_frames=args.max_frames, single_process=args.single_process,
         pixel_format=args.pixel_format, folder_fps=args.folder_fps, max_bytes=int(args.max_message_mb * (1 << 20)),
-        stall_timeout_s=args.stall_timeout)
+        stall_timeout_s=args.stall_timeout, face_workers=args.face_workers)
 
 
 def main(argv=None) -> int:

@@ -23,6 +23,7 @@ class PipelineConfig:
     generator: str = DEFAULT_GENERATOR
     classifier: str = DEFAULT_CLASSIFIER
     threads: int = 1                    # engine threads per stage (processes already use the cores)
+    face_workers: int = 2               # face stage replicas: the costliest stage, run on alternate frames
     baseline: bool = True               # also classify the untranslated frontal render (accuracy without UIT)
     publish: str = DEFAULT_PUBLISH
     save_video: str | None = None
@@ -39,6 +40,13 @@ class PipelineConfig:
     stall_timeout_s: float = 15.0       # a stage process silent this long is killed and restarted (0: never)
     image_size: int = 128               # filled from the generator's metadata
     classes: tuple = field(default=EXPRESSIONS)
+
+    def worker_names(self) -> list[str]:
+        """One name per stage process: the face stage's replicas are face.0, face.1, ..."""
+        names = []
+        for stage in STAGES:
+            names += [f"face.{r}" for r in range(self.face_workers)] if stage == "face" else [stage]
+        return names
 
     @property
     def overlay(self) -> bool:

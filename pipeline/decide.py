@@ -7,6 +7,9 @@ is held through `hold_frames` such frames (a blink of the tracker), then cleared
 """
 from __future__ import annotations
 
+import time
+from collections import deque
+
 import numpy as np
 
 EMOTION_SCHEMA = "exprada.emotion/1"
@@ -72,3 +75,36 @@ def _face(face):
 def baseline_label(header: dict, classes):
     probs = header.get("probs_baseline")
     return classes[int(np.argmax(probs))] if header.get("valid") and probs is not None else None
+
+
+class Merger:
+    """Puts frames from the N face replicas back in frame order. Each replica's frames arrive in
+    their own order (one pipe per hop keeps it), so the smallest frame id among the replicas'
+    oldest frames is next, once every replica has one waiting — or once the oldest has waited
+    `patience_s` (live: a replica may have nothing coming, its frame dropped; replay: a replica
+    being restarted)."""
+
+    def __init__(self, replicas: int, patience_s: float):
+        self.queues = [deque() for _ in range(max(1, replicas))]
+        self.patience_s = patience_s
+
+    def push(self, header: dict, arrays: dict):
+        replica = header.get("replica", 0)
+        queue = self.queues[replica % len(self.queues) if isinstance(replica, int) else 0]
+        queue.append((time.monotonic(), header, arrays))
+
+    @property
+    def waiting(self) -> bool:
+        return any(self.queues)
+
+    def pop(self, flush: bool = False) -> list:
+        """The frames that may leave now, in order; flush: all of them (end of stream)."""
+        out = []
+        while self.waiting:
+            heads = [q for q in self.queues if q]
+            oldest = min(q[0][0] for q in heads)
+            if not (flush or len(heads) == len(self.queues) or time.monotonic() - oldest > self.patience_s):
+                break
+            queue = min(heads, key=lambda q: q[0][1]["frame_id"])
+            out.append(queue.popleft()[1:])
+        return out

@@ -34,8 +34,8 @@ GO_FILE = "go"       # the supervisor writes it when every stage is ready; captu
 class Stats:
     """The stage's counters to the supervisor, a few times a second, never blocking."""
 
-    def __init__(self, ctx, run_dir, name, counters: Counters, period: float):
-        self.name, self.counters, self.extra = name, counters, {}
+    def __init__(self, ctx, run_dir, name, counters: Counters, period: float, replica: int = 0):
+        self.name, self.counters, self.extra = name, counters, {"replica": replica}
         self.sock = ctx.socket(zmq.PUSH)
         self.sock.setsockopt(zmq.SNDHWM, 16)
         self.sock.setsockopt(zmq.LINGER, 200)
@@ -59,16 +59,19 @@ class Stats:
 
 def run_stage(name: str, config: PipelineConfig, ctx: zmq.Context, run_dir, should_stop, skip: int = 0,
               go=lambda: True) -> int:
-    """Run one stage until end of stream or `should_stop()`; capture starts when `go()` says so."""
+    """Run one stage until end of stream or `should_stop()`; capture starts when `go()` says so.
+    name: a stage, or face.R for the face stage's replica R."""
+    stage, _, replica = name.partition(".")
+    replica = int(replica or 0)
     counters = Counters()
     # Reports come 4× per status period so the status compares counters of about the same moment.
-    stats = Stats(ctx, run_dir, name, counters, config.status_period_s / 4)
+    stats = Stats(ctx, run_dir, stage, counters, config.status_period_s / 4, replica)
     try:
-        if name == "capture":
+        if stage == "capture":
             return run_capture(config, ctx, run_dir, should_stop, counters, stats, skip, go)
-        if name == "decide":
+        if stage == "decide":
             return run_decide(config, ctx, run_dir, should_stop, counters, stats)
-        return run_transform(name, config, ctx, run_dir, should_stop, counters, stats)
+        return run_transform(stage, replica, config, ctx, run_dir, should_stop, counters, stats)
     except (OSError, ValueError, zmq.ZMQError, SourceError) as error:
         # Setup went wrong (model file, port in use, unwritable output, source gone): say what, do not retry.
         print(f"exprada pipeline: stage {name}: {error}", file=sys.stderr, flush=True)
@@ -82,7 +85,8 @@ def run_capture(config, ctx, run_dir, should_stop, counters, stats, skip, go) ->
     from pipeline.record import FrameRecorder
     from pipeline.sources import open_source
 
-    out = Outlet(ctx, endpoint(run_dir, "in-face"), config.mode, counters)
+    outlets = [Outlet(ctx, endpoint(run_dir, f"in-face.{r}"), config.mode, counters)
+               for r in range(config.face_workers)]
     source = None
 
     def waiting():
@@ -105,7 +109,7 @@ def run_capture(config, ctx, run_dir, should_stop, counters, stats, skip, go) ->
             if recorder:
                 recorder.write(captured)
             messages.stamp(header, "capture", captured.t_capture_ns, time.monotonic_ns())
-            out.send(header, {"frame": captured.frame}, waiting)
+            send_to_face(outlets, captured.index, header, {"frame": captured.frame}, config.mode, counters, waiting)
             stats.send(source=source.status.as_dict())
             if config.max_frames and captured.index + 1 >= config.max_frames:
                 source.status.state = "ended"
@@ -114,15 +118,33 @@ def run_capture(config, ctx, run_dir, should_stop, counters, stats, skip, go) ->
             note = source.status.note
             if note:
                 print(f"exprada pipeline: {note}", file=sys.stderr, flush=True)
-            out.send(messages.end_of_stream(source.name, counters.frames_out, note or "end of source"),
-                     should_stop=should_stop)
+            for out in outlets:   # every face replica must hear the end
+                out.send(messages.end_of_stream(source.name, counters.frames_out, note or "end of source"),
+                         should_stop=should_stop)
+            linger_until_stopped(stats, should_stop)
     finally:
         stats.send(force=True, source=source.status.as_dict())
         source.close()
         if recorder:
             recorder.close()
-        out.close(0 if should_stop() else FLUSH_MS)
+        for out in outlets:
+            out.close(0 if should_stop() else FLUSH_MS)
     return 0
+
+
+def send_to_face(outlets, index, header, arrays, mode, counters, waiting):
+    """Frame i goes to face replica i mod N (each replica tracks every Nth frame). Live: if that one is
+    busy, to any replica with room; if none has, the frame is dropped (counted)."""
+    first = index % len(outlets)
+    if mode != LIVE:
+        header["replica"] = first
+        outlets[first].send(header, arrays, waiting)
+        return
+    for k in range(len(outlets)):
+        header["replica"] = (first + k) % len(outlets)
+        if outlets[header["replica"]].offer(header, arrays):
+            return
+    counters.drops += 1
 
 
 def resolve_source(spec: str) -> str:
@@ -132,14 +154,17 @@ def resolve_source(spec: str) -> str:
     return spec
 
 
-def run_transform(name, config, ctx, run_dir, should_stop, counters, stats) -> int:
+def run_transform(name, replica, config, ctx, run_dir, should_stop, counters, stats) -> int:
     from pipeline.steps import STEPS
 
-    inlet = Inlet(ctx, endpoint(run_dir, f"in-{name}"), config.mode, counters, config.max_bytes)
+    address = f"in-face.{replica}" if name == "face" else f"in-{name}"
+    inlet = Inlet(ctx, endpoint(run_dir, address), config.mode, counters, config.max_bytes)
     out = Outlet(ctx, endpoint(run_dir, f"in-{NEXT[name]}"), config.mode, counters)
     step = STEPS[name](config)
     stats.send(force=True, ready=True)
     finished = False
+    ends_expected = config.face_workers if name == "translate" else 1   # one end of stream per face replica
+    ends = 0
 
     def waiting():   # blocked on a full queue downstream: still alive, say so
         stats.send()
@@ -153,8 +178,12 @@ def run_transform(name, config, ctx, run_dir, should_stop, counters, stats) -> i
                 continue
             header, arrays = message
             if header.get("eos"):
+                ends += 1
+                if ends < ends_expected:
+                    continue
                 out.send(header, should_stop=should_stop)
                 finished = True
+                linger_until_stopped(stats, should_stop)
                 break
             started = time.monotonic_ns()
             try:
@@ -172,8 +201,12 @@ def run_transform(name, config, ctx, run_dir, should_stop, counters, stats) -> i
     return 0
 
 
+LIVE_PATIENCE_S = 0.05     # live: how long decide holds a frame for an earlier one from another replica
+REPLAY_PATIENCE_S = 5.0    # replay: long enough for a crashed face replica to come back
+
+
 def run_decide(config, ctx, run_dir, should_stop, counters, stats) -> int:
-    from pipeline.decide import Decider, baseline_label, emotion_message
+    from pipeline.decide import Decider, Merger, baseline_label, emotion_message
     from pipeline.overlay import OverlayWriter
 
     inlet = Inlet(ctx, endpoint(run_dir, "in-decide"), config.mode, counters, config.max_bytes)
@@ -186,50 +219,56 @@ def run_decide(config, ctx, run_dir, should_stop, counters, stats) -> int:
     results.setsockopt(zmq.LINGER, FLUSH_MS)
     results.connect(endpoint(run_dir, "results"))
     decider = Decider(config.classes)
+    merger = Merger(config.face_workers, LIVE_PATIENCE_S if config.mode == LIVE else REPLAY_PATIENCE_S)
     overlay = OverlayWriter(config.save_video, config.display, config.classes) if config.overlay else None
     poller = zmq.Poller()
     poller.register(inlet.sock, zmq.POLLIN)
     poller.register(status_in, zmq.POLLIN)
     last_id = -1
+
+    def publish_frame(header, arrays):
+        nonlocal last_id
+        if header["frame_id"] <= last_id:
+            counters.drops += 1   # too late (live) or a repeat after a capture restart: results leave in order
+            return
+        last_id = header["frame_id"]
+        started = time.monotonic_ns()
+        smoothed = decider.update(header.get("probs") if header.get("valid") else None)
+        messages.stamp(header, "decide", started, time.monotonic_ns())
+        emotion = emotion_message(header, smoothed, config.classes, time.monotonic_ns())
+        publish(publisher, b"emotion", json.dumps(emotion, separators=(",", ":")).encode())
+        counters.frames_out += 1
+        counters.last_frame_id = last_id
+        record = json.dumps({"emotion": emotion, "truth": header.get("truth"),
+                             "baseline": baseline_label(header, config.classes)}).encode()
+        if config.mode == LIVE:
+            try:
+                results.send(record, zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+        else:
+            send_waiting(results, [record], should_stop, copy=True)
+        if overlay:
+            overlay.write(arrays, emotion)
+
     stats.send(force=True, ready=True)
     try:
         while not should_stop():
             stats.send()
-            ready = dict(poller.poll(100))
+            ready = dict(poller.poll(10 if merger.waiting else 100))
             if status_in in ready:
                 forward_status(status_in, publisher)
-            if inlet.sock not in ready and inlet.pending is None:
-                continue
-            message = inlet.receive(0)
-            if message is None:
-                continue
-            header, arrays = message
-            if header.get("eos"):
-                send_waiting(results, [json.dumps({"eos": True, **header}).encode()], should_stop, copy=True)
+            message = inlet.receive(0) if inlet.sock in ready or inlet.pending is not None else None
+            if message is not None and message[0].get("eos"):
+                for header, arrays in merger.pop(flush=True):
+                    publish_frame(header, arrays)
+                send_waiting(results, [json.dumps({"eos": True, **message[0]}).encode()], should_stop, copy=True)
+                linger_until_stopped(stats, should_stop)
                 break
-            if header["frame_id"] <= last_id:
-                counters.drops += 1   # a duplicate after a capture restart; results leave in order
-                continue
-            last_id = header["frame_id"]
-            started = time.monotonic_ns()
-            smoothed = decider.update(header.get("probs") if header.get("valid") else None)
-            messages.stamp(header, "decide", started, time.monotonic_ns())
-            emotion = emotion_message(header, smoothed, config.classes, time.monotonic_ns())
-            payload = json.dumps(emotion, separators=(",", ":")).encode()
-            publish(publisher, b"emotion", payload)
-            counters.frames_out += 1
-            counters.last_frame_id = last_id
-            record = json.dumps({"emotion": emotion, "truth": header.get("truth"),
-                                 "baseline": baseline_label(header, config.classes)}).encode()
-            if config.mode == LIVE:
-                try:
-                    results.send(record, zmq.NOBLOCK)
-                except zmq.Again:
-                    pass
-            else:
-                send_waiting(results, [record], should_stop, copy=True)
-            if overlay:
-                overlay.write(arrays, emotion)
+            if message is not None:
+                merger.push(*message)
+            for header, arrays in merger.pop():
+                publish_frame(header, arrays)
     finally:
         stats.send(force=True)
         if overlay:
@@ -239,6 +278,15 @@ def run_decide(config, ctx, run_dir, should_stop, counters, stats) -> int:
         publisher.close(0)
         results.close(0 if should_stop() else FLUSH_MS)
     return 0
+
+
+def linger_until_stopped(stats, should_stop):
+    """After the end of stream: keep every socket open until the supervisor stops the run. A stage
+    that left at once would disconnect from the next one, and ZeroMQ may drop what the next stage had
+    received from it but not yet read (seen: the last frames of one face replica)."""
+    while not should_stop():
+        stats.send()
+        time.sleep(0.02)
 
 
 PUB_HWM = 1000   # messages queued per subscriber; beyond that a slow subscriber loses them

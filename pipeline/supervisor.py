@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
 from pathlib import Path
 
 import zmq
@@ -40,10 +40,10 @@ class Supervisor:
         self.stats_in = self.results_in = self.status_out = None
         self.emotion_log = self.status_log = None
         self.reports = {name: {} for name in STAGES}      # stage → {(pid, thread): latest report}
-        self.restarts = {name: deque() for name in STAGES}
-        self.restart_count = {name: 0 for name in STAGES}
-        self.workers = {}
-        self.finished = set()
+        self.restarts = defaultdict(deque)      # worker → times of its recent restarts
+        self.restart_count = defaultdict(int)   # worker → restarts so far
+        self.workers = {}                       # worker name (a stage, or face.R) → its handle
+        self.finished = set()                   # workers that ended cleanly
         self.error = None
         self.end_note = None
         self.ready_since = None
@@ -62,7 +62,7 @@ class Supervisor:
         self.ctx = zmq.Context()
         try:
             self._open_sockets()
-            for name in STAGES:
+            for name in self.config.worker_names():
                 self._start(name)
             self._loop()
         finally:
@@ -133,8 +133,8 @@ class Supervisor:
             self._finish_results()
 
     def _all_ready(self):
-        ready = all(any(r.get("ready") for r in self.reports[name].values()) or name in self.finished
-                    for name in STAGES if name != "capture")
+        ready = all(sum(1 for r in self.reports[stage].values() if r.get("ready")) >= len(self._workers_of(stage))
+                    for stage in STAGES if stage != "capture")
         if ready and self.ready_since is None:
             self.ready_since = time.monotonic()
         return ready and time.monotonic() - self.ready_since >= SUBSCRIBER_GRACE_S
@@ -210,11 +210,11 @@ class Supervisor:
             return
         now = time.monotonic()
         for name, worker in self.workers.items():
-            last = self.heard.get((name, worker.ident))
+            last = self.heard.get((stage_of(name), worker.ident))
             if worker.alive and last is not None and now - last > self.config.stall_timeout_s:
                 print(f"exprada pipeline: stage {name} silent for {now - last:.0f} s; killing it",
                       file=sys.stderr, flush=True)
-                self.heard.pop((name, worker.ident))
+                self.heard.pop((stage_of(name), worker.ident))
                 worker.kill()
 
     def _check_workers(self) -> bool:
@@ -263,13 +263,16 @@ class Supervisor:
 
     # ---- status ------------------------------------------------------------------------------
 
+    def _workers_of(self, stage) -> list[str]:
+        return [w for w in self.config.worker_names() if stage_of(w) == stage]
+
     def stage_totals(self) -> dict:
         """Counters per stage, summed over every incarnation of it (restarts start at zero)."""
         totals = {}
         for name in STAGES:
             reports = self.reports[name].values()
             total = {key: sum(r.get(key, 0) for r in reports) for key in COUNTERS}
-            total["restarts"] = self.restart_count[name]
+            total["restarts"] = sum(self.restart_count[w] for w in self._workers_of(name))
             totals[name] = total
         return totals
 
@@ -279,15 +282,17 @@ class Supervisor:
         totals = self.stage_totals()
         stages, upstream = {}, None
         for name in STAGES:
-            total, worker = totals[name], self.workers.get(name)
+            total, workers = totals[name], [self.workers[w] for w in self._workers_of(name) if w in self.workers]
             elapsed = max(now - then, 1e-6)
             fps = (total["frames_out"] - before.get(name, {}).get("frames_out", 0)) / elapsed
             queue = 0 if upstream is None else max(
                 0, upstream["frames_out"] - total["frames_in"] - total["superseded"])
             stages[name] = {"fps": round(fps, 2), "frames": total["frames_out"], "drops": total["drops"],
                             "malformed": total["malformed"], "errors": total["errors"], "queue": queue,
-                            "restarts": total["restarts"], "alive": bool(worker and worker.alive),
-                            "pid": worker.ident if worker else None}
+                            "restarts": total["restarts"], "alive": bool(workers) and all(w.alive for w in workers),
+                            "pid": workers[0].ident if workers else None}
+            if len(workers) > 1:   # the face stage's replicas
+                stages[name]["pids"] = [w.ident for w in workers]
             upstream = total
         self.last_status = (now, totals)
         source = {}
@@ -305,6 +310,11 @@ class Supervisor:
             pass
         if self.status_log:
             self.status_log.write(status)
+
+
+def stage_of(worker_name: str) -> str:
+    """face.1 → face: the stage a worker belongs to."""
+    return worker_name.partition(".")[0]
 
 
 def check_source(config: PipelineConfig):

