@@ -52,3 +52,23 @@ def test_emotion_message_schema_for_face_and_no_face():
     message = emotion_message(header, None, EXPRESSIONS, 2_000_000)
     assert message["valid"] is False and message["label"] is None and message["probs"] is None
     assert message["face"] is None and message["reason"] == "no face found"
+
+
+def test_merger_puts_two_replicas_back_in_frame_order():
+    import time
+
+    from pipeline.decide import Merger
+
+    merger = Merger(2, patience_s=0.2)
+    arrival = [(1, 1), (3, 1), (0, 0), (2, 0), (5, 1), (4, 0)]   # (frame_id, replica), each replica in order
+    out = []
+    for frame_id, replica in arrival:
+        merger.push({"frame_id": frame_id, "replica": replica}, {})
+        out += [h["frame_id"] for h, _ in merger.pop()]
+    assert out == [0, 1, 2, 3, 4]                 # 5 waits: replica 0 may still send something older
+    merger.push({"frame_id": 7, "replica": 1}, {})
+    assert merger.pop() == []
+    time.sleep(0.25)                              # replica 0 has nothing coming (a live drop): go on
+    assert [h["frame_id"] for h, _ in merger.pop()] == [5, 7]
+    merger.push({"frame_id": 9, "replica": 0}, {})
+    assert [h["frame_id"] for h, _ in merger.pop(flush=True)] == [9]   # end of stream: everything
