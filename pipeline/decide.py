@@ -79,14 +79,16 @@ def baseline_label(header: dict, classes):
 
 class Merger:
     """Puts frames from the N face replicas back in frame order. Each replica's frames arrive in
-    their own order (one pipe per hop keeps it), so the smallest frame id among the replicas'
-    oldest frames is next, once every replica has one waiting — or once the oldest has waited
-    `patience_s` (live: a replica may have nothing coming, its frame dropped; replay: a replica
-    being restarted)."""
+    their own order (one pipe per hop keeps it), so the smallest frame id among the replicas' oldest
+    frames goes next — at once when it follows the last one released (consecutive ids: no waiting in
+    the common case), else once every replica has a frame waiting, or once the oldest has waited
+    `patience_s` (live: a replica may have nothing coming, its frame dropped; replay: a replica being
+    restarted)."""
 
     def __init__(self, replicas: int, patience_s: float):
         self.queues = [deque() for _ in range(max(1, replicas))]
         self.patience_s = patience_s
+        self.last = -1
 
     def push(self, header: dict, arrays: dict):
         replica = header.get("replica", 0)
@@ -102,9 +104,12 @@ class Merger:
         out = []
         while self.waiting:
             heads = [q for q in self.queues if q]
-            oldest = min(q[0][0] for q in heads)
-            if not (flush or len(heads) == len(self.queues) or time.monotonic() - oldest > self.patience_s):
-                break
             queue = min(heads, key=lambda q: q[0][1]["frame_id"])
+            frame_id = queue[0][1]["frame_id"]
+            oldest = min(q[0][0] for q in heads)
+            if not (flush or frame_id == self.last + 1 or len(heads) == len(self.queues)
+                    or time.monotonic() - oldest > self.patience_s):
+                break
+            self.last = max(self.last, frame_id)
             out.append(queue.popleft()[1:])
         return out

@@ -65,10 +65,13 @@ def test_merger_puts_two_replicas_back_in_frame_order():
     for frame_id, replica in arrival:
         merger.push({"frame_id": frame_id, "replica": replica}, {})
         out += [h["frame_id"] for h, _ in merger.pop()]
-    assert out == [0, 1, 2, 3, 4]                 # 5 waits: replica 0 may still send something older
-    merger.push({"frame_id": 7, "replica": 1}, {})
-    assert merger.pop() == []
-    time.sleep(0.25)                              # replica 0 has nothing coming (a live drop): go on
-    assert [h["frame_id"] for h, _ in merger.pop()] == [5, 7]
-    merger.push({"frame_id": 9, "replica": 0}, {})
-    assert [h["frame_id"] for h, _ in merger.pop(flush=True)] == [9]   # end of stream: everything
+    assert out == [0, 1, 2, 3, 4, 5]              # each leaves as soon as the one before it has
+    merger.push({"frame_id": 8, "replica": 1}, {})
+    assert merger.pop() == []                     # 6 and 7 missing: replica 0 may still send 6
+    time.sleep(0.25)                              # ...it has nothing coming (a live drop): go on
+    assert [h["frame_id"] for h, _ in merger.pop()] == [8]
+    merger.push({"frame_id": 11, "replica": 1}, {})
+    merger.push({"frame_id": 10, "replica": 0}, {})
+    assert [h["frame_id"] for h, _ in merger.pop()] == [10, 11]   # a gap, but both replicas have spoken
+    merger.push({"frame_id": 13, "replica": 0}, {})
+    assert [h["frame_id"] for h, _ in merger.pop(flush=True)] == [13]   # end of stream: everything
