@@ -4,7 +4,8 @@ single-process loop running the same stages one after another, on the same frame
     python -m benchmarks.pipeline_replay                    # demo video, default models, 300 frames
     python -m benchmarks.pipeline_replay --frames 600 --source drive.mp4
 
-Both replay at --fast (no pacing) and both are lossless; `speedup` = pipeline fps / sequential fps.
+Both replay at --fast (no pacing) and both are lossless; `speedup` = median pipeline fps / median
+sequential fps over --rounds alternating runs (the last round's details are printed too).
 Both run their engines with --threads intra-op threads (default 1: on a 2-core machine shared with
 other work, more threads spin against each other and slow the sequential loop down — try 2 on an
 idle machine). Prints one JSON line.
@@ -13,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 from pathlib import Path
 
@@ -34,19 +36,30 @@ def main(argv=None):
     p.add_argument("--classifier", default=DEFAULT_CLASSIFIER)
     p.add_argument("--publish", default="tcp://127.0.0.1:5561")
     p.add_argument("--threads", type=int, default=1, help="engine intra-op threads, both runs")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="alternate pipeline and sequential runs this many times; medians are reported "
+                        "(the machine's other load drifts)")
     args = p.parse_args(argv)
     cores = len(os.sched_getaffinity(0))
     common = dict(source=args.source, fast=True, max_frames=args.frames, generator=args.generator,
                   classifier=args.classifier)
-    staged = run_pipeline(PipelineConfig(publish=args.publish, threads=args.threads, **common))
-    sequential = run_sequential(PipelineConfig(threads=args.threads, **common))
-    sequential.pop("records")
+    rounds, loads = [], []
+    for _ in range(args.rounds):
+        staged = run_pipeline(PipelineConfig(publish=args.publish, threads=args.threads, **common))
+        sequential = run_sequential(PipelineConfig(threads=args.threads, **common))
+        sequential.pop("records")
+        rounds.append((staged, sequential))
+        loads.append(os.getloadavg()[0])
+    pipeline_fps = statistics.median(r[0]["fps"] for r in rounds)
+    sequential_fps = statistics.median(r[1]["fps"] for r in rounds)
+    staged, sequential = rounds[-1]
     result = {
         "benchmark": "pipeline_replay", "source": args.source, "frames": args.frames, "cores": cores,
-        "threads": args.threads, "load_avg_1min": round(os.getloadavg()[0], 2),
+        "threads": args.threads, "rounds": args.rounds, "load_avg_1min": [round(x, 2) for x in loads],
         "cpu": platform.processor() or platform.machine(),
-        "pipeline_fps": staged["fps"], "sequential_fps": sequential["fps"],
-        "speedup": round(staged["fps"] / sequential["fps"], 3) if staged["fps"] and sequential["fps"] else None,
+        "pipeline_fps": pipeline_fps, "sequential_fps": sequential_fps,
+        "speedup": round(pipeline_fps / sequential_fps, 3),
+        "speedup_per_round": [round(a["fps"] / b["fps"], 3) for a, b in rounds],
         "pipeline": {k: staged.get(k) for k in KEEP}, "sequential": {k: sequential.get(k) for k in KEEP},
     }
     if staged.get("error"):
