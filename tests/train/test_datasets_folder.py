@@ -15,6 +15,12 @@ def test_labelled_tree_gives_one_sample_per_image_with_its_class(tmp_path):
     assert {s.label for s in samples} == {EXPRESSIONS.index("happiness"), EXPRESSIONS.index("sadness")}
 
 
+def test_class_folders_may_use_the_usual_words_for_expressions(tmp_path):
+    write_labelled(tmp_path / "src", per_class=1, size=16, classes=("happy", "Angry"))
+    samples = index_labelled_folder(tmp_path / "src")
+    assert label_counts(samples) == {"happiness": 1, "anger": 1}
+
+
 def test_unlabelled_folder_is_indexed_recursively(tmp_path):
     write_images(tmp_path / "tgt" / "a", 2, 16, seed=1)
     write_images(tmp_path / "tgt" / "b", 1, 16, seed=2)

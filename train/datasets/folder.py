@@ -1,14 +1,16 @@
 """Plain folders: a class-per-folder tree (labelled) or any folder of images (unlabelled).
 
 Labelled layout: ROOT/<expression>/*.png, the folder names being expression names
-(`face.expressions.EXPRESSIONS`, any case). A dataset may hold only some of the seven classes
+(`face.expressions.EXPRESSIONS`, any case) or the usual words for them ("happy", "angry", ...:
+`train.datasets.labels`). A dataset may hold only some of the seven classes
 (MMI has six), but a class folder that is there must hold images.
 """
 from pathlib import Path
 
-from face.expressions import EXPRESSIONS, expression_index
+from face.expressions import EXPRESSIONS
 
 from . import Sample, list_images
+from .labels import known_names, label_index
 
 
 def _existing_folder(root, what: str) -> Path:
@@ -32,10 +34,10 @@ def index_labelled_folder(root, domain: str = "source") -> list[Sample]:
     samples: list[Sample] = []
     for class_dir in class_dirs:
         try:
-            label = expression_index(class_dir.name)
+            label = label_index(class_dir.name)
         except ValueError:
             raise ValueError(f"{class_dir}: folder name is not an expression; expected one of "
-                             f"{', '.join(EXPRESSIONS)}") from None
+                             f"{', '.join(known_names('generic'))}") from None
         images = list_images(class_dir)
         if not images:
             raise ValueError(f"{class_dir}: class {EXPRESSIONS[label]!r} has no images")
