@@ -192,8 +192,7 @@ def generate_augmentation(config: dict, run_dir: Path, classes: list[int], devic
     from .checkpoint import load_model
     from .data import SideMaps, collate_skipping_bad
     from .datasets.folder import index_unlabelled_folder
-    from face.imageio import from_network
-    import cv2
+    from .translate import to_expression, write_png
 
     out = run_dir / "augmented"
     generator, cgit_config, kind = load_model(config["augment_with"], "G_ts")
@@ -236,11 +235,8 @@ def generate_augmentation(config: dict, run_dir: Path, classes: list[int], devic
             if batch["size"] == 0:
                 continue
             x = torch.cat([batch["image"], batch["side"]], dim=1).to(device)
-            onehot = F.one_hot(torch.full((x.shape[0],), label, device=device), NUM_EXPRESSIONS).float()
-            for image in from_network(generator(x, onehot)[0].float().cpu().numpy()):
-                path = out / EXPRESSIONS[label] / f"cgit_{made:06d}.png"
-                if not cv2.imwrite(str(path), image):
-                    raise OSError(f"cannot write {path}")
+            for image in to_expression(generator, x, label):
+                write_png(out / EXPRESSIONS[label] / f"cgit_{made:06d}.png", image)
                 made += 1
                 bar.update(1)
     bar.close()

@@ -61,7 +61,14 @@ def expressions_asked(text: str) -> list[int]:
     return [expression_index(name) for name in text.split(",") if name.strip()]
 
 
-def _write(path: Path, image: np.ndarray) -> None:
+def to_expression(model, x: torch.Tensor, label: int) -> np.ndarray:
+    """A CGIT generator's translation of a batch (image + side map, N×6×H×W) to one expression,
+    as uint8 BGR images."""
+    onehot = F.one_hot(torch.full((x.shape[0],), label, device=x.device), len(EXPRESSIONS)).float()
+    return from_network(model(x, onehot)[0].float().cpu().numpy())
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), image):
         raise OSError(f"cannot write {path}")
@@ -94,22 +101,21 @@ def translate(checkpoint, input_path, out, generator="G_ts", expression="all", b
         if not conditioned:
             image, side = (from_network(t.float().cpu().numpy()) for t in model(x))
             for k, name in enumerate(names):
-                _write(out / name, image[k])
-                _write(out / name.with_name(name.stem + ".side.png"), side[k])
+                write_png(out / name, image[k])
+                write_png(out / name.with_name(name.stem + ".side.png"), side[k])
                 written += 1
             continue
         per_expression = []
         for label in labels:
-            onehot = F.one_hot(torch.full((x.shape[0],), label, device=device), len(EXPRESSIONS)).float()
-            image = from_network(model(x, onehot)[0].float().cpu().numpy())
+            image = to_expression(model, x, label)
             per_expression.append(image)
             for k, name in enumerate(names):
-                _write(out / EXPRESSIONS[label] / name, image[k])
+                write_png(out / EXPRESSIONS[label] / name, image[k])
                 written += 1
         if len(labels) > 1:
             inputs = from_network(batch["image"].numpy())
             for k, name in enumerate(names):
-                _write(out / "strips" / name, np.concatenate([inputs[k]] + [imgs[k] for imgs in per_expression], axis=1))
+                write_png(out / "strips" / name, np.concatenate([inputs[k]] + [imgs[k] for imgs in per_expression], axis=1))
     summary = {"checkpoint": str(checkpoint), "kind": kind, "generator": generator, "inputs": len(samples),
                "written": written, "bad_files": bad, "expressions": [EXPRESSIONS[i] for i in labels],
                "no_face_side_maps": side_maps.counts["no_face"]}
