@@ -33,7 +33,7 @@ from .datasets.face_crops import crop_faces
 from .datasets.folder import index_labelled_folder
 from .datasets.sources import add_data_arguments, data_options, load_samples, wants_face_crop
 from .datasets.splits import apply_split, check_parts_disjoint, make_split, read_split, write_split
-from .run_setup import merge_config, open_run, samples_digest
+from .run_setup import add_run_control_arguments, merge_config, open_run, samples_digest
 from .runlog import RunLog, progress, setup_logging, write_json
 
 KIND = "classifier"
@@ -95,15 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--per-class", type=int, help="images to generate per expression")
     g.add_argument("--augment-from", help="images the generator translates (default: the CGIT run's target folder)")
     g = p.add_argument_group("how it runs (may change on --resume)")
-    g.add_argument("--device", help="auto | cpu | cuda | cuda:N (auto)")
-    g.add_argument("--workers", type=int, help="data-loading processes (2)")
-    g.add_argument("--log-every", type=int, help="steps between logged scalars (20)")
+    add_run_control_arguments(g, DEFAULTS)
     g.add_argument("--eval-every", type=int, help="steps between validations (0: once an epoch)")
-    g.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (500)")
-    g.add_argument("--eval-batch-size", type=int, help="(64)")
-    g.add_argument("--stop-after", type=int, help="stop (with a checkpoint) at this global step")
-    g.add_argument("--max-nonfinite", type=int, help="stop after this many non-finite steps in a row (20)")
-    g.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    g.add_argument("--eval-batch-size", type=int, help=f"({DEFAULTS['eval_batch_size']})")
     return p
 
 

@@ -24,7 +24,7 @@ from .checkpoint import checkpoint_path, restore_rng, save_checkpoint
 from .data import ImageDataset, SideMaps, StepBatchSampler, make_loader
 from .datasets.folder import index_labelled_folder, index_unlabelled_folder
 from .exprada_model import ExprADAModel
-from .run_setup import merge_config, open_run, samples_digest
+from .run_setup import add_run_control_arguments, merge_config, open_run, samples_digest
 from .runlog import RunLog, progress, setup_logging, write_json
 
 # Settings that define what is trained: a resumed run must keep them (else it is not the same run).
@@ -69,20 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-bi", dest="use_bi", action="store_false", default=None, help="ablation: drop the bidirectional loss")
     g.add_argument("--no-re", dest="use_re", action="store_false", default=None, help="ablation: drop the reconstruction loss")
     g = p.add_argument_group("how it runs (may change on --resume)")
-    g.add_argument("--device", help="auto | cpu | cuda | cuda:N (auto)")
+    add_run_control_arguments(g, DEFAULTS)
     g.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 autocast (GPU fast path)")
     g.add_argument("--channels-last", action="store_true", default=None)
     g.add_argument("--compile", action="store_true", default=None, help="torch.compile the four networks")
     g.add_argument("--cuda-graph", action="store_true", default=None,
                    help="capture the whole step in a CUDA graph (one GPU)")
-    g.add_argument("--workers", type=int, help="data-loading processes (2)")
-    g.add_argument("--log-every", type=int, help="steps between logged scalars (50)")
-    g.add_argument("--sample-every", type=int, help="steps between PNG sample grids (500)")
-    g.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (1000)")
+    g.add_argument("--sample-every", type=int, help=f"steps between PNG sample grids ({DEFAULTS['sample_every']})")
     g.add_argument("--keep-every", type=int, help="also keep a step_N.pt snapshot every N steps (0: never)")
-    g.add_argument("--max-nonfinite", type=int, help="stop after this many non-finite steps in a row (20)")
-    g.add_argument("--stop-after", type=int, help="stop (with a checkpoint) at this global step")
-    g.add_argument("--no-progress", dest="progress", action="store_false", default=None)
     return p
 
 

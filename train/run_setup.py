@@ -37,3 +37,15 @@ def merge_config(given: dict, saved: dict | None, defaults: dict, locked) -> dic
 def samples_digest(samples) -> str:
     """Short fingerprint of a sample list (paths and labels): tells a resumed run its data changed."""
     return hashlib.sha1("\n".join(f"{s.path}|{s.label}" for s in samples).encode()).hexdigest()[:16]
+
+
+def add_run_control_arguments(group, defaults: dict) -> None:
+    """The flags every trainer shares for how a run runs; they may change on --resume."""
+    group.add_argument("--device", help="auto | cpu | cuda | cuda:N (auto)")
+    group.add_argument("--workers", type=int, help=f"data-loading processes ({defaults['workers']})")
+    group.add_argument("--log-every", type=int, help=f"steps between logged scalars ({defaults['log_every']})")
+    group.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints ({defaults['checkpoint_every']})")
+    group.add_argument("--max-nonfinite", type=int,
+                       help=f"stop after this many non-finite steps in a row ({defaults['max_nonfinite']})")
+    group.add_argument("--stop-after", type=int, help="stop (with a checkpoint) at this global step")
+    group.add_argument("--no-progress", dest="progress", action="store_false", default=None)
