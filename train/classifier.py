@@ -184,7 +184,7 @@ def generate_augmentation(config: dict, run_dir: Path, classes: list[int], devic
     from tqdm import tqdm
 
     from .checkpoint import load_model
-    from .data import SideMaps, collate_skipping_bad
+    from .data import SideMaps, collate_skipping_bad, generator_input
     from .datasets.folder import index_unlabelled_folder
     from .translate import to_expression, write_png
 
@@ -228,7 +228,7 @@ def generate_augmentation(config: dict, run_dir: Path, classes: list[int], devic
                 bad.add(path)
             if batch["size"] == 0:
                 continue
-            x = torch.cat([batch["image"], batch["side"]], dim=1).to(device)
+            x = generator_input(batch).to(device)
             for image in to_expression(generator, x, label):
                 write_png(out / EXPRESSIONS[label] / f"cgit_{made:06d}.png", image)
                 made += 1
@@ -357,9 +357,7 @@ class ClassifierTrainer:
         return True
 
     def _count_bad(self, batch):
-        for path, reason in batch["bad"]:
-            if self.runlog.bad_file(path, reason, self.log) or not self.ctx.is_main:
-                self.counters["bad_files"] += 1
+        self.counters["bad_files"] += self.runlog.count_bad(batch, self.log, self.ctx.is_main)
 
     def train(self) -> dict:
         c = self.config

@@ -157,6 +157,11 @@ class ImageDataset(Dataset):
             return {"bad": (str(self.samples[index].path), str(err)), "index": index}
 
 
+def generator_input(batch: dict) -> torch.Tensor:
+    """The generator's 6-channel input: image and side map, N×6×H×W."""
+    return torch.cat([batch["image"], batch["side"]], dim=1)
+
+
 def collate_skipping_bad(items: list[dict]) -> dict:
     """Stack the good items; bad ones go to batch["bad"] as (path, reason). A batch with no good
     item has batch["size"] == 0 and no tensors."""

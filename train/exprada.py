@@ -21,7 +21,7 @@ from face.expressions import EXPRESSIONS, NUM_EXPRESSIONS
 
 from . import distributed
 from .checkpoint import checkpoint_path, restore_rng, save_checkpoint
-from .data import ImageDataset, SideMaps, StepBatchSampler, make_loader
+from .data import ImageDataset, SideMaps, StepBatchSampler, generator_input, make_loader
 from .datasets.folder import index_labelled_folder, index_unlabelled_folder
 from .exprada_model import ExprADAModel
 from .run_setup import add_run_control_arguments, merge_config, open_run, samples_digest
@@ -173,7 +173,7 @@ class ExprADATrainer:
         return torch.randint(NUM_EXPRESSIONS, (count,), generator=generator)
 
     def _prepare(self, batch) -> torch.Tensor:
-        x = torch.cat([batch["image"], batch["side"]], dim=1).to(self.device, non_blocking=True)
+        x = generator_input(batch).to(self.device, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last) if self.config["channels_last"] else x
 
     def _fixed_batch(self, batch) -> dict:
@@ -185,9 +185,7 @@ class ExprADATrainer:
         return {**batch, **{k: batch[k][repeat] for k in ("image", "side", "label", "index")}}
 
     def _count_bad(self, batch):
-        for path, reason in batch["bad"]:
-            if self.runlog.bad_file(path, reason, self.log) or not self.ctx.is_main:
-                self.counters["bad_files"] += 1
+        self.counters["bad_files"] += self.runlog.count_bad(batch, self.log, self.ctx.is_main)
 
     def train(self) -> dict:
         c = self.config

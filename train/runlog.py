@@ -151,6 +151,11 @@ class RunLog:
                 f.write(f"{path}\t{reason}\n")
         return True
 
+    def count_bad(self, batch: dict, logger: logging.Logger | None, is_main: bool) -> int:
+        """How many of a batch's unreadable files to add to the run's count: each one once on the
+        main process (which logs it); every one on the others, whose counts are summed across processes."""
+        return sum(self.bad_file(path, reason, logger) or not is_main for path, reason in batch["bad"])
+
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()

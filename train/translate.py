@@ -22,7 +22,7 @@ from face.expressions import EXPRESSIONS, expression_index
 from face.imageio import from_network
 
 from .checkpoint import load_model
-from .data import ImageDataset, SideMaps, collate_skipping_bad
+from .data import ImageDataset, SideMaps, collate_skipping_bad, generator_input
 from .datasets import Sample, is_image_file
 from .datasets.folder import index_unlabelled_folder
 from .distributed import pick_device
@@ -96,7 +96,7 @@ def translate(checkpoint, input_path, out, generator="G_ts", expression="all", b
             bad.append(path)
         if batch["size"] == 0:
             continue
-        x = torch.cat([batch["image"], batch["side"]], dim=1).to(device)
+        x = generator_input(batch).to(device)
         names = [samples[int(i)].path.relative_to(root).with_suffix(".png") for i in batch["index"]]
         if not conditioned:
             image, side = (from_network(t.float().cpu().numpy()) for t in model(x))
