@@ -6,6 +6,7 @@ that names the tensor and what was expected versus what was given.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,7 @@ class NonFiniteOutputError(ValueError):
     """An engine produced NaN or Inf; raised by `check_finite`, never swallowed."""
 
 
-class Engine:
+class Engine(ABC):
     """Base class: subclasses set `inputs`, `outputs`, `metadata`, `path` and implement `_run`."""
 
     backend = "base"
@@ -42,8 +43,9 @@ class Engine:
         feeds = self.check_feeds(feeds)
         return self._run(feeds)
 
+    @abstractmethod
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+        """The backend's own run on feeds already checked."""
 
     def warmup(self, runs: int = 3, batch: int = 1) -> None:
         """Run zeros through the engine so allocations, autotuning and graph capture happen now."""

@@ -14,6 +14,7 @@ Backbones:
 Input: N×3×S×S float32 in [-1, 1] (BGR, `x/127.5-1`), S = config["image_size"].
 """
 import re
+from abc import ABC, abstractmethod
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +26,7 @@ ARCHS = ("vgg16", "resnet50", "resnet18", "small")
 MIN_SIZE = 32  # five halvings: every backbone needs at least 32×32
 
 
-class ClassifierBase(nn.Module):
+class ClassifierBase(nn.Module, ABC):
     """Checks the input (clear error for another size or channel count) and returns (logits, embedding)."""
 
     def __init__(self, image_size: int, num_classes: int):
@@ -40,11 +41,13 @@ class ClassifierBase(nn.Module):
             raise ValueError(f"classifier input must be N×{expected[0]}×{expected[1]}×{expected[2]} (BGR in [-1, 1], "
                              f"the size it was trained at), got {tuple(x.shape)}")
 
-    def features(self, x):  # -> embedding
-        raise NotImplementedError
+    @abstractmethod
+    def features(self, x):
+        """Image batch → embedding N×D."""
 
+    @abstractmethod
     def head(self, embedding):
-        raise NotImplementedError
+        """Embedding → class logits N×7."""
 
     def forward(self, x):
         self.check_input(x)
