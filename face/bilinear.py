@@ -2,8 +2,9 @@
 
 `build` makes a model from registered meshes by N-mode SVD; `load`/`save` read and write the
 project's `.npz`; `face.facewarehouse.load_facewarehouse` builds one from FaceWarehouse's
-per-person blendshape files. Every model is checked on the way in: a malformed or inconsistent
-file is a ValueError that says what is wrong.
+per-person blendshape files and `load_facewarehouse_core` from a FaceWarehouse core tensor file.
+Every model is checked on the way in: a malformed or inconsistent file is a ValueError that says
+what is wrong.
 
 The `.npz` holds (V vertices, T triangles, L landmarks):
   core                (3V, n_id, n_exp) float32   vertex coordinates interleaved x, y, z
@@ -117,9 +118,13 @@ def save(model: BilinearModel, path) -> None:
 def load(path=None) -> BilinearModel:
     """The project's `.npz` model (the shipped default when `path` is None)."""
     path = Path(path) if path is not None else DEFAULT_MODEL_PATH
-    if path.suffix in (".bs", ".bin"):
+    if path.suffix == ".bs":
         raise ValueError(f"{path}: FaceWarehouse data; build a model from it with "
                          "face.facewarehouse.load_facewarehouse(root, landmark_vertex=..., expression_rows=...)")
+    if path.suffix in (".bin", ".tensor"):
+        raise ValueError(f"{path}: a FaceWarehouse core tensor? It needs its factors and topology: "
+                         "face.facewarehouse.load_facewarehouse_core(path, landmark_vertex=..., triangles=..., "
+                         "identity_weights=..., expression_weights=..., expression_rows=...)")
     if not path.is_file():
         raise ValueError(f"{path}: no such model file")
     try:
