@@ -2,9 +2,17 @@
 
 Landmarks arrive in frame pixels (x right, y down, z nearer-is-smaller). They are turned into a
 camera frame with y up and z towards the viewer, so that P ≈ s·R·M + t for model vertices M.
-Regularised alternating least squares: similarity pose (Umeyama) → expression weights → identity
-weights, repeated. The identity is slowly varying, so its normal equations are pooled over the
-frames of one driver with exponential forgetting; `reset()` starts a new driver.
+Regularised alternating least squares: similarity pose → expression weights → identity weights,
+repeated. The identity is slowly varying, so its normal equations are pooled over the frames of one
+driver with exponential forgetting; `reset()` starts a new driver.
+
+Which landmarks to trust (measured on synthetic drivers with known geometry, benchmarks/face_quality):
+- the pose comes from the facial features alone (eyes, brows, nose, lips: FEATURE_LANDMARKS),
+  mostly from their x and y. The cheek and outline points carry no texture of their own: on a
+  turned head FaceMesh slides them towards the silhouette and the ear, and its depth (z) shrinks
+  as the head turns (×0.82 at 45°); both pull the fitted yaw towards frontal (−11° at 45° with all
+  points in 3-D, −5° with the features, depth faded out beyond 20° of yaw).
+- the shape is fitted to every point, the featureless ones down-weighted (OTHER_WEIGHT).
 
 Angles: R = Rz(roll)·Ry(yaw)·Rx(pitch), degrees. yaw > 0 turns the nose towards the image's right,
 pitch > 0 tips it down, roll > 0 turns the face counter-clockwise on screen.
@@ -15,7 +23,24 @@ import numpy as np
 
 from face.bilinear import BilinearModel
 
-Z_WEIGHT = 0.3  # mediapipe's depth is a network's guess: trust it less than x and y
+Z_WEIGHT = 0.3  # mediapipe's depth is a network's guess: trust it less than x and y (shape only)
+OTHER_WEIGHT = 0.3  # weight of a featureless (cheek, outline) landmark in the shape, a feature's is 1
+POSE_STEPS = 2  # Gauss-Newton steps refining the pose
+# The depth axis's weight in the pose (x and y weigh 1): FaceMesh's depth helps the pitch of a
+# frontal face, but shrinks as the head turns (its scale 1.00, 0.95, 0.86, 0.82 of the truth at yaw
+# 0, 15, 30, 45°) and then drags the yaw towards frontal; so it fades out by DEPTH_FADE_DEG of yaw.
+POSE_DEPTH_WEIGHT = 0.3
+DEPTH_FADE_DEG = 20.0
+# MediaPipe FaceMesh points on the lips, eyes, eyebrows and nose (its FACEMESH_LIPS, _LEFT_EYE,
+# _RIGHT_EYE, _LEFT_EYEBROW, _RIGHT_EYEBROW and _NOSE contours): drawn on texture, so found where
+# the image shows them.
+FEATURE_LANDMARKS = (
+    0, 1, 2, 4, 5, 6, 7, 13, 14, 17, 19, 33, 37, 39, 40, 45, 46, 48, 52, 53, 55, 61, 63, 64, 65, 66, 70, 78,
+    80, 81, 82, 84, 87, 88, 91, 94, 95, 97, 98, 105, 107, 115, 133, 144, 145, 146, 153, 154, 155, 157, 158,
+    159, 160, 161, 163, 168, 173, 178, 181, 185, 191, 195, 197, 220, 246, 249, 263, 267, 269, 270, 275, 276,
+    278, 282, 283, 285, 291, 293, 294, 295, 296, 300, 308, 310, 311, 312, 314, 317, 318, 321, 324, 326, 327,
+    334, 336, 344, 362, 373, 374, 375, 380, 381, 382, 384, 385, 386, 387, 388, 390, 398, 402, 405, 409, 415,
+    440, 466)
 
 
 def rotation_from_angles(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -44,20 +69,68 @@ def camera_to_image(points: np.ndarray) -> np.ndarray:
     return np.asarray(points, dtype=np.float64) * np.array([1.0, -1.0, -1.0])
 
 
-def similarity(model_points: np.ndarray, target: np.ndarray):
-    """Scale, rotation, translation with target ≈ s·R·model + t: the rotation by Umeyama on all
-    three axes (weighting an axis would bias it), the scale and translation refined on x and y
-    alone, where the landmarks are reliable."""
-    mu_m, mu_t = model_points.sum(axis=0) / len(model_points), target.sum(axis=0) / len(target)
+def similarity(model_points: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None,
+               steps: int = 0, depth_weight: float = 1.0, depth_fade_deg: float = 0.0,
+               start: np.ndarray | None = None):
+    """Scale, rotation, translation with target ≈ s·R·model + t, each point weighted by `weights`.
+
+    The rotation starts from weighted Umeyama on all three axes, the scale and translation are then
+    fitted on x and y alone. With `steps` > 0, that many Gauss-Newton steps refine all of them with
+    the depth axis weighted by `depth_weight` (a closed form cannot weight an axis without biasing
+    the rotation; an iterative one can): the landmarks' depth is the least reliable axis. With
+    `depth_fade_deg`, the depth weight falls linearly to 0 at that yaw of the starting rotation.
+    `start`: a starting rotation (the last frame's on a stream) instead of Umeyama's."""
+    n = len(model_points)
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = w / max(float(w.sum()), 1e-12)
+    mu_m, mu_t = w @ model_points, w @ target
     x, y = model_points - mu_m, target - mu_t
-    cov = y.T @ x / len(x)
-    u, sv, vt = np.linalg.svd(cov)
-    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
-    rotation = u @ d @ vt
+    if start is None:
+        cov = (y * w[:, None]).T @ x
+        u, sv, vt = np.linalg.svd(cov)
+        d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+        rotation = u @ d @ vt
+    else:
+        rotation = np.asarray(start, dtype=np.float64)
     rx = x @ rotation.T
-    scale = float((y[:, :2] * rx[:, :2]).sum() / max((rx[:, :2] ** 2).sum(), 1e-12))
-    translation = mu_t - scale * rotation @ mu_m
+    scale = float((w[:, None] * y[:, :2] * rx[:, :2]).sum() / max((w[:, None] * rx[:, :2] ** 2).sum(), 1e-12))
+    centre = mu_t.copy()  # where the weighted centroid of the model lands
+    if steps and depth_fade_deg > 0:
+        yaw = np.degrees(np.arcsin(np.clip(-rotation[2, 0], -1.0, 1.0)))
+        depth_weight = depth_weight * max(0.0, 1.0 - abs(yaw) / depth_fade_deg)
+    if steps:
+        used = w > 0
+        x, y, w = x[used], y[used], w[used]
+        axis_w = np.concatenate([w, w, depth_weight * w])  # rows axis-major: all x, all y, all z
+        n = len(x)
+        jac = np.zeros((3 * n, 7))
+        jac[:n, 4] = jac[n:2 * n, 5] = jac[2 * n:, 6] = 1.0
+    for _ in range(steps):
+        # Unknowns: a small rotation ω (R ← exp(ω)·R), the scale and the centre's shift; residuals
+        # s·R·x + centre − target per point and axis (target − centre = y − shift), d(R·x)/dω = ω × R·x.
+        rx = x @ rotation.T
+        srx = scale * rx
+        jac[:n, 1], jac[:n, 2] = srx[:, 2], -srx[:, 1]
+        jac[n:2 * n, 0], jac[n:2 * n, 2] = -srx[:, 2], srx[:, 0]
+        jac[2 * n:, 0], jac[2 * n:, 1] = srx[:, 1], -srx[:, 0]
+        jac[:, 3] = rx.T.reshape(-1)
+        residual = (srx + (centre - mu_t) - y).T.reshape(-1)
+        weighted = jac.T * axis_w
+        normal = weighted @ jac
+        normal[6, 6] += 1e-9  # the depth offset is free when the depth weight is 0
+        step = np.linalg.solve(normal, -(weighted @ residual))
+        angle = float(np.linalg.norm(step[:3]))
+        if angle > 1e-12:
+            k = _cross_matrix(step[:3] / angle)
+            rotation = (np.eye(3) + np.sin(angle) * k + (1.0 - np.cos(angle)) * k @ k) @ rotation
+        scale += float(step[3])
+        centre += step[4:]
+    translation = centre - scale * rotation @ mu_m
     return scale, rotation, translation
+
+
+def _cross_matrix(v):
+    return np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
 
 
 def _rotate(basis, rotation):
@@ -103,8 +176,13 @@ class Fitter:
         self._core_by_id = np.ascontiguousarray(core.transpose(0, 2, 1)).reshape(-1, n_id)
         self._rows = (np.arange(3)[:, None] * v + self.vertices[None, :]).reshape(-1)
         self._landmark_core_by_exp = np.ascontiguousarray(core[self._rows]).reshape(-1, n_exp)
-        self._axis_weight = np.array([1.0, 1.0, Z_WEIGHT])
-        self._row_weight = np.repeat(self._axis_weight, len(self.vertices))
+        feature = np.isin(self.landmarks, FEATURE_LANDMARKS)
+        # Without FaceMesh's numbering (another detector) every point counts as a feature.
+        self._feature = feature if feature.sum() >= 6 else np.ones(len(self.landmarks), dtype=bool)
+        self._feature_index = np.nonzero(self._feature)[0]
+        # Rows axis-major (all x, then all y, then all z): each landmark's weight times its axis's.
+        self._row_weight = np.tile(np.where(self._feature, 1.0, OTHER_WEIGHT), 3) * np.repeat(
+            [1.0, 1.0, Z_WEIGHT], len(self.vertices))
         eyes = [i for i in (33, 263) if i < len(lv)]
         self._eye_pair = eyes if len(eyes) == 2 else None
         self.reset()
@@ -116,6 +194,7 @@ class Fitter:
         self._id_rhs = np.zeros(n)
         self.w_id = self.model.identity_mean.astype(np.float64).copy()
         self._last_exp = None
+        self._last_rotation = None
         self._basis_cache = (None, None)
 
     def _identity_basis(self, w_id):
@@ -144,7 +223,9 @@ class Fitter:
         for round_ in range(rounds):
             basis_full, basis_exp = self._identity_basis(w_id)  # all vertices; the landmarks' rows
             for _ in range(iterations):
-                scale, rotation, translation = similarity((basis_exp @ w_exp).reshape(3, n_l).T, target)
+                shape = (basis_exp @ w_exp).reshape(3, n_l).T
+                scale, rotation, translation = self._pose(shape, target,
+                                                          self._last_rotation if warm else None)
                 local = ((target - translation) / scale).T.reshape(-1)  # unscaled camera frame, axis-major
                 w_exp = self._solve(_rotate(basis_exp, rotation), local, neutral,
                                     model.expression_std, self.expression_noise)
@@ -163,14 +244,22 @@ class Fitter:
             self._id_rhs = self.identity_memory * self._id_rhs + rhs
             self.w_id = new_id  # used from the next frame on
             self._last_exp = w_exp
+            self._last_rotation = rotation
         shape = (basis_exp @ w_exp).reshape(3, n_l).T
         if not warm:  # on a stream the pose of the step above stands: the expression barely moved
-            scale, rotation, translation = similarity(shape, target)
+            scale, rotation, translation = self._pose(shape, target)
         vertices = (basis_full @ w_exp.astype(np.float32)).reshape(3, n_v).T
         projected = scale * shape @ rotation.T + translation
         error = np.sqrt(((projected[:, :2] - target[:, :2]) ** 2).sum(axis=1).mean())
         return Fit(scale, rotation, translation, w_id.astype(np.float32), w_exp.astype(np.float32),
                    np.ascontiguousarray(vertices), float(error / self._interocular(landmarks, scale)))
+
+    def _pose(self, shape, target, start=None):
+        """Similarity pose from the features. On a stream (`start`: the last frame's rotation) one
+        Gauss-Newton step from there suffices."""
+        f = self._feature_index
+        return similarity(shape[f], target[f], None, 1 if start is not None else POSE_STEPS,
+                          POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG, start)
 
     def _interocular(self, landmarks, scale):
         if self._eye_pair:

@@ -65,8 +65,12 @@ def test_fit_recovers_pose_and_shape_from_exact_landmarks(default_model):
     rng = np.random.default_rng(4)
     w_id = m.identity_mean + m.identity_std * rng.standard_normal(m.num_identity)
     w_exp = m.expression_weights[3]  # happiness
-    fitter = Fitter(m)
-    fit = fitter(_landmarks(m, w_id, w_exp, 40, -12, 6), pool_identity=False)
+    landmarks = _landmarks(m, w_id, w_exp, 40, -12, 6)
+    # Turned 40°, the pose rests on x and y alone (FaceMesh's depth is faded out), so yaw and the
+    # face's depth trade off until the identity has converged: a single image's default rounds get
+    # within a degree, more rounds closer.
+    assert np.allclose(Fitter(m)(landmarks, pool_identity=False).angles, (40, -12, 6), atol=1.0)
+    fit = Fitter(m)(landmarks, pool_identity=False, rounds=6)
     assert np.allclose(fit.angles, (40, -12, 6), atol=0.5)
     assert fit.residual < 0.01
     # The shape up to size (size and distance are one unknown for a single camera).
@@ -91,3 +95,22 @@ def test_identity_pooling_over_a_video_beats_one_frame(default_model):
     for i in range(30):
         fit = video(noisy(_landmarks(m, w_id, m.neutral, 30 * np.sin(i / 5), 5 * np.cos(i / 7), 0)))
     assert shape_error(fit) < shape_error(single)
+
+
+def test_pose_resists_shrunken_depth_and_slid_outline(default_model):
+    """What FaceMesh does to a turned head: its depth shrinks (×0.8 at 40–45°) and the outline points
+    slide outwards. Umeyama on all points in 3-D under-reads the turn by 3–5°; the fit's pose, from
+    the features and mostly their x and y, stays within 2°."""
+    from face.fit import FEATURE_LANDMARKS, similarity
+
+    m = default_model
+    mesh = m.mesh().astype(np.float64)
+    outline = np.setdiff1d(np.arange(468), FEATURE_LANDMARKS)
+    for slide in (0.0, 0.08):
+        target = _landmarks(m, m.identity_mean, m.neutral, 40, 5, 0)
+        target[:, 2] = target[:, 2].mean() + 0.8 * (target[:, 2] - target[:, 2].mean())
+        target[outline, 0] += slide * (target[outline, 0] - target[:468, 0].mean())
+        _, naive, _ = similarity(mesh, target[:468] * np.array([1.0, -1.0, -1.0]))
+        assert angles_from_rotation(naive)[0] < 37
+        fit = Fitter(m)(target, pool_identity=False)
+        assert abs(fit.angles[0] - 40) < 2.0 and abs(fit.angles[1] - 5) < 1.5
