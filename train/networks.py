@@ -42,11 +42,18 @@ class ResidualBlock(nn.Module):
 
 
 class SubPixelUp(nn.Module):
-    """Sub-pixel convolution (3×3 conv to 4·c_out, pixel shuffle ×2) + IN + ReLU: doubles H and W."""
+    """Sub-pixel convolution (3×3 conv to 4·c_out, pixel shuffle ×2) + IN + ReLU: doubles H and W.
+
+    ICNR initialisation (Aitken et al. 2017, "Checkerboard artifact free sub-pixel convolution"):
+    the four filters that become one output channel's 2×2 sub-pixels start equal, so the stage
+    starts as a conv + nearest-neighbour upsampling instead of stamping a checkerboard that the
+    GAN must then unlearn."""
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
         self.conv = nn.Conv2d(c_in, 4 * c_out, 3, 1, 1, bias=False)
+        with torch.no_grad():  # PixelShuffle takes channel c·4 + k to sub-pixel k of channel c
+            self.conv.weight.copy_(self.conv.weight[::4].repeat_interleave(4, dim=0))
         self.shuffle = nn.PixelShuffle(2)
         self.norm = nn.InstanceNorm2d(c_out, affine=True)
         self.act = nn.ReLU(inplace=True)

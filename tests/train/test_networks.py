@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from face.expressions import NUM_EXPRESSIONS
-from train.networks import Discriminator, Generator, build_network, count_parameters
+from train.networks import Discriminator, Generator, SubPixelUp, build_network, count_parameters
 
 H = 128
 
@@ -88,3 +88,13 @@ def test_wrong_inputs_are_named():
         d(torch.zeros(1, 6, 128, 128))
     with pytest.raises(ValueError, match="multiple of 64"):
         Discriminator(4, 96)
+
+
+def test_sub_pixel_stages_start_without_a_checkerboard():
+    """ICNR: at initialisation every 2×2 block a sub-pixel stage writes holds one value per channel."""
+    torch.manual_seed(0)
+    stage = SubPixelUp(8, 4)
+    up = stage.shuffle(stage.conv(torch.randn(2, 8, 5, 5)))
+    for dy, dx in ((0, 1), (1, 0), (1, 1)):
+        assert torch.equal(up[..., dy::2, dx::2], up[..., 0::2, 0::2])
+    assert up[..., 0::2, 0::2].std() > 0.1  # and it is not a trivially constant map
