@@ -1,7 +1,15 @@
-"""Helpers for face crops in training loaders: align a photo's face, or side-map an aligned crop.
+"""Face crops for the source domain: aligned like the frontal renders and masked like them.
 
-Both use one static-mode FaceMesh per process (created on first call; calls are serialised).
+The UIT generator maps frontal renders (the face on black, cut at the mesh's outline) to the source
+domain, so a source crop must share that framing: the same similarity alignment and the same
+surround, black outside the face oval. Otherwise the generator spends itself painting hair and
+background the classifier then relies on. `face_crop` is the one place that makes such a crop;
+the synthetic writer, the dataset loaders and `aligned_crop_for_image` all use it.
+
+The photo helpers below use one static-mode FaceMesh per process (created on first call; calls
+are serialised).
 """
+import functools
 import threading
 
 import cv2
@@ -13,6 +21,39 @@ from face.side_map import side_map
 _lock = threading.Lock()
 _detector = None
 _renderers = {}
+
+
+@functools.lru_cache(maxsize=1)
+def _face_oval() -> np.ndarray:
+    """FaceMesh's face-oval landmark indices, in order around the face (the mesh's outline)."""
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_FACE_OVAL
+
+    following = dict(FACEMESH_FACE_OVAL)
+    start = min(following)
+    ring = [start]
+    while following[ring[-1]] != start:
+        ring.append(following[ring[-1]])
+    return np.array(ring, dtype=np.int64)
+
+
+def face_mask(landmarks_xy: np.ndarray, height: int, width: int | None = None) -> np.ndarray:
+    """H×W uint8 mask, 1 inside the face oval of 468+ landmarks (pixel coordinates), 0 outside."""
+    mask = np.zeros((height, height if width is None else width), dtype=np.uint8)
+    outline = np.round(np.asarray(landmarks_xy, dtype=np.float64)[_face_oval(), :2] * 16).astype(np.int32)
+    cv2.fillPoly(mask, [outline], 1, cv2.LINE_8, shift=4)
+    return mask
+
+
+def face_crop(renderer, frame: np.ndarray, landmarks_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(crop, crop landmarks): the frame aligned by `renderer` (a face.render.Renderer) and blacked
+    out beyond the face oval, as the frontal renders are; the landmarks in crop pixels."""
+    matrix = renderer.alignment(landmarks_xy)
+    crop = cv2.warpAffine(frame, matrix, (renderer.size, renderer.size), flags=cv2.INTER_AREA,
+                          borderMode=cv2.BORDER_CONSTANT)
+    crop_landmarks = np.asarray(landmarks_xy, dtype=np.float64)[:, :2] @ matrix[:, :2].T + matrix[:, 2]
+    mask = face_mask(crop_landmarks, renderer.size)
+    crop = crop * (mask[..., None] if crop.ndim == 3 else mask)
+    return crop, crop_landmarks
 
 
 def _landmarks(image):
@@ -36,9 +77,8 @@ def side_map_for_image(bgr_crop: np.ndarray):
 
 
 def aligned_crop_for_image(bgr: np.ndarray, size: int = 128, with_side_map: bool = False):
-    """The largest face of a photo as a size² crop aligned like the face stage's frontal renders
-    (similarity to the default model's mean face), or None if no face. With `with_side_map`,
-    (crop, side map of the crop) instead."""
+    """The largest face of a photo as a size² `face_crop` (aligned and masked like the face stage's
+    frontal renders), or None if no face. With `with_side_map`, (crop, side map of the crop)."""
     from face.bilinear import load
     from face.render import Renderer
 
@@ -50,8 +90,7 @@ def aligned_crop_for_image(bgr: np.ndarray, size: int = 128, with_side_map: bool
         if size not in _renderers:
             _renderers[size] = Renderer(load(), size)
         renderer = _renderers[size]
-    matrix = renderer.alignment(landmarks)
-    crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT)
+    crop, crop_landmarks = face_crop(renderer, image, landmarks)
     if not with_side_map:
         return crop
-    return crop, side_map(landmarks[:, :2] @ matrix[:, :2].T + matrix[:, 2], size)
+    return crop, side_map(crop_landmarks, size)

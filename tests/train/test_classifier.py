@@ -138,8 +138,9 @@ def test_kdef_portraits_are_face_cropped_by_the_face_stage_before_training(tmp_p
                  "--test-fraction", "0.3", "--out", str(run)]) == 0
     config = load_checkpoint(run)["config"]
     assert config["data_format"] == "kdef" and config["train_count"] == 4 and config["test_count"] == 2
-    crops = sorted((run / "cache" / "crops_32").glob("*.png"))
+    crops = sorted((run / "cache" / "masked_crops_32").glob("*.png"))
     assert len(crops) == 6 and all(cv2.imread(str(c)).shape == (32, 32, 3) for c in crops)
+    assert not any(cv2.imread(str(c))[[0, 0, -1, -1], [0, -1, 0, -1]].any() for c in crops)  # black beyond the face
     assert "face crops" in (run / "train.log").read_text()
 
 

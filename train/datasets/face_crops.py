@@ -1,9 +1,10 @@
 """Whole frames (KDEF portraits, MMI video frames) → face crops aligned by the project's face stage.
 
-`face.FaceStage` finds the 478 landmarks and its renderer's `aligned_crop` warps the frame so the
-face lands where the frontal renders put it: the classifier sees faces laid out exactly like the
-UIT generator's output. Crops are cached under CACHE/crops_<size>/ (never inside the dataset),
-keyed by file path, size and modification time, so a second run or a resumed one reads them back.
+`face.FaceStage` finds the 478 landmarks and `face.crops.face_crop` warps the frame so the face
+lands where the frontal renders put it, black beyond the face oval as they are: the classifier
+sees faces laid out exactly like the UIT generator's output. Crops are cached under
+CACHE/masked_crops_<size>/ (never inside the dataset), keyed by file path, size and modification
+time, so a second run or a resumed one reads them back.
 A frame where no face is found is used whole (square centre crop + resize, as for any image) and
 counted; an unreadable one is left for the reader to skip and count.
 """
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 class FaceCropper:
     def __init__(self, cache_dir, size: int = 128):
-        self.dir = Path(cache_dir) / f"crops_{int(size)}"
+        self.dir = Path(cache_dir) / f"masked_crops_{int(size)}"
         self.size = int(size)
         self._stage = None
         self.counts = {"cached": 0, "cropped": 0, "no_face": 0, "unreadable": 0}
@@ -65,7 +66,9 @@ class FaceCropper:
             self.counts["no_face"] += 1
             cached.with_suffix(".noface").write_text(result.reason + "\n")
             return None
-        crop = stage.renderer.aligned_crop(frame, result.landmarks)
+        from face.crops import face_crop  # mediapipe's topology: only where crops are made
+
+        crop, _ = face_crop(stage.renderer, frame, result.landmarks)
         tmp = cached.with_name(cached.stem + ".tmp.png")
         if not cv2.imwrite(str(tmp), crop):
             raise OSError(f"cannot write face crop cache {tmp}")

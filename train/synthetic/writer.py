@@ -1,6 +1,7 @@
 """`python -m train synth --out DIR`: the synthetic NIR driver data, deterministic by seed.
 
-  DIR/source/<expression>/sNNNNN.png   aligned near-frontal 128² crops with their NIR look (labelled)
+  DIR/source/<expression>/sNNNNN.png   near-frontal 128² face crops with their NIR look (labelled),
+                                        aligned and masked like the renders (face.crops.face_crop)
   DIR/target/<expression>/tNNNNN.png   face-stage frontal renders of non-frontal frames (labels for
                                         evaluation only): the paper's simulated frontal faces
   NAME.side.png beside every image     its side map
@@ -19,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from face import bilinear
+from face.crops import face_crop
 from face.expressions import EXPRESSIONS
 from face.render import Renderer
 from face.side_map import side_map
@@ -76,9 +78,7 @@ class SynthWriter:
             driver, camera = self.drivers["source"][d]
             pose = self._random_pose(rng, SOURCE_POSE)
             frame, truth = self._frame(rng, driver, camera, label, pose)
-            matrix = self.renderer.alignment(_with_iris(truth["landmarks"]))
-            crop = cv2.warpAffine(frame, matrix, (self.size, self.size), flags=cv2.INTER_AREA)
-            crop_landmarks = truth["landmarks"] @ matrix[:, :2].T + matrix[:, 2]
+            crop, crop_landmarks = face_crop(self.renderer, frame, _with_iris(truth["landmarks"]))
             name = f"s{self.counts['source']:05d}"
             self._write_pair(self.out / "source" / EXPRESSIONS[label], name, crop, side_map(crop_landmarks, self.size))
             self.counts["source"] += 1
