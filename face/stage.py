@@ -12,6 +12,7 @@ from face.side_map import side_map
 
 MIN_FRAME_SIDE = 32   # below this mediapipe cannot find a face; say so instead of trying
 MIN_FACE_SIDE = 12    # px between the extreme landmarks
+TEXTURE_FROM_LANDMARKS = 0.25  # texture positions: this much detected landmark, the rest fitted mesh
 
 
 @dataclass
@@ -97,9 +98,11 @@ class FaceStage:
         texture_xy = posed[:, :2].copy()
         lv = self.model.landmark_vertex
         seen = np.nonzero(lv >= 0)[0]
-        # Sample the texture halfway between the detected points and the fitted mesh's projection:
-        # the detector follows the image, the model keeps its jitter and odd points in check.
-        texture_xy[lv[seen]] = 0.5 * (landmarks[seen, :2] + texture_xy[lv[seen]])
+        # Sample the texture mostly where the fitted mesh projects, a little towards the detected
+        # points: the detector follows the image, the model keeps its jitter and odd points in check
+        # (on synthetic drivers the projection alone beats the halfway point used before).
+        texture_xy[lv[seen]] = (TEXTURE_FROM_LANDMARKS * landmarks[seen, :2]
+                                + (1.0 - TEXTURE_FROM_LANDMARKS) * texture_xy[lv[seen]])
         frontal, visibility, simulated, frontal_xy = self.renderer.render(image, texture_xy, posed, fit.vertices)
         frontal_landmarks = np.full((len(lv), 2), np.nan, dtype=np.float32)
         frontal_landmarks[seen] = frontal_xy[lv[seen]]
