@@ -16,7 +16,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO / "cache" / "demo"
-DEMO_VIDEO = DEMO_DIR / "drive.mp4"
 DIGEST_FILE = "writer.digest"
 WRITER_SOURCES = ("train/synthetic", "face")  # what the drive's pixels depend on
 DEMO_SECONDS = 60
