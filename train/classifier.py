@@ -184,7 +184,7 @@ def generate_augmentation(config: dict, run_dir: Path, classes: list[int], devic
     from tqdm import tqdm
 
     from .checkpoint import load_model
-    from .data import SideMaps, collate_skipping_bad, generator_input
+    from .data import SideMaps, read_generator_batch
     from .datasets.folder import index_unlabelled_folder
     from .translate import to_expression, write_png
 
@@ -222,13 +222,10 @@ def generate_augmentation(config: dict, run_dir: Path, classes: list[int], devic
                 cursor += 1
                 if str(inputs[key].path) not in bad:
                     keys.append(key)
-            batch = collate_skipping_bad([dataset[k] for k in keys])
-            for path, reason in batch["bad"]:
-                logger.warning("CGIT augmentation: skipping unreadable file %s (%s)", path, reason)
-                bad.add(path)
-            if batch["size"] == 0:
+            x, batch = read_generator_batch(dataset, keys, device, logger, "CGIT augmentation: ")
+            bad.update(path for path, _ in batch["bad"])
+            if x is None:
                 continue
-            x = generator_input(batch).to(device)
             for image in to_expression(generator, x, label):
                 write_png(out / EXPRESSIONS[label] / f"cgit_{made:06d}.png", image)
                 made += 1

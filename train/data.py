@@ -174,6 +174,15 @@ def collate_skipping_bad(items: list[dict]) -> dict:
     return batch
 
 
+def read_generator_batch(dataset: "ImageDataset", keys, device, logger, what: str = "") -> tuple:
+    """(the generator's input on `device`, or None when no file of the batch could be read; the batch)
+    for dataset[keys], outside a DataLoader; each unreadable file is logged and left in batch["bad"]."""
+    batch = collate_skipping_bad([dataset[k] for k in keys])
+    for path, reason in batch["bad"]:
+        logger.warning("%sskipping unreadable file %s (%s)", what, path, reason)
+    return (generator_input(batch).to(device) if batch["size"] else None), batch
+
+
 def _round_generator(seed: int, stream: int, round_index: int) -> torch.Generator:
     # Python's hash of an int tuple is the same in every process and run (no string hashing).
     return torch.Generator().manual_seed(hash((int(seed), int(stream), int(round_index))) & 0x7FFF_FFFF_FFFF_FFFF)

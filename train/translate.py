@@ -22,7 +22,7 @@ from face.expressions import EXPRESSIONS, expression_index
 from face.imageio import from_network
 
 from .checkpoint import load_model
-from .data import ImageDataset, SideMaps, collate_skipping_bad, generator_input
+from .data import ImageDataset, SideMaps, read_generator_batch
 from .datasets import Sample, is_image_file
 from .datasets.folder import index_unlabelled_folder
 from .distributed import pick_device
@@ -90,13 +90,10 @@ def translate(checkpoint, input_path, out, generator="G_ts", expression="all", b
     from tqdm import tqdm
     written, bad = 0, []
     for first in tqdm(range(0, len(samples), batch_size), desc="translate", unit="batch"):
-        batch = collate_skipping_bad([dataset[i] for i in range(first, min(first + batch_size, len(samples)))])
-        for path, reason in batch["bad"]:
-            logger.warning("skipping unreadable file %s (%s)", path, reason)
-            bad.append(path)
-        if batch["size"] == 0:
+        x, batch = read_generator_batch(dataset, range(first, min(first + batch_size, len(samples))), device, logger)
+        bad.extend(path for path, _ in batch["bad"])
+        if x is None:
             continue
-        x = generator_input(batch).to(device)
         names = [samples[int(i)].path.relative_to(root).with_suffix(".png") for i in batch["index"]]
         if not conditioned:
             image, side = (from_network(t.float().cpu().numpy()) for t in model(x))
