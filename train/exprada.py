@@ -28,13 +28,15 @@ from .run_setup import add_run_control_arguments, merge_config, open_run, sample
 from .runlog import RunLog, progress, setup_logging, write_json
 
 # Settings that define what is trained: a resumed run must keep them (else it is not the same run).
-LOCKED = ("mode", "width", "image_size", "num_residual", "batch_size", "lr", "beta1", "beta2", "lambda_bi",
+LOCKED = ("mode", "width", "image_size", "num_residual", "skips", "residual", "lambda_sem", "semantic_classifier",
+          "batch_size", "lr", "beta1", "beta2", "lambda_bi",
           "lambda_re", "lambda_cls", "use_bi", "use_re", "flip", "seed", "epochs_constant", "epochs_decay",
           "steps", "source", "target")
 # Settings of how it runs: free to change on resume.
 RUNTIME = ("device", "precision", "channels_last", "compile", "cuda_graph", "workers", "log_every",
            "sample_every", "checkpoint_every", "keep_every", "max_nonfinite", "stop_after", "progress")
-DEFAULTS = dict(mode=None, source=None, target=None, width=64, image_size=128, num_residual=6, batch_size=8,
+DEFAULTS = dict(mode=None, source=None, target=None, width=64, image_size=128, num_residual=6, skips=False,
+                residual=False, lambda_sem=0.0, semantic_classifier=None, batch_size=8,
                 lr=1e-4, beta1=0.5, beta2=0.999, lambda_bi=10.0, lambda_re=10.0, lambda_cls=1.0, use_bi=True,
                 use_re=True, flip=True, seed=0, epochs_constant=100, epochs_decay=100, steps=None,
                 device="auto", precision="fp32", channels_last=False, compile=False, cuda_graph=False, workers=2,
@@ -56,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, help="per process (8)")
     g.add_argument("--no-flip", dest="flip", action="store_false", default=None, help="no horizontal-flip augmentation")
     g.add_argument("--seed", type=int)
+    g = p.add_argument_group("beyond the paper (off in its configuration; README: what each measured)")
+    g.add_argument("--skips", action="store_true", default=None,
+                   help="additive encoder→decoder skips in both generators (a deviation from table 1)")
+    g.add_argument("--residual", action="store_true", default=None,
+                   help="generators predict a correction added to their input, starting as the identity")
+    g.add_argument("--lambda-sem", type=float, help="weight of the semantic-consistency term (CyCADA): the frozen "
+                   "--semantic-classifier must read a cycled source face's true label (0: off)")
+    g.add_argument("--semantic-classifier", help="classifier run folder or checkpoint for --lambda-sem")
     g = p.add_argument_group("optimisation (paper defaults)")
     g.add_argument("--lr", type=float, help="Adam learning rate (1e-4)")
     g.add_argument("--beta1", type=float, help="(0.5)")
@@ -83,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_config(args: argparse.Namespace, saved: dict | None) -> dict:
     """Defaults < saved run config < explicit flags; locked settings must match the saved run."""
     given = {k: v for k, v in vars(args).items() if v is not None and k not in ("out", "resume")}
-    for key in ("source", "target"):
+    for key in ("source", "target", "semantic_classifier"):
         if key in given:
             given[key] = str(Path(given[key]).resolve())
     config = merge_config(given, saved, DEFAULTS, LOCKED)
@@ -116,7 +126,8 @@ class ExprADATrainer:
     # ---- data ----------------------------------------------------------------------------
     def _build_data(self, state):
         c = self.config
-        source = (index_labelled_folder if self.cgit else index_unlabelled_folder)(c["source"], domain="source")
+        labelled = self.cgit or (c.get("lambda_sem") or 0) > 0  # the semantic term needs y'
+        source = (index_labelled_folder if labelled else index_unlabelled_folder)(c["source"], domain="source")
         target = index_unlabelled_folder(c["target"], domain="target")
         for name, samples in (("source", source), ("target", target)):
             digest = samples_digest(samples)

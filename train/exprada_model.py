@@ -72,15 +72,17 @@ def _grad_norm(parameters) -> torch.Tensor:
 
 
 class ExprADAModel:
-    """config keys used: mode, width, image_size, num_residual, lr, beta1, beta2, lambda_*, use_bi,
-    use_re, seed, constant_steps, total_steps, precision, channels_last, compile, cuda_graph."""
+    """config keys used: mode, width, image_size, num_residual, skips, residual, lr, beta1, beta2,
+    lambda_* (lambda_sem with semantic_classifier), use_bi, use_re, seed, constant_steps, total_steps, precision, channels_last, compile, cuda_graph."""
 
     def __init__(self, config: dict, ctx: distributed.Context, logger=None):
         c = self.config = config
         self.ctx, self.device, self.log = ctx, ctx.device, logger
         self.cgit = c["mode"] == "cgit"
         self.weights = LossWeights(bi=c["lambda_bi"], re=c["lambda_re"], cls=c["lambda_cls"],
-                                   use_bi=c["use_bi"], use_re=c["use_re"], use_cls=self.cgit)
+                                   use_bi=c["use_bi"], use_re=c["use_re"], use_cls=self.cgit,
+                                   sem=float(c.get("lambda_sem") or 0.0))
+        self.classifier = self._frozen_classifier(c.get("semantic_classifier")) if self.weights.sem > 0 else None
         if c["cuda_graph"] and (self.device.type != "cuda" or ctx.distributed):
             raise SystemExit("error: --cuda-graph needs one CUDA GPU in a single process")
         torch.manual_seed(c["seed"])  # same initial weights on every process and every rerun
@@ -105,6 +107,26 @@ class ExprADAModel:
         self.gen_pair = distributed.wrap(GeneratorPair(run["G_ts"], run["G_st"]), ctx)
         self.disc_pair = distributed.wrap(DiscriminatorPair(run["D_s"], run["D_t"]), ctx)
         self._graphed = None
+
+    def _frozen_classifier(self, path):
+        """The source classifier C^s for the semantic term: frozen, in eval mode, never saved here."""
+        from .checkpoint import load_model
+
+        if not path:
+            raise SystemExit("error: --lambda-sem needs --semantic-classifier (a classifier run or checkpoint)")
+        net, _, kind = load_model(path)
+        if kind != "classifier":
+            raise SystemExit(f"error: --semantic-classifier {path} is a {kind} checkpoint, not a classifier")
+        for p in net.parameters():
+            p.requires_grad_(False)
+        return net.to(self.device).eval()
+
+    def _classify(self, images6):
+        size = self.classifier.image_size
+        image = images6[:, :3]
+        if image.shape[-1] != size:
+            image = F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return self.classifier(image.contiguous())[0]
 
     # ---- state ---------------------------------------------------------------------------
     def load(self, state: dict) -> None:
@@ -144,10 +166,12 @@ class ExprADAModel:
             fake_s, fake_t, cycled_s, cycled_t = self.gen_pair(x_s, x_t, onehot_wanted, onehot_source)
             fake_s_scores, fake_s_logits = D_s(fake_s)
             fake_t_scores, _ = D_t(fake_t)
+            cycled_s_classified = self._classify(cycled_s) if self.classifier is not None else None
         g_loss, scalars = generator_objective(
             fake_s_scores=fake_s_scores, fake_t_scores=fake_t_scores, x_s=x_s, x_t=x_t, fake_s=fake_s,
             fake_t=fake_t, cycled_s=cycled_s, cycled_t=cycled_t, fake_s_logits=fake_s_logits,
-            wanted_labels=y_wanted if self.cgit else None, weights=self.weights)
+            wanted_labels=y_wanted if self.cgit else None, cycled_s_classifier_logits=cycled_s_classified,
+            source_labels=y_s if self.classifier is not None else None, weights=self.weights)
         g_loss.backward()
         # Discriminators (eq. 6, second line) on the same, detached, translations.
         _set_requires_grad((D_s, D_t), True)

@@ -24,6 +24,17 @@ class LossWeights:
     use_bi: bool = True
     use_re: bool = True
     use_cls: bool = True
+    sem: float = 0.0  # semantic consistency (CyCADA; beyond the paper): 0 = off, as in the paper
+
+
+def semantic_consistency(cycled_s_logits, source_labels):
+    """Beyond the paper (CyCADA, Hoffman et al. 2018): the frozen source classifier must still read
+    each source face's true expression after the round trip G^{t→s}(G^{s→t}(x^s)). G^{s→t}(x^s) looks
+    like the target, so this teaches G^{t→s} to carry target-looking faces into images the classifier
+    reads right — using only the source labels the method already has."""
+    loss = F.cross_entropy(cycled_s_logits.float(), source_labels)
+    accuracy = (cycled_s_logits.detach().argmax(1) == source_labels).float().mean()
+    return loss, {"sem": loss.detach(), "sem_acc": accuracy}
 
 
 def lsgan_real(scores: torch.Tensor) -> torch.Tensor:
@@ -70,8 +81,10 @@ def reconstruction(x_t, x_t_translated, x_s, x_s_translated):
 
 
 def generator_objective(*, fake_s_scores, fake_t_scores, x_s, x_t, fake_s, fake_t, cycled_s, cycled_t,
-                        fake_s_logits=None, wanted_labels=None, weights: LossWeights = LossWeights()):
-    """Eq. 6, first line: L_adv^{t→s} + L_adv^{s→t} + λ_bi L_bi + λ_cls L_cls_f + λ_re L_re.
+                        fake_s_logits=None, wanted_labels=None, cycled_s_classifier_logits=None, source_labels=None,
+                        weights: LossWeights = LossWeights()):
+    """Eq. 6, first line: L_adv^{t→s} + L_adv^{s→t} + λ_bi L_bi + λ_cls L_cls_f + λ_re L_re
+    (+ λ_sem L_sem when weights.sem > 0: the frozen classifier's logits on cycled_s and y').
 
     fake_s = G^{t→s}(x^t, y), fake_t = G^{s→t}(x^s), cycled_s = G^{t→s}(fake_t, y'),
     cycled_t = G^{s→t}(fake_s); all N×6×H×W (image + side map)."""
@@ -93,6 +106,12 @@ def generator_objective(*, fake_s_scores, fake_t_scores, x_s, x_t, fake_s, fake_
         cls, parts = classification(fake_s_logits, wanted_labels)
         total = total + weights.cls * cls
         scalars.update({"G/cls_f": cls.detach(), "G/cls_f_acc": parts["acc"]})
+    if weights.sem > 0:
+        if cycled_s_classifier_logits is None or source_labels is None:
+            raise ValueError("the semantic term needs the classifier's logits on cycled source images and their labels")
+        sem, parts = semantic_consistency(cycled_s_classifier_logits, source_labels)
+        total = total + weights.sem * sem
+        scalars.update({"G/sem": sem.detach(), "G/sem_acc": parts["sem_acc"]})
     scalars["G/total"] = total.detach()
     return total, scalars
 

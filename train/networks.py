@@ -6,6 +6,15 @@ sub-pixel convolutions, and two 7×7 tanh heads (image, side map). The CGIT gene
 takes a one-hot expression, tiled and concatenated at the bottleneck (1024 + n_y channels into
 the first decoder stage); UIT's generators and CGIT's G^{s→t} take none.
 
+Two deviations from table 1, each a flag and off in the paper's configuration (measured in the
+README): `skips` adds each encoder stage's features to the decoder stage of the same resolution
+(U-Net-like, additive so the widths stay table 1's), and `residual` makes both heads predict a
+correction added to the input (image and side map) instead of the whole output, starting at zero:
+a residual generator starts as the identity, so translation cannot cost accuracy before it has
+learned something. Without them, the table-1 generator at the CPU widths (w=8–16) squeezes a face
+through a 1/16-resolution bottleneck and re-draws it, losing the fine detail that carries the
+expression.
+
 The discriminator (table 2) sees image + side map: six 4×4 stride-2 convolutions with leaky
 ReLU, a 3×3 convolution giving a patch map of real/fake scores, and, for D^s in CGIT, a fully
 connected expression head over the flattened last features.
@@ -63,13 +72,15 @@ class SubPixelUp(nn.Module):
 
 
 class Generator(nn.Module):
-    """Table 1. forward(x6, expression_onehot=None) -> (image, side_map), both tanh in [-1, 1]."""
+    """Table 1. forward(x6, expression_onehot=None) -> (image, side_map), both in [-1, 1].
+    `skips` and `residual`: the two deviations described in the module docstring."""
 
-    def __init__(self, width: int = 64, num_classes: int = 0, num_residual: int = 6):
+    def __init__(self, width: int = 64, num_classes: int = 0, num_residual: int = 6, skips: bool = False,
+                 residual: bool = False):
         super().__init__()
         if width < 1 or num_classes < 0:
             raise ValueError(f"generator width must be >= 1 and num_classes >= 0, got {width}, {num_classes}")
-        self.width, self.num_classes = width, num_classes
+        self.width, self.num_classes, self.skips, self.residual = width, num_classes, bool(skips), bool(residual)
         w = width
         self.encoder = nn.Sequential(
             conv_in_relu(IN_CHANNELS, w, 7, 1, 3),
@@ -85,6 +96,10 @@ class Generator(nn.Module):
             SubPixelUp(2 * w, w))
         self.image_head = nn.Sequential(nn.Conv2d(w, 3, 7, 1, 3), nn.Tanh())
         self.side_head = nn.Sequential(nn.Conv2d(w, 3, 7, 1, 3), nn.Tanh())
+        if self.residual:  # corrections start at zero: the generator starts as the identity
+            for head in (self.image_head, self.side_head):
+                nn.init.zeros_(head[0].weight)
+                nn.init.zeros_(head[0].bias)
 
     def check_input(self, x, expression_onehot):
         if x.dim() != 4 or x.shape[1] != IN_CHANNELS:
@@ -100,12 +115,21 @@ class Generator(nn.Module):
 
     def forward(self, x, expression_onehot=None):
         self.check_input(x, expression_onehot)
-        h = self.bottleneck(self.encoder(x))
+        h, skips = x, []
+        for stage in self.encoder:
+            h = stage(h)
+            skips.append(h)
+        h = self.bottleneck(h)
         if self.num_classes:
             y = expression_onehot.to(h.dtype)[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])
             h = torch.cat([h, y], dim=1)
-        h = self.decoder(h)
-        return self.image_head(h), self.side_head(h)
+        for stage, skip in zip(self.decoder, reversed(skips[:-1])):  # decoder i meets encoder 3−i: same H, W, C
+            h = stage(h) + skip if self.skips else stage(h)
+        image, side = self.image_head(h), self.side_head(h)
+        if self.residual:
+            image = (x[:, :3] + image).clamp(-1.0, 1.0)
+            side = (x[:, 3:] + side).clamp(-1.0, 1.0)
+        return image, side
 
 
 class Discriminator(nn.Module):
@@ -141,15 +165,17 @@ NETWORK_NAMES = ("G_ts", "G_st", "D_s", "D_t")
 
 def build_network(config: dict, name: str) -> nn.Module:
     """One of G_ts (target→source; conditioned in CGIT), G_st, D_s (class head in CGIT), D_t,
-    from a run config holding mode, width, image_size (and num_residual)."""
+    from a run config holding mode, width, image_size (and num_residual, skips, residual)."""
     mode, width, size = config["mode"], int(config["width"]), int(config["image_size"])
     if mode not in ("uit", "cgit"):
         raise ValueError(f"mode {mode!r}; expected 'uit' or 'cgit'")
     classes = NUM_EXPRESSIONS if mode == "cgit" else 0
+    shape = dict(num_residual=int(config.get("num_residual", 6)), skips=bool(config.get("skips", False)),
+                 residual=bool(config.get("residual", False)))
     if name == "G_ts":
-        return Generator(width, classes, int(config.get("num_residual", 6)))
+        return Generator(width, classes, **shape)
     if name == "G_st":
-        return Generator(width, 0, int(config.get("num_residual", 6)))
+        return Generator(width, 0, **shape)
     if name == "D_s":
         return Discriminator(width, size, classes)
     if name == "D_t":

@@ -146,3 +146,25 @@ def test_training_learns_the_cycle_and_the_reconstruction(data, tmp_path):
     assert float(last["G/bi"]) < 0.6 * float(first["G/bi"])
     assert float(last["G/re"]) < 0.6 * float(first["G/re"])
     assert float(last["D/adv_s"]) < float(first["D/adv_s"])  # the discriminator learns to tell them apart
+
+
+def test_uit_with_skips_residual_and_the_semantic_term_trains_and_records_it(data, tmp_path):
+    from train.classifier_nets import build_classifier
+
+    config = {"arch": "small", "image_size": 64, "width": 4, "classes": list(EXPRESSIONS)}
+    torch.manual_seed(0)
+    classifier = save_checkpoint(tmp_path / "cls" / "checkpoints" / "last.pt", kind="classifier", config=config,
+                                 models={"classifier": build_classifier(config)})
+    run = tmp_path / "sem"
+    extra = ["--skips", "--residual", "--lambda-sem", "1", "--steps", "2", "--out", str(run)]
+    assert main(_args(data, "uit") + extra + ["--semantic-classifier", str(tmp_path / "cls")]) == 0
+    state = load_checkpoint(run)
+    assert state["config"]["skips"] and state["config"]["residual"] and state["config"]["lambda_sem"] == 1.0
+    assert set(state["models"]) == set(NETWORK_NAMES)  # the frozen classifier is not part of the run
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert float(rows[-1]["G/sem"]) > 0 and "G/sem_acc" in rows[-1]
+    generator, _, _ = load_model(run)
+    assert generator.skips and generator.residual
+    with pytest.raises(SystemExit, match="needs --semantic-classifier"):
+        main(_args(data, "uit") + ["--lambda-sem", "1", "--steps", "1", "--out", str(tmp_path / "nosem")])
+    assert classifier.is_file()

@@ -58,3 +58,24 @@ def test_discriminator_objective():
     assert total.item() == 1.0 and s["D/adv_s"].item() == 0.0 and s["D/adv_t"].item() == 1.0
     with pytest.raises(ValueError, match="real source images"):
         discriminator_objective(real_s_scores=ones, fake_s_scores=zeros, real_t_scores=zeros, fake_t_scores=ones)
+
+
+def test_the_semantic_term_is_the_classifiers_cross_entropy_on_cycled_sources_and_is_off_by_default():
+    import torch.nn.functional as F
+    from train.losses import LossWeights, generator_objective
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 6, 8, 8)
+    common = dict(fake_s_scores=torch.ones(2, 1, 1, 1), fake_t_scores=torch.ones(2, 1, 1, 1), x_s=x, x_t=x,
+                  fake_s=x, fake_t=x, cycled_s=x, cycled_t=x)
+    plain = LossWeights(use_cls=False)
+    total, scalars = generator_objective(**common, weights=plain)
+    assert "G/sem" not in scalars and float(total) == 0.0
+    logits, labels = torch.randn(2, 7), torch.tensor([1, 4])
+    weights = LossWeights(use_cls=False, sem=2.0)
+    total, scalars = generator_objective(**common, cycled_s_classifier_logits=logits, source_labels=labels,
+                                         weights=weights)
+    assert torch.isclose(total, 2.0 * F.cross_entropy(logits, labels))
+    assert "G/sem_acc" in scalars
+    with pytest.raises(ValueError, match="semantic term needs"):
+        generator_objective(**common, weights=weights)

@@ -98,3 +98,44 @@ def test_sub_pixel_stages_start_without_a_checkerboard():
     for dy, dx in ((0, 1), (1, 0), (1, 1)):
         assert torch.equal(up[..., dy::2, dx::2], up[..., 0::2, 0::2])
     assert up[..., 0::2, 0::2].std() > 0.1  # and it is not a trivially constant map
+
+
+# ---- the two deviations from table 1 (flags, off in the paper's configuration) ---------------
+
+def test_a_residual_generator_starts_as_the_identity_and_learns_away_from_it():
+    torch.manual_seed(0)
+    g = Generator(width=4, skips=True, residual=True, num_residual=1)
+    x = torch.rand(2, 6, 64, 64) * 2 - 1
+    image, side = g(x)
+    assert torch.equal(image, x[:, :3]) and torch.equal(side, x[:, 3:])
+    loss = (g(x)[0] - 0.5).abs().mean()
+    loss.backward()
+    assert g.image_head[0].weight.grad.abs().sum() > 0  # the zero-initialised head does learn
+    torch.optim.SGD(g.parameters(), lr=0.1).step()
+    assert not torch.equal(g(x)[0], x[:, :3])
+
+
+def test_skips_keep_table_1_shapes_and_carry_full_resolution_detail():
+    torch.manual_seed(0)
+    plain, skipped = Generator(width=4, num_residual=1), Generator(width=4, num_residual=1, skips=True)
+    skipped.load_state_dict(plain.state_dict())  # the same weights: skips add no parameters
+    x = (torch.rand(1, 6, 64, 64) * 2 - 1).requires_grad_(True)
+    for g in (plain, skipped):
+        assert tuple(g(x)[0].shape) == (1, 3, 64, 64)
+    # An output pixel depends on its own neighbourhood far more with the full-resolution skip
+    # (without it, everything passes the 1/16 bottleneck and spreads over the face).
+    def local_share(g):
+        x.grad = None
+        g(x)[0][0, :, 32, 32].sum().backward()
+        influence = x.grad[0].abs().sum(0)
+        return float(influence[29:36, 29:36].sum() / influence.sum())
+    assert local_share(skipped) > 2 * local_share(plain)
+
+
+def test_build_network_reads_the_flags_and_old_configs_build_the_paper_generator():
+    old = build_network({"mode": "uit", "width": 4, "image_size": 64, "num_residual": 1}, "G_ts")
+    assert not old.skips and not old.residual
+    new = build_network({"mode": "cgit", "width": 4, "image_size": 64, "num_residual": 1, "skips": True,
+                         "residual": True}, "G_st")
+    assert new.skips and new.residual and new.num_classes == 0
+    assert set(old.state_dict()) == set(new.state_dict())  # same tensors: old checkpoints load either way
