@@ -7,6 +7,7 @@ from pathlib import Path
 
 from face.expressions import EXPRESSIONS
 from pipeline import messages
+from pipeline.fusion import check_publish
 
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5560"
 DEFAULT_GENERATOR = "models/uit_generator.onnx"
@@ -24,7 +25,9 @@ class PipelineConfig:
     classifier: str = DEFAULT_CLASSIFIER
     threads: int = 1                    # engine threads per stage (processes already use the cores)
     face_workers: int = 2               # face stage replicas: the costliest stage, run on alternate frames
-    baseline: bool = True               # also classify the untranslated frontal render (accuracy without UIT)
+    baseline: bool = True               # also classify the path not published (accuracy of both paths)
+    publish_mode: str = "fusion"        # the published label: fusion | translated | render (pipeline/fusion.py)
+    fusion_weight: float = 0.5          # fusion: the translated path's share in the log-linear pool
     publish: str = DEFAULT_PUBLISH
     save_video: str | None = None
     display: bool = False
@@ -40,6 +43,16 @@ class PipelineConfig:
     stall_timeout_s: float = 15.0       # a stage process silent this long is killed and restarted (0: never)
     image_size: int = 128               # filled from the generator's metadata
     classes: tuple = field(default=EXPRESSIONS)
+
+    def __post_init__(self):
+        check_publish(self.publish_mode, self.fusion_weight)
+
+    @property
+    def paths(self) -> tuple[bool, bool]:
+        """(classify the translation, classify the untranslated render): what the published label
+        needs, and with `baseline` both, so the summary can report each path."""
+        both = self.baseline or self.publish_mode == "fusion"
+        return both or self.publish_mode == "translated", both or self.publish_mode == "render"
 
     def worker_names(self) -> list[str]:
         """One name per stage process: the face stage's replicas are face.0, face.1, ..."""

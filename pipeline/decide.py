@@ -61,7 +61,14 @@ def emotion_message(header: dict, smoothed_label, classes, t_publish_ns: int) ->
         "face": _face(header.get("face")),
         "latency_ms": latency,
     }
-    if not valid:
+    if valid:
+        # Additive fields (schema unchanged): where `probs` came from, and both paths when both ran.
+        if header.get("published_from"):
+            message["published_from"] = header["published_from"]
+        if header.get("probs_translated") is not None and header.get("probs_render") is not None:
+            message["paths"] = {"translated": dict(zip(classes, header["probs_translated"])),
+                                "render": dict(zip(classes, header["probs_render"]))}
+    else:
         message["reason"] = header.get("reason") or "no classification"
     return message
 
@@ -72,9 +79,20 @@ def _face(face):
     return {"box": face["box"], "yaw": face["yaw"], "pitch": face["pitch"], "roll": face["roll"]}
 
 
-def baseline_label(header: dict, classes):
-    probs = header.get("probs_baseline")
-    return classes[int(np.argmax(probs))] if header.get("valid") and probs is not None else None
+def path_labels(header: dict, classes) -> dict:
+    """{"translated": label | None, "render": label | None}: each path's own label on this frame
+    (None where the path was not classified, or the frame is not valid)."""
+    labels = {}
+    for path in ("translated", "render"):
+        probs = header.get(f"probs_{path}")
+        labels[path] = classes[int(np.argmax(probs))] if header.get("valid") and probs is not None else None
+    return labels
+
+
+def result_record(header: dict, emotion: dict, classes) -> dict:
+    """What decide hands the summary for one frame (the staged runner and the sequential loop alike):
+    the published message, the ground truth, and each path's label (pipeline/summary.py)."""
+    return {"emotion": emotion, "truth": header.get("truth"), **path_labels(header, classes)}
 
 
 class Merger:

@@ -206,7 +206,7 @@ REPLAY_PATIENCE_S = 5.0    # replay: long enough for a crashed face replica to c
 
 
 def run_decide(config, ctx, run_dir, should_stop, counters, stats) -> int:
-    from pipeline.decide import Decider, Merger, baseline_label, emotion_message
+    from pipeline.decide import Decider, Merger, emotion_message, result_record
     from pipeline.overlay import OverlayWriter
 
     inlet = Inlet(ctx, endpoint(run_dir, "in-decide"), config.mode, counters, config.max_bytes)
@@ -239,8 +239,7 @@ def run_decide(config, ctx, run_dir, should_stop, counters, stats) -> int:
         publish(publisher, b"emotion", json.dumps(emotion, separators=(",", ":")).encode())
         counters.frames_out += 1
         counters.last_frame_id = last_id
-        record = json.dumps({"emotion": emotion, "truth": header.get("truth"),
-                             "baseline": baseline_label(header, config.classes)}).encode()
+        record = json.dumps(result_record(header, emotion, config.classes)).encode()
         if config.mode == LIVE:
             try:
                 results.send(record, zmq.NOBLOCK)

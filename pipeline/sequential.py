@@ -7,7 +7,7 @@ import time
 
 from pipeline import messages
 from pipeline.config import PipelineConfig, resolve_models
-from pipeline.decide import Decider, baseline_label, emotion_message
+from pipeline.decide import Decider, emotion_message, result_record
 from pipeline.runner import resolve_source
 from pipeline.sources import open_source
 from pipeline.steps import ClassifyStep, FaceStep, TranslateStep
@@ -37,8 +37,7 @@ def run_sequential(config: PipelineConfig) -> dict:
             smoothed = decider.update(header.get("probs") if header.get("valid") else None)
             messages.stamp(header, "decide", started, time.monotonic_ns())
             emotion = emotion_message(header, smoothed, config.classes, time.monotonic_ns())
-            records.append({"emotion": emotion, "truth": header.get("truth"),
-                            "baseline": baseline_label(header, config.classes)})
+            records.append(result_record(header, emotion, config.classes))
             if config.max_frames and len(records) >= config.max_frames:
                 break
     finally:

@@ -9,6 +9,7 @@ import numpy as np
 
 from face.imageio import from_network, to_network
 from pipeline.config import PipelineConfig
+from pipeline.fusion import publish_probs
 
 
 def load_engine(path, config: PipelineConfig):
@@ -79,12 +80,18 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class ClassifyStep:
-    """Classifier on the translation; with `baseline`, also on the untranslated frontal render (one
-    batch of two when the engine takes a dynamic batch)."""
+    """Classifier on the translation and/or the untranslated frontal render (one batch of two when
+    the engine takes a dynamic batch), then the published probabilities (pipeline/fusion.py).
+
+    Header out: `probs` = the published choice (`publish_mode`: fusion | translated | render),
+    `probs_translated` / `probs_render` = each path that was classified (both in fusion mode or with
+    `baseline`), `published_from` = the mode."""
 
     def __init__(self, config: PipelineConfig):
         self.engine = load_engine(config.classifier, config)
-        self.baseline, self.overlay = config.baseline, config.overlay
+        self.overlay = config.overlay
+        self.mode, self.weight = config.publish_mode, config.fusion_weight
+        self.translated, self.render = config.paths
         self.classes = config.classes
         self.batched = self.engine.inputs[0].shape[0] is None   # a dynamic batch takes both images at once
 
@@ -93,7 +100,7 @@ class ClassifyStep:
             return header, (arrays if self.overlay else {})
         import engines
 
-        images = [arrays["translated"]] + ([arrays["frontal"]] if self.baseline else [])
+        images = ([arrays["translated"]] if self.translated else []) + ([arrays["frontal"]] if self.render else [])
         if self.batched:
             logits = self._logits(np.stack(images))
         else:
@@ -102,10 +109,15 @@ class ClassifyStep:
             raise ValueError(f"classifier {self.engine.path}: {logits.shape[-1]} logits, metadata names "
                              f"{len(self.classes)} classes")
         engines.check_finite({"logits": logits}, f"classifier {self.engine.path}")
-        probs = softmax(logits.astype(np.float64))
-        header["probs"] = [round(float(p), 5) for p in probs[0]]
-        if self.baseline:
-            header["probs_baseline"] = [round(float(p), 5) for p in probs[1]]
+        probs = list(softmax(logits.astype(np.float64)))
+        p_translated = probs.pop(0) if self.translated else None
+        p_render = probs.pop(0) if self.render else None
+        header["probs"] = _rounded(publish_probs(p_translated, p_render, self.mode, self.weight))
+        header["published_from"] = self.mode
+        if p_translated is not None:
+            header["probs_translated"] = _rounded(p_translated)
+        if p_render is not None:
+            header["probs_render"] = _rounded(p_render)
         return header, (arrays if self.overlay else {})
 
     def _logits(self, images: np.ndarray) -> np.ndarray:
@@ -113,6 +125,10 @@ class ClassifyStep:
 
     def close(self):
         pass
+
+
+def _rounded(probs) -> list[float]:
+    return [round(float(p), 5) for p in probs]
 
 
 STEPS = {"face": FaceStep, "translate": TranslateStep, "classify": ClassifyStep}

@@ -1,6 +1,7 @@
 """The end-of-run summary: frames, fps, latency, drops, and accuracy against the recording's ground
-truth with the UIT stage (the published label) and without it (the classifier on the untranslated
-frontal render), on the same frames.
+truth of the published label (`--publish-label`: fusion, translated or render), of the translated
+path alone (the classifier on the UIT generator's translation) and of the render alone (the same
+classifier on the untranslated frontal render), on the same frames.
 
 Kept as running counts and compact latency arrays, so a drive of hours costs a few MB, not a copy
 of every message."""
@@ -21,8 +22,10 @@ def percentile(values, q):
 
 
 class Tally:
-    """Adds up one record per published frame: {"emotion": message, "truth": index|NO_FACE|None,
-    "baseline": label without UIT | None}."""
+    """Adds up one record per published frame (pipeline/decide.py: result_record): {"emotion":
+    message, "truth": index|NO_FACE|None, "translated": the translated path's label | None, "render":
+    the render path's label | None}. A record from before the paths were kept apart has no
+    "translated" (its published label was the translation's) and may carry "baseline" (the render's)."""
 
     def __init__(self, classes):
         self.classes = tuple(classes)
@@ -30,8 +33,9 @@ class Tally:
         self.first_capture = self.last_publish = None
         self.latency = {name: array("f") for name in ("total", *STAGE_NAMES)}
         self.with_face = self.found = self.no_face = self.no_face_agreed = 0
-        self.hits = {"uit": 0, "without_uit": 0, "smoothed": 0}
-        self.baseline_frames = 0
+        self.hits = {"published": 0, "translated": 0, "render": 0, "smoothed": 0}
+        self.path_frames = {"translated": 0, "render": 0}
+        self.published_from = None
 
     def add(self, record: dict):
         emotion = record["emotion"]
@@ -43,6 +47,8 @@ class Tally:
         for name, value in emotion["latency_ms"].items():
             if name in self.latency:
                 self.latency[name].append(value)
+        if emotion["valid"]:
+            self.published_from = emotion.get("published_from", self.published_from)
         truth = record.get("truth")
         if truth is None:
             return
@@ -55,11 +61,14 @@ class Tally:
             return
         self.found += 1
         expected = self.classes[truth]
-        self.hits["uit"] += emotion["label"] == expected
+        self.hits["published"] += emotion["label"] == expected
         self.hits["smoothed"] += emotion["smoothed_label"] == expected
-        if record.get("baseline") is not None:
-            self.baseline_frames += 1
-            self.hits["without_uit"] += record["baseline"] == expected
+        labels = {"translated": record["translated"] if "translated" in record else emotion["label"],
+                  "render": record["render"] if "render" in record else record.get("baseline")}
+        for path, label in labels.items():
+            if label is not None:
+                self.path_frames[path] += 1
+                self.hits[path] += label == expected
 
     def summary(self, stages: dict) -> dict:
         """stages: the supervisor's totals per stage (drops, malformed, errors, restarts)."""
@@ -79,11 +88,17 @@ class Tally:
             "frames_with_truth": self.with_face + self.no_face,
             "face_found_rate": _rate(self.found, self.with_face),
             "no_face_agreement": _rate(self.no_face_agreed, self.no_face),
-            # accuracy on labelled frames where a face was found
-            "accuracy_uit": _rate(self.hits["uit"], self.found),
-            "accuracy_without_uit": _rate(self.hits["without_uit"], self.baseline_frames),
+            # accuracy on labelled frames where a face was found (each path: where it was classified)
+            "published_from": self.published_from,
+            "accuracy_published": _rate(self.hits["published"], self.found),
+            "accuracy_translated": _rate(self.hits["translated"], self.path_frames["translated"]),
+            "accuracy_render": _rate(self.hits["render"], self.path_frames["render"]),
             "accuracy_smoothed": _rate(self.hits["smoothed"], self.found),
         })
+        # The names from before the published label could be other than the translation's: with UIT is
+        # the translated path, without UIT the render.
+        result["accuracy_uit"] = result["accuracy_translated"]
+        result["accuracy_without_uit"] = result["accuracy_render"]
         return result
 
 
@@ -107,6 +122,8 @@ def describe(summary: dict) -> str:
              f"restarts {summary['restarts']}"]
     if summary.get("frames_with_truth"):
         lines.append(f"accuracy vs ground truth on {summary['frames_with_truth']} frames: "
-                     f"with UIT {summary['accuracy_uit']}, without UIT {summary['accuracy_without_uit']}, "
+                     f"published ({summary.get('published_from') or '-'}) {summary['accuracy_published']}, "
+                     f"translated (with UIT) {summary['accuracy_translated']}, "
+                     f"render (without UIT) {summary['accuracy_render']}, "
                      f"smoothed {summary['accuracy_smoothed']}; face found {summary['face_found_rate']}")
     return "\n".join(lines)

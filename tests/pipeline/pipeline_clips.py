@@ -44,6 +44,21 @@ def identity_generator(path, size=64):
     return _save(graph, path, "uit_generator", size)
 
 
+def dimming_generator(path, gain: float, size=64):
+    """A UIT generator stand-in that hurts: the translation is the render dimmed towards black,
+    (image + 1)·gain − 1 in network units, side map as is. With the brightness classifier, a gain
+    well below 1 turns bright renders "sad" and leaves dark ones "sad"."""
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["image", "gain"], ["scaled"]),
+         helper.make_node("Add", ["scaled", "offset"], ["translated"]),
+         helper.make_node("Identity", ["side_map"], ["side_map_out"])],
+        "dimming_generator", [_image_input("image", size), _image_input("side_map", size)],
+        [_image_input("translated", size), _image_input("side_map_out", size)],
+        initializer=[numpy_helper.from_array(np.array(gain, np.float32), "gain"),
+                     numpy_helper.from_array(np.array(gain - 1, np.float32), "offset")])
+    return _save(graph, path, "uit_generator", size)
+
+
 def brightness_classifier(path, threshold: float, size=64):
     """A classifier that says "happiness" for a render brighter than `threshold` (mean over the
     image in network units) and "sadness" for a darker one: logits = m·w + b, m the mean."""

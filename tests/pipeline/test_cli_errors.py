@@ -66,3 +66,13 @@ def test_publish_port_in_use_stops_the_run_with_the_reason(drive_clip, models):
                                 capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert f"stage decide: cannot publish on {endpoint}: Address already in use" in result.stderr
+
+
+@pytest.mark.parametrize("option, expected", [
+    (("--fusion-weight", "1.5"), "run_pipeline: --fusion-weight must be in [0, 1], got 1.5"),
+    (("--publish-label", "average"), "argument --publish-label: invalid choice: 'average'"),
+])
+def test_bad_publish_label_options_are_refused_before_anything_starts(drive_clip, models, option, expected):
+    result = subprocess.run(pipeline_command(drive_clip, models, "--publish", free_endpoint(), *option), cwd=REPO,
+                            env=env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and expected in result.stderr

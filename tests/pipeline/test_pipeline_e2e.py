@@ -76,6 +76,9 @@ def test_replay_end_to_end_with_subscribers_record_and_overlay(models, drive_cli
     valid = [m for m in emotions if m["valid"]]
     assert valid and all(set(m["latency_ms"]) >= {"translate", "classify"} for m in valid)
     assert all(abs(sum(m["probs"].values()) - 1) < 1e-3 and m["face"]["box"] for m in valid)
+    # The published label is the fusion (the default) of both paths, which every valid message carries.
+    assert all(m["published_from"] == "fusion" and set(m["paths"]) == {"translated", "render"} for m in valid)
+    assert not any("paths" in m or "published_from" in m for m in emotions if not m["valid"])
     assert statuses and statuses[-1]["schema"] == STATUS_SCHEMA
     assert set(statuses[-1]["stages"]) == {"capture", "face", "translate", "classify", "decide"}
 
@@ -83,6 +86,10 @@ def test_replay_end_to_end_with_subscribers_record_and_overlay(models, drive_cli
     assert summary["frames"] == frames and summary["drops"] == 0 and summary["restarts"] == 0
     assert summary["frames_with_truth"] == frames and summary["no_face_agreement"] == 1.0
     assert summary["accuracy_uit"] >= ACCURACY_FLOOR and summary["accuracy_without_uit"] >= ACCURACY_FLOOR
+    assert summary["published_from"] == "fusion" and all(
+        summary[f"accuracy_{key}"] >= ACCURACY_FLOOR for key in ("published", "translated", "render"))
+    assert (f"published (fusion) {summary['accuracy_published']}, translated (with UIT) "
+            f"{summary['accuracy_translated']}, render (without UIT) {summary['accuracy_render']}") in run.stderr
     assert summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
 
     # --record: raw frames and the very messages that were published.
@@ -128,6 +135,8 @@ def without_timing(message):
     kept = {k: v for k, v in message.items() if k not in ("t_capture_ns", "t_publish_ns", "latency_ms", "source")}
     if kept["probs"]:
         kept["probs"] = {k: round(v, 3) for k, v in kept["probs"].items()}
+    if "paths" in kept:
+        kept["paths"] = {path: {k: round(v, 3) for k, v in probs.items()} for path, probs in kept["paths"].items()}
     return kept
 
 

@@ -1,5 +1,5 @@
 from face.expressions import EXPRESSIONS
-from pipeline.summary import summarize
+from pipeline.summary import describe, summarize
 from pipeline.truth import NO_FACE
 
 HAPPY, SAD = EXPRESSIONS.index("happiness"), EXPRESSIONS.index("sadness")
@@ -35,3 +35,33 @@ def test_accuracy_with_and_without_uit_on_the_frames_with_a_face():
 def test_no_ground_truth_gives_no_accuracy():
     summary = summarize([record(0, True, "happiness", "happiness", None, "happiness", 10)], {}, EXPRESSIONS)
     assert summary["frames_with_truth"] == 0 and summary["accuracy_uit"] is None and summary["fps"] is None
+
+
+def path_record(i, label, translated, render, truth):
+    r = record(i, True, label, label, truth, None, 20)
+    r["emotion"]["published_from"] = "fusion"
+    del r["baseline"]
+    return r | {"translated": translated, "render": render}
+
+
+def test_published_translated_and_render_accuracies_are_counted_apart():
+    records = [
+        path_record(0, "happiness", "sadness", "happiness", HAPPY),     # the translation wrong, fusion right
+        path_record(1, "happiness", "sadness", "happiness", HAPPY),
+        path_record(2, "sadness", "sadness", "happiness", SAD),         # the render wrong
+        path_record(3, "sadness", "sadness", None, SAD),                # the render not classified
+    ]
+    summary = summarize(records, {}, EXPRESSIONS)
+    assert summary["published_from"] == "fusion"
+    assert summary["accuracy_published"] == 1.0
+    assert summary["accuracy_translated"] == summary["accuracy_uit"] == 0.5
+    assert summary["accuracy_render"] == summary["accuracy_without_uit"] == round(2 / 3, 4)
+    words = describe(summary)
+    assert "published (fusion) 1.0, translated (with UIT) 0.5, render (without UIT) 0.6667, smoothed 1.0" in words
+
+
+def test_records_without_paths_count_the_published_label_as_the_translation():
+    """Records from before the paths were kept apart: the published label was the translated path's."""
+    summary = summarize([record(0, True, "happiness", "happiness", HAPPY, "sadness", 20)], {}, EXPRESSIONS)
+    assert summary["accuracy_published"] == summary["accuracy_translated"] == 1.0
+    assert summary["accuracy_render"] == 0.0 and summary["published_from"] is None

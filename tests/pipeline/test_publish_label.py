@@ -1,0 +1,59 @@
+"""The published label on a drive where the translation hurts: a generator that dims every render
+makes the translated path call bright faces "sad"; the render path stays right; fusion (the default)
+keeps the published label right, and the summary reports all three accuracies (the sequential loop;
+the staged pipeline goes through the same decide.result_record and summary.Tally, see
+test_pipeline_e2e.py)."""
+import numpy as np
+import pytest
+
+from face.expressions import EXPRESSIONS
+from pipeline.config import PipelineConfig
+from pipeline.fusion import publish_probs
+from pipeline.sequential import run_sequential
+from pipeline.summary import describe
+from pipeline.truth import NO_FACE
+from pipeline_clips import dimming_generator
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def dimming(tmp_path_factory):
+    return str(dimming_generator(tmp_path_factory.mktemp("dim") / "uit_generator.onnx", 0.6, 64))
+
+
+def recount(records, key):
+    """Accuracy from the records themselves: `key` is "published" (the message's label) or a path."""
+    scored = [r for r in records if r["truth"] not in (None, NO_FACE) and r["emotion"]["valid"]]
+    hits = sum((r["emotion"]["label"] if key == "published" else r[key]) == EXPRESSIONS[r["truth"]] for r in scored)
+    return round(hits / len(scored), 4)
+
+
+@pytest.mark.parametrize("mode", ["fusion", "translated", "render"])
+def test_summary_reports_the_published_the_translated_and_the_render_accuracy(mode, models, dimming, drive_clip):
+    summary = run_sequential(PipelineConfig(source=str(drive_clip), fast=True, generator=dimming,
+                                            classifier=models[1], publish_mode=mode))
+    records = summary.pop("records")
+    # The two paths really differ here: the translation is wrong on every bright face.
+    assert summary["accuracy_render"] >= 0.9 and summary["accuracy_translated"] <= 0.5
+    assert summary["published_from"] == mode
+    for key in ("published", "translated", "render"):
+        assert summary[f"accuracy_{key}"] == recount(records, key)
+    # The older names: with UIT = the translated path, without UIT = the render.
+    assert summary["accuracy_uit"] == summary["accuracy_translated"]
+    assert summary["accuracy_without_uit"] == summary["accuracy_render"]
+    if mode == "fusion":   # a translation that hurts does not drag the published label down
+        assert summary["accuracy_published"] >= summary["accuracy_render"] - 0.05
+    else:
+        assert summary["accuracy_published"] == summary[f"accuracy_{mode}"]
+    # Every valid message: probs is the published choice made from the two paths it carries.
+    valid = [r["emotion"] for r in records if r["emotion"]["valid"]]
+    assert valid
+    for message in valid:
+        paths = message["paths"]
+        assert message["published_from"] == mode
+        fused = publish_probs(list(paths["translated"].values()), list(paths["render"].values()), mode)
+        np.testing.assert_allclose(list(message["probs"].values()), fused, atol=1e-4)
+    words = describe(summary)
+    assert (f"published ({mode}) {summary['accuracy_published']}, translated (with UIT) "
+            f"{summary['accuracy_translated']}, render (without UIT) {summary['accuracy_render']}") in words
