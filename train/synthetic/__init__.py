@@ -1,4 +1,5 @@
-"""Synthetic NIR driver data: `python -m train synth --out DIR` (see train/synthetic/writer.py)."""
+"""Synthetic driver data — NIR target and drive, NIR or visible-light labelled source (`--scenario`):
+`python -m train synth --out DIR` (see train/synthetic/writer.py)."""
 
 
 def main(argv=None) -> int:

@@ -4,8 +4,13 @@ The face is the bilinear model's mesh (the driver's identity, the frame's expres
 rasterised with the z-buffer of face.raster, wearing the driver's texture; the head, neck and
 cabin are simple shapes behind it. Light comes from an on-axis illuminator, so surfaces facing
 the camera are brightest.
+
+On a colour canvas (H×W×3, linear BGR: a VisibleCamera's backdrop) the same driver is drawn as
+visible light shows it — their `VisibleLook`: skin tone, redder lips, brows, eyes, hair and clothes
+colours — and the light may be given (`draw(..., light=camera.light)`, e.g. a studio's key light).
 """
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -24,14 +29,47 @@ FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365
 
 
 @dataclass
+class VisibleLook:
+    """How a driver looks in visible light (linear BGR reflectances): what their NIR look hides."""
+
+    skin: np.ndarray      # 3
+    hair: np.ndarray      # 3, also the brows
+    clothes: np.ndarray   # 3
+    texture: np.ndarray   # ATLAS_SIZE²×3, on the same layout as Driver.texture
+
+
+@dataclass
 class Driver:
-    """Who sits in the seat: shape (identity weights), texture, hair and clothes tones."""
+    """Who sits in the seat: shape (identity weights), texture, hair and clothes tones (NIR)."""
 
     w_id: np.ndarray
     texture: np.ndarray
     hair: float
     clothes: float
     skin: float
+    look: VisibleLook | None = field(default=None, repr=False)  # made on first use: SceneRenderer.look
+
+
+def visible_look(driver: Driver, template_xy: np.ndarray) -> VisibleLook:
+    """The driver's visible-light look, a function of the driver alone (seeded by their shape and
+    NIR texture): any driver can be seen by a visible-light camera, always with the same colours,
+    and no random stream of the NIR data is touched."""
+    digest = hashlib.sha256(np.ascontiguousarray(driver.w_id).tobytes() + np.ascontiguousarray(driver.texture).tobytes())
+    rng = np.random.default_rng(np.frombuffer(digest.digest(), dtype=np.uint32))
+
+    def pick(palette, jitter, index=None):
+        index = rng.integers(len(palette)) if index is None else index
+        return textures.srgb_to_linear(palette[index]) * rng.uniform(1 - jitter, 1 + jitter, 3)
+
+    tone = int(rng.integers(len(textures.SKIN_TONES)))
+    skin = pick(textures.SKIN_TONES, 0.06, tone)
+    # Darker skin, darker hair: black or dark brown from the palette's middle tone on.
+    hair = pick(textures.HAIR_COLOURS, 0.1, None if tone < 3 else int(rng.integers(2)))
+    iris = pick(textures.IRIS_COLOURS, 0.1, None if tone < 3 else int(rng.integers(2)))  # brown, likewise
+    clothes = pick(textures.CLOTHES_COLOURS, 0.1)
+    texture = textures.visible_texture(rng, driver.texture, template_xy, skin, hair, iris)
+    return VisibleLook(skin=skin.astype(np.float32), hair=hair.astype(np.float32),
+                       clothes=clothes.astype(np.float32), texture=texture)
 
 
 @dataclass
@@ -42,6 +80,11 @@ class Pose:
     cx: float = 320.0       # face centre in the frame, px
     cy: float = 230.0
     height: float = 200.0   # face height (forehead to chin), px
+
+
+def _colour(value):
+    """A drawing colour for cv2: a float for a grey canvas, a tuple for a colour one."""
+    return float(value) if np.ndim(value) == 0 else tuple(float(v) for v in value)
 
 
 class DriverFactory:
@@ -123,18 +166,33 @@ class SceneRenderer:
         camera = scale * vertices @ rotation_from_angles(pose.yaw, pose.pitch, pose.roll).T
         return camera_to_image(camera) + np.array([pose.cx, pose.cy, 0.0])
 
-    def draw(self, canvas: np.ndarray, driver: Driver, w_exp, pose: Pose, shading: bool = True) -> dict:
-        """Draw head, neck and face into `canvas` (H×W float32 reflectance × light, in place).
+    def look(self, driver: Driver) -> VisibleLook:
+        """The driver's visible-light look (made on first use and kept on the driver)."""
+        if driver.look is None:
+            driver.look = visible_look(driver, self.uv)
+        return driver.look
+
+    def draw(self, canvas: np.ndarray, driver: Driver, w_exp, pose: Pose, shading: bool = True,
+             light=None) -> dict:
+        """Draw head, neck and face into `canvas` (reflectance × light, in place): H×W float32 NIR,
+        the driver's grey texture; or H×W×3 float32 linear BGR, the driver's visible look.
+        light: None for the on-axis illuminator, or a function of unit vertex normals (N×3: x right,
+        y up, z towards the camera) → light per vertex (a camera's `light`).
 
         Returns ground truth: 468×2 landmarks (frame px), box, and whether the face is drawn.
         """
         posed = self.posed(driver.w_id, w_exp, pose)
-        self._draw_head(canvas, driver, posed, pose)
-        self._draw_face(canvas, driver, posed, shading)
+        self._draw_head(canvas, driver, posed, pose, light)
+        self._draw_face(canvas, driver, posed, shading, light)
         lo, hi = posed[:, :2].min(axis=0), posed[:, :2].max(axis=0)
         return {"landmarks": posed[:, :2].astype(np.float32), "box": [float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])]}
 
-    def _draw_head(self, canvas, driver, posed, pose):
+    def _draw_head(self, canvas, driver, posed, pose, light=None):
+        if canvas.ndim == 3:
+            look = self.look(driver)
+            skin, hair, clothes = look.skin, look.hair, look.clothes
+        else:
+            skin, hair, clothes = driver.skin, driver.hair, driver.clothes
         oval = posed[list(FACE_OVAL), :2]
         lo, hi = oval.min(axis=0), oval.max(axis=0)
         w, h = hi - lo
@@ -145,17 +203,19 @@ class SceneRenderer:
         across = np.array([-up[1], up[0]]) * 0.3 * w
         neck = np.array([chin + across - 0.1 * h * up, chin - across - 0.1 * h * up,
                          chin - 1.1 * across - 0.9 * h * up, chin + 1.1 * across - 0.9 * h * up])
-        cv2.fillConvexPoly(canvas, np.round(neck * 16).astype(np.int32), driver.skin * 0.5, cv2.LINE_AA, 4)
+        cv2.fillConvexPoly(canvas, np.round(neck * 16).astype(np.int32), _colour(skin * 0.5), cv2.LINE_AA, 4)
         cv2.ellipse(canvas, (int(chin[0]), int(chin[1] + 1.0 * h)), (int(1.4 * w), int(0.5 * h)), 0, 0, 360,
-                    driver.clothes, -1, cv2.LINE_AA)
+                    _colour(clothes), -1, cv2.LINE_AA)
         shell = self.posed(None, None, pose, vertices=self.shell)
-        tone = driver.hair * self.shell_hair + 0.8 * driver.skin * (1.0 - self.shell_hair)
-        self._paint(canvas, shell, self.shell_triangles, self.shell_incidence, tone[:, None], shading=True)
+        hair_weight = self.shell_hair[:, None]
+        tone = hair * hair_weight + 0.8 * skin * (1.0 - hair_weight)   # V×1 (NIR) or V×3 (colour)
+        self._paint(canvas, shell, self.shell_triangles, self.shell_incidence, tone, shading=True, light=light)
 
-    def _paint(self, canvas, posed, triangles, incidence, tone, shading, step: int = 2):
-        """Rasterise a posed mesh with per-vertex tone (lit from the camera) into the canvas, at
-        1/step resolution and upsampled: the head shell is smooth, and large."""
-        h, w = canvas.shape
+    def _paint(self, canvas, posed, triangles, incidence, tone, shading, step: int = 2, light=None):
+        """Rasterise a posed mesh with per-vertex tone (V×C, C the canvas's channels; lit from the
+        camera, or by `light`) into the canvas, at 1/step resolution and upsampled: the head shell
+        is smooth, and large."""
+        h, w = canvas.shape[:2]
         lo = np.maximum(np.floor(posed[:, :2].min(axis=0)).astype(int) - 1, 0)
         hi = np.minimum(np.ceil(posed[:, :2].max(axis=0)).astype(int) + 2, [w, h])
         if (hi - lo <= 2 * step).any():
@@ -165,45 +225,68 @@ class SceneRenderer:
                            int(size[1]), int(size[0]), cull_backfaces=True)
         if raster.pixel.size == 0:
             return
-        facing = np.clip(vertex_normals(posed * np.array([1.0, -1.0, -1.0]), triangles, incidence)[:, 2], 0.0, 1.0)
-        light = 0.3 + 0.7 * facing ** 0.7 if shading else np.ones(len(posed))
-        value = raster.interpolate(np.asarray(tone).reshape(-1, 1) * light[:, None], triangles)[:, 0]
-        small = np.stack([raster.image(value), raster.image(np.ones_like(value))], axis=-1)
+        normals = vertex_normals(posed * np.array([1.0, -1.0, -1.0]), triangles, incidence)
+        if not shading:
+            lit = np.ones(len(posed))
+        elif light is None:
+            lit = 0.3 + 0.7 * np.clip(normals[:, 2], 0.0, 1.0) ** 0.7
+        else:
+            lit = light(normals)
+        value = raster.interpolate(np.asarray(tone).reshape(len(posed), -1) * lit[:, None], triangles)
+        small = np.concatenate([raster.image(value), raster.image(np.ones(len(value)))[..., None]], axis=-1)
         big = cv2.resize(small, (int(size[0]) * step, int(size[1]) * step), interpolation=cv2.INTER_LINEAR)
         big = big[:hi[1] - lo[1], :hi[0] - lo[0]]
-        cover = big[..., 1]
+        colour, cover = big[..., :-1], big[..., -1]
+        if canvas.ndim == 2:
+            colour = colour[..., 0]
+        else:
+            cover = cover[..., None]
         region = canvas[lo[1]:hi[1], lo[0]:hi[0]]
         # Soft edge: blend by coverage; the value is premultiplied by coverage after upsampling.
-        region[:] = region * (1.0 - cover) + big[..., 0]
+        region[:] = region * (1.0 - cover) + colour
 
-    def _draw_face(self, canvas, driver, posed, shading):
-        h, w = canvas.shape
+    def _draw_face(self, canvas, driver, posed, shading, light=None):
+        h, w = canvas.shape[:2]
         lo = np.floor(posed[:, :2].min(axis=0)).astype(int) - 1
         hi = np.ceil(posed[:, :2].max(axis=0)).astype(int) + 2
         lo, hi = np.maximum(lo, 0), np.minimum(hi, [w, h])
         if (hi - lo <= 1).any():
             return
         camera = posed * np.array([1.0, -1.0, -1.0])
-        facing = np.clip(vertex_normals(camera, self.triangles, self.incidence)[:, 2], 0.0, 1.0)
+        normals = vertex_normals(camera, self.triangles, self.incidence)
+        # Per vertex: how squarely it faces the on-axis illuminator, or the given light on it.
+        facing = np.clip(normals[:, 2], 0.0, 1.0) if light is None else light(normals)
         attributes = np.column_stack([self.uv, facing, self.upper_lip, self.inner_lip])
         # Half-resolution rasterisation: the texture is still sampled at full resolution.
         pixels, values = rasterize_attributes(posed[:, :2] - lo, -posed[:, 2], self.triangles, int(hi[1] - lo[1]),
                                               int(hi[0] - lo[0]), attributes, step=2)
         if pixels.pixel.size == 0:
             return
-        flat = self._albedo(driver, pixels, values)
-        light = 0.3 + 0.7 * np.clip(values[:, 2], 0.0, 1.0) ** 0.7 if shading else 1.0
-        region = canvas[lo[1]:hi[1], lo[0]:hi[0]].reshape(-1)
-        region[pixels.pixel] = flat * light
-        canvas[lo[1]:hi[1], lo[0]:hi[0]] = region.reshape(hi[1] - lo[1], hi[0] - lo[0])
+        flat = self._albedo(driver, pixels, values, colour=canvas.ndim == 3)
+        if not shading:
+            lit = 1.0
+        elif light is None:
+            lit = 0.3 + 0.7 * np.clip(values[:, 2], 0.0, 1.0) ** 0.7
+        else:
+            lit = values[:, 2]
+        channels = canvas.shape[2:]
+        region = canvas[lo[1]:hi[1], lo[0]:hi[0]].reshape(-1, *channels)
+        region[pixels.pixel] = flat * (np.reshape(lit, (-1, 1)) if channels else lit)
+        canvas[lo[1]:hi[1], lo[0]:hi[0]] = region.reshape(hi[1] - lo[1], hi[0] - lo[0], *channels)
 
-    def _albedo(self, driver, pixels, values):
+    def _albedo(self, driver, pixels, values, colour: bool = False):
         """Texture at the interpolated atlas positions; the mouth's opening a dark cavity with
-        teeth showing under the upper lip (where every corner is on the inner lip contour)."""
-        albedo = cv2.remap(driver.texture, pixels.image(values[:, :2], fill=-1.0), None, cv2.INTER_LINEAR,
+        teeth showing under the upper lip (where every corner is on the inner lip contour).
+        colour: the driver's visible look (N×3 linear BGR) rather than their NIR texture (N)."""
+        texture = self.look(driver).texture if colour else driver.texture
+        albedo = cv2.remap(texture, pixels.image(values[:, :2], fill=-1.0), None, cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REPLICATE)
-        flat = albedo.reshape(-1)[pixels.pixel]
+        flat = albedo.reshape(-1, *texture.shape[2:])[pixels.pixel]
         mouth = values[:, 4] > 0.97
+        if colour:
+            teeth = values[:, 3:4] > 0.55
+            inside = np.where(teeth, np.float32(textures.TEETH), np.float32(textures.MOUTH_CAVITY))
+            return np.where(mouth[:, None], inside, flat)
         return np.where(mouth, np.where(values[:, 3] > 0.55, 0.55 * driver.skin, 0.06), flat)
 
     def frontal_truth(self, driver: Driver, w_exp, size: int = 128) -> tuple[np.ndarray, np.ndarray]:

@@ -103,3 +103,82 @@ def driver_texture(rng: np.random.Generator, template_xy: np.ndarray) -> np.ndar
         grain = 0.75 + 0.25 * rng.random(atlas.shape).astype(np.float32)
         atlas *= 1.0 - lower * (1 - lips) * rng.uniform(0.2, 0.6) * grain
     return np.clip(atlas * coverage + (1 - coverage) * float(np.median(atlas[coverage > 0])), 0, 1).astype(np.float32)
+
+
+# --- The visible-light look (the camera scenario's source domain) ---------------------------------
+# Colours are sRGB-encoded BGR triples, made linear reflectances with srgb_to_linear.
+SKIN_TONES = ((170, 196, 240), (140, 174, 226), (112, 148, 204), (92, 128, 182), (70, 104, 152),
+              (52, 78, 118), (40, 56, 86))                  # very light … very dark
+HAIR_COLOURS = ((22, 25, 30), (30, 42, 62), (45, 70, 105), (95, 140, 180), (140, 145, 150))  # black … grey
+IRIS_COLOURS = ((20, 40, 70), (30, 60, 95), (140, 110, 75), (80, 110, 90))  # dark brown, brown, blue, hazel
+CLOTHES_COLOURS = ((40, 30, 25), (110, 60, 30), (40, 40, 150), (200, 200, 200), (60, 110, 60), (120, 120, 120))
+TEETH = (0.52, 0.6, 0.64)                 # linear BGR
+MOUTH_CAVITY = (0.012, 0.012, 0.035)
+LIPS_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
+EYES = ((33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7),
+        (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249))
+BROWS = ((70, 63, 105, 66, 107, 55, 65, 52, 53, 46), (300, 293, 334, 296, 336, 285, 295, 282, 283, 276))
+CHEEKS = (50, 280)
+
+
+def srgb_to_linear(bgr) -> np.ndarray:
+    """8-bit sRGB-encoded colours (…×3) → linear reflectance in [0, 1] (gamma 2.2)."""
+    return (np.asarray(bgr, dtype=np.float64) / 255.0) ** 2.2
+
+
+def _region(template_xy, ring, sigma: float, grow: int = 0) -> np.ndarray:
+    """A soft mask (ATLAS_SIZE² float32 in [0, 1]) of the polygon through the given vertices, grown
+    by about grow/2 atlas pixels."""
+    mask = np.zeros((ATLAS_SIZE, ATLAS_SIZE), np.float32)
+    outline = [np.round(template_xy[list(ring)] * 16).astype(np.int32)]
+    cv2.fillPoly(mask, outline, 1.0, cv2.LINE_AA, shift=4)
+    if grow:
+        cv2.polylines(mask, outline, True, 1.0, grow, cv2.LINE_AA, shift=4)
+    return cv2.GaussianBlur(mask, (0, 0), sigma)
+
+
+def visible_texture(rng: np.random.Generator, grey: np.ndarray, template_xy: np.ndarray, skin, hair,
+                    iris) -> np.ndarray:
+    """The driver's texture as visible light shows it: ATLAS_SIZE²×3 float32 linear BGR reflectance.
+
+    grey: the driver's NIR texture (driver_texture); its detail is kept, with more contrast (visible
+    light is not softened by scattering under the skin), tinted to the skin tone `skin` (linear
+    BGR). What NIR hides comes back: lips redder and darker than the skin, brows and lashes of the
+    hair's colour, eyes with a dark iris and pupil on a light sclera, a little colour on the cheeks.
+    """
+    skin, hair, iris = (np.asarray(c, np.float32) for c in (skin, hair, iris))
+    yy, xx = np.mgrid[0:ATLAS_SIZE, 0:ATLAS_SIZE].astype(np.float32)
+    detail = np.clip(grey / max(float(np.median(grey)), 1e-3), 0.0, 1.6) ** 1.4  # the skin near 1
+    colour = detail[..., None] * skin
+    for v in CHEEKS:  # blood under the skin: a little redder
+        x, y = template_xy[v]
+        blush = np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * (ATLAS_SIZE / 14) ** 2)) * rng.uniform(0.3, 0.8)
+        colour *= 1.0 + blush[..., None] * np.array([-0.08, -0.05, 0.06], np.float32)
+    lips = _region(template_xy, LIPS_OUTER, 1.5)[..., None]
+    lip_colour = detail[..., None] * skin * np.array([0.52, 0.44, 0.82], np.float32) * rng.uniform(0.75, 0.95)
+    colour = colour * (1 - lips) + lip_colour * lips
+    grain = 0.75 + 0.25 * rng.random((ATLAS_SIZE, ATLAS_SIZE)).astype(np.float32)  # hairs, not paint
+    brow_colour = np.minimum(hair * rng.uniform(0.35, 0.6), 0.6 * skin)  # brows darker than the hair
+    for ring in BROWS:
+        brow = (_region(template_xy, ring, 1.5, grow=4) * rng.uniform(0.75, 0.95) * grain)[..., None]
+        colour = colour * (1 - brow) + brow_colour * brow
+    for ring in EYES:
+        points = template_xy[list(ring)]
+        eye = _region(template_xy, ring, 0.8)[..., None]
+        centre = points.mean(axis=0)
+        width = float(np.ptp(points[:, 0]))
+        r = np.hypot(xx - centre[0], yy - (centre[1] - 0.06 * width))
+        iris_r = 0.2 * width
+        iris_mask = np.clip(iris_r + 0.5 - r, 0.0, 1.0)[..., None]
+        pupil = np.clip(0.4 * iris_r + 0.5 - r, 0.0, 1.0)[..., None]
+        rim = np.clip(r / iris_r, 0.0, 1.0)[..., None] ** 3      # a darker limbal ring
+        iris_colour = iris * (1.0 - 0.5 * rim)
+        sclera = np.array([0.55, 0.56, 0.62], np.float32) * (0.8 + 0.2 * detail[..., None])
+        inside = sclera * (1 - iris_mask) + (iris_colour * (1 - pupil) + 0.01 * pupil) * iris_mask
+        colour = colour * (1 - eye) + inside * eye
+        lashes = np.zeros((ATLAS_SIZE, ATLAS_SIZE), np.float32)   # the upper lid's edge
+        cv2.polylines(lashes, [np.round(points[:9] * 16).astype(np.int32)], False, 1.0, 3, cv2.LINE_AA, shift=4)
+        lashes = cv2.GaussianBlur(lashes, (0, 0), 0.8)[..., None] * 0.8
+        colour = colour * (1 - lashes) + brow_colour * lashes
+    return np.clip(colour, 0.0, 1.0).astype(np.float32)
+

@@ -1,14 +1,23 @@
-"""`python -m train synth --out DIR`: the synthetic NIR driver data, deterministic by seed.
+"""`python -m train synth --out DIR`: synthetic driver data (NIR target and drive, NIR or colour source), deterministic by seed.
 
-  DIR/source/<expression>/sNNNNN.png   near-frontal 128² face crops with their NIR look (labelled),
-                                        aligned and masked like the renders (face.crops.face_crop)
+Two scenarios (`--scenario`), which differ in the labelled source domain only:
+  pose    the source is near-frontal crops from the NIR cabin camera: the only gap between the
+          domains is the head pose (the default; the data as it always was)
+  camera  the source is near-frontal crops from a visible-light studio camera (colour, studio
+          light and backdrop, a consumer camera's tone), like the KDEF / BU-3DFE photos of the
+          paper's setting; the same people as in `pose` for the same seed. The target is NIR.
+
+  DIR/source/<expression>/sNNNNN.png   near-frontal 128² face crops (labelled), NIR or colour by
+                                        scenario, aligned and masked like the renders (face.crops.face_crop)
   DIR/target/<expression>/tNNNNN.png   face-stage frontal renders of non-frontal frames (labels for
                                         evaluation only): the paper's simulated frontal faces
   NAME.side.png beside every image     its side map
   DIR/source.csv, DIR/target.csv       path,label,subject,domain per image (subject: the driver,
                                         for splits by person; target labels for evaluation only)
   DIR/drive.mp4, DIR/drive.json        a 640×480 30 fps drive with per-frame ground truth
-  DIR/manifest.json                    what was asked, what was written, what was skipped, timings
+  DIR/manifest.json                    the scenario, what was asked, what was written, what was
+                                        skipped, timings
+The drive video and the target domain are the NIR camera's in both scenarios.
 """
 import argparse
 import json
@@ -25,38 +34,89 @@ from face.expressions import EXPRESSIONS
 from face.render import Renderer
 from face.side_map import side_map
 from train.synthetic import video as drive
-from train.synthetic.camera import NirCamera, cabin_background
+from train.synthetic.camera import NirCamera, VisibleCamera, cabin_background
 from train.synthetic.scene import DriverFactory, Pose, SceneRenderer
 
 FRAME_W, FRAME_H, FPS = 640, 480, 30
 SOURCE_POSE = dict(yaw=10.0, pitch=8.0, roll=5.0)     # near-frontal: ± these
 TARGET_POSE = dict(yaw=60.0, pitch=20.0, roll=10.0)   # the car's view: ± these
 MAX_TRIES = 4  # per target image: a new pose when the face stage finds no face
+SCENARIOS = {  # name: what its labelled source domain is (the target is the NIR one in both)
+    "pose": "the source is near-frontal crops from the NIR cabin camera, so the domains differ in head "
+            "pose only (default)",
+    "camera": "the source is near-frontal crops from a visible-light studio camera (colour, studio light, "
+              "a consumer camera's tone: like KDEF/BU-3DFE photos), the paper's setting",
+}
 
 
 class SynthWriter:
-    def __init__(self, out: Path, seed: int = 0, size: int = 128, drivers: int = 8, model=None):
+    def __init__(self, out: Path, seed: int = 0, size: int = 128, drivers: int = 8, model=None,
+                 scenario: str = "pose"):
+        if scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}")
         self.out = Path(out)
         self.size = size
+        self.scenario = scenario
         self.model = model if model is not None else bilinear.load()
         self.factory = DriverFactory(self.model)
         self.scene = SceneRenderer(self.model)
         self.renderer = Renderer(self.model, size)
-        streams = np.random.SeedSequence(seed).spawn(5)
+        streams = np.random.SeedSequence(seed).spawn(6)  # the first five as they always were
         self.rng = {name: np.random.default_rng(s) for name, s in
-                    zip(("source", "target", "video", "source_drivers", "target_drivers"), streams)}
+                    zip(("source", "target", "video", "source_drivers", "target_drivers", "source_cameras"), streams)}
         # Different people in the two domains, as with two datasets.
         self.drivers = {domain: [self._session(self.rng[f"{domain}_drivers"]) for _ in range(drivers)]
                         for domain in ("source", "target")}
+        if scenario == "camera":
+            # The same people as in the pose scenario, each before a camera of its own stream (their
+            # NIR cameras are still drawn above, so that the people do not change with the scenario).
+            self.drivers["source"] = [(driver, self.source_camera(self.rng["source_cameras"]))
+                                      for driver, _ in self.drivers["source"]]
         self.counts = {"source": 0, "target": 0, "target_no_face": 0, "video_frames": 0}
 
     def _session(self, rng):
         return self.factory.driver(rng), NirCamera(rng, FRAME_H, FRAME_W)
 
-    def _frame(self, rng, driver, camera, label, pose: Pose):
-        canvas = cabin_background(rng, FRAME_H, FRAME_W)
-        truth = self.scene.draw(canvas, driver, self.factory.expression(rng, label), pose)
+    def source_camera(self, rng: np.random.Generator):
+        """A camera session for the source domain, made from `rng`: the NIR camera (pose scenario)
+        or the visible-light studio camera (camera scenario)."""
+        if self.scenario == "camera":
+            return VisibleCamera(rng, FRAME_H, FRAME_W)
+        return NirCamera(rng, FRAME_H, FRAME_W)
+
+    def _exposed(self, rng, driver, camera, w_exp, pose: Pose):
+        """One frame before `camera` (its backdrop, its light) and the ground truth. w_exp:
+        expression weights, or a function rng → weights, drawn after the backdrop."""
+        canvas = camera.backdrop(rng)
+        w_exp = w_exp(rng) if callable(w_exp) else w_exp
+        truth = self.scene.draw(canvas, driver, w_exp, pose, light=camera.light)
         return camera.expose(canvas, pose.height), truth
+
+    def _frame(self, rng, driver, camera, label, pose: Pose):
+        return self._exposed(rng, driver, camera, self._expression_of(label), pose)
+
+    def _expression_of(self, label: int):
+        """Expression weights for `label`, drawn from the rng a frame is made with (after its backdrop,
+        the order the data has always been drawn in)."""
+        return lambda rng: self.factory.expression(rng, label)
+
+    def source_crop(self, rng: np.random.Generator, driver, camera, w_exp, pose: Pose):
+        """(crop, side map): the source-domain image of `driver` with expression weights `w_exp` at
+        `pose`, before `camera` (a NirCamera or a VisibleCamera; source_camera makes the scenario's
+        kind), aligned and masked like the frontal renders
+        (face.crops.face_crop); both size×size×3 uint8. Random draws (backdrop, noise) from `rng`.
+        w_exp may also be a function rng → weights, called after the backdrop is drawn."""
+        frame, truth = self._exposed(rng, driver, camera, w_exp, pose)
+        crop, crop_landmarks = face_crop(self.renderer, frame, _with_iris(truth["landmarks"]))
+        return crop, side_map(crop_landmarks, self.size)
+
+    def target_frame(self, rng: np.random.Generator, driver, camera: NirCamera, w_exp, pose: Pose):
+        """(frame, truth): a 640×480 uint8 BGR frame of `driver` in the cabin before the NIR `camera`,
+        and its ground truth (`landmarks` 468×2 frame px, `box`) — what write_target gives the face
+        stage. Random draws from `rng`; w_exp as in source_crop."""
+        if not isinstance(camera, NirCamera):
+            raise TypeError(f"target frames come from the NIR camera: got a {type(camera).__name__}")
+        return self._exposed(rng, driver, camera, w_exp, pose)
 
     @staticmethod
     def _random_pose(rng, spread) -> Pose:
@@ -77,10 +137,9 @@ class SynthWriter:
             d = int(rng.integers(len(self.drivers["source"])))
             driver, camera = self.drivers["source"][d]
             pose = self._random_pose(rng, SOURCE_POSE)
-            frame, truth = self._frame(rng, driver, camera, label, pose)
-            crop, crop_landmarks = face_crop(self.renderer, frame, _with_iris(truth["landmarks"]))
+            crop, side = self.source_crop(rng, driver, camera, self._expression_of(label), pose)
             name = f"s{self.counts['source']:05d}"
-            self._write_pair(self.out / "source" / EXPRESSIONS[label], name, crop, side_map(crop_landmarks, self.size))
+            self._write_pair(self.out / "source" / EXPRESSIONS[label], name, crop, side)
             self.counts["source"] += 1
             records.append({"image": f"source/{EXPRESSIONS[label]}/{name}.png", "label": label, "driver": d,
                             **_pose_dict(pose)})
@@ -97,7 +156,7 @@ class SynthWriter:
                 driver, camera = self.drivers["target"][d]
                 for _ in range(MAX_TRIES):
                     pose = self._random_pose(rng, TARGET_POSE)
-                    frame, _ = self._frame(rng, driver, camera, label, pose)
+                    frame, _ = self.target_frame(rng, driver, camera, self._expression_of(label), pose)
                     result = stage(frame)
                     if result:
                         break
@@ -195,6 +254,9 @@ def main(argv=None) -> int:
     parser.add_argument("--video-seconds", type=float, default=60.0, help="length of drive.mp4; 0 for none")
     parser.add_argument("--drivers", type=int, default=8, help="distinct drivers per domain")
     parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--scenario", choices=tuple(SCENARIOS), default="pose",
+                        help="; ".join(f"{name}: {text}" for name, text in SCENARIOS.items())
+                        + ". In both the target and drive.mp4 are NIR.")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     for name in ("per_class", "drivers", "size"):
@@ -204,9 +266,10 @@ def main(argv=None) -> int:
     progress = not args.no_progress
     timings = {}
     start = time.perf_counter()
-    writer = SynthWriter(args.out, seed=args.seed, size=args.size, drivers=args.drivers)
+    writer = SynthWriter(args.out, seed=args.seed, size=args.size, drivers=args.drivers, scenario=args.scenario)
     timings["setup_s"] = time.perf_counter() - start
-    manifest = {"seed": args.seed, "size": args.size, "classes": list(EXPRESSIONS), "drivers_per_domain": args.drivers}
+    manifest = {"scenario": args.scenario, "seed": args.seed, "size": args.size, "classes": list(EXPRESSIONS),
+                "drivers_per_domain": args.drivers}
     for part, call in (("source", lambda: writer.write_source(args.per_class, progress)),
                        ("target", lambda: writer.write_target(target_per_class, progress))):
         t = time.perf_counter()
