@@ -173,8 +173,8 @@ def load_checkpoint_model(checkpoint, name: str | None = None):
     if kind is None:
         raise ValueError(f"{checkpoint}: checkpoint kind {checkpoint_kind!r} cannot be exported; "
                          f"expected one of {sorted(CHECKPOINT_KINDS)}")
-    if kind != "classifier" and name not in (None, "G_ts", "G_st"):
-        raise ValueError(f"{checkpoint}: only generators (G_ts, G_st) are exported, got {name!r}")
+    if kind != "classifier" and name not in (None, "G_ts", "G_ts_ema", "G_st"):
+        raise ValueError(f"{checkpoint}: only generators (G_ts, G_ts_ema, G_st) are exported, got {name!r}")
     image_size = int(config.get("image_size", 128))
     width = int(config.get("width") or infer_width(module))
     return module.float().eval(), kind, config, image_size, width

@@ -169,14 +169,14 @@ def load_state_checked(module: nn.Module, state_dict: dict, what: str) -> None:
 def load_model(path, name: str | None = None, map_location="cpu"):
     """Rebuild one network of a checkpoint: (module in eval mode, config, kind).
 
-    ExprADA checkpoints: name is one of G_ts (default: the target→source generator the car runs),
-    G_st, D_s, D_t. Classifier checkpoints: the one model, built by
+    ExprADA checkpoints: name is one of G_ts (the target→source generator the car runs), G_ts_ema
+    (its weight average, the default when the run kept one), G_st, D_s, D_t. Classifier checkpoints: the one model, built by
     `train.classifier_nets.build_classifier(config)`.
     """
     state = load_checkpoint(path, map_location=map_location)
     kind, config, models = state["kind"], state["config"], state["models"]
     if name is None:
-        name = "G_ts" if kind.startswith("exprada") else next(iter(models))
+        name = ("G_ts_ema" if "G_ts_ema" in models else "G_ts") if kind.startswith("exprada") else next(iter(models))
     if name not in models:
         raise CheckpointError(f"{state['path']}: no model {name!r} in this {kind} checkpoint; it holds {sorted(models)}")
     if kind.startswith("exprada"):

@@ -174,7 +174,7 @@ def _test_samples(args, config: dict, logger):
 
 
 def _load_generator(path, image_size: int):
-    generator, config, kind = load_model(path, "G_ts")
+    generator, config, kind = load_model(path)  # G_ts, or its weight average when the run kept one
     if kind != "exprada-uit":
         raise CheckpointError(f"{path}: a {kind} checkpoint; evaluation translates with a UIT generator "
                               f"(python -m train exprada --mode uit)")

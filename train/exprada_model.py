@@ -5,6 +5,7 @@ very step the trainer runs. `step(x_s, y_s, x_t, y_wanted)` updates G^{t→s}, G
 once (eq. 6) and returns its scalars as device tensors; eager, `torch.compile`d or replayed
 from a CUDA graph, it is the same code.
 """
+import copy
 from contextlib import nullcontext
 
 import torch
@@ -90,6 +91,11 @@ class ExprADAModel:
         if c["channels_last"]:
             for net in self.nets.values():
                 net.to(memory_format=torch.channels_last)
+        # An exponential moving average of G^{t→s}'s weights (beyond the paper; 0 = off): a GAN's
+        # generator wanders from step to step, its average translates more steadily. It is what
+        # load_model and export pick when present.
+        self.ema_decay = float(c.get("ema") or 0.0)
+        self.G_ts_ema = copy.deepcopy(self.nets["G_ts"]).requires_grad_(False) if self.ema_decay > 0 else None
         # Fused Adam: one kernel per step instead of ~15 ms of small ones (DESIGN.md), and its
         # found_inf lets a non-finite step be skipped without a host sync.
         adam = dict(lr=c["lr"], betas=(c["beta1"], c["beta2"]), fused=self.device.type in ("cpu", "cuda") or None,
@@ -129,9 +135,13 @@ class ExprADAModel:
         return self.classifier(image.contiguous())[0]
 
     # ---- state ---------------------------------------------------------------------------
+    def saved_models(self) -> dict:
+        """What a checkpoint holds: the four networks, and G_ts_ema when averaging."""
+        return {**self.nets, **({"G_ts_ema": self.G_ts_ema} if self.G_ts_ema is not None else {})}
+
     def load(self, state: dict) -> None:
-        for name in NETWORK_NAMES:
-            load_state_checked(self.nets[name], state["models"][name], f"{state['path']} model {name}")
+        for name, net in self.saved_models().items():
+            load_state_checked(net, state["models"][name], f"{state['path']} model {name}")
         for opt, sched, key in ((self.opt_G, self.sched_G, "G"), (self.opt_D, self.sched_D, "D")):
             opt.load_state_dict(state["optimizers"][key])
             lr_as_float(opt)
@@ -166,12 +176,16 @@ class ExprADAModel:
             fake_s, fake_t, cycled_s, cycled_t = self.gen_pair(x_s, x_t, onehot_wanted, onehot_source)
             fake_s_scores, fake_s_logits = D_s(fake_s)
             fake_t_scores, _ = D_t(fake_t)
-            cycled_s_classified = self._classify(cycled_s) if self.classifier is not None else None
+            semantic = {}
+            if self.classifier is not None:
+                with torch.no_grad():
+                    target_reading = F.softmax(self._classify(x_t).float(), 1)
+                semantic = dict(cycled_s_classifier_logits=self._classify(cycled_s), source_labels=y_s,
+                                fake_s_classifier_logits=self._classify(fake_s), target_classifier_probs=target_reading)
         g_loss, scalars = generator_objective(
             fake_s_scores=fake_s_scores, fake_t_scores=fake_t_scores, x_s=x_s, x_t=x_t, fake_s=fake_s,
             fake_t=fake_t, cycled_s=cycled_s, cycled_t=cycled_t, fake_s_logits=fake_s_logits,
-            wanted_labels=y_wanted if self.cgit else None, cycled_s_classifier_logits=cycled_s_classified,
-            source_labels=y_s if self.classifier is not None else None, weights=self.weights)
+            wanted_labels=y_wanted if self.cgit else None, weights=self.weights, **semantic)
         g_loss.backward()
         # Discriminators (eq. 6, second line) on the same, detached, translations.
         _set_requires_grad((D_s, D_t), True)
@@ -190,8 +204,18 @@ class ExprADAModel:
             opt.found_inf = skip  # read by fused Adam: a non-finite step updates nothing
             opt.step()
             opt.zero_grad(set_to_none=not self.config["cuda_graph"])
+        if self.G_ts_ema is not None:
+            self._update_ema(finite)
         scalars.update({"G/grad_norm": g_norm.detach(), "D/grad_norm": d_norm.detach(), "finite": finite})
         return scalars
+
+    @torch.no_grad()
+    def _update_ema(self, finite):
+        """ema += (1 − decay)·(G − ema), with no host sync; a skipped (non-finite) step moves nothing."""
+        ema, live = list(self.G_ts_ema.parameters()), list(self.nets["G_ts"].parameters())
+        delta = torch._foreach_sub(live, ema)
+        torch._foreach_mul_(delta, (1.0 - self.ema_decay) * finite.float())
+        torch._foreach_add_(ema, delta)
 
     def step(self, x_s, y_s, x_t, y_wanted) -> dict[str, torch.Tensor]:
         """step_tensors, eagerly or (with cuda_graph) replayed from a graph captured on first use."""
@@ -203,5 +227,5 @@ class ExprADAModel:
             if self.log:
                 self.log.info("capturing the training step in a CUDA graph")
             static = {"x_s": x_s.clone(), "y_s": y_s.clone(), "x_t": x_t.clone(), "y_wanted": y_wanted.clone()}
-            self._graphed = GraphedStep(self.step_tensors, static, self.nets.values(), (self.opt_G, self.opt_D))
+            self._graphed = GraphedStep(self.step_tensors, static, self.saved_models().values(), (self.opt_G, self.opt_D))
         return self._graphed(x_s=x_s, y_s=y_s, x_t=x_t, y_wanted=y_wanted)

@@ -27,14 +27,23 @@ class LossWeights:
     sem: float = 0.0  # semantic consistency (CyCADA; beyond the paper): 0 = off, as in the paper
 
 
-def semantic_consistency(cycled_s_logits, source_labels):
-    """Beyond the paper (CyCADA, Hoffman et al. 2018): the frozen source classifier must still read
-    each source face's true expression after the round trip G^{t→s}(G^{s→t}(x^s)). G^{s→t}(x^s) looks
-    like the target, so this teaches G^{t→s} to carry target-looking faces into images the classifier
-    reads right — using only the source labels the method already has."""
+def semantic_consistency(cycled_s_logits, source_labels, translated_t_logits=None, target_probs=None):
+    """Beyond the paper (CyCADA, Hoffman et al. 2018), with the frozen source classifier f:
+    - the round trip G^{t→s}(G^{s→t}(x^s)) must still read as x^s's true label: G^{s→t}(x^s) looks like
+      the target, so this teaches G^{t→s} to carry target-looking faces into images f reads right,
+      from the source labels the method already has;
+    - a translated target G^{t→s}(x^t) must read as f reads x^t itself (KL to f's soft reading, no
+      target label used): translation may change the look, not the expression."""
     loss = F.cross_entropy(cycled_s_logits.float(), source_labels)
     accuracy = (cycled_s_logits.detach().argmax(1) == source_labels).float().mean()
-    return loss, {"sem": loss.detach(), "sem_acc": accuracy}
+    scalars = {"sem_s": loss.detach(), "sem_acc": accuracy}
+    if translated_t_logits is not None:
+        kl = F.kl_div(F.log_softmax(translated_t_logits.float(), 1), target_probs.float(), reduction="batchmean")
+        loss = loss + kl
+        agree = (translated_t_logits.detach().argmax(1) == target_probs.argmax(1)).float().mean()
+        scalars.update({"sem_t": kl.detach(), "sem_t_agree": agree})
+    scalars["sem"] = loss.detach()
+    return loss, scalars
 
 
 def lsgan_real(scores: torch.Tensor) -> torch.Tensor:
@@ -82,9 +91,11 @@ def reconstruction(x_t, x_t_translated, x_s, x_s_translated):
 
 def generator_objective(*, fake_s_scores, fake_t_scores, x_s, x_t, fake_s, fake_t, cycled_s, cycled_t,
                         fake_s_logits=None, wanted_labels=None, cycled_s_classifier_logits=None, source_labels=None,
+                        fake_s_classifier_logits=None, target_classifier_probs=None,
                         weights: LossWeights = LossWeights()):
     """Eq. 6, first line: L_adv^{t→s} + L_adv^{s→t} + λ_bi L_bi + λ_cls L_cls_f + λ_re L_re
-    (+ λ_sem L_sem when weights.sem > 0: the frozen classifier's logits on cycled_s and y').
+    (+ λ_sem L_sem when weights.sem > 0: the frozen classifier's logits on cycled_s with y', and
+    optionally on fake_s with its probabilities on x^t).
 
     fake_s = G^{t→s}(x^t, y), fake_t = G^{s→t}(x^s), cycled_s = G^{t→s}(fake_t, y'),
     cycled_t = G^{s→t}(fake_s); all N×6×H×W (image + side map)."""
@@ -109,9 +120,10 @@ def generator_objective(*, fake_s_scores, fake_t_scores, x_s, x_t, fake_s, fake_
     if weights.sem > 0:
         if cycled_s_classifier_logits is None or source_labels is None:
             raise ValueError("the semantic term needs the classifier's logits on cycled source images and their labels")
-        sem, parts = semantic_consistency(cycled_s_classifier_logits, source_labels)
+        sem, parts = semantic_consistency(cycled_s_classifier_logits, source_labels, fake_s_classifier_logits,
+                                          target_classifier_probs)
         total = total + weights.sem * sem
-        scalars.update({"G/sem": sem.detach(), "G/sem_acc": parts["sem_acc"]})
+        scalars.update({f"G/{k}": v for k, v in parts.items()})
     scalars["G/total"] = total.detach()
     return total, scalars
 

@@ -164,7 +164,7 @@ NETWORK_NAMES = ("G_ts", "G_st", "D_s", "D_t")
 
 
 def build_network(config: dict, name: str) -> nn.Module:
-    """One of G_ts (target→source; conditioned in CGIT), G_st, D_s (class head in CGIT), D_t,
+    """One of G_ts (target→source; conditioned in CGIT; G_ts_ema its weight average), G_st, D_s (class head in CGIT), D_t,
     from a run config holding mode, width, image_size (and num_residual, skips, residual)."""
     mode, width, size = config["mode"], int(config["width"]), int(config["image_size"])
     if mode not in ("uit", "cgit"):
@@ -172,7 +172,7 @@ def build_network(config: dict, name: str) -> nn.Module:
     classes = NUM_EXPRESSIONS if mode == "cgit" else 0
     shape = dict(num_residual=int(config.get("num_residual", 6)), skips=bool(config.get("skips", False)),
                  residual=bool(config.get("residual", False)))
-    if name == "G_ts":
+    if name in ("G_ts", "G_ts_ema"):  # the EMA copy is G_ts averaged over steps
         return Generator(width, classes, **shape)
     if name == "G_st":
         return Generator(width, 0, **shape)

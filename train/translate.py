@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
     p.add_argument("--input", required=True, help="an image file or a folder of images")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--generator", default="G_ts", choices=("G_ts", "G_st"),
-                   help="G_ts: target→source (default, the car's direction); G_st: source→target")
+    p.add_argument("--generator", default=None, choices=("G_ts", "G_ts_ema", "G_st"),
+                   help="G_ts: target→source (the car's direction; its weight average G_ts_ema by default when "
+                        "the run kept one); G_st: source→target")
     p.add_argument("--expression", default="all",
                    help="CGIT: an expression name, a comma list, or 'all' (default)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -75,7 +76,7 @@ def write_png(path: Path, image: np.ndarray) -> None:
 
 
 @torch.no_grad()
-def translate(checkpoint, input_path, out, generator="G_ts", expression="all", batch_size=8, device="auto",
+def translate(checkpoint, input_path, out, generator=None, expression="all", batch_size=8, device="auto",
               cache=None, logger=None) -> dict:
     logger = logger or logging.getLogger("train")
     out = Path(out)

@@ -168,3 +168,19 @@ def test_uit_with_skips_residual_and_the_semantic_term_trains_and_records_it(dat
     with pytest.raises(SystemExit, match="needs --semantic-classifier"):
         main(_args(data, "uit") + ["--lambda-sem", "1", "--steps", "1", "--out", str(tmp_path / "nosem")])
     assert classifier.is_file()
+
+
+def test_an_ema_generator_is_saved_resumed_exactly_and_chosen_by_load_model(data, tmp_path):
+    straight, halves = tmp_path / "straight", tmp_path / "halves"
+    ema = ["--ema", "0.5", "--residual", "--steps", "4"]
+    assert main(_args(data, "uit") + ema + ["--out", str(straight)]) == 0
+    assert main(_args(data, "uit") + ema + ["--out", str(halves), "--stop-after", "2"]) == 0
+    assert main(["--resume", str(halves)]) == 0
+    a, b = load_checkpoint(straight), load_checkpoint(halves)
+    assert set(a["models"]) == set(NETWORK_NAMES) | {"G_ts_ema"}
+    for key, tensor in a["models"]["G_ts_ema"].items():
+        assert torch.equal(tensor, b["models"]["G_ts_ema"][key]), f"G_ts_ema.{key} differs after resume"
+    live, average = a["models"]["G_ts"], a["models"]["G_ts_ema"]
+    assert any(not torch.equal(live[k], average[k]) for k in live)  # an average, not a copy
+    chosen, _, _ = load_model(straight)
+    assert all(torch.equal(v, average[k]) for k, v in chosen.state_dict().items())
