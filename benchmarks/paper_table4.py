@@ -1,0 +1,236 @@
+"""The paper's table 4 on held-out synthetic drivers: `python -m benchmarks.paper_table4`, one JSON line.
+
+Expression accuracy by head yaw (bins 0/±15/±30/±45/±60°) of one source classifier given, for the
+same faces:
+  source_crop   the same head, same expression, at yaw 0 in the source domain (the ceiling)
+  raw_crop      the turned face cropped and aligned from its FaceMesh landmarks, no frontalisation
+  render        the face stage's frontal render (the paper's simulated target image)
+  NAME          the render translated by each `--generator NAME=G.onnx` (UIT, ablations, baselines)
+  NAME+render   the published fusion of NAME's and the render's probabilities (pipeline.fusion)
+Drivers come from `--seeds` that no training used (each seed: new people, cameras, expressions,
+poses); every row is mean ± std over the seeds, and each generator's paired difference against the
+render, per seed, is reported too: it is what stays stable when the seeds' drivers differ.
+`NAME=G1.onnx,G2.onnx,G3.onnx` gives one model per seed (e.g. three training seeds): replicate i
+translates seed i's drivers with model i, so each replicate is a new training and new people.
+`--scenario camera` draws the source domain with the visible-light studio camera (the paper's
+setting: a labelled RGB set against the in-car NIR camera), `pose` with the NIR camera.
+
+Writes OUT/table4.json, OUT/table4.png (accuracy by yaw, one line per row) and OUT/samples.png
+(one face per bin: source crop, raw crop, render, each translation).
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+import engines
+import face
+from face.crops import face_crop
+from face.expressions import EXPRESSIONS
+from face.imageio import from_network, to_network
+from pipeline.fusion import publish_probs
+from pipeline.steps import softmax
+from train.synthetic.camera import NirCamera
+from train.synthetic.scene import Pose
+from train.synthetic.writer import FRAME_H, FRAME_W, SynthWriter
+
+BINS = (0, 15, 30, 45, 60)
+YAW_JITTER = 3.0   # degrees around each bin's ± angle
+PITCH, ROLL = 8.0, 5.0
+
+
+def named_paths(items, seeds: int) -> dict:
+    """{name: [path per seed]} from NAME=PATH or NAME=PATH1,...,PATHn (n = number of seeds)."""
+    out = {}
+    for item in items:
+        name, sep, paths = item.partition("=")
+        paths = [p for p in paths.split(",") if p]
+        if not sep or not name or not paths:
+            raise SystemExit(f"error: --generator takes NAME=PATH[,PATH...], got {item!r}")
+        if name in out or name in ("source_crop", "raw_crop", "render") or "+" in name:
+            raise SystemExit(f"error: generator name {name!r} is used twice, names a fixed row or has a '+'")
+        if len(paths) not in (1, seeds):
+            raise SystemExit(f"error: --generator {name} has {len(paths)} models for {seeds} seeds; give 1 or {seeds}")
+        out[name] = paths * seeds if len(paths) == 1 else paths
+    return out
+
+
+def faces_for_seed(seed: int, scenario: str, size: int, per_bin: int, bins, drivers: int, progress: bool):
+    """Per bin: images {row: N×S×S×3}, side maps of the renders, labels — for one seed's drivers."""
+    writer = SynthWriter(Path("/nonexistent"), seed=seed, size=size, drivers=drivers, scenario=scenario)
+    rng = np.random.default_rng(seed)
+    people = [(writer.factory.driver(rng), NirCamera(rng, FRAME_H, FRAME_W), writer.source_camera(rng))
+              for _ in range(drivers)]
+    out, missed = {}, 0
+    with face.FaceStage(size=size, video=False, model=writer.model) as stage:
+        for b in bins:
+            rows = {"source_crop": [], "raw_crop": [], "render": [], "side": [], "label": [], "yaw": []}
+            for i in tqdm(range(per_bin), desc=f"seed {seed} yaw ±{b}", disable=not progress, leave=False):
+                label = i % len(EXPRESSIONS)
+                driver, nir, visible = people[int(rng.integers(drivers))]
+                w_exp = writer.factory.expression(rng, label)
+                sign = 1.0 if rng.random() < 0.5 else -1.0
+                pose = Pose(yaw=sign * b + float(rng.uniform(-YAW_JITTER, YAW_JITTER)),
+                            pitch=float(rng.uniform(-PITCH, PITCH)), roll=float(rng.uniform(-ROLL, ROLL)),
+                            cx=float(rng.uniform(280, 360)), cy=float(rng.uniform(200, 260)),
+                            height=float(rng.uniform(170, 240)))
+                frame, _ = writer.target_frame(rng, driver, nir, w_exp, pose)
+                result = stage(frame)
+                if not result:
+                    missed += 1
+                    continue
+                frontal_pose = Pose(cx=pose.cx, cy=pose.cy, height=pose.height)
+                source, _ = writer.source_crop(rng, driver, visible, w_exp, frontal_pose)
+                raw, _ = face_crop(stage.renderer, frame, result.landmarks)
+                rows["source_crop"].append(source)
+                rows["raw_crop"].append(raw)
+                rows["render"].append(result.frontal)
+                rows["side"].append(result.side_map)
+                rows["label"].append(label)
+                rows["yaw"].append(pose.yaw)
+            out[b] = {k: np.asarray(v) for k, v in rows.items()}
+    return out, missed
+
+
+def classify(engine, images: np.ndarray, batch: int = 64) -> np.ndarray:
+    probs = [softmax(engine.run({"image": to_network(images[i:i + batch])})["logits"].astype(np.float64))
+             for i in range(0, len(images), batch)]
+    return np.concatenate(probs)
+
+
+def translate(engine, images: np.ndarray, sides: np.ndarray, batch: int = 64) -> np.ndarray:
+    out = [from_network(engine.run({"image": to_network(images[i:i + batch]),
+                                    "side_map": to_network(sides[i:i + batch])})["translated"])
+           for i in range(0, len(images), batch)]
+    return np.concatenate(out)
+
+
+def mean_std(values) -> dict:
+    values = np.asarray(values, dtype=np.float64) * 100
+    return {"mean": round(float(values.mean()), 2), "std": round(float(values.std(ddof=1)) if len(values) > 1 else 0.0, 2),
+            "per_seed": [round(float(v), 2) for v in values]}
+
+
+def run(args) -> dict:
+    generators_paths = named_paths(args.generator, len(args.seeds))
+    classifier = engines.load(args.classifier, threads=args.threads)
+    size = int(classifier.inputs[0].shape[-1])
+    loaded = {}
+    for name, paths in generators_paths.items():
+        for path in paths:
+            if path not in loaded:
+                loaded[path] = engines.load(path, threads=args.threads)
+                if int(loaded[path].inputs[0].shape[-1]) != size:
+                    raise SystemExit(f"error: generator {path} takes {loaded[path].inputs[0].shape[-1]}² images, "
+                                     f"the classifier {size}²")
+    rows = ["source_crop", "raw_crop", "render", *generators_paths, *(f"{n}+render" for n in generators_paths)]
+    acc = {row: {b: [] for b in args.bins} for row in rows}
+    samples, missed, started = {}, 0, time.perf_counter()
+    for replicate, seed in enumerate(args.seeds):
+        generators = {name: loaded[paths[replicate]] for name, paths in generators_paths.items()}
+        data, lost = faces_for_seed(seed, args.scenario, size, args.per_bin, args.bins, args.drivers,
+                                    not args.no_progress)
+        missed += lost
+        for b, d in data.items():
+            labels = d["label"]
+            probs = {row: classify(classifier, d[row]) for row in ("source_crop", "raw_crop", "render")}
+            translated = {name: translate(g, d["render"], d["side"]) for name, g in generators.items()}
+            for name, images in translated.items():
+                probs[name] = classify(classifier, images)
+                probs[f"{name}+render"] = publish_probs(probs[name], probs["render"], "fusion", args.fusion_weight)
+            for row in rows:
+                acc[row][b].append(float(np.mean(probs[row].argmax(1) == labels)))
+            if seed == args.seeds[0] and len(labels):
+                samples[b] = [d["source_crop"][0], d["raw_crop"][0], d["render"][0],
+                              *(t[0] for t in translated.values())]
+    table = {row: {str(b): mean_std(acc[row][b]) for b in args.bins} for row in rows}
+    paired = {f"{name} - render": {str(b): mean_std(np.subtract(acc[name][b], acc["render"][b])) for b in args.bins}
+              for name in [*generators_paths, *(f"{n}+render" for n in generators_paths)]}
+    paired.update({f"{name} - raw_crop": {str(b): mean_std(np.subtract(acc[name][b], acc["raw_crop"][b]))
+                                          for b in args.bins} for name in [*generators_paths, *(f"{n}+render" for n in generators_paths)]})
+    result = {"benchmark": "paper_table4", "scenario": args.scenario, "seeds": args.seeds, "per_bin": args.per_bin,
+              "bins": list(args.bins), "image_size": size, "classifier": str(args.classifier),
+              "generators": generators_paths, "fusion_weight": args.fusion_weight, "accuracy": table,
+              "paired": paired, "no_face": missed, "seconds": round(time.perf_counter() - started, 1)}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table4.json").write_text(json.dumps(result, indent=1))
+    chart(table, args.bins, out / "table4.png", f"held-out drivers, {args.scenario} scenario, seeds {args.seeds}")
+    sample_grid(samples, ["source crop (yaw 0)", "raw crop", "render", *generators_paths], out / "samples.png")
+    return result
+
+
+def chart(table: dict, bins, path: Path, title: str):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row, by_bin in table.items():
+        means = [by_bin[str(b)]["mean"] for b in bins]
+        stds = [by_bin[str(b)]["std"] for b in bins]
+        ax.errorbar(bins, means, yerr=stds, marker="o", capsize=3, label=row,
+                    linestyle="--" if "+" in row else "-")
+    ax.set_xlabel("|yaw| (degrees)")
+    ax.set_ylabel("accuracy % (mean ± std over seeds)")
+    ax.set_xticks(list(bins))
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def sample_grid(samples: dict, names, path: Path, scale: int = 2):
+    if not samples:
+        return
+    tiles = []
+    for b, images in samples.items():
+        row = np.concatenate([cv2.resize(im, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+                              for im in images], axis=1)
+        cv2.putText(row, f"{b}", (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 255, 255), 1, cv2.LINE_AA)
+        tiles.append(row)
+    grid = np.concatenate(tiles, axis=0)
+    header = np.zeros((18, grid.shape[1], 3), np.uint8)
+    tile_w = grid.shape[1] // len(names)
+    for i, name in enumerate(names):
+        cv2.putText(header, name[:18], (i * tile_w + 2, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+    cv2.imwrite(str(path), np.concatenate([header, grid], axis=0))
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m benchmarks.paper_table4", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--classifier", default="models/classifier.onnx", help="source classifier (ONNX)")
+    p.add_argument("--generator", action="append", default=[], metavar="NAME=G.onnx[,G2.onnx,...]",
+                   help="a UIT generator to compare (repeatable); one model, or one per seed")
+    p.add_argument("--scenario", choices=("pose", "camera"), default="pose")
+    p.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103],
+                   help="held-out driver seeds (never used for training data)")
+    p.add_argument("--bins", type=int, nargs="+", default=list(BINS), help="|yaw| bins in degrees")
+    p.add_argument("--per-bin", type=int, default=140, help="faces per bin and seed")
+    p.add_argument("--drivers", type=int, default=6, help="drivers per seed")
+    p.add_argument("--fusion-weight", type=float, default=0.5, help="weight of the translated path in the fusion")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default="runs/table4")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if len(args.seeds) < 2:
+        raise SystemExit("error: give at least two --seeds (every figure is a mean ± std over seeds)")
+    result = run(args)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
