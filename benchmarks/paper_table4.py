@@ -6,7 +6,10 @@ same faces:
   raw_crop      the turned face cropped and aligned from its FaceMesh landmarks, no frontalisation
   render        the face stage's frontal render (the paper's simulated target image)
   NAME          the render translated by each `--generator NAME=G.onnx` (UIT, ablations, baselines)
-  NAME+render   the published fusion of NAME's and the render's probabilities (pipeline.fusion)
+  NAME+render   the two-path fusion of NAME's and the render's probabilities (pipeline.fusion, `fusion`)
+  NAME/published what the pipeline publishes by default (pipeline.fusion, `pose`): NAME, the render
+                and the raw crop pooled, the crop's weight falling from 1 at the fitted yaw 0 to 0
+                at ±30°
 Drivers come from `--seeds` that no training used (each seed: new people, cameras, expressions,
 poses); every row is mean ± std over the seeds, and each generator's paired difference against the
 render, per seed, is reported too: it is what stays stable when the seeds' drivers differ.
@@ -51,8 +54,8 @@ def named_paths(items, seeds: int) -> dict:
         paths = [p for p in paths.split(",") if p]
         if not sep or not name or not paths:
             raise SystemExit(f"error: --generator takes NAME=PATH[,PATH...], got {item!r}")
-        if name in out or name in ("source_crop", "raw_crop", "render") or "+" in name:
-            raise SystemExit(f"error: generator name {name!r} is used twice, names a fixed row or has a '+'")
+        if name in out or name in ("source_crop", "raw_crop", "render") or set(name) & set("+/ "):
+            raise SystemExit(f"error: generator name {name!r} is used twice, names a fixed row or has '+', '/' or ' '")
         if len(paths) not in (1, seeds):
             raise SystemExit(f"error: --generator {name} has {len(paths)} models for {seeds} seeds; give 1 or {seeds}")
         out[name] = paths * seeds if len(paths) == 1 else paths
@@ -68,7 +71,8 @@ def faces_for_seed(seed: int, scenario: str, size: int, per_bin: int, bins, driv
     out, missed = {}, 0
     with face.FaceStage(size=size, video=False, model=writer.model) as stage:
         for b in bins:
-            rows = {"source_crop": [], "raw_crop": [], "render": [], "side": [], "label": [], "yaw": []}
+            rows = {"source_crop": [], "raw_crop": [], "render": [], "side": [], "label": [], "yaw": [],
+                    "fitted_yaw": []}
             for i in tqdm(range(per_bin), desc=f"seed {seed} yaw ±{b}", disable=not progress, leave=False):
                 label = i % len(EXPRESSIONS)
                 driver, nir, visible = people[int(rng.integers(drivers))]
@@ -92,6 +96,7 @@ def faces_for_seed(seed: int, scenario: str, size: int, per_bin: int, bins, driv
                 rows["side"].append(result.side_map)
                 rows["label"].append(label)
                 rows["yaw"].append(pose.yaw)
+                rows["fitted_yaw"].append(result.yaw)
             out[b] = {k: np.asarray(v) for k, v in rows.items()}
     return out, missed
 
@@ -127,7 +132,8 @@ def run(args) -> dict:
                 if int(loaded[path].inputs[0].shape[-1]) != size:
                     raise SystemExit(f"error: generator {path} takes {loaded[path].inputs[0].shape[-1]}² images, "
                                      f"the classifier {size}²")
-    rows = ["source_crop", "raw_crop", "render", *generators_paths, *(f"{n}+render" for n in generators_paths)]
+    combined = [f"{n}{suffix}" for n in generators_paths for suffix in ("+render", "/published")]
+    rows = ["source_crop", "raw_crop", "render", *generators_paths, *combined]
     acc = {row: {b: [] for b in args.bins} for row in rows}
     samples, missed, started = {}, 0, time.perf_counter()
     for replicate, seed in enumerate(args.seeds):
@@ -142,16 +148,16 @@ def run(args) -> dict:
             for name, images in translated.items():
                 probs[name] = classify(classifier, images)
                 probs[f"{name}+render"] = publish_probs(probs[name], probs["render"], "fusion", args.fusion_weight)
+                probs[f"{name}/published"] = publish_probs(probs[name], probs["render"], "pose", args.fusion_weight,
+                                                      p_crop=probs["raw_crop"], yaw=d["fitted_yaw"])
             for row in rows:
                 acc[row][b].append(float(np.mean(probs[row].argmax(1) == labels)))
             if seed == args.seeds[0] and len(labels):
                 samples[b] = [d["source_crop"][0], d["raw_crop"][0], d["render"][0],
                               *(t[0] for t in translated.values())]
     table = {row: {str(b): mean_std(acc[row][b]) for b in args.bins} for row in rows}
-    paired = {f"{name} - render": {str(b): mean_std(np.subtract(acc[name][b], acc["render"][b])) for b in args.bins}
-              for name in [*generators_paths, *(f"{n}+render" for n in generators_paths)]}
-    paired.update({f"{name} - raw_crop": {str(b): mean_std(np.subtract(acc[name][b], acc["raw_crop"][b]))
-                                          for b in args.bins} for name in [*generators_paths, *(f"{n}+render" for n in generators_paths)]})
+    paired = {f"{name} - {base}": {str(b): mean_std(np.subtract(acc[name][b], acc[base][b])) for b in args.bins}
+              for base in ("render", "raw_crop") for name in [*generators_paths, *combined]}
     result = {"benchmark": "paper_table4", "scenario": args.scenario, "seeds": args.seeds, "per_bin": args.per_bin,
               "bins": list(args.bins), "image_size": size, "classifier": str(args.classifier),
               "generators": generators_paths, "fusion_weight": args.fusion_weight, "accuracy": table,

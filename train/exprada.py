@@ -28,7 +28,8 @@ from .run_setup import add_run_control_arguments, merge_config, open_run, sample
 from .runlog import RunLog, progress, setup_logging, write_json
 
 # Settings that define what is trained: a resumed run must keep them (else it is not the same run).
-LOCKED = ("mode", "width", "image_size", "num_residual", "skips", "residual", "lambda_sem", "semantic_classifier", "ema",
+LOCKED = ("mode", "width", "image_size", "num_residual", "skips", "residual", "lambda_sem", "lambda_sem_target",
+          "semantic_classifier", "ema",
           "batch_size", "lr", "beta1", "beta2", "lambda_bi",
           "lambda_re", "lambda_cls", "use_bi", "use_re", "flip", "seed", "epochs_constant", "epochs_decay",
           "steps", "source", "target")
@@ -36,7 +37,8 @@ LOCKED = ("mode", "width", "image_size", "num_residual", "skips", "residual", "l
 RUNTIME = ("device", "precision", "channels_last", "compile", "cuda_graph", "workers", "log_every",
            "sample_every", "checkpoint_every", "keep_every", "max_nonfinite", "stop_after", "progress")
 DEFAULTS = dict(mode=None, source=None, target=None, width=64, image_size=128, num_residual=6, skips=False,
-                residual=False, lambda_sem=0.0, semantic_classifier=None, ema=0.0, batch_size=8,
+                residual=False, lambda_sem=0.0, lambda_sem_target=0.0,
+                semantic_classifier=None, ema=0.0, batch_size=8,
                 lr=1e-4, beta1=0.5, beta2=0.999, lambda_bi=10.0, lambda_re=10.0, lambda_cls=1.0, use_bi=True,
                 use_re=True, flip=True, seed=0, epochs_constant=100, epochs_decay=100, steps=None,
                 device="auto", precision="fp32", channels_last=False, compile=False, cuda_graph=False, workers=2,
@@ -65,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generators predict a correction added to their input, starting as the identity")
     g.add_argument("--lambda-sem", type=float, help="weight of the semantic-consistency term (CyCADA): the frozen "
                    "--semantic-classifier must read a cycled source face's true label (0: off)")
+    g.add_argument("--lambda-sem-target", type=float, help="with --lambda-sem: weight of its second part, a translated "
+                   "target must keep the classifier's reading of the untranslated one (0: off; only where the "
+                   "classifier reads untranslated targets fairly, e.g. the same camera)")
     g.add_argument("--semantic-classifier", help="classifier run folder or checkpoint for --lambda-sem")
     g.add_argument("--ema", type=float, help="keep an exponential moving average of G^{t→s} with this decay, "
                    "e.g. 0.999 (0: off); exported instead of the live weights")

@@ -74,7 +74,7 @@ def _grad_norm(parameters) -> torch.Tensor:
 
 class ExprADAModel:
     """config keys used: mode, width, image_size, num_residual, skips, residual, lr, beta1, beta2,
-    lambda_* (lambda_sem with semantic_classifier), use_bi, use_re, seed, constant_steps, total_steps, precision, channels_last, compile, cuda_graph."""
+    lambda_* (lambda_sem, lambda_sem_target with semantic_classifier), use_bi, use_re, seed, constant_steps, total_steps, precision, channels_last, compile, cuda_graph."""
 
     def __init__(self, config: dict, ctx: distributed.Context, logger=None):
         c = self.config = config
@@ -82,7 +82,8 @@ class ExprADAModel:
         self.cgit = c["mode"] == "cgit"
         self.weights = LossWeights(bi=c["lambda_bi"], re=c["lambda_re"], cls=c["lambda_cls"],
                                    use_bi=c["use_bi"], use_re=c["use_re"], use_cls=self.cgit,
-                                   sem=float(c.get("lambda_sem") or 0.0))
+                                   sem=float(c.get("lambda_sem") or 0.0),
+                                   sem_target=float(c.get("lambda_sem_target") or 0.0))
         self.classifier = self._frozen_classifier(c.get("semantic_classifier")) if self.weights.sem > 0 else None
         if c["cuda_graph"] and (self.device.type != "cuda" or ctx.distributed):
             raise SystemExit("error: --cuda-graph needs one CUDA GPU in a single process")
@@ -178,10 +179,11 @@ class ExprADAModel:
             fake_t_scores, _ = D_t(fake_t)
             semantic = {}
             if self.classifier is not None:
-                with torch.no_grad():
-                    target_reading = F.softmax(self._classify(x_t).float(), 1)
-                semantic = dict(cycled_s_classifier_logits=self._classify(cycled_s), source_labels=y_s,
-                                fake_s_classifier_logits=self._classify(fake_s), target_classifier_probs=target_reading)
+                semantic = dict(cycled_s_classifier_logits=self._classify(cycled_s), source_labels=y_s)
+                if self.weights.sem_target > 0:
+                    with torch.no_grad():
+                        target_reading = F.softmax(self._classify(x_t).float(), 1)
+                    semantic.update(fake_s_classifier_logits=self._classify(fake_s), target_classifier_probs=target_reading)
         g_loss, scalars = generator_objective(
             fake_s_scores=fake_s_scores, fake_t_scores=fake_t_scores, x_s=x_s, x_t=x_t, fake_s=fake_s,
             fake_t=fake_t, cycled_s=cycled_s, cycled_t=cycled_t, fake_s_logits=fake_s_logits,

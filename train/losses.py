@@ -24,22 +24,26 @@ class LossWeights:
     use_bi: bool = True
     use_re: bool = True
     use_cls: bool = True
-    sem: float = 0.0  # semantic consistency (CyCADA; beyond the paper): 0 = off, as in the paper
+    sem: float = 0.0      # semantic consistency (CyCADA; beyond the paper), cycled sources: 0 = off, as in the paper
+    sem_target: float = 0.0  # ... and translated targets keep the classifier's reading: 0 = off
 
 
-def semantic_consistency(cycled_s_logits, source_labels, translated_t_logits=None, target_probs=None):
+def semantic_consistency(cycled_s_logits, source_labels, translated_t_logits=None, target_probs=None,
+                         target_weight: float = 0.0):
     """Beyond the paper (CyCADA, Hoffman et al. 2018), with the frozen source classifier f:
     - the round trip G^{t→s}(G^{s→t}(x^s)) must still read as x^s's true label: G^{s→t}(x^s) looks like
       the target, so this teaches G^{t→s} to carry target-looking faces into images f reads right,
       from the source labels the method already has;
-    - a translated target G^{t→s}(x^t) must read as f reads x^t itself (KL to f's soft reading, no
-      target label used): translation may change the look, not the expression."""
+    - with target_weight > 0, a translated target G^{t→s}(x^t) must read as f reads x^t itself (KL to
+      f's soft reading, no target label used): translation may change the look, not the expression.
+      Only sound where f already reads untranslated targets fairly (the same camera, another pose);
+      across cameras f's reading of x^t is noise, and this term would hold translations to it."""
     loss = F.cross_entropy(cycled_s_logits.float(), source_labels)
     accuracy = (cycled_s_logits.detach().argmax(1) == source_labels).float().mean()
     scalars = {"sem_s": loss.detach(), "sem_acc": accuracy}
-    if translated_t_logits is not None:
+    if target_weight > 0:
         kl = F.kl_div(F.log_softmax(translated_t_logits.float(), 1), target_probs.float(), reduction="batchmean")
-        loss = loss + kl
+        loss = loss + target_weight * kl
         agree = (translated_t_logits.detach().argmax(1) == target_probs.argmax(1)).float().mean()
         scalars.update({"sem_t": kl.detach(), "sem_t_agree": agree})
     scalars["sem"] = loss.detach()
@@ -94,8 +98,8 @@ def generator_objective(*, fake_s_scores, fake_t_scores, x_s, x_t, fake_s, fake_
                         fake_s_classifier_logits=None, target_classifier_probs=None,
                         weights: LossWeights = LossWeights()):
     """Eq. 6, first line: L_adv^{t→s} + L_adv^{s→t} + λ_bi L_bi + λ_cls L_cls_f + λ_re L_re
-    (+ λ_sem L_sem when weights.sem > 0: the frozen classifier's logits on cycled_s with y', and
-    optionally on fake_s with its probabilities on x^t).
+    (+ λ_sem L_sem when weights.sem > 0: the frozen classifier's logits on cycled_s with y', and,
+    weighted by sem_target / sem, on fake_s with its probabilities on x^t).
 
     fake_s = G^{t→s}(x^t, y), fake_t = G^{s→t}(x^s), cycled_s = G^{t→s}(fake_t, y'),
     cycled_t = G^{s→t}(fake_s); all N×6×H×W (image + side map)."""
@@ -121,7 +125,7 @@ def generator_objective(*, fake_s_scores, fake_t_scores, x_s, x_t, fake_s, fake_
         if cycled_s_classifier_logits is None or source_labels is None:
             raise ValueError("the semantic term needs the classifier's logits on cycled source images and their labels")
         sem, parts = semantic_consistency(cycled_s_classifier_logits, source_labels, fake_s_classifier_logits,
-                                          target_classifier_probs)
+                                          target_classifier_probs, weights.sem_target / weights.sem)
         total = total + weights.sem * sem
         scalars.update({f"G/{k}": v for k, v in parts.items()})
     scalars["G/total"] = total.detach()

@@ -32,7 +32,7 @@ def test_an_identity_generator_reproduces_the_render_row_and_the_figures_are_con
     result = paper_table4.run(args)
     acc = result["accuracy"]
     assert set(acc) == {"source_crop", "raw_crop", "render", "identity", "scrambled", "identity+render",
-                        "scrambled+render"}
+                        "scrambled+render", "identity/published", "scrambled/published"}
     for b in ("0", "30"):
         # plumbing: an identity translation classifies exactly as the render, and so does its fusion
         assert acc["identity"][b]["per_seed"] == acc["render"][b]["per_seed"]

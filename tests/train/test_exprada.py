@@ -156,13 +156,13 @@ def test_uit_with_skips_residual_and_the_semantic_term_trains_and_records_it(dat
     classifier = save_checkpoint(tmp_path / "cls" / "checkpoints" / "last.pt", kind="classifier", config=config,
                                  models={"classifier": build_classifier(config)})
     run = tmp_path / "sem"
-    extra = ["--skips", "--residual", "--lambda-sem", "1", "--steps", "2", "--out", str(run)]
+    extra = ["--skips", "--residual", "--lambda-sem", "1", "--lambda-sem-target", "0.5", "--steps", "2", "--out", str(run)]
     assert main(_args(data, "uit") + extra + ["--semantic-classifier", str(tmp_path / "cls")]) == 0
     state = load_checkpoint(run)
     assert state["config"]["skips"] and state["config"]["residual"] and state["config"]["lambda_sem"] == 1.0
     assert set(state["models"]) == set(NETWORK_NAMES)  # the frozen classifier is not part of the run
     rows = list(csv.DictReader((run / "metrics.csv").open()))
-    assert float(rows[-1]["G/sem"]) > 0 and "G/sem_acc" in rows[-1]
+    assert float(rows[-1]["G/sem"]) > 0 and "G/sem_acc" in rows[-1] and "G/sem_t_agree" in rows[-1]
     generator, _, _ = load_model(run)
     assert generator.skips and generator.residual
     with pytest.raises(SystemExit, match="needs --semantic-classifier"):

@@ -79,3 +79,19 @@ def test_the_semantic_term_is_the_classifiers_cross_entropy_on_cycled_sources_an
     assert "G/sem_acc" in scalars
     with pytest.raises(ValueError, match="semantic term needs"):
         generator_objective(**common, weights=weights)
+
+
+def test_the_semantic_target_part_is_a_kl_to_the_untranslated_reading_weighted_apart():
+    import torch.nn.functional as F
+    from train.losses import semantic_consistency
+
+    torch.manual_seed(0)
+    cycled, labels = torch.randn(3, 7), torch.tensor([0, 2, 6])
+    translated, reading = torch.randn(3, 7), F.softmax(torch.randn(3, 7), 1)
+    source_only, scalars = semantic_consistency(cycled, labels)
+    assert torch.isclose(source_only, F.cross_entropy(cycled, labels)) and "sem_t" not in scalars
+    both, scalars = semantic_consistency(cycled, labels, translated, reading, target_weight=0.5)
+    kl = F.kl_div(F.log_softmax(translated, 1), reading, reduction="batchmean")
+    assert torch.isclose(both, source_only + 0.5 * kl) and float(scalars["sem_t"]) >= 0
+    same, _ = semantic_consistency(cycled, labels, translated, F.softmax(translated, 1), target_weight=1.0)
+    assert torch.isclose(same, source_only, atol=1e-6)  # reading kept: no target cost
