@@ -7,18 +7,19 @@
 
 Ends (end of a replay, --max-frames, Ctrl-C) with a summary: frames, fps, latency, drops, and the
 accuracy against the recording's ground truth of the published label, of the translated path (with
-UIT) and of the untranslated render (without UIT).
+UIT), of the untranslated render (without UIT) and of the plain aligned crop of the frame.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
 
 from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_PUBLISH, PipelineConfig
-from pipeline.fusion import PUBLISH_MODES
+from pipeline.fusion import CROP_YAW, PUBLISH_MODES
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,15 +37,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--record", metavar="DIR", help="keep raw frames and every message for replay tests")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--single-process", action="store_true", help="all stages as threads of one process (inproc)")
-    p.add_argument("--publish-label", default="fusion", choices=PUBLISH_MODES,
-                   help="the label published: fusion of both paths (log-linear pooling), the translated path "
-                        "(classifier on the UIT translation) or the render (classifier on the untranslated "
-                        "frontal render) (default fusion)")
+    p.add_argument("--publish-label", default="pose", choices=PUBLISH_MODES,
+                   help="the label published: pose (the three paths pooled log-linearly, the crop's weight "
+                        "falling from 1 at yaw 0 to 0 at --crop-yaw), fusion (the translated path and the "
+                        "render pooled), or one path alone: translated (classifier on the UIT translation), "
+                        "render (on the untranslated frontal render), crop (on the plain aligned crop of the "
+                        "frame) (default pose)")
     p.add_argument("--fusion-weight", type=float, default=0.5, metavar="W",
-                   help="fusion: the translated path's weight in [0, 1], the render's is 1-W (default 0.5)")
+                   help="fusion: the translated path's weight in [0, 1], the render's is 1-W; pose: the "
+                        "translated path's share of what the crop leaves (default 0.5)")
+    p.add_argument("--crop-yaw", type=float, default=CROP_YAW, metavar="DEG",
+                   help=f"pose: the |yaw| in degrees from which the crop has no weight (default {CROP_YAW:g})")
     p.add_argument("--no-baseline", action="store_true",
-                   help="classify only the path(s) the published label needs (with translated or render: "
-                        "no accuracy figure for the other path)")
+                   help="classify only the path(s) the published label needs (pose: all three; fusion: "
+                        "translated and render; otherwise one: no accuracy figure for the others)")
     p.add_argument("--threads", type=int, default=1, help="engine threads per stage (default 1)")
     p.add_argument("--face-workers", type=int, default=min(2, len(os.sched_getaffinity(0))), metavar="N",
                    help="face stage replicas on alternate frames, the costliest stage (default 2; 1 on one core)")
@@ -64,6 +70,8 @@ def check_outputs(args):
         raise SystemExit(f"run_pipeline: --max-frames must be at least 1, got {args.max_frames}")
     if not 0 <= args.fusion_weight <= 1:
         raise SystemExit(f"run_pipeline: --fusion-weight must be in [0, 1], got {args.fusion_weight}")
+    if not (args.crop_yaw > 0 and math.isfinite(args.crop_yaw)):
+        raise SystemExit(f"run_pipeline: --crop-yaw must be a positive number of degrees, got {args.crop_yaw}")
     if args.face_workers < 1:
         raise SystemExit(f"run_pipeline: --face-workers must be at least 1, got {args.face_workers}")
     if args.display and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -83,6 +91,7 @@ def config_from(args) -> PipelineConfig:
         source=args.source, fast=args.fast, live=True if args.live else None, engine=args.engine,
         generator=args.generator, classifier=args.classifier, threads=args.threads,
         baseline=not args.no_baseline, publish_mode=args.publish_label, fusion_weight=args.fusion_weight,
+        crop_yaw=args.crop_yaw,
         publish=args.publish, save_video=args.save_video, display=args.display,
         record=args.record, max_frames=args.max_frames, single_process=args.single_process,
         pixel_format=args.pixel_format, folder_fps=args.folder_fps, max_bytes=int(args.max_message_mb * (1 << 20)),

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from face import bilinear
+from face.crops import face_crop
 from face.fit import Fitter
 from face.imageio import to_bgr8
 from face.landmarks import LandmarkDetector
@@ -34,7 +35,10 @@ class FaceResult:
     mesh shaded, frontal; side_map: landmark heatmap of the frontal face; visibility: S×S float32
     in [0, 1], how directly the frame showed each frontal pixel (low where hidden parts were filled
     from the mirrored side, 0 outside the face); fit_residual: RMS
-    landmark error of the fit over the inter-ocular distance.
+    landmark error of the fit over the inter-ocular distance; crop: the frame itself aligned to the
+    same layout and blacked out beyond the face oval (BGR uint8, `face.crops.face_crop` of the image
+    the render samples: no frontalisation, exactly how the classifier's source training crops are
+    made — the pipeline's crop path).
     """
 
     box: tuple
@@ -47,6 +51,7 @@ class FaceResult:
     side_map: np.ndarray
     visibility: np.ndarray
     fit_residual: float
+    crop: np.ndarray
     faces_found: int = 1
     landmarks_3d: np.ndarray = field(default=None, repr=False)
     expression_weights: np.ndarray = field(default=None, repr=False)
@@ -92,7 +97,11 @@ class FaceStage:
             return NoFace(f"face too small: {(hi - lo).max():.0f} px")
         return self._describe(image, landmarks, count, (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])))
 
-    def _describe(self, image, landmarks, count, box) -> FaceResult:
+    def _describe(self, image, landmarks, count, box) -> FaceResult | NoFace:
+        try:
+            crop, _ = face_crop(self.renderer, image, landmarks)   # one warpAffine + the oval mask
+        except ValueError as error:   # landmarks too degenerate to align
+            return NoFace(f"face crop failed: {error}")
         fit = self.fitter(landmarks, pool_identity=self.video)
         posed = fit.posed()
         texture_xy = posed[:, :2].copy()
@@ -110,7 +119,7 @@ class FaceStage:
         return FaceResult(
             box=box, landmarks=landmarks[:, :2].copy(), yaw=yaw, pitch=pitch, roll=roll,
             frontal=frontal, simulated=simulated, side_map=side_map(frontal_landmarks, self.size),
-            visibility=visibility, fit_residual=fit.residual, faces_found=count, landmarks_3d=landmarks,
+            visibility=visibility, fit_residual=fit.residual, crop=crop, faces_found=count, landmarks_3d=landmarks,
             expression_weights=fit.w_exp, identity_weights=fit.w_id, frontal_landmarks=frontal_landmarks)
 
     def reset(self):

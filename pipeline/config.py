@@ -7,12 +7,14 @@ from pathlib import Path
 
 from face.expressions import EXPRESSIONS
 from pipeline import messages
-from pipeline.fusion import check_publish
+from pipeline.fusion import CROP_YAW, PATHS, check_publish
 
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5560"
 DEFAULT_GENERATOR = "models/uit_generator.onnx"
 DEFAULT_CLASSIFIER = "models/classifier.onnx"
 STAGES = ("capture", "face", "translate", "classify", "decide")
+NEEDS = {"pose": PATHS, "fusion": ("translated", "render"), "translated": ("translated",),
+         "render": ("render",), "crop": ("crop",)}   # the paths each publish mode pools
 
 
 @dataclass
@@ -25,9 +27,10 @@ class PipelineConfig:
     classifier: str = DEFAULT_CLASSIFIER
     threads: int = 1                    # engine threads per stage (processes already use the cores)
     face_workers: int = 2               # face stage replicas: the costliest stage, run on alternate frames
-    baseline: bool = True               # also classify the path not published (accuracy of both paths)
-    publish_mode: str = "fusion"        # the published label: fusion | translated | render (pipeline/fusion.py)
-    fusion_weight: float = 0.5          # fusion: the translated path's share in the log-linear pool
+    baseline: bool = True               # also classify the paths not published (accuracy of every path)
+    publish_mode: str = "pose"          # the published label: pose | fusion | translated | render | crop (fusion.py)
+    fusion_weight: float = 0.5          # fusion: the translated path's share; pose: its share of what the crop leaves
+    crop_yaw: float = CROP_YAW          # pose: the |yaw| in degrees from which the crop has no weight
     publish: str = DEFAULT_PUBLISH
     save_video: str | None = None
     display: bool = False
@@ -45,14 +48,14 @@ class PipelineConfig:
     classes: tuple = field(default=EXPRESSIONS)
 
     def __post_init__(self):
-        check_publish(self.publish_mode, self.fusion_weight)
+        check_publish(self.publish_mode, self.fusion_weight, self.crop_yaw)
 
     @property
-    def paths(self) -> tuple[bool, bool]:
-        """(classify the translation, classify the untranslated render): what the published label
-        needs, and with `baseline` both, so the summary can report each path."""
-        both = self.baseline or self.publish_mode == "fusion"
-        return both or self.publish_mode == "translated", both or self.publish_mode == "render"
+    def paths(self) -> tuple[bool, bool, bool]:
+        """Which of PATHS to classify — (the translation, the untranslated render, the aligned crop):
+        what the published label needs, and with `baseline` all three, so the summary can report
+        every path."""
+        return tuple(self.baseline or path in NEEDS[self.publish_mode] for path in PATHS)
 
     def worker_names(self) -> list[str]:
         """One name per stage process: the face stage's replicas are face.0, face.1, ..."""

@@ -12,6 +12,8 @@ from collections import deque
 
 import numpy as np
 
+from pipeline.fusion import PATHS
+
 EMOTION_SCHEMA = "exprada.emotion/1"
 STATUS_SCHEMA = "exprada.status/1"
 
@@ -62,12 +64,14 @@ def emotion_message(header: dict, smoothed_label, classes, t_publish_ns: int) ->
         "latency_ms": latency,
     }
     if valid:
-        # Additive fields (schema unchanged): where `probs` came from, and both paths when both ran.
+        # Additive fields (schema unchanged): where `probs` came from, and every path classified
+        # when there were two or more (one path alone is `probs` itself).
         if header.get("published_from"):
             message["published_from"] = header["published_from"]
-        if header.get("probs_translated") is not None and header.get("probs_render") is not None:
-            message["paths"] = {"translated": dict(zip(classes, header["probs_translated"])),
-                                "render": dict(zip(classes, header["probs_render"]))}
+        paths = {path: dict(zip(classes, header[f"probs_{path}"])) for path in PATHS
+                 if header.get(f"probs_{path}") is not None}
+        if len(paths) >= 2:
+            message["paths"] = paths
     else:
         message["reason"] = header.get("reason") or "no classification"
     return message
@@ -80,10 +84,10 @@ def _face(face):
 
 
 def path_labels(header: dict, classes) -> dict:
-    """{"translated": label | None, "render": label | None}: each path's own label on this frame
-    (None where the path was not classified, or the frame is not valid)."""
+    """{"translated": label | None, "render": label | None, "crop": label | None}: each path's own
+    label on this frame (None where the path was not classified, or the frame is not valid)."""
     labels = {}
-    for path in ("translated", "render"):
+    for path in PATHS:
         probs = header.get(f"probs_{path}")
         labels[path] = classes[int(np.argmax(probs))] if header.get("valid") and probs is not None else None
     return labels

@@ -9,7 +9,7 @@ import numpy as np
 
 from face.imageio import from_network, to_network
 from pipeline.config import PipelineConfig
-from pipeline.fusion import publish_probs
+from pipeline.fusion import PATHS, publish_probs
 
 
 def load_engine(path, config: PipelineConfig):
@@ -22,13 +22,15 @@ def load_engine(path, config: PipelineConfig):
 
 
 class FaceStep:
-    """Detect, fit, render frontally; an invalid header (with the reason) when there is no face."""
+    """Detect, fit, render frontally; an invalid header (with the reason) when there is no face.
+    Arrays out: `frontal`, `side_map`, and `crop` (the aligned frame) when the crop path is classified."""
 
     def __init__(self, config: PipelineConfig):
         import face
 
         self.stage = face.FaceStage(size=config.image_size, video=True)
         self.overlay = config.overlay
+        self.crop = config.paths[PATHS.index("crop")]
 
     def __call__(self, header, arrays):
         frame = arrays["frame"]
@@ -41,6 +43,8 @@ class FaceStep:
                               "pitch": round(float(result.pitch), 2), "roll": round(float(result.roll), 2),
                               "fit_residual": round(float(result.fit_residual), 4)}
             out = {"frontal": result.frontal, "side_map": result.side_map}
+            if self.crop:
+                out["crop"] = result.crop
             if self.overlay:
                 out["landmarks"] = np.asarray(result.landmarks, dtype=np.float32)
         if self.overlay:
@@ -52,7 +56,8 @@ class FaceStep:
 
 
 class TranslateStep:
-    """UIT generator: frontal render + side map → the source-domain image the classifier knows."""
+    """UIT generator: frontal render + side map → the source-domain image the classifier knows.
+    Every other array (`frontal`, `crop`, the overlay's) passes through; the side map stops here."""
 
     def __init__(self, config: PipelineConfig):
         self.engine = load_engine(config.generator, config)
@@ -79,28 +84,37 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-class ClassifyStep:
-    """Classifier on the translation and/or the untranslated frontal render (one batch of two when
-    the engine takes a dynamic batch), then the published probabilities (pipeline/fusion.py).
+IMAGES = {"translated": "translated", "render": "frontal", "crop": "crop"}   # each path's image in the arrays
 
-    Header out: `probs` = the published choice (`publish_mode`: fusion | translated | render),
-    `probs_translated` / `probs_render` = each path that was classified (both in fusion mode or with
-    `baseline`), `published_from` = the mode."""
+
+class ClassifyStep:
+    """Classifier on up to three images of the face — the translation, the untranslated frontal
+    render, the aligned crop (one batch when the engine takes a dynamic batch, else one by one) —,
+    then the published probabilities (pipeline/fusion.py).
+
+    Header out: `probs` = the published choice (`publish_mode`: pose | fusion | translated | render
+    | crop; pose pools by `header["face"]["yaw"]`), `probs_translated` / `probs_render` /
+    `probs_crop` = each path that was classified (what the mode pools, all three with `baseline`),
+    `published_from` = the mode."""
 
     def __init__(self, config: PipelineConfig):
         self.engine = load_engine(config.classifier, config)
         self.overlay = config.overlay
-        self.mode, self.weight = config.publish_mode, config.fusion_weight
-        self.translated, self.render = config.paths
+        self.mode, self.weight, self.crop_yaw = config.publish_mode, config.fusion_weight, config.crop_yaw
+        self.paths = [path for path, classified in zip(PATHS, config.paths) if classified]
         self.classes = config.classes
-        self.batched = self.engine.inputs[0].shape[0] is None   # a dynamic batch takes both images at once
+        self.batched = self.engine.inputs[0].shape[0] is None   # a dynamic batch takes every image at once
 
     def __call__(self, header, arrays):
         if not header["valid"]:
             return header, (arrays if self.overlay else {})
         import engines
 
-        images = ([arrays["translated"]] if self.translated else []) + ([arrays["frontal"]] if self.render else [])
+        missing = [IMAGES[path] for path in self.paths if IMAGES[path] not in arrays]
+        if missing:
+            raise ValueError(f"classify needs the {', '.join(missing)} image(s); the frame carries "
+                             f"{', '.join(sorted(arrays)) or 'none'}")
+        images = [arrays[IMAGES[path]] for path in self.paths]
         if self.batched:
             logits = self._logits(np.stack(images))
         else:
@@ -109,15 +123,14 @@ class ClassifyStep:
             raise ValueError(f"classifier {self.engine.path}: {logits.shape[-1]} logits, metadata names "
                              f"{len(self.classes)} classes")
         engines.check_finite({"logits": logits}, f"classifier {self.engine.path}")
-        probs = list(softmax(logits.astype(np.float64)))
-        p_translated = probs.pop(0) if self.translated else None
-        p_render = probs.pop(0) if self.render else None
-        header["probs"] = _rounded(publish_probs(p_translated, p_render, self.mode, self.weight))
+        probs = dict(zip(self.paths, softmax(logits.astype(np.float64))))
+        yaw = (header.get("face") or {}).get("yaw") if self.mode == "pose" else None
+        header["probs"] = _rounded(publish_probs(probs.get("translated"), probs.get("render"), self.mode,
+                                                 self.weight, p_crop=probs.get("crop"), yaw=yaw,
+                                                 crop_yaw=self.crop_yaw))
         header["published_from"] = self.mode
-        if p_translated is not None:
-            header["probs_translated"] = _rounded(p_translated)
-        if p_render is not None:
-            header["probs_render"] = _rounded(p_render)
+        for path, p in probs.items():
+            header[f"probs_{path}"] = _rounded(p)
         return header, (arrays if self.overlay else {})
 
     def _logits(self, images: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """The end-of-run summary: frames, fps, latency, drops, and accuracy against the recording's ground
-truth of the published label (`--publish-label`: fusion, translated or render), of the translated
-path alone (the classifier on the UIT generator's translation) and of the render alone (the same
-classifier on the untranslated frontal render), on the same frames.
+truth of the published label (`--publish-label`: pose, fusion, translated, render or crop), of the
+translated path alone (the classifier on the UIT generator's translation), of the render alone (the
+same classifier on the untranslated frontal render) and of the crop alone (the same classifier on
+the plain aligned crop of the frame), on the same frames.
 
 Kept as running counts and compact latency arrays, so a drive of hours costs a few MB, not a copy
 of every message."""
@@ -11,6 +12,7 @@ from array import array
 
 import numpy as np
 
+from pipeline.fusion import PATHS
 from pipeline.truth import NO_FACE
 
 STAGE_NAMES = ("capture", "face", "translate", "classify", "decide")
@@ -24,8 +26,9 @@ def percentile(values, q):
 class Tally:
     """Adds up one record per published frame (pipeline/decide.py: result_record): {"emotion":
     message, "truth": index|NO_FACE|None, "translated": the translated path's label | None, "render":
-    the render path's label | None}. A record from before the paths were kept apart has no
-    "translated" (its published label was the translation's) and may carry "baseline" (the render's)."""
+    the render path's label | None, "crop": the crop path's label | None}. A record from before the
+    paths were kept apart has no "translated" (its published label was the translation's) and may
+    carry "baseline" (the render's); one from before the crop path has no "crop"."""
 
     def __init__(self, classes):
         self.classes = tuple(classes)
@@ -33,8 +36,8 @@ class Tally:
         self.first_capture = self.last_publish = None
         self.latency = {name: array("f") for name in ("total", *STAGE_NAMES)}
         self.with_face = self.found = self.no_face = self.no_face_agreed = 0
-        self.hits = {"published": 0, "translated": 0, "render": 0, "smoothed": 0}
-        self.path_frames = {"translated": 0, "render": 0}
+        self.hits = {"published": 0, "smoothed": 0, **{path: 0 for path in PATHS}}
+        self.path_frames = {path: 0 for path in PATHS}
         self.published_from = None
 
     def add(self, record: dict):
@@ -64,7 +67,8 @@ class Tally:
         self.hits["published"] += emotion["label"] == expected
         self.hits["smoothed"] += emotion["smoothed_label"] == expected
         labels = {"translated": record["translated"] if "translated" in record else emotion["label"],
-                  "render": record["render"] if "render" in record else record.get("baseline")}
+                  "render": record["render"] if "render" in record else record.get("baseline"),
+                  "crop": record.get("crop")}
         for path, label in labels.items():
             if label is not None:
                 self.path_frames[path] += 1
@@ -93,6 +97,7 @@ class Tally:
             "accuracy_published": _rate(self.hits["published"], self.found),
             "accuracy_translated": _rate(self.hits["translated"], self.path_frames["translated"]),
             "accuracy_render": _rate(self.hits["render"], self.path_frames["render"]),
+            "accuracy_crop": _rate(self.hits["crop"], self.path_frames["crop"]),
             "accuracy_smoothed": _rate(self.hits["smoothed"], self.found),
         })
         # The names from before the published label could be other than the translation's: with UIT is
@@ -125,5 +130,6 @@ def describe(summary: dict) -> str:
                      f"published ({summary.get('published_from') or '-'}) {summary['accuracy_published']}, "
                      f"translated (with UIT) {summary['accuracy_translated']}, "
                      f"render (without UIT) {summary['accuracy_render']}, "
+                     f"crop (aligned frame) {summary.get('accuracy_crop')}, "
                      f"smoothed {summary['accuracy_smoothed']}; face found {summary['face_found_rate']}")
     return "\n".join(lines)

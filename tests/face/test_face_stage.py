@@ -26,6 +26,23 @@ def test_astronaut_gives_a_full_result(static_stage, astronaut_bgr):
     assert result.frontal[covered].mean() > 80 and result.frontal[~covered].max() == 0
 
 
+def test_crop_is_the_aligned_frame_masked_to_the_face_oval(static_stage, astronaut_bgr):
+    """The crop path's image: the frame itself aligned (no frontalisation), made exactly as the
+    classifier's source training crops are (face.crops.face_crop), black beyond the face oval."""
+    from face.crops import face_crop, face_mask
+
+    result = static_stage(astronaut_bgr)
+    expected, crop_landmarks = face_crop(static_stage.renderer, astronaut_bgr, result.landmarks)
+    assert result.crop.shape == (128, 128, 3) and result.crop.dtype == np.uint8
+    np.testing.assert_array_equal(result.crop, expected)
+    inside = face_mask(crop_landmarks, 128).astype(bool)
+    assert 0.2 < inside.mean() < 0.9
+    assert result.crop[~inside].max() == 0 and result.crop[inside].mean() > 80   # skin inside, black outside
+    # The same layout as the frontal render: the face sits where the render puts it.
+    covered = result.simulated[..., 0] > 0
+    assert (inside & covered).sum() > 0.7 * covered.sum()
+
+
 def test_frontal_render_is_aligned_the_same_way_for_every_face(static_stage, astronaut_bgr):
     import cv2
 

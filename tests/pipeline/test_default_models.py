@@ -11,9 +11,9 @@ from pipeline_helpers import REPO, env, free_endpoint
 GENERATOR, CLASSIFIER = REPO / "models" / "uit_generator.onnx", REPO / "models" / "classifier.onnx"
 # Floors below what the shipped models measured on this drive (seed 11): 0.74 without UIT, 0.41 with
 # it (chance is 1/7 = 0.14). The UIT figure is the one a better generator raises (models/README.md);
-# this floor should follow it. The published label (fusion, weight 0.5) measured 0.54 (the sequential
-# loop; render 0.70, translated 0.475 in the same run): between the two paths, as the pool of a weak
-# and a stronger path is.
+# this floor should follow it. The published label is the default pose-gated pool of the translated,
+# render and crop paths (pipeline/fusion.py); its floor stays at the weaker paths' level until the
+# retrained models are measured on this drive.
 FLOOR_WITHOUT_UIT = 0.65
 FLOOR_UIT = 0.3
 FLOOR_PUBLISHED = 0.4
@@ -35,5 +35,6 @@ def test_default_models_on_a_synthetic_drive(tmp_path):
     summary = json.loads(run.stdout.splitlines()[-1])["summary"]
     assert summary["frames"] == 300 and summary["face_found_rate"] >= 0.9
     assert summary["accuracy_without_uit"] >= FLOOR_WITHOUT_UIT and summary["accuracy_uit"] >= FLOOR_UIT
-    assert summary["published_from"] == "fusion" and summary["accuracy_published"] >= FLOOR_PUBLISHED
+    assert summary["published_from"] == "pose" and summary["accuracy_published"] >= FLOOR_PUBLISHED
+    assert summary["accuracy_crop"] is not None   # every path is classified by default, the crop too
     assert summary["accuracy_render"] == summary["accuracy_without_uit"]

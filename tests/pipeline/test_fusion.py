@@ -1,20 +1,27 @@
-"""publish_probs: which probabilities the pipeline publishes, from the translated and the render path."""
+"""publish_probs: which probabilities the pipeline publishes, from the translated, the render and the
+crop path."""
 import numpy as np
 import pytest
 
-from pipeline.fusion import PUBLISH_MODES, publish_probs
+from pipeline.fusion import CROP_YAW, PUBLISH_MODES, publish_probs
 
 P_T = np.array([0.6, 0.3, 0.1])
 P_R = np.array([0.2, 0.5, 0.3])
+P_C = np.array([0.1, 0.2, 0.7])
 
 
 def test_modes():
-    assert PUBLISH_MODES == ("fusion", "translated", "render")
+    assert PUBLISH_MODES == ("pose", "fusion", "translated", "render", "crop") and CROP_YAW == 30.0
     np.testing.assert_array_equal(publish_probs(P_T, P_R, "translated"), P_T)
     np.testing.assert_array_equal(publish_probs(P_T, P_R, "render"), P_R)
-    # A single-path mode does not need the other path.
+    np.testing.assert_array_equal(publish_probs(P_T, P_R, "crop", p_crop=P_C), P_C)
+    # A single-path mode does not need the other paths.
     np.testing.assert_array_equal(publish_probs(P_T, None, "translated"), P_T)
     np.testing.assert_array_equal(publish_probs(None, P_R, "render"), P_R)
+    np.testing.assert_array_equal(publish_probs(None, None, "crop", p_crop=P_C), P_C)
+    # The other modes ignore what they do not pool.
+    np.testing.assert_array_equal(publish_probs(P_T, P_R, "fusion", p_crop=P_C, yaw=0.0),
+                                  publish_probs(P_T, P_R, "fusion"))
 
 
 def test_fusion_is_the_normalised_weighted_geometric_mean():
@@ -61,8 +68,88 @@ def test_batches_pool_row_by_row():
         np.testing.assert_allclose(fused[row], publish_probs(batch_t[row], batch_r[row], "fusion", 0.25))
 
 
+def pose(yaw, weight=0.5, crop_yaw=CROP_YAW, p_t=P_T, p_r=P_R, p_c=P_C):
+    return publish_probs(p_t, p_r, "pose", weight, p_crop=p_c, yaw=yaw, crop_yaw=crop_yaw)
+
+
+def test_pose_at_yaw_0_is_the_crop_alone():
+    np.testing.assert_allclose(pose(0.0), P_C, atol=1e-12)
+    np.testing.assert_allclose(pose(0, weight=0.9, crop_yaw=10), P_C, atol=1e-12)
+    assert pose(0.0).dtype == np.float64
+
+
+@pytest.mark.parametrize("yaw", [30.0, -30.0, 45.0, -70.0, 180.0])
+@pytest.mark.parametrize("weight", [0.0, 0.3, 0.5, 1.0])
+def test_pose_from_crop_yaw_on_is_exactly_the_two_path_fusion(yaw, weight):
+    np.testing.assert_array_equal(pose(yaw, weight), publish_probs(P_T, P_R, "fusion", weight))
+
+
+@pytest.mark.parametrize("yaw, crop_yaw", [(7.5, 30.0), (15.0, 30.0), (22.0, 30.0), (5.0, 10.0)])
+def test_pose_in_between_pools_all_three_with_the_crop_weight_falling_with_yaw(yaw, crop_yaw):
+    w_crop = 1 - yaw / crop_yaw
+    w_t, w_r = (1 - w_crop) * 0.3, (1 - w_crop) * 0.7
+    pooled = P_T ** w_t * P_R ** w_r * P_C ** w_crop
+    np.testing.assert_allclose(pose(yaw, 0.3, crop_yaw), pooled / pooled.sum(), rtol=1e-12)
+    # Negative yaw (the head turned the other way) weighs the crop the same.
+    np.testing.assert_array_equal(pose(-yaw, 0.3, crop_yaw), pose(yaw, 0.3, crop_yaw))
+
+
+def test_pose_moves_from_the_crop_to_the_fusion_as_the_head_turns():
+    fusion = publish_probs(P_T, P_R, "fusion")
+    distance = [np.abs(pose(yaw) - fusion).sum() for yaw in (0, 5, 10, 15, 20, 25, 30)]
+    assert all(a > b for a, b in zip(distance, distance[1:])) and distance[-1] == 0
+    assert pose(0).argmax() == 2 and pose(30).argmax() == 1   # the crop's class, then the fusion's
+
+
+def test_pose_on_a_batch_refuses_a_yaw_per_row_of_the_wrong_length():
+    batch = np.stack([P_T, P_R, P_C])
+    with pytest.raises(ValueError, match=r"one number or one per distribution, shape \(3,\), got shape \(2,\)"):
+        pose([0.0, 5.0], p_t=batch, p_r=batch, p_c=batch)
+
+
+def test_pose_on_a_batch_takes_one_yaw_per_row():
+    batch_t, batch_r, batch_c = np.stack([P_T, P_R, P_C, P_T]), np.stack([P_R, P_C, P_T, P_R]), \
+        np.stack([P_C, P_T, P_R, P_C])
+    yaw = np.array([0.0, -12.0, 40.0, 12.0])
+    pooled = pose(yaw, 0.4, p_t=batch_t, p_r=batch_r, p_c=batch_c)
+    assert pooled.shape == (4, 3)
+    for row in range(4):
+        np.testing.assert_allclose(pooled[row], pose(yaw[row], 0.4, p_t=batch_t[row], p_r=batch_r[row],
+                                                     p_c=batch_c[row]), rtol=1e-12)
+    # A yaw list works like an array; one number applies to every row.
+    np.testing.assert_array_equal(pose(list(yaw), 0.4, p_t=batch_t, p_r=batch_r, p_c=batch_c), pooled)
+    np.testing.assert_allclose(pose(12.0, 0.4, p_t=batch_t, p_r=batch_r, p_c=batch_c)[3], pooled[3], rtol=1e-12)
+    # An empty batch stays empty.
+    assert pose(np.zeros(0), p_t=np.zeros((0, 3)), p_r=np.zeros((0, 3)), p_c=np.zeros((0, 3))).shape == (0, 3)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"yaw": None}, "pose mode needs the head yaw (degrees), got yaw=None"),
+    ({"yaw": 0.0, "p_crop": None}, "p_crop is None but the publish mode needs it"),
+    ({"yaw": float("nan"), "p_crop": P_C}, "yaw has non-finite values"),
+    ({"yaw": "left", "p_crop": P_C}, "yaw must be a number or an array of degrees, got 'left'"),
+    ({"yaw": [0.0, 5.0], "p_crop": P_C}, "yaw must be one number, got shape (2,)"),
+    ({"yaw": [0.0, 5.0], "p_crop": np.stack([P_C] * 3)}, "p_translated and p_crop must have the same shape"),
+    ({"yaw": 0.0, "p_crop": P_C[:2]}, "p_translated and p_crop must have the same shape, got (3,) and (2,)"),
+    ({"yaw": 0.0, "p_crop": P_C, "crop_yaw": 0}, "crop yaw must be a positive, finite number of degrees, got 0.0"),
+    ({"yaw": 0.0, "p_crop": P_C, "crop_yaw": -5}, "crop yaw must be a positive, finite number of degrees, got -5.0"),
+    ({"yaw": 0.0, "p_crop": P_C, "crop_yaw": float("nan")}, "crop yaw must be a positive, finite number of degrees"),
+    ({"yaw": 0.0, "p_crop": P_C, "crop_yaw": float("inf")}, "crop yaw must be a positive, finite number of degrees"),
+    ({"yaw": 0.0, "p_crop": P_C, "crop_yaw": "wide"}, "crop yaw must be a positive number of degrees, got 'wide'"),
+])
+def test_pose_refuses_bad_input_with_one_clear_line(kwargs, message):
+    kwargs.setdefault("p_crop", P_C)
+    with pytest.raises(ValueError) as error:
+        publish_probs(P_T, P_R, "pose", **kwargs)
+    assert message in str(error.value) and "\n" not in str(error.value)
+    # crop_yaw is checked in every mode (one check for the whole configuration).
+    if "crop_yaw" in kwargs:
+        with pytest.raises(ValueError, match="crop yaw must be"):
+            publish_probs(P_T, P_R, "fusion", crop_yaw=kwargs["crop_yaw"])
+
+
 @pytest.mark.parametrize("args, message", [
-    ((P_T, P_R, "average"), "publish mode must be one of fusion, translated, render, got 'average'"),
+    ((P_T, P_R, "average"), "publish mode must be one of pose, fusion, translated, render, crop, got 'average'"),
     ((P_T, P_R, "fusion", 1.5), "fusion weight must be in [0, 1], got 1.5"),
     ((P_T, P_R, "fusion", -0.1), "fusion weight must be in [0, 1], got -0.1"),
     ((P_T, P_R, "fusion", float("nan")), "fusion weight must be in [0, 1], got nan"),
@@ -70,6 +157,7 @@ def test_batches_pool_row_by_row():
     ((P_T, P_R[:2], "fusion"), "must have the same shape, got (3,) and (2,)"),
     ((P_T, None, "fusion"), "p_render is None but the publish mode needs it"),
     ((None, P_R, "translated"), "p_translated is None but the publish mode needs it"),
+    ((P_T, P_R, "crop"), "p_crop is None but the publish mode needs it"),
     ((P_T, np.array([np.nan, 0.5, 0.5]), "fusion"), "p_render has non-finite values"),
 ])
 def test_bad_input_is_refused_with_one_clear_line(args, message):

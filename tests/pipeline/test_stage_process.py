@@ -47,6 +47,7 @@ def test_classify_stage_drops_and_counts_malformed_and_oversized_messages(models
         latest_stats(stats, lambda r: r.get("ready"))
         size = config.image_size
         good = messages.new_header(3, "test", time.monotonic_ns())
+        good["face"] = {"box": [0.0, 0.0, 10.0, 10.0], "yaw": 5.0, "pitch": 0.0, "roll": 0.0}   # pose mode pools by yaw
         image = np.full((size, size, 3), 200, np.uint8)
         bad = [
             [b"\x00\x01 not json"],
@@ -57,7 +58,7 @@ def test_classify_stage_drops_and_counts_malformed_and_oversized_messages(models
         ]
         for parts in bad:
             feed.send_multipart(parts)
-        feed.send_multipart(messages.encode(good, {"translated": image, "frontal": image}))
+        feed.send_multipart(messages.encode(good, {"translated": image, "frontal": image, "crop": image}))
         header, _ = messages.decode(wait_for(results))
         assert header["frame_id"] == 3 and len(header["probs"]) == 7 and "classify" in header["timing"]
         assert np.argmax(header["probs"]) == 3          # bright render → "happiness" by construction

@@ -37,27 +37,29 @@ def test_no_ground_truth_gives_no_accuracy():
     assert summary["frames_with_truth"] == 0 and summary["accuracy_uit"] is None and summary["fps"] is None
 
 
-def path_record(i, label, translated, render, truth):
+def path_record(i, label, translated, render, truth, crop=None):
     r = record(i, True, label, label, truth, None, 20)
-    r["emotion"]["published_from"] = "fusion"
+    r["emotion"]["published_from"] = "pose"
     del r["baseline"]
-    return r | {"translated": translated, "render": render}
+    return r | {"translated": translated, "render": render, "crop": crop}
 
 
-def test_published_translated_and_render_accuracies_are_counted_apart():
+def test_published_translated_render_and_crop_accuracies_are_counted_apart():
     records = [
-        path_record(0, "happiness", "sadness", "happiness", HAPPY),     # the translation wrong, fusion right
-        path_record(1, "happiness", "sadness", "happiness", HAPPY),
-        path_record(2, "sadness", "sadness", "happiness", SAD),         # the render wrong
-        path_record(3, "sadness", "sadness", None, SAD),                # the render not classified
+        path_record(0, "happiness", "sadness", "happiness", HAPPY, "happiness"),   # the translation wrong
+        path_record(1, "happiness", "sadness", "happiness", HAPPY, "sadness"),     # ... and the crop
+        path_record(2, "sadness", "sadness", "happiness", SAD, "sadness"),         # the render wrong
+        path_record(3, "sadness", "sadness", None, SAD),                # neither the render nor the crop classified
     ]
     summary = summarize(records, {}, EXPRESSIONS)
-    assert summary["published_from"] == "fusion"
+    assert summary["published_from"] == "pose"
     assert summary["accuracy_published"] == 1.0
     assert summary["accuracy_translated"] == summary["accuracy_uit"] == 0.5
     assert summary["accuracy_render"] == summary["accuracy_without_uit"] == round(2 / 3, 4)
+    assert summary["accuracy_crop"] == round(2 / 3, 4)
     words = describe(summary)
-    assert "published (fusion) 1.0, translated (with UIT) 0.5, render (without UIT) 0.6667, smoothed 1.0" in words
+    assert ("published (pose) 1.0, translated (with UIT) 0.5, render (without UIT) 0.6667, "
+            "crop (aligned frame) 0.6667, smoothed 1.0") in words
 
 
 def test_records_without_paths_count_the_published_label_as_the_translation():
@@ -65,3 +67,4 @@ def test_records_without_paths_count_the_published_label_as_the_translation():
     summary = summarize([record(0, True, "happiness", "happiness", HAPPY, "sadness", 20)], {}, EXPRESSIONS)
     assert summary["accuracy_published"] == summary["accuracy_translated"] == 1.0
     assert summary["accuracy_render"] == 0.0 and summary["published_from"] is None
+    assert summary["accuracy_crop"] is None   # from before the crop path: no figure, not a zero
