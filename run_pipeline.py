@@ -37,12 +37,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--record", metavar="DIR", help="keep raw frames and every message for replay tests")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--single-process", action="store_true", help="all stages as threads of one process (inproc)")
-    p.add_argument("--publish-label", default="pose", choices=PUBLISH_MODES,
+    p.add_argument("--publish-label", default="fusion", choices=PUBLISH_MODES,
                    help="the label published: pose (the three paths pooled log-linearly, the crop's weight "
                         "falling from 1 at yaw 0 to 0 at --crop-yaw), fusion (the translated path and the "
                         "render pooled), or one path alone: translated (classifier on the UIT translation), "
                         "render (on the untranslated frontal render), crop (on the plain aligned crop of the "
-                        "frame) (default pose)")
+                        "frame) (default fusion)")
     p.add_argument("--fusion-weight", type=float, default=0.5, metavar="W",
                    help="fusion: the translated path's weight in [0, 1], the render's is 1-W; pose: the "
                         "translated path's share of what the crop leaves (default 0.5)")

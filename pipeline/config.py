@@ -28,7 +28,7 @@ class PipelineConfig:
     threads: int = 1                    # engine threads per stage (processes already use the cores)
     face_workers: int = 2               # face stage replicas: the costliest stage, run on alternate frames
     baseline: bool = True               # also classify the paths not published (accuracy of every path)
-    publish_mode: str = "pose"          # the published label: pose | fusion | translated | render | crop (fusion.py)
+    publish_mode: str = "fusion"        # the published label: fusion | pose | translated | render | crop (fusion.py)
     fusion_weight: float = 0.5          # fusion: the translated path's share; pose: its share of what the crop leaves
     crop_yaw: float = CROP_YAW          # pose: the |yaw| in degrees from which the crop has no weight
     publish: str = DEFAULT_PUBLISH

@@ -1,8 +1,8 @@
 """Which classification the pipeline publishes, from up to three images of each face the classifier
 sees: the translated path (the UIT generator's translation of the frontal render), the render path
 (the untranslated frontal render) and the crop path (the plain aligned crop of the frame, no
-frontalisation). One path alone, the fusion of the first two, or the pose-gated pool of all three
-(the default). The one definition of how they combine; pure numpy, imports nothing of ours (the
+frontalisation). One path alone, the fusion of the first two (the pipeline's default), or the
+pose-gated pool of all three. The one definition of how they combine; pure numpy, imports nothing of ours (the
 pipeline's classify stage and the benchmarks both use it)."""
 from __future__ import annotations
 

@@ -106,10 +106,10 @@ def test_each_mode_publishes_its_choice_and_every_path(mode, images, reference):
 
 @pytest.mark.parametrize("yaw", [0.0, 9.5, -21.0, 30.0, -55.0])
 def test_pose_mode_pools_by_the_face_stage_yaw(yaw, images, reference):
-    """The default publish mode: the three paths pooled with the crop's weight set by header["face"]["yaw"],
+    """Pose mode: the three paths pooled with the crop's weight set by header["face"]["yaw"],
     the same numbers as publish_probs on the three images classified apart."""
     step, config = step_for("pose", weight=0.4, crop_yaw=25.0)
-    assert PipelineConfig().publish_mode == "pose" and PipelineConfig().crop_yaw == 30.0
+    assert PipelineConfig().publish_mode == "fusion" and PipelineConfig().crop_yaw == 30.0
     header = classify(step, images, yaw)
     probs = np.array(header["probs"])
     np.testing.assert_allclose(probs, expected_probs(reference, "pose", 0.4, yaw, 25.0), atol=2e-5)

@@ -76,9 +76,9 @@ def test_replay_end_to_end_with_subscribers_record_and_overlay(models, drive_cli
     valid = [m for m in emotions if m["valid"]]
     assert valid and all(set(m["latency_ms"]) >= {"translate", "classify"} for m in valid)
     assert all(abs(sum(m["probs"].values()) - 1) < 1e-3 and m["face"]["box"] for m in valid)
-    # The published label is the pose-gated pool (the default) of the three paths, which every valid
-    # message carries.
-    assert all(m["published_from"] == "pose" and set(m["paths"]) == {"translated", "render", "crop"} for m in valid)
+    # The published label is the fusion (the default) of the translated and render paths; every valid
+    # message carries all three paths (every path is classified by default, for the summary).
+    assert all(m["published_from"] == "fusion" and set(m["paths"]) == {"translated", "render", "crop"} for m in valid)
     assert not any("paths" in m or "published_from" in m for m in emotions if not m["valid"])
     assert statuses and statuses[-1]["schema"] == STATUS_SCHEMA
     assert set(statuses[-1]["stages"]) == {"capture", "face", "translate", "classify", "decide"}
@@ -87,9 +87,9 @@ def test_replay_end_to_end_with_subscribers_record_and_overlay(models, drive_cli
     assert summary["frames"] == frames and summary["drops"] == 0 and summary["restarts"] == 0
     assert summary["frames_with_truth"] == frames and summary["no_face_agreement"] == 1.0
     assert summary["accuracy_uit"] >= ACCURACY_FLOOR and summary["accuracy_without_uit"] >= ACCURACY_FLOOR
-    assert summary["published_from"] == "pose" and all(
+    assert summary["published_from"] == "fusion" and all(
         summary[f"accuracy_{key}"] >= ACCURACY_FLOOR for key in ("published", "translated", "render", "crop"))
-    assert (f"published (pose) {summary['accuracy_published']}, translated (with UIT) "
+    assert (f"published (fusion) {summary['accuracy_published']}, translated (with UIT) "
             f"{summary['accuracy_translated']}, render (without UIT) {summary['accuracy_render']}, "
             f"crop (aligned frame) {summary['accuracy_crop']}") in run.stderr
     assert summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
@@ -125,7 +125,7 @@ def test_replay_end_to_end_with_subscribers_record_and_overlay(models, drive_cli
 
     sequential = run_sequential(PipelineConfig(source=str(drive_clip), fast=True, generator=models[0],
                                                classifier=models[1]))
-    assert sequential["published_from"] == "pose" and sequential["accuracy_crop"] >= ACCURACY_FLOOR
+    assert sequential["published_from"] == "fusion" and sequential["accuracy_crop"] >= ACCURACY_FLOOR
     assert [decisions(r["emotion"]) for r in sequential["records"]] == [decisions(m) for m in recorded]
 
 
