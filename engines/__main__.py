@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("export", help="training checkpoint → ONNX (.onnx) or torch.export program (.pt2)")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--name", help="network in an ExprADA checkpoint (default G_ts)")
+    p.add_argument("--name", help="network in an ExprADA checkpoint (default G_ts, or its weight average G_ts_ema when the run kept one)")
     p.add_argument("--opset", type=int, default=17)
     p = sub.add_parser("build", help="build an engine from an ONNX file")
     p.add_argument("--onnx", required=True)
