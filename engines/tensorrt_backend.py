@@ -1,7 +1,7 @@
 """TensorRT backend (10.x and 11.x): build an engine from ONNX (cached), run it with pycuda buffers.
 
 Written to NVIDIA's documented Python API; TensorRT cannot be installed on the machines this was
-developed on (see DESIGN.md), so its tests skip there and the call order is checked against a
+developed on (the registry's tensorrt packages are stubs that download from NVIDIA's own index), so its tests skip there and the call order is checked against a
 recording stand-in (tests/engines/fake_tensorrt_call_order.py).
 
 - Name-based I/O (TensorRT ≥ 10): num_io_tensors / get_tensor_name / get_tensor_mode,
@@ -30,7 +30,7 @@ from engines.base import Engine, EngineFileError, TensorSpec, require_file
 from engines.cuda_buffers import BufferPool
 
 NOT_INSTALLED = ("TensorRT is not installed here (the tensorrt packages on PyPI are stubs that download from "
-                 "NVIDIA's index; see DESIGN.md). Install TensorRT 10/11 and pycuda on the GPU machine, or use "
+                 "NVIDIA's index). Install TensorRT 10/11 and pycuda on the GPU machine, or use "
                  "backend='onnxruntime' / 'torch'")
 
 

@@ -31,7 +31,7 @@ def test_too_few_samples_is_a_clear_error(tmp_path):
 
 @pytest.mark.tensorrt
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None,
-                    reason="TensorRT is not installable on this machine (PyPI's packages are stubs; DESIGN.md)")
+                    reason="TensorRT is not installable on this machine (PyPI's packages are stubs)")
 def test_entropy_calibrator_is_a_tensorrt_calibrator(tmp_path):
     import tensorrt as trt
     calibrator = make_entropy_calibrator({"image": np.zeros((8, 3, 8, 8), np.float32)}, tmp_path / "c", 4)

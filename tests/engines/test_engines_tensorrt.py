@@ -221,7 +221,7 @@ def test_without_tensorrt_the_error_says_why(tmp_path, generator_onnx, monkeypat
 
 @pytest.mark.tensorrt
 @pytest.mark.skipif(not HAVE_TENSORRT, reason="TensorRT and pycuda are not installable on this machine "
-                    "(PyPI's tensorrt packages are stubs that download from NVIDIA's index; DESIGN.md)")
+                    "(PyPI's tensorrt packages are stubs that download from NVIDIA's index)")
 def test_real_tensorrt_matches_onnxruntime(tmp_path, generator_onnx):
     reference = engines.load(generator_onnx)
     engine = engines.load(generator_onnx, backend="tensorrt", cache_dir=tmp_path, max_batch=4)

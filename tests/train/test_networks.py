@@ -42,7 +42,7 @@ def test_generator_stages_match_table_1(classes):
 def test_generator_has_about_150M_parameters():
     with torch.device("meta"):
         uit, cgit = Generator(64), Generator(64, NUM_EXPRESSIONS)
-    assert 149.0e6 < count_parameters(uit) < 150.0e6  # DESIGN.md: 149.5 M
+    assert 149.0e6 < count_parameters(uit) < 150.0e6  # table 1 at w=64: 149.5 M
     # the one-hot adds 7 input channels to the first 3×3 sub-pixel conv (4·512 outputs)
     assert count_parameters(cgit) - count_parameters(uit) == NUM_EXPRESSIONS * 4 * 512 * 9
 
