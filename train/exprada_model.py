@@ -74,7 +74,8 @@ def _grad_norm(parameters) -> torch.Tensor:
 
 class ExprADAModel:
     """config keys used: mode, width, image_size, num_residual, skips, residual, lr, beta1, beta2,
-    lambda_* (lambda_sem, lambda_sem_target with semantic_classifier), use_bi, use_re, seed, constant_steps, total_steps, precision, channels_last, compile, cuda_graph."""
+    lambda_* (lambda_sem, lambda_sem_target with semantic_classifier), ema, use_bi, use_re, seed,
+    constant_steps, total_steps, precision, channels_last, compile, cuda_graph."""
 
     def __init__(self, config: dict, ctx: distributed.Context, logger=None):
         c = self.config = config
