@@ -32,7 +32,6 @@ from tqdm import tqdm
 
 import engines
 import face
-from face.crops import face_crop
 from face.expressions import EXPRESSIONS
 from face.imageio import from_network, to_network
 from pipeline.fusion import publish_probs
@@ -89,9 +88,8 @@ def faces_for_seed(seed: int, scenario: str, size: int, per_bin: int, bins, driv
                     continue
                 frontal_pose = Pose(cx=pose.cx, cy=pose.cy, height=pose.height)
                 source, _ = writer.source_crop(rng, driver, visible, w_exp, frontal_pose)
-                raw, _ = face_crop(stage.renderer, frame, result.landmarks)
                 rows["source_crop"].append(source)
-                rows["raw_crop"].append(raw)
+                rows["raw_crop"].append(result.crop)   # the face stage's aligned crop of the frame
                 rows["render"].append(result.frontal)
                 rows["side"].append(result.side_map)
                 rows["label"].append(label)

@@ -26,9 +26,7 @@ def percentile(values, q):
 class Tally:
     """Adds up one record per published frame (pipeline/decide.py: result_record): {"emotion":
     message, "truth": index|NO_FACE|None, "translated": the translated path's label | None, "render":
-    the render path's label | None, "crop": the crop path's label | None}. A record from before the
-    paths were kept apart has no "translated" (its published label was the translation's) and may
-    carry "baseline" (the render's); one from before the crop path has no "crop"."""
+    the render path's label | None, "crop": the crop path's label | None}."""
 
     def __init__(self, classes):
         self.classes = tuple(classes)
@@ -66,10 +64,8 @@ class Tally:
         expected = self.classes[truth]
         self.hits["published"] += emotion["label"] == expected
         self.hits["smoothed"] += emotion["smoothed_label"] == expected
-        labels = {"translated": record["translated"] if "translated" in record else emotion["label"],
-                  "render": record["render"] if "render" in record else record.get("baseline"),
-                  "crop": record.get("crop")}
-        for path, label in labels.items():
+        for path in PATHS:
+            label = record.get(path)
             if label is not None:
                 self.path_frames[path] += 1
                 self.hits[path] += label == expected

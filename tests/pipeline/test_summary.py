@@ -5,12 +5,13 @@ from pipeline.truth import NO_FACE
 HAPPY, SAD = EXPRESSIONS.index("happiness"), EXPRESSIONS.index("sadness")
 
 
-def record(i, valid, label, smoothed, truth, baseline, total_ms):
+def record(i, valid, label, smoothed, truth, render, total_ms):
+    """A frame as decide.result_record gives it, published from the translation (translated = label)."""
     t0 = 1_000_000_000 + i * 33_000_000
     return {"emotion": {"frame_id": i, "valid": valid, "label": label, "smoothed_label": smoothed,
                         "t_capture_ns": t0, "t_publish_ns": t0 + int(total_ms * 1e6),
                         "latency_ms": {"face": 5.0, "total": total_ms}},
-            "truth": truth, "baseline": baseline}
+            "truth": truth, "translated": label, "render": render, "crop": None}
 
 
 def test_accuracy_with_and_without_uit_on_the_frames_with_a_face():
@@ -40,7 +41,6 @@ def test_no_ground_truth_gives_no_accuracy():
 def path_record(i, label, translated, render, truth, crop=None):
     r = record(i, True, label, label, truth, None, 20)
     r["emotion"]["published_from"] = "pose"
-    del r["baseline"]
     return r | {"translated": translated, "render": render, "crop": crop}
 
 
@@ -62,8 +62,8 @@ def test_published_translated_render_and_crop_accuracies_are_counted_apart():
             "crop (aligned frame) 0.6667, smoothed 1.0") in words
 
 
-def test_records_without_paths_count_the_published_label_as_the_translation():
-    """Records from before the paths were kept apart: the published label was the translated path's."""
+def test_a_path_not_classified_gives_no_figure_not_a_zero():
+    """Published from the translation, the render classified, the crop not (--no-baseline-like)."""
     summary = summarize([record(0, True, "happiness", "happiness", HAPPY, "sadness", 20)], {}, EXPRESSIONS)
     assert summary["accuracy_published"] == summary["accuracy_translated"] == 1.0
     assert summary["accuracy_render"] == 0.0 and summary["published_from"] is None
