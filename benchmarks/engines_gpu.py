@@ -27,7 +27,7 @@ import torch
 
 import engines
 from engines.bench import random_feeds
-from engines.export import export_program
+from train.export import export_program
 
 VARIANTS = {
     "eager_fp32": dict(dtype="float32", channels_last=False, compile="none"),

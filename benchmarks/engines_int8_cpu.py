@@ -40,7 +40,8 @@ import engines
 from calibration.frames import collect
 from calibration.quantize import batched_feeds, quantize_int8
 from engines.bench import compare
-from engines.export import export_onnx, load_checkpoint_model
+from engines.contract import UIT_GENERATOR
+from train.export import export_onnx, load_checkpoint_model
 
 
 def camera_like_frames(folder: Path, count: int, seed: int = 0) -> Path:
@@ -116,7 +117,7 @@ def fidelity(reference: dict, other: dict) -> dict:
 def trained_generator(checkpoint):
     """(module, config, image size, width) of a UIT checkpoint."""
     module, kind, config, size, width = load_checkpoint_model(checkpoint)
-    if kind != "uit_generator":
+    if kind != UIT_GENERATOR:
         raise SystemExit(f"{checkpoint}: a UIT generator checkpoint is needed, got {kind}")
     return module, config, size, width
 
@@ -128,9 +129,9 @@ def one_width(width, args, scratch: Path, calib, held_out) -> dict:
         from train.networks import Generator
         torch.manual_seed(0)
         module, config, size = Generator(width).eval(), {"width": width, "weights": "random"}, args.size
-    paths = {"fp32_plain": export_onnx(module, "uit_generator", scratch / f"w{width}.plain.onnx", config=config,
+    paths = {"fp32_plain": export_onnx(module, UIT_GENERATOR, scratch / f"w{width}.plain.onnx", config=config,
                                        image_size=size, merge_heads=False),
-             "fp32": export_onnx(module, "uit_generator", scratch / f"w{width}.onnx", config=config, image_size=size)}
+             "fp32": export_onnx(module, UIT_GENERATOR, scratch / f"w{width}.onnx", config=config, image_size=size)}
     feeds = batched_feeds({"image": calib.images, "side_map": calib.side_maps}, batch=8)
     paths["int8_plain"] = plain_qdq(paths["fp32_plain"], scratch / f"w{width}.plain.int8.onnx", feeds)
     paths["int8"] = quantize_int8(paths["fp32"], scratch / f"w{width}.int8.onnx", feeds, method=args.method)
@@ -165,7 +166,7 @@ def _classifier_onnx(path, scratch: Path) -> Path:
     """An ONNX classifier as given, or exported from a classifier checkpoint."""
     if str(path).endswith(".onnx"):
         return Path(path)
-    from engines.export import export_checkpoint
+    from train.export import export_checkpoint
     return export_checkpoint(path, scratch / "classifier.onnx")
 
 

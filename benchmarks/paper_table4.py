@@ -32,10 +32,10 @@ from tqdm import tqdm
 
 import engines
 import face
+from engines.chain import classify, translate
 from face.expressions import EXPRESSIONS
-from face.imageio import from_network, to_network
+from face.imageio import from_network
 from pipeline.fusion import publish_probs
-from pipeline.steps import softmax
 from train.synthetic.camera import NirCamera
 from train.synthetic.scene import Pose
 from train.synthetic.writer import FRAME_H, FRAME_W, SynthWriter
@@ -43,6 +43,7 @@ from train.synthetic.writer import FRAME_H, FRAME_W, SynthWriter
 BINS = (0, 15, 30, 45, 60)
 YAW_JITTER = 3.0   # degrees around each bin's ± angle
 PITCH, ROLL = 8.0, 5.0
+BATCH = 64         # images per engine run
 
 
 def named_paths(items, seeds: int) -> dict:
@@ -99,19 +100,6 @@ def faces_for_seed(seed: int, scenario: str, size: int, per_bin: int, bins, driv
     return out, missed
 
 
-def classify(engine, images: np.ndarray, batch: int = 64) -> np.ndarray:
-    probs = [softmax(engine.run({"image": to_network(images[i:i + batch])})["logits"].astype(np.float64))
-             for i in range(0, len(images), batch)]
-    return np.concatenate(probs)
-
-
-def translate(engine, images: np.ndarray, sides: np.ndarray, batch: int = 64) -> np.ndarray:
-    out = [from_network(engine.run({"image": to_network(images[i:i + batch]),
-                                    "side_map": to_network(sides[i:i + batch])})["translated"])
-           for i in range(0, len(images), batch)]
-    return np.concatenate(out)
-
-
 def mean_std(values) -> dict:
     values = np.asarray(values, dtype=np.float64) * 100
     return {"mean": round(float(values.mean()), 2), "std": round(float(values.std(ddof=1)) if len(values) > 1 else 0.0, 2),
@@ -121,14 +109,14 @@ def mean_std(values) -> dict:
 def run(args) -> dict:
     generators_paths = named_paths(args.generator, len(args.seeds))
     classifier = engines.load(args.classifier, threads=args.threads)
-    size = int(classifier.inputs[0].shape[-1])
+    size = classifier.info.image_size
     loaded = {}
     for name, paths in generators_paths.items():
         for path in paths:
             if path not in loaded:
                 loaded[path] = engines.load(path, threads=args.threads)
-                if int(loaded[path].inputs[0].shape[-1]) != size:
-                    raise SystemExit(f"error: generator {path} takes {loaded[path].inputs[0].shape[-1]}² images, "
+                if loaded[path].info.image_size != size:
+                    raise SystemExit(f"error: generator {path} takes {loaded[path].info.image_size}² images, "
                                      f"the classifier {size}²")
     combined = [f"{n}{suffix}" for n in generators_paths for suffix in ("+render", "/published")]
     rows = ["source_crop", "raw_crop", "render", *generators_paths, *combined]
@@ -141,10 +129,12 @@ def run(args) -> dict:
         missed += lost
         for b, d in data.items():
             labels = d["label"]
-            probs = {row: classify(classifier, d[row]) for row in ("source_crop", "raw_crop", "render")}
-            translated = {name: translate(g, d["render"], d["side"]) for name, g in generators.items()}
+            probs = {row: classify(classifier, d[row], BATCH) for row in ("source_crop", "raw_crop", "render")}
+            # uint8 between generator and classifier, as in the pipeline's stages
+            translated = {name: from_network(translate(g, d["render"], d["side"], BATCH))
+                          for name, g in generators.items()}
             for name, images in translated.items():
-                probs[name] = classify(classifier, images)
+                probs[name] = classify(classifier, images, BATCH)
                 probs[f"{name}+render"] = publish_probs(probs[name], probs["render"], "fusion", args.fusion_weight)
                 probs[f"{name}/published"] = publish_probs(probs[name], probs["render"], "pose", args.fusion_weight,
                                                       p_crop=probs["raw_crop"], yaw=d["fitted_yaw"])

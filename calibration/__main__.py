@@ -16,7 +16,7 @@ from calibration.quantize import METHODS, TARGETS, batched_feeds, convert_fp16, 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m calibration", description=__doc__.splitlines()[0])
-    parser.add_argument("--onnx", required=True, help="FP32 model written by `python -m engines export`")
+    parser.add_argument("--onnx", required=True, help="FP32 model written by `python -m train export`")
     parser.add_argument("--out", required=True)
     parser.add_argument("--precision", choices=("int8", "fp16"), default="int8")
     parser.add_argument("--frames", help="video file or folder of images (int8)")
@@ -39,8 +39,7 @@ def main(argv=None) -> int:
         return 0
     if not args.frames:
         parser.error("--frames is required for int8")
-    size = int(model.metadata.get("exprada.image_size", model.inputs[0].shape[-1]))
-    calib = collect(args.frames, size=size, limit=args.limit, stride=args.stride)
+    calib = collect(args.frames, size=model.info.image_size, limit=args.limit, stride=args.stride)
     generator = engines.load(args.generator) if args.generator else None
     inputs = model_inputs(model, calib, generator)
     if args.target == "tensorrt-implicit":

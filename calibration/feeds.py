@@ -1,4 +1,4 @@
-"""A calibration set → the inputs of the model being calibrated, by the model's `exprada.kind`."""
+"""A calibration set → the inputs of the model being calibrated, by the model's kind (engines/contract.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ from tqdm import tqdm
 
 import engines
 from calibration.frames import CalibrationSet
-
-NUM_EXPRESSIONS = 7
+from engines import chain
+from engines.contract import CGIT_GENERATOR, UIT_GENERATOR
 
 
 def model_inputs(engine: engines.Engine, calib: CalibrationSet, generator: engines.Engine | None = None,
@@ -18,28 +18,23 @@ def model_inputs(engine: engines.Engine, calib: CalibrationSet, generator: engin
     A classifier in the car sees the UIT generator's translation, so with `generator` given the
     calibration images are translated first; without it the frontal renders are used as they are.
     """
-    kind = engine.metadata.get("exprada.kind")
-    size = engine.inputs[0].shape[-1]
-    if calib.images.shape[-1] != size:
-        raise ValueError(f"calibration images are {calib.images.shape[-1]}², model {engine.path} takes {size}²")
-    if kind == "uit_generator":
+    info = engine.info
+    if calib.images.shape[-1] != info.image_size:
+        raise ValueError(f"calibration images are {calib.images.shape[-1]}², model {engine.path} "
+                         f"takes {info.image_size}²")
+    if info.kind == UIT_GENERATOR:
         return {"image": calib.images, "side_map": calib.side_maps}
-    if kind == "cgit_generator":
-        onehot = np.eye(NUM_EXPRESSIONS, dtype=np.float32)[np.arange(len(calib)) % NUM_EXPRESSIONS]
+    if info.kind == CGIT_GENERATOR:
+        classes = len(info.classes)
+        onehot = np.eye(classes, dtype=np.float32)[np.arange(len(calib)) % classes]
         return {"image": calib.images, "side_map": calib.side_maps, "expression": onehot}
-    if kind == "classifier":
-        images = calib.images if generator is None else translate(generator, calib, batch)
-        return {"image": images}
-    raise ValueError(f"{engine.path}: exprada.kind {kind!r} is not one calibration knows "
-                     "(uit_generator, cgit_generator, classifier); was it written by `python -m engines export`?")
+    # a classifier, the one kind left
+    images = calib.images if generator is None else translate(generator, calib, batch)
+    return {"image": images}
 
 
 def translate(generator: engines.Engine, calib: CalibrationSet, batch: int = 8) -> np.ndarray:
     """The generator's `translated` output for every calibration sample."""
-    out = []
-    for start in tqdm(range(0, len(calib), batch), desc="translating", unit="batch", leave=False):
-        result = engines.check_finite(generator.run({"image": calib.images[start:start + batch],
-                                                     "side_map": calib.side_maps[start:start + batch]}),
-                                      where=generator.path)
-        out.append(result["translated"])
-    return np.concatenate(out)
+    starts = tqdm(range(0, len(calib), batch), desc="translating", unit="batch", leave=False)
+    return np.concatenate([chain.translate(generator, calib.images[s:s + batch], calib.side_maps[s:s + batch])
+                           for s in starts])

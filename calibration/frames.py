@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from engines.contract import DEFAULT_IMAGE_SIZE
 from face.imageio import read_image, to_network
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"}
@@ -70,7 +71,7 @@ def iter_frames(source, stride: int = 1, skipped: dict | None = None):
         raise ValueError(f"{source}: video holds no decodable frames")
 
 
-def collect(source, size: int = 128, limit: int = 200, stride: int = 1, stage=None,
+def collect(source, size: int = DEFAULT_IMAGE_SIZE, limit: int = 200, stride: int = 1, stage=None,
             progress: bool = True) -> CalibrationSet:
     """Run frames through the face stage until `limit` faces are collected.
 

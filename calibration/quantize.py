@@ -32,6 +32,7 @@ import numpy as np
 import onnx
 from tqdm import tqdm
 
+from engines.contract import PRECISION_KEY, QUANTIZATION_KEY
 from engines.onnx_rewrite import pad_split_convs
 
 METHODS = ("minmax", "entropy", "percentile")
@@ -134,11 +135,11 @@ def quantize_int8(onnx_path, out, feeds: list[dict], *, method: str = "minmax", 
                             nodes_to_exclude=list(exclude_nodes), extra_options=extra)
     quantized = onnx.load(str(out))
     _copy_metadata(source, quantized, {
-        "exprada.precision": "int8",
-        "exprada.quantization": json.dumps({"method": method, "target": target, "per_channel": per_channel,
-                                            "activations": "uint8 asymmetric" if cpu else "int8 symmetric",
-                                            "weights": "int8 symmetric", "batches": len(feeds),
-                                            **({"percentile": percentile} if method == "percentile" else {})}),
+        PRECISION_KEY: "int8",
+        QUANTIZATION_KEY: json.dumps({"method": method, "target": target, "per_channel": per_channel,
+                                      "activations": "uint8 asymmetric" if cpu else "int8 symmetric",
+                                      "weights": "int8 symmetric", "batches": len(feeds),
+                                      **({"percentile": percentile} if method == "percentile" else {})}),
     })
     onnx.save(quantized, str(out))
     return out
@@ -198,7 +199,7 @@ def convert_fp16(onnx_path, out) -> Path:
     onnx_path, out = Path(onnx_path), Path(out)
     source = _load(onnx_path)
     half = convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True)
-    _copy_metadata(source, half, {"exprada.precision": "fp16"})
+    _copy_metadata(source, half, {PRECISION_KEY: "fp16"})
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(half, str(out))
     return out

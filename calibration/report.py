@@ -25,6 +25,8 @@ from tqdm import tqdm
 
 import engines
 from calibration.frames import IMAGE_SUFFIXES, SIDE_MAP_SUFFIX
+from engines import chain
+from engines.contract import DEFAULT_IMAGE_SIZE
 from face.expressions import EXPRESSIONS, expression_index
 from face.imageio import read_image, to_network
 
@@ -55,7 +57,7 @@ def _resized(image, size: int):
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR)
 
 
-def prepare(root, size: int = 128, prerendered: bool = False, stage=None):
+def prepare(root, size: int = DEFAULT_IMAGE_SIZE, prerendered: bool = False, stage=None):
     """(images, side_maps, labels, skipped): network-ready inputs for every usable labelled sample."""
     images, side_maps, labels, skipped = [], [], [], {}
     own_stage = stage is None and not prerendered
@@ -93,42 +95,27 @@ def prepare(root, size: int = 128, prerendered: bool = False, stage=None):
     return to_network(np.stack(images)), to_network(np.stack(side_maps)), np.asarray(labels), skipped
 
 
-class IdentityGenerator:
-    """`--generator NAME=identity`: no translation, the frontal render goes to the classifier."""
-
-    path = "identity"
-
-    def run(self, feeds):
-        return {"translated": feeds["image"], "side_map_out": feeds["side_map"]}
-
-
-def _softmax(logits):
-    z = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
-
-
 def run_chain(generator, classifier, images, side_maps, batch: int = 8):
-    """(translated, probabilities, bad_batch_mask) over the whole set."""
+    """(translated, probabilities, bad_batch_mask) over the whole set; generator None: no translation."""
     translated, probs, bad = [], [], []
     for start in range(0, len(images), batch):
         sl = slice(start, start + batch)
         try:
-            out = engines.check_finite(generator.run({"image": images[sl], "side_map": side_maps[sl]}),
-                                       where=generator.path)
-            logits = engines.check_finite(classifier.run({"image": out["translated"]}), where=classifier.path)["logits"]
-            translated.append(out["translated"])
-            probs.append(_softmax(logits))
-            bad.append(np.zeros(len(out["translated"]), bool))
+            batch_translated, batch_probs = chain.translate_and_classify(generator, classifier, images[sl],
+                                                                         side_maps[sl])
+            translated.append(batch_translated)
+            probs.append(batch_probs)
+            bad.append(np.zeros(len(batch_translated), bool))
         except engines.NonFiniteOutputError:
             n = len(images[sl])
             translated.append(np.zeros_like(images[sl]))
-            probs.append(np.full((n, len(EXPRESSIONS)), np.nan, np.float32))
+            probs.append(np.full((n, len(EXPRESSIONS)), np.nan))
             bad.append(np.ones(n, bool))
     return np.concatenate(translated), np.concatenate(probs), np.concatenate(bad)
 
 
 def evaluate(chains: dict, images, side_maps, labels, reference: str = "fp32", batch: int = 8) -> dict:
-    """chains: {precision: (generator engine, classifier engine)} → {precision: figures}."""
+    """chains: {precision: (generator engine or None, classifier engine)} → {precision: figures}."""
     if reference not in chains:
         raise ValueError(f"reference precision {reference!r} missing; have {sorted(chains)}")
     outputs = {name: run_chain(g, c, images, side_maps, batch) for name, (g, c) in chains.items()}
@@ -177,10 +164,10 @@ def main(argv=None) -> int:
     if args.reference not in classifiers:
         raise SystemExit(f"--classifier {args.reference}=PATH is required (the reference chain)")
     options = {"threads": args.threads} if args.threads else {}
-    chains = {name: (IdentityGenerator() if path == "identity" else engines.load(path, **options),
+    chains = {name: (None if path == "identity" else engines.load(path, **options),
                      engines.load(classifiers.get(name, classifiers[args.reference]), **options))
               for name, path in generators.items()}
-    size = chains[args.reference][1].inputs[0].shape[-1]
+    size = chains[args.reference][1].info.image_size
     images, side_maps, labels, skipped = prepare(args.labelled, size, args.prerendered)
     result = {"labelled": args.labelled, "skipped": skipped, "reference": args.reference,
               "precisions": evaluate(chains, images, side_maps, labels, args.reference)}

@@ -1,9 +1,11 @@
 """Runners for exported models behind one interface: `engines.load(path, backend=...)`.
 
-The runners import nothing else of the project (the car never imports training code);
-`engines/export.py` alone turns training checkpoints into the artefacts loaded here.
+The runners import nothing else of the project but the model contract (`engines/contract.py`: kinds,
+tensor names, metadata; the car never imports training code); `engines/export.py` alone turns
+training checkpoints into the artefacts loaded here.
 """
 from engines.base import Engine, EngineFileError, NonFiniteOutputError, TensorSpec, check_finite
+from engines.contract import MetadataError, ModelInfo, read_metadata
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
 
@@ -12,7 +14,7 @@ def load(path, backend: str = "onnxruntime", **options) -> Engine:
     """Load an exported model as an Engine.
 
     onnxruntime: an .onnx file; options providers=("cpu"|"cuda"|"tensorrt", ...), threads, optimization.
-    torch:       a torch.export program (.pt2) written by `python -m engines export`; options
+    torch:       a torch.export program (.pt2) written by `python -m train export`; options
                  device, dtype ("float32"|"float16"|"bfloat16"), channels_last, compile ("none"|"graph"|"compile").
     tensorrt:    an .onnx file (engine built and cached) or a serialized plan; options precision,
                  cache_dir, max_batch, workspace_gb.
@@ -34,4 +36,5 @@ def load(path, backend: str = "onnxruntime", **options) -> Engine:
     raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "Engine", "EngineFileError", "NonFiniteOutputError", "TensorSpec", "check_finite", "load"]
+__all__ = ["BACKENDS", "Engine", "EngineFileError", "MetadataError", "ModelInfo", "NonFiniteOutputError", "TensorSpec",
+           "check_finite", "load", "read_metadata"]

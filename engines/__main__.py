@@ -1,22 +1,11 @@
-"""python -m engines export|build|bench — checkpoint → ONNX / .pt2, engine build, latency JSON."""
+"""python -m engines build|bench — engine build, latency JSON (a checkpoint becomes an .onnx / .pt2 with
+`python -m train export`)."""
 import argparse
 import json
 import sys
 from pathlib import Path
 
 import engines
-
-
-def _export(args) -> dict:
-    from engines.export import example_inputs, export_checkpoint, load_checkpoint_model, parity
-
-    out = export_checkpoint(args.checkpoint, args.out, name=args.name, opset=args.opset)
-    result = {"out": str(out), "checkpoint": str(args.checkpoint)}
-    if out.suffix == ".onnx":
-        module, kind, _, size, width = load_checkpoint_model(args.checkpoint, args.name)
-        result.update(kind=kind, image_size=size, width=width,
-                      parity_rel_max=parity(module, kind, out, example_inputs(kind, size, batch=2)))
-    return result
 
 
 def _build(args) -> dict:
@@ -27,7 +16,7 @@ def _build(args) -> dict:
         return {"engine": str(plan), "built": built, "precision": args.precision}
     if args.backend == "onnxruntime":
         engine = engines.load(args.onnx)
-        have = engine.metadata.get("exprada.precision", "fp32")
+        have = engine.info.precision
         if have != args.precision:
             raise SystemExit(f"{args.onnx} is {have}; make a {args.precision} model first with "
                              f"`python -m calibration --onnx {args.onnx} --precision {args.precision} ...`")
@@ -36,7 +25,7 @@ def _build(args) -> dict:
         return {"engine": str(out), "precision": have,
                 "note": "ONNX Runtime graph optimised offline (extended level: portable across CPUs)"}
     raise SystemExit("the torch backend needs no build: export a .pt2 with "
-                     "`python -m engines export --checkpoint CKPT --out MODEL.pt2` and load it")
+                     "`python -m train export --checkpoint CKPT --out MODEL.pt2` and load it")
 
 
 def _bench(args) -> dict:
@@ -65,11 +54,6 @@ def _bench(args) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engines")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("export", help="training checkpoint → ONNX (.onnx) or torch.export program (.pt2)")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--name", help="network in an ExprADA checkpoint (default G_ts, or its weight average G_ts_ema when the run kept one)")
-    p.add_argument("--opset", type=int, default=17)
     p = sub.add_parser("build", help="build an engine from an ONNX file")
     p.add_argument("--onnx", required=True)
     p.add_argument("--backend", choices=("onnxruntime", "tensorrt", "torch"), default="onnxruntime")
@@ -89,7 +73,7 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), help="torch (default: float16 on CUDA)")
     p.add_argument("--compile", choices=("none", "graph", "compile"), help="torch (default: graph on CUDA)")
     args = parser.parse_args(argv)
-    result = {"export": _export, "build": _build, "bench": _bench}[args.command](args)
+    result = {"build": _build, "bench": _bench}[args.command](args)
     print(json.dumps(result))
     return 0
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engines.contract import ModelInfo
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -37,6 +39,12 @@ class Engine(ABC):
     outputs: list[TensorSpec]
     metadata: dict[str, str]
     path: str
+
+    @property
+    def info(self) -> ModelInfo:
+        """The contract's facts from `metadata` (kind, classes, image size, ...); MetadataError naming
+        the file when they are missing or malformed."""
+        return ModelInfo.from_metadata(self.metadata, self.path)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch: {input name: array} → {output name: array}. Feeds are checked first."""

@@ -19,14 +19,15 @@ recording stand-in (tests/engines/fake_tensorrt_call_order.py).
 from __future__ import annotations
 
 import importlib
-import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from engines import trt_cache
 from engines.base import Engine, EngineFileError, TensorSpec, require_file
+from engines.contract import ModelInfo, read_metadata
 from engines.cuda_buffers import BufferPool
 
 NOT_INSTALLED = ("TensorRT is not installed here (the tensorrt packages on PyPI are stubs that download from "
@@ -45,7 +46,8 @@ def import_cuda_driver():
     try:
         return importlib.import_module("pycuda.driver")
     except ImportError as error:
-        raise ImportError("pycuda is not installed: build it on the CUDA machine (see shared/device/README.md)") from error
+        raise ImportError("pycuda is not installed: `pip install pycuda` on the CUDA machine "
+                          "(it builds against the CUDA toolkit: nvcc on PATH)") from error
 
 
 def major_version(trt) -> int:
@@ -80,8 +82,8 @@ class PrimaryContext:
 
 # ---- reading the ONNX file (no TensorRT needed) --------------------------------------------------
 
-def onnx_facts(onnx_path) -> tuple[dict, list[tuple[str, tuple]]]:
-    """(exprada metadata, [(input name, shape with None for dynamic axes)]) of an ONNX file."""
+def onnx_inputs(onnx_path) -> list[tuple[str, tuple]]:
+    """[(input name, shape with None for dynamic axes)] of an ONNX file."""
     import onnx
 
     try:
@@ -95,7 +97,7 @@ def onnx_facts(onnx_path) -> tuple[dict, list[tuple[str, tuple]]]:
             continue
         dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim)
         inputs.append((value.name, dims))
-    return {p.key: p.value for p in model.metadata_props}, inputs
+    return inputs
 
 
 def profile_shapes(inputs, max_batch: int, opt_batch: int = 1) -> tuple:
@@ -187,16 +189,19 @@ def build_cached(onnx_path, precision: str = "fp32", cache_dir="engine_cache", m
     onnx_path = Path(require_file(onnx_path, "ONNX model"))
     trt = import_tensorrt()
     context = context or PrimaryContext(import_cuda_driver(), device)
-    metadata, inputs = onnx_facts(onnx_path)
-    shapes = profile_shapes(inputs, max_batch, opt_batch)
-    quantization = json.loads(metadata.get("exprada.quantization", "{}"))
-    mode = check_precision(metadata.get("exprada.precision", "fp32"), precision, major_version(trt),
-                           quantization, calibrator, onnx_path)
+    metadata = read_metadata(onnx_path)
+    info = ModelInfo.from_metadata(metadata, onnx_path)
+    shapes = profile_shapes(onnx_inputs(onnx_path), max_batch, opt_batch)
+    mode = check_precision(info.precision, precision, major_version(trt), info.quantization, calibrator, onnx_path)
     key = trt_cache.EngineKey(trt_cache.file_sha256(onnx_path), str(trt.__version__), context.gpu_name,
                               context.compute_capability, precision, shapes)
     plan, sidecar = trt_cache.cache_paths(cache_dir, onnx_path, precision)
-    if trt_cache.lookup(plan, sidecar, key) == "hit":
+    state = trt_cache.lookup(plan, sidecar, key)
+    if state == "hit":
         return plan, False
+    if state == "stale":   # say why a build of minutes starts instead of a cache hit
+        print(f"exprada engines: rebuilding {plan} ({'; '.join(trt_cache.describe_mismatch(sidecar, key))})",
+              file=sys.stderr, flush=True)
     with context:
         plan_bytes = build_plan(trt, onnx_path, shapes, mode, workspace_gb,
                                 _timing_cache_path(cache_dir, context.gpu_name, str(trt.__version__)), calibrator)

@@ -1,4 +1,4 @@
-"""PyTorch backend: runs a `torch.export` program (.pt2) written by `python -m engines export`.
+"""PyTorch backend: runs a `torch.export` program (.pt2) written by `python -m train export`.
 
 The program carries the graph and weights, so the runtime never imports training code. On CUDA
 the fast path is fp16/bf16 weights, channels_last, and either CUDA graphs (one captured graph per
@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 from engines.base import Engine, EngineFileError, TensorSpec, require_file
+from engines.contract import PROGRAM_IO_FILE, PROGRAM_METADATA_FILE
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 COMPILE_MODES = ("none", "graph", "compile")
-_META_FILE, _IO_FILE = "exprada_metadata.json", "exprada_io.json"
 
 
 class TorchEngine(Engine):
@@ -38,15 +38,16 @@ class TorchEngine(Engine):
         self.dtype = DTYPES[dtype]
         # channels_last pays off with cuDNN's NHWC tensor-core kernels; on CPU it only adds copies.
         self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
-        extra = {_META_FILE: "", _IO_FILE: ""}
+        extra = {PROGRAM_METADATA_FILE: "", PROGRAM_IO_FILE: ""}
         try:
             program = torch.export.load(self.path, extra_files=extra)
         except Exception as error:  # zip/pickle/serde errors: all mean the file is not a usable program
             raise EngineFileError(f"torch.export program {self.path} could not be loaded: {error}") from error
-        if not extra[_IO_FILE]:
-            raise EngineFileError(f"{self.path} has no {_IO_FILE}; was it written by `python -m engines export`?")
-        self.metadata = json.loads(extra[_META_FILE] or "{}")
-        io = json.loads(extra[_IO_FILE])
+        if not extra[PROGRAM_IO_FILE]:
+            raise EngineFileError(f"{self.path} has no {PROGRAM_IO_FILE}; "
+                                  "was it written by `python -m train export`?")
+        self.metadata = json.loads(extra[PROGRAM_METADATA_FILE] or "{}")
+        io = json.loads(extra[PROGRAM_IO_FILE])
         self.inputs = [TensorSpec(name, tuple(shape), np.dtype(np.float32)) for name, shape, _ in io["inputs"]]
         self._output_names = list(io["outputs"])
         module = program.module().to(self.device)

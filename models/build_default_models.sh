@@ -37,5 +37,5 @@ $PY -m train exprada --mode uit --source "$DATA/source" --target "$DATA/target" 
     --sample-every 1000 --checkpoint-every 500 "${FAST[@]}" --out "$RUNS/uit"
 
 # 4. Export both for the runtime.
-$PY -m engines export --checkpoint "$RUNS/classifier/checkpoints/best.pt" --out models/classifier.onnx
-$PY -m engines export --checkpoint "$RUNS/uit/checkpoints/last.pt" --out models/uit_generator.onnx
+$PY -m train export --checkpoint "$RUNS/classifier/checkpoints/best.pt" --out models/classifier.onnx
+$PY -m train export --checkpoint "$RUNS/uit/checkpoints/last.pt" --out models/uit_generator.onnx

@@ -7,6 +7,7 @@ COMMANDS = {
     "translate": ("train.translate", "apply a trained generator to an image or a folder"),
     "classifier": ("train.classifier", "train the source-domain expression classifier"),
     "evaluate": ("train.evaluate", "classify a labelled test set, with or without UIT translation"),
+    "export": ("train.export", "checkpoint → ONNX (.onnx) or torch.export program (.pt2) for the engines"),
     "synth": ("train.synthetic", "write the synthetic NIR driver data (source, target, video)"),
 }
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from engines.chain import softmax
+from engines.contract import CLASSIFIER, UIT_GENERATOR
 from face.expressions import EXPRESSIONS
 
 from .checkpoint import CheckpointError, load_model
@@ -63,8 +64,9 @@ def classify_samples(net, samples, image_size: int, device, batch_size: int = 64
         if generator is not None:
             x = generator(torch.cat([x, batch["side"].to(device)], dim=1))[0]
         logits, embedding = net(x)
-        probabilities.append(F.softmax(logits.float(), dim=1).cpu().numpy())
-        predictions.append(logits.argmax(1).cpu().numpy())
+        logits = logits.float().cpu().numpy()
+        probabilities.append(softmax(logits))
+        predictions.append(logits.argmax(1))
         embeddings.append(embedding.float().cpu().numpy())
         labels.append(batch["label"].numpy())
         paths += [str(samples[int(i)].path) for i in batch["index"]]
@@ -135,7 +137,7 @@ def _load_classifiers(paths) -> list[tuple[str, torch.nn.Module, dict]]:
     loaded = []
     for path in paths:
         net, config, kind = load_model(path)
-        if kind != "classifier":
+        if kind != CLASSIFIER:
             raise CheckpointError(f"{path}: a {kind} checkpoint, not a classifier (python -m train classifier)")
         loaded.append((str(path), net, config))
     sizes = {int(config["image_size"]) for _, _, config in loaded}
@@ -175,7 +177,7 @@ def _test_samples(args, config: dict, logger):
 
 def _load_generator(path, image_size: int):
     generator, config, kind = load_model(path)  # G_ts, or its weight average when the run kept one
-    if kind != "exprada-uit":
+    if kind != UIT_GENERATOR:
         raise CheckpointError(f"{path}: a {kind} checkpoint; evaluation translates with a UIT generator "
                               f"(python -m train exprada --mode uit)")
     if int(config["image_size"]) != image_size:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from benchmarks import paper_table4
-from engines.export import export_onnx
+from train.export import export_onnx
 from train.networks import Generator
 
 

@@ -11,14 +11,14 @@ from tiny_nets import TinyClassifier, TinyGenerator, seeded  # noqa: E402
 
 @pytest.fixture(scope="session")
 def generator_128(tmp_path_factory):
-    from engines.export import export_onnx
+    from train.export import export_onnx
     return export_onnx(seeded(TinyGenerator(width=8), seed=0), "uit_generator",
                        tmp_path_factory.mktemp("cal") / "uit.onnx", config={"width": 8})
 
 
 @pytest.fixture(scope="session")
 def classifier_128(tmp_path_factory):
-    from engines.export import export_onnx
+    from train.export import export_onnx
     return export_onnx(seeded(TinyClassifier(width=8), seed=1), "classifier",
                        tmp_path_factory.mktemp("cal") / "classifier.onnx")
 

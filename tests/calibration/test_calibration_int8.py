@@ -111,6 +111,16 @@ def test_classifier_calibrates_on_translations(tmp_path, generator_128, classifi
     assert logits.shape == (len(calib), 7)
 
 
+def test_cgit_generator_inputs_cycle_through_its_classes(tmp_path, calib):
+    from train.export import export_onnx
+    from tiny_nets import TinyGenerator, seeded
+    cgit = export_onnx(seeded(TinyGenerator(width=4, n_classes=7)), "cgit_generator", tmp_path / "cgit.onnx")
+    inputs = model_inputs(engines.load(cgit), calib)
+    assert set(inputs) == {"image", "side_map", "expression"}
+    np.testing.assert_array_equal(inputs["expression"].argmax(1), np.arange(len(calib)) % 7)
+    assert inputs["expression"].sum(1).tolist() == [1.0] * len(calib)
+
+
 def test_fp16_keeps_float32_io_and_close_outputs(tmp_path, generator_128, calib):
     out = convert_fp16(generator_128, tmp_path / "g.fp16.onnx")
     half, full = engines.load(out), engines.load(generator_128)

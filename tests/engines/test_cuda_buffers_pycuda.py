@@ -12,7 +12,7 @@ from engines.tensorrt_backend import PrimaryContext, import_cuda_driver
 pytestmark = [
     pytest.mark.cuda,
     pytest.mark.skipif(not torch.cuda.is_available() or importlib.util.find_spec("pycuda") is None,
-                       reason="needs a CUDA GPU and pycuda (built on the GPU machine: shared/device/README.md)"),
+                       reason="needs a CUDA GPU and pycuda (`pip install pycuda` builds it against the CUDA toolkit)"),
 ]
 
 

@@ -1,4 +1,5 @@
-"""`python -m engines export|build|bench` on a real training checkpoint (train.checkpoint + train.networks)."""
+"""`python -m train export` and `python -m engines build|bench` on a real training checkpoint
+(train.checkpoint + train.networks)."""
 import json
 
 import numpy as np
@@ -7,6 +8,7 @@ import torch
 
 import engines
 from engines.__main__ import main
+from train.export import main as export
 
 
 @pytest.fixture(scope="module")
@@ -16,13 +18,13 @@ def uit_checkpoint(tmp_path_factory):
     config = {"mode": "uit", "width": 4, "image_size": 64, "num_residual": 2}
     torch.manual_seed(0)
     models = {name: build_network(config, name) for name in ("G_ts", "G_st", "D_s", "D_t")}
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "last.pt", kind="exprada-uit", config=config,
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "last.pt", kind="uit_generator", config=config,
                            models=models, step=10)
 
 
 def test_export_checkpoint_to_onnx_prints_parity(tmp_path, uit_checkpoint, capsys):
     out = tmp_path / "uit.onnx"
-    assert main(["export", "--checkpoint", str(uit_checkpoint), "--out", str(out)]) == 0
+    assert export(["--checkpoint", str(uit_checkpoint), "--out", str(out)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["kind"] == "uit_generator" and result["width"] == 4 and result["image_size"] == 64
     assert max(result["parity_rel_max"].values()) <= 1e-4
@@ -31,9 +33,19 @@ def test_export_checkpoint_to_onnx_prints_parity(tmp_path, uit_checkpoint, capsy
     assert engine.inputs[0].shape == (None, 3, 64, 64)
 
 
+def test_export_checkpoint_to_pt2_carries_the_onnx_metadata(tmp_path, uit_checkpoint, capsys):
+    onnx_out, pt2_out = tmp_path / "uit.onnx", tmp_path / "uit.pt2"
+    for out in (onnx_out, pt2_out):
+        assert export(["--checkpoint", str(uit_checkpoint), "--out", str(out)]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["kind"], r["image_size"], r["width"]) for r in printed] == [("uit_generator", 64, 4)] * 2
+    assert engines.read_metadata(pt2_out) == engines.read_metadata(onnx_out)
+    assert engines.load(pt2_out, backend="torch").metadata == engines.load(onnx_out).metadata
+
+
 def test_export_unknown_network_name_is_refused(tmp_path, uit_checkpoint):
     with pytest.raises(ValueError, match="only generators"):
-        main(["export", "--checkpoint", str(uit_checkpoint), "--out", str(tmp_path / "d.onnx"), "--name", "D_s"])
+        export(["--checkpoint", str(uit_checkpoint), "--out", str(tmp_path / "d.onnx"), "--name", "D_s"])
 
 
 def test_bench_prints_latency_per_batch(generator_onnx, capsys):
@@ -46,7 +58,7 @@ def test_bench_prints_latency_per_batch(generator_onnx, capsys):
 
 def test_bench_torch_backend_defaults_to_cpu_without_cuda(tmp_path, tiny_generator, capsys):
     import torch
-    from engines.export import export_program
+    from train.export import export_program
     if torch.cuda.is_available():
         pytest.skip("checks the CPU defaults; this machine has CUDA")
     path = export_program(tiny_generator, "uit_generator", tmp_path / "g.pt2", image_size=32)
@@ -75,15 +87,16 @@ def test_export_classifier_checkpoint(tmp_path, capsys):
     path = save_checkpoint(tmp_path / "classifier.pt", kind="classifier", config=config,
                            models={"classifier": build_classifier(config)})
     out = tmp_path / "classifier.onnx"
-    assert main(["export", "--checkpoint", str(path), "--out", str(out)]) == 0
+    assert export(["--checkpoint", str(path), "--out", str(out)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["kind"] == "classifier" and max(result["parity_rel_max"].values()) <= 1e-4
     engine = engines.load(out)
     assert [s.name for s in engine.outputs] == ["logits", "embedding"]
     assert engine.run(engine.example_feeds(batch=2))["logits"].shape == (2, 7)
     pt2 = tmp_path / "classifier.pt2"
-    assert main(["export", "--checkpoint", str(path), "--out", str(pt2)]) == 0
+    assert export(["--checkpoint", str(path), "--out", str(pt2)]) == 0
     capsys.readouterr()
     program = engines.load(pt2, backend="torch")
+    assert program.metadata == engine.metadata
     feeds = engine.example_feeds(batch=2, fill=0.2)
     np.testing.assert_allclose(program.run(feeds)["logits"], engine.run(feeds)["logits"], atol=1e-4)

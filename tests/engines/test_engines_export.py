@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import engines
-from engines.export import example_inputs, export_onnx, parity
+from train.export import example_inputs, export_onnx, parity
 from engines.onnx_rewrite import merge_sibling_convs
 from tiny_nets import TinyClassifier, TinyGenerator, seeded
 

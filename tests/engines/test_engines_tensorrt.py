@@ -154,11 +154,13 @@ def test_build_call_order_timing_cache_and_reuse(tmp_path, generator_onnx, fake_
     assert ("create_timing_cache", b"timing") in fake.calls
 
 
-def test_other_gpu_or_tensorrt_rebuilds_and_corrupt_plan_is_named(tmp_path, generator_onnx, fake_trt):
+def test_other_gpu_or_tensorrt_rebuilds_and_corrupt_plan_is_named(tmp_path, generator_onnx, fake_trt, capsys):
     tensorrt_backend.build_cached(generator_onnx, "fp32", cache_dir=tmp_path)
     fake_trt(gpu="Fake GPU A100")
     _, built = tensorrt_backend.build_cached(generator_onnx, "fp32", cache_dir=tmp_path)
-    assert built  # foreign engine replaced
+    assert built  # foreign engine replaced, and the user is told why
+    said = capsys.readouterr().err
+    assert "rebuilding" in said and "gpu_name: cached 'Fake GPU" in said
     fake_trt(version="10.10.1", gpu="Fake GPU A100")
     _, built = tensorrt_backend.build_cached(generator_onnx, "fp32", cache_dir=tmp_path)
     assert built  # stale TensorRT version replaced

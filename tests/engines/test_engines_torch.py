@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import engines
-from engines.export import export_program
+from train.export import export_program
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
 

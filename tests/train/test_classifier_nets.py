@@ -95,7 +95,7 @@ def test_a_classifier_checkpoint_rebuilds_through_load_model(tmp_path):
 def test_the_vgg_pool_and_the_small_backbone_export_to_onnx_with_parity(tmp_path):
     """The ONNX exporter refuses 4×4 → 7×7 adaptive pooling (VGG at 128²); the matrix form goes through."""
     ort = pytest.importorskip("onnxruntime")
-    from engines.export import example_inputs, export_onnx, parity
+    from train.export import example_inputs, export_onnx, parity
 
     pool = AdaptivePool7(4).eval()
     x = torch.randn(2, 8, 4, 4)

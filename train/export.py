@@ -1,13 +1,16 @@
-"""Checkpoint → ONNX (and torch.export program): the hand-off from training to the engines.
+"""`python -m train export`: checkpoint → ONNX (.onnx) or torch.export program (.pt2), the hand-off
+from training to the engines.
 
-This is the one module under engines/ that imports training code: it rebuilds the network from a
-checkpoint, wraps it so its inputs and outputs carry the contract's names (docs/architecture.md),
-and writes the artefact with the `exprada.*` metadata the runtime reads back.
+It rebuilds the network from a checkpoint, wraps it so its inputs and outputs carry the contract's
+names (engines/contract.py), and writes the artefact with the `exprada.*` metadata the runtime reads
+back. It lives in train/, not engines/, so the runners never import training code.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -16,12 +19,11 @@ import onnx
 import torch
 from torch import nn
 
+from engines.contract import (CGIT_GENERATOR, CLASSES, CLASSIFIER, DEFAULT_IMAGE_SIZE,
+                              PROGRAM_IO_FILE, PROGRAM_METADATA_FILE, UIT_GENERATOR, ModelInfo, check_kind,
+                              io_names)
 from engines.onnx_rewrite import merge_sibling_convs
 
-EXPRESSIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
-NORMALIZATION = "x/127.5-1"
-CHECKPOINT_KINDS = {"exprada-uit": "uit_generator", "exprada-cgit": "cgit_generator", "classifier": "classifier"}
-ENGINE_KINDS = tuple(CHECKPOINT_KINDS.values())
 DEFAULT_OPSET = 17
 
 
@@ -56,33 +58,23 @@ class ClassifierIO(nn.Module):
         return tuple(self.classifier(image))
 
 
-def io_names(kind: str) -> tuple[list[str], list[str]]:
-    """ONNX input and output names for an engine kind (docs/architecture.md)."""
-    if kind == "uit_generator":
-        return ["image", "side_map"], ["translated", "side_map_out"]
-    if kind == "cgit_generator":
-        return ["image", "side_map", "expression"], ["translated", "side_map_out"]
-    if kind == "classifier":
-        return ["image"], ["logits", "embedding"]
-    raise ValueError(f"unknown model kind {kind!r}; expected one of {ENGINE_KINDS}")
+WRAPPERS = {UIT_GENERATOR: UITGeneratorIO, CGIT_GENERATOR: CGITGeneratorIO, CLASSIFIER: ClassifierIO}
 
 
 def wrap(module: nn.Module, kind: str) -> nn.Module:
-    io_names(kind)  # validates kind
-    wrapper = {"uit_generator": UITGeneratorIO, "cgit_generator": CGITGeneratorIO, "classifier": ClassifierIO}[kind]
-    return wrapper(module).eval()
+    return WRAPPERS[check_kind(kind)](module).eval()
 
 
 def example_inputs(kind: str, image_size: int, batch: int = 1, seed: int = 0) -> tuple[torch.Tensor, ...]:
     """Random inputs in the network range [-1, 1] (and a valid one-hot for CGIT)."""
     generator = torch.Generator().manual_seed(seed)
     image = torch.rand(batch, 3, image_size, image_size, generator=generator) * 2 - 1
-    if kind == "classifier":
+    if kind == CLASSIFIER:
         return (image,)
     side = torch.rand(batch, 3, image_size, image_size, generator=generator) * 2 - 1
-    if kind == "uit_generator":
+    if kind == UIT_GENERATOR:
         return image, side
-    onehot = torch.nn.functional.one_hot(torch.arange(batch) % len(EXPRESSIONS), len(EXPRESSIONS)).float()
+    onehot = torch.nn.functional.one_hot(torch.arange(batch) % len(CLASSES), len(CLASSES)).float()
     return image, side, onehot
 
 
@@ -99,20 +91,15 @@ def infer_width(module: nn.Module) -> int:
     raise ValueError("network has no Conv2d layer to read its width from")
 
 
-def build_metadata(kind: str, config: dict | None, image_size: int, width: int, classes=EXPRESSIONS) -> dict:
-    return {
-        "exprada.kind": kind,
-        "exprada.classes": json.dumps(list(classes)),
-        "exprada.image_size": str(int(image_size)),
-        "exprada.width": str(int(width)),
-        "exprada.normalization": NORMALIZATION,
-        "exprada.config_sha256": config_sha256(config),
-    }
+def build_metadata(kind: str, config: dict | None, image_size: int, width: int, classes=CLASSES) -> dict:
+    """The contract's `exprada.*` metadata of an exported model (engines/contract.py)."""
+    return ModelInfo(check_kind(kind), tuple(classes), int(image_size), int(width),
+                     config_sha256=config_sha256(config)).to_metadata()
 
 
-def export_onnx(module: nn.Module, kind: str, out, *, config: dict | None = None, image_size: int = 128,
-                width: int | None = None, classes=EXPRESSIONS, opset: int = DEFAULT_OPSET,
-                merge_heads: bool = True) -> Path:
+def export_onnx(module: nn.Module, kind: str, out, *, config: dict | None = None,
+                image_size: int = DEFAULT_IMAGE_SIZE, width: int | None = None, classes=CLASSES,
+                opset: int = DEFAULT_OPSET, merge_heads: bool = True) -> Path:
     """Write `module` as ONNX: dynamic batch, fixed S×S, contract names, `exprada.*` metadata.
 
     merge_heads: the generator's two 7×7 heads become one convolution + Split (same outputs, one
@@ -139,14 +126,15 @@ def export_onnx(module: nn.Module, kind: str, out, *, config: dict | None = None
     del model.metadata_props[:]
     for key, value in metadata.items():
         model.metadata_props.add(key=key, value=value)
-    model.producer_name = "exprada-engines-export"
+    model.producer_name = "exprada-train-export"
     onnx.checker.check_model(model)
     onnx.save(model, str(out))
     return out
 
 
-def export_program(module: nn.Module, kind: str, out, *, config: dict | None = None, image_size: int = 128,
-                   width: int | None = None, classes=EXPRESSIONS, max_batch: int = 256) -> Path:
+def export_program(module: nn.Module, kind: str, out, *, config: dict | None = None,
+                   image_size: int = DEFAULT_IMAGE_SIZE, width: int | None = None, classes=CLASSES,
+                   max_batch: int = 256) -> Path:
     """Write a torch.export program (.pt2) for the PyTorch backend; the runtime needs no train/ code."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -159,8 +147,8 @@ def export_program(module: nn.Module, kind: str, out, *, config: dict | None = N
     metadata = build_metadata(kind, config, image_size, width or infer_width(module), classes)
     specs = {"inputs": [[name, [None, *a.shape[1:]], "float32"] for name, a in zip(inputs, args)],
              "outputs": outputs}
-    torch.export.save(program, str(out), extra_files={"exprada_metadata.json": json.dumps(metadata),
-                                                      "exprada_io.json": json.dumps(specs)})
+    torch.export.save(program, str(out), extra_files={PROGRAM_METADATA_FILE: json.dumps(metadata),
+                                                      PROGRAM_IO_FILE: json.dumps(specs)})
     return out
 
 
@@ -168,22 +156,18 @@ def load_checkpoint_model(checkpoint, name: str | None = None):
     """(module, kind, config, image_size, width) from a training checkpoint via train.checkpoint."""
     from train.checkpoint import load_model
 
-    module, config, checkpoint_kind = load_model(checkpoint, name=name)
-    kind = CHECKPOINT_KINDS.get(checkpoint_kind)
-    if kind is None:
-        raise ValueError(f"{checkpoint}: checkpoint kind {checkpoint_kind!r} cannot be exported; "
-                         f"expected one of {sorted(CHECKPOINT_KINDS)}")
-    if kind != "classifier" and name not in (None, "G_ts", "G_ts_ema", "G_st"):
+    module, config, kind = load_model(checkpoint, name=name)   # a checkpoint's kind is its model's kind
+    if kind != CLASSIFIER and name not in (None, "G_ts", "G_ts_ema", "G_st"):
         raise ValueError(f"{checkpoint}: only generators (G_ts, G_ts_ema, G_st) are exported, got {name!r}")
-    image_size = int(config.get("image_size", 128))
+    image_size = int(config.get("image_size", DEFAULT_IMAGE_SIZE))
     width = int(config.get("width") or infer_width(module))
     return module.float().eval(), kind, config, image_size, width
 
 
 def export_checkpoint(checkpoint, out, *, name: str | None = None, opset: int = DEFAULT_OPSET) -> Path:
-    """`python -m engines export`: .onnx → ONNX, .pt2 → torch.export program."""
+    """.onnx → ONNX, .pt2 → torch.export program."""
     module, kind, config, image_size, width = load_checkpoint_model(checkpoint, name)
-    classes = config.get("classes") or EXPRESSIONS
+    classes = config.get("classes") or CLASSES
     if str(out).endswith(".pt2"):
         return export_program(module, kind, out, config=config, image_size=image_size, width=width, classes=classes)
     return export_onnx(module, kind, out, config=config, image_size=image_size, width=width,
@@ -204,3 +188,26 @@ def parity(module: nn.Module, kind: str, onnx_path, inputs: tuple[torch.Tensor, 
         span = float(np.ptp(want)) or 1.0
         result[name] = float(np.abs(want - have).max()) / span
     return result
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train export", description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", required=True, help="a checkpoint file or its run folder")
+    p.add_argument("--out", required=True, help="MODEL.onnx or MODEL.pt2")
+    p.add_argument("--name", help="network in an ExprADA checkpoint (default G_ts, or its weight average "
+                                  "G_ts_ema when the run kept one)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    args = p.parse_args(argv)
+    out = export_checkpoint(args.checkpoint, args.out, name=args.name, opset=args.opset)
+    info = ModelInfo.of(out)   # what the artefact states, read back
+    result = {"out": str(out), "checkpoint": str(args.checkpoint), "kind": info.kind, "image_size": info.image_size,
+              "width": info.width}
+    if out.suffix == ".onnx":
+        module, kind, _, size, _ = load_checkpoint_model(args.checkpoint, args.name)
+        result["parity_rel_max"] = parity(module, kind, out, example_inputs(kind, size, batch=2))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
