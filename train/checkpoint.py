@@ -4,8 +4,12 @@ The file is a single `torch.save`d dict, written atomically (temporary file + `o
 loads with `torch.load(weights_only=True)`: the config holds only JSON types and every RNG state
 is a tensor. Keys:
 
-    kind        "exprada-uit" | "exprada-cgit" | "classifier"
-    config      dict (width, image_size, classes, ... everything that rebuilds the networks)
+    kind        "uit_generator" | "cgit_generator" | "classifier" (engines/contract.py: the same kinds as
+                the models it exports; "exprada-uit" / "exprada-cgit" of older files load as the first two)
+    config      dict: the run's settings (width, image_size, classes, ... everything that rebuilds
+                the networks), with how it ran under config["runtime"]
+    run_state   dict: what the run worked out from its data (image counts, total_steps, ...);
+                absent from checkpoints written before it existed, which kept it in `config`
     models      name -> state_dict   (ExprADA: G_ts — target→source, the car's generator —, G_st, D_s, D_t)
     optimizers  name -> state_dict
     schedulers  name -> state_dict
@@ -21,7 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-KINDS = ("exprada-uit", "exprada-cgit", "classifier")
+from engines.contract import CLASSIFIER, KINDS, current_kind
+
 REQUIRED_KEYS = ("kind", "config", "models", "optimizers", "schedulers", "step", "epoch", "rng")
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.pt"
@@ -89,12 +94,13 @@ def _check_json(config: dict) -> None:
 
 def save_checkpoint(path, *, kind: str, config: dict, models: dict, optimizers: dict | None = None,
                     schedulers: dict | None = None, step: int = 0, epoch: int = 0, rng: dict | None = None,
-                    extra: dict | None = None) -> Path:
+                    extra: dict | None = None, run_state: dict | None = None) -> Path:
     """Write one checkpoint atomically. `models` may hold wrapped modules (DDP, compiled): their
     plain state_dicts are stored. `extra` is stored under "extra" (tensors / JSON types only)."""
     if kind not in KINDS:
         raise ValueError(f"checkpoint kind {kind!r}; expected one of {KINDS}")
     _check_json(config)
+    _check_json(run_state or {})
     path = Path(path)
     state = {
         "kind": kind,
@@ -106,6 +112,8 @@ def save_checkpoint(path, *, kind: str, config: dict, models: dict, optimizers: 
         "epoch": int(epoch),
         "rng": capture_rng() if rng is None else rng,
     }
+    if run_state is not None:
+        state["run_state"] = run_state
     if extra:
         state["extra"] = extra
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,6 +137,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
         missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
         raise CheckpointError(f"{path}: not a checkpoint of this project (missing {', '.join(missing)})")
+    state["kind"] = current_kind(state["kind"])
     if state["kind"] not in KINDS:
         raise CheckpointError(f"{path}: unknown checkpoint kind {state['kind']!r}; expected one of {KINDS}")
     state["path"] = str(path)
@@ -167,7 +176,8 @@ def load_state_checked(module: nn.Module, state_dict: dict, what: str) -> None:
 
 
 def load_model(path, name: str | None = None, map_location="cpu"):
-    """Rebuild one network of a checkpoint: (module in eval mode, config, kind).
+    """Rebuild one network of a checkpoint: (module in eval mode, config, kind). The config comes
+    with the run's state beside the settings (e.g. a classifier's train_classes, which evaluation reads).
 
     ExprADA checkpoints: name is one of G_ts (the target→source generator the car runs), G_ts_ema
     (its weight average, the default when the run kept one), G_st, D_s, D_t. Classifier checkpoints: the one model, built by
@@ -176,10 +186,10 @@ def load_model(path, name: str | None = None, map_location="cpu"):
     state = load_checkpoint(path, map_location=map_location)
     kind, config, models = state["kind"], state["config"], state["models"]
     if name is None:
-        name = ("G_ts_ema" if "G_ts_ema" in models else "G_ts") if kind.startswith("exprada") else next(iter(models))
+        name = ("G_ts_ema" if "G_ts_ema" in models else "G_ts") if kind != CLASSIFIER else next(iter(models))
     if name not in models:
         raise CheckpointError(f"{state['path']}: no model {name!r} in this {kind} checkpoint; it holds {sorted(models)}")
-    if kind.startswith("exprada"):
+    if kind != CLASSIFIER:   # an ExprADA run: four networks
         from .networks import build_network
         try:
             module = build_network(config, name)
@@ -193,7 +203,7 @@ def load_model(path, name: str | None = None, map_location="cpu"):
                                   f"train.classifier_nets.build_classifier ({err})") from None
         module = build_classifier(config)
     load_state_checked(module, models[name], f"{state['path']} model {name!r} (config {_arch_summary(config)})")
-    return module.eval(), config, kind
+    return module.eval(), {**state.get("run_state", {}), **config}, kind
 
 
 def _arch_summary(config: dict) -> str:

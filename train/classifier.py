@@ -14,32 +14,30 @@ split.json, train.log, metrics.csv/.jsonl, tensorboard/, bad_files.txt, init_wei
 augmented/ (CGIT images), test/ (metrics.json, confusion.png) and summary.json.
 """
 import argparse
-import json
 import math
-import shutil
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from engines.contract import CLASSIFIER
 from face.expressions import EXPRESSIONS, NUM_EXPRESSIONS
 
 from . import distributed
-from .checkpoint import CheckpointError, checkpoint_path, load_checkpoint, load_state_checked, restore_rng, save_checkpoint
+from .cgit_augment import generate_augmentation
+from .checkpoint import checkpoint_path, load_checkpoint, load_state_checked
 from .classifier_nets import ARCHS, build_classifier, count_parameters, load_init_weights
-from .data import ImageDataset, StepBatchSampler, make_loader
+from .data import ImageDataset
 from .datasets import Sample, label_counts
 from .datasets.face_crops import crop_faces
 from .datasets.folder import index_labelled_folder
 from .datasets.sources import add_data_arguments, data_options, load_samples, wants_face_crop
-from .datasets.splits import apply_split, check_parts_disjoint, make_split, read_split, write_split
-from .run_setup import add_run_control_arguments, merge_config, open_run, samples_digest
-from .runlog import RunLog, progress, setup_logging, write_json
+from .datasets.splits import check_parts_disjoint, run_split
+from .run_setup import add_run_control_arguments
+from .runlog import write_json
+from .sampling import step_sampler
+from .trainer import BEST, Trainer
 
-KIND = "classifier"
-MODEL_NAME = "classifier"
 SPLIT_FILE = "split.json"
-BEST = "best.pt"
 # What defines the run: a resumed run must keep these.
 LOCKED = ("arch", "image_size", "width", "dropout", "batch_size", "lr", "weight_decay", "optimizer", "balanced", "flip",
           "seed", "epochs", "steps", "data", "val_data", "test_data", "data_options", "val_fraction", "test_fraction",
@@ -91,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-flip", dest="flip", action="store_false", default=None, help="no horizontal flips")
     g.add_argument("--seed", type=int)
     g = p.add_argument_group("CGIT data augmentation (paper table 3)")
-    g.add_argument("--augment-with", metavar="CKPT", help="a CGIT checkpoint (kind exprada-cgit) or its run folder")
+    g.add_argument("--augment-with", metavar="CKPT", help="a CGIT checkpoint (kind cgit_generator) or its run folder")
     g.add_argument("--per-class", type=int, help="images to generate per expression")
     g.add_argument("--augment-from", help="images the generator translates (default: the CGIT run's target folder)")
     g = p.add_argument_group("how it runs (may change on --resume)")
@@ -101,346 +99,193 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def resolve_config(args: argparse.Namespace, saved: dict | None) -> dict:
-    """Defaults < saved run config < explicit flags; locked settings must match the saved run."""
-    given = {k: v for k, v in vars(args).items() if v is not None and k not in ("out", "resume")}
-    options = data_options(args)
-    for key in list(given):
-        if key in options:
-            del given[key]
-    if options:
-        given["data_options"] = options
-    for key in ("data", "val_data", "test_data", "split", "init_weights", "augment_with", "augment_from"):
-        if key in given:
-            given[key] = str(Path(given[key]).resolve())
-    config = merge_config(given, saved, DEFAULTS, LOCKED)
-    if saved is None and (not config["data"] or not config["arch"]):
-        raise SystemExit("error: a new run needs --data, --backbone and --out (or --resume RUN_DIR)")
-    if config["image_size"] % 32 or config["image_size"] < 32:
-        raise SystemExit(f"error: --image-size must be a multiple of 32 and >= 32, got {config['image_size']}")
-    if config["batch_size"] < 1 or (config["width"] or 1) < 1:
-        raise SystemExit("error: --batch-size and --width must be positive")
-    if bool(config["augment_with"]) != bool(config["per_class"]):
-        raise SystemExit("error: --augment-with CKPT and --per-class N go together")
-    if (config["folds"] is None) != (config["fold"] is None):
-        raise SystemExit("error: --folds K and --fold I go together")
-    if config["arch"] != "small":
-        config["width"] = None  # only the small backbone has a width; the others are fixed architectures
-    config["num_classes"] = NUM_EXPRESSIONS
-    config["classes"] = list(EXPRESSIONS)
-    return config
+class ClassifierTrainer(Trainer):
+    """One backbone and its optimiser, the split labelled data, validation and the test figures."""
 
+    KINDS = (CLASSIFIER,)
+    WHAT = "a classifier run"
+    MODEL_NAME = "classifier"
+    LOCKED, RUNTIME, DEFAULTS = LOCKED, RUNTIME, DEFAULTS
+    PATHS = ("data", "val_data", "test_data", "split", "init_weights", "augment_with", "augment_from")
 
-# ---- data ---------------------------------------------------------------------------------------
+    build_parser = staticmethod(build_parser)
 
-def load_parts(config: dict, run_dir: Path, logger, is_main: bool = True) -> dict[str, list[Sample]]:
-    """train/val/test samples: parts given apart, a split file, or a fresh seeded subject split
-    (written to RUN_DIR/split.json, which a resumed run reads back)."""
-    options = config["data_options"]
-    samples, fmt = load_samples(config["data"], options)
-    config["data_format"] = fmt
-    split_file = run_dir / SPLIT_FILE
-    if config["val_data"] or config["test_data"]:
-        parts = {"train": samples, "val": [], "test": []}
-        for part in ("val", "test"):
-            if config[f"{part}_data"]:
-                parts[part] = load_samples(config[f"{part}_data"], options)[0]
-        check_parts_disjoint(parts)
-    else:
-        if split_file.is_file():
-            split = read_split(split_file)
-        elif config.get("split"):
-            split = read_split(config["split"])
-        else:
-            split = make_split(samples, val_fraction=config["val_fraction"], test_fraction=config["test_fraction"],
-                               seed=config["seed"], k=config["folds"], fold=config["fold"],
-                               by_image=bool(config["split_by_image"]))
-        parts = apply_split(samples, split, str(split_file if split_file.is_file() else config.get("split") or "split"))
-        if is_main and not split_file.is_file():
-            write_split(split_file, split)
-        logger.info("split by subject: %s", ", ".join(f"{k} {len(v)} subjects" for k, v in split["subjects"].items()))
-    if wants_face_crop(fmt, options):
-        for part in parts:
-            if parts[part]:
-                parts[part], counts = crop_faces(parts[part], run_dir / "cache", config["image_size"],
-                                                 progress=config["progress"] and is_main)
-                logger.info("%s face crops: %s", part, counts)
-    return parts
+    @classmethod
+    def given_settings(cls, args: argparse.Namespace) -> dict:
+        """The flags given, with the data-format flags gathered into one `data_options` setting."""
+        options = data_options(args)
+        given = {k: v for k, v in super().given_settings(args).items() if k not in options}
+        if options:
+            given["data_options"] = options
+        return given
 
+    @classmethod
+    def check_config(cls, config: dict, new_run: bool) -> None:
+        if new_run and (not config["data"] or not config["arch"]):
+            raise SystemExit("error: a new run needs --data, --backbone and --out (or --resume RUN_DIR)")
+        if config["image_size"] % 32 or config["image_size"] < 32:
+            raise SystemExit(f"error: --image-size must be a multiple of 32 and >= 32, got {config['image_size']}")
+        if config["batch_size"] < 1 or (config["width"] or 1) < 1:
+            raise SystemExit("error: --batch-size and --width must be positive")
+        if bool(config["augment_with"]) != bool(config["per_class"]):
+            raise SystemExit("error: --augment-with CKPT and --per-class N go together")
+        if (config["folds"] is None) != (config["fold"] is None):
+            raise SystemExit("error: --folds K and --fold I go together")
 
-def _find_cgit_inputs(config: dict, cgit_config: dict) -> Path:
-    source = config["augment_from"] or cgit_config.get("target")
-    if not source or not Path(source).is_dir():
-        raise SystemExit(f"error: no images for the CGIT generator to translate: the CGIT run's target folder "
-                         f"{source!r} is not here; give --augment-from DIR")
-    return Path(source)
+    @classmethod
+    def implied_settings(cls, config: dict) -> dict:
+        implied = {"num_classes": NUM_EXPRESSIONS, "classes": list(EXPRESSIONS)}
+        if config["arch"] != "small":
+            implied["width"] = None  # only the small backbone has a width; the others are fixed architectures
+        return implied
 
+    def __init__(self, *args, **kwargs):
+        self.best = {"val_accuracy": -1.0, "step": 0}  # the best validation so far, kept in best.pt
+        super().__init__(*args, **kwargs)
 
-@torch.no_grad()
-def generate_augmentation(config: dict, run_dir: Path, classes: list[int], device, logger) -> Path:
-    """RUN_DIR/augmented/<expression>/*.png: `per_class` CGIT translations per training class, of
-    the inputs in a seeded order (cycled when there are fewer inputs). Kept across resumes: a
-    manifest says what was made, and a finished set is reused."""
-    from tqdm import tqdm
-
-    from .checkpoint import load_model
-    from .data import SideMaps, read_generator_batch
-    from .datasets.folder import index_unlabelled_folder
-    from .translate import to_expression, write_png
-
-    out = run_dir / "augmented"
-    generator, cgit_config, kind = load_model(config["augment_with"], "G_ts")
-    if kind != "exprada-cgit":
-        raise CheckpointError(f"{config['augment_with']}: a {kind} checkpoint; augmentation needs a CGIT generator "
-                              f"(python -m train exprada --mode cgit)")
-    inputs = index_unlabelled_folder(_find_cgit_inputs(config, cgit_config), domain="cgit-input")
-    manifest = {"checkpoint": config["augment_with"], "per_class": config["per_class"], "seed": config["seed"],
-                "classes": [EXPRESSIONS[k] for k in classes], "inputs": samples_digest(inputs)}
-    manifest_path = out / "manifest.json"
-    if manifest_path.is_file() and json.loads(manifest_path.read_text()) == manifest:
-        logger.info("CGIT augmentation already made: %s", out)
-        return out
-    if out.exists():
-        shutil.rmtree(out)
-    generator = generator.to(device)
-    size = int(cgit_config["image_size"])
-    dataset = ImageDataset(inputs, size, SideMaps(run_dir / "cache"))
-    order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(config["seed"])).tolist()
-    batch_size, bad = 16, set()
-    bar = tqdm(total=config["per_class"] * len(classes), desc="CGIT augmentation", unit="img",
-               disable=not config["progress"])
-    cursor = 0
-    for label in classes:
-        (out / EXPRESSIONS[label]).mkdir(parents=True, exist_ok=True)
-        made = 0
-        while made < config["per_class"]:
-            keys = []  # the next inputs in the seeded order, unreadable ones passed over
-            while len(keys) < min(batch_size, config["per_class"] - made):
-                if len(bad) == len(inputs):
-                    raise ValueError(f"no readable input image for the CGIT generator under {inputs[0].path.parent}")
-                key = order[cursor % len(order)]
-                cursor += 1
-                if str(inputs[key].path) not in bad:
-                    keys.append(key)
-            x, batch = read_generator_batch(dataset, keys, device, logger, "CGIT augmentation: ")
-            bad.update(path for path, _ in batch["bad"])
-            if x is None:
-                continue
-            for image in to_expression(generator, x, label):
-                write_png(out / EXPRESSIONS[label] / f"cgit_{made:06d}.png", image)
-                made += 1
-                bar.update(1)
-    bar.close()
-    write_json(manifest_path, manifest)
-    logger.info("CGIT augmentation: %d images per class for %s from %d inputs (%d unreadable)",
-                config["per_class"], ", ".join(EXPRESSIONS[k] for k in classes), len(inputs), len(bad))
-    return out
-
-
-class BalancedStepBatchSampler(StepBatchSampler):
-    """Class-balanced batches: every position draws a class uniformly, then an image of it, from
-    (seed, step, rank) alone, so a resumed or multi-process run draws what a straight run draws."""
-
-    def __init__(self, labels: list[int], batch_size: int, **kwargs):
-        super().__init__(len(labels), batch_size, **kwargs)
-        labels = torch.tensor(labels)
-        counts = torch.bincount(labels, minlength=NUM_EXPRESSIONS).double()
-        self.weights = 1.0 / counts[labels]
-
-    def batch_for_step(self, step: int) -> list:
-        generator = torch.Generator().manual_seed(hash((int(self.seed), 11, int(step), int(self.rank))) & (2 ** 63 - 1))
-        picks = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=generator).tolist()
-        flips = (torch.rand(self.batch_size, generator=generator) < 0.5).tolist()
-        return [(i, bool(f) and self.flip) for i, f in zip(picks, flips)]
-
-
-# ---- the trainer --------------------------------------------------------------------------------
-
-class ClassifierTrainer:
-    def __init__(self, config: dict, run_dir: Path, ctx: distributed.Context, logger, state: dict | None = None):
-        self.config, self.run_dir, self.ctx, self.log = config, Path(run_dir), ctx, logger
-        self.device = ctx.device
-        self._build_data(state)
-        torch.manual_seed(config["seed"])
-        self.net = build_classifier(config).to(self.device)
-        if state is None and config["init_weights"] and ctx.is_main:
-            skip = [s.strip() for s in config["init_skip"].split(",")]
-            report = load_init_weights(self.net, config["init_weights"], skip)
-            write_json(self.run_dir / "init_weights.json", report)
-            logger.info("init weights %s: %d tensors matched, %d skipped on purpose, %d left at initialisation, "
-                        "%d in the file unused (list: init_weights.json)", config["init_weights"],
-                        len(report["matched"]), len(report["skipped"]), len(report["missing"]), len(report["unused"]))
-        self.model = distributed.wrap(self.net, ctx)  # DDP starts every process from the main one's weights
-        if config["optimizer"] == "sgd":
-            self.optimizer = torch.optim.SGD(self.net.parameters(), lr=config["lr"], momentum=0.9,
-                                             weight_decay=config["weight_decay"])
-        else:
-            self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
-        total = config["total_steps"]
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total)))
-        self.step, self.best = 0, {"val_accuracy": -1.0, "step": 0}
-        self.counters = {"bad_files": 0, "skipped_steps": 0, "nonfinite_steps": 0}
-        if state is not None:
-            self._load(state)
-        self.runlog = RunLog(self.run_dir, enabled=ctx.is_main, start_step=self.step)
-
-    def _build_data(self, state):
+    # ---- data ----------------------------------------------------------------------------
+    def _load_parts(self) -> dict[str, list[Sample]]:
+        """train/val/test samples: parts given apart, or split by subject (see run_split)."""
         c = self.config
-        parts = load_parts(c, self.run_dir, self.log, self.ctx.is_main)
+        options = c["data_options"]
+        samples, fmt = load_samples(c["data"], options)
+        self.run_state["data_format"] = fmt
+        if c["val_data"] or c["test_data"]:
+            parts = {"train": samples, "val": [], "test": []}
+            for part in ("val", "test"):
+                if c[f"{part}_data"]:
+                    parts[part] = load_samples(c[f"{part}_data"], options)[0]
+            check_parts_disjoint(parts)
+        else:
+            parts, split = run_split(samples, self.run_dir / SPLIT_FILE, reuse=c.get("split"), write=self.ctx.is_main,
+                                     val_fraction=c["val_fraction"], test_fraction=c["test_fraction"], seed=c["seed"],
+                                     k=c["folds"], fold=c["fold"], by_image=bool(c["split_by_image"]))
+            self.log.info("split by subject: %s", ", ".join(f"{k} {len(v)} subjects" for k, v in split["subjects"].items()))
+        if wants_face_crop(fmt, options):
+            for part in parts:
+                if parts[part]:
+                    parts[part], counts = crop_faces(parts[part], self.run_dir / "cache", c["image_size"],
+                                                     progress=c["progress"] and self.ctx.is_main)
+                    self.log.info("%s face crops: %s", part, counts)
+        return parts
+
+    def build_data(self, saved: dict) -> None:
+        c = self.config
+        parts = self._load_parts()
         train = parts["train"]
         train_classes = sorted({s.label for s in train})
         if c["augment_with"]:
             if self.ctx.is_main:
-                generate_augmentation(c, self.run_dir, train_classes, self.device, self.log)
+                generate_augmentation(self.run_dir, train_classes, checkpoint=c["augment_with"],
+                                      per_class=c["per_class"], seed=c["seed"], inputs=c["augment_from"],
+                                      device=self.device, logger=self.log, progress=c["progress"])
             distributed.barrier(self.ctx)
             train = train + index_labelled_folder(self.run_dir / "augmented", domain="cgit")
         for name, samples in (("train", train), ("val", parts["val"]), ("test", parts["test"])):
-            digest = samples_digest(samples)
-            saved = (state or {}).get("config", {}).get(f"{name}_digest")
-            if saved and saved != digest:
-                self.log.warning("%s data changed since the run started (%d images now): the resumed run will not "
-                                 "repeat the original exactly", name, len(samples))
-            c[f"{name}_count"], c[f"{name}_digest"] = len(samples), digest
-            c[f"{name}_classes"] = label_counts(samples)
+            self.note_data(name, samples, saved)
+            self.run_state[f"{name}_classes"] = label_counts(samples)
         missing = [EXPRESSIONS[k] for k in sorted({s.label for s in parts["val"] + parts["test"]}) if k not in train_classes]
         if missing:
             self.log.warning("classes in the val/test data but not in training: %s", ", ".join(missing))
         self.train_set = ImageDataset(train, c["image_size"])
         self.val_samples, self.test_samples = parts["val"], parts["test"]
-        if "total_steps" not in c:  # fixed at the start of a run, kept on resume
-            c["steps_per_epoch"] = max(1, math.ceil(len(train) / (c["batch_size"] * self.ctx.world_size)))
-            c["total_steps"] = int(c["steps"] or c["epochs"] * c["steps_per_epoch"])
 
-    def _loader(self, start: int, count: int):
+    def plan_steps(self) -> dict:
         c = self.config
-        common = dict(seed=c["seed"], stream=0, rank=self.ctx.rank, world_size=self.ctx.world_size,
-                      start_step=start, num_steps=count, flip=c["flip"])
-        if c["balanced"]:
-            sampler = BalancedStepBatchSampler([s.label for s in self.train_set.samples], c["batch_size"], **common)
+        steps_per_epoch = max(1, math.ceil(len(self.train_set) / (c["batch_size"] * self.ctx.world_size)))
+        return {"steps_per_epoch": steps_per_epoch, "total_steps": int(c["steps"] or c["epochs"] * steps_per_epoch)}
+
+    def step_batches(self, start: int, count: int):
+        labels = [s.label for s in self.train_set.samples]
+        sampler = step_sampler(labels, self.config["batch_size"], self.config["balanced"],
+                               **self.sampler_options(0, start, count))
+        return ((batch,) for batch in self.loader(self.train_set, sampler))
+
+    # ---- the network ---------------------------------------------------------------------
+    def build_model(self) -> None:
+        c = self.config
+        torch.manual_seed(c["seed"])
+        self.net = build_classifier(c).to(self.device)
+        if c["init_weights"] and not self.resumed and self.ctx.is_main:
+            skip = [s.strip() for s in c["init_skip"].split(",")]
+            report = load_init_weights(self.net, c["init_weights"], skip)
+            write_json(self.run_dir / "init_weights.json", report)
+            self.log.info("init weights %s: %d tensors matched, %d skipped on purpose, %d left at initialisation, "
+                          "%d in the file unused (list: init_weights.json)", c["init_weights"], len(report["matched"]),
+                          len(report["skipped"]), len(report["missing"]), len(report["unused"]))
+        self.model = distributed.wrap(self.net, self.ctx)  # DDP starts every process from the main one's weights
+        if c["optimizer"] == "sgd":
+            self.optimizer = torch.optim.SGD(self.net.parameters(), lr=c["lr"], momentum=0.9,
+                                             weight_decay=c["weight_decay"])
         else:
-            sampler = StepBatchSampler(len(self.train_set), c["batch_size"], **common)
-        loader = make_loader(self.train_set, sampler, c["workers"], pin_memory=self.device.type == "cuda")
-        # Workers' seeds come from this generator, not the global RNG (dropout's): resume stays exact.
-        loader.generator = torch.Generator().manual_seed(c["seed"])
-        return loader
+            self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
+        total = self.total_steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total)))
 
-    def _load(self, state):
-        load_state_checked(self.net, state["models"][MODEL_NAME], f"{state['path']} model {MODEL_NAME!r}")
-        self.optimizer.load_state_dict(state["optimizers"][MODEL_NAME])
-        self.scheduler.load_state_dict(state["schedulers"][MODEL_NAME])
-        self.step = int(state["step"])
-        extra = state.get("extra", {})
-        self.counters.update({k: int(v) for k, v in extra.get("counters", {}).items()})
+    def models(self) -> dict:
+        return {self.MODEL_NAME: self.net}
+
+    def optimizers(self) -> dict:
+        return {self.MODEL_NAME: self.optimizer}
+
+    def schedulers(self) -> dict:
+        return {self.MODEL_NAME: self.scheduler}
+
+    def extra_state(self) -> dict:
+        return {"best": dict(self.best)}
+
+    def load_extra(self, extra: dict) -> None:
         self.best.update({k: float(v) if k == "val_accuracy" else int(v) for k, v in extra.get("best", {}).items()})
-        restore_rng(state["rng"])
 
-    def save(self, best: bool = False) -> bool:
-        """Write last.pt (and best.pt); never over finite weights with non-finite ones."""
-        if not self.ctx.is_main:
-            return False
-        if not all(torch.isfinite(t).all() for t in self.net.state_dict().values() if t.is_floating_point()):
-            self.log.error("step %d: the weights or batch-norm statistics are no longer finite; not overwriting %s",
-                           self.step, checkpoint_path(self.run_dir))
-            return False
-        stored = {k: v for k, v in self.config.items() if k not in RUNTIME}
-        stored["runtime"] = {k: self.config[k] for k in RUNTIME}
-        path = save_checkpoint(checkpoint_path(self.run_dir), kind=KIND, config=stored, models={MODEL_NAME: self.net},
-                               optimizers={MODEL_NAME: self.optimizer}, schedulers={MODEL_NAME: self.scheduler},
-                               step=self.step, epoch=self.step // self.config["steps_per_epoch"],
-                               extra={"counters": dict(self.counters), "best": dict(self.best)})
-        if best:
-            shutil.copyfile(path, path.with_name(BEST))
-        return True
+    def can_save(self) -> bool:
+        """Never over finite weights with non-finite ones (a non-finite forward spoils the batch-norm
+        statistics even when its update is skipped)."""
+        if all(torch.isfinite(t).all() for t in self.net.state_dict().values() if t.is_floating_point()):
+            return True
+        self.log.error("step %d: the weights or batch-norm statistics are no longer finite; not overwriting %s",
+                       self.step, checkpoint_path(self.run_dir))
+        return False
 
-    def _count_bad(self, batch):
-        self.counters["bad_files"] += self.runlog.count_bad(batch, self.log, self.ctx.is_main)
-
-    def train(self) -> dict:
-        c = self.config
-        end = min(c["total_steps"], c["stop_after"] or c["total_steps"])
-        eval_every = c["eval_every"] or c["steps_per_epoch"]
-        if self.step >= end:
-            self.log.info("nothing to do: the run is at step %d of %d", self.step, end)
-            return self.finish()
+    # ---- the step ------------------------------------------------------------------------
+    def describe(self, end: int) -> None:
+        c, run = self.config, self.run_state
         self.log.info("%s (%d parameters): %d train, %d val, %d test images; steps %d→%d of %d (%d per epoch); %s, "
-                      "world %d%s", c["arch"], count_parameters(self.net), c["train_count"], c["val_count"],
-                      c["test_count"], self.step, end, c["total_steps"], c["steps_per_epoch"], self.device,
+                      "world %d%s", c["arch"], count_parameters(self.net), run["train_count"], run["val_count"],
+                      run["test_count"], self.step, end, self.total_steps, run["steps_per_epoch"], self.device,
                       self.ctx.world_size, ", class-balanced" if c["balanced"] else "")
-        bar = progress(end, self.step, enabled=self.ctx.is_main and c["progress"])
-        sums = {"loss": 0.0, "correct": 0.0, "seen": 0.0, "steps": 0}
-        nonfinite_run = 0
-        self.model.train()
-        try:
-            for batch in self._loader(self.step, end - self.step):
-                self._count_bad(batch)
-                empty = batch["size"] == 0
-                if distributed.any_process(empty, self.ctx) if self.ctx.distributed else empty:
-                    self.counters["skipped_steps"] += 1
-                    self.log.warning("step %d: no readable image in a batch; step skipped", self.step)
-                    self._advance(bar)
-                    continue
-                x = batch["image"].to(self.device, non_blocking=True)
-                y = batch["label"].to(self.device, non_blocking=True)
-                logits, _ = self.model(x)
-                loss = F.cross_entropy(logits, y)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                # Gradients are all-reduced under DDP, so every process reaches the same verdict.
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), float("inf"))
-                if not torch.isfinite(grad_norm):
-                    nonfinite_run = self._skip_nonfinite(nonfinite_run + 1, float(loss.detach()), bar)
-                    continue
-                nonfinite_run = 0
-                self.optimizer.step()
-                sums["loss"] += float(loss.detach())
-                sums["correct"] += float((logits.detach().argmax(1) == y).sum())
-                sums["seen"] += float(y.numel())
-                sums["steps"] += 1
-                self._advance(bar)
-                if self.step % c["log_every"] == 0 or self.step == end:
-                    self._log_train(sums)
-                    sums = {"loss": 0.0, "correct": 0.0, "seen": 0.0, "steps": 0}
-                improved = False
-                if self.val_samples and (self.step % eval_every == 0 or self.step == end):
-                    improved = self.validate()
-                if improved or self.step % c["checkpoint_every"] == 0 or self.step == end:
-                    self.save(best=improved)
-        except KeyboardInterrupt:
-            self.log.warning("interrupted at step %d: saving a checkpoint to resume from", self.step)
-            self.save()
-            raise
-        finally:
-            bar.close()
-        return self.finish()
 
-    def _skip_nonfinite(self, in_a_row: int, loss: float, bar) -> int:
-        """Skip an update whose gradients are not finite; stop, keeping the last finite weights,
-        after `max_nonfinite` in a row."""
-        self.counters["nonfinite_steps"] += 1
-        self.counters["skipped_steps"] += 1
-        self.log.warning("step %d: non-finite gradients (loss %.4g); update skipped (%d in a row)", self.step, loss, in_a_row)
-        if in_a_row >= self.config["max_nonfinite"]:
-            saved = self.save()
-            raise FloatingPointError(f"training diverged: {in_a_row} steps in a row with non-finite gradients (up to "
-                                     f"step {self.step}); {checkpoint_path(self.run_dir)} holds the last finite "
-                                     f"weights{'' if saved else ' saved before'} — try a lower --lr")
-        self._advance(bar)
-        return in_a_row
+    def train_step(self, batches) -> str | None:
+        (batch,) = batches
+        x = batch["image"].to(self.device, non_blocking=True)
+        y = batch["label"].to(self.device, non_blocking=True)
+        logits, _ = self.model(x)
+        loss = F.cross_entropy(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        # Gradients are all-reduced under DDP, so every process reaches the same verdict.
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), float("inf"))
+        if not torch.isfinite(grad_norm):
+            return f"loss {float(loss.detach()):.4g}"
+        self.optimizer.step()
+        self.tally({"loss": float(loss.detach()), "correct": float((logits.detach().argmax(1) == y).sum()),
+                    "seen": float(y.numel())})
+        return None
 
-    def _advance(self, bar):
-        self.step += 1
-        self.scheduler.step()
-        bar.update(1)
+    def figures(self, sums: dict, steps: int) -> dict:
+        return {"train/loss": sums["loss"] / steps, "train/accuracy": sums["correct"] / max(sums["seen"], 1)}
 
-    def _log_train(self, sums):
-        values = {}
-        if sums["steps"]:
-            values = {"train/loss": sums["loss"] / sums["steps"], "train/accuracy": sums["correct"] / max(sums["seen"], 1)}
-        values = distributed.mean_over_processes(values, self.ctx)
-        values.update({f"count/{k}": distributed.sum_over_processes(v, self.ctx) for k, v in self.counters.items()})
-        values["lr"] = float(self.scheduler.get_last_lr()[0])
-        self.runlog.scalars(self.step, values)
+    def after_step(self, end: int, updated: bool) -> None:
+        if not updated:
+            return  # a skipped update leaves nothing new to log, score or save
+        c = self.config
+        if self.due(c["log_every"], end):
+            self.write_row()
+        improved = False
+        if self.val_samples and self.due(c["eval_every"] or self.run_state["steps_per_epoch"], end):
+            improved = self.validate()
+        if improved or self.due(c["checkpoint_every"], end):
+            self.save(best=improved)
 
     def validate(self) -> bool:
         """Score the validation part (main process); True when it is the best so far."""
@@ -458,46 +303,28 @@ class ClassifierTrainer:
         distributed.barrier(self.ctx)
         return improved
 
-    def finish(self) -> dict:
-        """Test figures (best checkpoint when there is a validation part, else the last weights),
-        summary.json."""
-        self.runlog.close()
-        counters = {k: distributed.sum_over_processes(v, self.ctx) for k, v in self.counters.items()}
-        summary = {"step": self.step, "total_steps": self.config["total_steps"], "arch": self.config["arch"],
-                   "checkpoint": str(checkpoint_path(self.run_dir)), "world_size": self.ctx.world_size,
-                   "best": self.best, **counters}
-        if self.ctx.distributed:
-            summary["replicas_agree"] = distributed.replicas_agree([self.net], self.ctx)
-        done = self.step >= self.config["total_steps"]
-        if self.ctx.is_main and self.test_samples and done:
-            from .evaluate import classify_samples, write_figures
-            best_path = checkpoint_path(self.run_dir).with_name(BEST)
-            net = self.net
-            if best_path.is_file():
-                net = build_classifier(self.config).to(self.device)
-                load_state_checked(net, load_checkpoint(best_path)["models"][MODEL_NAME], str(best_path))
-                summary["test_checkpoint"] = str(best_path)
-            result = classify_samples(net, self.test_samples, self.config["image_size"], self.device,
-                                      self.config["eval_batch_size"], logger=self.log)
-            write_figures(result, self.run_dir / "test", title=f"{self.config['arch']} test")
-            summary["test"] = {k: result["figures"][k] for k in ("accuracy", "macro_f1", "per_class_accuracy", "images")}
-            self.log.info("test: accuracy %.1f %%, macro F1 %.3f on %d images (%s)", 100 * result["figures"]["accuracy"],
-                          result["figures"]["macro_f1"], result["figures"]["images"], self.run_dir / "test")
-        if self.ctx.is_main:
-            write_json(self.run_dir / "summary.json", summary)
-        return summary
+    # ---- the end -------------------------------------------------------------------------
+    def results(self) -> dict:
+        """The test figures (of best.pt when there is a validation part, else of the last weights)."""
+        results = {"arch": self.config["arch"], "best": self.best}
+        if not (self.ctx.is_main and self.test_samples and self.step >= self.total_steps):
+            return results
+        from .evaluate import classify_samples, write_figures
+        best_path = checkpoint_path(self.run_dir).with_name(BEST)
+        net = self.net
+        if best_path.is_file():
+            net = build_classifier(self.config).to(self.device)
+            load_state_checked(net, load_checkpoint(best_path)["models"][self.MODEL_NAME], str(best_path))
+            results["test_checkpoint"] = str(best_path)
+        result = classify_samples(net, self.test_samples, self.config["image_size"], self.device,
+                                  self.config["eval_batch_size"], logger=self.log)
+        figures = result["figures"]
+        write_figures(result, self.run_dir / "test", title=f"{self.config['arch']} test")
+        results["test"] = {k: figures[k] for k in ("accuracy", "macro_f1", "per_class_accuracy", "images")}
+        self.log.info("test: accuracy %.1f %%, macro F1 %.3f on %d images (%s)", 100 * figures["accuracy"],
+                      figures["macro_f1"], figures["images"], self.run_dir / "test")
+        return results
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    run_dir, state, saved = open_run(args.out, args.resume, (KIND,), "a classifier run")
-    config = resolve_config(args, saved)
-    ctx = distributed.setup(config["device"])
-    logger = setup_logging(run_dir, ctx.is_main)
-    try:
-        trainer = ClassifierTrainer(config, run_dir, ctx, logger, state)
-        summary = trainer.train()
-        logger.info("done: %s", {k: v for k, v in summary.items() if k != "test"})
-    finally:
-        distributed.cleanup()
-    return 0
+    return ClassifierTrainer.main(argv)

@@ -12,20 +12,19 @@ A run folder holds checkpoints/last.pt, train.log, metrics.csv/.jsonl, tensorboa
 import argparse
 import math
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from engines.contract import CGIT_GENERATOR, UIT_GENERATOR
 from face.expressions import EXPRESSIONS, NUM_EXPRESSIONS
 
 from . import distributed
-from .checkpoint import checkpoint_path, restore_rng, save_checkpoint
-from .data import ImageDataset, SideMaps, StepBatchSampler, generator_input, make_loader
+from .data import ImageDataset, SideMaps, StepBatchSampler, generator_input
 from .datasets.folder import index_labelled_folder, index_unlabelled_folder
 from .exprada_model import ExprADAModel
-from .run_setup import add_run_control_arguments, merge_config, open_run, samples_digest
-from .runlog import RunLog, progress, setup_logging, write_json
+from .run_setup import add_run_control_arguments
+from .trainer import Trainer
 
 # Settings that define what is trained: a resumed run must keep them (else it is not the same run).
 LOCKED = ("mode", "width", "image_size", "num_residual", "skips", "residual", "lambda_sem", "lambda_sem_target",
@@ -97,52 +96,48 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def resolve_config(args: argparse.Namespace, saved: dict | None) -> dict:
-    """Defaults < saved run config < explicit flags; locked settings must match the saved run."""
-    given = {k: v for k, v in vars(args).items() if v is not None and k not in ("out", "resume")}
-    for key in ("source", "target", "semantic_classifier"):
-        if key in given:
-            given[key] = str(Path(given[key]).resolve())
-    config = merge_config(given, saved, DEFAULTS, LOCKED)
-    if not config["mode"] or not config["source"] or not config["target"]:
-        raise SystemExit("error: a new run needs --mode, --source, --target and --out (or --resume RUN_DIR)")
-    if config["image_size"] % 64:
-        raise SystemExit(f"error: --image-size must be a multiple of 64 (the discriminator halves it 6 times), "
-                         f"got {config['image_size']}")
-    if config["width"] < 1 or config["batch_size"] < 1:
-        raise SystemExit("error: --width and --batch-size must be positive")
-    config["classes"] = list(EXPRESSIONS)
-    return config
+class ExprADATrainer(Trainer):
+    """The four networks (ExprADAModel), the source and target data, and one step of both."""
 
+    KINDS = (UIT_GENERATOR, CGIT_GENERATOR)
+    WHAT = "an ExprADA run"
+    LOCKED, RUNTIME, DEFAULTS = LOCKED, RUNTIME, DEFAULTS
+    PATHS = ("source", "target", "semantic_classifier")
+    COUNTERS = Trainer.COUNTERS + ("empty_batches",)
+    CHECKED = "losses or gradients"
 
-class ExprADATrainer:
-    """The four networks, their optimisers and schedules, and the training loop."""
+    build_parser = staticmethod(build_parser)
 
-    def __init__(self, config: dict, run_dir: Path, ctx: distributed.Context, logger, state: dict | None = None):
-        self.config, self.run_dir, self.ctx, self.log = config, Path(run_dir), ctx, logger
-        self.device = ctx.device
-        self.cgit = config["mode"] == "cgit"
-        self._build_data(state)
-        self.model = ExprADAModel(config, ctx, logger)
-        self.nets = self.model.nets
-        self.step, self.counters = 0, {"bad_files": 0, "skipped_steps": 0, "nonfinite_steps": 0, "empty_batches": 0}
-        if state is not None:
-            self._load(state)
-        self.runlog = RunLog(self.run_dir, enabled=ctx.is_main, start_step=self.step)
+    @classmethod
+    def check_config(cls, config: dict, new_run: bool) -> None:
+        if not config["mode"] or not config["source"] or not config["target"]:
+            raise SystemExit("error: a new run needs --mode, --source, --target and --out (or --resume RUN_DIR)")
+        if config["image_size"] % 64:
+            raise SystemExit(f"error: --image-size must be a multiple of 64 (the discriminator halves it 6 times), "
+                             f"got {config['image_size']}")
+        if config["width"] < 1 or config["batch_size"] < 1:
+            raise SystemExit("error: --width and --batch-size must be positive")
+
+    @classmethod
+    def implied_settings(cls, config: dict) -> dict:
+        return {"classes": list(EXPRESSIONS)}
+
+    @property
+    def cgit(self) -> bool:
+        return self.config["mode"] == "cgit"
+
+    @property
+    def kind(self) -> str:
+        return CGIT_GENERATOR if self.cgit else UIT_GENERATOR
 
     # ---- data ----------------------------------------------------------------------------
-    def _build_data(self, state):
+    def build_data(self, saved: dict) -> None:
         c = self.config
         labelled = self.cgit or (c.get("lambda_sem") or 0) > 0  # the semantic term needs y'
         source = (index_labelled_folder if labelled else index_unlabelled_folder)(c["source"], domain="source")
         target = index_unlabelled_folder(c["target"], domain="target")
-        for name, samples in (("source", source), ("target", target)):
-            digest = samples_digest(samples)
-            saved = (state or {}).get("config", {}).get(f"{name}_digest")
-            if saved and saved != digest:
-                self.log.warning("%s folder changed since the run started (%d images now): the resumed run "
-                                 "will not repeat the original exactly", name, len(samples))
-            c[f"{name}_count"], c[f"{name}_digest"] = len(samples), digest
+        self.note_data("source", source, saved)
+        self.note_data("target", target, saved)
         side_maps = SideMaps(self.run_dir / "cache")
         if self.ctx.is_main:
             for bad_path, reason in side_maps.prepare(source + target, progress=c["progress"]):
@@ -152,39 +147,44 @@ class ExprADATrainer:
         distributed.barrier(self.ctx)
         self.source = ImageDataset(source, c["image_size"], side_maps)
         self.target = ImageDataset(target, c["image_size"], side_maps)
+        self.grid_inputs = self._sample_inputs()  # every sample grid shows these same images
+
+    def plan_steps(self) -> dict:
+        c = self.config
         per_step = c["batch_size"] * self.ctx.world_size
-        if "total_steps" not in c:  # fixed at the start of a run, kept on resume
-            c["steps_per_epoch"] = max(1, math.ceil(max(len(source), len(target)) / per_step))
-            epochs = c["epochs_constant"] + c["epochs_decay"]
-            total = c["steps"] or epochs * c["steps_per_epoch"]
-            c["total_steps"] = int(total)
-            c["constant_steps"] = int(round(total * c["epochs_constant"] / max(1, epochs)))
+        steps_per_epoch = max(1, math.ceil(max(len(self.source), len(self.target)) / per_step))
+        epochs = c["epochs_constant"] + c["epochs_decay"]
+        total = c["steps"] or epochs * steps_per_epoch
+        return {"steps_per_epoch": steps_per_epoch, "total_steps": int(total),
+                "constant_steps": int(round(total * c["epochs_constant"] / max(1, epochs)))}
 
-    def _loader(self, dataset, stream: int, start: int, count: int):
-        sampler = StepBatchSampler(len(dataset), self.config["batch_size"], seed=self.config["seed"], stream=stream,
-                                   rank=self.ctx.rank, world_size=self.ctx.world_size, start_step=start,
-                                   num_steps=count, flip=self.config["flip"])
-        return make_loader(dataset, sampler, self.config["workers"], pin_memory=self.device.type == "cuda")
+    def step_batches(self, start: int, count: int):
+        def loader(dataset, stream):
+            sampler = StepBatchSampler(len(dataset), self.config["batch_size"], **self.sampler_options(stream, start, count))
+            return self.loader(dataset, sampler)
 
-    def _load(self, state):
+        self._row_started = time.perf_counter()
+        return zip(loader(self.source, 0), loader(self.target, 1))
+
+    # ---- the networks ----------------------------------------------------------------------
+    def build_model(self) -> None:
+        # The model reads its schedule's length (constant_steps, total_steps) beside the settings.
+        self.model = ExprADAModel({**self.config, **self.run_state}, self.ctx, self.log)
+        self.nets = self.model.nets
+
+    def models(self) -> dict:
+        return self.model.saved_models()
+
+    def optimizers(self) -> dict:
+        return self.model.optimizers()
+
+    def schedulers(self) -> dict:
+        return self.model.schedulers()
+
+    def load_weights(self, state: dict) -> None:
         self.model.load(state)
-        self.step = int(state["step"])
-        self.counters.update({k: int(v) for k, v in state.get("extra", {}).get("counters", {}).items()})
-        restore_rng(state["rng"])
 
-    def save(self, keep: bool = False):
-        if not self.ctx.is_main:
-            return
-        kind = "exprada-cgit" if self.cgit else "exprada-uit"
-        stored = {k: v for k, v in self.config.items() if k not in RUNTIME}
-        stored["runtime"] = {k: self.config[k] for k in RUNTIME}
-        paths = [checkpoint_path(self.run_dir)] + ([checkpoint_path(self.run_dir, self.step)] if keep else [])
-        for path in paths:
-            save_checkpoint(path, kind=kind, config=stored, models=self.model.saved_models(),
-                            optimizers=self.model.optimizers(), schedulers=self.model.schedulers(), step=self.step,
-                            epoch=self.step // self.config["steps_per_epoch"], extra={"counters": dict(self.counters)})
-
-    # ---- the loop ------------------------------------------------------------------------
+    # ---- the step ------------------------------------------------------------------------
     def wanted_labels(self, step: int, count: int) -> torch.Tensor:
         """CGIT's random target expressions y, from (seed, step, rank) alone: resumes exactly."""
         generator = torch.Generator().manual_seed(hash((self.config["seed"], 7, step, self.ctx.rank)) & (2 ** 63 - 1))
@@ -202,95 +202,51 @@ class ExprADATrainer:
         repeat = torch.arange(size) % n
         return {**batch, **{k: batch[k][repeat] for k in ("image", "side", "label", "index")}}
 
-    def _count_bad(self, batch):
-        self.counters["bad_files"] += self.runlog.count_bad(batch, self.log, self.ctx.is_main)
+    def train_step(self, batches) -> str | None:
+        source_batch, target_batch = batches
+        if self.config["cuda_graph"]:
+            source_batch, target_batch = self._fixed_batch(source_batch), self._fixed_batch(target_batch)
+        x_s, x_t = self._prepare(source_batch), self._prepare(target_batch)
+        y_s = source_batch["label"].to(self.device)
+        y_wanted = self.wanted_labels(self.step, x_t.shape[0]).to(self.device)
+        scalars = self.model.step(x_s, y_s, x_t, y_wanted)
+        if not bool(scalars["finite"]):  # the step's one host sync
+            return f"G {float(scalars['G/total']):.4g}, D {float(scalars['D/total']):.4g}"
+        # Summed on the device, read when logged.
+        self.tally({k: v.detach().float() for k, v in scalars.items() if k != "finite"})
+        return None
 
-    def train(self) -> dict:
+    def after_step(self, end: int, updated: bool) -> None:
         c = self.config
-        end = min(c["total_steps"], c["stop_after"] or c["total_steps"])
-        if self.step >= end:
-            self.log.info("nothing to do: the run is at step %d of %d", self.step, end)
-            return self.summary()
+        if self.due(c["log_every"], end):
+            self.write_row(self._speed())
+            self._row_started = time.perf_counter()
+        if self.ctx.is_main and self.due(c["sample_every"], end):
+            self.sample_grid(self.grid_inputs)
+        if self.due(c["checkpoint_every"], end):
+            self.save(keep=bool(c["keep_every"]) and self.step % c["keep_every"] == 0)
+
+    def _speed(self) -> dict:
+        """This process's pace over the updates since the last row."""
+        if not self.summed_steps:
+            return {}
+        steps_per_s = self.summed_steps / max(time.perf_counter() - self._row_started, 1e-9)
+        return {"perf/steps_per_s": steps_per_s,
+                "perf/images_per_s": steps_per_s * self.config["batch_size"] * self.ctx.world_size}
+
+    def describe(self, end: int) -> None:
+        c, run = self.config, self.run_state
         self.log.info("%s: %d source, %d target images; steps %d→%d of %d (%d per epoch); %s, world %d, %s",
-                      c["mode"].upper(), c["source_count"], c["target_count"], self.step, end, c["total_steps"],
-                      c["steps_per_epoch"], self.device, self.ctx.world_size, self._fast_path_name())
-        sample_batches = self._sample_inputs()
-        source_loader = self._loader(self.source, 0, self.step, end - self.step)
-        target_loader = self._loader(self.target, 1, self.step, end - self.step)
-        bar = progress(end, self.step, enabled=self.ctx.is_main and c["progress"])
-        nonfinite_run, logged, started, steps_timed = 0, {}, time.perf_counter(), 0
-        try:
-            for source_batch, target_batch in zip(source_loader, target_loader):
-                self._count_bad(source_batch)
-                self._count_bad(target_batch)
-                empty = source_batch["size"] == 0 or target_batch["size"] == 0
-                if distributed.any_process(empty, self.ctx) if self.ctx.distributed else empty:
-                    self.counters["empty_batches"] += 1
-                    self.counters["skipped_steps"] += 1
-                    self.log.warning("step %d: no readable image in a batch; step skipped", self.step)
-                    self._advance(bar)
-                    continue
-                if c["cuda_graph"]:
-                    source_batch, target_batch = self._fixed_batch(source_batch), self._fixed_batch(target_batch)
-                x_s, x_t = self._prepare(source_batch), self._prepare(target_batch)
-                y_s = source_batch["label"].to(self.device)
-                y_wanted = self.wanted_labels(self.step, x_t.shape[0]).to(self.device)
-                scalars = self.model.step(x_s, y_s, x_t, y_wanted)
-                if bool(scalars["finite"]):  # the step's one host sync
-                    nonfinite_run = 0
-                    for k, v in scalars.items():  # summed on the device, read when logged
-                        if k != "finite":
-                            logged[k] = logged.get(k, 0.0) + v.detach().float()
-                    steps_timed += 1
-                else:
-                    nonfinite_run += 1
-                    self.counters["nonfinite_steps"] += 1
-                    self.counters["skipped_steps"] += 1
-                    self.log.warning("step %d: non-finite loss or gradients (G %.4g, D %.4g); update skipped (%d in a row)",
-                                     self.step, float(scalars["G/total"]), float(scalars["D/total"]), nonfinite_run)
-                    if nonfinite_run >= c["max_nonfinite"]:
-                        self.save()
-                        raise FloatingPointError(
-                            f"training diverged: {nonfinite_run} steps in a row with non-finite losses or gradients "
-                            f"(up to step {self.step}); last checkpoint {checkpoint_path(self.run_dir)} holds the last "
-                            f"finite weights — try a lower --lr")
-                self._advance(bar)
-                if self.step % c["log_every"] == 0 or self.step == end:
-                    self._log_scalars(logged, steps_timed, time.perf_counter() - started)
-                    logged, started, steps_timed = {}, time.perf_counter(), 0
-                if self.ctx.is_main and (self.step % c["sample_every"] == 0 or self.step == end):
-                    self.sample_grid(sample_batches)
-                if self.step % c["checkpoint_every"] == 0 or self.step == end:
-                    self.save(keep=bool(c["keep_every"]) and self.step % c["keep_every"] == 0)
-        except KeyboardInterrupt:
-            self.log.warning("interrupted at step %d: saving a checkpoint to resume from", self.step)
-            self.save()
-            raise
-        finally:
-            bar.close()
-            self.runlog.close()
-        return self.summary()
-
-    def _advance(self, bar):
-        self.step += 1
-        self.model.advance_schedule()
-        bar.update(1)
-
-    def _log_scalars(self, logged: dict, steps: int, seconds: float):
-        values = {k: float(v) / steps for k, v in logged.items()} if steps else {}
-        values = distributed.mean_over_processes(values, self.ctx)
-        counters = {k: distributed.sum_over_processes(v, self.ctx) for k, v in self.counters.items()}
-        values.update({f"count/{k}": v for k, v in counters.items()})
-        values["lr"] = float(self.model.sched_G.get_last_lr()[0])
-        if steps:
-            values["perf/steps_per_s"] = steps / max(seconds, 1e-9)
-            values["perf/images_per_s"] = values["perf/steps_per_s"] * self.config["batch_size"] * self.ctx.world_size
-        self.runlog.scalars(self.step, values)
+                      c["mode"].upper(), run["source_count"], run["target_count"], self.step, end, self.total_steps,
+                      run["steps_per_epoch"], self.device, self.ctx.world_size, self._fast_path_name())
 
     def _fast_path_name(self) -> str:
         c = self.config
         parts = [c["precision"]] + [name for name in ("channels_last", "compile", "cuda_graph") if c[name]]
         return "+".join(parts)
+
+    def results(self) -> dict:
+        return {"mode": self.config["mode"]}
 
     # ---- what a person looks at ----------------------------------------------------------
     def _sample_inputs(self, count: int = 4) -> dict:
@@ -328,31 +284,6 @@ class ExprADATrainer:
         if rows:
             self.runlog.image_grid(self.step, rows)
 
-    def summary(self) -> dict:
-        counters = {k: distributed.sum_over_processes(v, self.ctx) for k, v in self.counters.items()}
-        result = {"step": self.step, "total_steps": self.config["total_steps"], "mode": self.config["mode"],
-                  "checkpoint": str(checkpoint_path(self.run_dir)), "world_size": self.ctx.world_size, **counters}
-        if self.ctx.distributed:
-            result["replicas_agree"] = distributed.replicas_agree(self.nets.values(), self.ctx)
-            if not result["replicas_agree"]:
-                self.log.error("the processes' weights differ: data-parallel replicas went out of step")
-        if self.ctx.is_main:
-            write_json(self.run_dir / "summary.json", result)
-        return result
-
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    run_dir, state, saved = open_run(args.out, args.resume, ("exprada-uit", "exprada-cgit"), "an ExprADA run")
-    config = resolve_config(args, saved)
-    ctx = distributed.setup(config["device"])
-    logger = setup_logging(run_dir, ctx.is_main)
-    finished = False
-    try:
-        trainer = ExprADATrainer(config, run_dir, ctx, logger, state)
-        summary = trainer.train()
-        logger.info("done: %s", summary)
-        finished = True
-    finally:
-        distributed.cleanup(wait=finished)
-    return 0
+    return ExprADATrainer.main(argv)

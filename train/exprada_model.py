@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engines.contract import CLASSIFIER
 from face.expressions import NUM_EXPRESSIONS
 
 from . import distributed
@@ -123,7 +124,7 @@ class ExprADAModel:
         if not path:
             raise SystemExit("error: --lambda-sem needs --semantic-classifier (a classifier run or checkpoint)")
         net, _, kind = load_model(path)
-        if kind != "classifier":
+        if kind != CLASSIFIER:
             raise SystemExit(f"error: --semantic-classifier {path} is a {kind} checkpoint, not a classifier")
         for p in net.parameters():
             p.requires_grad_(False)

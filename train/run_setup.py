@@ -1,5 +1,6 @@
-"""What every trainer's command does before training: open a new run or resume one, and merge
-its settings (defaults < the saved run < explicit flags, with locked settings kept)."""
+"""How a trainer (train/trainer.py) opens its run: a new run or a resumed one, its settings
+merged (defaults < the saved run < explicit flags, with locked settings kept), and what the
+resumed run had worked out from its data."""
 import hashlib
 from pathlib import Path
 
@@ -7,8 +8,8 @@ from .checkpoint import CheckpointError, checkpoint_path, config_mismatches, loa
 
 
 def open_run(out, resume, kinds: tuple[str, ...], what: str) -> tuple[Path, dict | None, dict | None]:
-    """(run folder, checkpoint state or None, saved config or None) for `--out` xor `--resume`.
-    The saved config carries how the run ran too, except where to stop: a resumed run goes on."""
+    """(run folder, checkpoint state or None, saved settings or None) for `--out` xor `--resume`.
+    The saved settings carry how the run ran too, except where to stop: a resumed run goes on."""
     if bool(out) == bool(resume):
         raise SystemExit("error: give either --out RUN_DIR (new run) or --resume RUN_DIR")
     run_dir = Path(resume or out)
@@ -25,13 +26,24 @@ def open_run(out, resume, kinds: tuple[str, ...], what: str) -> tuple[Path, dict
 
 
 def merge_config(given: dict, saved: dict | None, defaults: dict, locked) -> dict:
-    """Defaults < saved run config < explicit flags; a locked setting given anew must equal the saved one."""
+    """Defaults < saved run settings < explicit flags; a locked setting given anew must equal the
+    saved one. Only settings (the keys of `defaults`) are taken from the saved run: what follows
+    from them is worked out again, and an old checkpoint's config also held the run's state."""
     if saved is None:
         return {**defaults, **given}
     mismatches = config_mismatches(saved, {**saved, **{k: v for k, v in given.items() if k in locked}}, locked)
     if mismatches:
         raise CheckpointError("cannot resume with different training settings: " + "; ".join(mismatches))
-    return {**defaults, **saved, **given}
+    return {**defaults, **{k: v for k, v in saved.items() if k in defaults}, **given}
+
+
+def saved_run_state(state: dict, config: dict) -> dict:
+    """What a checkpoint's run worked out from its data (counts, fingerprints, the schedule).
+    Checkpoints written before `run_state` existed kept it in their config, beside the settings:
+    there it is every key that is not one of the resolved `config`'s."""
+    if "run_state" in state:
+        return dict(state["run_state"])
+    return {k: v for k, v in state["config"].items() if k not in config and k != "runtime"}
 
 
 def samples_digest(samples) -> str:

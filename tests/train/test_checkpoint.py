@@ -32,6 +32,15 @@ def test_checkpoint_round_trips_with_weights_only_and_leaves_no_temp_file(tmp_pa
     assert load_checkpoint(tmp_path)["step"] == 7  # a run folder finds its last checkpoint
 
 
+def test_a_checkpoint_of_a_former_kind_name_loads_under_todays_name(tmp_path):
+    """Checkpoints once named UIT/CGIT runs "exprada-uit"/"exprada-cgit"; they are the model kinds now."""
+    path, _ = _save(tmp_path, nn.Linear(3, 2))
+    state = torch.load(path, weights_only=True)
+    state["kind"] = "exprada-cgit"
+    torch.save(state, path)
+    assert load_checkpoint(path)["kind"] == "cgit_generator"
+
+
 def test_rng_states_restore_every_generator():
     state = capture_rng()
     before = (torch.rand(3), np.random.rand(3), random.random())

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from face.expressions import EXPRESSIONS
-from tiny_checkpoints import write_generator_run
+from tiny_checkpoints import rewrite_in_old_layout, write_generator_run
 from tiny_data import write_images, write_labelled
 from train.checkpoint import CheckpointError, load_checkpoint, load_model
-from train.classifier import BalancedStepBatchSampler, main
+from train.classifier import main
 from train.classifier_nets import build_classifier
+from train.sampling import BalancedStepBatchSampler
 
 FAST = ["--backbone", "small", "--width", "4", "--image-size", "32", "--batch-size", "8", "--workers", "0",
         "--no-progress", "--log-every", "1"]
@@ -68,6 +69,28 @@ def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path):
     assert [r["step"] for r in rows if "train/loss" in r] == [1, 2, 3, 4, 5, 6]
 
 
+def test_a_checkpoint_from_before_run_state_loads_and_resumes_exactly(tmp_path):
+    data = _kdef_like(tmp_path / "data", people=5)
+    common = [*FAST, "--data", str(data), "--steps", "6", "--val-fraction", "0.2", "--test-fraction", "0.2",
+              "--eval-every", "2", "--checkpoint-every", "100"]
+    assert main([*common, "--out", str(tmp_path / "straight")]) == 0
+    assert main([*common, "--stop-after", "3", "--out", str(tmp_path / "old")]) == 0
+    new = load_checkpoint(tmp_path / "old")
+    assert {"total_steps", "steps_per_epoch", "train_count", "train_digest", "train_classes", "data_format"} <= \
+        set(new["run_state"]) and not set(new["run_state"]) & set(new["config"])
+    old_config = rewrite_in_old_layout(tmp_path / "old" / "checkpoints" / "last.pt")
+    assert old_config["total_steps"] == 6 and old_config["data_format"] == "csv"
+    _, config, _ = load_model(tmp_path / "old")
+    assert config["train_classes"] == new["run_state"]["train_classes"]
+    assert main(["--resume", str(tmp_path / "old")]) == 0
+    a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "old")
+    assert b["step"] == 6 and b["run_state"] == a["run_state"] and b["config"] == a["config"]
+    for key, value in a["models"]["classifier"].items():
+        assert torch.equal(value, b["models"]["classifier"][key]), key
+    assert json.loads((tmp_path / "old" / "summary.json").read_text())["test"] == \
+        json.loads((tmp_path / "straight" / "summary.json").read_text())["test"]
+
+
 def test_balanced_sampling_draws_every_class_equally_often_and_deterministically():
     labels = [0] * 80 + [3] * 15 + [6] * 5
     sampler = BalancedStepBatchSampler(labels, 30, seed=1, num_steps=100, flip=True)
@@ -113,7 +136,7 @@ def test_cgit_augmentation_adds_generated_images_per_training_class(tmp_path):
     image = cv2.imread(str(run / "augmented" / "anger" / "cgit_000000.png"))
     assert image.shape == (64, 64, 3)
     state = load_checkpoint(run)
-    assert state["config"]["train_count"] == 4 + 10
+    assert state["run_state"]["train_count"] == 4 + 10
     # A UIT checkpoint cannot condition on an expression.
     write_generator_run(tmp_path / "uit", "uit", image_size=64)
     with pytest.raises(CheckpointError, match="augmentation needs a CGIT generator"):
@@ -136,8 +159,8 @@ def test_kdef_portraits_are_face_cropped_by_the_face_stage_before_training(tmp_p
     run = tmp_path / "run"
     assert main([*FAST, "--data", str(tmp_path / "KDEF"), "--kdef-views", "S", "--steps", "1", "--val-fraction", "0",
                  "--test-fraction", "0.3", "--out", str(run)]) == 0
-    config = load_checkpoint(run)["config"]
-    assert config["data_format"] == "kdef" and config["train_count"] == 4 and config["test_count"] == 2
+    run_state = load_checkpoint(run)["run_state"]
+    assert run_state["data_format"] == "kdef" and run_state["train_count"] == 4 and run_state["test_count"] == 2
     crops = sorted((run / "cache" / "masked_crops_32").glob("*.png"))
     assert len(crops) == 6 and all(cv2.imread(str(c)).shape == (32, 32, 3) for c in crops)
     assert not any(cv2.imread(str(c))[[0, 0, -1, -1], [0, -1, 0, -1]].any() for c in crops)  # black beyond the face

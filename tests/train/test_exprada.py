@@ -1,15 +1,17 @@
 """ExprADA training end to end on CPU, tiny: w=4, 64², a handful of images written here."""
 import csv
 import json
+import shutil
 
 import pytest
 import torch
 
 from face.expressions import EXPRESSIONS
+from tiny_checkpoints import rewrite_in_old_layout
 from tiny_data import write_images, write_labelled
 from train import distributed
 from train.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
-from train.exprada import ExprADATrainer, main, resolve_config, build_parser
+from train.exprada import ExprADATrainer, build_parser, main
 from train.networks import NETWORK_NAMES, Generator
 from train.runlog import setup_logging
 
@@ -41,7 +43,7 @@ def test_resume_is_exact_and_the_run_leaves_its_records(data, tmp_path):
     assert load_checkpoint(halves)["step"] == 3
     assert main(["--resume", str(halves)]) == 0
     a, b = load_checkpoint(straight), load_checkpoint(halves)
-    assert a["step"] == b["step"] == 6 and a["kind"] == "exprada-cgit"
+    assert a["step"] == b["step"] == 6 and a["kind"] == "cgit_generator"
     for name in NETWORK_NAMES:
         for key, tensor in a["models"][name].items():
             assert torch.equal(tensor, b["models"][name][key]), f"{name}.{key} differs after resume"
@@ -68,13 +70,43 @@ def test_resume_is_exact_and_the_run_leaves_its_records(data, tmp_path):
     assert list((straight / "tensorboard").iterdir())
 
 
+def test_a_checkpoint_from_before_run_state_resumes_exactly(data, tmp_path):
+    args = _args(data, "uit") + ["--steps", "4", "--epochs-constant", "1", "--epochs-decay", "1"]
+    assert main(args + ["--out", str(tmp_path / "straight")]) == 0
+    assert main(args + ["--stop-after", "2", "--out", str(tmp_path / "old")]) == 0
+    old_config = rewrite_in_old_layout(tmp_path / "old" / "checkpoints" / "last.pt")
+    assert old_config["constant_steps"] == 2 and old_config["source_count"] == 6
+    assert main(["--resume", str(tmp_path / "old")]) == 0
+    a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "old")
+    assert b["step"] == 4 and b["run_state"] == a["run_state"] and b["config"] == a["config"]
+    assert "constant_steps" in b["run_state"] and "constant_steps" not in b["config"]
+    for name in NETWORK_NAMES:
+        for key, tensor in a["models"][name].items():
+            assert torch.equal(tensor, b["models"][name][key]), f"{name}.{key} differs after resume"
+    assert a["schedulers"]["G"]["last_epoch"] == b["schedulers"]["G"]["last_epoch"] == 4
+
+
+def test_a_resumed_old_checkpoint_keeps_its_schedule_when_the_data_changed(data, tmp_path):
+    shutil.copytree(data / "src", tmp_path / "src")
+    args = ["--mode", "uit", "--source", str(tmp_path / "src"), "--target", str(data / "tgt"), *TINY,
+            "--epochs-constant", "1", "--epochs-decay", "1"]
+    assert main(args + ["--stop-after", "2", "--out", str(tmp_path / "run")]) == 0
+    old_config = rewrite_in_old_layout(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert (old_config["steps_per_epoch"], old_config["total_steps"], old_config["constant_steps"]) == (3, 6, 3)
+    write_images(tmp_path / "src" / "more", 2, 64, seed=9)  # 8 images: 4 steps an epoch, were the schedule made anew
+    assert main(["--resume", str(tmp_path / "run")]) == 0
+    state = load_checkpoint(tmp_path / "run")
+    assert state["step"] == 6 and state["run_state"]["total_steps"] == 6 and state["run_state"]["source_count"] == 8
+    assert "source data changed since the run started" in (tmp_path / "run" / "train.log").read_text()
+
+
 def test_checkpoint_rebuilds_each_network_and_names_a_mismatch(data, tmp_path):
     run = tmp_path / "uit"
     main(_args(data, "uit") + ["--steps", "1", "--out", str(run)])
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert state["config"]["width"] == 4 and state["config"]["classes"] == list(EXPRESSIONS)
     g, config, kind = load_model(run / "checkpoints" / "last.pt")
-    assert kind == "exprada-uit" and not g.training and g.num_classes == 0
+    assert kind == "uit_generator" and not g.training and g.num_classes == 0
     image, side = g(torch.zeros(1, 6, 64, 64))
     assert image.shape == side.shape == (1, 3, 64, 64)
     d, _, _ = load_model(run, "D_s")
@@ -110,7 +142,7 @@ def test_bad_setups_fail_before_training_with_clear_errors(data, tmp_path):
 
 def _trainer(data, run_dir, extra=()):
     args = build_parser().parse_args(_args(data, "uit") + ["--steps", "10", "--max-nonfinite", "3", *extra])
-    config = resolve_config(args, None)
+    config = ExprADATrainer.resolve_config(args, None)
     return ExprADATrainer(config, run_dir, distributed.Context(), setup_logging(run_dir))
 
 

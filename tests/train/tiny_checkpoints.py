@@ -1,5 +1,6 @@
-"""Tiny, untrained generator checkpoints the classifier/evaluation tests write (real networks,
-real checkpoint files; only their size is small)."""
+"""Checkpoints the tests write: tiny, untrained generators for the classifier/evaluation tests
+(real networks, real checkpoint files; only their size is small), and a trainer's checkpoint
+rewritten in the layout of older trainers."""
 from pathlib import Path
 
 import torch
@@ -16,4 +17,13 @@ def write_generator_run(run_dir: Path, mode: str, image_size: int = 64, width: i
     models = {"G_ts": Generator(width, classes, num_residual=1), "G_st": Generator(width, 0, num_residual=1)}
     config = {"mode": mode, "width": width, "image_size": image_size, "num_residual": 1,
               "target": None if target is None else str(target)}
-    return save_checkpoint(checkpoint_path(run_dir), kind=f"exprada-{mode}", config=config, models=models)
+    return save_checkpoint(checkpoint_path(run_dir), kind=f"{mode}_generator", config=config, models=models)
+
+
+def rewrite_in_old_layout(path: Path) -> dict:
+    """Rewrite a trainer's checkpoint as trainers wrote it before `run_state` existed: what the
+    run worked out from its data sat in the config beside the settings. Returns that config."""
+    state = torch.load(path, weights_only=True)
+    state["config"].update(state.pop("run_state"))
+    torch.save(state, path)
+    return state["config"]

@@ -151,3 +151,21 @@ def read_split(path) -> dict:
         raise ValueError(f"{path}: unknown split part(s) {sorted(unknown)}; expected {PARTS}")
     check_disjoint(split, str(path))
     return split
+
+
+def run_split(samples: list[Sample], run_file: Path, *, reuse=None, write: bool = True,
+              **draw) -> tuple[dict[str, list[Sample]], dict]:
+    """(parts, split) of a training run: the split the run wrote already (a resumed run reads it
+    back), else the `reuse` split file, else a fresh one (make_split with `draw`), written to
+    `run_file` when `write` (the main process)."""
+    run_file = Path(run_file)
+    if run_file.is_file():
+        split, where = read_split(run_file), str(run_file)
+    elif reuse:
+        split, where = read_split(reuse), str(reuse)
+    else:
+        split, where = make_split(samples, **draw), "split"
+    parts = apply_split(samples, split, where)
+    if write and not run_file.is_file():
+        write_split(run_file, split)
+    return parts, split

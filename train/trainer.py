@@ -1,0 +1,325 @@
+"""The skeleton every trainer shares (`exprada.py`, `classifier.py`): its settings, opening or
+resuming a run, the step loop with its skips and its stop on divergence, checkpoints, the logged
+rows and the end-of-run summary. A trainer supplies its data, its networks and optimisers, and
+one training step (the hooks under "what a trainer supplies").
+
+A checkpoint keeps two things apart: `config`, the settings (what the user chose and what that
+implies, e.g. the classes), which rebuild the networks and lock a resumed run; and `run_state`,
+what the run worked out from its data (image counts and fingerprints, the schedule's length).
+"""
+import argparse
+from pathlib import Path
+
+import torch
+
+from . import distributed
+from .checkpoint import checkpoint_path, load_state_checked, restore_rng, save_checkpoint
+from .data import make_loader
+from .run_setup import merge_config, open_run, samples_digest, saved_run_state
+from .runlog import RunLog, progress, setup_logging, write_json
+
+BEST = "best.pt"
+
+
+class Trainer:
+    """A run of one trainer: subclasses set the class attributes and supply the hooks at the end."""
+
+    KINDS: tuple[str, ...] = ()  # checkpoint kinds it writes and resumes
+    WHAT = "a run"  # how the error for a checkpoint of another kind names the run
+    LOCKED: tuple[str, ...] = ()  # settings that define the run: a resumed run must keep them
+    RUNTIME: tuple[str, ...] = ()  # settings of how it runs: free to change on resume
+    DEFAULTS: dict = {}
+    PATHS: tuple[str, ...] = ()  # settings naming files or folders, stored absolute
+    COUNTERS = ("bad_files", "skipped_steps", "nonfinite_steps")
+    CHECKED = "gradients"  # what a skipped step found not finite, in its log line and the divergence error
+
+    # ---- the command ---------------------------------------------------------------------
+    @classmethod
+    def main(cls, argv=None) -> int:
+        args = cls.build_parser().parse_args(argv)
+        run_dir, state, saved = open_run(args.out, args.resume, cls.KINDS, cls.WHAT)
+        config = cls.resolve_config(args, saved)
+        ctx = distributed.setup(config["device"])
+        logger = setup_logging(run_dir, ctx.is_main)
+        finished = False
+        try:
+            summary = cls(config, run_dir, ctx, logger, state).train()
+            logger.info("done: %s", {k: v for k, v in summary.items() if k != "test"})
+            finished = True
+        finally:
+            distributed.cleanup(wait=finished)
+        return 0
+
+    @classmethod
+    def resolve_config(cls, args: argparse.Namespace, saved: dict | None) -> dict:
+        """Defaults < saved run settings < explicit flags; locked settings must match the saved run."""
+        given = cls.given_settings(args)
+        for key in cls.PATHS:
+            if key in given:
+                given[key] = str(Path(given[key]).resolve())
+        config = merge_config(given, saved, cls.DEFAULTS, cls.LOCKED)
+        cls.check_config(config, new_run=saved is None)
+        config.update(cls.implied_settings(config))
+        return config
+
+    @classmethod
+    def given_settings(cls, args: argparse.Namespace) -> dict:
+        """The settings given on the command line (argparse leaves the others None)."""
+        return {k: v for k, v in vars(args).items() if v is not None and k not in ("out", "resume")}
+
+    # ---- a run ---------------------------------------------------------------------------
+    def __init__(self, config: dict, run_dir: Path, ctx: distributed.Context, logger, state: dict | None = None):
+        self.config, self.run_dir, self.ctx, self.log = config, Path(run_dir), ctx, logger
+        self.device = ctx.device
+        self.resumed = state is not None
+        saved = saved_run_state(state, config) if self.resumed else {}
+        self.run_state = {}
+        self.build_data(saved)
+        plan = self.plan_steps()
+        # The schedule is fixed when a run starts: a resumed run keeps it, even if its data changed.
+        self.run_state.update({k: saved[k] for k in plan} if "total_steps" in saved else plan)
+        self.build_model()
+        self.step, self.counters = 0, dict.fromkeys(self.COUNTERS, 0)
+        self.sums, self.summed_steps = {}, 0  # the figures of the updates since the last logged row
+        if self.resumed:
+            self.load(state)
+        self.runlog = RunLog(self.run_dir, enabled=ctx.is_main, start_step=self.step)
+
+    @property
+    def total_steps(self) -> int:
+        return self.run_state["total_steps"]
+
+    @property
+    def kind(self) -> str:
+        """The checkpoint kind this run writes."""
+        return self.KINDS[0]
+
+    def note_data(self, name: str, samples, saved: dict) -> None:
+        """Record a data part's size and fingerprint; warn when a resumed run's data changed."""
+        digest = samples_digest(samples)
+        before = saved.get(f"{name}_digest")
+        if before and before != digest:
+            self.log.warning("%s data changed since the run started (%d images now): the resumed run will not "
+                             "repeat the original exactly", name, len(samples))
+        self.run_state[f"{name}_count"], self.run_state[f"{name}_digest"] = len(samples), digest
+
+    def sampler_options(self, stream: int, start: int, count: int) -> dict:
+        """StepBatchSampler's arguments for steps [start, start + count) of this process."""
+        return dict(seed=self.config["seed"], stream=stream, rank=self.ctx.rank, world_size=self.ctx.world_size,
+                    start_step=start, num_steps=count, flip=self.config["flip"])
+
+    def loader(self, dataset, sampler):
+        loader = make_loader(dataset, sampler, self.config["workers"], pin_memory=self.device.type == "cuda")
+        # Workers' seeds come from this generator, not the global RNG (dropout's): resume stays exact.
+        loader.generator = torch.Generator().manual_seed(self.config["seed"])
+        return loader
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def save(self, keep: bool = False, best: bool = False) -> bool:
+        """Write last.pt (with `keep` also a step_N.pt snapshot, with `best` best.pt) on the main
+        process; True when written."""
+        if not self.ctx.is_main or not self.can_save():
+            return False
+        stored = {k: v for k, v in self.config.items() if k not in self.RUNTIME}
+        stored["runtime"] = {k: self.config[k] for k in self.RUNTIME}
+        paths = [checkpoint_path(self.run_dir)]
+        if keep:
+            paths.append(checkpoint_path(self.run_dir, self.step))
+        if best:
+            paths.append(paths[0].with_name(BEST))
+        for path in paths:
+            save_checkpoint(path, kind=self.kind, config=stored, run_state=self.run_state, models=self.models(),
+                            optimizers=self.optimizers(), schedulers=self.schedulers(), step=self.step,
+                            epoch=self.step // self.run_state["steps_per_epoch"],
+                            extra={"counters": dict(self.counters), **self.extra_state()})
+        return True
+
+    def load(self, state: dict) -> None:
+        self.load_weights(state)
+        self.step = int(state["step"])
+        extra = state.get("extra", {})
+        self.counters.update({k: int(v) for k, v in extra.get("counters", {}).items()})
+        self.load_extra(extra)
+        restore_rng(state["rng"])
+
+    # ---- the loop ------------------------------------------------------------------------
+    def train(self) -> dict:
+        end = min(self.total_steps, self.config["stop_after"] or self.total_steps)
+        if self.step >= end:
+            self.log.info("nothing to do: the run is at step %d of %d", self.step, end)
+            return self.summary()
+        self.describe(end)
+        steps = self.step_batches(self.step, end - self.step)
+        bar = progress(end, self.step, enabled=self.ctx.is_main and self.config["progress"])
+        nonfinite_run = 0
+        try:
+            for batches in steps:
+                if self._skip_empty(batches, bar):
+                    continue
+                problem = self.train_step(batches)
+                if problem is None:
+                    nonfinite_run = 0
+                else:
+                    nonfinite_run += 1
+                    self._skip_nonfinite(nonfinite_run, problem)
+                self._advance(bar)
+                self.after_step(end, updated=problem is None)
+        except KeyboardInterrupt:
+            self.log.warning("interrupted at step %d: saving a checkpoint to resume from", self.step)
+            self.save()
+            raise
+        finally:
+            bar.close()
+            self.runlog.close()
+        return self.summary()
+
+    def _skip_empty(self, batches, bar) -> bool:
+        """Count the batches' unreadable files; skip the step when a batch has no image left (on
+        one process: then every process skips it, so they stay in step)."""
+        for batch in batches:
+            self.counters["bad_files"] += self.runlog.count_bad(batch, self.log, self.ctx.is_main)
+        empty = any(batch["size"] == 0 for batch in batches)
+        if not (distributed.any_process(empty, self.ctx) if self.ctx.distributed else empty):
+            return False
+        self.counters["skipped_steps"] += 1
+        if "empty_batches" in self.counters:  # counted apart where the trainer reports it
+            self.counters["empty_batches"] += 1
+        self.log.warning("step %d: no readable image in a batch; step skipped", self.step)
+        self._advance(bar)
+        return True
+
+    def _skip_nonfinite(self, in_a_row: int, problem: str) -> None:
+        """Count a skipped non-finite update; stop, keeping the last finite weights, after
+        `max_nonfinite` in a row."""
+        self.counters["nonfinite_steps"] += 1
+        self.counters["skipped_steps"] += 1
+        self.log.warning("step %d: non-finite %s (%s); update skipped (%d in a row)", self.step, self.CHECKED, problem,
+                         in_a_row)
+        if in_a_row >= self.config["max_nonfinite"]:
+            saved = self.save()
+            raise FloatingPointError(f"training diverged: {in_a_row} steps in a row with non-finite {self.CHECKED} "
+                                     f"(up to step {self.step}); last checkpoint {checkpoint_path(self.run_dir)} holds "
+                                     f"the last finite weights{'' if saved else ' saved before'} — try a lower --lr")
+
+    def _advance(self, bar) -> None:
+        self.step += 1
+        for scheduler in self.schedulers().values():
+            scheduler.step()
+        bar.update(1)
+
+    def due(self, every: int, end: int) -> bool:
+        """Whether something done every `every` steps is due now (it always is at the last step)."""
+        return self.step % every == 0 or self.step == end
+
+    # ---- what is logged ------------------------------------------------------------------
+    def tally(self, values: dict) -> None:
+        """Add one update's figures (floats or device tensors) to the next logged row."""
+        for key, value in values.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.summed_steps += 1
+
+    def write_row(self, own: dict | None = None) -> None:
+        """One metrics row: the trainer's figures since the last row, averaged over processes; the
+        counters, summed; the learning rate; and `own`, this process's figures as they are."""
+        figures = self.figures(self.sums, self.summed_steps) if self.summed_steps else {}
+        values = distributed.mean_over_processes(figures, self.ctx)
+        values.update({f"count/{k}": v for k, v in self.summed_counters().items()})
+        values["lr"] = float(next(iter(self.schedulers().values())).get_last_lr()[0])
+        values.update(own or {})
+        self.runlog.scalars(self.step, values)
+        self.sums, self.summed_steps = {}, 0
+
+    def summed_counters(self) -> dict:
+        return {k: distributed.sum_over_processes(v, self.ctx) for k, v in self.counters.items()}
+
+    def summary(self) -> dict:
+        """The run's counters (all processes), whether the replicas agree and the trainer's
+        results, also written to summary.json."""
+        self.runlog.close()
+        summary = {"step": self.step, "total_steps": self.total_steps, "checkpoint": str(checkpoint_path(self.run_dir)),
+                   "world_size": self.ctx.world_size, **self.summed_counters()}
+        if self.ctx.distributed:
+            summary["replicas_agree"] = distributed.replicas_agree(self.models().values(), self.ctx)
+            if not summary["replicas_agree"]:
+                self.log.error("the processes' weights differ: data-parallel replicas went out of step")
+        summary.update(self.results())
+        if self.ctx.is_main:
+            write_json(self.run_dir / "summary.json", summary)
+        return summary
+
+    # ---- what a trainer supplies ---------------------------------------------------------
+    @classmethod
+    def build_parser(cls) -> argparse.ArgumentParser:
+        raise NotImplementedError
+
+    @classmethod
+    def check_config(cls, config: dict, new_run: bool) -> None:
+        """Raise SystemExit for settings that cannot make a run."""
+
+    @classmethod
+    def implied_settings(cls, config: dict) -> dict:
+        """Settings that follow from the others (stored with them)."""
+        return {}
+
+    def build_data(self, saved: dict) -> None:
+        """Index the data; `saved` is the resumed run's run_state ({} for a new run)."""
+        raise NotImplementedError
+
+    def plan_steps(self) -> dict:
+        """steps_per_epoch, total_steps and whatever else fixes the schedule's length."""
+        raise NotImplementedError
+
+    def build_model(self) -> None:
+        raise NotImplementedError
+
+    def models(self) -> dict:
+        """name -> network, as the checkpoint stores them."""
+        raise NotImplementedError
+
+    def optimizers(self) -> dict:
+        raise NotImplementedError
+
+    def schedulers(self) -> dict:
+        """name -> learning-rate schedule, stepped once a step; the first one's rate is logged."""
+        raise NotImplementedError
+
+    def load_weights(self, state: dict) -> None:
+        for name, model in self.models().items():
+            load_state_checked(model, state["models"][name], f"{state['path']} model {name!r}")
+        for name, optimizer in self.optimizers().items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        for name, scheduler in self.schedulers().items():
+            scheduler.load_state_dict(state["schedulers"][name])
+
+    def extra_state(self) -> dict:
+        """More of the run to checkpoint beside the counters (JSON types or tensors)."""
+        return {}
+
+    def load_extra(self, extra: dict) -> None:
+        pass
+
+    def can_save(self) -> bool:
+        return True
+
+    def describe(self, end: int) -> None:
+        """Log what is about to be trained."""
+
+    def step_batches(self, start: int, count: int):
+        """An iterable of one tuple of batches per step, for steps [start, start + count)."""
+        raise NotImplementedError
+
+    def train_step(self, batches) -> str | None:
+        """One update from a step's batches. None when it was applied; else what was not finite
+        (e.g. "loss 1e+30"): the update was skipped."""
+        raise NotImplementedError
+
+    def after_step(self, end: int, updated: bool) -> None:
+        """Logging, validation, samples, checkpoints: whatever is due after a step."""
+
+    def figures(self, sums: dict, steps: int) -> dict:
+        """The logged figures from the tallied sums of `steps` updates."""
+        return {k: float(v) / steps for k, v in sums.items()}
+
+    def results(self) -> dict:
+        """What the trainer adds to the summary."""
+        return {}
