@@ -70,14 +70,6 @@ class BilinearModel:
         w_exp = self.neutral if w_exp is None else np.asarray(w_exp, dtype=np.float32)
         return np.einsum("kij,i,j->k", self.core, w_id, w_exp).reshape(-1, 3)
 
-    def expression_basis(self, w_id) -> np.ndarray:
-        """(3V, n_exp): the mesh is linear in w_exp once the identity is fixed."""
-        return np.einsum("kij,i->kj", self.core, np.asarray(w_id, dtype=np.float32))
-
-    def identity_basis(self, w_exp) -> np.ndarray:
-        """(3V, n_id): the mesh is linear in w_id once the expression is fixed."""
-        return np.einsum("kij,j->ki", self.core, np.asarray(w_exp, dtype=np.float32))
-
 
 def validate(model: BilinearModel) -> None:
     """ValueError naming the first inconsistency (sizes, index ranges, non-finite numbers)."""

@@ -4,9 +4,9 @@ The driver is the largest face in the frame. Points are returned in frame pixels
 (mediapipe's relative depth, nearer is smaller) scaled like x.
 
 On images (static mode) FaceMesh looks for two faces and the larger wins. On streams it tracks one
-face, which saves its detector on every frame (≈3 ms here); once a second the full-range detector
-checks that no clearly larger face (a driver who just sat down behind a passenger's face) is
-being missed, and if there is one the stage switches to it.
+face, which saves its detector on every frame (≈3 ms here); every `check_every` frames (30: once a
+second at 30 fps) the full-range detector checks that no clearly larger face (a driver who just sat
+down behind a passenger's face) is being missed, and if there is one the stage switches to it.
 
 FaceMesh's own detector is short-range: it misses faces under ~15 % of the frame width (a driver
 seen by a wide cabin camera). On a miss, the full-range face detector finds the face, and FaceMesh
