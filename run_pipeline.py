@@ -48,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "translated path's share of what the crop leaves (default 0.5)")
     p.add_argument("--crop-yaw", type=float, default=CROP_YAW, metavar="DEG",
                    help=f"pose: the |yaw| in degrees from which the crop has no weight (default {CROP_YAW:g})")
-    p.add_argument("--no-baseline", action="store_true",
+    p.add_argument("--published-paths-only", action="store_true",
                    help="classify only the path(s) the published label needs (pose: all three; fusion: "
                         "translated and render; otherwise one: no accuracy figure for the others)")
     p.add_argument("--threads", type=int, default=1, help="engine threads per stage (default 1)")
@@ -90,7 +90,7 @@ def config_from(args) -> PipelineConfig:
     return PipelineConfig(
         source=args.source, fast=args.fast, live=True if args.live else None, engine=args.engine,
         generator=args.generator, classifier=args.classifier, threads=args.threads,
-        baseline=not args.no_baseline, publish_mode=args.publish_label, fusion_weight=args.fusion_weight,
+        all_paths=not args.published_paths_only, publish_mode=args.publish_label, fusion_weight=args.fusion_weight,
         crop_yaw=args.crop_yaw,
         publish=args.publish, save_video=args.save_video, display=args.display,
         record=args.record, max_frames=args.max_frames, single_process=args.single_process,

@@ -25,7 +25,8 @@ from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, PipelineConfi
 from pipeline.supervisor import run as run_pipeline
 from pipeline.sequential import run_sequential
 
-KEEP = ("frames", "fps", "latency_ms", "drops", "accuracy_uit", "accuracy_without_uit", "face_found_rate")
+KEEP = ("frames", "fps", "latency_ms", "drops", "accuracy_published", "accuracy_translated", "accuracy_render",
+        "accuracy_crop", "face_found_rate")
 
 
 def main(argv=None):
@@ -47,7 +48,7 @@ def main(argv=None):
     for _ in range(args.rounds):
         staged = run_pipeline(PipelineConfig(publish=args.publish, threads=args.threads, **common))
         sequential = run_sequential(PipelineConfig(threads=args.threads, **common))
-        sequential.pop("records")
+        sequential.pop("results")
         rounds.append((staged, sequential))
         loads.append(os.getloadavg()[0])
     pipeline_fps = statistics.median(r[0]["fps"] for r in rounds)

@@ -1,18 +1,16 @@
 """One run's settings, handed to every stage process (picklable, plain values only)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from face.expressions import EXPRESSIONS
-from pipeline import messages
+from engines.contract import CLASSES, CLASSIFIER, DEFAULT_IMAGE_SIZE, UIT_GENERATOR, ModelInfo
+from pipeline import wire
 from pipeline.fusion import CROP_YAW, PATHS, check_publish
 
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5560"
 DEFAULT_GENERATOR = "models/uit_generator.onnx"
 DEFAULT_CLASSIFIER = "models/classifier.onnx"
-STAGES = ("capture", "face", "translate", "classify", "decide")
 NEEDS = {"pose": PATHS, "fusion": ("translated", "render"), "translated": ("translated",),
          "render": ("render",), "crop": ("crop",)}   # the paths each publish mode pools
 
@@ -27,7 +25,7 @@ class PipelineConfig:
     classifier: str = DEFAULT_CLASSIFIER
     threads: int = 1                    # engine threads per stage (processes already use the cores)
     face_workers: int = 2               # face stage replicas: the costliest stage, run on alternate frames
-    baseline: bool = True               # also classify the paths not published (accuracy of every path)
+    all_paths: bool = True              # also classify the paths not published (accuracy of every path)
     publish_mode: str = "fusion"        # the published label: fusion | pose | translated | render | crop (fusion.py)
     fusion_weight: float = 0.5          # fusion: the translated path's share; pose: its share of what the crop leaves
     crop_yaw: float = CROP_YAW          # pose: the |yaw| in degrees from which the crop has no weight
@@ -39,13 +37,13 @@ class PipelineConfig:
     single_process: bool = False
     pixel_format: str = "auto"          # camera FOURCC: GREY, Y16, ... (auto: the driver's default)
     folder_fps: float = 30.0
-    max_bytes: int = messages.DEFAULT_MAX_BYTES
+    max_bytes: int = wire.DEFAULT_MAX_BYTES
     status_period_s: float = 1.0
     max_restarts: int = 5               # per stage, within restart_window_s, before the run gives up
     restart_window_s: float = 60.0
     stall_timeout_s: float = 15.0       # a stage process silent this long is killed and restarted (0: never)
-    image_size: int = 128               # filled from the generator's metadata
-    classes: tuple = field(default=EXPRESSIONS)
+    image_size: int = DEFAULT_IMAGE_SIZE    # filled from the models' metadata
+    classes: tuple = field(default=CLASSES)
 
     def __post_init__(self):
         check_publish(self.publish_mode, self.fusion_weight, self.crop_yaw)
@@ -53,16 +51,9 @@ class PipelineConfig:
     @property
     def paths(self) -> tuple[bool, bool, bool]:
         """Which of PATHS to classify — (the translation, the untranslated render, the aligned crop):
-        what the published label needs, and with `baseline` all three, so the summary can report
+        what the published label needs, and with `all_paths` all three, so the summary can report
         every path."""
-        return tuple(self.baseline or path in NEEDS[self.publish_mode] for path in PATHS)
-
-    def worker_names(self) -> list[str]:
-        """One name per stage process: the face stage's replicas are face.0, face.1, ..."""
-        names = []
-        for stage in STAGES:
-            names += [f"face.{r}" for r in range(self.face_workers)] if stage == "face" else [stage]
-        return names
+        return tuple(self.all_paths or path in NEEDS[self.publish_mode] for path in PATHS)
 
     @property
     def overlay(self) -> bool:
@@ -77,21 +68,12 @@ class PipelineConfig:
         return LIVE if live else REPLAY
 
 
-def model_metadata(path) -> dict:
-    """An ONNX model's `exprada.*` metadata without starting a runtime (the parent checks models early)."""
-    import onnx
-
-    path = Path(path)
-    if not path.is_file():
+def model_info(path) -> ModelInfo:
+    """A model's contract facts from its metadata, without starting a runtime (the parent checks models early)."""
+    if not Path(path).is_file():
         raise FileNotFoundError(f"model {path} not found (models/README.md gives the commands that train "
                                 f"the default models)")
-    if path.suffix != ".onnx":
-        return {}
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as error:  # protobuf raises its own DecodeError types
-        raise ValueError(f"model {path} is not a readable ONNX file: {error}") from None
-    return {p.key: p.value for p in model.metadata_props}
+    return ModelInfo.of(path)
 
 
 def engine_file(path, engine: str) -> str:
@@ -101,22 +83,20 @@ def engine_file(path, engine: str) -> str:
         program = path.with_suffix(".pt2")
         if not program.is_file():
             raise FileNotFoundError(f"--engine torch runs torch.export programs: no {program} beside {path} "
-                                    f"(`python -m engines export` writes one)")
+                                    f"(`python -m train export` writes one)")
         return str(program)
     return str(path)
 
 
 def resolve_models(config: PipelineConfig) -> PipelineConfig:
-    """Check both models exist and agree; take the image size and class names from their metadata;
-    point the paths at what the chosen backend loads."""
-    generator = model_metadata(config.generator)
-    classifier = model_metadata(config.classifier)
+    """Check both models exist, are a UIT generator and a classifier, and agree on the image size;
+    take the image size and class names from them; point the paths at what the chosen backend loads."""
+    generator = model_info(config.generator).expect(UIT_GENERATOR)
+    classifier = model_info(config.classifier).expect(CLASSIFIER)
     config.generator = engine_file(config.generator, config.engine)
     config.classifier = engine_file(config.classifier, config.engine)
-    size = int(generator.get("exprada.image_size") or classifier.get("exprada.image_size") or config.image_size)
-    if classifier.get("exprada.image_size") and int(classifier["exprada.image_size"]) != size:
-        raise ValueError(f"image sizes differ: generator {config.generator} takes {size}, classifier "
-                         f"{config.classifier} takes {classifier['exprada.image_size']}")
-    classes = tuple(json.loads(classifier["exprada.classes"])) if "exprada.classes" in classifier else EXPRESSIONS
-    config.image_size, config.classes = size, classes
+    if classifier.image_size != generator.image_size:
+        raise ValueError(f"image sizes differ: generator {config.generator} takes {generator.image_size}, "
+                         f"classifier {config.classifier} takes {classifier.image_size}")
+    config.image_size, config.classes = generator.image_size, classifier.classes
     return config

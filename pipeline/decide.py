@@ -12,10 +12,7 @@ from collections import deque
 
 import numpy as np
 
-from pipeline.fusion import PATHS
-
-EMOTION_SCHEMA = "exprada.emotion/1"
-STATUS_SCHEMA = "exprada.status/1"
+from pipeline.messages import Emotion, FrameHeader, Result
 
 
 class Decider:
@@ -44,59 +41,47 @@ class Decider:
         return self.classes[self.current]
 
 
-def emotion_message(header: dict, smoothed_label, classes, t_publish_ns: int) -> dict:
-    """The published JSON for one frame (schema exprada.emotion/1, documented in the README)."""
-    valid = bool(header.get("valid")) and header.get("probs") is not None
-    probs = header.get("probs") if valid else None
-    latency = {stage: round((end - start) / 1e6, 3) for stage, (start, end) in header["timing"].items()}
-    latency["total"] = round((t_publish_ns - header["t_capture_ns"]) / 1e6, 3)
-    message = {
-        "schema": EMOTION_SCHEMA,
-        "frame_id": header["frame_id"],
-        "source": header["source"],
-        "t_capture_ns": header["t_capture_ns"],
-        "t_publish_ns": t_publish_ns,
-        "valid": valid,
-        "label": classes[int(np.argmax(probs))] if valid else None,
-        "probs": dict(zip(classes, probs)) if valid else None,
-        "smoothed_label": smoothed_label,
-        "face": _face(header.get("face")),
-        "latency_ms": latency,
-    }
-    if valid:
-        # Additive fields (schema unchanged): where `probs` came from, and every path classified
-        # when there were two or more (one path alone is `probs` itself).
-        if header.get("published_from"):
-            message["published_from"] = header["published_from"]
-        paths = {path: dict(zip(classes, header[f"probs_{path}"])) for path in PATHS
-                 if header.get(f"probs_{path}") is not None}
-        if len(paths) >= 2:
-            message["paths"] = paths
-    else:
-        message["reason"] = header.get("reason") or "no classification"
-    return message
+class DecideStep:
+    """The decide stage's per-frame work, one and the same in the staged pipeline and the
+    sequential loop: a classified frame header → the Result (the emotion message to publish, the
+    ground truth and each path's own label, for the summary)."""
+
+    def __init__(self, classes):
+        self.classes = tuple(classes)
+        self.decider = Decider(self.classes)
+
+    def __call__(self, header: FrameHeader) -> Result:
+        started = time.monotonic_ns()
+        smoothed = self.decider.update(header.probs if header.valid else None)
+        header.stamp("decide", started, time.monotonic_ns())
+        emotion = emotion_message(header, smoothed, self.classes, time.monotonic_ns())
+        return Result(emotion, header.truth, path_labels(header, self.classes))
 
 
-def _face(face):
-    if not face:
-        return None
-    return {"box": face["box"], "yaw": face["yaw"], "pitch": face["pitch"], "roll": face["roll"]}
+def emotion_message(header: FrameHeader, smoothed_label, classes, t_publish_ns: int) -> Emotion:
+    """The published message for one frame (topic `emotion`)."""
+    valid = header.valid and header.probs is not None
+    latency = {stage: round((end - start) / 1e6, 3) for stage, (start, end) in header.timing.items()}
+    latency["total"] = round((t_publish_ns - header.t_capture_ns) / 1e6, 3)
+    emotion = Emotion(frame_id=header.frame_id, source=header.source, t_capture_ns=header.t_capture_ns,
+                      t_publish_ns=t_publish_ns, valid=valid, label=None, probs=None,
+                      smoothed_label=smoothed_label, face=header.face, latency_ms=latency)
+    if not valid:
+        emotion.reason = header.reason or "no classification"
+        return emotion
+    emotion.label = classes[int(np.argmax(header.probs))]
+    emotion.probs = dict(zip(classes, map(float, header.probs)))
+    emotion.published_from = header.published_from
+    if len(header.paths) >= 2:   # one path alone is `probs` itself
+        emotion.paths = {path: dict(zip(classes, probs)) for path, probs in header.paths.items()}
+    return emotion
 
 
-def path_labels(header: dict, classes) -> dict:
-    """{"translated": label | None, "render": label | None, "crop": label | None}: each path's own
-    label on this frame (None where the path was not classified, or the frame is not valid)."""
-    labels = {}
-    for path in PATHS:
-        probs = header.get(f"probs_{path}")
-        labels[path] = classes[int(np.argmax(probs))] if header.get("valid") and probs is not None else None
-    return labels
-
-
-def result_record(header: dict, emotion: dict, classes) -> dict:
-    """What decide hands the summary for one frame (the staged runner and the sequential loop alike):
-    the published message, the ground truth, and each path's label (pipeline/summary.py)."""
-    return {"emotion": emotion, "truth": header.get("truth"), **path_labels(header, classes)}
+def path_labels(header: FrameHeader, classes) -> dict[str, str]:
+    """Each classified path's own label on this frame ({} when the frame is not valid)."""
+    if not header.valid:
+        return {}
+    return {path: classes[int(np.argmax(probs))] for path, probs in header.paths.items()}
 
 
 class Merger:
@@ -112,9 +97,8 @@ class Merger:
         self.patience_s = patience_s
         self.last = -1
 
-    def push(self, header: dict, arrays: dict):
-        replica = header.get("replica", 0)
-        queue = self.queues[replica % len(self.queues) if isinstance(replica, int) else 0]
+    def push(self, header: FrameHeader, arrays: dict):
+        queue = self.queues[header.replica % len(self.queues)]
         queue.append((time.monotonic(), header, arrays))
 
     @property
@@ -126,8 +110,8 @@ class Merger:
         out = []
         while self.waiting:
             heads = [q for q in self.queues if q]
-            queue = min(heads, key=lambda q: q[0][1]["frame_id"])
-            frame_id = queue[0][1]["frame_id"]
+            queue = min(heads, key=lambda q: q[0][1].frame_id)
+            frame_id = queue[0][1].frame_id
             oldest = min(q[0][0] for q in heads)
             if not (flush or frame_id == self.last + 1 or len(heads) == len(self.queues)
                     or time.monotonic() - oldest > self.patience_s):

@@ -1,111 +1,272 @@
-"""Frame messages between stages: multipart [header JSON, array bytes, array bytes, ...].
+"""Every message of the pipeline, typed: what travels between stages (the frame header, the end of
+stream), what stages tell the supervisor (reports, results) and what the pipeline publishes
+(`emotion`, `status`). One place for each field's name, type and meaning.
 
-The header is versioned and self-describing: it carries the frame's identity and timing (frame_id,
-source, monotonic capture time, each stage's [start, end] times, valid) and the name, dtype and
-shape of every array part that follows, so a receiver never trusts a part it cannot account for.
-Arrays travel without a copy (zero-copy send; receivers get read-only views of the message
-buffers), so a sender must never write into an array it has sent: every frame is a fresh array.
+The published topics have JSON Schemas made from these types (`published_schemas`), shipped in
+`schemas/` for subscribers in any language; a test keeps the files, the types and the README's
+tables in step. A change of a published field's meaning bumps the schema's version (the `schema`
+tag); added optional fields do not.
+
+msgspec (not json + dicts) because it checks a message's types while it decodes it, in C: a header
+from another process is refused with the field named, at no cost to the frame rate.
 """
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Annotated
 
-import numpy as np
+import msgspec
+from msgspec import Meta, Struct
 
-HEADER_VERSION = 1
-DEFAULT_MAX_BYTES = 64 << 20   # a 4K 16-bit frame plus renders fits; anything larger is refused
-ALLOWED_DTYPES = ("uint8", "uint16", "int32", "int64", "float32", "float64")
-MAX_HEADER_BYTES = 1 << 20
+HEADER_VERSION = 2
+EMOTION_SCHEMA = "exprada.emotion/1"
+STATUS_SCHEMA = "exprada.status/1"
+TOPICS = ("emotion", "status")
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
-
-class BadMessage(ValueError):
-    """A message that is not a well-formed frame message; the receiver drops and counts it."""
-
-
-def new_header(frame_id: int, source: str, t_capture_ns: int, **extra) -> dict:
-    header = {"v": HEADER_VERSION, "frame_id": int(frame_id), "source": str(source),
-              "t_capture_ns": int(t_capture_ns), "timing": {}, "valid": True}
-    header.update(extra)
-    return header
+Probabilities = dict[str, float]   # {class name: probability}, every class of the classifier
 
 
-def end_of_stream(source: str, frames: int, reason: str = "end of source") -> dict:
-    """The control header that tells every stage the source is finished (replay), then they exit."""
-    return {"v": HEADER_VERSION, "eos": True, "source": str(source), "frames": int(frames), "reason": reason}
+def _doc(text: str):
+    return Meta(description=text)
 
 
-def encode(header: dict, arrays: dict[str, np.ndarray] | None = None) -> list:
-    """Header + arrays → message parts for `send_multipart(parts, copy=False)`."""
-    arrays = arrays or {}
-    parts, described = [], []
-    for name, array in arrays.items():
-        array = np.ascontiguousarray(array)
-        if array.dtype.name not in ALLOWED_DTYPES:
-            raise ValueError(f"array {name!r}: dtype {array.dtype.name} cannot travel; allowed {ALLOWED_DTYPES}")
-        described.append({"name": name, "dtype": array.dtype.name, "shape": list(array.shape)})
-        parts.append(array)
-    header = dict(header, arrays=described)
-    return [json.dumps(header, separators=(",", ":")).encode()] + parts
+# ---- between stages ------------------------------------------------------------------------------
+
+class Face(Struct, omit_defaults=True):
+    """Where the driver's face is and how the head is turned."""
+
+    box: Annotated[list[float], _doc("[x0, y0, x1, y1] in frame pixels")]
+    yaw: Annotated[float, _doc("degrees, positive: the driver turns to their left")]
+    pitch: Annotated[float, _doc("degrees")]
+    roll: Annotated[float, _doc("degrees")]
+    fit_residual: Annotated[float | None, _doc("mean landmark error of the 3D fit, in box-relative units")] = None
 
 
-def decode(parts, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[dict, dict[str, np.ndarray]]:
-    """Message parts (bytes or zmq.Frame) → (header, {name: read-only array}); BadMessage on anything off."""
-    if not parts:
-        raise BadMessage("empty message")
-    buffers = [_buffer(p) for p in parts]
-    total = sum(len(b) for b in buffers)
-    if total > max_bytes:
-        raise BadMessage(f"message of {total} bytes exceeds the maximum of {max_bytes}")
-    if len(buffers[0]) > MAX_HEADER_BYTES:
-        raise BadMessage(f"header of {len(buffers[0])} bytes exceeds {MAX_HEADER_BYTES}")
-    try:
-        header = json.loads(bytes(buffers[0]))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise BadMessage(f"header is not JSON: {error}") from None
-    if not isinstance(header, dict):
-        raise BadMessage(f"header must be a JSON object, got {type(header).__name__}")
-    if header.get("v") != HEADER_VERSION:
-        raise BadMessage(f"header version expected {HEADER_VERSION}, got {header.get('v')!r}")
-    if header.get("eos"):
-        return header, {}
-    for key, kind in (("frame_id", int), ("t_capture_ns", int), ("source", str), ("timing", dict)):
-        if not isinstance(header.get(key), kind) or isinstance(header.get(key), bool):
-            raise BadMessage(f"header field {key!r} expected {kind.__name__}, got {header.get(key)!r}")
-    described = header.get("arrays", [])
-    if not isinstance(described, list) or len(described) != len(buffers) - 1:
-        raise BadMessage(f"header describes {len(described) if isinstance(described, list) else '?'} "
-                         f"arrays but the message has {len(buffers) - 1} data parts")
-    arrays = {}
-    for spec, buffer in zip(described, buffers[1:]):
-        arrays[_name(spec)] = _array(spec, buffer)
-    return header, arrays
+class ArraySpec(Struct, frozen=True):
+    """One data part of a frame message."""
+
+    name: str
+    dtype: str
+    shape: list[int]
 
 
-def _buffer(part) -> memoryview:
-    if hasattr(part, "buffer"):          # zmq.Frame received with copy=False
-        return part.buffer
-    return memoryview(part)
+class FrameHeader(Struct, tag_field="type", tag="frame", omit_defaults=True):
+    """The first part of a frame message; the arrays it describes follow as raw parts.
+
+    Perception fills it in stage by stage: face (`face`, or `valid` false with a `reason`), classify
+    (`paths`: each classified path's probabilities; `probs`: the published choice, `published_from`:
+    the publish mode)."""
+
+    frame_id: int
+    source: str
+    t_capture_ns: int                      # CLOCK_MONOTONIC, the same clock in every process
+    v: int = HEADER_VERSION
+    timing: dict[str, list[int]] = {}      # stage → [start, end] monotonic ns
+    valid: bool = True
+    reason: str | None = None              # why the frame is not valid
+    truth: int | None = None               # ground-truth label index, -1: no face; never published
+    replica: int = 0                       # the face replica that worked on it
+    face: Face | None = None
+    paths: dict[str, list[float]] = {}     # path (translated | render | crop) → probabilities
+    probs: list[float] | None = None       # the published probabilities
+    published_from: str | None = None
+    arrays: list[ArraySpec] = []           # filled by wire.encode
+
+    def stamp(self, stage: str, t_start_ns: int, t_end_ns: int) -> FrameHeader:
+        """Record one stage's [start, end] monotonic times."""
+        self.timing[stage] = [int(t_start_ns), int(t_end_ns)]
+        return self
+
+    def invalidate(self, reason: str) -> FrameHeader:
+        self.valid, self.reason = False, reason
+        return self
 
 
-def _name(spec) -> str:
-    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-        raise BadMessage(f"array description must have a name, got {spec!r}")
-    return spec["name"]
+class EndOfStream(Struct, tag_field="type", tag="eos"):
+    """The source is finished (replay): every stage passes it on, then waits to be stopped."""
+
+    source: str
+    frames: int
+    reason: str = "end of source"
+    v: int = HEADER_VERSION
 
 
-def _array(spec: dict, buffer: memoryview) -> np.ndarray:
-    dtype, shape = spec.get("dtype"), spec.get("shape")
-    if dtype not in ALLOWED_DTYPES:
-        raise BadMessage(f"array {spec['name']!r}: dtype {dtype!r} not allowed")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise BadMessage(f"array {spec['name']!r}: bad shape {shape!r}")
-    expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-    if expected != len(buffer):
-        raise BadMessage(f"array {spec['name']!r}: {dtype}{shape} needs {expected} bytes, part has {len(buffer)}")
-    return np.frombuffer(buffer, dtype=dtype).reshape(shape)
+StageMessage = FrameHeader | EndOfStream
 
 
-def stamp(header: dict, stage: str, t_start_ns: int, t_end_ns: int) -> dict:
-    """Record one stage's [start, end] monotonic times in the header."""
-    header["timing"][stage] = [int(t_start_ns), int(t_end_ns)]
-    return header
+def new_header(frame_id: int, source: str, t_capture_ns: int, **fields) -> FrameHeader:
+    return FrameHeader(frame_id=int(frame_id), source=str(source), t_capture_ns=int(t_capture_ns), **fields)
+
+
+# ---- published -----------------------------------------------------------------------------------
+
+class Emotion(Struct, tag_field="schema", tag=EMOTION_SCHEMA, omit_defaults=True):
+    """Topic `emotion`: one message per processed frame, `valid: false` when there is no face."""
+
+    frame_id: Annotated[int, _doc("the frame's index in the source")]
+    source: Annotated[str, _doc("the source's name: device path, file or folder")]
+    t_capture_ns: Annotated[int, _doc("capture time, CLOCK_MONOTONIC ns")]
+    t_publish_ns: Annotated[int, _doc("publish time, CLOCK_MONOTONIC ns")]
+    valid: Annotated[bool, _doc("a face was found and classified")]
+    label: Annotated[str | None, _doc("the most probable class of `probs`")]
+    probs: Annotated[Probabilities | None, _doc("the published probabilities of every class")]
+    smoothed_label: Annotated[str | None, _doc("the decision: moving average + hysteresis")]
+    face: Face | None
+    latency_ms: Annotated[dict[str, float], _doc("time inside each stage, and `total`: capture → publish")]
+    published_from: Annotated[str | None, _doc("valid frames: the publish mode `probs` came from")] = None
+    paths: Annotated[dict[str, Probabilities] | None,
+                     _doc("valid frames with two or more classified paths: each path's probabilities")] = None
+    reason: Annotated[str | None, _doc("frames that are not valid: why")] = None
+
+
+class SourceStatus(Struct, omit_defaults=True):
+    """What the capture stage says about its source."""
+
+    name: str = ""
+    state: Annotated[str, _doc("starting | running | reconnecting | ended")] = "starting"
+    reconnects: int = 0
+    skipped: Annotated[int, _doc("unreadable frames or images, skipped and counted")] = 0
+    note: str = ""
+
+
+class StageStatus(Struct, omit_defaults=True):
+    """One stage in the status message; counters summed over its replicas and restarts."""
+
+    fps: float
+    frames: int
+    drops: int
+    malformed: int
+    errors: int
+    queue: Annotated[int, _doc("frames sent by the stage before and not yet taken by this one")]
+    restarts: int
+    alive: bool
+    pid: int | None
+    pids: Annotated[list[int] | None, _doc("every replica's process, for a replicated stage")] = None
+
+
+class Status(Struct, tag_field="schema", tag=STATUS_SCHEMA):
+    """Topic `status`: the pipeline's health, once per status period (default 1 s)."""
+
+    t_ns: int
+    mode: Annotated[str, _doc("live (latest frame wins) | replay (lossless)")]
+    source: SourceStatus
+    stages: dict[str, StageStatus]
+    error: str | None
+
+
+Published = Emotion | Status
+
+
+# ---- stages → supervisor -------------------------------------------------------------------------
+
+class Counters(Struct):
+    """A stage's running counts; summed over replicas and restarts by the supervisor."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    drops: int = 0        # frames thrown away: live queue overflow or superseded by a newer frame
+    superseded: int = 0   # the part of `drops` received and then replaced by a newer frame (live)
+    malformed: int = 0    # messages refused by wire.decode (bad header, sizes, oversized)
+    errors: int = 0       # frames whose processing raised; forwarded as valid: false
+    last_frame_id: int = -1
+
+
+COUNTERS = tuple(name for name in Counters.__struct_fields__ if name != "last_frame_id")
+
+
+class StageReport(Struct, omit_defaults=True):
+    """A stage's report to the supervisor, a few times per status period."""
+
+    stage: str
+    replica: int
+    pid: int
+    thread: int
+    t_ns: int
+    counters: Counters
+    ready: bool = False
+    fatal: str | None = None       # a setup error a restart cannot fix
+    source: SourceStatus | None = None
+
+
+class Result(Struct, tag_field="type", tag="result"):
+    """What decide hands the supervisor for each published frame (and the sequential loop returns):
+    the message, the ground truth and each classified path's own label, for the summary."""
+
+    emotion: Emotion
+    truth: int | None = None
+    path_labels: dict[str, str | None] = {}
+
+
+class ResultsEnd(Struct, tag_field="type", tag="end"):
+    source: str
+    frames: int
+    reason: str = "end of source"
+
+
+# ---- codecs --------------------------------------------------------------------------------------
+
+_encoder = msgspec.json.Encoder()
+_header_decoder = msgspec.json.Decoder(StageMessage)
+_published_decoder = msgspec.json.Decoder(Published)
+_report_decoder = msgspec.json.Decoder(StageReport)
+_result_decoder = msgspec.json.Decoder(Result | ResultsEnd)
+
+
+def encode(message: Struct) -> bytes:
+    return _encoder.encode(message)
+
+
+def to_builtins(message: Struct) -> dict:
+    """A message as plain dicts and lists (what a JSON parser in any language gives)."""
+    return msgspec.to_builtins(message)
+
+
+def decode_header(data) -> StageMessage:
+    return _header_decoder.decode(data)
+
+
+def decode_published(data) -> Published:
+    return _published_decoder.decode(data)
+
+
+def decode_report(data) -> StageReport:
+    return _report_decoder.decode(data)
+
+
+def decode_result(data) -> Result | ResultsEnd:
+    return _result_decoder.decode(data)
+
+
+DecodeError = (msgspec.ValidationError, msgspec.DecodeError)
+
+
+def published_schemas() -> dict[str, dict]:
+    """{topic: JSON Schema} of the published topics, as shipped in schemas/."""
+    schemas = {}
+    for topic, kind in (("emotion", Emotion), ("status", Status)):
+        schema = msgspec.json.schema(kind)
+        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                  "$id": f"{kind.__struct_config__.tag}", "title": f"exprada {topic} message", **schema}
+        schemas[topic] = schema
+    return schemas
+
+
+def schema_file(topic: str) -> Path:
+    return SCHEMA_DIR / f"{topic}.schema.json"
+
+
+def write_schemas() -> list[Path]:
+    written = []
+    for topic, schema in published_schemas().items():
+        path = schema_file(topic)
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(schema, indent=2) + "\n")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":   # python -m pipeline.messages: rewrite schemas/ from the types
+    for written in write_schemas():
+        print(written)

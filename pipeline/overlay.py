@@ -6,19 +6,19 @@ import cv2
 import numpy as np
 
 from face.imageio import to_bgr8
+from pipeline.messages import Emotion
 
 PANEL_WIDTH = 300
 TILE = 140
 GREEN, WHITE, GREY, AMBER = (80, 220, 80), (240, 240, 240), (120, 120, 120), (0, 190, 255)
 
 
-def draw(arrays: dict, message: dict, classes) -> np.ndarray:
+def draw(arrays: dict, message: Emotion, classes) -> np.ndarray:
     frame = to_bgr8(arrays["frame"]).copy()
     height = max(frame.shape[0], 2 * TILE + 30 + 22 * len(classes) + 40)
     canvas = np.zeros((height, frame.shape[1] + PANEL_WIDTH, 3), np.uint8)
-    face = message.get("face")
-    if face:
-        x0, y0, x1, y1 = (int(round(v)) for v in face["box"])
+    if message.face:
+        x0, y0, x1, y1 = (int(round(v)) for v in message.face.box)
         cv2.rectangle(frame, (x0, y0), (x1, y1), GREEN, 2)
         for x, y in np.asarray(arrays.get("landmarks", np.zeros((0, 2))))[::4]:
             cv2.circle(frame, (int(x), int(y)), 1, AMBER, -1)
@@ -32,14 +32,14 @@ def draw(arrays: dict, message: dict, classes) -> np.ndarray:
         else:
             cv2.rectangle(canvas, (left, top), (left + TILE, top + TILE), GREY, 1)
     top = 20 + 2 * (TILE + 10)
-    probs = message.get("probs") or {}
+    probs = message.probs or {}
     for i, name in enumerate(classes):
         y = top + i * 22
         p = float(probs.get(name, 0.0))
-        color = GREEN if name == message.get("label") else GREY
+        color = GREEN if name == message.label else GREY
         cv2.rectangle(canvas, (left + 90, y), (left + 90 + int(p * (PANEL_WIDTH - 110)), y + 14), color, -1)
         cv2.putText(canvas, name, (left, y + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.42, WHITE, 1)
-    caption = message.get("smoothed_label") or ("no face" if not message.get("valid") else "-")
+    caption = message.smoothed_label or ("no face" if not message.valid else "-")
     cv2.putText(canvas, caption, (left, top + 22 * len(classes) + 26), cv2.FONT_HERSHEY_SIMPLEX, 0.8, AMBER, 2)
     return canvas
 
@@ -51,7 +51,7 @@ class OverlayWriter:
         self.path, self.display, self.classes, self.fps = path, display, classes, fps
         self.writer = None
 
-    def write(self, arrays: dict, message: dict):
+    def write(self, arrays: dict, message: Emotion):
         if "frame" not in arrays:
             return
         image = draw(arrays, message, self.classes)

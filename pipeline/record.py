@@ -11,8 +11,10 @@ import json
 from pathlib import Path
 
 import cv2
+import msgspec
 
 from face.expressions import EXPRESSIONS
+from pipeline.messages import encode
 from pipeline.truth import NO_FACE
 
 
@@ -46,8 +48,8 @@ class JsonLines:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.file = open(path, "a")
 
-    def write(self, message: dict):
-        self.file.write(json.dumps(message, separators=(",", ":")) + "\n")
+    def write(self, message: msgspec.Struct):
+        self.file.write(encode(message).decode() + "\n")
 
     def close(self):
         self.file.close()

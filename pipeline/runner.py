@@ -1,55 +1,61 @@
-"""One stage's loop between its sockets: capture (source → frames), face / translate / classify
-(frame → frame), decide (frame → emotion message on the PUB socket).
+"""One worker's loop between its sockets (pipeline/stages.py): the source stage makes frames
+(capture), each transform stage maps a frame to a frame (face, translate, classify), the sink stage
+publishes (decide).
 
-Each stage binds its own input (a restarted stage takes up the same address; upstream PUSH sockets
-reconnect by themselves) and reports its counters to the supervisor once a second. A frame whose
-processing raises is forwarded as `valid: false` with the reason, and counted; a crash of the whole
-process is the supervisor's business.
+Each worker binds its own input (a restarted worker takes up the same address; upstream PUSH sockets
+reconnect by themselves) and reports its counters to the supervisor four times per status period. A
+frame whose processing raises is forwarded as `valid: false` with the reason, and counted; a crash of
+the whole process is the supervisor's business.
 """
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import signal
 import sys
 import threading
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import zmq
 
-from pipeline import messages
-from pipeline.config import STAGES, PipelineConfig
+from pipeline.config import PipelineConfig
+from pipeline.messages import (Counters, EndOfStream, FrameHeader, ResultsEnd, SourceStatus, StageReport, encode,
+                               new_header)
 from pipeline.sources import SourceError
-from pipeline.transport import LIVE, Counters, Inlet, Outlet, Ticker, endpoint, send_waiting
+from pipeline.stages import SINK, SOURCE, Worker, ends_expected, fan_out, outlets
+from pipeline.transport import LIVE, Inlet, Outlet, Ticker, endpoint, send_waiting
 
-NEXT = dict(zip(STAGES, STAGES[1:]))
 FATAL = 3            # exit code: a setup error (bad model, port taken) that a restart cannot fix
 FLUSH_MS = 2000      # at end of stream, how long a closing socket may take to deliver what it holds
 GO_FILE = "go"       # the supervisor writes it when every stage is ready; capture waits for it
 
 
-class Stats:
-    """The stage's counters to the supervisor, a few times a second, never blocking."""
+class Reporter:
+    """The worker's counters to the supervisor, a few times a status period, never blocking."""
 
-    def __init__(self, ctx, run_dir, name, counters: Counters, period: float, replica: int = 0):
-        self.name, self.counters, self.extra = name, counters, {"replica": replica}
+    def __init__(self, ctx, run_dir, worker: Worker, counters: Counters, period: float):
+        self.report = StageReport(stage=worker.stage.name, replica=worker.replica, pid=os.getpid(),
+                                  thread=threading.get_ident(), t_ns=0, counters=counters)
         self.sock = ctx.socket(zmq.PUSH)
         self.sock.setsockopt(zmq.SNDHWM, 16)
         self.sock.setsockopt(zmq.LINGER, 200)
         self.sock.connect(endpoint(run_dir, "stats"))
         self.tick = Ticker(period)
 
-    def send(self, force=False, **fields):
-        self.extra.update(fields)
+    def send(self, force=False, *, ready: bool | None = None, fatal: str | None = None,
+             source: SourceStatus | None = None):
+        if ready is not None:
+            self.report.ready = ready
+        if fatal is not None:
+            self.report.fatal = fatal
+        if source is not None:
+            self.report.source = source
         if not (force or self.tick()):
             return
-        report = {"stage": self.name, "pid": os.getpid(), "thread": threading.get_ident(),
-                  "t_ns": time.monotonic_ns(), **asdict(self.counters), **self.extra}
+        self.report.t_ns = time.monotonic_ns()
         try:
-            self.sock.send_json(report, zmq.NOBLOCK)
+            self.sock.send(encode(self.report), zmq.NOBLOCK)
         except zmq.Again:
             pass
 
@@ -57,42 +63,38 @@ class Stats:
         self.sock.close()
 
 
-def run_stage(name: str, config: PipelineConfig, ctx: zmq.Context, run_dir, should_stop, skip: int = 0,
+def run_stage(worker: Worker, config: PipelineConfig, ctx: zmq.Context, run_dir, should_stop, skip: int = 0,
               go=lambda: True) -> int:
-    """Run one stage until end of stream or `should_stop()`; capture starts when `go()` says so.
-    name: a stage, or face.R for the face stage's replica R."""
-    stage, _, replica = name.partition(".")
-    replica = int(replica or 0)
+    """Run one worker until end of stream or `should_stop()`; the source starts when `go()` says so."""
     counters = Counters()
     # Reports come 4× per status period so the status compares counters of about the same moment.
-    stats = Stats(ctx, run_dir, stage, counters, config.status_period_s / 4, replica)
+    reporter = Reporter(ctx, run_dir, worker, counters, config.status_period_s / 4)
     try:
-        if stage == "capture":
-            return run_capture(config, ctx, run_dir, should_stop, counters, stats, skip, go)
-        if stage == "decide":
-            return run_decide(config, ctx, run_dir, should_stop, counters, stats)
-        return run_transform(stage, replica, config, ctx, run_dir, should_stop, counters, stats)
+        if worker.stage.role == SOURCE:
+            return run_capture(worker, config, ctx, run_dir, should_stop, counters, reporter, skip, go)
+        if worker.stage.role == SINK:
+            return run_decide(worker, config, ctx, run_dir, should_stop, counters, reporter)
+        return run_transform(worker, config, ctx, run_dir, should_stop, counters, reporter)
     except (OSError, ValueError, zmq.ZMQError, SourceError) as error:
         # Setup went wrong (model file, port in use, unwritable output, source gone): say what, do not retry.
-        print(f"exprada pipeline: stage {name}: {error}", file=sys.stderr, flush=True)
-        stats.send(force=True, fatal=str(error))
+        print(f"exprada pipeline: stage {worker.name}: {error}", file=sys.stderr, flush=True)
+        reporter.send(force=True, fatal=str(error))
         return FATAL
     finally:
-        stats.close()
+        reporter.close()
 
 
-def run_capture(config, ctx, run_dir, should_stop, counters, stats, skip, go) -> int:
+def run_capture(worker, config, ctx, run_dir, should_stop, counters, reporter, skip, go) -> int:
     from pipeline.record import FrameRecorder
     from pipeline.sources import open_source
 
-    outlets = [Outlet(ctx, endpoint(run_dir, f"in-face.{r}"), config.mode, counters)
-               for r in range(config.face_workers)]
+    outs = [Outlet(ctx, endpoint(run_dir, address), config.mode, counters) for address in outlets(worker, config)]
     source = None
 
     def waiting():
         """Called while pacing or waiting for room downstream: keep reporting, so a stage that is
         only waiting is not taken for hung."""
-        stats.send(source=source.status.as_dict() if source else None)
+        reporter.send(source=source.status if source else None)
         return should_stop()
 
     source = open_source(resolve_source(config.source), fast=config.fast, skip=skip,
@@ -103,14 +105,14 @@ def run_capture(config, ctx, run_dir, should_stop, counters, stats, skip, go) ->
     try:
         for captured in source.frames():
             if captured is None:   # the camera is reconnecting: say so on the status stream
-                stats.send(source=source.status.as_dict())
+                reporter.send(source=source.status)
                 continue
-            header = messages.new_header(captured.index, source.name, captured.t_capture_ns, truth=captured.truth)
+            header = new_header(captured.index, source.name, captured.t_capture_ns, truth=captured.truth)
             if recorder:
                 recorder.write(captured)
-            messages.stamp(header, "capture", captured.t_capture_ns, time.monotonic_ns())
-            send_to_face(outlets, captured.index, header, {"frame": captured.frame}, config.mode, counters, waiting)
-            stats.send(source=source.status.as_dict())
+            header.stamp("capture", captured.t_capture_ns, time.monotonic_ns())
+            send_to_replicas(outs, header, {"frame": captured.frame}, config.mode, counters, waiting)
+            reporter.send(source=source.status)
             if config.max_frames and captured.index + 1 >= config.max_frames:
                 source.status.state = "ended"
                 break
@@ -118,31 +120,31 @@ def run_capture(config, ctx, run_dir, should_stop, counters, stats, skip, go) ->
             note = source.status.note
             if note:
                 print(f"exprada pipeline: {note}", file=sys.stderr, flush=True)
-            for out in outlets:   # every face replica must hear the end
-                out.send(messages.end_of_stream(source.name, counters.frames_out, note or "end of source"),
+            for out in outs:   # every replica must hear the end
+                out.send(EndOfStream(source.name, counters.frames_out, note or "end of source"),
                          should_stop=should_stop)
-            linger_until_stopped(stats, should_stop)
+            linger_until_stopped(reporter, should_stop)
     finally:
-        stats.send(force=True, source=source.status.as_dict())
+        reporter.send(force=True, source=source.status)
         source.close()
         if recorder:
             recorder.close()
-        for out in outlets:
+        for out in outs:
             out.close(0 if should_stop() else FLUSH_MS)
     return 0
 
 
-def send_to_face(outlets, index, header, arrays, mode, counters, waiting):
-    """Frame i goes to face replica i mod N (each replica tracks every Nth frame). Live: if that one is
+def send_to_replicas(outs, header: FrameHeader, arrays, mode, counters, waiting):
+    """Frame i goes to replica i mod N (each replica tracks every Nth frame). Live: if that one is
     busy, to any replica with room; if none has, the frame is dropped (counted)."""
-    first = index % len(outlets)
+    first = header.frame_id % len(outs)
     if mode != LIVE:
-        header["replica"] = first
-        outlets[first].send(header, arrays, waiting)
+        header.replica = first
+        outs[first].send(header, arrays, waiting)
         return
-    for k in range(len(outlets)):
-        header["replica"] = (first + k) % len(outlets)
-        if outlets[header["replica"]].offer(header, arrays):
+    for k in range(len(outs)):
+        header.replica = (first + k) % len(outs)
+        if outs[header.replica].offer(header, arrays):
             return
     counters.drops += 1
 
@@ -154,47 +156,45 @@ def resolve_source(spec: str) -> str:
     return spec
 
 
-def run_transform(name, replica, config, ctx, run_dir, should_stop, counters, stats) -> int:
-    from pipeline.steps import STEPS
-
-    address = f"in-face.{replica}" if name == "face" else f"in-{name}"
-    inlet = Inlet(ctx, endpoint(run_dir, address), config.mode, counters, config.max_bytes)
-    out = Outlet(ctx, endpoint(run_dir, f"in-{NEXT[name]}"), config.mode, counters)
-    step = STEPS[name](config)
-    stats.send(force=True, ready=True)
+def run_transform(worker, config, ctx, run_dir, should_stop, counters, reporter) -> int:
+    inlet = Inlet(ctx, endpoint(run_dir, worker.inlet), config.mode, counters, config.max_bytes)
+    (address,) = outlets(worker, config)
+    out = Outlet(ctx, endpoint(run_dir, address), config.mode, counters)
+    step = worker.stage.step(config)
+    reporter.send(force=True, ready=True)
     finished = False
-    ends_expected = config.face_workers if name == "translate" else 1   # one end of stream per face replica
-    ends = 0
+    ends, expected = 0, ends_expected(worker.stage, config)
 
     def waiting():   # blocked on a full queue downstream: still alive, say so
-        stats.send()
+        reporter.send()
         return should_stop()
 
     try:
         while not should_stop():
-            stats.send()
+            reporter.send()
             message = inlet.receive()
             if message is None:
                 continue
             header, arrays = message
-            if header.get("eos"):
+            if isinstance(header, EndOfStream):
                 ends += 1
-                if ends < ends_expected:
+                if ends < expected:
                     continue
                 out.send(header, should_stop=should_stop)
                 finished = True
-                linger_until_stopped(stats, should_stop)
+                linger_until_stopped(reporter, should_stop)
                 break
             started = time.monotonic_ns()
             try:
                 header, arrays = step(header, arrays)
             except Exception as error:  # a bad frame must not take the stage down: publish why instead
                 counters.errors += 1
-                header["valid"], header["reason"], arrays = False, f"{name} failed: {error}", {}
-            messages.stamp(header, name, started, time.monotonic_ns())
+                header.invalidate(f"{worker.stage.name} failed: {error}")
+                arrays = {}
+            header.stamp(worker.stage.name, started, time.monotonic_ns())
             out.send(header, arrays, waiting)
     finally:
-        stats.send(force=True)
+        reporter.send(force=True)
         step.close()
         inlet.close()
         out.close(FLUSH_MS if finished else 0)
@@ -205,21 +205,69 @@ LIVE_PATIENCE_S = 0.05     # live: how long decide holds a frame for an earlier 
 REPLAY_PATIENCE_S = 5.0    # replay: long enough for a crashed face replica to come back
 
 
-def run_decide(config, ctx, run_dir, should_stop, counters, stats) -> int:
-    from pipeline.decide import Decider, Merger, emotion_message, result_record
+class Publisher:
+    """The PUB socket every subscriber reads: `emotion` from decide, `status` from the supervisor."""
+
+    HWM = 1000   # messages queued per subscriber; beyond that a slow subscriber loses them
+
+    def __init__(self, ctx: zmq.Context, address: str):
+        self.sock = ctx.socket(zmq.PUB)
+        self.sock.setsockopt(zmq.SNDHWM, self.HWM)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        try:
+            self.sock.bind(address)
+        except zmq.ZMQError as error:
+            self.sock.close(0)
+            raise OSError(f"cannot publish on {address}: {error}") from None
+
+    def publish(self, topic: bytes, payload: bytes):
+        """Never waits: PUB drops for a subscriber at its high-water mark instead of blocking us."""
+        try:
+            self.sock.send_multipart([topic, payload], zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+    def close(self):
+        self.sock.close(0)
+
+
+class ResultsOut:
+    """Decide → supervisor: one Result per published frame, for the summary and --record. Live: never
+    waits (a result the supervisor has no room for is lost to the summary only); replay: lossless."""
+
+    def __init__(self, ctx, run_dir, mode, should_stop):
+        self.mode, self.should_stop = mode, should_stop
+        self.sock = ctx.socket(zmq.PUSH)
+        self.sock.setsockopt(zmq.SNDHWM, 1000)
+        self.sock.setsockopt(zmq.LINGER, FLUSH_MS)
+        self.sock.connect(endpoint(run_dir, "results"))
+
+    def send(self, message):
+        payload = encode(message)
+        if self.mode == LIVE and not isinstance(message, ResultsEnd):
+            try:
+                self.sock.send(payload, zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+        else:
+            send_waiting(self.sock, [payload], self.should_stop, copy=True)
+
+    def close(self, flush_ms):
+        self.sock.close(flush_ms)
+
+
+def run_decide(worker, config, ctx, run_dir, should_stop, counters, reporter) -> int:
+    from pipeline.decide import DecideStep, Merger
     from pipeline.overlay import OverlayWriter
 
-    inlet = Inlet(ctx, endpoint(run_dir, "in-decide"), config.mode, counters, config.max_bytes)
+    inlet = Inlet(ctx, endpoint(run_dir, worker.inlet), config.mode, counters, config.max_bytes)
     status_in = ctx.socket(zmq.PULL)
     status_in.setsockopt(zmq.LINGER, 0)
     status_in.bind(endpoint(run_dir, "status-in"))
-    publisher = open_publisher(ctx, config.publish)
-    results = ctx.socket(zmq.PUSH)
-    results.setsockopt(zmq.SNDHWM, 1000)
-    results.setsockopt(zmq.LINGER, FLUSH_MS)
-    results.connect(endpoint(run_dir, "results"))
-    decider = Decider(config.classes)
-    merger = Merger(config.face_workers, LIVE_PATIENCE_S if config.mode == LIVE else REPLAY_PATIENCE_S)
+    publisher = Publisher(ctx, config.publish)
+    results = ResultsOut(ctx, run_dir, config.mode, should_stop)
+    decide = DecideStep(config.classes)
+    merger = Merger(fan_out(config), LIVE_PATIENCE_S if config.mode == LIVE else REPLAY_PATIENCE_S)
     overlay = OverlayWriter(config.save_video, config.display, config.classes) if config.overlay else None
     poller = zmq.Poller()
     poller.register(inlet.sock, zmq.POLLIN)
@@ -228,95 +276,65 @@ def run_decide(config, ctx, run_dir, should_stop, counters, stats) -> int:
 
     def publish_frame(header, arrays):
         nonlocal last_id
-        if header["frame_id"] <= last_id:
+        if header.frame_id <= last_id:
             counters.drops += 1   # too late (live) or a repeat after a capture restart: results leave in order
             return
-        last_id = header["frame_id"]
-        started = time.monotonic_ns()
-        smoothed = decider.update(header.get("probs") if header.get("valid") else None)
-        messages.stamp(header, "decide", started, time.monotonic_ns())
-        emotion = emotion_message(header, smoothed, config.classes, time.monotonic_ns())
-        publish(publisher, b"emotion", json.dumps(emotion, separators=(",", ":")).encode())
+        last_id = header.frame_id
+        result = decide(header)
+        publisher.publish(b"emotion", encode(result.emotion))
         counters.frames_out += 1
         counters.last_frame_id = last_id
-        record = json.dumps(result_record(header, emotion, config.classes)).encode()
-        if config.mode == LIVE:
-            try:
-                results.send(record, zmq.NOBLOCK)
-            except zmq.Again:
-                pass
-        else:
-            send_waiting(results, [record], should_stop, copy=True)
+        results.send(result)
         if overlay:
-            overlay.write(arrays, emotion)
+            overlay.write(arrays, result.emotion)
 
-    stats.send(force=True, ready=True)
+    reporter.send(force=True, ready=True)
     try:
         while not should_stop():
-            stats.send()
+            reporter.send()
             ready = dict(poller.poll(10 if merger.waiting else 100))
             if status_in in ready:
                 forward_status(status_in, publisher)
             message = inlet.receive(0) if inlet.sock in ready or inlet.pending is not None else None
-            if message is not None and message[0].get("eos"):
+            if message is not None and isinstance(message[0], EndOfStream):
                 for header, arrays in merger.pop(flush=True):
                     publish_frame(header, arrays)
-                send_waiting(results, [json.dumps({"eos": True, **message[0]}).encode()], should_stop, copy=True)
-                linger_until_stopped(stats, should_stop)
+                end = message[0]
+                results.send(ResultsEnd(end.source, end.frames, end.reason))
+                linger_until_stopped(reporter, should_stop)
                 break
             if message is not None:
                 merger.push(*message)
             for header, arrays in merger.pop():
                 publish_frame(header, arrays)
     finally:
-        stats.send(force=True)
+        reporter.send(force=True)
         if overlay:
             overlay.close()
         inlet.close()
         status_in.close(0)
-        publisher.close(0)
+        publisher.close()
         results.close(0 if should_stop() else FLUSH_MS)
     return 0
 
 
-def linger_until_stopped(stats, should_stop):
-    """After the end of stream: keep every socket open until the supervisor stops the run. A stage
-    that left at once would disconnect from the next one, and ZeroMQ may drop what the next stage had
-    received from it but not yet read (seen: the last frames of one face replica)."""
-    while not should_stop():
-        stats.send()
-        time.sleep(0.02)
-
-
-PUB_HWM = 1000   # messages queued per subscriber; beyond that a slow subscriber loses them
-
-
-def open_publisher(ctx: zmq.Context, address: str) -> zmq.Socket:
-    publisher = ctx.socket(zmq.PUB)
-    publisher.setsockopt(zmq.SNDHWM, PUB_HWM)
-    publisher.setsockopt(zmq.LINGER, 0)
-    try:
-        publisher.bind(address)
-    except zmq.ZMQError as error:
-        raise OSError(f"cannot publish on {address}: {error}") from None
-    return publisher
-
-
-def publish(publisher: zmq.Socket, topic: bytes, payload: bytes):
-    """Never waits: PUB drops for a subscriber at its high-water mark instead of blocking us."""
-    try:
-        publisher.send_multipart([topic, payload], zmq.NOBLOCK)
-    except zmq.Again:
-        pass
-
-
-def forward_status(status_in, publisher):
+def forward_status(status_in, publisher: Publisher):
+    """The supervisor's status messages, already encoded, onto the PUB socket."""
     while True:
         try:
             payload = status_in.recv(zmq.NOBLOCK)
         except zmq.Again:
             return
-        publish(publisher, b"status", payload)
+        publisher.publish(b"status", payload)
+
+
+def linger_until_stopped(reporter, should_stop):
+    """After the end of stream: keep every socket open until the supervisor stops the run. A stage
+    that left at once would disconnect from the next one, and ZeroMQ may drop what the next stage had
+    received from it but not yet read (seen: the last frames of one face replica)."""
+    while not should_stop():
+        reporter.send()
+        time.sleep(0.02)
 
 
 # ---- process entry -----------------------------------------------------------------------------
@@ -330,7 +348,7 @@ def die_with_parent():
         pass
 
 
-def stage_process(name: str, config: PipelineConfig, run_dir: str, parent_pid: int, skip: int = 0):
+def stage_process(worker: Worker, config: PipelineConfig, run_dir: str, parent_pid: int, skip: int = 0):
     """Entry point of a stage process (multiprocessing 'spawn': nothing inherited but arguments)."""
     die_with_parent()
     if os.getppid() != parent_pid:   # the parent died before prctl took effect
@@ -341,7 +359,7 @@ def stage_process(name: str, config: PipelineConfig, run_dir: str, parent_pid: i
     ctx = zmq.Context()   # made here, after the process started: contexts never cross a fork
     try:
         go_file = Path(run_dir) / GO_FILE
-        code = run_stage(name, config, ctx, run_dir, lambda: stop.is_set() or os.getppid() != parent_pid, skip,
+        code = run_stage(worker, config, ctx, run_dir, lambda: stop.is_set() or os.getppid() != parent_pid, skip,
                          go=go_file.exists)
     finally:
         ctx.destroy(linger=0)

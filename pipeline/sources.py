@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from pipeline import truth as truth_io
+from pipeline.messages import SourceStatus
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"}
 DEFAULT_FPS = 30.0
@@ -35,21 +36,6 @@ class Captured:
     frame: np.ndarray
     t_capture_ns: int
     truth: int | None = None  # ground truth: label index, truth.NO_FACE, or None when unknown
-
-
-@dataclass
-class SourceState:
-    """What the status stream says about the source."""
-
-    state: str = "starting"   # running | reconnecting | ended
-    reconnects: int = 0
-    skipped: int = 0          # unreadable images/frames, skipped and counted
-    note: str = ""
-    extra: dict = field(default_factory=dict)
-
-    def as_dict(self):
-        return {"state": self.state, "reconnects": self.reconnects, "skipped": self.skipped,
-                "note": self.note, **self.extra}
 
 
 class Pacer:
@@ -91,7 +77,7 @@ class VideoSource:
         truth_file = truth_io.beside(self.path)
         self.truth = truth_io.load(truth_file) if truth_file else {}
         self.fast, self.skip, self.should_stop = fast, int(skip), should_stop
-        self.status = SourceState()
+        self.status = SourceStatus()
 
     def frames(self):
         pacer = Pacer(self.fast, self.should_stop)
@@ -140,7 +126,7 @@ class FolderSource:
         recorded = self.path / "frames.jsonl"
         self.truth = truth_io.load(recorded) if recorded.is_file() else {}
         self.fps, self.fast, self.skip, self.should_stop = fps, fast, int(skip), should_stop
-        self.status = SourceState()
+        self.status = SourceStatus()
 
     def _check_readable(self, count):
         """A folder whose first images are all unreadable is not worth starting a run for."""
@@ -197,7 +183,7 @@ class CameraSource:
         self.first_index = int(first_index)   # a restarted capture numbers on from where the last one stopped
         self.pixel_format = pixel_format.upper()
         self.should_stop = should_stop
-        self.status = SourceState()
+        self.status = SourceStatus()
         self.fps = None
         self.cap = None
         if open_now:

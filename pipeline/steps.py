@@ -1,4 +1,5 @@
-"""The per-frame work of each perception stage, free of sockets: (header, arrays) → (header, arrays).
+"""The per-frame work of each transform stage (pipeline/stages.py), free of sockets:
+(FrameHeader, arrays) → (FrameHeader, arrays).
 
 The same steps run in stage processes, in --single-process threads and in the sequential loop the
 benchmark compares against. Perception only measures (probabilities); pipeline/decide.py decides.
@@ -7,9 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from face.imageio import from_network, to_network
+from engines.chain import logits, softmax, translate
+from face.imageio import from_network
 from pipeline.config import PipelineConfig
 from pipeline.fusion import PATHS, publish_probs
+from pipeline.messages import Face, FrameHeader
 
 
 def load_engine(path, config: PipelineConfig):
@@ -32,16 +35,16 @@ class FaceStep:
         self.overlay = config.overlay
         self.crop = config.paths[PATHS.index("crop")]
 
-    def __call__(self, header, arrays):
+    def __call__(self, header: FrameHeader, arrays):
         frame = arrays["frame"]
         result = self.stage(frame)
         out = {}
         if not result:
-            header["valid"], header["reason"] = False, result.reason
+            header.invalidate(result.reason)
         else:
-            header["face"] = {"box": [round(float(v), 1) for v in result.box], "yaw": round(float(result.yaw), 2),
-                              "pitch": round(float(result.pitch), 2), "roll": round(float(result.roll), 2),
-                              "fit_residual": round(float(result.fit_residual), 4)}
+            header.face = Face(box=[round(float(v), 1) for v in result.box], yaw=round(float(result.yaw), 2),
+                               pitch=round(float(result.pitch), 2), roll=round(float(result.roll), 2),
+                               fit_residual=round(float(result.fit_residual), 4))
             out = {"frontal": result.frontal, "side_map": result.side_map}
             if self.crop:
                 out["crop"] = result.crop
@@ -62,26 +65,16 @@ class TranslateStep:
     def __init__(self, config: PipelineConfig):
         self.engine = load_engine(config.generator, config)
 
-    def __call__(self, header, arrays):
-        if not header["valid"]:
+    def __call__(self, header: FrameHeader, arrays):
+        if not header.valid:
             return header, arrays
-        import engines
-
-        outputs = self.engine.run({"image": to_network(arrays["frontal"])[None],
-                                   "side_map": to_network(arrays["side_map"])[None]})
-        engines.check_finite(outputs, f"generator {self.engine.path}")
+        translated = translate(self.engine, arrays["frontal"][None], arrays["side_map"][None])
         out = {k: v for k, v in arrays.items() if k != "side_map"}
-        out["translated"] = from_network(outputs["translated"][0])
+        out["translated"] = from_network(translated[0])
         return header, out
 
     def close(self):
         pass
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 IMAGES = {"translated": "translated", "render": "frontal", "crop": "crop"}   # each path's image in the arrays
@@ -92,10 +85,9 @@ class ClassifyStep:
     render, the aligned crop (one batch when the engine takes a dynamic batch, else one by one) —,
     then the published probabilities (pipeline/fusion.py).
 
-    Header out: `probs` = the published choice (`publish_mode`: pose | fusion | translated | render
-    | crop; pose pools by `header["face"]["yaw"]`), `probs_translated` / `probs_render` /
-    `probs_crop` = each path that was classified (what the mode pools, all three with `baseline`),
-    `published_from` = the mode."""
+    Header out: `paths` = {path: probabilities} for each path classified (what the mode pools, all
+    three with `all_paths`), `probs` = the published choice (`publish_mode`: pose | fusion |
+    translated | render | crop; pose pools by the face's yaw), `published_from` = the mode."""
 
     def __init__(self, config: PipelineConfig):
         self.engine = load_engine(config.classifier, config)
@@ -105,36 +97,26 @@ class ClassifyStep:
         self.classes = config.classes
         self.batched = self.engine.inputs[0].shape[0] is None   # a dynamic batch takes every image at once
 
-    def __call__(self, header, arrays):
-        if not header["valid"]:
+    def __call__(self, header: FrameHeader, arrays):
+        if not header.valid:
             return header, (arrays if self.overlay else {})
-        import engines
-
         missing = [IMAGES[path] for path in self.paths if IMAGES[path] not in arrays]
         if missing:
             raise ValueError(f"classify needs the {', '.join(missing)} image(s); the frame carries "
                              f"{', '.join(sorted(arrays)) or 'none'}")
-        images = [arrays[IMAGES[path]] for path in self.paths]
-        if self.batched:
-            logits = self._logits(np.stack(images))
-        else:
-            logits = np.concatenate([self._logits(image[None]) for image in images])
-        if logits.shape[-1] != len(self.classes):
-            raise ValueError(f"classifier {self.engine.path}: {logits.shape[-1]} logits, metadata names "
+        images = np.stack([arrays[IMAGES[path]] for path in self.paths])
+        scores = logits(self.engine, images, batch=None if self.batched else 1)
+        if scores.shape[-1] != len(self.classes):
+            raise ValueError(f"classifier {self.engine.path}: {scores.shape[-1]} logits, metadata names "
                              f"{len(self.classes)} classes")
-        engines.check_finite({"logits": logits}, f"classifier {self.engine.path}")
-        probs = dict(zip(self.paths, softmax(logits.astype(np.float64))))
-        yaw = (header.get("face") or {}).get("yaw") if self.mode == "pose" else None
-        header["probs"] = _rounded(publish_probs(probs.get("translated"), probs.get("render"), self.mode,
-                                                 self.weight, p_crop=probs.get("crop"), yaw=yaw,
-                                                 crop_yaw=self.crop_yaw))
-        header["published_from"] = self.mode
-        for path, p in probs.items():
-            header[f"probs_{path}"] = _rounded(p)
+        probs = dict(zip(self.paths, softmax(scores)))
+        yaw = header.face.yaw if self.mode == "pose" and header.face else None
+        header.paths = {path: _rounded(p) for path, p in probs.items()}
+        header.probs = _rounded(publish_probs(probs.get("translated"), probs.get("render"), self.mode,
+                                              self.weight, p_crop=probs.get("crop"), yaw=yaw,
+                                              crop_yaw=self.crop_yaw))
+        header.published_from = self.mode
         return header, (arrays if self.overlay else {})
-
-    def _logits(self, images: np.ndarray) -> np.ndarray:
-        return self.engine.run({"image": to_network(images)})["logits"]
 
     def close(self):
         pass
@@ -143,5 +125,3 @@ class ClassifyStep:
 def _rounded(probs) -> list[float]:
     return [round(float(p), 5) for p in probs]
 
-
-STEPS = {"face": FaceStep, "translate": TranslateStep, "classify": ClassifyStep}

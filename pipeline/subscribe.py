@@ -1,7 +1,9 @@
-"""Print the pipeline's stream: `python -m pipeline.subscribe [--endpoint E] [--topic emotion|status]`.
+"""Read the pipeline's stream: `python -m pipeline.subscribe [--endpoint E] [--topic emotion|status]`.
 
 Each ZeroMQ message is two frames, [topic, JSON]; any SUB socket in any language reads it the same
-way. One JSON object per line on stdout.
+way (the JSON Schemas of both topics are in schemas/). From Python, `subscribe()` + `receive()` give
+typed messages (pipeline/messages.py: Emotion, Status); a message that does not decode is skipped,
+with one line on stderr. The command prints one JSON object per line on stdout.
 """
 from __future__ import annotations
 
@@ -12,8 +14,7 @@ import sys
 import zmq
 
 from pipeline.config import DEFAULT_PUBLISH
-
-TOPICS = ("emotion", "status")
+from pipeline.messages import TOPICS, DecodeError, Emotion, Published, decode_published, to_builtins
 
 
 def subscribe(endpoint: str = DEFAULT_PUBLISH, topics=TOPICS, ctx: zmq.Context | None = None) -> zmq.Socket:
@@ -27,17 +28,24 @@ def subscribe(endpoint: str = DEFAULT_PUBLISH, topics=TOPICS, ctx: zmq.Context |
     return sock
 
 
-def receive(sock: zmq.Socket, timeout_ms: int) -> tuple[str, dict] | None:
-    """(topic, message), or None when nothing came within the timeout. Foreign messages are skipped."""
-    if not sock.poll(timeout_ms):
-        return None
-    parts = sock.recv_multipart()
-    if len(parts) != 2:
-        return ("?", {"error": f"unexpected message with {len(parts)} frames"})
-    try:
-        return parts[0].decode(), json.loads(parts[1])
-    except (UnicodeDecodeError, ValueError) as error:
-        return ("?", {"error": f"undecodable message: {error}"})
+def receive(sock: zmq.Socket, timeout_ms: int, on_bad=None) -> tuple[str, Published] | None:
+    """(topic, message) of the next well-formed message, or None when none came within the timeout.
+    A foreign or malformed message is skipped; `on_bad(reason)` hears of it (default: one line on
+    stderr)."""
+    on_bad = on_bad or (lambda reason: print(f"exprada subscribe: skipped {reason}", file=sys.stderr, flush=True))
+    while sock.poll(timeout_ms):
+        parts = sock.recv_multipart()
+        if len(parts) != 2:
+            on_bad(f"a message of {len(parts)} frames (expected [topic, JSON])")
+            continue
+        topic = parts[0].decode(errors="replace")
+        try:
+            message = decode_published(parts[1])
+        except DecodeError as error:
+            on_bad(f"an undecodable {topic!r} message: {error}")
+            continue
+        return topic, message
+    return None
 
 
 def main(argv=None) -> int:
@@ -57,11 +65,11 @@ def main(argv=None) -> int:
                 break
             topic, message = got
             seen += 1
-            if args.brief and topic == "emotion":
-                print(f"{message['frame_id']:>6} {message['smoothed_label'] or '-':<10} "
-                      f"{message['label'] or 'no face':<10} {message['latency_ms']['total']:7.1f} ms", flush=True)
+            if args.brief and isinstance(message, Emotion):
+                print(f"{message.frame_id:>6} {message.smoothed_label or '-':<10} "
+                      f"{message.label or 'no face':<10} {message.latency_ms['total']:7.1f} ms", flush=True)
             else:
-                print(json.dumps({"topic": topic, **message}), flush=True)
+                print(json.dumps({"topic": topic, **to_builtins(message)}), flush=True)
     except KeyboardInterrupt:
         pass
     finally:

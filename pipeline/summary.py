@@ -13,9 +13,9 @@ from array import array
 import numpy as np
 
 from pipeline.fusion import PATHS
+from pipeline.messages import Result
+from pipeline.stages import STAGE_NAMES
 from pipeline.truth import NO_FACE
-
-STAGE_NAMES = ("capture", "face", "translate", "classify", "decide")
 
 
 def percentile(values, q):
@@ -24,9 +24,7 @@ def percentile(values, q):
 
 
 class Tally:
-    """Adds up one record per published frame (pipeline/decide.py: result_record): {"emotion":
-    message, "truth": index|NO_FACE|None, "translated": the translated path's label | None, "render":
-    the render path's label | None, "crop": the crop path's label | None}."""
+    """Adds up one Result per published frame (pipeline/decide.py: DecideStep)."""
 
     def __init__(self, classes):
         self.classes = tuple(classes)
@@ -38,35 +36,34 @@ class Tally:
         self.path_frames = {path: 0 for path in PATHS}
         self.published_from = None
 
-    def add(self, record: dict):
-        emotion = record["emotion"]
+    def add(self, result: Result):
+        emotion = result.emotion
         self.frames += 1
-        self.valid += bool(emotion["valid"])
-        t0, t1 = emotion["t_capture_ns"], emotion["t_publish_ns"]
+        self.valid += emotion.valid
+        t0, t1 = emotion.t_capture_ns, emotion.t_publish_ns
         self.first_capture = t0 if self.first_capture is None else min(self.first_capture, t0)
         self.last_publish = t1 if self.last_publish is None else max(self.last_publish, t1)
-        for name, value in emotion["latency_ms"].items():
+        for name, value in emotion.latency_ms.items():
             if name in self.latency:
                 self.latency[name].append(value)
-        if emotion["valid"]:
-            self.published_from = emotion.get("published_from", self.published_from)
-        truth = record.get("truth")
+        if emotion.valid:
+            self.published_from = emotion.published_from or self.published_from
+        truth = result.truth
         if truth is None:
             return
         if truth == NO_FACE:
             self.no_face += 1
-            self.no_face_agreed += not emotion["valid"]
+            self.no_face_agreed += not emotion.valid
             return
         self.with_face += 1
-        if not emotion["valid"]:
+        if not emotion.valid:
             return
         self.found += 1
         expected = self.classes[truth]
-        self.hits["published"] += emotion["label"] == expected
-        self.hits["smoothed"] += emotion["smoothed_label"] == expected
-        for path in PATHS:
-            label = record.get(path)
-            if label is not None:
+        self.hits["published"] += emotion.label == expected
+        self.hits["smoothed"] += emotion.smoothed_label == expected
+        for path, label in result.path_labels.items():
+            if path in self.path_frames:
                 self.path_frames[path] += 1
                 self.hits[path] += label == expected
 
@@ -96,17 +93,13 @@ class Tally:
             "accuracy_crop": _rate(self.hits["crop"], self.path_frames["crop"]),
             "accuracy_smoothed": _rate(self.hits["smoothed"], self.found),
         })
-        # The names from before the published label could be other than the translation's: with UIT is
-        # the translated path, without UIT the render.
-        result["accuracy_uit"] = result["accuracy_translated"]
-        result["accuracy_without_uit"] = result["accuracy_render"]
         return result
 
 
-def summarize(records, stages: dict, classes) -> dict:
+def summarize(results, stages: dict, classes) -> dict:
     tally = Tally(classes)
-    for record in records:
-        tally.add(record)
+    for result in results:
+        tally.add(result)
     return tally.summary(stages)
 
 
@@ -125,7 +118,7 @@ def describe(summary: dict) -> str:
         lines.append(f"accuracy vs ground truth on {summary['frames_with_truth']} frames: "
                      f"published ({summary.get('published_from') or '-'}) {summary['accuracy_published']}, "
                      f"translated (with UIT) {summary['accuracy_translated']}, "
-                     f"render (without UIT) {summary['accuracy_render']}, "
+                     f"render {summary['accuracy_render']}, "
                      f"crop (aligned frame) {summary.get('accuracy_crop')}, "
                      f"smoothed {summary['accuracy_smoothed']}; face found {summary['face_found_rate']}")
     return "\n".join(lines)

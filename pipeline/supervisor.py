@@ -1,11 +1,11 @@
-"""The supervisor: starts one process per stage (or one thread each, --single-process; see
-pipeline/workers.py), restarts a stage that crashes or hangs, publishes the status once a second,
+"""The supervisor: starts one process per worker of the stage table (pipeline/stages.py; or one thread
+each, --single-process; see pipeline/workers.py), restarts a worker that crashes or hangs, publishes
+the status once per status period (default 1 s),
 collects every published frame for the summary and --record, and on Ctrl-C / SIGTERM stops every
 stage within 2 s. Stage processes die with the supervisor (PR_SET_PDEATHSIG, pipeline/runner.py).
 """
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import sys
@@ -17,17 +17,20 @@ from pathlib import Path
 
 import zmq
 
+import msgspec
+
 from pipeline import runner
-from pipeline.config import STAGES, PipelineConfig, resolve_models
-from pipeline.decide import STATUS_SCHEMA
+from pipeline.config import PipelineConfig, resolve_models
+from pipeline.messages import (COUNTERS, DecodeError, Result, SourceStatus, StageStatus, Status, decode_report,
+                               decode_result, encode)
 from pipeline.record import JsonLines
+from pipeline.stages import SINK, SOURCE, STAGE_NAMES, STAGES, Worker, workers
 from pipeline.summary import Tally
 from pipeline.transport import Ticker, endpoint
 from pipeline.workers import ProcessWorker, ThreadWorker
 
 STOP_GRACE_S = 1.5    # SIGTERM, then SIGKILL: everything is gone within 2 s of Ctrl-C
 SUBSCRIBER_GRACE_S = 0.5  # after the PUB socket is up, time for subscribers to connect before frame 0
-COUNTERS = ("frames_in", "frames_out", "drops", "superseded", "malformed", "errors")
 
 
 class Supervisor:
@@ -39,10 +42,10 @@ class Supervisor:
         self.tally = None   # made once the models' class names are known
         self.stats_in = self.results_in = self.status_out = None
         self.emotion_log = self.status_log = None
-        self.reports = {name: {} for name in STAGES}      # stage → {(pid, thread): latest report}
+        self.reports = {name: {} for name in STAGE_NAMES}  # stage → {(pid, thread): latest StageReport}
         self.restarts = defaultdict(deque)      # worker → times of its recent restarts
         self.restart_count = defaultdict(int)   # worker → restarts so far
-        self.workers = {}                       # worker name (a stage, or face.R) → its handle
+        self.workers = {}                       # Worker → its handle (process or thread)
         self.finished = set()                   # workers that ended cleanly
         self.error = None
         self.end_note = None
@@ -62,8 +65,8 @@ class Supervisor:
         self.ctx = zmq.Context()
         try:
             self._open_sockets()
-            for name in self.config.worker_names():
-                self._start(name)
+            for worker in workers(self.config):
+                self._start(worker)
             self._loop()
         finally:
             self._shutdown()
@@ -99,13 +102,13 @@ class Supervisor:
         self.emotion_log = JsonLines(record / "emotion.jsonl") if record else None
         self.status_log = JsonLines(record / "status.jsonl") if record else None
 
-    def _start(self, name, skip=0):
+    def _start(self, worker: Worker, skip=0):
         if self.config.single_process:
-            worker = ThreadWorker(name, self.config, self.ctx, self.stop, self.go, skip)
+            handle = ThreadWorker(worker, self.config, self.ctx, self.stop, self.go, skip)
         else:
-            worker = ProcessWorker(name, self.config, self.run_dir, skip)
-        worker.start()
-        self.workers[name] = worker
+            handle = ProcessWorker(worker, self.config, self.run_dir, skip)
+        handle.start()
+        self.workers[worker] = handle
 
     def _loop(self):
         poller = zmq.Poller()
@@ -133,8 +136,8 @@ class Supervisor:
             self._finish_results()
 
     def _all_ready(self):
-        ready = all(sum(1 for r in self.reports[stage].values() if r.get("ready")) >= len(self._workers_of(stage))
-                    for stage in STAGES if stage != "capture")
+        ready = all(sum(1 for r in self.reports[stage.name].values() if r.ready) >= stage.replicas(self.config)
+                    for stage in STAGES if stage.role != SOURCE)
         if ready and self.ready_since is None:
             self.ready_since = time.monotonic()
         return ready and time.monotonic() - self.ready_since >= SUBSCRIBER_GRACE_S
@@ -165,34 +168,33 @@ class Supervisor:
     def _drain_stats(self):
         while True:
             try:
-                report = self.stats_in.recv_json(zmq.NOBLOCK)
+                report = decode_report(self.stats_in.recv(zmq.NOBLOCK))
             except zmq.Again:
                 return
-            except ValueError:
+            except DecodeError:
                 continue
-            name = report.get("stage")
+            name = report.stage
             if name in self.reports:
-                self.reports[name][(report.get("pid"), report.get("thread"))] = report
-                self.heard[(name, report.get("pid"))] = time.monotonic()
-                if report.get("fatal") and not self.error:
-                    self.error = f"stage {name}: {report['fatal']}"
+                self.reports[name][(report.pid, report.thread)] = report
+                self.heard[(name, report.pid)] = time.monotonic()
+                if report.fatal and not self.error:
+                    self.error = f"stage {name}: {report.fatal}"
 
     def _drain_results(self) -> bool:
         while True:
             try:
-                raw = self.results_in.recv(zmq.NOBLOCK)
+                message = decode_result(self.results_in.recv(zmq.NOBLOCK))
             except zmq.Again:
                 return False
-            record = json.loads(raw)
-            if record.get("eos"):
+            if not isinstance(message, Result):   # the end of the results
                 self.eos_seen = True
-                self.end_note = record.get("reason") if record.get("reason") != "end of source" else None
+                self.end_note = message.reason if message.reason != "end of source" else None
                 return True
-            self.tally.add(record)
+            self.tally.add(message)
             if self.emotion_log:
-                self.emotion_log.write(record["emotion"])
+                self.emotion_log.write(message.emotion)
             if self.on_message:
-                self.on_message(record)
+                self.on_message(message)
 
     def _finish_results(self, timeout_s: float = 1.0):
         """The run ended without the end-of-stream record yet: take what is still on its way."""
@@ -200,7 +202,7 @@ class Supervisor:
         while not self.eos_seen and time.monotonic() < deadline:
             if self.results_in.poll(50):
                 self._drain_results()
-            elif "decide" not in self.finished:
+            elif not any(w.stage.role == SINK for w in self.finished):
                 return   # decide did not finish cleanly: nothing more is coming
 
     def _kill_stalled(self):
@@ -209,112 +211,103 @@ class Supervisor:
         if self.config.single_process or not self.config.stall_timeout_s:
             return
         now = time.monotonic()
-        for name, worker in self.workers.items():
-            last = self.heard.get((stage_of(name), worker.ident))
-            if worker.alive and last is not None and now - last > self.config.stall_timeout_s:
-                print(f"exprada pipeline: stage {name} silent for {now - last:.0f} s; killing it",
+        for worker, handle in self.workers.items():
+            last = self.heard.get((worker.stage.name, handle.ident))
+            if handle.alive and last is not None and now - last > self.config.stall_timeout_s:
+                print(f"exprada pipeline: stage {worker.name} silent for {now - last:.0f} s; killing it",
                       file=sys.stderr, flush=True)
-                self.heard.pop((stage_of(name), worker.ident))
-                worker.kill()
+                self.heard.pop((worker.stage.name, handle.ident))
+                handle.kill()
 
     def _check_workers(self) -> bool:
         """Restart crashed stages; True when the run is over (decide finished, or a fatal error)."""
         self._kill_stalled()
-        for name, worker in list(self.workers.items()):
-            code = worker.exitcode
-            if code is None or name in self.finished or self.stop.is_set():
+        for worker, handle in list(self.workers.items()):
+            code = handle.exitcode
+            if code is None or worker in self.finished or self.stop.is_set():
                 continue
             if code == 0:
-                self.finished.add(name)
-                if name == "decide":
+                self.finished.add(worker)
+                if worker.stage.role == SINK:   # decide finished: every result is in
                     return True
                 continue
             if code == runner.FATAL:
-                self.error = self.error or f"stage {name} could not start (exit code {code})"
+                self.error = self.error or f"stage {worker.name} could not start (exit code {code})"
                 return True
-            if not self._may_restart(name):
-                self.error = (f"stage {name} keeps crashing ({self.config.max_restarts} restarts within "
+            if not self._may_restart(worker):
+                self.error = (f"stage {worker.name} keeps crashing ({self.config.max_restarts} restarts within "
                               f"{self.config.restart_window_s:.0f} s); stopping")
                 return True
-            skip = self._resume_point(name)
-            print(f"exprada pipeline: stage {name} exited with code {code}; restarting "
-                  f"(restart {self.restart_count[name]})", file=sys.stderr, flush=True)
-            self._start(name, skip)
+            skip = self._resume_point(worker)
+            print(f"exprada pipeline: stage {worker.name} exited with code {code}; restarting "
+                  f"(restart {self.restart_count[worker]})", file=sys.stderr, flush=True)
+            self._start(worker, skip)
         return False
 
-    def _may_restart(self, name) -> bool:
+    def _may_restart(self, worker: Worker) -> bool:
         now = time.monotonic()
-        window = self.restarts[name]
+        window = self.restarts[worker]
         while window and now - window[0] > self.config.restart_window_s:
             window.popleft()
         if len(window) >= self.config.max_restarts:
             return False
         window.append(now)
-        self.restart_count[name] += 1
+        self.restart_count[worker] += 1
         return True
 
-    def _resume_point(self, name) -> int:
-        """A restarted capture goes on after the last frame it reported sending (a file resumes there,
+    def _resume_point(self, worker: Worker) -> int:
+        """A restarted source goes on after the last frame it reported sending (a file resumes there,
         a camera numbers on from there, so frame ids keep increasing)."""
-        if name != "capture":
+        if worker.stage.role != SOURCE:
             return 0
-        sent = [r.get("last_frame_id", -1) for r in self.reports["capture"].values()]
+        sent = [r.counters.last_frame_id for r in self.reports[worker.stage.name].values()]
         return max(sent, default=-1) + 1
 
     # ---- status ------------------------------------------------------------------------------
 
-    def _workers_of(self, stage) -> list[str]:
-        return [w for w in self.config.worker_names() if stage_of(w) == stage]
-
     def stage_totals(self) -> dict:
         """Counters per stage, summed over every incarnation of it (restarts start at zero)."""
         totals = {}
-        for name in STAGES:
-            reports = self.reports[name].values()
-            total = {key: sum(r.get(key, 0) for r in reports) for key in COUNTERS}
-            total["restarts"] = sum(self.restart_count[w] for w in self._workers_of(name))
-            totals[name] = total
+        for stage in STAGES:
+            reports = self.reports[stage.name].values()
+            total = {key: sum(getattr(r.counters, key) for r in reports) for key in COUNTERS}
+            total["restarts"] = sum(self.restart_count[w] for w in workers(self.config, stage))
+            totals[stage.name] = total
         return totals
 
-    def status(self) -> dict:
+    def status(self) -> Status:
         now = time.monotonic()
         then, before = self.last_status
         totals = self.stage_totals()
         stages, upstream = {}, None
-        for name in STAGES:
-            total, workers = totals[name], [self.workers[w] for w in self._workers_of(name) if w in self.workers]
-            elapsed = max(now - then, 1e-6)
-            fps = (total["frames_out"] - before.get(name, {}).get("frames_out", 0)) / elapsed
+        for stage in STAGES:
+            total = totals[stage.name]
+            handles = [self.workers[w] for w in workers(self.config, stage) if w in self.workers]
+            fps = (total["frames_out"] - before.get(stage.name, {}).get("frames_out", 0)) / max(now - then, 1e-6)
             queue = 0 if upstream is None else max(
                 0, upstream["frames_out"] - total["frames_in"] - total["superseded"])
-            stages[name] = {"fps": round(fps, 2), "frames": total["frames_out"], "drops": total["drops"],
-                            "malformed": total["malformed"], "errors": total["errors"], "queue": queue,
-                            "restarts": total["restarts"], "alive": bool(workers) and all(w.alive for w in workers),
-                            "pid": workers[0].ident if workers else None}
-            if len(workers) > 1:   # the face stage's replicas
-                stages[name]["pids"] = [w.ident for w in workers]
+            stages[stage.name] = StageStatus(
+                fps=round(fps, 2), frames=total["frames_out"], drops=total["drops"], malformed=total["malformed"],
+                errors=total["errors"], queue=queue, restarts=total["restarts"],
+                alive=bool(handles) and all(h.alive for h in handles), pid=handles[0].ident if handles else None,
+                pids=[h.ident for h in handles] if len(handles) > 1 else None)
             upstream = total
         self.last_status = (now, totals)
-        source = {}
-        for report in self.reports["capture"].values():
-            source = report.get("source", source)
-        return {"schema": STATUS_SCHEMA, "t_ns": time.monotonic_ns(), "mode": self.config.mode,
-                "source": {"name": self.config.source, **source}, "stages": stages,
-                "error": self.error}
+        source = SourceStatus()
+        for report in self.reports[STAGES[0].name].values():
+            source = report.source or source
+        return Status(t_ns=time.monotonic_ns(), mode=self.config.mode,
+                      source=msgspec.structs.replace(source, name=self.config.source), stages=stages,
+                      error=self.error)
 
     def _publish_status(self):
         status = self.status()
         try:
-            self.status_out.send(json.dumps(status, separators=(",", ":")).encode(), zmq.NOBLOCK)
+            self.status_out.send(encode(status), zmq.NOBLOCK)
         except zmq.Again:
             pass
         if self.status_log:
             self.status_log.write(status)
-
-
-def stage_of(worker_name: str) -> str:
-    """face.1 → face: the stage a worker belongs to."""
-    return worker_name.partition(".")[0]
 
 
 def check_source(config: PipelineConfig):

@@ -12,28 +12,15 @@ fork; sockets are never shared between threads.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import zmq
 
-from pipeline import messages
+from pipeline import wire
+from pipeline.messages import Counters, EndOfStream, StageMessage
 
 LIVE, REPLAY = "live", "replay"
 SLICE_MS = 100
 HWM = {LIVE: 1, REPLAY: 4}
-
-
-@dataclass
-class Counters:
-    """What a stage tells the supervisor once a second."""
-
-    frames_in: int = 0
-    frames_out: int = 0
-    drops: int = 0        # frames thrown away: live queue overflow or superseded by a newer frame
-    superseded: int = 0   # the part of `drops` received and then replaced by a newer frame (live)
-    malformed: int = 0    # messages refused by messages.decode (bad header, sizes, oversized)
-    errors: int = 0       # frames whose processing raised; forwarded as valid: false
-    last_frame_id: int = -1
 
 
 def endpoint(run_dir: str | None, name: str) -> str:
@@ -52,7 +39,7 @@ class Inlet:
     """A stage's input: PULL, bound at its own endpoint so a restarted stage takes up the same address."""
 
     def __init__(self, ctx: zmq.Context, address: str, mode: str, counters: Counters,
-                 max_bytes: int = messages.DEFAULT_MAX_BYTES, bind: bool = True):
+                 max_bytes: int = wire.DEFAULT_MAX_BYTES, bind: bool = True):
         self.mode, self.counters, self.max_bytes = mode, counters, max_bytes
         self.pending = None
         self.sock = configure(ctx.socket(zmq.PULL), HWM[mode])
@@ -80,14 +67,15 @@ class Inlet:
             except zmq.Again:
                 break
             try:
-                message = messages.decode(parts, self.max_bytes)
-            except messages.BadMessage:
+                message = wire.decode(parts, self.max_bytes)
+            except wire.BadMessage:
                 self.counters.malformed += 1
                 continue
-            if message[0].get("eos") and latest is not None:
+            end = isinstance(message[0], EndOfStream)
+            if end and latest is not None:
                 self.pending = message     # the newest frame still goes first
                 break
-            if self.mode == REPLAY or message[0].get("eos"):
+            if self.mode == REPLAY or end:
                 return self._count(message)
             if latest is not None:
                 self.counters.drops += 1   # superseded by a newer frame
@@ -96,7 +84,7 @@ class Inlet:
         return self._count(latest) if latest is not None else None
 
     def _count(self, message):
-        if not message[0].get("eos"):
+        if not isinstance(message[0], EndOfStream):
             self.counters.frames_in += 1
         return message
 
@@ -112,10 +100,11 @@ class Outlet:
         self.sock = configure(ctx.socket(zmq.PUSH), HWM[mode])
         self.sock.connect(address)
 
-    def send(self, header: dict, arrays=None, should_stop=lambda: False) -> bool:
+    def send(self, header: StageMessage, arrays=None, should_stop=lambda: False) -> bool:
         """Send a frame; live: drop it (counted) if the next stage is busy; replay: wait for room."""
-        parts = messages.encode(header, arrays)
-        if self.mode == LIVE and not header.get("eos"):
+        parts = wire.encode(header, arrays)
+        end = isinstance(header, EndOfStream)
+        if self.mode == LIVE and not end:
             try:
                 self.sock.send_multipart(parts, zmq.NOBLOCK, copy=False)
             except zmq.Again:
@@ -123,19 +112,19 @@ class Outlet:
                 return False
         elif not send_waiting(self.sock, parts, should_stop):
             return False
-        if not header.get("eos"):
+        if not end:
             self.counters.frames_out += 1
-            self.counters.last_frame_id = header["frame_id"]
+            self.counters.last_frame_id = header.frame_id
         return True
 
-    def offer(self, header: dict, arrays=None) -> bool:
+    def offer(self, header: StageMessage, arrays=None) -> bool:
         """Live: send if the next stage has room now; False (nothing counted) if not."""
         try:
-            self.sock.send_multipart(messages.encode(header, arrays), zmq.NOBLOCK, copy=False)
+            self.sock.send_multipart(wire.encode(header, arrays), zmq.NOBLOCK, copy=False)
         except zmq.Again:
             return False
         self.counters.frames_out += 1
-        self.counters.last_frame_id = header["frame_id"]
+        self.counters.last_frame_id = header.frame_id
         return True
 
     def close(self, flush_ms: int = 0):

@@ -12,14 +12,15 @@ import threading
 import traceback
 
 from pipeline import runner
+from pipeline.stages import Worker
 
 
 class ProcessWorker:
-    def __init__(self, name, config, run_dir, skip=0):
+    def __init__(self, worker: Worker, config, run_dir, skip=0):
         spawn = multiprocessing.get_context("spawn")
-        self.name = name
-        self.proc = spawn.Process(target=runner.stage_process, name=f"exprada-{name}", daemon=True,
-                                  args=(name, config, run_dir, os.getpid(), skip))
+        self.worker = worker
+        self.proc = spawn.Process(target=runner.stage_process, name=f"exprada-{worker.name}", daemon=True,
+                                  args=(worker, config, run_dir, os.getpid(), skip))
 
     def start(self):
         self.proc.start()
@@ -51,14 +52,14 @@ class ProcessWorker:
 class ThreadWorker:
     """--single-process: the stage's loop in a thread, sharing one context (inproc sockets)."""
 
-    def __init__(self, name, config, ctx, stop: threading.Event, go: threading.Event, skip=0):
-        self.name, self.code = name, None
-        self.thread = threading.Thread(target=self._run, name=f"exprada-{name}", daemon=True,
-                                       args=(name, config, ctx, stop, go, skip))
+    def __init__(self, worker: Worker, config, ctx, stop: threading.Event, go: threading.Event, skip=0):
+        self.worker, self.code = worker, None
+        self.thread = threading.Thread(target=self._run, name=f"exprada-{worker.name}", daemon=True,
+                                       args=(worker, config, ctx, stop, go, skip))
 
-    def _run(self, name, config, ctx, stop, go, skip):
+    def _run(self, worker, config, ctx, stop, go, skip):
         try:
-            self.code = runner.run_stage(name, config, ctx, None, stop.is_set, skip, go=go.is_set)
+            self.code = runner.run_stage(worker, config, ctx, None, stop.is_set, skip, go=go.is_set)
         except Exception:
             traceback.print_exc()
             self.code = 1

@@ -1,19 +1,20 @@
 """ClassifyStep with the shipped classifier (a real ONNX Runtime session): for each publish mode
-(pose, the default, pooling by the face's yaw), the published `probs` and the per-path
-`probs_translated` / `probs_render` / `probs_crop` agree with the classifier run on each image alone
-and with pipeline/fusion.py, and the emotion message carries them."""
+(pose pooling by the face's yaw), the published `probs` and each path's probabilities in `paths`
+(translated, render, crop) agree with the classifier run on each image alone and with
+pipeline/fusion.py, and the emotion message carries them."""
 import time
 
 import cv2
 import numpy as np
 import pytest
 
+from engines.chain import softmax
 from face.imageio import to_network
-from pipeline import messages
 from pipeline.config import PipelineConfig, resolve_models
 from pipeline.decide import emotion_message, path_labels
 from pipeline.fusion import PUBLISH_MODES, publish_probs
-from pipeline.steps import ClassifyStep, softmax
+from pipeline.messages import Face, new_header, to_builtins
+from pipeline.steps import ClassifyStep
 from pipeline_clips import driver_photo
 from pipeline_helpers import REPO
 
@@ -46,15 +47,15 @@ def reference(images):
             for image in images]
 
 
-def step_for(mode, baseline=True, weight=0.5, crop_yaw=30.0):
+def step_for(mode, all_paths=True, weight=0.5, crop_yaw=30.0):
     config = resolve_models(PipelineConfig(generator=str(GENERATOR), classifier=str(CLASSIFIER), publish_mode=mode,
-                                           fusion_weight=weight, baseline=baseline, crop_yaw=crop_yaw))
+                                           fusion_weight=weight, all_paths=all_paths, crop_yaw=crop_yaw))
     return ClassifyStep(config), config
 
 
 def classify(step, images, yaw=12.0):
-    header = messages.new_header(7, "test", 1_000)
-    header["face"] = {"box": [0.0, 0.0, 10.0, 10.0], "yaw": yaw, "pitch": 0.0, "roll": 0.0, "fit_residual": 0.01}
+    header = new_header(7, "test", 1_000)
+    header.face = Face(box=[0.0, 0.0, 10.0, 10.0], yaw=yaw, pitch=0.0, roll=0.0, fit_residual=0.01)
     translated, frontal, crop = images
     header, _ = step(header, {"translated": translated, "frontal": frontal, "crop": crop})
     return header
@@ -75,29 +76,29 @@ def test_the_paths_differ(reference):
 def test_each_mode_publishes_its_choice_and_every_path(mode, images, reference):
     p_t, p_r, p_c = reference
     step, config = step_for(mode, weight=0.3)
-    assert config.paths == (True, True, True)   # baseline: every path, for the summary
+    assert config.paths == (True, True, True)   # all_paths: every path, for the summary
     header = classify(step, images)
-    np.testing.assert_allclose(header["probs_translated"], p_t, atol=2e-5)
-    np.testing.assert_allclose(header["probs_render"], p_r, atol=2e-5)
-    np.testing.assert_allclose(header["probs_crop"], p_c, atol=2e-5)
-    np.testing.assert_allclose(header["probs"], expected_probs(reference, mode, 0.3), atol=2e-5)
-    assert header["published_from"] == mode and "probs_baseline" not in header
-    expected = {"translated": header["probs_translated"], "render": header["probs_render"],
-                "crop": header["probs_crop"]}.get(mode)
-    if expected is not None:
-        assert header["probs"] == expected
+    assert list(header.paths) == ["translated", "render", "crop"]
+    np.testing.assert_allclose(header.paths["translated"], p_t, atol=2e-5)
+    np.testing.assert_allclose(header.paths["render"], p_r, atol=2e-5)
+    np.testing.assert_allclose(header.paths["crop"], p_c, atol=2e-5)
+    np.testing.assert_allclose(header.probs, expected_probs(reference, mode, 0.3), atol=2e-5)
+    assert header.published_from == mode
+    if mode in header.paths:
+        assert header.probs == header.paths[mode]
     # The same numbers image by image when the engine cannot take a batch.
     step.batched = False
     alone = classify(step, images)
-    assert alone.keys() == header.keys() and alone["published_from"] == mode
-    for key in ("probs", "probs_translated", "probs_render", "probs_crop"):
-        np.testing.assert_allclose(alone[key], header[key], atol=2e-5)
+    assert alone.paths.keys() == header.paths.keys() and alone.published_from == mode
+    np.testing.assert_allclose(alone.probs, header.probs, atol=2e-5)
+    for path in header.paths:
+        np.testing.assert_allclose(alone.paths[path], header.paths[path], atol=2e-5)
     # The emotion message: `probs` / `label` are the published choice, `paths` holds all three.
-    message = emotion_message(header, None, config.classes, time.monotonic_ns())
+    message = to_builtins(emotion_message(header, None, config.classes, time.monotonic_ns()))
     assert message["published_from"] == mode
-    assert message["probs"] == dict(zip(config.classes, header["probs"]))
-    assert message["label"] == config.classes[int(np.argmax(header["probs"]))]
-    assert message["paths"] == {path: dict(zip(config.classes, header[f"probs_{path}"]))
+    assert message["probs"] == dict(zip(config.classes, header.probs))
+    assert message["label"] == config.classes[int(np.argmax(header.probs))]
+    assert message["paths"] == {path: dict(zip(config.classes, header.paths[path]))
                                 for path in ("translated", "render", "crop")}
     assert path_labels(header, config.classes) == {"translated": config.classes[int(p_t.argmax())],
                                                    "render": config.classes[int(p_r.argmax())],
@@ -106,12 +107,12 @@ def test_each_mode_publishes_its_choice_and_every_path(mode, images, reference):
 
 @pytest.mark.parametrize("yaw", [0.0, 9.5, -21.0, 30.0, -55.0])
 def test_pose_mode_pools_by_the_face_stage_yaw(yaw, images, reference):
-    """Pose mode: the three paths pooled with the crop's weight set by header["face"]["yaw"],
+    """Pose mode: the three paths pooled with the crop's weight set by the face's yaw,
     the same numbers as publish_probs on the three images classified apart."""
     step, config = step_for("pose", weight=0.4, crop_yaw=25.0)
     assert PipelineConfig().publish_mode == "fusion" and PipelineConfig().crop_yaw == 30.0
     header = classify(step, images, yaw)
-    probs = np.array(header["probs"])
+    probs = np.array(header.probs)
     np.testing.assert_allclose(probs, expected_probs(reference, "pose", 0.4, yaw, 25.0), atol=2e-5)
     p_t, p_r, p_c = reference
     if yaw == 0.0:      # the crop alone
@@ -125,7 +126,7 @@ def test_pose_mode_pools_by_the_face_stage_yaw(yaw, images, reference):
 
 def test_pose_mode_without_a_yaw_is_refused(images):
     step, _ = step_for("pose")
-    header = messages.new_header(7, "test", 1_000)
+    header = new_header(7, "test", 1_000)
     translated, frontal, crop = images
     with pytest.raises(ValueError, match="pose mode needs the head yaw"):
         step(header, {"translated": translated, "frontal": frontal, "crop": crop})
@@ -133,33 +134,32 @@ def test_pose_mode_without_a_yaw_is_refused(images):
 
 def test_a_missing_image_is_named(images):
     step, _ = step_for("crop")
-    header = messages.new_header(7, "test", 1_000)
+    header = new_header(7, "test", 1_000)
     with pytest.raises(ValueError, match="classify needs the crop image"):
         step(header, {"translated": images[0], "frontal": images[1]})
 
 
-@pytest.mark.parametrize("mode, paths", [("translated", {"probs_translated"}), ("render", {"probs_render"}),
-                                         ("crop", {"probs_crop"}),
-                                         ("fusion", {"probs_translated", "probs_render"}),
-                                         ("pose", {"probs_translated", "probs_render", "probs_crop"})])
-def test_without_baseline_only_what_the_published_label_needs(mode, paths, images, reference):
-    step, config = step_for(mode, baseline=False)
-    assert config.paths == tuple(f"probs_{path}" in paths for path in ("translated", "render", "crop"))
+@pytest.mark.parametrize("mode, paths", [("translated", {"translated"}), ("render", {"render"}), ("crop", {"crop"}),
+                                         ("fusion", {"translated", "render"}),
+                                         ("pose", {"translated", "render", "crop"})])
+def test_published_paths_only_classifies_what_the_published_label_needs(mode, paths, images, reference):
+    step, config = step_for(mode, all_paths=False)
+    assert config.paths == tuple(path in paths for path in ("translated", "render", "crop"))
     header = classify(step, images)
-    assert {k for k in header if k.startswith("probs_")} == paths
-    np.testing.assert_allclose(header["probs"], expected_probs(reference, mode), atol=2e-5)
-    message = emotion_message(header, None, config.classes, time.monotonic_ns())
+    assert set(header.paths) == paths
+    np.testing.assert_allclose(header.probs, expected_probs(reference, mode), atol=2e-5)
+    message = to_builtins(emotion_message(header, None, config.classes, time.monotonic_ns()))
     assert message["published_from"] == mode
     # `paths` carries every classified path when there are two or more.
-    assert set(message.get("paths", {})) == ({k.removeprefix("probs_") for k in paths} if len(paths) >= 2 else set())
+    assert set(message.get("paths", {})) == (paths if len(paths) >= 2 else set())
 
 
 def test_a_frame_without_a_face_is_not_classified(images):
     step, config = step_for("pose")
-    header = messages.new_header(1, "test", time.monotonic_ns(), valid=False, reason="no face found")
+    header = new_header(1, "test", time.monotonic_ns(), valid=False, reason="no face found")
     header, arrays = step(header, {})
-    assert arrays == {} and not any(k.startswith("probs") or k == "published_from" for k in header)
-    message = emotion_message(header, None, config.classes, time.monotonic_ns())
+    assert arrays == {} and header.probs is None and header.paths == {} and header.published_from is None
+    message = to_builtins(emotion_message(header, None, config.classes, time.monotonic_ns()))
     assert message["probs"] is None and "paths" not in message and "published_from" not in message
 
 

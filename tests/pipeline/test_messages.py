@@ -1,28 +1,33 @@
+"""Frame messages on the wire (pipeline/wire.py) and the typed messages they carry (pipeline/messages.py)."""
 import json
 
 import numpy as np
 import pytest
 
-from pipeline import messages
+from pipeline import wire
+from pipeline.messages import (EndOfStream, Face, FrameHeader, Result, ResultsEnd, StageReport, Counters,
+                               decode_report, decode_result, encode, new_header)
 
 
 def test_round_trip_keeps_header_and_arrays():
     frame = np.arange(480 * 640, dtype=np.uint16).reshape(480, 640)
     side = np.full((64, 64, 3), 7, np.uint8)
-    header = messages.new_header(12, "cam", 123456789, truth=3)
-    messages.stamp(header, "capture", 1, 2)
-    parts = messages.encode(header, {"frame": frame, "side_map": side})
-    back, arrays = messages.decode([bytes(p) if not isinstance(p, bytes) else p for p in parts])
-    assert back["frame_id"] == 12 and back["source"] == "cam" and back["t_capture_ns"] == 123456789
-    assert back["timing"] == {"capture": [1, 2]} and back["truth"] == 3 and back["valid"] is True
+    header = new_header(12, "cam", 123456789, truth=3).stamp("capture", 1, 2)
+    header.face = Face(box=[1.0, 2.0, 3.0, 4.0], yaw=10.0, pitch=0.0, roll=-1.5, fit_residual=0.02)
+    header.paths["render"] = [0.5, 0.5]
+    parts = wire.encode(header, {"frame": frame, "side_map": side})
+    back, arrays = wire.decode([bytes(p) if not isinstance(p, bytes) else p for p in parts])
+    assert isinstance(back, FrameHeader)
+    assert back.frame_id == 12 and back.source == "cam" and back.t_capture_ns == 123456789
+    assert back.timing == {"capture": [1, 2]} and back.truth == 3 and back.valid is True
+    assert back.face == header.face and back.paths == {"render": [0.5, 0.5]}
     assert np.array_equal(arrays["frame"], frame) and arrays["frame"].dtype == np.uint16
     assert np.array_equal(arrays["side_map"], side)
     assert not arrays["frame"].flags.writeable   # views of the message: nobody may write into them
 
 
 def good_parts(**override):
-    header = messages.new_header(1, "s", 5)
-    parts = messages.encode(header, {"frame": np.zeros((4, 4), np.uint8)})
+    parts = wire.encode(new_header(1, "s", 5), {"frame": np.zeros((4, 4), np.uint8)})
     head = json.loads(parts[0])
     head.update(override)
     return [json.dumps(head).encode(), bytes(parts[1])]
@@ -30,26 +35,45 @@ def good_parts(**override):
 
 @pytest.mark.parametrize("parts, why", [
     ([], "empty"),
-    ([b"\xff\xfe not json"], "not JSON"),
-    ([b"[1, 2]"], "JSON object"),
+    ([b"\xff\xfe not json"], "malformed|invalid"),
+    ([b"[1, 2]"], "Expected `object`"),
+    ([b'{"type": "frame", "frame_id": 1}'], "missing required field `source`"),
+    ([b'{"type": "launch", "frame_id": 1}'], "Invalid value 'launch'"),
     (good_parts(v=99), "version"),
-    (good_parts(frame_id="x"), "frame_id"),
+    (good_parts(frame_id="x"), r"Expected `int`, got `str` - at `\$.frame_id`"),
+    (good_parts(frame_id=True), r"Expected `int`, got `bool`"),
+    (good_parts(valid="yes"), r"at `\$.valid`"),
+    (good_parts(replica=-1.5), r"at `\$.replica`"),
+    (good_parts(face={"box": "x"}), r"at `\$.face.box`"),
     (good_parts(arrays=[]), "describes 0 arrays"),
     (good_parts(arrays=[{"name": "frame", "dtype": "uint8", "shape": [5, 5]}]), "needs 25 bytes"),
     (good_parts(arrays=[{"name": "frame", "dtype": "object", "shape": [4, 4]}]), "not allowed"),
     (good_parts(arrays=[{"name": "frame", "dtype": "uint8", "shape": [-4, -4]}]), "bad shape"),
+    (good_parts(arrays=[{"name": "frame", "dtype": "uint8", "shape": [2 ** 62, 2 ** 62]}]), "needs"),
 ])
 def test_malformed_messages_are_refused_with_the_reason(parts, why):
-    with pytest.raises(messages.BadMessage, match=why):
-        messages.decode(parts)
+    with pytest.raises(wire.BadMessage, match=why):
+        wire.decode(parts)
 
 
 def test_oversized_message_is_refused():
-    parts = messages.encode(messages.new_header(1, "s", 5), {"frame": np.zeros(2048, np.uint8)})
-    with pytest.raises(messages.BadMessage, match="exceeds the maximum of 1000"):
-        messages.decode([bytes(p) for p in parts[:1]] + [bytes(parts[1])], max_bytes=1000)
+    parts = wire.encode(new_header(1, "s", 5), {"frame": np.zeros(2048, np.uint8)})
+    with pytest.raises(wire.BadMessage, match="exceeds the maximum of 1000"):
+        wire.decode([bytes(p) for p in parts[:1]] + [bytes(parts[1])], max_bytes=1000)
 
 
-def test_end_of_stream_needs_no_frame_fields():
-    header, arrays = messages.decode(messages.encode(messages.end_of_stream("s", 10)))
-    assert header["eos"] and header["frames"] == 10 and arrays == {}
+def test_end_of_stream_needs_no_frame_fields_and_carries_no_arrays():
+    header, arrays = wire.decode(wire.encode(EndOfStream("s", 10)))
+    assert isinstance(header, EndOfStream) and header.frames == 10 and arrays == {}
+    with pytest.raises(wire.BadMessage, match="end of stream with 1 data parts"):
+        wire.decode(wire.encode(EndOfStream("s", 10)) + [b"x"])
+
+
+def test_reports_and_results_round_trip_typed():
+    report = StageReport(stage="face", replica=1, pid=7, thread=8, t_ns=9, counters=Counters(frames_in=3))
+    assert decode_report(encode(report)) == report
+    header = new_header(4, "s", 5)
+    from pipeline.decide import emotion_message
+    result = Result(emotion_message(header, None, ("a", "b"), 10), truth=-1)
+    assert decode_result(encode(result)) == result
+    assert decode_result(encode(ResultsEnd("s", 3))) == ResultsEnd("s", 3)

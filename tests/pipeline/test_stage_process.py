@@ -7,9 +7,11 @@ import time
 import numpy as np
 import zmq
 
-from pipeline import messages
+from pipeline import wire
 from pipeline.config import PipelineConfig, resolve_models
+from pipeline.messages import EndOfStream, Face, decode_report, encode, new_header
 from pipeline.runner import stage_process
+from pipeline.stages import BY_NAME, Worker
 from pipeline.transport import endpoint
 
 MAX_BYTES = 200_000
@@ -24,7 +26,7 @@ def latest_stats(stats, until, timeout_s=20):
     deadline, report = time.monotonic() + timeout_s, None
     while time.monotonic() < deadline:
         if stats.poll(200):
-            report = stats.recv_json()
+            report = decode_report(stats.recv())
             if until(report):
                 return report
     raise AssertionError(f"stats never matched; last {report}")
@@ -41,33 +43,35 @@ def test_classify_stage_drops_and_counts_malformed_and_oversized_messages(models
     results.bind(endpoint(run_dir, "in-decide"))
     feed.connect(endpoint(run_dir, "in-classify"))
     process = multiprocessing.get_context("spawn").Process(target=stage_process,
-                                                           args=("classify", config, run_dir, os.getpid()))
+                                                           args=(Worker(BY_NAME["classify"]), config, run_dir,
+                                                                 os.getpid()))
     process.start()
     try:
-        latest_stats(stats, lambda r: r.get("ready"))
+        latest_stats(stats, lambda r: r.ready)
         size = config.image_size
-        good = messages.new_header(3, "test", time.monotonic_ns())
-        good["face"] = {"box": [0.0, 0.0, 10.0, 10.0], "yaw": 5.0, "pitch": 0.0, "roll": 0.0}   # pose mode pools by yaw
+        good = new_header(3, "test", time.monotonic_ns())
+        good.face = Face(box=[0.0, 0.0, 10.0, 10.0], yaw=5.0, pitch=0.0, roll=0.0)   # pose mode pools by yaw
         image = np.full((size, size, 3), 200, np.uint8)
+        old_version = new_header(3, "test", 1, v=1)
         bad = [
             [b"\x00\x01 not json"],
-            [b'{"v": 1, "frame_id": 1}'],
-            messages.encode(dict(good, v=2)),
-            [messages.encode(good, {"translated": image})[0], b"short"],
-            messages.encode(good, {"translated": np.zeros((MAX_BYTES,), np.uint8)}),   # oversized
+            [b'{"type": "frame", "frame_id": 1}'],
+            [encode(old_version)],
+            [wire.encode(good, {"translated": image})[0], b"short"],
+            wire.encode(good, {"translated": np.zeros((MAX_BYTES,), np.uint8)}),   # oversized
         ]
         for parts in bad:
             feed.send_multipart(parts)
-        feed.send_multipart(messages.encode(good, {"translated": image, "frontal": image, "crop": image}))
-        header, _ = messages.decode(wait_for(results))
-        assert header["frame_id"] == 3 and len(header["probs"]) == 7 and "classify" in header["timing"]
-        assert np.argmax(header["probs"]) == 3          # bright render → "happiness" by construction
-        report = latest_stats(stats, lambda r: r["malformed"] >= 5)
-        assert report["malformed"] == 5 and report["frames_in"] == 1 and report["errors"] == 0
+        feed.send_multipart(wire.encode(good, {"translated": image, "frontal": image, "crop": image}))
+        header, _ = wire.decode(wait_for(results))
+        assert header.frame_id == 3 and len(header.probs) == 7 and "classify" in header.timing
+        assert np.argmax(header.probs) == 3          # bright render → "happiness" by construction
+        report = latest_stats(stats, lambda r: r.counters.malformed >= 5)
+        assert report.counters.malformed == 5 and report.counters.frames_in == 1 and report.counters.errors == 0
         assert process.is_alive()
-        feed.send_multipart(messages.encode(messages.end_of_stream("test", 1)))
-        header, _ = messages.decode(wait_for(results))
-        assert header["eos"]
+        feed.send_multipart(wire.encode(EndOfStream("test", 1)))
+        header, _ = wire.decode(wait_for(results))
+        assert isinstance(header, EndOfStream)
         process.join(0.5)
         assert process.is_alive()            # it keeps its sockets open until the supervisor stops the run
         process.terminate()

@@ -1,4 +1,5 @@
 from face.expressions import EXPRESSIONS
+from pipeline.messages import Emotion, Result
 from pipeline.summary import describe, summarize
 from pipeline.truth import NO_FACE
 
@@ -6,19 +7,20 @@ HAPPY, SAD = EXPRESSIONS.index("happiness"), EXPRESSIONS.index("sadness")
 
 
 def record(i, valid, label, smoothed, truth, render, total_ms):
-    """A frame as decide.result_record gives it, published from the translation (translated = label)."""
+    """A frame as decide.DecideStep gives it, published from the translation (translated = label)."""
     t0 = 1_000_000_000 + i * 33_000_000
-    return {"emotion": {"frame_id": i, "valid": valid, "label": label, "smoothed_label": smoothed,
-                        "t_capture_ns": t0, "t_publish_ns": t0 + int(total_ms * 1e6),
-                        "latency_ms": {"face": 5.0, "total": total_ms}},
-            "truth": truth, "translated": label, "render": render, "crop": None}
+    emotion = Emotion(frame_id=i, source="s", t_capture_ns=t0, t_publish_ns=t0 + int(total_ms * 1e6), valid=valid,
+                      label=label, probs=None, smoothed_label=smoothed, face=None,
+                      latency_ms={"face": 5.0, "total": total_ms})
+    labels = {"translated": label, "render": render} if valid else {}
+    return Result(emotion, truth, {path: v for path, v in labels.items() if v is not None})
 
 
-def test_accuracy_with_and_without_uit_on_the_frames_with_a_face():
+def test_accuracy_of_the_translated_and_the_render_path_on_the_frames_with_a_face():
     records = [
-        record(0, True, "happiness", "happiness", HAPPY, "sadness", 20),   # UIT right, baseline wrong
+        record(0, True, "happiness", "happiness", HAPPY, "sadness", 20),   # translated right, render wrong
         record(1, True, "happiness", "happiness", HAPPY, "happiness", 20),
-        record(2, True, "happiness", "happiness", SAD, "sadness", 20),     # UIT wrong, baseline right
+        record(2, True, "happiness", "happiness", SAD, "sadness", 20),     # translated wrong, render right
         record(3, False, None, "happiness", SAD, None, 20),                # face missed: not in accuracy
         record(4, False, None, None, NO_FACE, None, 20),                   # rightly no face
         record(5, True, "sadness", "sadness", None, "sadness", 100),       # no ground truth
@@ -26,7 +28,7 @@ def test_accuracy_with_and_without_uit_on_the_frames_with_a_face():
     summary = summarize(records, {"face": {"drops": 2, "restarts": 1}, "decide": {"drops": 1}}, EXPRESSIONS)
     assert summary["frames"] == 6 and summary["valid"] == 4
     assert summary["frames_with_truth"] == 5 and summary["face_found_rate"] == 0.75
-    assert summary["accuracy_uit"] == round(2 / 3, 4) and summary["accuracy_without_uit"] == round(2 / 3, 4)
+    assert summary["accuracy_translated"] == round(2 / 3, 4) and summary["accuracy_render"] == round(2 / 3, 4)
     assert summary["accuracy_smoothed"] == round(2 / 3, 4) and summary["no_face_agreement"] == 1.0
     assert summary["drops"] == 3 and summary["restarts"] == 1
     assert summary["latency_ms"]["p50"] == 20.0 and summary["latency_ms"]["face_p50"] == 5.0
@@ -35,13 +37,15 @@ def test_accuracy_with_and_without_uit_on_the_frames_with_a_face():
 
 def test_no_ground_truth_gives_no_accuracy():
     summary = summarize([record(0, True, "happiness", "happiness", None, "happiness", 10)], {}, EXPRESSIONS)
-    assert summary["frames_with_truth"] == 0 and summary["accuracy_uit"] is None and summary["fps"] is None
+    assert summary["frames_with_truth"] == 0 and summary["accuracy_translated"] is None and summary["fps"] is None
 
 
 def path_record(i, label, translated, render, truth, crop=None):
     r = record(i, True, label, label, truth, None, 20)
-    r["emotion"]["published_from"] = "pose"
-    return r | {"translated": translated, "render": render, "crop": crop}
+    r.emotion.published_from = "pose"
+    r.path_labels = {path: v for path, v in (("translated", translated), ("render", render), ("crop", crop))
+                     if v is not None}
+    return r
 
 
 def test_published_translated_render_and_crop_accuracies_are_counted_apart():
@@ -54,16 +58,16 @@ def test_published_translated_render_and_crop_accuracies_are_counted_apart():
     summary = summarize(records, {}, EXPRESSIONS)
     assert summary["published_from"] == "pose"
     assert summary["accuracy_published"] == 1.0
-    assert summary["accuracy_translated"] == summary["accuracy_uit"] == 0.5
-    assert summary["accuracy_render"] == summary["accuracy_without_uit"] == round(2 / 3, 4)
+    assert summary["accuracy_translated"] == 0.5
+    assert summary["accuracy_render"] == round(2 / 3, 4)
     assert summary["accuracy_crop"] == round(2 / 3, 4)
     words = describe(summary)
-    assert ("published (pose) 1.0, translated (with UIT) 0.5, render (without UIT) 0.6667, "
+    assert ("published (pose) 1.0, translated (with UIT) 0.5, render 0.6667, "
             "crop (aligned frame) 0.6667, smoothed 1.0") in words
 
 
 def test_a_path_not_classified_gives_no_figure_not_a_zero():
-    """Published from the translation, the render classified, the crop not (--no-baseline-like)."""
+    """Published from the translation, the render classified, the crop not."""
     summary = summarize([record(0, True, "happiness", "happiness", HAPPY, "sadness", 20)], {}, EXPRESSIONS)
     assert summary["accuracy_published"] == summary["accuracy_translated"] == 1.0
     assert summary["accuracy_render"] == 0.0 and summary["published_from"] is None

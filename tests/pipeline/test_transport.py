@@ -4,8 +4,9 @@ import threading
 import numpy as np
 import zmq
 
-from pipeline import messages
-from pipeline.transport import LIVE, REPLAY, Counters, Inlet, Outlet, endpoint
+from pipeline.messages import EndOfStream, new_header
+from pipeline.messages import Counters
+from pipeline.transport import LIVE, REPLAY, Inlet, Outlet, endpoint
 
 
 def pair(tmp_path, mode):
@@ -20,7 +21,8 @@ def pair(tmp_path, mode):
     while inlet.receive(50) is not None:
         pass
     for counters in (rx, tx):
-        counters.__init__()
+        for name in Counters.__struct_fields__:
+            setattr(counters, name, getattr(Counters(), name))
     return inlet, outlet, rx, tx, (rx_ctx, tx_ctx)
 
 
@@ -32,7 +34,7 @@ def close(inlet, outlet, contexts):
 
 
 def frame(i):
-    return messages.new_header(i, "test", i), {"frame": np.full((48, 64), i % 256, np.uint8)}
+    return new_header(i, "test", i), {"frame": np.full((48, 64), i % 256, np.uint8)}
 
 
 def test_replay_is_lossless_and_in_order_under_back_pressure(tmp_path):
@@ -45,8 +47,8 @@ def test_replay_is_lossless_and_in_order_under_back_pressure(tmp_path):
         assert message is not None, f"stalled after {len(got)} frames"
         got.append(message)
     sender.join()
-    assert [h["frame_id"] for h, _ in got] == list(range(60))
-    assert all(int(a["frame"][0, 0]) == h["frame_id"] for h, a in got)
+    assert [h.frame_id for h, _ in got] == list(range(60))
+    assert all(int(a["frame"][0, 0]) == h.frame_id for h, a in got)
     assert tx.drops == rx.drops == 0 and rx.frames_in == tx.frames_out == 60
     close(inlet, outlet, contexts)
 
@@ -58,7 +60,7 @@ def test_live_receiver_keeps_the_newest_frame_and_counts_the_rest(tmp_path):
     import time
     time.sleep(0.3)   # let what the queues accept arrive
     header, _ = inlet.receive(1000)
-    assert header["frame_id"] == tx.last_frame_id          # the newest one that was sent
+    assert header.frame_id == tx.last_frame_id          # the newest one that was sent
     assert tx.frames_out + tx.drops == 20                   # every frame either sent or counted as dropped
     assert rx.frames_in == 1 and rx.superseded == tx.frames_out - 1
     assert inlet.receive(50) is None
@@ -71,7 +73,7 @@ def test_malformed_messages_are_dropped_and_counted(tmp_path):
     outlet.sock.send_multipart([b'{"v": 1}', b"x" * 10])
     outlet.send(*frame(5))
     header, _ = inlet.receive(1000)
-    assert header["frame_id"] == 5 and rx.malformed == 2
+    assert header.frame_id == 5 and rx.malformed == 2
     close(inlet, outlet, contexts)
 
 
@@ -80,21 +82,21 @@ def test_live_end_of_stream_comes_after_the_newest_frame(tmp_path):
 
     inlet, outlet, rx, tx, contexts = pair(tmp_path, LIVE)
     outlet.send(*frame(1))
-    outlet.send(messages.end_of_stream("test", 1))
+    outlet.send(EndOfStream("test", 1))
     time.sleep(0.3)
     header, _ = inlet.receive(1000)
-    assert header["frame_id"] == 1                 # not lost behind the end of stream
-    assert inlet.receive(1000)[0]["eos"]
+    assert header.frame_id == 1                 # not lost behind the end of stream
+    assert isinstance(inlet.receive(1000)[0], EndOfStream)
     close(inlet, outlet, contexts)
 
 
 def test_a_stalled_subscriber_never_blocks_the_publisher():
     from pipeline_helpers import free_endpoint
-    from pipeline.runner import PUB_HWM, open_publisher, publish
+    from pipeline.runner import Publisher
 
     address = free_endpoint()
     ctx = zmq.Context()
-    publisher = open_publisher(ctx, address)
+    publisher = Publisher(ctx, address)
     stalled = ctx.socket(zmq.SUB)                 # subscribes, then never reads
     stalled.setsockopt(zmq.RCVHWM, 1)
     stalled.setsockopt(zmq.SUBSCRIBE, b"")
@@ -102,14 +104,14 @@ def test_a_stalled_subscriber_never_blocks_the_publisher():
     import time
     time.sleep(0.3)                               # the subscription reaches the publisher
     payload = b"x" * 20_000
-    for _ in range(5 * PUB_HWM):                  # far beyond what the subscriber's queues hold
-        publish(publisher, b"emotion", payload)
+    for _ in range(5 * Publisher.HWM):                  # far beyond what the subscriber's queues hold
+        publisher.publish(b"emotion", payload)
     # Every publish returned; the subscriber got at most what its queues hold, the rest was dropped.
     got = 0
     while stalled.poll(100):
         stalled.recv_multipart()
         got += 1
-    assert 0 < got < 5 * PUB_HWM
-    for sock in (publisher, stalled):
-        sock.close(0)
+    assert 0 < got < 5 * Publisher.HWM
+    publisher.close()
+    stalled.close(0)
     ctx.term()
