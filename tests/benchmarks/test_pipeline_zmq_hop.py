@@ -1,0 +1,20 @@
+"""The hop benchmark runs end to end (real processes, real sockets) and prints every figure it names."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_hop_benchmark_prints_its_figures():
+    run = subprocess.run([sys.executable, "-m", "benchmarks.pipeline_zmq_hop", "--repeats", "5"], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    figures = json.loads(run.stdout.splitlines()[-1])
+    for key in ("zmq_hop_median_us", "pickle_dumps_loads_median_us", "mp_queue_hop_median_us",
+                "header_typed_codec_median_us", "header_plain_json_median_us"):
+        assert figures[key] > 0, key
+    assert figures["header_typed_vs_plain_json"] == round(
+        figures["header_typed_codec_median_us"] / figures["header_plain_json_median_us"], 3)
