@@ -15,21 +15,38 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 
 from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_PUBLISH, PipelineConfig
 from pipeline.fusion import CROP_YAW, PUBLISH_MODES
 
+EXIT_ERROR, EXIT_BAD_INPUT = 1, 2
+EXIT_CODES = """exit status:
+  0    the run ended (end of a replay, --max-frames)
+  1    a fatal error stopped the run (the summary's "error" says which)
+  2    bad input: a source, model or option that cannot be used; nothing was started
+  130  stopped by Ctrl-C (SIGINT)
+  143  stopped by SIGTERM
+
+Unreadable or unsupported images in a folder are skipped, each named once on stderr, and counted
+(the summary's "skipped"); only a folder in which no image at all can be read is bad input."""
+
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__,
+    p = argparse.ArgumentParser(description=__doc__, epilog=EXIT_CODES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", default="demo", help="demo | /dev/videoN | VIDEO_FILE | IMAGE_FOLDER (default demo)")
     p.add_argument("--engine", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"))
     p.add_argument("--generator", default=DEFAULT_GENERATOR, help="UIT generator model")
     p.add_argument("--classifier", default=DEFAULT_CLASSIFIER, help="expression classifier model")
     p.add_argument("--publish", default=DEFAULT_PUBLISH, help="ZeroMQ PUB endpoint for the emotion/status stream")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow a --publish address other machines can reach (default: loopback only)")
+    p.add_argument("--curve-secret-key", metavar="FILE",
+                   help="encrypt the stream with CURVE: the pipeline's .key_secret (python -m pipeline.curve)")
+    p.add_argument("--curve-clients", metavar="DIR", help="CURVE: the public keys (*.key) of the subscribers let in")
     p.add_argument("--fast", action="store_true", help="replay files and folders as fast as possible (not paced)")
     p.add_argument("--live", action="store_true", help="latest-frame-wins for any source (cameras always are)")
     p.add_argument("--save-video", metavar="OUT.mp4", help="write the overlay video")
@@ -64,25 +81,32 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def refuse(message: str) -> SystemExit:
+    """Bad input, said on stderr; the exit status is argparse's own for a bad option: 2."""
+    print(f"run_pipeline: {message}", file=sys.stderr)
+    return SystemExit(EXIT_BAD_INPUT)
+
+
 def check_outputs(args):
     """Refuse, before anything starts, outputs that could only fail later inside a stage."""
     if args.max_frames is not None and args.max_frames < 1:
-        raise SystemExit(f"run_pipeline: --max-frames must be at least 1, got {args.max_frames}")
+        raise refuse(f"--max-frames must be at least 1, got {args.max_frames}")
     if not 0 <= args.fusion_weight <= 1:
-        raise SystemExit(f"run_pipeline: --fusion-weight must be in [0, 1], got {args.fusion_weight}")
+        raise refuse(f"--fusion-weight must be in [0, 1], got {args.fusion_weight}")
     if not (args.crop_yaw > 0 and math.isfinite(args.crop_yaw)):
-        raise SystemExit(f"run_pipeline: --crop-yaw must be a positive number of degrees, got {args.crop_yaw}")
+        raise refuse(f"--crop-yaw must be a positive number of degrees, got {args.crop_yaw}")
+    if bool(args.curve_secret_key) != bool(args.curve_clients):
+        raise refuse("CURVE needs both --curve-secret-key and --curve-clients")
     if args.face_workers < 1:
-        raise SystemExit(f"run_pipeline: --face-workers must be at least 1, got {args.face_workers}")
+        raise refuse(f"--face-workers must be at least 1, got {args.face_workers}")
     if args.display and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise SystemExit("run_pipeline: --display needs a graphical session (DISPLAY is not set); "
-                         "use --save-video OUT.mp4 instead")
+        raise refuse("--display needs a graphical session (DISPLAY is not set); use --save-video OUT.mp4 instead")
     for option, path in (("--save-video", args.save_video), ("--record", args.record)):
         if path:
             folder = Path(path).resolve().parent if option == "--save-video" else Path(path).resolve()
             existing = next(p for p in (folder, *folder.parents) if p.exists())
             if not os.access(existing, os.W_OK):
-                raise SystemExit(f"run_pipeline: {option} {path}: {existing} is not writable")
+                raise refuse(f"{option} {path}: {existing} is not writable")
 
 
 def config_from(args) -> PipelineConfig:
@@ -92,7 +116,8 @@ def config_from(args) -> PipelineConfig:
         generator=args.generator, classifier=args.classifier, threads=args.threads,
         all_paths=not args.published_paths_only, publish_mode=args.publish_label, fusion_weight=args.fusion_weight,
         crop_yaw=args.crop_yaw,
-        publish=args.publish, save_video=args.save_video, display=args.display,
+        publish=args.publish, allow_remote=args.allow_remote, curve_secret_key=args.curve_secret_key,
+        curve_clients=args.curve_clients, save_video=args.save_video, display=args.display,
         record=args.record, max_frames=args.max_frames, single_process=args.single_process,
         pixel_format=args.pixel_format, folder_fps=args.folder_fps, max_bytes=int(args.max_message_mb * (1 << 20)),
         stall_timeout_s=args.stall_timeout, face_workers=args.face_workers)
@@ -109,15 +134,24 @@ def main(argv=None) -> int:
         summary = supervisor.run(config)
     except (SourceError, FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"run_pipeline: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:   # before the stages started (e.g. while writing the demo video)
-        return 130
+        return 128 + signal.SIGINT
     if not args.json:
         print(describe(summary), file=sys.stderr)
     print(json.dumps({"summary": summary}))
     if summary.get("error"):
         print(f"run_pipeline: {summary['error']}", file=sys.stderr)
-        return 1
+    return exit_status(summary)
+
+
+def exit_status(summary: dict) -> int:
+    """An error stopped the run (a signal during the shutdown it caused changes nothing); else the
+    signal that stopped it, as a shell reports one (128 + its number); else the run ended: 0."""
+    if summary.get("error"):
+        return EXIT_ERROR
+    if summary.get("interrupted"):
+        return 128 + signal.Signals[summary["interrupted"]]
     return 0
 
 

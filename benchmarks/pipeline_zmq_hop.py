@@ -50,8 +50,12 @@ def queue_echo(q_in, q_out, count):
 
 
 def zmq_hops(repeats, transport):
+    with tempfile.TemporaryDirectory(prefix="exprada-hop-") as folder:   # the ipc socket files: gone after
+        return timed_zmq_hops(repeats, transport, folder)
+
+
+def timed_zmq_hops(repeats, transport, tmp):
     ctx = zmq.Context()
-    tmp = tempfile.mkdtemp(prefix="exprada-hop-")
     push, pull = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
     if transport == "ipc":
         out_addr, in_addr = f"ipc://{tmp}/out", f"ipc://{tmp}/in"

@@ -1,6 +1,7 @@
 """One run's settings, handed to every stage process (picklable, plain values only)."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,9 @@ class PipelineConfig:
     fusion_weight: float = 0.5          # fusion: the translated path's share; pose: its share of what the crop leaves
     crop_yaw: float = CROP_YAW          # pose: the |yaw| in degrees from which the crop has no weight
     publish: str = DEFAULT_PUBLISH
+    allow_remote: bool = False          # publish on an address other machines can reach (pipeline/curve.py)
+    curve_secret_key: str | None = None # CURVE: the pipeline's secret key file; only known subscribers get in
+    curve_clients: str | None = None    # CURVE: the folder of the subscribers' public keys
     save_video: str | None = None
     display: bool = False
     record: str | None = None
@@ -42,6 +46,7 @@ class PipelineConfig:
     max_restarts: int = 5               # per stage, within restart_window_s, before the run gives up
     restart_window_s: float = 60.0
     stall_timeout_s: float = 15.0       # a stage process silent this long is killed and restarted (0: never)
+    run_token: str = ""                 # the run's secret: every internal message carries it (pipeline/wire.py)
     image_size: int = DEFAULT_IMAGE_SIZE    # filled from the models' metadata
     classes: tuple = field(default=CLASSES)
 
@@ -54,6 +59,15 @@ class PipelineConfig:
         what the published label needs, and with `all_paths` all three, so the summary can report
         every path."""
         return tuple(self.all_paths or path in NEEDS[self.publish_mode] for path in PATHS)
+
+    @property
+    def token(self) -> bytes:
+        return self.run_token.encode()
+
+    @property
+    def run_id(self) -> str:
+        """A public name of the run (the token itself stays secret)."""
+        return hashlib.sha256(self.token).hexdigest()[:12] if self.run_token else ""
 
     @property
     def overlay(self) -> bool:

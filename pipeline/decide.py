@@ -97,9 +97,10 @@ class Merger:
         self.patience_s = patience_s
         self.last = -1
 
-    def push(self, header: FrameHeader, arrays: dict):
+    def push(self, header: FrameHeader, arrays: dict) -> bool:
         queue = self.queues[header.replica % len(self.queues)]
         queue.append((time.monotonic(), header, arrays))
+        return True
 
     @property
     def waiting(self) -> bool:
@@ -118,4 +119,39 @@ class Merger:
                 break
             self.last = max(self.last, frame_id)
             out.append(queue.popleft()[1:])
+        return out
+
+
+class ReplayOrder:
+    """Replay: frames leave in the order capture sent them, each once. A frame goes when the frame
+    capture sent before it (`previous_id`) has gone, however late either arrives (a stage restarted,
+    frames sent again); a copy of a frame that has gone is refused. Nothing is skipped: no frame of a
+    replay is lost, so there is nothing to give up waiting for."""
+
+    PURGE_AT = 64   # held frames; beyond it, copies of frames that have gone are looked for and dropped
+
+    def __init__(self, last_id: int = -1):
+        self.last = last_id
+        self.held: dict[int, tuple[FrameHeader, dict]] = {}   # previous_id → the frame that follows it
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self.held)
+
+    def push(self, header: FrameHeader, arrays: dict) -> bool:
+        """Hold a frame until its turn; False (refused) when it has already gone."""
+        if header.frame_id <= self.last:
+            return False
+        self.held[header.previous_id] = (header, arrays)
+        return True
+
+    def pop(self, flush: bool = False) -> list:
+        """The frames whose turn has come, in order (`flush` has no meaning here: nothing is skipped)."""
+        out = []
+        while self.last in self.held:
+            header, arrays = self.held.pop(self.last)
+            self.last = header.frame_id
+            out.append((header, arrays))
+        if len(self.held) > self.PURGE_AT:
+            self.held = {k: v for k, v in self.held.items() if v[0].frame_id > self.last}
         return out

@@ -68,6 +68,7 @@ class FrameHeader(Struct, tag_field="type", tag="frame", omit_defaults=True):
     reason: str | None = None              # why the frame is not valid
     truth: int | None = None               # ground-truth label index, -1: no face; never published
     replica: int = 0                       # the face replica that worked on it
+    previous_id: int = -1                  # replay: the frame capture sent before this one (decide's order)
     face: Face | None = None
     paths: dict[str, list[float]] = {}     # path (translated | render | crop) → probabilities
     probs: list[float] | None = None       # the published probabilities
@@ -85,11 +86,14 @@ class FrameHeader(Struct, tag_field="type", tag="frame", omit_defaults=True):
 
 
 class EndOfStream(Struct, tag_field="type", tag="eos"):
-    """The source is finished (replay): every stage passes it on, then waits to be stopped."""
+    """The source is finished (replay): every stage passes it on once it has one from each worker
+    before it, then waits to be stopped; decide ends once it has published up to `last_id`."""
 
     source: str
     frames: int
     reason: str = "end of source"
+    last_id: int = -1                      # the last frame capture sent (-1: none)
+    replica: int = 0                       # the worker it came through, of a replicated stage
     v: int = HEADER_VERSION
 
 
@@ -170,6 +174,8 @@ class Counters(Struct):
     superseded: int = 0   # the part of `drops` received and then replaced by a newer frame (live)
     malformed: int = 0    # messages refused by wire.decode (bad header, sizes, oversized)
     errors: int = 0       # frames whose processing raised; forwarded as valid: false
+    duplicates: int = 0   # replay: copies of a frame already published (resent after a crash), dropped
+    resent: int = 0       # replay: frames capture sent again after a stage's restart
     last_frame_id: int = -1
 
 

@@ -19,18 +19,34 @@ from pipeline.truth import NO_FACE
 
 
 class FrameRecorder:
-    def __init__(self, folder):
+    def __init__(self, folder, run: str = ""):
+        """run: names this run in every entry (a restarted capture of the same run is the same run)."""
         self.folder = Path(folder) / "frames"
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.index_file = open(self.folder / "frames.jsonl", "a")
-        self.position = sum(1 for p in self.folder.iterdir() if p.suffix == ".png")
+        self.run = run
+        index = self.folder / "frames.jsonl"
+        # A restarted capture reads on from the last published frame: what this run had recorded
+        # beyond that is already here, and is not written twice.
+        entries = [json.loads(line) for line in index.read_text().splitlines() if line.strip()] if index.is_file() else []
+        self.recorded = max((e.get("source_index", -1) for e in entries if run and e.get("run") == run), default=-1)
+        self.index_file = open(index, "a")
+        # The index is written after each image: an image beyond it is from a capture killed in
+        # between, and is written again with its entry.
+        self.position = len(entries)
+        for orphan in self.folder.glob("*.png"):
+            if orphan.stem.isdigit() and int(orphan.stem) >= self.position:
+                orphan.unlink()
 
     def write(self, captured):
+        if captured.index <= self.recorded:
+            return
+        self.recorded = captured.index
         # The file name's order is the replay order: a position, not the source index.
         name = f"{self.position:06d}.png"
         if not cv2.imwrite(str(self.folder / name), captured.frame):
             raise OSError(f"{self.folder / name}: could not write the recorded frame")
-        entry = {"frame": self.position, "source_index": captured.index, "t_capture_ns": captured.t_capture_ns}
+        entry = {"frame": self.position, "source_index": captured.index, "t_capture_ns": captured.t_capture_ns,
+                 "run": self.run}
         if captured.truth == NO_FACE:
             entry["face"] = False
         elif captured.truth is not None:

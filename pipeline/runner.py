@@ -5,7 +5,9 @@ publishes (decide).
 Each worker binds its own input (a restarted worker takes up the same address; upstream PUSH sockets
 reconnect by themselves) and reports its counters to the supervisor four times per status period. A
 frame whose processing raises is forwarded as `valid: false` with the reason, and counted; a crash of
-the whole process is the supervisor's business.
+the whole process is the supervisor's business. In a replay, capture keeps what it sent until it is
+published and sends it again when the supervisor restarts a stage (pipeline/progress.py), and decide
+publishes in capture's order, each frame once.
 """
 from __future__ import annotations
 
@@ -15,10 +17,12 @@ import signal
 import sys
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import zmq
 
+from pipeline import progress, wire
 from pipeline.config import PipelineConfig
 from pipeline.messages import (Counters, EndOfStream, FrameHeader, ResultsEnd, SourceStatus, StageReport, encode,
                                new_header)
@@ -34,9 +38,10 @@ GO_FILE = "go"       # the supervisor writes it when every stage is ready; captu
 class Reporter:
     """The worker's counters to the supervisor, a few times a status period, never blocking."""
 
-    def __init__(self, ctx, run_dir, worker: Worker, counters: Counters, period: float):
+    def __init__(self, ctx, run_dir, worker: Worker, counters: Counters, period: float, token: bytes):
         self.report = StageReport(stage=worker.stage.name, replica=worker.replica, pid=os.getpid(),
                                   thread=threading.get_ident(), t_ns=0, counters=counters)
+        self.token = token
         self.sock = ctx.socket(zmq.PUSH)
         self.sock.setsockopt(zmq.SNDHWM, 16)
         self.sock.setsockopt(zmq.LINGER, 200)
@@ -55,7 +60,7 @@ class Reporter:
             return
         self.report.t_ns = time.monotonic_ns()
         try:
-            self.sock.send(encode(self.report), zmq.NOBLOCK)
+            self.sock.send_multipart(wire.seal(encode(self.report), self.token), zmq.NOBLOCK)
         except zmq.Again:
             pass
 
@@ -65,10 +70,10 @@ class Reporter:
 
 def run_stage(worker: Worker, config: PipelineConfig, ctx: zmq.Context, run_dir, should_stop, skip: int = 0,
               go=lambda: True) -> int:
-    """Run one worker until end of stream or `should_stop()`; the source starts when `go()` says so."""
+    """Run one worker until `should_stop()`; the source starts when `go()` says so, at frame `skip`."""
     counters = Counters()
     # Reports come 4× per status period so the status compares counters of about the same moment.
-    reporter = Reporter(ctx, run_dir, worker, counters, config.status_period_s / 4)
+    reporter = Reporter(ctx, run_dir, worker, counters, config.status_period_s / 4, config.token)
     try:
         if worker.stage.role == SOURCE:
             return run_capture(worker, config, ctx, run_dir, should_stop, counters, reporter, skip, go)
@@ -84,11 +89,49 @@ def run_stage(worker: Worker, config: PipelineConfig, ctx: zmq.Context, run_dir,
         reporter.close()
 
 
+class Unpublished:
+    """Replay: the frames capture sent that decide has not published yet, in the order sent, to send
+    again when the supervisor asks (a stage that held some of them was restarted). Threads
+    (--single-process, no run folder) are not restarted one by one: there only the order is kept."""
+
+    LIMIT = 256   # frames; capture waits for decide beyond it (back-pressure keeps far fewer in flight)
+
+    def __init__(self, run_dir):
+        self.keep = run_dir is not None
+        self.frames: OrderedDict[int, tuple[FrameHeader, dict]] = OrderedDict()
+        self.published, self.resends = progress.published(run_dir), progress.resends(run_dir)
+        self.resends_seen = self.resends.read()
+        self.last_sent = self.published.read()   # a restarted capture chains on from what was published
+
+    def sent(self, header: FrameHeader, arrays: dict):
+        if self.keep:
+            self.frames[header.frame_id] = (header, arrays)
+        self.last_sent = header.frame_id
+
+    def trim(self):
+        published = self.published.read()
+        while self.frames and next(iter(self.frames)) <= published:
+            self.frames.popitem(last=False)
+
+    def resend_asked(self) -> bool:
+        asked = self.resends.read()
+        if asked == self.resends_seen:
+            return False
+        self.resends_seen = asked
+        return True
+
+    def close(self):
+        self.published.close()
+        self.resends.close()
+
+
 def run_capture(worker, config, ctx, run_dir, should_stop, counters, reporter, skip, go) -> int:
     from pipeline.record import FrameRecorder
     from pipeline.sources import open_source
 
-    outs = [Outlet(ctx, endpoint(run_dir, address), config.mode, counters) for address in outlets(worker, config)]
+    outs = [Outlet(ctx, endpoint(run_dir, address), config.mode, counters, config.token)
+            for address in outlets(worker, config)]
+    unpublished = Unpublished(run_dir) if config.mode != LIVE else None
     source = None
 
     def waiting():
@@ -97,9 +140,30 @@ def run_capture(worker, config, ctx, run_dir, should_stop, counters, reporter, s
         reporter.send(source=source.status if source else None)
         return should_stop()
 
+    def keep_up(end: EndOfStream | None = None):
+        """Replay: forget what is published; send the rest again if asked (and the end, once sent);
+        wait while too much is unpublished."""
+        while True:
+            unpublished.trim()
+            if unpublished.resend_asked():
+                for header, arrays in list(unpublished.frames.values()):
+                    outs[header.replica].send(header, arrays, waiting)
+                    counters.resent += 1
+                if end is not None:
+                    send_end(end)
+            if len(unpublished.frames) < Unpublished.LIMIT or should_stop():
+                return
+            waiting()
+            time.sleep(0.01)
+
+    def send_end(end: EndOfStream):
+        for replica, out in enumerate(outs):   # every replica must hear the end
+            end.replica = replica
+            out.send(end, should_stop=should_stop)
+
     source = open_source(resolve_source(config.source), fast=config.fast, skip=skip,
                          pixel_format=config.pixel_format, fps=config.folder_fps, should_stop=waiting)
-    recorder = FrameRecorder(config.record) if config.record else None
+    recorder = FrameRecorder(config.record, run=config.run_id) if config.record else None
     while not go() and not should_stop():
         time.sleep(0.02)
     try:
@@ -111,7 +175,13 @@ def run_capture(worker, config, ctx, run_dir, should_stop, counters, reporter, s
             if recorder:
                 recorder.write(captured)
             header.stamp("capture", captured.t_capture_ns, time.monotonic_ns())
-            send_to_replicas(outs, header, {"frame": captured.frame}, config.mode, counters, waiting)
+            arrays = {"frame": captured.frame}
+            if unpublished:
+                header.previous_id = unpublished.last_sent
+            send_to_replicas(outs, header, arrays, config.mode, counters, waiting)
+            if unpublished:
+                unpublished.sent(header, arrays)
+                keep_up()
             reporter.send(source=source.status)
             if config.max_frames and captured.index + 1 >= config.max_frames:
                 source.status.state = "ended"
@@ -120,15 +190,22 @@ def run_capture(worker, config, ctx, run_dir, should_stop, counters, reporter, s
             note = source.status.note
             if note:
                 print(f"exprada pipeline: {note}", file=sys.stderr, flush=True)
-            for out in outs:   # every replica must hear the end
-                out.send(EndOfStream(source.name, counters.frames_out, note or "end of source"),
-                         should_stop=should_stop)
-            linger_until_stopped(reporter, should_stop)
+            end = EndOfStream(source.name, counters.frames_out, note or "end of source",
+                              last_id=unpublished.last_sent if unpublished else -1)
+            reporter.send(force=True, source=source.status)   # the final counts (skipped) before the run can end
+            send_end(end)
+            while not should_stop():   # until the supervisor stops the run, resend on request
+                reporter.send()
+                if unpublished:
+                    keep_up(end)
+                time.sleep(0.02)
     finally:
         reporter.send(force=True, source=source.status)
         source.close()
         if recorder:
             recorder.close()
+        if unpublished:
+            unpublished.close()
         for out in outs:
             out.close(0 if should_stop() else FLUSH_MS)
     return 0
@@ -157,19 +234,22 @@ def resolve_source(spec: str) -> str:
 
 
 def run_transform(worker, config, ctx, run_dir, should_stop, counters, reporter) -> int:
-    inlet = Inlet(ctx, endpoint(run_dir, worker.inlet), config.mode, counters, config.max_bytes)
+    inlet = Inlet(ctx, endpoint(run_dir, worker.inlet), config.mode, counters, config.max_bytes, token=config.token)
     (address,) = outlets(worker, config)
-    out = Outlet(ctx, endpoint(run_dir, address), config.mode, counters)
+    out = Outlet(ctx, endpoint(run_dir, address), config.mode, counters, config.token)
     step = worker.stage.step(config)
     reporter.send(force=True, ready=True)
     finished = False
-    ends, expected = 0, ends_expected(worker.stage, config)
+    ends, expected = set(), ends_expected(worker.stage, config)
 
     def waiting():   # blocked on a full queue downstream: still alive, say so
         reporter.send()
         return should_stop()
 
     try:
+        # Runs until stopped, also after the end of stream: frames sent again after a restart
+        # downstream, and the end with them, still pass through (and the sockets stay open, so
+        # nothing sent is dropped by a disconnect).
         while not should_stop():
             reporter.send()
             message = inlet.receive()
@@ -177,13 +257,13 @@ def run_transform(worker, config, ctx, run_dir, should_stop, counters, reporter)
                 continue
             header, arrays = message
             if isinstance(header, EndOfStream):
-                ends += 1
-                if ends < expected:
-                    continue
-                out.send(header, should_stop=should_stop)
-                finished = True
-                linger_until_stopped(reporter, should_stop)
-                break
+                ends.add(header.replica)
+                if len(ends) >= expected:   # one from each worker before this stage
+                    header.replica = worker.replica
+                    out.send(header, should_stop=should_stop)
+                    ends.clear()
+                    finished = True
+                continue
             started = time.monotonic_ns()
             try:
                 header, arrays = step(header, arrays)
@@ -202,23 +282,31 @@ def run_transform(worker, config, ctx, run_dir, should_stop, counters, reporter)
 
 
 LIVE_PATIENCE_S = 0.05     # live: how long decide holds a frame for an earlier one from another replica
-REPLAY_PATIENCE_S = 5.0    # replay: long enough for a crashed face replica to come back
 
 
 class Publisher:
-    """The PUB socket every subscriber reads: `emotion` from decide, `status` from the supervisor."""
+    """The PUB socket every subscriber reads: `emotion` from decide, `status` from the supervisor;
+    with a CURVE key, encrypted and open only to the subscribers whose keys are known."""
 
     HWM = 1000   # messages queued per subscriber; beyond that a slow subscriber loses them
 
-    def __init__(self, ctx: zmq.Context, address: str):
+    def __init__(self, ctx: zmq.Context, address: str, curve_secret_key=None, curve_clients=None):
+        from pipeline.curve import serve_curve
+
         self.sock = ctx.socket(zmq.PUB)
         self.sock.setsockopt(zmq.SNDHWM, self.HWM)
         self.sock.setsockopt(zmq.LINGER, 0)
+        self.auth = None
         try:
+            if curve_secret_key:
+                self.auth = serve_curve(ctx, self.sock, curve_secret_key, curve_clients)
             self.sock.bind(address)
         except zmq.ZMQError as error:
-            self.sock.close(0)
+            self.close()
             raise OSError(f"cannot publish on {address}: {error}") from None
+        except ValueError:
+            self.close()
+            raise
 
     def publish(self, topic: bytes, payload: bytes):
         """Never waits: PUB drops for a subscriber at its high-water mark instead of blocking us."""
@@ -229,59 +317,67 @@ class Publisher:
 
     def close(self):
         self.sock.close(0)
+        if self.auth:
+            self.auth.stop()
 
 
 class ResultsOut:
     """Decide → supervisor: one Result per published frame, for the summary and --record. Live: never
     waits (a result the supervisor has no room for is lost to the summary only); replay: lossless."""
 
-    def __init__(self, ctx, run_dir, mode, should_stop):
-        self.mode, self.should_stop = mode, should_stop
+    def __init__(self, ctx, run_dir, mode, should_stop, token: bytes):
+        self.mode, self.should_stop, self.token = mode, should_stop, token
         self.sock = ctx.socket(zmq.PUSH)
         self.sock.setsockopt(zmq.SNDHWM, 1000)
         self.sock.setsockopt(zmq.LINGER, FLUSH_MS)
         self.sock.connect(endpoint(run_dir, "results"))
 
     def send(self, message):
-        payload = encode(message)
+        parts = wire.seal(encode(message), self.token)
         if self.mode == LIVE and not isinstance(message, ResultsEnd):
             try:
-                self.sock.send(payload, zmq.NOBLOCK)
+                self.sock.send_multipart(parts, zmq.NOBLOCK)
             except zmq.Again:
                 pass
         else:
-            send_waiting(self.sock, [payload], self.should_stop, copy=True)
+            send_waiting(self.sock, parts, self.should_stop, copy=True)
 
     def close(self, flush_ms):
         self.sock.close(flush_ms)
 
 
 def run_decide(worker, config, ctx, run_dir, should_stop, counters, reporter) -> int:
-    from pipeline.decide import DecideStep, Merger
+    from pipeline.decide import DecideStep, Merger, ReplayOrder
     from pipeline.overlay import OverlayWriter
 
-    inlet = Inlet(ctx, endpoint(run_dir, worker.inlet), config.mode, counters, config.max_bytes)
+    inlet = Inlet(ctx, endpoint(run_dir, worker.inlet), config.mode, counters, config.max_bytes, token=config.token)
     status_in = ctx.socket(zmq.PULL)
     status_in.setsockopt(zmq.LINGER, 0)
+    status_in.setsockopt(zmq.MAXMSGSIZE, wire.MAX_CONTROL_BYTES)
     status_in.bind(endpoint(run_dir, "status-in"))
-    publisher = Publisher(ctx, config.publish)
-    results = ResultsOut(ctx, run_dir, config.mode, should_stop)
+    publisher = Publisher(ctx, config.publish, config.curve_secret_key, config.curve_clients)
+    results = ResultsOut(ctx, run_dir, config.mode, should_stop, config.token)
     decide = DecideStep(config.classes)
-    merger = Merger(fan_out(config), LIVE_PATIENCE_S if config.mode == LIVE else REPLAY_PATIENCE_S)
+    published = progress.published(run_dir)   # a restarted decide takes up where the last one stopped
+    last_id = published.read()
+    # Replay: capture's order, each frame once, however late a frame comes. Live: frames from the
+    # replicas put back in order, waiting a little for a late one (a dropped frame never comes).
+    order = Merger(fan_out(config), LIVE_PATIENCE_S) if config.mode == LIVE else ReplayOrder(last_id)
     overlay = OverlayWriter(config.save_video, config.display, config.classes) if config.overlay else None
     poller = zmq.Poller()
     poller.register(inlet.sock, zmq.POLLIN)
     poller.register(status_in, zmq.POLLIN)
-    last_id = -1
+    end = None
 
     def publish_frame(header, arrays):
         nonlocal last_id
         if header.frame_id <= last_id:
-            counters.drops += 1   # too late (live) or a repeat after a capture restart: results leave in order
+            counters.drops += 1   # live: too late, a later frame has gone
             return
         last_id = header.frame_id
         result = decide(header)
         publisher.publish(b"emotion", encode(result.emotion))
+        published.write(last_id)
         counters.frames_out += 1
         counters.last_frame_id = last_id
         results.send(result)
@@ -292,25 +388,25 @@ def run_decide(worker, config, ctx, run_dir, should_stop, counters, reporter) ->
     try:
         while not should_stop():
             reporter.send()
-            ready = dict(poller.poll(10 if merger.waiting else 100))
+            ready = dict(poller.poll(10 if order.waiting else 100))
             if status_in in ready:
-                forward_status(status_in, publisher)
+                forward_status(status_in, publisher, config.token, counters)
             message = inlet.receive(0) if inlet.sock in ready or inlet.pending is not None else None
             if message is not None and isinstance(message[0], EndOfStream):
-                for header, arrays in merger.pop(flush=True):
-                    publish_frame(header, arrays)
                 end = message[0]
+            elif message is not None and not order.push(*message):
+                counters.duplicates += 1   # replay: a copy of a frame already published
+            for header, arrays in order.pop(flush=end is not None and config.mode == LIVE):
+                publish_frame(header, arrays)
+            if end is not None and (config.mode == LIVE or last_id >= end.last_id):
                 results.send(ResultsEnd(end.source, end.frames, end.reason))
                 linger_until_stopped(reporter, should_stop)
                 break
-            if message is not None:
-                merger.push(*message)
-            for header, arrays in merger.pop():
-                publish_frame(header, arrays)
     finally:
         reporter.send(force=True)
         if overlay:
             overlay.close()
+        published.close()
         inlet.close()
         status_in.close(0)
         publisher.close()
@@ -318,14 +414,18 @@ def run_decide(worker, config, ctx, run_dir, should_stop, counters, reporter) ->
     return 0
 
 
-def forward_status(status_in, publisher: Publisher):
-    """The supervisor's status messages, already encoded, onto the PUB socket."""
+def forward_status(status_in, publisher: Publisher, token: bytes, counters: Counters):
+    """The supervisor's status messages onto the PUB socket; anything else on the socket is counted
+    and dropped, so no peer can put words in the status stream."""
     while True:
         try:
-            payload = status_in.recv(zmq.NOBLOCK)
+            parts = status_in.recv_multipart(zmq.NOBLOCK)
         except zmq.Again:
             return
-        publisher.publish(b"status", payload)
+        try:
+            publisher.publish(b"status", wire.unseal(parts, token))
+        except wire.BadMessage:
+            counters.malformed += 1
 
 
 def linger_until_stopped(reporter, should_stop):

@@ -42,4 +42,4 @@ def run_sequential(config: PipelineConfig) -> dict:
         source.close()
         for _, step in steps:
             step.close()
-    return summarize(results, {}, config.classes) | {"results": results}
+    return summarize(results, {}, config.classes, source.status.skipped) | {"results": results}

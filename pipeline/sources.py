@@ -4,11 +4,13 @@ Every source yields `Captured(index, frame, t_capture_ns, truth)` (a camera that
 yields None now and then, so the caller can report it); `t_capture_ns` is
 `time.monotonic_ns()` when the frame was taken, the clock every stage and the end-to-end latency use.
 Cameras are live (the pipeline runs latest-wins); files and folders are replays (lossless), paced at
-their timestamps unless `fast`. Opening a source that cannot give frames raises SourceError naming it.
+their timestamps unless `fast`. Opening a source that cannot give frames raises SourceError naming it;
+a folder's images that cannot be read are skipped and counted (`status.skipped`), not fatal.
 """
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +18,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from face.imageio import to_bgr8
 from pipeline import truth as truth_io
 from pipeline.messages import SourceStatus
+from pipeline.wire import ALLOWED_DTYPES
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"}
 DEFAULT_FPS = 30.0
-PROBE_IMAGES = 10                  # a folder must have a readable image among its first ten
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0)   # camera reconnect waits; the last repeats
 HEARTBEAT_S = 0.25                 # while reconnecting, how often frames() yields None
+OPENCV_LOG_ERRORS = 2              # cv2.setLogLevel: errors only, no warnings
 
 
 class SourceError(RuntimeError):
@@ -106,12 +110,12 @@ class VideoSource:
 
 
 class FolderSource:
+    """Images in name order. A file that cannot be read, or whose pixels the pipeline does not take,
+    is skipped: counted in `status.skipped` and named once on stderr."""
+
     live = False
 
     def __init__(self, path, fast=False, skip=0, fps=DEFAULT_FPS, should_stop=lambda: False):
-        from face.imageio import read_image
-
-        self.read_image = read_image
         self.path, self.name = Path(path), str(path)
         if not self.path.is_dir():
             raise SourceError(f"{path}: no such folder")
@@ -122,52 +126,91 @@ class FolderSource:
         self.files = [self.path / n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
         if not self.files:
             raise SourceError(f"{path}: no images in folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-        self._check_readable(PROBE_IMAGES)
+        self._check_one_readable()
         recorded = self.path / "frames.jsonl"
         self.truth = truth_io.load(recorded) if recorded.is_file() else {}
         self.fps, self.fast, self.skip, self.should_stop = fps, fast, int(skip), should_stop
         self.status = SourceStatus()
 
-    def _check_readable(self, count):
-        """A folder whose first images are all unreadable is not worth starting a run for."""
-        errors = []
-        for file in self.files[:count]:
+    def _check_one_readable(self):
+        """A folder in which no image at all can be read is not worth starting a run for; the files
+        are tried in order until one reads (usually the first)."""
+        first_error = None
+        for file in self.files:
             try:
-                _read_raw(file)
+                read_frame(file)
                 return
             except ValueError as error:
-                errors.append(str(error))
-        raise SourceError(f"{self.path}: none of the first {len(errors)} images is readable ({errors[0]})")
+                first_error = first_error or error
+        raise SourceError(f"{self.path}: none of the {len(self.files)} images is readable ({first_error})")
 
     def frames(self):
         pacer = Pacer(self.fast, self.should_stop)
         self.status.state = "running"
-        for index, file in enumerate(self.files):
-            if self.should_stop():
-                break
-            if index < self.skip:
-                continue
-            try:
-                frame = _read_raw(file)
-            except ValueError as error:
-                self.status.skipped += 1
-                self.status.note = str(error)
-                continue
-            pacer.wait(index / self.fps if self.fps > 0 else 0.0)
-            yield Captured(index, frame, time.monotonic_ns(), self.truth.get(index))
-        self.status.state = "ended"
+        try:
+            for index, file in enumerate(self.files):
+                if self.should_stop():
+                    break
+                if index < self.skip:
+                    continue
+                try:
+                    frame = read_frame(file)
+                except ValueError as error:
+                    self._skip(error)
+                    continue
+                pacer.wait(index / self.fps if self.fps > 0 else 0.0)
+                yield Captured(index, frame, time.monotonic_ns(), self.truth.get(index))
+            self.status.state = "ended"
+        finally:
+            if self.status.skipped:   # each file is named in the log already: the last word counts them
+                self.status.note = f"{self.name}: skipped {self.status.skipped} unreadable or unsupported image(s)"
+
+    def _skip(self, error: ValueError):
+        self.status.skipped += 1
+        self.status.note = str(error)
+        print(f"exprada pipeline: skipped {error}", file=sys.stderr, flush=True)
 
     def close(self):
         pass
 
 
-def _read_raw(file: Path) -> np.ndarray:
-    """An image as stored (16-bit NIR stays 16-bit; the face stage converts); ValueError naming it."""
-    data = np.fromfile(file, dtype=np.uint8) if file.is_file() else np.zeros(0, np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+def read_frame(file: Path) -> np.ndarray:
+    """An image file as stored (16-bit NIR stays 16-bit; the face stage converts); ValueError
+    "FILE: why" when it cannot be read or its pixels cannot go down the pipeline."""
+    try:
+        if not file.is_file():   # a folder or a FIFO named like an image: never opened (a FIFO would block)
+            raise ValueError(f"{file}: not a regular file")
+        data = np.fromfile(file, dtype=np.uint8)
+    except OSError as error:
+        raise ValueError(f"{file}: cannot read: {error.strerror or error}") from None
+    image = decode_quietly(data) if data.size else None
     if image is None:
         raise ValueError(f"{file}: not a readable image (corrupt or unsupported format)")
+    problem = why_unsupported(image)
+    if problem:
+        raise ValueError(f"{file}: {problem}")
     return image
+
+
+def decode_quietly(data: np.ndarray) -> np.ndarray | None:
+    """cv2.imdecode without OpenCV's own warnings about a damaged file: the skip line says it once."""
+    previous = cv2.setLogLevel(OPENCV_LOG_ERRORS)
+    try:
+        return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    finally:
+        cv2.setLogLevel(previous)
+
+
+def why_unsupported(frame: np.ndarray) -> str | None:
+    """Why a frame cannot go down the pipeline, or None: its pixels must travel between stages
+    (pipeline/wire.py) and be an image the face stage takes (face/imageio.py: to_bgr8)."""
+    if frame.dtype.name not in ALLOWED_DTYPES:
+        return f"{frame.dtype.name} pixels are not supported (the pipeline takes {', '.join(ALLOWED_DTYPES)})"
+    try:
+        to_bgr8(frame[:1, :1])   # a 1×1 corner meets the same checks of shape, channels and type
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 class CameraSource:

@@ -14,14 +14,20 @@ import sys
 import zmq
 
 from pipeline.config import DEFAULT_PUBLISH
+from pipeline.curve import join_curve
 from pipeline.messages import TOPICS, DecodeError, Emotion, Published, decode_published, to_builtins
 
 
-def subscribe(endpoint: str = DEFAULT_PUBLISH, topics=TOPICS, ctx: zmq.Context | None = None) -> zmq.Socket:
+def subscribe(endpoint: str = DEFAULT_PUBLISH, topics=TOPICS, ctx: zmq.Context | None = None,
+              curve_key=None, curve_server_key=None) -> zmq.Socket:
+    """A SUB socket on the stream; with CURVE, this subscriber's secret key file and the pipeline's
+    public key file (pipeline/curve.py)."""
     ctx = ctx or zmq.Context.instance()
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVHWM, 10000)
+    if curve_key or curve_server_key:
+        join_curve(sock, curve_key, curve_server_key)
     for topic in topics:
         sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
     sock.connect(endpoint)
@@ -55,8 +61,17 @@ def main(argv=None) -> int:
     p.add_argument("--count", type=int, help="exit after this many messages")
     p.add_argument("--timeout", type=float, help="exit after this many seconds without a message")
     p.add_argument("--brief", action="store_true", help="one short line per emotion message instead of JSON")
+    p.add_argument("--curve-key", metavar="FILE", help="CURVE: this subscriber's .key_secret file")
+    p.add_argument("--curve-server-key", metavar="FILE", help="CURVE: the pipeline's public .key file")
     args = p.parse_args(argv)
-    sock = subscribe(args.endpoint, args.topic or TOPICS)
+    if bool(args.curve_key) != bool(args.curve_server_key):
+        p.error("CURVE needs both --curve-key and --curve-server-key")
+    try:
+        sock = subscribe(args.endpoint, args.topic or TOPICS, curve_key=args.curve_key,
+                         curve_server_key=args.curve_server_key)
+    except ValueError as error:
+        print(f"exprada subscribe: {error}", file=sys.stderr)
+        return 2
     seen = 0
     try:
         while args.count is None or seen < args.count:

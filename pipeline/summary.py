@@ -67,8 +67,9 @@ class Tally:
                 self.path_frames[path] += 1
                 self.hits[path] += label == expected
 
-    def summary(self, stages: dict) -> dict:
-        """stages: the supervisor's totals per stage (drops, malformed, errors, restarts)."""
+    def summary(self, stages: dict, skipped: int = 0) -> dict:
+        """stages: the supervisor's totals per stage (drops, malformed, errors, restarts); skipped: the
+        source's unreadable or unsupported frames and files (pipeline/messages.py: SourceStatus)."""
         result = {"frames": self.frames, "valid": self.valid}
         if self.frames:
             seconds = (self.last_publish - self.first_capture) / 1e9
@@ -81,6 +82,7 @@ class Tally:
                 result["latency_ms"][f"{name}_p50"] = percentile(self.latency[name], 50)
         for key in ("drops", "malformed", "errors", "restarts"):
             result[key] = sum(s.get(key, 0) for s in stages.values())
+        result["skipped"] = skipped
         result.update({
             "frames_with_truth": self.with_face + self.no_face,
             "face_found_rate": _rate(self.found, self.with_face),
@@ -96,11 +98,11 @@ class Tally:
         return result
 
 
-def summarize(results, stages: dict, classes) -> dict:
+def summarize(results, stages: dict, classes, skipped: int = 0) -> dict:
     tally = Tally(classes)
     for result in results:
         tally.add(result)
-    return tally.summary(stages)
+    return tally.summary(stages, skipped)
 
 
 def _rate(hits, total):
@@ -113,7 +115,7 @@ def describe(summary: dict) -> str:
     lines = [f"frames {summary['frames']} (face found in {summary['valid']}), "
              f"{summary.get('fps')} fps, latency p50 {lat['p50']} ms / p99 {lat['p99']} ms",
              f"drops {summary['drops']}, malformed {summary['malformed']}, errors {summary['errors']}, "
-             f"restarts {summary['restarts']}"]
+             f"restarts {summary['restarts']}, skipped {summary['skipped']}"]
     if summary.get("frames_with_truth"):
         lines.append(f"accuracy vs ground truth on {summary['frames_with_truth']} frames: "
                      f"published ({summary.get('published_from') or '-'}) {summary['accuracy_published']}, "

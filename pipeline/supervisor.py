@@ -6,10 +6,10 @@ stage within 2 s. Stage processes die with the supervisor (PR_SET_PDEATHSIG, pip
 """
 from __future__ import annotations
 
+import secrets
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections import defaultdict, deque
@@ -19,14 +19,15 @@ import zmq
 
 import msgspec
 
-from pipeline import runner
+from pipeline import progress, rundirs, runner, wire
 from pipeline.config import PipelineConfig, resolve_models
+from pipeline.curve import check_publish_address
 from pipeline.messages import (COUNTERS, DecodeError, Result, SourceStatus, StageStatus, Status, decode_report,
                                decode_result, encode)
 from pipeline.record import JsonLines
 from pipeline.stages import SINK, SOURCE, STAGE_NAMES, STAGES, Worker, workers
 from pipeline.summary import Tally
-from pipeline.transport import Ticker, endpoint
+from pipeline.transport import LIVE, Ticker, endpoint
 from pipeline.workers import ProcessWorker, ThreadWorker
 
 STOP_GRACE_S = 1.5    # SIGTERM, then SIGKILL: everything is gone within 2 s of Ctrl-C
@@ -41,6 +42,7 @@ class Supervisor:
         self.go = threading.Event()           # single-process mode; processes look for runner.GO_FILE
         self.tally = None   # made once the models' class names are known
         self.stats_in = self.results_in = self.status_out = None
+        self.published = self.resends = None    # the replay's progress (pipeline/progress.py)
         self.emotion_log = self.status_log = None
         self.reports = {name: {} for name in STAGE_NAMES}  # stage → {(pid, thread): latest StageReport}
         self.restarts = defaultdict(deque)      # worker → times of its recent restarts
@@ -48,6 +50,7 @@ class Supervisor:
         self.workers = {}                       # Worker → its handle (process or thread)
         self.finished = set()                   # workers that ended cleanly
         self.error = None
+        self.interrupted = None                 # the signal that stopped the run: SIGINT | SIGTERM
         self.end_note = None
         self.ready_since = None
         self.eos_seen = False
@@ -59,8 +62,16 @@ class Supervisor:
         """Run to the end of the source (replay), max_frames, or a stop request; return the summary."""
         check_source(self.config)
         resolve_models(self.config)
+        warning = check_publish_address(self.config.publish, self.config.allow_remote)
+        if warning:
+            print(f"exprada pipeline: warning: {warning}"
+                  f"{'' if self.config.curve_secret_key else ', unencrypted and open to anyone (no --curve-secret-key)'}",
+                  file=sys.stderr, flush=True)
         self.tally = Tally(self.config.classes)
-        self.run_dir = None if self.config.single_process else tempfile.mkdtemp(prefix="exprada-")
+        self.config.run_token = secrets.token_hex(16)   # the stages get it with their config, no one else
+        rundirs.remove_stale_run_dirs()   # left by a supervisor killed outright (SIGKILL)
+        self.run_dir = None if self.config.single_process else rundirs.make_run_dir()
+        self.malformed = 0   # junk refused on the supervisor's own sockets
         previous = self._install_signals()
         self.ctx = zmq.Context()
         try:
@@ -71,17 +82,23 @@ class Supervisor:
         finally:
             self._shutdown()
             self._restore_signals(previous)
-        summary = self.tally.summary(self.stage_totals())
+        summary = self.tally.summary(self.run_totals(), self.skipped())
         if self.end_note:
             summary["note"] = self.end_note
         if self.error:
             summary["error"] = self.error
+        if self.interrupted:
+            summary["interrupted"] = self.interrupted
         return summary
 
     def _install_signals(self):
         if threading.current_thread() is not threading.main_thread():
             return None
-        handler = lambda *_: self.stop.set()  # noqa: E731
+
+        def handler(signum, _frame):
+            self.interrupted = self.interrupted or signal.Signals(signum).name
+            self.stop.set()
+
         return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def _restore_signals(self, previous):
@@ -90,10 +107,14 @@ class Supervisor:
 
     def _open_sockets(self):
         self.stats_in = self.ctx.socket(zmq.PULL)
+        self.stats_in.setsockopt(zmq.MAXMSGSIZE, wire.MAX_CONTROL_BYTES)
         self.stats_in.bind(endpoint(self.run_dir, "stats"))
         self.results_in = self.ctx.socket(zmq.PULL)
         self.results_in.setsockopt(zmq.RCVHWM, 1000)
+        self.results_in.setsockopt(zmq.MAXMSGSIZE, wire.MAX_CONTROL_BYTES)
         self.results_in.bind(endpoint(self.run_dir, "results"))
+        self.published = progress.published(self.run_dir)
+        self.resends = progress.resends(self.run_dir)
         self.status_out = self.ctx.socket(zmq.PUSH)
         self.status_out.setsockopt(zmq.SNDHWM, 2)
         self.status_out.setsockopt(zmq.LINGER, 0)
@@ -156,6 +177,9 @@ class Supervisor:
         for sock in (self.stats_in, self.results_in, self.status_out):
             if sock is not None:
                 sock.close(0)
+        for counter in (self.published, self.resends):
+            if counter is not None:
+                counter.close()
         for log in (self.emotion_log, self.status_log):
             if log:
                 log.close()
@@ -165,13 +189,25 @@ class Supervisor:
 
     # ---- what the stages say -----------------------------------------------------------------
 
-    def _drain_stats(self):
+    def _receive(self, sock):
+        """The payload of the next sealed message on one of the supervisor's sockets, None when there
+        is none; junk (no token, wrong parts, oversized) is counted and skipped."""
         while True:
             try:
-                report = decode_report(self.stats_in.recv(zmq.NOBLOCK))
+                parts = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                return None
+            try:
+                return wire.unseal(parts, self.config.token)
+            except wire.BadMessage:
+                self.malformed += 1
+
+    def _drain_stats(self):
+        while (payload := self._receive(self.stats_in)) is not None:
+            try:
+                report = decode_report(payload)
             except DecodeError:
+                self.malformed += 1
                 continue
             name = report.stage
             if name in self.reports:
@@ -181,11 +217,12 @@ class Supervisor:
                     self.error = f"stage {name}: {report.fatal}"
 
     def _drain_results(self) -> bool:
-        while True:
+        while (payload := self._receive(self.results_in)) is not None:
             try:
-                message = decode_result(self.results_in.recv(zmq.NOBLOCK))
-            except zmq.Again:
-                return False
+                message = decode_result(payload)
+            except DecodeError:
+                self.malformed += 1
+                continue
             if not isinstance(message, Result):   # the end of the results
                 self.eos_seen = True
                 self.end_note = message.reason if message.reason != "end of source" else None
@@ -195,6 +232,7 @@ class Supervisor:
                 self.emotion_log.write(message.emotion)
             if self.on_message:
                 self.on_message(message)
+        return False
 
     def _finish_results(self, timeout_s: float = 1.0):
         """The run ended without the end-of-stream record yet: take what is still on its way."""
@@ -242,6 +280,10 @@ class Supervisor:
             print(f"exprada pipeline: stage {worker.name} exited with code {code}; restarting "
                   f"(restart {self.restart_count[worker]})", file=sys.stderr, flush=True)
             self._start(worker, skip)
+            if self.config.mode != LIVE and worker.stage.role != SOURCE:
+                # It may have died holding frames: capture sends every unpublished frame again
+                # (decide drops the copies of those that were not lost).
+                self.resends.write(self.resends.read() + 1)
         return False
 
     def _may_restart(self, worker: Worker) -> bool:
@@ -256,10 +298,13 @@ class Supervisor:
         return True
 
     def _resume_point(self, worker: Worker) -> int:
-        """A restarted source goes on after the last frame it reported sending (a file resumes there,
-        a camera numbers on from there, so frame ids keep increasing)."""
+        """Where a restarted source goes on. Replay: after the last published frame (what it had sent
+        beyond that may have died with it). Live: after the last frame it reported sending (a camera
+        numbers on from there, so frame ids keep increasing)."""
         if worker.stage.role != SOURCE:
             return 0
+        if self.config.mode != LIVE:
+            return self.published.read() + 1
         sent = [r.counters.last_frame_id for r in self.reports[worker.stage.name].values()]
         return max(sent, default=-1) + 1
 
@@ -274,6 +319,14 @@ class Supervisor:
             total["restarts"] = sum(self.restart_count[w] for w in workers(self.config, stage))
             totals[stage.name] = total
         return totals
+
+    def run_totals(self) -> dict:
+        """The stages' totals and the supervisor's own (junk refused on its sockets), for the summary."""
+        return {**self.stage_totals(), "supervisor": {"malformed": self.malformed}}
+
+    def skipped(self) -> int:
+        """The frames or files the source skipped, over every incarnation of capture."""
+        return sum(r.source.skipped for r in self.reports[STAGES[0].name].values() if r.source)
 
     def status(self) -> Status:
         now = time.monotonic()
@@ -303,7 +356,7 @@ class Supervisor:
     def _publish_status(self):
         status = self.status()
         try:
-            self.status_out.send(encode(status), zmq.NOBLOCK)
+            self.status_out.send_multipart(wire.seal(encode(status), self.config.token), zmq.NOBLOCK)
         except zmq.Again:
             pass
         if self.status_log:

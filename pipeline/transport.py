@@ -39,10 +39,13 @@ class Inlet:
     """A stage's input: PULL, bound at its own endpoint so a restarted stage takes up the same address."""
 
     def __init__(self, ctx: zmq.Context, address: str, mode: str, counters: Counters,
-                 max_bytes: int = wire.DEFAULT_MAX_BYTES, bind: bool = True):
-        self.mode, self.counters, self.max_bytes = mode, counters, max_bytes
+                 max_bytes: int = wire.DEFAULT_MAX_BYTES, bind: bool = True, token: bytes = b""):
+        self.mode, self.counters, self.max_bytes, self.token = mode, counters, max_bytes, token
         self.pending = None
         self.sock = configure(ctx.socket(zmq.PULL), HWM[mode])
+        # ZeroMQ refuses any part larger than this before reading it into memory (the peer is
+        # disconnected); wire.decode then bounds the whole message.
+        self.sock.setsockopt(zmq.MAXMSGSIZE, max_bytes)
         self.sock.bind(address) if bind else self.sock.connect(address)
 
     def receive(self, timeout_ms: int = SLICE_MS):
@@ -67,7 +70,7 @@ class Inlet:
             except zmq.Again:
                 break
             try:
-                message = wire.decode(parts, self.max_bytes)
+                message = wire.decode(parts, self.max_bytes, self.token)
             except wire.BadMessage:
                 self.counters.malformed += 1
                 continue
@@ -95,14 +98,14 @@ class Inlet:
 class Outlet:
     """A stage's output: PUSH, connected to the next stage's endpoint (it reconnects after a restart)."""
 
-    def __init__(self, ctx: zmq.Context, address: str, mode: str, counters: Counters):
-        self.mode, self.counters = mode, counters
+    def __init__(self, ctx: zmq.Context, address: str, mode: str, counters: Counters, token: bytes = b""):
+        self.mode, self.counters, self.token = mode, counters, token
         self.sock = configure(ctx.socket(zmq.PUSH), HWM[mode])
         self.sock.connect(address)
 
     def send(self, header: StageMessage, arrays=None, should_stop=lambda: False) -> bool:
         """Send a frame; live: drop it (counted) if the next stage is busy; replay: wait for room."""
-        parts = wire.encode(header, arrays)
+        parts = wire.encode(header, arrays, self.token)
         end = isinstance(header, EndOfStream)
         if self.mode == LIVE and not end:
             try:
@@ -120,7 +123,7 @@ class Outlet:
     def offer(self, header: StageMessage, arrays=None) -> bool:
         """Live: send if the next stage has room now; False (nothing counted) if not."""
         try:
-            self.sock.send_multipart(wire.encode(header, arrays), zmq.NOBLOCK, copy=False)
+            self.sock.send_multipart(wire.encode(header, arrays, self.token), zmq.NOBLOCK, copy=False)
         except zmq.Again:
             return False
         self.counters.frames_out += 1

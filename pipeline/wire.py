@@ -1,12 +1,18 @@
-"""Frame messages on the wire: multipart [header JSON, array bytes, array bytes, ...].
+"""Messages between the pipeline's processes on the wire: multipart [run token, payload, ...].
 
-The header (pipeline/messages.py: FrameHeader) carries the name, dtype and shape of every array part
-that follows, so a receiver never trusts a part it cannot account for. Arrays travel without a copy
-(zero-copy send; receivers get read-only views of the message buffers), so a sender must never
-write into an array it has sent: every frame is a fresh array.
+Every internal message opens with the run's token, a random secret the supervisor makes for each
+run and hands its stages: a message without it (another program on the socket, a replay of another
+run) is refused as malformed, so no peer can inject an end of stream, a frame or a status.
+
+Frame messages are [token, header JSON, array bytes, array bytes, ...]. The header (pipeline/
+messages.py: FrameHeader) carries the name, dtype and shape of every array part that follows, so a
+receiver never trusts a part it cannot account for. Arrays travel without a copy (zero-copy send;
+receivers get read-only views of the message buffers), so a sender must never write into an array
+it has sent: every frame is a fresh array.
 """
 from __future__ import annotations
 
+import hmac
 import math
 
 import numpy as np
@@ -17,13 +23,36 @@ from pipeline.messages import (HEADER_VERSION, ArraySpec, DecodeError, EndOfStre
 DEFAULT_MAX_BYTES = 64 << 20   # a 4K 16-bit frame plus renders fits; anything larger is refused
 ALLOWED_DTYPES = ("uint8", "uint16", "int32", "int64", "float32", "float64")
 MAX_HEADER_BYTES = 1 << 20
+MAX_CONTROL_BYTES = 1 << 20    # reports, results, status: small JSON
+MAX_SHAPE_DIMS = 8
 
 
 class BadMessage(ValueError):
     """A message that is not a well-formed frame message; the receiver drops and counts it."""
 
 
-def encode(header: StageMessage, arrays: dict[str, np.ndarray] | None = None) -> list:
+def seal(payload: bytes, token: bytes = b"") -> list:
+    """A control message (report, result, status) → [token, payload]."""
+    return [token, payload]
+
+
+def unseal(parts, token: bytes = b"", max_bytes: int = MAX_CONTROL_BYTES) -> bytes:
+    """[token, payload] → payload; BadMessage for a wrong token, part count or size."""
+    buffers = [_buffer(p) for p in parts]
+    if len(buffers) != 2:
+        raise BadMessage(f"expected [token, payload], got {len(buffers)} parts")
+    _check_token(buffers[0], token)
+    if len(buffers[1]) > max_bytes:
+        raise BadMessage(f"message of {len(buffers[1])} bytes exceeds {max_bytes}")
+    return bytes(buffers[1])
+
+
+def _check_token(part, token: bytes):
+    if not hmac.compare_digest(bytes(part), token):
+        raise BadMessage("not from this run (wrong token)")
+
+
+def encode(header: StageMessage, arrays: dict[str, np.ndarray] | None = None, token: bytes = b"") -> list:
     """Header + arrays → message parts for `send_multipart(parts, copy=False)`."""
     arrays = arrays or {}
     parts, described = [], []
@@ -38,14 +67,15 @@ def encode(header: StageMessage, arrays: dict[str, np.ndarray] | None = None) ->
             raise ValueError("an end of stream carries no arrays")
     else:
         header.arrays = described
-    return [encode_json(header)] + parts
+    return [token, encode_json(header)] + parts
 
 
-def decode(parts, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[StageMessage, dict[str, np.ndarray]]:
+def decode(parts, max_bytes: int = DEFAULT_MAX_BYTES, token: bytes = b"") -> tuple[StageMessage, dict[str, np.ndarray]]:
     """Message parts (bytes or zmq.Frame) → (header, {name: read-only array}); BadMessage on anything off."""
-    if not parts:
-        raise BadMessage("empty message")
-    buffers = [_buffer(p) for p in parts]
+    if len(parts) < 2:
+        raise BadMessage(f"a frame message has a token and a header, got {len(parts)} parts")
+    _check_token(_buffer(parts[0]), token)
+    buffers = [_buffer(p) for p in parts[1:]]
     total = sum(len(b) for b in buffers)
     if total > max_bytes:
         raise BadMessage(f"message of {total} bytes exceeds the maximum of {max_bytes}")
@@ -76,7 +106,7 @@ def _buffer(part) -> memoryview:
 def _array(spec: ArraySpec, buffer: memoryview) -> np.ndarray:
     if spec.dtype not in ALLOWED_DTYPES:
         raise BadMessage(f"array {spec.name!r}: dtype {spec.dtype!r} not allowed")
-    if not all(d >= 0 for d in spec.shape):
+    if len(spec.shape) > MAX_SHAPE_DIMS or not all(d >= 0 for d in spec.shape):
         raise BadMessage(f"array {spec.name!r}: bad shape {spec.shape!r}")
     expected = math.prod(spec.shape) * np.dtype(spec.dtype).itemsize   # Python ints: no overflow
     if expected != len(buffer):

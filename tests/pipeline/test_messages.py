@@ -27,18 +27,22 @@ def test_round_trip_keeps_header_and_arrays():
 
 
 def good_parts(**override):
-    parts = wire.encode(new_header(1, "s", 5), {"frame": np.zeros((4, 4), np.uint8)})
-    head = json.loads(parts[0])
+    token, header, frame = wire.encode(new_header(1, "s", 5), {"frame": np.zeros((4, 4), np.uint8)})
+    head = json.loads(header)
     head.update(override)
-    return [json.dumps(head).encode(), bytes(parts[1])]
+    return [token, json.dumps(head).encode(), bytes(frame)]
 
 
 @pytest.mark.parametrize("parts, why", [
-    ([], "empty"),
-    ([b"\xff\xfe not json"], "malformed|invalid"),
-    ([b"[1, 2]"], "Expected `object`"),
-    ([b'{"type": "frame", "frame_id": 1}'], "missing required field `source`"),
-    ([b'{"type": "launch", "frame_id": 1}'], "Invalid value 'launch'"),
+    ([], "got 0 parts"),
+    ([b"", b"\xff\xfe not json"], "malformed|invalid"),
+    ([b"", b"[1, 2]"], "Expected `object`"),
+    ([b"", b'{"type": "frame", "frame_id": 1}'], "missing required field `source`"),
+    ([b"", b'{"type": "launch", "frame_id": 1}'], "Invalid value 'launch'"),
+    ([b"", b"[" * 100_000 + b"]" * 100_000], "."),                        # deep nesting
+    (good_parts(arrays=[{"name": "frame", "dtype": "uint8", "shape": [True, True]}]), r"at `\$.arrays\[0\].shape"),
+    (good_parts(arrays=[{"name": "frame", "dtype": "uint8", "shape": [2 ** 70]}]), "."),
+    (good_parts(arrays=[{"name": "frame", "dtype": "uint8", "shape": [1] * 40}]), "bad shape"),
     (good_parts(v=99), "version"),
     (good_parts(frame_id="x"), r"Expected `int`, got `str` - at `\$.frame_id`"),
     (good_parts(frame_id=True), r"Expected `int`, got `bool`"),
@@ -59,12 +63,26 @@ def test_malformed_messages_are_refused_with_the_reason(parts, why):
 def test_oversized_message_is_refused():
     parts = wire.encode(new_header(1, "s", 5), {"frame": np.zeros(2048, np.uint8)})
     with pytest.raises(wire.BadMessage, match="exceeds the maximum of 1000"):
-        wire.decode([bytes(p) for p in parts[:1]] + [bytes(parts[1])], max_bytes=1000)
+        wire.decode([bytes(p) for p in parts], max_bytes=1000)
+
+
+def test_only_messages_with_the_run_token_are_taken():
+    """A peer without the run's token cannot inject a frame, an end of stream or a control message."""
+    parts = wire.encode(EndOfStream("s", 10), token=b"secret")
+    assert isinstance(wire.decode(parts, token=b"secret")[0], EndOfStream)
+    for token in (b"", b"guess", b"secret!"):
+        with pytest.raises(wire.BadMessage, match="not from this run"):
+            wire.decode(parts, token=token)
+    assert wire.unseal(wire.seal(b"{}", b"secret"), b"secret") == b"{}"
+    for parts, why in (([b"guess", b"{}"], "not from this run"), ([b"{}"], "expected \\[token, payload\\]"),
+                       ([b"secret", b"x" * 2_000_000], "exceeds")):
+        with pytest.raises(wire.BadMessage, match=why):
+            wire.unseal(parts, b"secret")
 
 
 def test_end_of_stream_needs_no_frame_fields_and_carries_no_arrays():
-    header, arrays = wire.decode(wire.encode(EndOfStream("s", 10)))
-    assert isinstance(header, EndOfStream) and header.frames == 10 and arrays == {}
+    header, arrays = wire.decode(wire.encode(EndOfStream("s", 10, last_id=9)))
+    assert isinstance(header, EndOfStream) and header.frames == 10 and header.last_id == 9 and arrays == {}
     with pytest.raises(wire.BadMessage, match="end of stream with 1 data parts"):
         wire.decode(wire.encode(EndOfStream("s", 10)) + [b"x"])
 

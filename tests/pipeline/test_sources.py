@@ -61,7 +61,7 @@ def test_camera_that_is_not_a_capture_device_is_refused(tmp_path):
         CameraSource(str(not_a_camera))
 
 
-def test_folder_replays_sorted_images_skipping_bad_ones(tmp_path):
+def test_folder_replays_sorted_images_skipping_bad_ones(tmp_path, capsys):
     grey16 = (np.arange(64 * 80, dtype=np.uint16).reshape(64, 80) * 12)
     cv2.imwrite(str(tmp_path / "002.png"), grey16)
     cv2.imwrite(str(tmp_path / "001.png"), np.full((64, 80, 3), 9, np.uint8))
@@ -74,7 +74,9 @@ def test_folder_replays_sorted_images_skipping_bad_ones(tmp_path):
     assert [c.index for c in got] == [0, 1]
     assert got[0].frame.dtype == np.uint8 and got[1].frame.dtype == np.uint16   # NIR 16-bit stays 16-bit
     assert [c.truth for c in got] == [HAPPY, NO_FACE]
-    assert source.status.skipped == 1 and "003.png" in source.status.note
+    assert source.status.skipped == 1
+    assert source.status.note == f"{tmp_path}: skipped 1 unreadable or unsupported image(s)"
+    assert f"exprada pipeline: skipped {tmp_path / '003.png'}: not a readable image" in capsys.readouterr().err
 
 
 def test_folder_errors_name_the_folder(tmp_path):

@@ -26,7 +26,7 @@ def latest_stats(stats, until, timeout_s=20):
     deadline, report = time.monotonic() + timeout_s, None
     while time.monotonic() < deadline:
         if stats.poll(200):
-            report = decode_report(stats.recv())
+            report = decode_report(wire.unseal(stats.recv_multipart()))
             if until(report):
                 return report
     raise AssertionError(f"stats never matched; last {report}")
@@ -54,10 +54,11 @@ def test_classify_stage_drops_and_counts_malformed_and_oversized_messages(models
         image = np.full((size, size, 3), 200, np.uint8)
         old_version = new_header(3, "test", 1, v=1)
         bad = [
-            [b"\x00\x01 not json"],
-            [b'{"type": "frame", "frame_id": 1}'],
-            [encode(old_version)],
-            [wire.encode(good, {"translated": image})[0], b"short"],
+            [b"", b"\x00\x01 not json"],
+            [b"", b'{"type": "frame", "frame_id": 1}'],
+            [b"", encode(old_version)],
+            [*wire.encode(good, {"translated": image})[:2], b"short"],
+            [b"another run", *wire.encode(good, {"translated": image})[1:]],   # not this run's token
             wire.encode(good, {"translated": np.zeros((MAX_BYTES,), np.uint8)}),   # oversized
         ]
         for parts in bad:
@@ -66,8 +67,8 @@ def test_classify_stage_drops_and_counts_malformed_and_oversized_messages(models
         header, _ = wire.decode(wait_for(results))
         assert header.frame_id == 3 and len(header.probs) == 7 and "classify" in header.timing
         assert np.argmax(header.probs) == 3          # bright render → "happiness" by construction
-        report = latest_stats(stats, lambda r: r.counters.malformed >= 5)
-        assert report.counters.malformed == 5 and report.counters.frames_in == 1 and report.counters.errors == 0
+        report = latest_stats(stats, lambda r: r.counters.malformed >= 6)
+        assert report.counters.malformed == 6 and report.counters.frames_in == 1 and report.counters.errors == 0
         assert process.is_alive()
         feed.send_multipart(wire.encode(EndOfStream("test", 1)))
         header, _ = wire.decode(wait_for(results))

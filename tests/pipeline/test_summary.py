@@ -72,3 +72,11 @@ def test_a_path_not_classified_gives_no_figure_not_a_zero():
     assert summary["accuracy_published"] == summary["accuracy_translated"] == 1.0
     assert summary["accuracy_render"] == 0.0 and summary["published_from"] is None
     assert summary["accuracy_crop"] is None   # from before the crop path: no figure, not a zero
+
+
+def test_skipped_inputs_are_counted_in_the_summary_and_its_words():
+    summary = summarize([record(0, True, "happiness", "happiness", HAPPY, "happiness", 10)], {}, EXPRESSIONS,
+                        skipped=3)
+    assert summary["skipped"] == 3 and summary["frames"] == 1
+    assert "restarts 0, skipped 3" in describe(summary)
+    assert summarize([], {}, EXPRESSIONS)["skipped"] == 0

@@ -1,0 +1,101 @@
+"""Who may read the stream from another machine: the publish address check and ZeroMQ CURVE.
+
+By default the stream is published on loopback only. Any other address must be asked for with
+--allow-remote (a warning says so), and should then be encrypted and authenticated with CURVE:
+
+    python -m pipeline.curve keys/ car          # the car's key pair: keys/car.key, keys/car.key_secret
+    python -m pipeline.curve keys/clients/ dash # one per subscriber; copy its .key into keys/clients/
+    run_pipeline.py --publish tcp://0.0.0.0:5560 --allow-remote \\
+        --curve-secret-key keys/car.key_secret --curve-clients keys/clients/
+    python -m pipeline.subscribe --endpoint tcp://CAR:5560 \\
+        --curve-server-key keys/car.key --curve-key keys/clients/dash.key_secret
+
+Only subscribers whose public key is in the clients folder get anything; the others see nothing.
+Key files are ZeroMQ's own certificate format (zmq.auth), so subscribers in other languages read
+them with their own ZeroMQ binding. Written by hand only as far as no library does it: the address
+check; the keys, the encryption and the authentication are libzmq's.
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def remote_host(address: str) -> str | None:
+    """The host of a tcp:// address that is not loopback (None for loopback, ipc://, inproc://)."""
+    if not address.startswith("tcp://"):
+        return None
+    host = urlsplit(address).hostname or ""
+    if host in LOOPBACK_NAMES:
+        return None
+    try:
+        return None if ipaddress.ip_address(host).is_loopback else host
+    except ValueError:
+        return host   # "*", an interface or host name: reachable from elsewhere
+
+
+def check_publish_address(address: str, allow_remote: bool) -> str | None:
+    """ValueError for a non-loopback address without allow_remote; with it, the warning to print."""
+    host = remote_host(address)
+    if host is None:
+        return None
+    if not allow_remote:
+        raise ValueError(f"--publish {address} can be reached from other machines ({host}); add --allow-remote "
+                         f"to mean it (and --curve-secret-key/--curve-clients to let only your subscribers in)")
+    return f"publishing on {address}: reachable from other machines"
+
+
+def _keys(path, secret: bool) -> tuple[bytes, bytes]:
+    try:
+        public, secret_key = zmq.auth.load_certificate(str(path))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a ZeroMQ key file ({error}); `python -m pipeline.curve` makes them") from None
+    if secret and secret_key is None:
+        raise ValueError(f"{path}: holds no secret key (the .key_secret file of the pair is needed)")
+    return public, secret_key
+
+
+def serve_curve(ctx: zmq.Context, sock: zmq.Socket, secret_key_file, clients_dir) -> ThreadAuthenticator:
+    """Make `sock` a CURVE server that lets in only the public keys found in `clients_dir`."""
+    clients = Path(clients_dir)
+    if not clients.is_dir() or not any(clients.glob("*.key")):
+        raise ValueError(f"--curve-clients {clients}: no subscriber public keys (*.key) there")
+    public, secret = _keys(secret_key_file, secret=True)
+    auth = ThreadAuthenticator(ctx)
+    auth.start()
+    auth.configure_curve(domain="*", location=str(clients))
+    sock.curve_secretkey, sock.curve_publickey, sock.curve_server = secret, public, True
+    return auth
+
+
+def join_curve(sock: zmq.Socket, key_file, server_key_file) -> None:
+    """Make `sock` a CURVE client with its key pair, talking to the server whose public key is given."""
+    public, secret = _keys(key_file, secret=True)
+    server_public, _ = _keys(server_key_file, secret=False)
+    sock.curve_publickey, sock.curve_secretkey, sock.curve_serverkey = public, secret, server_public
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m pipeline.curve", description="make a CURVE key pair: "
+                                "FOLDER/NAME.key (public, to share) and FOLDER/NAME.key_secret (keep it)")
+    p.add_argument("folder")
+    p.add_argument("name")
+    args = p.parse_args(argv)
+    Path(args.folder).mkdir(parents=True, exist_ok=True)
+    public, secret = zmq.auth.create_certificates(args.folder, args.name)
+    Path(secret).chmod(0o600)
+    print(f"{public}\n{secret}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
