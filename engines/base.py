@@ -6,12 +6,15 @@ that names the tensor and what was expected versus what was given.
 """
 from __future__ import annotations
 
+import hashlib
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from engines.contract import ModelInfo
+from engines.contract import ModelInfo, digest_path
 
 
 @dataclass(frozen=True)
@@ -145,9 +148,24 @@ class EngineFileError(ValueError):
 
 def require_file(path, what: str = "model file"):
     """The path as a string; FileNotFoundError naming it when there is nothing there."""
-    from pathlib import Path
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} not found")
     return str(path)
+
+
+def verify_digest(path) -> bytes | None:
+    """The model file's bytes, checked against its digest file (engines/contract.py `digest_path`);
+    None when it has no digest file. EngineFileError naming the file when they differ."""
+    digest = digest_path(path)
+    if not digest.is_file():
+        return None
+    recorded = re.match(r"[0-9a-fA-F]{64}\b", digest.read_text(errors="replace"))
+    if recorded is None:
+        raise EngineFileError(f"{digest}: not a sha256 digest file (expected '<64 hex digits>  {Path(path).name}')")
+    data = Path(path).read_bytes()
+    if hashlib.sha256(data).hexdigest() != recorded[0].lower():
+        raise EngineFileError(f"{path}: refused: its sha256 differs from the one recorded in {digest.name} (the "
+                              f"file changed or was copied incompletely); copy it again with its {digest.name}, "
+                              "or re-export it")
+    return data

@@ -10,6 +10,7 @@ Normalisation: networks take x/127.5-1 of the uint8 BGR image, NCHW float32; `fa
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,11 @@ CONFIG_SHA256_KEY = "exprada.config_sha256"     # ties the model to the training
 PRECISION_KEY = "exprada.precision"             # fp16 | int8, written by calibration; absent means fp32
 QUANTIZATION_KEY = "exprada.quantization"       # JSON: method, target, ...
 PROGRAM_METADATA_FILE, PROGRAM_IO_FILE = "exprada_metadata.json", "exprada_io.json"   # a .pt2's extra files
+
+# Export writes a digest file beside each model (uit_generator.pt2 → uit_generator.pt2.sha256) in
+# `sha256sum`'s format ("<64 hex digits>  uit_generator.pt2"), so `sha256sum -c` checks a copy too; the
+# engines check it before loading (engines/base.py `verify_digest`), and load a .pt2 only with one.
+DIGEST_SUFFIX = ".sha256"
 
 
 class MetadataError(ValueError):
@@ -148,6 +154,19 @@ class ModelInfo:
     @property
     def outputs(self) -> tuple[str, ...]:
         return OUTPUTS[self.kind]
+
+
+def digest_path(path) -> Path:
+    """MODEL.pt2 → MODEL.pt2.sha256: where a model's digest is recorded."""
+    return Path(f"{path}{DIGEST_SUFFIX}")
+
+
+def write_digest(path) -> Path:
+    """Record a model file's sha256 beside it (`digest_path`); returns the digest file."""
+    path = Path(path)
+    digest = digest_path(path)
+    digest.write_text(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n")
+    return digest
 
 
 def read_metadata(path) -> dict[str, str]:

@@ -1,10 +1,15 @@
-"""ONNX Runtime backend: the embedded default (CPU), with the CUDA / TensorRT providers when present."""
+"""ONNX Runtime backend: the embedded default (CPU), with the CUDA / TensorRT providers when present.
+
+Loading an .onnx runs no code (a protobuf; custom-op libraries load only when registered, which this
+backend never does), and ONNX Runtime refuses external data outside the model's folder. A model with
+a MODEL.onnx.sha256 beside it (export writes one) is checked against it first.
+"""
 from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
 
-from engines.base import Engine, EngineFileError, TensorSpec, require_file
+from engines.base import Engine, EngineFileError, TensorSpec, require_file, verify_digest
 
 _ONNX_DTYPES = {
     "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
@@ -58,6 +63,7 @@ class OnnxRuntimeEngine(Engine):
                  profile_prefix: str | None = None, optimized_model_path: str | None = None,
                  provider_options: dict | None = None):
         self.path = require_file(path, "ONNX model")
+        verify_digest(self.path)
         options = ort.SessionOptions()
         if optimization not in _OPT_LEVELS:
             raise ValueError(f"optimization must be one of {sorted(_OPT_LEVELS)}, got {optimization!r}")

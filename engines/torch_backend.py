@@ -5,16 +5,22 @@ the fast path is fp16/bf16 weights, channels_last, and either CUDA graphs (one c
 batch size: the generator at batch 1 is launch-bound, so replaying a graph removes the per-kernel
 CPU overhead) or `torch.compile` (fused kernels; mode "max-autotune-no-cudagraphs" plus our own
 graphs would double up, so "reduce-overhead" is used, which graphs internally).
+
+Loading a .pt2 can run code (torch.export.load unpickles parts of it, and retries a failed safe load
+with full unpickling), so a program is loaded only when its bytes match the MODEL.pt2.sha256 export
+wrote beside it, and torch then reads those checked bytes, never the file again.
 """
 from __future__ import annotations
 
 import json
+from io import BytesIO
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from engines.base import Engine, EngineFileError, TensorSpec, require_file
-from engines.contract import PROGRAM_IO_FILE, PROGRAM_METADATA_FILE
+from engines.base import Engine, EngineFileError, TensorSpec, require_file, verify_digest
+from engines.contract import PROGRAM_IO_FILE, PROGRAM_METADATA_FILE, digest_path
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 COMPILE_MODES = ("none", "graph", "compile")
@@ -38,9 +44,16 @@ class TorchEngine(Engine):
         self.dtype = DTYPES[dtype]
         # channels_last pays off with cuDNN's NHWC tensor-core kernels; on CPU it only adds copies.
         self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
+        program_bytes = verify_digest(self.path)
+        if program_bytes is None:
+            name, digest = Path(self.path).name, digest_path(self.path).name
+            raise EngineFileError(f"{self.path}: refused: a .pt2 program can run code while it loads, and it has no "
+                                  f"{digest} beside it to show it is the one `python -m train export` wrote; "
+                                  f"re-export it, or, for a program you made and trust, run "
+                                  f"`sha256sum {name} > {digest}` in its folder")
         extra = {PROGRAM_METADATA_FILE: "", PROGRAM_IO_FILE: ""}
         try:
-            program = torch.export.load(self.path, extra_files=extra)
+            program = torch.export.load(BytesIO(program_bytes), extra_files=extra)
         except Exception as error:  # zip/pickle/serde errors: all mean the file is not a usable program
             raise EngineFileError(f"torch.export program {self.path} could not be loaded: {error}") from error
         if not extra[PROGRAM_IO_FILE]:

@@ -120,7 +120,7 @@ def load(path=None) -> BilinearModel:
     if not path.is_file():
         raise ValueError(f"{path}: no such model file")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with np.load(path, allow_pickle=False) as data:   # an object array would unpickle, and may run code
             arrays = {name: data[name] for name in data.files}
     except Exception as error:  # zip/npy errors come in many types; name the file either way
         raise ValueError(f"{path}: not a readable .npz model ({error})") from None

@@ -15,10 +15,20 @@ is a tensor. Keys:
     schedulers  name -> state_dict
     step, epoch int
     rng         dict of tensors (torch CPU, CUDA, numpy, python)
+
+Beside the dict, the archive holds one more record, `.data/exprada_sha256`: the sha256 of all its
+other records, checked before `torch.load` reads anything (torch.load ignores records it does not
+know). Files saved before it existed load unverified, with a note saying so. A trainer keeps its
+last checkpoints as last.pt, last.1.pt, last.2.pt, … (newest first); resuming takes the newest one
+that loads and verifies.
 """
+import hashlib
 import json
+import logging
 import os
 import random
+import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +40,7 @@ from engines.contract import CLASSIFIER, KINDS, current_kind
 REQUIRED_KEYS = ("kind", "config", "models", "optimizers", "schedulers", "step", "epoch", "rng")
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.pt"
+DIGEST_RECORD = ".data/exprada_sha256"   # inside the archive's top folder, beside torch's own .data/ records
 
 
 class CheckpointError(ValueError):
@@ -94,9 +105,10 @@ def _check_json(config: dict) -> None:
 
 def save_checkpoint(path, *, kind: str, config: dict, models: dict, optimizers: dict | None = None,
                     schedulers: dict | None = None, step: int = 0, epoch: int = 0, rng: dict | None = None,
-                    extra: dict | None = None, run_state: dict | None = None) -> Path:
-    """Write one checkpoint atomically. `models` may hold wrapped modules (DDP, compiled): their
-    plain state_dicts are stored. `extra` is stored under "extra" (tensors / JSON types only)."""
+                    extra: dict | None = None, run_state: dict | None = None, keep: int = 1) -> Path:
+    """Write one checkpoint atomically, with its sha256 inside. `models` may hold wrapped modules
+    (DDP, compiled): their plain state_dicts are stored. `extra` is stored under "extra" (tensors /
+    JSON types only). `keep` > 1 keeps that many in all: the file there before becomes NAME.1.pt, …"""
     if kind not in KINDS:
         raise ValueError(f"checkpoint kind {kind!r}; expected one of {KINDS}")
     _check_json(config)
@@ -119,19 +131,68 @@ def save_checkpoint(path, *, kind: str, config: dict, models: dict, optimizers: 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(state, tmp)
+    _add_digest(tmp)
+    for index in range(keep - 1, 0, -1):   # the older copies move one place back; the oldest is dropped
+        newer = older_copy(path, index - 1) if index > 1 else path
+        if newer.exists():
+            os.replace(newer, older_copy(path, index))
     os.replace(tmp, path)
     return path
 
 
-def load_checkpoint(path, map_location="cpu") -> dict:
-    """Load and check a checkpoint; a clear error for a missing, foreign or damaged file."""
+def older_copy(path: Path, index: int) -> Path:
+    """The index-th older copy of a kept checkpoint: last.pt → last.1.pt, last.2.pt, …"""
+    return path.with_name(f"{path.stem}.{index}{path.suffix}")
+
+
+def _records_sha256(archive: zipfile.ZipFile) -> str:
+    """sha256 over the names and bytes of every record but the digest (zipfile checks each CRC-32 too)."""
+    digest = hashlib.sha256()
+    for info in archive.infolist():
+        if not info.filename.endswith("/" + DIGEST_RECORD):
+            digest.update(info.filename.encode())
+            digest.update(archive.read(info))
+    return digest.hexdigest()
+
+
+def _add_digest(path: Path) -> None:
+    with zipfile.ZipFile(path) as archive:
+        folder, digest = archive.namelist()[0].split("/")[0], _records_sha256(archive)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(f"{folder}/{DIGEST_RECORD}", digest)
+
+
+def _verified(path: Path) -> bool:
+    """True when the file matches the sha256 saved in it, False when it has none (saved before
+    checkpoints carried one); CheckpointError when it does not match."""
+    with zipfile.ZipFile(path) as archive:
+        names = [name for name in archive.namelist() if name.endswith("/" + DIGEST_RECORD)]
+        if not names:
+            return False
+        if archive.read(names[0]).decode() != _records_sha256(archive):
+            raise CheckpointError(f"{path}: damaged: its contents differ from the sha256 saved with it")
+    return True
+
+
+def _checkpoint_file(path) -> Path:
+    """A checkpoint file, or a run folder's (RUN/checkpoints/last.pt, or RUN/last.pt without that folder)."""
     path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_DIR / LAST if (path / CHECKPOINT_DIR / LAST).is_file() else path / LAST
+    if not path.is_dir():
+        return path
+    return path / CHECKPOINT_DIR / LAST if (path / CHECKPOINT_DIR).is_dir() else path / LAST
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """Load and check a checkpoint; a clear error for a missing, foreign or damaged file.
+    state["notes"] lists what a caller should log (an unverified file)."""
+    path = _checkpoint_file(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
+        verified = _verified(path)   # before torch.load: a damaged file is never unpickled
         state = torch.load(path, map_location=map_location, weights_only=True)
+    except CheckpointError:
+        raise
     except Exception as err:  # pickle/zip errors vary by damage; all mean "not a usable checkpoint"
         raise CheckpointError(f"{path}: not a loadable checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
@@ -141,7 +202,30 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     if state["kind"] not in KINDS:
         raise CheckpointError(f"{path}: unknown checkpoint kind {state['kind']!r}; expected one of {KINDS}")
     state["path"] = str(path)
+    state["notes"] = [] if verified else [f"{path}: no sha256 inside (saved before checkpoints carried one): "
+                                          "loaded unverified"]
     return state
+
+
+def load_newest_good(path, map_location="cpu") -> dict:
+    """The newest of a checkpoint (or a run folder's last.pt) and its older copies that loads and
+    verifies; when it is an older copy, its first note names each newer one and why it was passed
+    over. CheckpointError naming each file and its fault when none does."""
+    path = _checkpoint_file(path)
+    older = sorted((int(m[1]), p) for p in path.parent.glob(f"{path.stem}.*{path.suffix}")
+                   if (m := re.fullmatch(rf"{re.escape(path.stem)}\.(\d+){re.escape(path.suffix)}", p.name)))
+    faults = []
+    for candidate in [path, *(p for _, p in older)]:
+        try:
+            state = load_checkpoint(candidate, map_location)
+        except CheckpointError as err:
+            faults.append(str(err))
+            continue
+        if faults:
+            state["notes"].insert(0, f"{'; '.join(faults)}: resuming from the older copy {candidate.name} "
+                                     f"(step {state['step']})")
+        return state
+    raise CheckpointError(faults[0] if len(faults) == 1 else "no usable checkpoint: " + "; ".join(faults))
 
 
 def checkpoint_path(run_dir, step: int | None = None) -> Path:
@@ -184,6 +268,8 @@ def load_model(path, name: str | None = None, map_location="cpu"):
     `train.classifier_nets.build_classifier(config)`.
     """
     state = load_checkpoint(path, map_location=map_location)
+    for note in state["notes"]:
+        logging.getLogger(__name__).warning(note)
     kind, config, models = state["kind"], state["config"], state["models"]
     if name is None:
         name = ("G_ts_ema" if "G_ts_ema" in models else "G_ts") if kind != CLASSIFIER else next(iter(models))

@@ -3,7 +3,8 @@ from training to the engines.
 
 It rebuilds the network from a checkpoint, wraps it so its inputs and outputs carry the contract's
 names (engines/contract.py), and writes the artefact with the `exprada.*` metadata the runtime reads
-back. It lives in train/, not engines/, so the runners never import training code.
+back, with its sha256 beside it (MODEL.pt2.sha256, MODEL.onnx.sha256: copy both files). It lives in
+train/, not engines/, so the runners never import training code.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from torch import nn
 
 from engines.contract import (CGIT_GENERATOR, CLASSES, CLASSIFIER, DEFAULT_IMAGE_SIZE,
                               PROGRAM_IO_FILE, PROGRAM_METADATA_FILE, UIT_GENERATOR, ModelInfo, check_kind,
-                              io_names)
+                              io_names, write_digest)
 from engines.onnx_rewrite import merge_sibling_convs
 
 DEFAULT_OPSET = 17
@@ -129,6 +130,7 @@ def export_onnx(module: nn.Module, kind: str, out, *, config: dict | None = None
     model.producer_name = "exprada-train-export"
     onnx.checker.check_model(model)
     onnx.save(model, str(out))
+    write_digest(out)
     return out
 
 
@@ -149,6 +151,7 @@ def export_program(module: nn.Module, kind: str, out, *, config: dict | None = N
              "outputs": outputs}
     torch.export.save(program, str(out), extra_files={PROGRAM_METADATA_FILE: json.dumps(metadata),
                                                       PROGRAM_IO_FILE: json.dumps(specs)})
+    write_digest(out)   # the torch backend loads a program only when it matches this
     return out
 
 

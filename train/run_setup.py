@@ -4,16 +4,21 @@ resumed run had worked out from its data."""
 import hashlib
 from pathlib import Path
 
-from .checkpoint import CheckpointError, checkpoint_path, config_mismatches, load_checkpoint
+from .checkpoint import CheckpointError, checkpoint_path, config_mismatches, load_newest_good
+
+# Run settings every trainer has beside its own DEFAULTS; like those of how it runs, free to change on resume.
+SHARED_RUNTIME_DEFAULTS = dict(keep_last=3)
 
 
 def open_run(out, resume, kinds: tuple[str, ...], what: str) -> tuple[Path, dict | None, dict | None]:
     """(run folder, checkpoint state or None, saved settings or None) for `--out` xor `--resume`.
-    The saved settings carry how the run ran too, except where to stop: a resumed run goes on."""
+    The saved settings carry how the run ran too, except where to stop: a resumed run goes on.
+    A resumed run starts from its newest checkpoint that loads and verifies (state["notes"] says
+    which were passed over)."""
     if bool(out) == bool(resume):
         raise SystemExit("error: give either --out RUN_DIR (new run) or --resume RUN_DIR")
     run_dir = Path(resume or out)
-    state = load_checkpoint(run_dir) if resume else None
+    state = load_newest_good(run_dir) if resume else None
     if state is not None and state["kind"] not in kinds:
         raise CheckpointError(f"{state['path']}: a {state['kind']} checkpoint, not {what}")
     if state is None and checkpoint_path(run_dir).exists():
@@ -57,6 +62,9 @@ def add_run_control_arguments(group, defaults: dict) -> None:
     group.add_argument("--workers", type=int, help=f"data-loading processes ({defaults['workers']})")
     group.add_argument("--log-every", type=int, help=f"steps between logged scalars ({defaults['log_every']})")
     group.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints ({defaults['checkpoint_every']})")
+    group.add_argument("--keep-last", type=int,
+                       help="checkpoints kept: last.pt and the older last.1.pt, last.2.pt, …; --resume falls back to "
+                            f"the newest good one ({SHARED_RUNTIME_DEFAULTS['keep_last']})")
     group.add_argument("--max-nonfinite", type=int,
                        help=f"stop after this many non-finite steps in a row ({defaults['max_nonfinite']})")
     group.add_argument("--stop-after", type=int, help="stop (with a checkpoint) at this global step")

@@ -15,7 +15,7 @@ import torch
 from . import distributed
 from .checkpoint import checkpoint_path, load_state_checked, restore_rng, save_checkpoint
 from .data import make_loader
-from .run_setup import merge_config, open_run, samples_digest, saved_run_state
+from .run_setup import SHARED_RUNTIME_DEFAULTS, merge_config, open_run, samples_digest, saved_run_state
 from .runlog import RunLog, progress, setup_logging, write_json
 
 BEST = "best.pt"
@@ -57,7 +57,9 @@ class Trainer:
         for key in cls.PATHS:
             if key in given:
                 given[key] = str(Path(given[key]).resolve())
-        config = merge_config(given, saved, cls.DEFAULTS, cls.LOCKED)
+        config = merge_config(given, saved, {**SHARED_RUNTIME_DEFAULTS, **cls.DEFAULTS}, cls.LOCKED)
+        if config["keep_last"] < 1:
+            raise SystemExit(f"error: --keep-last must be at least 1, got {config['keep_last']}")
         cls.check_config(config, new_run=saved is None)
         config.update(cls.implied_settings(config))
         return config
@@ -116,25 +118,29 @@ class Trainer:
 
     # ---- checkpoints ---------------------------------------------------------------------
     def save(self, keep: bool = False, best: bool = False) -> bool:
-        """Write last.pt (with `keep` also a step_N.pt snapshot, with `best` best.pt) on the main
-        process; True when written."""
+        """Write last.pt, keeping the `keep_last` newest as last.pt, last.1.pt, … (with `keep` also a
+        step_N.pt snapshot, with `best` best.pt) on the main process; True when written."""
         if not self.ctx.is_main or not self.can_save():
             return False
-        stored = {k: v for k, v in self.config.items() if k not in self.RUNTIME}
-        stored["runtime"] = {k: self.config[k] for k in self.RUNTIME}
-        paths = [checkpoint_path(self.run_dir)]
+        runtime = self.RUNTIME + tuple(SHARED_RUNTIME_DEFAULTS)
+        stored = {k: v for k, v in self.config.items() if k not in runtime}
+        stored["runtime"] = {k: self.config[k] for k in runtime}
+        last = checkpoint_path(self.run_dir)
+        paths = {last: self.config["keep_last"]}
         if keep:
-            paths.append(checkpoint_path(self.run_dir, self.step))
+            paths[checkpoint_path(self.run_dir, self.step)] = 1
         if best:
-            paths.append(paths[0].with_name(BEST))
-        for path in paths:
+            paths[last.with_name(BEST)] = 1
+        for path, copies in paths.items():
             save_checkpoint(path, kind=self.kind, config=stored, run_state=self.run_state, models=self.models(),
                             optimizers=self.optimizers(), schedulers=self.schedulers(), step=self.step,
                             epoch=self.step // self.run_state["steps_per_epoch"],
-                            extra={"counters": dict(self.counters), **self.extra_state()})
+                            extra={"counters": dict(self.counters), **self.extra_state()}, keep=copies)
         return True
 
     def load(self, state: dict) -> None:
+        for note in state.get("notes", ()):
+            self.log.warning(note)
         self.load_weights(state)
         self.step = int(state["step"])
         extra = state.get("extra", {})

@@ -108,6 +108,32 @@ def test_unreadable_model_files(tmp_path):
         bilinear.load(tmp_path / "missing.npz")
 
 
+class RunsCode:
+    """Unpickling this creates `marker`: the payload of a crafted model file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').close()",)
+
+
+def test_a_model_file_with_a_pickled_object_array_is_refused_without_unpickling_it(tmp_path):
+    model, _ = _tiny_model()
+    marker, path = tmp_path / "code_ran", tmp_path / "crafted.npz"
+    bilinear.save(model, path)
+    with np.load(path) as data:
+        arrays = dict(data)
+    np.savez(path, **arrays, extra=np.array([RunsCode(marker)], dtype=object))
+    with pytest.raises(ValueError, match=r"crafted.npz: not a readable .npz model \(Object arrays cannot be loaded "
+                                         r"when allow_pickle=False\)"):
+        bilinear.load(path)
+    assert not marker.exists()
+    with np.load(path, allow_pickle=True) as data:   # what allow_pickle=False keeps out
+        data["extra"]
+    assert marker.exists()
+
+
 def _write_shape_bs(path, shapes):
     path.parent.mkdir(parents=True, exist_ok=True)
     n_shapes, v = shapes.shape[0] - 1, shapes.shape[1]

@@ -2,6 +2,7 @@
 here, real SGD steps, and faults put in on purpose (non-finite losses, an interrupt, unreadable files)."""
 import argparse
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from face.expressions import EXPRESSIONS, NUM_EXPRESSIONS
+from tiny_checkpoints import write_over_the_middle
 from tiny_data import write_labelled
-from train.checkpoint import load_checkpoint
+from train.checkpoint import CheckpointError, load_checkpoint
 from train.data import ImageDataset, StepBatchSampler
 from train.datasets.folder import index_labelled_folder
 from train.distributed import Context
@@ -38,7 +40,7 @@ class TinyTrainer(Trainer):
         p = argparse.ArgumentParser(argument_default=None)
         for flag in ("--data", "--out", "--resume"):
             p.add_argument(flag)
-        for flag in ("--steps", "--stop-after", "--max-nonfinite", "--batch-size"):
+        for flag in ("--steps", "--stop-after", "--max-nonfinite", "--batch-size", "--checkpoint-every", "--keep-last"):
             p.add_argument(flag, type=int)
         return p
 
@@ -155,6 +157,46 @@ def test_an_interrupt_saves_a_checkpoint_the_run_resumes_from_exactly(data, tmp_
     assert resumed["step"] == 8 and torch.equal(resumed["models"]["net"]["weight"], straight.net.weight)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, 9))
+
+
+def test_resume_falls_back_past_a_damaged_last_checkpoint_and_repeats_the_run_exactly(data, tmp_path):
+    straight, _ = _run(data, tmp_path / "straight")
+    _run(data, tmp_path / "run", "--stop-after", "6", "--checkpoint-every", "1")
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["last.1.pt", "last.2.pt", "last.pt"]  # keep_last 3
+    write_over_the_middle(checkpoints / "last.pt")
+    assert TinyTrainer.main(["--resume", str(tmp_path / "run")]) == 0
+    notes = [line for line in (tmp_path / "run" / "train.log").read_text().splitlines() if "older copy" in line]
+    assert len(notes) == 1 and re.search(r"WARNING .*checkpoints/last.pt: (damaged|not a loadable checkpoint).*: "
+                                         r"resuming from the older copy last.1.pt \(step 5\)$", notes[0])
+    resumed = load_checkpoint(tmp_path / "run")
+    assert resumed["step"] == 8 and torch.equal(resumed["models"]["net"]["weight"], straight.net.weight)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 9))
+
+
+def test_resume_with_every_checkpoint_damaged_is_one_clear_error(data, tmp_path):
+    _run(data, tmp_path / "run", "--stop-after", "2", "--checkpoint-every", "1", "--keep-last", "2")
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["last.1.pt", "last.pt"]
+    write_over_the_middle(checkpoints / "last.pt")
+    (checkpoints / "last.1.pt").write_bytes((checkpoints / "last.1.pt").read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=r"^no usable checkpoint: .*last.pt: .*; .*last.1.pt: not a loadable "
+                                              r"checkpoint \(BadZipFile") as info:
+        TinyTrainer.main(["--resume", str(tmp_path / "run")])
+    assert "\n" not in str(info.value)
+    with pytest.raises(SystemExit, match="--keep-last must be at least 1"):
+        _run(data, tmp_path / "none", "--keep-last", "0")
+
+
+def test_an_unverified_checkpoint_resumes_with_a_note(data, tmp_path):
+    _run(data, tmp_path / "run", "--stop-after", "4")
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    torch.save(torch.load(last, weights_only=True), last)   # as saved before checkpoints carried a sha256
+    assert TinyTrainer.main(["--resume", str(tmp_path / "run")]) == 0
+    assert "last.pt: no sha256 inside (saved before checkpoints carried one): loaded unverified" in \
+        (tmp_path / "run" / "train.log").read_text()
+    assert load_checkpoint(tmp_path / "run")["step"] == 8
 
 
 def test_steps_without_a_readable_image_are_skipped_and_bad_files_counted_once(tmp_path):

@@ -1,8 +1,9 @@
 """Checkpoints the tests write: tiny, untrained generators for the classifier/evaluation tests
-(real networks, real checkpoint files; only their size is small), and a trainer's checkpoint
-rewritten in the layout of older trainers."""
+(real networks, real checkpoint files; only their size is small), a trainer's checkpoint
+rewritten in the layout of older trainers, and damage done to a checkpoint file."""
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from face.expressions import NUM_EXPRESSIONS
@@ -27,3 +28,11 @@ def rewrite_in_old_layout(path: Path) -> dict:
     state["config"].update(state.pop("run_state"))
     torch.save(state, path)
     return state["config"]
+
+
+def write_over_the_middle(path: Path, size: int = 4096, seed: int = 0) -> None:
+    """Overwrite `size` bytes in the middle of a file with random ones, as a failing disk might."""
+    data = bytearray(path.read_bytes())
+    start = len(data) // 2 - size // 2
+    data[start:start + size] = np.random.default_rng(seed).bytes(size)
+    path.write_bytes(bytes(data))
