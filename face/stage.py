@@ -5,6 +5,7 @@ import numpy as np
 
 from face import bilinear
 from face.crops import face_crop
+from face.eyes import EyeState, eye_state
 from face.fit import Fitter
 from face.imageio import to_bgr8
 from face.landmarks import LandmarkDetector
@@ -38,7 +39,8 @@ class FaceResult:
     landmark error of the fit over the inter-ocular distance; crop: the frame itself aligned to the
     same layout and blacked out beyond the face oval (BGR uint8, `face.crops.face_crop` of the image
     the render samples: no frontalisation, exactly how the classifier's source training crops are
-    made — the pipeline's crop path).
+    made — the pipeline's crop path); eyes: openness and gaze (face.eyes.EyeState), None when the
+    eyes are degenerate.
     """
 
     box: tuple
@@ -57,6 +59,7 @@ class FaceResult:
     expression_weights: np.ndarray = field(default=None, repr=False)
     identity_weights: np.ndarray = field(default=None, repr=False)
     frontal_landmarks: np.ndarray = field(default=None, repr=False)
+    eyes: EyeState | None = None
 
     def __bool__(self):
         return True
@@ -120,7 +123,8 @@ class FaceStage:
             box=box, landmarks=landmarks[:, :2].copy(), yaw=yaw, pitch=pitch, roll=roll,
             frontal=frontal, simulated=simulated, side_map=side_map(frontal_landmarks, self.size),
             visibility=visibility, fit_residual=fit.residual, crop=crop, faces_found=count, landmarks_3d=landmarks,
-            expression_weights=fit.w_exp, identity_weights=fit.w_id, frontal_landmarks=frontal_landmarks)
+            expression_weights=fit.w_exp, identity_weights=fit.w_id, frontal_landmarks=frontal_landmarks,
+            eyes=eye_state(landmarks, yaw, pitch, roll))
 
     def reset(self):
         """Start over: a new driver's identity (and, in video mode, a fresh tracker)."""
