@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from face import default_shapes
 from face.bilinear import BilinearModel
 from face.expressions import EXPRESSIONS
 from face.fit import camera_to_image, rotation_from_angles
@@ -24,6 +25,7 @@ from train.synthetic import textures
 
 INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 UPPER_INNER_LIPS = (191, 80, 81, 82, 13, 312, 311, 310, 415)
+MID_LIDS = ((159, 145), (386, 374))  # FaceMesh upper and lower mid-lid vertices: right eye, left eye
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400,
              377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 
@@ -85,6 +87,24 @@ class Pose:
 def _colour(value):
     """A drawing colour for cv2: a float for a grey canvas, a tuple for a colour one."""
     return float(value) if np.ndim(value) == 0 else tuple(float(v) for v in value)
+
+
+def eyelid_fields(model: BilinearModel) -> np.ndarray:
+    """2×V×3 (right eye, left eye): default_shapes' blink fields on the model's mean face, each
+    scaled so that one unit narrows the mid-lid gap by 1 cm. The fields are written
+    about the canonical mesh's lid anchors, so the mean face is first mapped onto those (per axis)."""
+    mesh = model.mesh().astype(np.float64)
+    (upper, lower), _ = MID_LIDS
+    anchors_x, anchors_y = default_shapes.UPPER_LIDS[0, 0], default_shapes.UPPER_LIDS[0, 1]
+    scale_y = (anchors_y - default_shapes.LOWER_LIDS[0, 1]) / (mesh[upper, 1] - mesh[lower, 1])
+    on_anchors = np.column_stack([mesh[:, 0] * anchors_x / mesh[upper, 0],
+                                  anchors_y + (mesh[:, 1] - mesh[upper, 1]) * scale_y, mesh[:, 2]])
+    primitives = default_shapes.expression_primitives(on_anchors)
+    fields = []
+    for name, (upper, lower) in zip(("blink_r", "blink_l"), MID_LIDS):
+        field = primitives[name] / scale_y  # back to the model's lengths
+        fields.append(field / (field[lower, 1] - field[upper, 1]))
+    return np.stack(fields)
 
 
 class DriverFactory:
@@ -158,6 +178,16 @@ class SceneRenderer:
         self.upper_lip[list(UPPER_INNER_LIPS)] = 1.0
         self.shell, self.shell_triangles, self.shell_hair = head_shell()
         self.shell_incidence = incidence_matrix(len(self.shell), self.shell_triangles)
+        self.eyelids = eyelid_fields(model)
+
+    def mesh(self, w_id, w_exp, eyes_closed=0.0) -> np.ndarray:
+        """V×3 model vertices (cm) with the eyelids closed by `eyes_closed`: 0 open as the
+        expression has them, 1 shut (each upper mid-lid on its lower one); one value or (right, left)."""
+        vertices = self.model.mesh(w_id, w_exp).astype(np.float64)
+        for closure, field, (upper, lower) in zip(np.broadcast_to(eyes_closed, 2), self.eyelids, MID_LIDS):
+            if closure > 0:
+                vertices = vertices + closure * (vertices[upper, 1] - vertices[lower, 1]) * field
+        return vertices
 
     def posed(self, w_id, w_exp, pose: Pose, vertices=None) -> np.ndarray:
         """V×3 vertices in frame pixels (x, y down, z nearer-smaller)."""
@@ -173,15 +203,16 @@ class SceneRenderer:
         return driver.look
 
     def draw(self, canvas: np.ndarray, driver: Driver, w_exp, pose: Pose, shading: bool = True,
-             light=None) -> dict:
+             light=None, eyes_closed=0.0) -> dict:
         """Draw head, neck and face into `canvas` (reflectance × light, in place): H×W float32 NIR,
         the driver's grey texture; or H×W×3 float32 linear BGR, the driver's visible look.
         light: None for the on-axis illuminator, or a function of unit vertex normals (N×3: x right,
         y up, z towards the camera) → light per vertex (a camera's `light`).
+        eyes_closed: how far the eyelids are shut, as in `mesh`.
 
         Returns ground truth: 468×2 landmarks (frame px), box, and whether the face is drawn.
         """
-        posed = self.posed(driver.w_id, w_exp, pose)
+        posed = self.posed(None, None, pose, vertices=self.mesh(driver.w_id, w_exp, eyes_closed))
         self._draw_head(canvas, driver, posed, pose, light)
         self._draw_face(canvas, driver, posed, shading, light)
         lo, hi = posed[:, :2].min(axis=0), posed[:, :2].max(axis=0)

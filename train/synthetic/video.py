@@ -50,9 +50,10 @@ class HeadMotion:
         self.centre = np.array([width * rng.uniform(0.45, 0.55), height * rng.uniform(0.42, 0.5)])
         self.height = rng.uniform(185, 225)
 
-    def pose(self, t: float) -> Pose:
+    def pose(self, t: float, turn: tuple[float, float] = (0.0, 0.0)) -> Pose:
+        """The pose at time t, with a scripted (yaw, pitch) turn added (events.head_turn)."""
         waves = (self.amp * np.sin(2 * np.pi * self.freq * t + self.phase)).sum(axis=1)
-        yaw, pitch, roll = waves
+        yaw, pitch, roll = waves + [turn[0], turn[1], 0.0]
         for start, target in self.glances:  # 1.2 s: turn, hold, return
             x = (t - start) / 1.2
             if 0 <= x <= 1:

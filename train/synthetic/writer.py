@@ -14,7 +14,8 @@ Two scenarios (`--scenario`), which differ in the labelled source domain only:
   NAME.side.png beside every image     its side map
   DIR/source.csv, DIR/target.csv       path,label,subject,domain per image (subject: the driver,
                                         for splits by person; target labels for evaluation only)
-  DIR/drive.mp4, DIR/drive.json        a 640×480 30 fps drive with per-frame ground truth
+  DIR/drive.mp4, DIR/drive.json        a 640×480 30 fps drive with per-frame ground truth; eye
+                                        events and look-aways (train/synthetic/events.py) on request
   DIR/manifest.json                    the scenario, what was asked, what was written, what was
                                         skipped, timings
 The drive video and the target domain are the NIR camera's in both scenarios.
@@ -33,6 +34,7 @@ from face.crops import face_crop
 from face.expressions import EXPRESSIONS
 from face.render import Renderer
 from face.side_map import side_map
+from train.synthetic import events
 from train.synthetic import video as drive
 from train.synthetic.camera import NirCamera, VisibleCamera, cabin_background
 from train.synthetic.scene import DriverFactory, Pose, SceneRenderer
@@ -51,7 +53,8 @@ SCENARIOS = {  # name: what its labelled source domain is (the target is the NIR
 
 class SynthWriter:
     def __init__(self, out: Path, seed: int = 0, size: int = 128, drivers: int = 8, model=None,
-                 scenario: str = "pose"):
+                 scenario: str = "pose", blinks_per_minute: float = 0.0, eye_closures: int = 0,
+                 look_aways: int = 0):
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}")
         self.out = Path(out)
@@ -61,9 +64,11 @@ class SynthWriter:
         self.factory = DriverFactory(self.model)
         self.scene = SceneRenderer(self.model)
         self.renderer = Renderer(self.model, size)
-        streams = np.random.SeedSequence(seed).spawn(6)  # the first five as they always were
+        self.script = dict(blinks_per_minute=blinks_per_minute, eye_closures=eye_closures, look_aways=look_aways)
+        streams = np.random.SeedSequence(seed).spawn(7)  # the first five as they always were
         self.rng = {name: np.random.default_rng(s) for name, s in
-                    zip(("source", "target", "video", "source_drivers", "target_drivers", "source_cameras"), streams)}
+                    zip(("source", "target", "video", "source_drivers", "target_drivers", "source_cameras",
+                         "drive_events"), streams)}
         # Different people in the two domains, as with two datasets.
         self.drivers = {domain: [self._session(self.rng[f"{domain}_drivers"]) for _ in range(drivers)]
                         for domain in ("source", "target")}
@@ -177,6 +182,11 @@ class SynthWriter:
         background = cabin_background(rng, FRAME_H, FRAME_W)
         segments = drive.timeline(rng, seconds)
         motion = drive.HeadMotion(rng, seconds, FRAME_W, FRAME_H)
+        # Scripted events from a stream of their own: the drive is otherwise as without them.
+        script = self.script
+        eye_events = events.eye_events(self.rng["drive_events"], seconds, script["blinks_per_minute"],
+                                       script["eye_closures"])
+        look_aways = events.look_aways(self.rng["drive_events"], seconds, script["look_aways"])
         path = self.out / "drive.mp4"
         self.out.mkdir(parents=True, exist_ok=True)
         writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (FRAME_W, FRAME_H))
@@ -195,7 +205,8 @@ class SynthWriter:
                     seg_index += 1
                 segment = segments[seg_index]
                 canvas = background.copy()
-                pose = motion.pose(t)
+                yaw, pitch, look_away = events.head_turn(t, look_aways)
+                pose = motion.pose(t, (yaw, pitch))
                 record = {"frame": i, "time": round(t, 4), "face": segment.label is not None}
                 if segment.label is None:
                     if segment.reason == "camera covered":
@@ -204,10 +215,12 @@ class SynthWriter:
                 else:
                     a = drive.blend_weight(t, segment)
                     w_exp = (1 - a) * previous + a * targets[id(segment)]
-                    truth = self.scene.draw(canvas, driver, w_exp, pose)
+                    closed, eye_event = events.eyes_closed(t, eye_events)
+                    truth = self.scene.draw(canvas, driver, w_exp, pose, eyes_closed=closed)
                     label = segment.label
                     record.update(expression=EXPRESSIONS[label], label=label, transition=a < 1.0,
-                                  box=[round(v, 1) for v in truth["box"]], **_pose_dict(pose))
+                                  box=[round(v, 1) for v in truth["box"]], **_pose_dict(pose),
+                                  eyes_closed=round(closed, 3), eye_event=eye_event, look_away=look_away)
                 writer.write(camera.expose(canvas, pose.height))
                 frames.append(record)
         finally:
@@ -216,7 +229,9 @@ class SynthWriter:
         meta = {"video": "drive.mp4", "fps": FPS, "width": FRAME_W, "height": FRAME_H, "frames": frames,
                 "classes": list(EXPRESSIONS),
                 "segments": [{"start": s.start, "end": s.end, "expression": None if s.label is None else EXPRESSIONS[s.label],
-                              "reason": s.reason} for s in segments]}
+                              "reason": s.reason} for s in segments],
+                "eye_events": [_event_dict(e) for e in eye_events],
+                "look_aways": [{**_event_dict(e), "yaw": round(e.yaw, 2), "pitch": round(e.pitch, 2)} for e in look_aways]}
         (self.out / "drive.json").write_text(json.dumps(meta))
         return meta
 
@@ -240,6 +255,10 @@ def _with_iris(landmarks468):
     return out
 
 
+def _event_dict(event: events.Event) -> dict:
+    return {"kind": event.kind, "start": round(event.start, 4), "end": round(event.end, 4)}
+
+
 def _pose_dict(pose: Pose) -> dict:
     return {"yaw": round(pose.yaw, 2), "pitch": round(pose.pitch, 2), "roll": round(pose.roll, 2)}
 
@@ -257,19 +276,27 @@ def main(argv=None) -> int:
     parser.add_argument("--scenario", choices=tuple(SCENARIOS), default="pose",
                         help="; ".join(f"{name}: {text}" for name, text in SCENARIOS.items())
                         + ". In both the target and drive.mp4 are NIR.")
+    parser.add_argument("--blinks-per-minute", type=float, default=0.0, help="drive.mp4: blinks "
+                        "(100–400 ms) at about this rate, e.g. 15; default none")
+    parser.add_argument("--eye-closures", type=int, default=0, help="drive.mp4: this many long (drowsy) "
+                        "eye closures of 0.5–2 s")
+    parser.add_argument("--look-aways", type=int, default=0, help="drive.mp4: this many held head turns "
+                        "to a mirror or the centre console (0.8–2.5 s)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    for name in ("per_class", "drivers", "size"):
-        if getattr(args, name) < (1 if name != "per_class" else 0):
+    for name in ("per_class", "drivers", "size", "blinks_per_minute", "eye_closures", "look_aways"):
+        if getattr(args, name) < (1 if name in ("drivers", "size") else 0):
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     target_per_class = args.per_class if args.target_per_class is None else args.target_per_class
     progress = not args.no_progress
     timings = {}
     start = time.perf_counter()
-    writer = SynthWriter(args.out, seed=args.seed, size=args.size, drivers=args.drivers, scenario=args.scenario)
+    writer = SynthWriter(args.out, seed=args.seed, size=args.size, drivers=args.drivers, scenario=args.scenario,
+                         blinks_per_minute=args.blinks_per_minute, eye_closures=args.eye_closures,
+                         look_aways=args.look_aways)
     timings["setup_s"] = time.perf_counter() - start
     manifest = {"scenario": args.scenario, "seed": args.seed, "size": args.size, "classes": list(EXPRESSIONS),
-                "drivers_per_domain": args.drivers}
+                "drivers_per_domain": args.drivers, "drive_events": writer.script}
     for part, call in (("source", lambda: writer.write_source(args.per_class, progress)),
                        ("target", lambda: writer.write_target(target_per_class, progress))):
         t = time.perf_counter()
