@@ -8,6 +8,7 @@ implies, e.g. the classes), which rebuild the networks and lock a resumed run; a
 what the run worked out from its data (image counts and fingerprints, the schedule's length).
 """
 import argparse
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import torch
@@ -21,7 +22,7 @@ from .runlog import RunLog, progress, setup_logging, write_json
 BEST = "best.pt"
 
 
-class Trainer:
+class Trainer(ABC):
     """A run of one trainer: subclasses set the class attributes and supply the hooks at the end."""
 
     KINDS: tuple[str, ...] = ()  # checkpoint kinds it writes and resumes
@@ -255,8 +256,9 @@ class Trainer:
 
     # ---- what a trainer supplies ---------------------------------------------------------
     @classmethod
+    @abstractmethod
     def build_parser(cls) -> argparse.ArgumentParser:
-        raise NotImplementedError
+        """The trainer's command line."""
 
     @classmethod
     def check_config(cls, config: dict, new_run: bool) -> None:
@@ -267,27 +269,29 @@ class Trainer:
         """Settings that follow from the others (stored with them)."""
         return {}
 
+    @abstractmethod
     def build_data(self, saved: dict) -> None:
         """Index the data; `saved` is the resumed run's run_state ({} for a new run)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def plan_steps(self) -> dict:
         """steps_per_epoch, total_steps and whatever else fixes the schedule's length."""
-        raise NotImplementedError
 
+    @abstractmethod
     def build_model(self) -> None:
-        raise NotImplementedError
+        """Make the networks, optimisers and schedules (after build_data and plan_steps)."""
 
+    @abstractmethod
     def models(self) -> dict:
         """name -> network, as the checkpoint stores them."""
-        raise NotImplementedError
 
+    @abstractmethod
     def optimizers(self) -> dict:
-        raise NotImplementedError
+        """name -> optimiser, as the checkpoint stores them."""
 
+    @abstractmethod
     def schedulers(self) -> dict:
         """name -> learning-rate schedule, stepped once a step; the first one's rate is logged."""
-        raise NotImplementedError
 
     def load_weights(self, state: dict) -> None:
         for name, model in self.models().items():
@@ -310,14 +314,14 @@ class Trainer:
     def describe(self, end: int) -> None:
         """Log what is about to be trained."""
 
+    @abstractmethod
     def step_batches(self, start: int, count: int):
         """An iterable of one tuple of batches per step, for steps [start, start + count)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def train_step(self, batches) -> str | None:
         """One update from a step's batches. None when it was applied; else what was not finite
         (e.g. "loss 1e+30"): the update was skipped."""
-        raise NotImplementedError
 
     def after_step(self, end: int, updated: bool) -> None:
         """Logging, validation, samples, checkpoints: whatever is due after a step."""
