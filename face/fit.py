@@ -16,12 +16,20 @@ Which landmarks to trust (measured on synthetic drivers with known geometry, ben
 
 Angles: R = Rz(roll)·Ry(yaw)·Rx(pitch), degrees. yaw > 0 turns the nose towards the image's right,
 pitch > 0 tips it down, roll > 0 turns the face counter-clockwise on screen.
+
+Pose uncertainty (`Fit.angles_std`, `pose_std_terms`): the pose solve's least-squares covariance
+σ²·(JᵀWJ)⁻¹ at the fitted pose, σ² the weighted residual variance of the features, plus how far the
+pose would move if the features that face away from the camera were dropped (FaceMesh guesses
+those), calibrated on rendered NIR drivers with known pose (see POSE_STD_*).
 """
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import lapack
 
 from face.bilinear import BilinearModel
+from face.render import incidence_matrix, vertex_normals
 
 Z_WEIGHT = 0.3  # mediapipe's depth is a network's guess: trust it less than x and y (shape only)
 OTHER_WEIGHT = 0.3  # weight of a featureless (cheek, outline) landmark in the shape, a feature's is 1
@@ -31,6 +39,25 @@ POSE_STEPS = 2  # Gauss-Newton steps refining the pose
 # 0, 15, 30, 45°) and then drags the yaw towards frontal; so it fades out by DEPTH_FADE_DEG of yaw.
 POSE_DEPTH_WEIGHT = 0.3
 DEPTH_FADE_DEG = 20.0
+# Pose uncertainty: std² = (INFLATION·least-squares std)² + (HIDDEN·shift without hidden features)²
+# + PITCH_FLOOR² (pitch only), in degrees. The three numbers maximise the Gaussian likelihood of the
+# errors of 960 rendered NIR frames (16 drivers, |yaw| 0–60° evenly, pitch ±20°, roll ±10°, static
+# fits; errors less each driver's median, the offset of its face's own geometry). Fitted on 8
+# drivers, they put 66–74 % / 94–96 % of the other 8's errors within 1 / 2 std per angle (a Gaussian:
+# 68 / 95); benchmarks/face_quality.py checks it on drivers of its own (pose_std_calibration).
+# - INFLATION: the least-squares std treats the ~116 feature residuals as independent, but
+#   FaceMesh's errors and the model's shape mismatch are smooth over the face: the pose errors are
+#   ~7× that std, as if there were only a couple of independent points.
+# - HIDDEN: on a turned head the far side's features are FaceMesh's guesses; the pose shift when they
+#   are dropped measures how much the fit leans on them (it follows the yaw under-read beyond 45°).
+# - PITCH_FLOOR: pitch error that the residuals do not show, most of it on near-frontal faces
+#   (whose pitch rests on the depth profile: FaceMesh's depth and the fitted nose).
+POSE_STD_INFLATION = 6.9
+POSE_STD_HIDDEN = 2.5
+POSE_STD_PITCH_FLOOR = 2.8
+# A feature counts as seen from the cosine of the angle between its (mean-face) normal and the view:
+# not at all below the first value, fully above the second.
+POSE_STD_FACING = (0.2, 0.5)
 # MediaPipe FaceMesh points on the lips, eyes, eyebrows and nose (its FACEMESH_LIPS, _LEFT_EYE,
 # _RIGHT_EYE, _LEFT_EYEBROW, _RIGHT_EYEBROW and _NOSE contours): drawn on texture, so found where
 # the image shows them.
@@ -60,9 +87,12 @@ def angles_from_rotation(rotation: np.ndarray) -> tuple[float, float, float]:
     return float(yaw), float(pitch), float(roll)
 
 
+_FLIP_Y_Z = np.array([1.0, -1.0, -1.0])
+
+
 def image_to_camera(points: np.ndarray) -> np.ndarray:
     """Frame-pixel landmarks (x, y down, z nearer-smaller) → camera frame (x, y up, z to viewer)."""
-    return np.asarray(points, dtype=np.float64) * np.array([1.0, -1.0, -1.0])
+    return np.asarray(points, dtype=np.float64) * _FLIP_Y_Z
 
 
 def camera_to_image(points: np.ndarray) -> np.ndarray:
@@ -96,8 +126,7 @@ def similarity(model_points: np.ndarray, target: np.ndarray, weights: np.ndarray
     scale = float((w[:, None] * y[:, :2] * rx[:, :2]).sum() / max((w[:, None] * rx[:, :2] ** 2).sum(), 1e-12))
     centre = mu_t.copy()  # where the weighted centroid of the model lands
     if steps and depth_fade_deg > 0:
-        yaw = np.degrees(np.arcsin(np.clip(-rotation[2, 0], -1.0, 1.0)))
-        depth_weight = depth_weight * max(0.0, 1.0 - abs(yaw) / depth_fade_deg)
+        depth_weight = _faded(depth_weight, depth_fade_deg, rotation)
     if steps:
         used = w > 0
         x, y, w = x[used], y[used], w[used]
@@ -129,8 +158,99 @@ def similarity(model_points: np.ndarray, target: np.ndarray, weights: np.ndarray
     return scale, rotation, translation
 
 
+def _faded(depth_weight, fade_deg, rotation):
+    """The depth axis's weight at this rotation: falling linearly to 0 at `fade_deg` of yaw."""
+    yaw = math.degrees(math.asin(min(max(-float(rotation[2, 0]), -1.0), 1.0)))
+    return depth_weight * max(0.0, 1.0 - abs(yaw) / fade_deg)
+
+
+def _moment_map():
+    """The pose's normal equations as one linear map of a point set's moments.
+
+    Unknowns: a small rotation ω (R ← exp(ω)·R), a relative scale change, the centre. A point's
+    residual r = s·R·x + t − y has the 3 × 7 Jacobian J = [−[p]×, p, I] with p = s·R·x, linear in
+    z = (p, 1): J = Σₐ zₐ·Gₐ. So with D = diag(1, 1, depth) the axis weights and u a point weight,
+    Σ u·JᵀDJ = Σₐᵦ (Σ u·zₐ·zᵦ)·GₐᵀDGᵦ, Σ u·JᵀDr = Σₐ GₐᵀD·(Σ u·zₐ·r) and Σ u·rᵀDr are all linear
+    in the 7 × 7 moment matrix Σ u·m·mᵀ of m = (p, 1, r). Returns the map, 49 × 114: moments
+    (flattened) → [normal matrix (49), gradient (7), weighted squares (1)] for the x and y axes,
+    then the same for the depth axis alone."""
+    g = np.zeros((4, 3, 7))
+    for a in range(3):
+        g[a, :, :3] = -_cross_matrix(np.eye(3)[a])
+        g[a, a, 3] = 1.0
+    g[3, :, 4:] = np.eye(3)
+    out = np.zeros((7, 7, 2, 57))
+    for k, axes in enumerate(([1.0, 1.0, 0.0], [0.0, 0.0, 1.0])):
+        out[:4, :4, k, :49] = np.einsum("aij,i,bik->abjk", g, axes, g).reshape(4, 4, 49)
+        out[:4, 4:, k, 49:56] = np.einsum("aij,i->aij", g, axes)
+        out[4:, 4:, k, 56] = np.diag(axes)
+    return out.reshape(49, 114)
+
+
+def angle_rates(rotation: np.ndarray) -> np.ndarray:
+    """3×3 d(yaw, pitch, roll)/dω (radians) for a small rotation ω applied as R ← exp(ω)·R.
+    With R = Rz·Ry·Rx, ω = Rz·ey·d(yaw) + Rz·Ry·ex·d(pitch) + ez·d(roll), inverted in closed form
+    (read off R, no trigonometry: this runs on every frame); singular only at ±90° of yaw."""
+    sy = -rotation[2, 0]
+    cy2 = max(1.0 - sy * sy, 1e-12)
+    cr_cy, sr_cy = rotation[0, 0], rotation[1, 0]  # cos(roll)·cos(yaw), sin(roll)·cos(yaw)
+    cy = math.sqrt(cy2)
+    return np.array([[-sr_cy / cy, cr_cy / cy, 0.0],
+                     [cr_cy / cy2, sr_cy / cy2, 0.0],
+                     [sy * cr_cy / cy2, sy * sr_cy / cy2, 1.0]])
+
+
+def pose_std_terms(model_points, target, scale, rotation, translation, facing, depth_weight):
+    """(least-squares std, shift without hidden points), each (yaw, pitch, roll) in degrees, of a
+    pose with target ≈ s·R·model + t (camera frame, points weighted alike; the depth axis by
+    `depth_weight`). facing: per point, the cosine of the angle between its normal and the view.
+
+    The first is √diag of σ²·(JᵀWJ)⁻¹ (σ² the weighted residual variance) mapped onto the angles;
+    the second, |the pose step with the points facing away down-weighted − the step with all|: how
+    much the pose rests on points the camera barely sees. Both uncalibrated (see POSE_STD_*)."""
+    # It runs on every frame, so it goes through the moments (_moment_map): a few small numpy calls,
+    # both weightings at once. The rotation's rows of the covariance and of the steps do not depend
+    # on how the scale and the centre are parametrised.
+    n = len(model_points)
+    m = np.empty((n, 7))  # per point: p = s·R·x, 1, the residual
+    m[:, :3] = model_points @ (scale * rotation.T)
+    m[:, 3] = 1.0
+    m[:, 4:] = m[:, :3] + translation - target
+    weights = np.ones((2, n))  # every point; the points seen
+    weights[1] = np.interp(facing, POSE_STD_FACING, (0.0, 1.0))
+    mapped = ((weights[:, :, None] * m).transpose(0, 2, 1) @ m).reshape(2, 49) @ _MOMENT_MAP
+    mapped = mapped[:, :57] + depth_weight * mapped[:, 57:]
+    normals = mapped[:, :49].reshape(2, 7, 7)
+    normals[:, 6, 6] += 1e-9  # the depth offset is free when the depth weight is 0
+    # LAPACK's Cholesky solve directly: numpy.linalg's wrappers cost several times more on 7 × 7.
+    # Every point: the inverse's first 3 columns (the rotation's covariance) and the step.
+    _, solved, bad = lapack.dposv(normals[0], np.concatenate([_FIRST_THREE, mapped[0, 49:56, None]], axis=1))
+    _, step_seen, bad_seen = lapack.dposv(normals[1], mapped[1, 49:56])
+    if bad or bad_seen:  # not positive definite: too few points pin the pose down
+        return np.full(3, np.inf), np.full(3, np.inf)
+    sigma2 = float(mapped[0, 56]) / max((2.0 + depth_weight) * n - 7.0, 1.0)
+    rates = angle_rates(rotation)
+    formal = np.sqrt(np.abs(((rates @ solved[:3, :3]) * rates).sum(axis=1) * sigma2))
+    shift = np.abs(rates @ (step_seen[:3] - solved[:3, 3]))
+    return np.degrees(formal), np.degrees(shift)
+
+
+def calibrated_std(formal, shift) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) std in degrees from pose_std_terms' two parts, with the POSE_STD_* calibration;
+    a pose nothing pins down gets 180°."""
+    out = []
+    for f, s, floor in zip(formal, shift, (0.0, POSE_STD_PITCH_FLOOR, 0.0)):
+        std = math.sqrt((POSE_STD_INFLATION * f) ** 2 + (POSE_STD_HIDDEN * s) ** 2 + floor ** 2)
+        out.append(float(min(std, 180.0)) if math.isfinite(std) else 180.0)
+    return tuple(out)
+
+
 def _cross_matrix(v):
     return np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+
+
+_MOMENT_MAP = _moment_map()
+_FIRST_THREE = np.eye(7)[:, :3]
 
 
 def _rotate(basis, rotation):
@@ -148,6 +268,7 @@ class Fit:
     w_exp: np.ndarray
     vertices: np.ndarray  # model frame, V×3 (the frontal shape)
     residual: float       # RMS 2-D landmark error / inter-ocular distance
+    angles_std: tuple = (np.nan, np.nan, np.nan)  # std of (yaw, pitch, roll), degrees (Fitter.angles_std)
 
     @property
     def angles(self) -> tuple[float, float, float]:
@@ -183,6 +304,13 @@ class Fitter:
         # Rows axis-major (all x, then all y, then all z): each landmark's weight times its axis's.
         self._row_weight = np.tile(np.where(self._feature, 1.0, OTHER_WEIGHT), 3) * np.repeat(
             [1.0, 1.0, Z_WEIGHT], len(self.vertices))
+        # The mean face's normals at the features (model frame): which of them a pose turns away.
+        mesh = model.mesh().astype(np.float64)
+        triangles = model.triangles.astype(np.int64)
+        normals = vertex_normals(mesh, triangles, incidence_matrix(len(mesh), triangles))
+        self._feature_normals = normals[self.vertices[self._feature_index]]
+        self._feature_vertices = self.vertices[self._feature_index]
+        self._feature_landmarks = self.landmarks[self._feature_index]
         eyes = [i for i in (33, 263) if i < len(lv)]
         self._eye_pair = eyes if len(eyes) == 2 else None
         self.reset()
@@ -251,8 +379,20 @@ class Fitter:
         vertices = (basis_full @ w_exp.astype(np.float32)).reshape(3, n_v).T
         projected = scale * shape @ rotation.T + translation
         error = np.sqrt(((projected[:, :2] - target[:, :2]) ** 2).sum(axis=1).mean())
-        return Fit(scale, rotation, translation, w_id.astype(np.float32), w_exp.astype(np.float32),
-                   np.ascontiguousarray(vertices), float(error / self._interocular(landmarks, scale)))
+        fit = Fit(scale, rotation, translation, w_id.astype(np.float32), w_exp.astype(np.float32),
+                  np.ascontiguousarray(vertices), float(error / self._interocular(landmarks, scale)))
+        fit.angles_std = self.angles_std(landmarks, fit)
+        return fit
+
+    def angles_std(self, landmarks: np.ndarray, fit: Fit) -> tuple[float, float, float]:
+        """Std of the fit's (yaw, pitch, roll) in degrees: pose_std_terms at the fitted pose (the
+        features, the depth weight faded at the fitted yaw, as the pose solve fades it), calibrated."""
+        shape = fit.vertices[self._feature_vertices]
+        target = landmarks[self._feature_landmarks, :3] * _FLIP_Y_Z  # image_to_camera
+        facing = self._feature_normals @ fit.rotation[2]  # the normals' camera-frame z
+        formal, shift = pose_std_terms(shape, target, fit.scale, fit.rotation, fit.translation, facing,
+                                       _faded(POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG, fit.rotation))
+        return calibrated_std(formal, shift)
 
     def _pose(self, shape, target, start=None):
         """Similarity pose from the features. On a stream (`start`: the last frame's rotation) one

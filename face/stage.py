@@ -40,7 +40,9 @@ class FaceResult:
     same layout and blacked out beyond the face oval (BGR uint8, `face.crops.face_crop` of the image
     the render samples: no frontalisation, exactly how the classifier's source training crops are
     made — the pipeline's crop path); eyes: openness and gaze (face.eyes.EyeState), None when the
-    eyes are degenerate.
+    eyes are degenerate; pose_std: (yaw_std, pitch_std, roll_std), degrees, the standard deviation of
+    this frame's yaw, pitch and roll (face.fit's pose solve, calibrated on rendered drivers of known
+    pose; 180 where the pose is undetermined).
     """
 
     box: tuple
@@ -60,6 +62,7 @@ class FaceResult:
     identity_weights: np.ndarray = field(default=None, repr=False)
     frontal_landmarks: np.ndarray = field(default=None, repr=False)
     eyes: EyeState | None = None
+    pose_std: tuple = (float("nan"), float("nan"), float("nan"))
 
     def __bool__(self):
         return True
@@ -124,7 +127,7 @@ class FaceStage:
             frontal=frontal, simulated=simulated, side_map=side_map(frontal_landmarks, self.size),
             visibility=visibility, fit_residual=fit.residual, crop=crop, faces_found=count, landmarks_3d=landmarks,
             expression_weights=fit.w_exp, identity_weights=fit.w_id, frontal_landmarks=frontal_landmarks,
-            eyes=eye_state(landmarks, yaw, pitch, roll))
+            eyes=eye_state(landmarks, yaw, pitch, roll), pose_std=fit.angles_std)
 
     def reset(self):
         """Start over: a new driver's identity (and, in video mode, a fresh tracker)."""

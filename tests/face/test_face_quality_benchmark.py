@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_face_quality_prints_its_figures(tmp_path):
     sheet = tmp_path / "sheet.png"
     cmd = [sys.executable, "-m", "benchmarks.face_quality", "--drivers", "1", "--pose-frames", "6",
-           "--speed-frames", "15", "--drive-seconds", "2", "--offline", "--sheet", str(sheet)]
+           "--speed-frames", "15", "--drive-seconds", "2", "--pose-std-frames", "24", "--offline",
+           "--sheet", str(sheet)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [line for line in done.stdout.splitlines() if line.strip()]
@@ -23,3 +24,4 @@ def test_face_quality_prints_its_figures(tmp_path):
     assert report["real"]["skimage/astronaut"]["face"] is True
     assert report["speed"]["ratio"] > 0 and sheet.is_file()
     assert report["drive"]["frames"] == 60 and report["drive"]["face_found_rate"] > 0.8
+    assert 0 < report["pose_std_calibration"]["within_2std"]["yaw"] <= 1
