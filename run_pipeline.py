@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_PUBLISH, PipelineConfig
+from pipeline.dms import describe_settings, parse_settings
 from pipeline.fusion import CROP_YAW, PUBLISH_MODES
 
 EXIT_ERROR, EXIT_BAD_INPUT = 1, 2
@@ -77,6 +78,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="larger messages arriving at a stage are dropped and counted (default 64)")
     p.add_argument("--stall-timeout", type=float, default=15.0, metavar="S",
                    help="restart a stage that reports nothing for S seconds (0: never; default 15)")
+    p.add_argument("--dms", action="append", default=[], metavar="KEY=VALUE",
+                   help="a driver-monitor threshold, e.g. --dms distraction_s=2.5 (repeat for more; "
+                        "--dms-help lists them with their defaults)")
+    p.add_argument("--dms-help", action="store_true", help="list the driver-monitor settings and exit")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line only")
     return p.parse_args(argv)
 
@@ -111,6 +116,10 @@ def check_outputs(args):
 
 def config_from(args) -> PipelineConfig:
     check_outputs(args)
+    try:
+        dms = parse_settings(args.dms)
+    except ValueError as error:
+        raise refuse(str(error)) from None
     return PipelineConfig(
         source=args.source, fast=args.fast, live=True if args.live else None, engine=args.engine,
         generator=args.generator, classifier=args.classifier, threads=args.threads,
@@ -120,11 +129,14 @@ def config_from(args) -> PipelineConfig:
         curve_clients=args.curve_clients, save_video=args.save_video, display=args.display,
         record=args.record, max_frames=args.max_frames, single_process=args.single_process,
         pixel_format=args.pixel_format, folder_fps=args.folder_fps, max_bytes=int(args.max_message_mb * (1 << 20)),
-        stall_timeout_s=args.stall_timeout, face_workers=args.face_workers)
+        stall_timeout_s=args.stall_timeout, face_workers=args.face_workers, dms=dms)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.dms_help:
+        print(describe_settings())
+        return 0
     config = config_from(args)
     from pipeline import supervisor
     from pipeline.sources import SourceError

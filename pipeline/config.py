@@ -7,6 +7,7 @@ from pathlib import Path
 
 from engines.contract import CLASSES, CLASSIFIER, DEFAULT_IMAGE_SIZE, UIT_GENERATOR, ModelInfo
 from pipeline import wire
+from pipeline.dms import DmsSettings
 from pipeline.fusion import CROP_YAW, PATHS, check_publish
 
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5560"
@@ -47,6 +48,7 @@ class PipelineConfig:
     restart_window_s: float = 60.0
     stall_timeout_s: float = 15.0       # a stage process silent this long is killed and restarted (0: never)
     run_token: str = ""                 # the run's secret: every internal message carries it (pipeline/wire.py)
+    dms: DmsSettings = field(default_factory=DmsSettings)   # the driver monitor's thresholds (pipeline/dms/)
     image_size: int = DEFAULT_IMAGE_SIZE    # filled from the models' metadata
     classes: tuple = field(default=CLASSES)
 

@@ -1,4 +1,5 @@
-"""Decide: perception's per-frame probabilities → the emotion message, with a smoothed label.
+"""Decide: perception's per-frame measurements → the emotion message, with a smoothed label and the
+driver monitor's signals (pipeline/dms/), and the driver-monitor events (topic `event`).
 
 Smoothing is an exponential moving average of the probabilities; the smoothed label changes only
 when another class leads the current one by `margin` (hysteresis: no flicker between two close
@@ -12,7 +13,8 @@ from collections import deque
 
 import numpy as np
 
-from pipeline.messages import Emotion, FrameHeader, Result
+from pipeline.dms import DmsSettings, DriverMonitor
+from pipeline.messages import Driver, Emotion, FrameHeader, Result
 
 
 class Decider:
@@ -44,28 +46,33 @@ class Decider:
 class DecideStep:
     """The decide stage's per-frame work, one and the same in the staged pipeline and the
     sequential loop: a classified frame header → the Result (the emotion message to publish, the
-    ground truth and each path's own label, for the summary)."""
+    driver-monitor events decided on the frame, the ground truth and each path's own label, for the
+    summary)."""
 
-    def __init__(self, classes):
+    def __init__(self, classes, dms: DmsSettings | None = None):
         self.classes = tuple(classes)
         self.decider = Decider(self.classes)
+        self.monitor = DriverMonitor(dms)
 
     def __call__(self, header: FrameHeader) -> Result:
         started = time.monotonic_ns()
         smoothed = self.decider.update(header.probs if header.valid else None)
+        driver, events = self.monitor(header)
         header.stamp("decide", started, time.monotonic_ns())
-        emotion = emotion_message(header, smoothed, self.classes, time.monotonic_ns())
-        return Result(emotion, header.truth, path_labels(header, self.classes))
+        emotion = emotion_message(header, smoothed, self.classes, time.monotonic_ns(), driver)
+        return Result(emotion, header.truth, path_labels(header, self.classes), events)
 
 
-def emotion_message(header: FrameHeader, smoothed_label, classes, t_publish_ns: int) -> Emotion:
+def emotion_message(header: FrameHeader, smoothed_label, classes, t_publish_ns: int,
+                    driver: Driver | None = None) -> Emotion:
     """The published message for one frame (topic `emotion`)."""
     valid = header.valid and header.probs is not None
     latency = {stage: round((end - start) / 1e6, 3) for stage, (start, end) in header.timing.items()}
     latency["total"] = round((t_publish_ns - header.t_capture_ns) / 1e6, 3)
     emotion = Emotion(frame_id=header.frame_id, source=header.source, t_capture_ns=header.t_capture_ns,
                       t_publish_ns=t_publish_ns, valid=valid, label=None, probs=None,
-                      smoothed_label=smoothed_label, face=header.face, latency_ms=latency)
+                      smoothed_label=smoothed_label, face=header.face, latency_ms=latency,
+                      t_media_ns=header.t_media_ns, driver=driver)
     if not valid:
         emotion.reason = header.reason or "no classification"
         return emotion

@@ -19,10 +19,12 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta, Struct
 
-HEADER_VERSION = 2
-EMOTION_SCHEMA = "exprada.emotion/1"
+HEADER_VERSION = 3
+EMOTION_SCHEMA = "exprada.emotion/2"   # /2 added `t_media_ns` and `driver`; every /1 field is unchanged
+EMOTION_SCHEMA_V1 = "exprada.emotion/1"
 STATUS_SCHEMA = "exprada.status/1"
-TOPICS = ("emotion", "status")
+EVENT_SCHEMA = "exprada.event/1"
+TOPICS = ("emotion", "status", "event")
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 Probabilities = dict[str, float]   # {class name: probability}, every class of the classifier
@@ -42,6 +44,26 @@ class Face(Struct, omit_defaults=True):
     pitch: Annotated[float, _doc("degrees")]
     roll: Annotated[float, _doc("degrees")]
     fit_residual: Annotated[float | None, _doc("mean landmark error of the 3D fit, in box-relative units")] = None
+    yaw_std: Annotated[float | None, _doc("standard deviation of `yaw` from the fit, degrees")] = None
+    pitch_std: Annotated[float | None, _doc("standard deviation of `pitch`, degrees")] = None
+    roll_std: Annotated[float | None, _doc("standard deviation of `roll`, degrees")] = None
+
+
+class Eyes(Struct, omit_defaults=True):
+    """The eyes on one frame, from the face stage's landmarks (face/eyes.py); decide adds `closed_prob`."""
+
+    openness_left: Annotated[float, _doc("lid gap over eye width, head-pose foreshortening undone; "
+                                         "about 0.2–0.35 open, near 0 closed")]
+    openness_right: float
+    left_visible: Annotated[bool, _doc("false when the head is turned so far that this eye is unreliable")]
+    right_visible: bool
+    gaze_yaw: Annotated[float | None, _doc("eye-in-head gaze from the irises, degrees (as the head's yaw); "
+                                           "null with both eyes closed")] = None
+    gaze_pitch: float | None = None
+    camera_gaze_yaw: Annotated[float | None, _doc("the gaze in camera terms: head pose and eyes together")] = None
+    camera_gaze_pitch: float | None = None
+    closed_prob: Annotated[float | None, _doc("probability that the eyes are closed, against this driver's "
+                                              "open eyes (decide)")] = None
 
 
 class ArraySpec(Struct, frozen=True):
@@ -63,6 +85,7 @@ class FrameHeader(Struct, tag_field="type", tag="frame", omit_defaults=True):
     source: str
     t_capture_ns: int                      # CLOCK_MONOTONIC, the same clock in every process
     v: int = HEADER_VERSION
+    t_media_ns: int | None = None          # the frame's time on the source's clock (a file's timestamp)
     timing: dict[str, list[int]] = {}      # stage → [start, end] monotonic ns
     valid: bool = True
     reason: str | None = None              # why the frame is not valid
@@ -70,6 +93,8 @@ class FrameHeader(Struct, tag_field="type", tag="frame", omit_defaults=True):
     replica: int = 0                       # the face replica that worked on it
     previous_id: int = -1                  # replay: the frame capture sent before this one (decide's order)
     face: Face | None = None
+    eyes: Eyes | None = None
+    identity: list[float] | None = None    # the fit's identity weights in units of the population's spread
     paths: dict[str, list[float]] = {}     # path (translated | render | crop) → probabilities
     probs: list[float] | None = None       # the published probabilities
     published_from: str | None = None
@@ -106,6 +131,31 @@ def new_header(frame_id: int, source: str, t_capture_ns: int, **fields) -> Frame
 
 # ---- published -----------------------------------------------------------------------------------
 
+class Blink(Struct):
+    """A blink that has just ended (eyes closed for less than the long-closure threshold)."""
+
+    t_start_ns: Annotated[int, _doc("the eyes began to close, on the source's clock (`t_media_ns`)")]
+    t_end_ns: Annotated[int, _doc("they were open again")]
+    duration_ms: float
+
+
+class Driver(Struct, omit_defaults=True):
+    """What a driver monitor says about the driver on one frame (pipeline/dms/)."""
+
+    state: Annotated[str, _doc("calibrating (learning this driver's neutral gaze and open eyes; "
+                               "population defaults meanwhile) | calibrated")]
+    calibration: Annotated[float, _doc("how much of the calibration time has been seen, 0–1")]
+    present: Annotated[bool, _doc("a face is in the frame")]
+    eyes: Eyes | None = None
+    on_road: Annotated[bool | None, _doc("the gaze (or, when the eyes cannot be read, the head) is in the "
+                                         "road zone around this driver's neutral; null without a face")] = None
+    gaze_from: Annotated[str | None, _doc("what `on_road` was judged from: eyes | head")] = None
+    off_road_s: Annotated[float, _doc("how long the gaze has been off the road, seconds")] = 0.0
+    perclos: Annotated[float | None, _doc("share of the last minute's readable time with the eyes closed")] = None
+    blink: Annotated[Blink | None, _doc("on the frame a blink ends: the blink")] = None
+    events: Annotated[list[str], _doc("kinds of the events in progress (topic `event`)")] = []
+
+
 class Emotion(Struct, tag_field="schema", tag=EMOTION_SCHEMA, omit_defaults=True):
     """Topic `emotion`: one message per processed frame, `valid: false` when there is no face."""
 
@@ -123,6 +173,32 @@ class Emotion(Struct, tag_field="schema", tag=EMOTION_SCHEMA, omit_defaults=True
     paths: Annotated[dict[str, Probabilities] | None,
                      _doc("valid frames with two or more classified paths: each path's probabilities")] = None
     reason: Annotated[str | None, _doc("frames that are not valid: why")] = None
+    t_media_ns: Annotated[int | None, _doc("the frame's time on the source's clock: a file's timestamp "
+                                           "from its start, a camera's capture time")] = None
+    driver: Annotated[Driver | None, _doc("the driver monitor's per-frame signals")] = None
+
+
+class EmotionV1(Emotion, tag=EMOTION_SCHEMA_V1):
+    """An emotion message of schema version 1 (recorded before /2): read as an Emotion without the
+    /2 fields."""
+
+
+class Event(Struct, tag_field="schema", tag=EVENT_SCHEMA, omit_defaults=True):
+    """Topic `event`: a driver-monitor decision starts or ends (pipeline/dms/). Times are on the
+    source's clock (`t_media_ns` of the emotion messages)."""
+
+    event_id: Annotated[int, _doc("pairs an event's start with its end; unique within a run")]
+    kind: Annotated[str, _doc("distraction | time_sharing | microsleep | drowsiness | no_face | eyes_unseen")]
+    state: Annotated[str, _doc("start | end")]
+    source: str
+    frame_id: Annotated[int, _doc("the frame on which it was decided")]
+    t_ns: Annotated[int, _doc("that frame's time")]
+    t_start_ns: Annotated[int, _doc("when what the event is about began (e.g. the gaze left the road)")]
+    confidence: Annotated[float, _doc("0–1: how much of the evidence agreed (see README)")]
+    cause: Annotated[str | None, _doc("drowsiness: perclos | blink_duration; distraction: eyes | head")] = None
+    value: Annotated[float | None, _doc("the measure that crossed its threshold (PERCLOS, seconds, ms)")] = None
+    t_end_ns: Annotated[int | None, _doc("end: when it ended")] = None
+    duration_s: Annotated[float | None, _doc("end: t_end − t_start, seconds")] = None
 
 
 class SourceStatus(Struct, omit_defaults=True):
@@ -160,7 +236,7 @@ class Status(Struct, tag_field="schema", tag=STATUS_SCHEMA):
     error: str | None
 
 
-Published = Emotion | Status
+Published = Emotion | EmotionV1 | Status | Event
 
 
 # ---- stages → supervisor -------------------------------------------------------------------------
@@ -203,6 +279,7 @@ class Result(Struct, tag_field="type", tag="result"):
     emotion: Emotion
     truth: int | None = None
     path_labels: dict[str, str | None] = {}
+    events: list[Event] = []      # driver-monitor events decided on this frame (topic `event`)
 
 
 class ResultsEnd(Struct, tag_field="type", tag="end"):
@@ -251,7 +328,7 @@ DecodeError = (msgspec.ValidationError, msgspec.DecodeError)
 def published_schemas() -> dict[str, dict]:
     """{topic: JSON Schema} of the published topics, as shipped in schemas/."""
     schemas = {}
-    for topic, kind in (("emotion", Emotion), ("status", Status)):
+    for topic, kind in (("emotion", Emotion), ("status", Status), ("event", Event)):
         schema = msgspec.json.schema(kind)
         schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
                   "$id": f"{kind.__struct_config__.tag}", "title": f"exprada {topic} message", **schema}

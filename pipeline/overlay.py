@@ -1,5 +1,6 @@
-"""The overlay for --save-video / --display: the frame with box and landmarks, and a side panel with
-the frontal render, its translation, the probability bars and the smoothed label."""
+"""The overlay for --save-video / --display: the frame with box and landmarks, the driver monitor's
+eye state, gaze ray and events in progress, and a side panel with the frontal render, its
+translation, the probability bars and the smoothed label."""
 from __future__ import annotations
 
 import cv2
@@ -10,7 +11,9 @@ from pipeline.messages import Emotion
 
 PANEL_WIDTH = 300
 TILE = 140
-GREEN, WHITE, GREY, AMBER = (80, 220, 80), (240, 240, 240), (120, 120, 120), (0, 190, 255)
+GREEN, WHITE, GREY, AMBER, RED = (80, 220, 80), (240, 240, 240), (120, 120, 120), (0, 190, 255), (60, 60, 230)
+IRISES = (473, 468)   # FaceMesh's left and right iris centres (the subject's)
+GAZE_RAY = 80         # pixels: the length of a gaze ray pointing straight into the image plane's side
 
 
 def draw(arrays: dict, message: Emotion, classes) -> np.ndarray:
@@ -22,6 +25,8 @@ def draw(arrays: dict, message: Emotion, classes) -> np.ndarray:
         cv2.rectangle(frame, (x0, y0), (x1, y1), GREEN, 2)
         for x, y in np.asarray(arrays.get("landmarks", np.zeros((0, 2))))[::4]:
             cv2.circle(frame, (int(x), int(y)), 1, AMBER, -1)
+    if message.driver is not None:
+        draw_driver(frame, message.driver, arrays.get("landmarks"))
     canvas[:frame.shape[0], :frame.shape[1]] = frame
     left = frame.shape[1] + 10
     for row, (name, title) in enumerate((("frontal", "frontal render"), ("translated", "UIT translation"))):
@@ -42,6 +47,37 @@ def draw(arrays: dict, message: Emotion, classes) -> np.ndarray:
     caption = message.smoothed_label or ("no face" if not message.valid else "-")
     cv2.putText(canvas, caption, (left, top + 22 * len(classes) + 26), cv2.FONT_HERSHEY_SIMPLEX, 0.8, AMBER, 2)
     return canvas
+
+
+def draw_driver(frame: np.ndarray, driver, landmarks):
+    """On the frame: each eye's iris ringed green when open, red when closed; the gaze ray from
+    between the eyes (green on the road, red off it); the events in progress and the eye figures."""
+    eyes = driver.eyes
+    closed = eyes is not None and (eyes.closed_prob or 0.0) >= 0.5
+    if eyes is not None and landmarks is not None and len(landmarks) > max(IRISES):
+        centres = np.asarray(landmarks, dtype=np.float64)[list(IRISES)]
+        for centre in centres:
+            cv2.circle(frame, tuple(int(v) for v in centre), 6, RED if closed else GREEN, 2)
+        yaw, pitch = eyes.camera_gaze_yaw, eyes.camera_gaze_pitch
+        if yaw is not None and pitch is not None:
+            start = centres.mean(axis=0)
+            # The direction's image-plane part: yaw > 0 towards the image's right, pitch > 0 down.
+            step = GAZE_RAY * np.array([np.sin(np.radians(yaw)) * np.cos(np.radians(pitch)), np.sin(np.radians(pitch))])
+            end = start + step
+            cv2.arrowedLine(frame, tuple(int(v) for v in start), tuple(int(v) for v in end),
+                            GREEN if driver.on_road else RED, 2, tipLength=0.2)
+    lines = [(f"{driver.state}" + (f" {driver.calibration:.0%}" if driver.state == "calibrating" else ""), WHITE)]
+    if eyes is not None:
+        lines.append((f"eyes {eyes.openness_left:.2f}/{eyes.openness_right:.2f}"
+                      + (f"  closed p {eyes.closed_prob:.2f}" if eyes.closed_prob is not None else ""),
+                      RED if closed else WHITE))
+    if driver.on_road is not None:
+        lines.append(("on road" if driver.on_road else f"off road {driver.off_road_s:.1f} s", GREEN if driver.on_road else RED))
+    if driver.perclos is not None:
+        lines.append((f"PERCLOS {driver.perclos:.0%}", WHITE))
+    lines += [(f"! {kind.replace('_', ' ')}", RED) for kind in driver.events]
+    for row, (text, colour) in enumerate(lines):
+        cv2.putText(frame, text, (10, 22 + 20 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.55, colour, 2 if colour == RED else 1)
 
 
 class OverlayWriter:

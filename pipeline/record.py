@@ -3,6 +3,7 @@
     DIR/frames/000000.png ...   raw frames as captured; `--source DIR/frames` replays them
     DIR/frames/frames.jsonl     frame, t_capture_ns, expression (when the source had ground truth)
     DIR/emotion.jsonl           every published emotion message
+    DIR/event.jsonl             every driver-monitor event message
     DIR/status.jsonl            every status message
 """
 from __future__ import annotations

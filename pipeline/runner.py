@@ -171,7 +171,8 @@ def run_capture(worker, config, ctx, run_dir, should_stop, counters, reporter, s
             if captured is None:   # the camera is reconnecting: say so on the status stream
                 reporter.send(source=source.status)
                 continue
-            header = new_header(captured.index, source.name, captured.t_capture_ns, truth=captured.truth)
+            header = new_header(captured.index, source.name, captured.t_capture_ns, truth=captured.truth,
+                                t_media_ns=captured.media_ns)
             if recorder:
                 recorder.write(captured)
             header.stamp("capture", captured.t_capture_ns, time.monotonic_ns())
@@ -357,7 +358,7 @@ def run_decide(worker, config, ctx, run_dir, should_stop, counters, reporter) ->
     status_in.bind(endpoint(run_dir, "status-in"))
     publisher = Publisher(ctx, config.publish, config.curve_secret_key, config.curve_clients)
     results = ResultsOut(ctx, run_dir, config.mode, should_stop, config.token)
-    decide = DecideStep(config.classes)
+    decide = DecideStep(config.classes, config.dms)
     published = progress.published(run_dir)   # a restarted decide takes up where the last one stopped
     last_id = published.read()
     # Replay: capture's order, each frame once, however late a frame comes. Live: frames from the
@@ -377,6 +378,8 @@ def run_decide(worker, config, ctx, run_dir, should_stop, counters, reporter) ->
         last_id = header.frame_id
         result = decide(header)
         publisher.publish(b"emotion", encode(result.emotion))
+        for event in result.events:
+            publisher.publish(b"event", encode(event))
         published.write(last_id)
         counters.frames_out += 1
         counters.last_frame_id = last_id

@@ -20,7 +20,7 @@ def run_sequential(config: PipelineConfig) -> dict:
     "results": every frame's Result."""
     resolve_models(config)
     steps = [(stage.name, stage.step(config)) for stage in STAGES if stage.role == TRANSFORM]
-    decide = DecideStep(config.classes)
+    decide = DecideStep(config.classes, config.dms)
     source = open_source(resolve_source(config.source), fast=config.fast, pixel_format=config.pixel_format,
                          fps=config.folder_fps)
     results = []
@@ -28,7 +28,8 @@ def run_sequential(config: PipelineConfig) -> dict:
         for captured in source.frames():
             if captured is None:
                 continue
-            header = new_header(captured.index, source.name, captured.t_capture_ns, truth=captured.truth)
+            header = new_header(captured.index, source.name, captured.t_capture_ns, truth=captured.truth,
+                                t_media_ns=captured.media_ns)
             header.stamp(STAGES[0].name, captured.t_capture_ns, time.monotonic_ns())
             arrays = {"frame": captured.frame}
             for name, step in steps:

@@ -40,6 +40,13 @@ class Captured:
     frame: np.ndarray
     t_capture_ns: int
     truth: int | None = None  # ground truth: label index, truth.NO_FACE, or None when unknown
+    t_media_ns: int | None = None  # the frame's time on the source's clock (None: the capture time)
+
+    @property
+    def media_ns(self) -> int:
+        """The clock the driver monitor's durations are measured on: a file's timestamps (a fast
+        replay decides as the recorded pace would), a camera's capture time."""
+        return self.t_capture_ns if self.t_media_ns is None else self.t_media_ns
 
 
 class Pacer:
@@ -90,7 +97,7 @@ class VideoSource:
         while frame is not None and not self.should_stop():
             if index >= self.skip:
                 pacer.wait(media_s)
-                yield Captured(index, frame, time.monotonic_ns(), self.truth.get(index))
+                yield Captured(index, frame, time.monotonic_ns(), self.truth.get(index), round(media_s * 1e9))
             ok, frame = self.cap.read()   # a new array every call: sent frames are never reused
             frame = frame if ok else None
             index += 1
@@ -158,8 +165,9 @@ class FolderSource:
                 except ValueError as error:
                     self._skip(error)
                     continue
-                pacer.wait(index / self.fps if self.fps > 0 else 0.0)
-                yield Captured(index, frame, time.monotonic_ns(), self.truth.get(index))
+                media_s = index / self.fps if self.fps > 0 else 0.0
+                pacer.wait(media_s)
+                yield Captured(index, frame, time.monotonic_ns(), self.truth.get(index), round(media_s * 1e9))
             self.status.state = "ended"
         finally:
             if self.status.skipped:   # each file is named in the log already: the last word counts them

@@ -12,7 +12,7 @@ from engines.chain import logits, softmax, translate
 from face.imageio import from_network
 from pipeline.config import PipelineConfig
 from pipeline.fusion import PATHS, publish_probs
-from pipeline.messages import Face, FrameHeader
+from pipeline.messages import Eyes, Face, FrameHeader
 
 
 def load_engine(path, config: PipelineConfig):
@@ -26,7 +26,9 @@ def load_engine(path, config: PipelineConfig):
 
 class FaceStep:
     """Detect, fit, render frontally; an invalid header (with the reason) when there is no face.
-    Arrays out: `frontal`, `side_map`, and `crop` (the aligned frame) when the crop path is classified."""
+    Header out: the face (box, pose and its uncertainty), the eyes, the identity (for decide's driver
+    monitor). Arrays out: `frontal`, `side_map`, and `crop` (the aligned frame) when the crop path is
+    classified."""
 
     def __init__(self, config: PipelineConfig):
         import face
@@ -34,6 +36,8 @@ class FaceStep:
         self.stage = face.FaceStage(size=config.image_size, video=True)
         self.overlay = config.overlay
         self.crop = config.paths[PATHS.index("crop")]
+        model = self.stage.model
+        self.identity_mean, self.identity_std = model.identity_mean, np.maximum(model.identity_std, 1e-6)
 
     def __call__(self, header: FrameHeader, arrays):
         frame = arrays["frame"]
@@ -42,9 +46,9 @@ class FaceStep:
         if not result:
             header.invalidate(result.reason)
         else:
-            header.face = Face(box=[round(float(v), 1) for v in result.box], yaw=round(float(result.yaw), 2),
-                               pitch=round(float(result.pitch), 2), roll=round(float(result.roll), 2),
-                               fit_residual=round(float(result.fit_residual), 4))
+            header.face = face_message(result)
+            header.eyes = eyes_message(result.eyes)
+            header.identity = _rounded((result.identity_weights - self.identity_mean) / self.identity_std, 3)
             out = {"frontal": result.frontal, "side_map": result.side_map}
             if self.crop:
                 out["crop"] = result.crop
@@ -56,6 +60,28 @@ class FaceStep:
 
     def close(self):
         self.stage.close()
+
+
+def face_message(result) -> Face:
+    yaw_std, pitch_std, roll_std = (round(float(v), 2) for v in result.pose_std)
+    return Face(box=[round(float(v), 1) for v in result.box], yaw=round(float(result.yaw), 2),
+                pitch=round(float(result.pitch), 2), roll=round(float(result.roll), 2),
+                fit_residual=round(float(result.fit_residual), 4), yaw_std=yaw_std, pitch_std=pitch_std,
+                roll_std=roll_std)
+
+
+def eyes_message(state) -> Eyes | None:
+    """face.eyes.EyeState → the message's Eyes (angles to 0.1°, openness to 0.001)."""
+    if state is None:
+        return None
+
+    def angle(value):
+        return None if value is None else round(float(value), 1)
+
+    return Eyes(openness_left=round(state.openness_left, 4), openness_right=round(state.openness_right, 4),
+                left_visible=state.left_visible, right_visible=state.right_visible,
+                gaze_yaw=angle(state.gaze_yaw), gaze_pitch=angle(state.gaze_pitch),
+                camera_gaze_yaw=angle(state.camera_gaze_yaw), camera_gaze_pitch=angle(state.camera_gaze_pitch))
 
 
 class TranslateStep:
@@ -122,6 +148,6 @@ class ClassifyStep:
         pass
 
 
-def _rounded(probs) -> list[float]:
-    return [round(float(p), 5) for p in probs]
+def _rounded(values, digits: int = 5) -> list[float]:
+    return [round(float(v), digits) for v in values]
 

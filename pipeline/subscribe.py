@@ -1,9 +1,10 @@
-"""Read the pipeline's stream: `python -m pipeline.subscribe [--endpoint E] [--topic emotion|status]`.
+"""Read the pipeline's stream: `python -m pipeline.subscribe [--endpoint E] [--topic emotion|status|event]`.
 
 Each ZeroMQ message is two frames, [topic, JSON]; any SUB socket in any language reads it the same
-way (the JSON Schemas of both topics are in schemas/). From Python, `subscribe()` + `receive()` give
-typed messages (pipeline/messages.py: Emotion, Status); a message that does not decode is skipped,
-with one line on stderr. The command prints one JSON object per line on stdout.
+way (the JSON Schemas of the topics are in schemas/). From Python, `subscribe()` + `receive()` give
+typed messages (pipeline/messages.py: Emotion, Status, Event); a message that does not decode is
+skipped, with one line on stderr. The command prints one JSON object per line on stdout, or with
+--brief one short line per emotion and event message.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import zmq
 
 from pipeline.config import DEFAULT_PUBLISH
 from pipeline.curve import join_curve
-from pipeline.messages import TOPICS, DecodeError, Emotion, Published, decode_published, to_builtins
+from pipeline.messages import TOPICS, DecodeError, Emotion, Event, Published, decode_published, to_builtins
 
 
 def subscribe(endpoint: str = DEFAULT_PUBLISH, topics=TOPICS, ctx: zmq.Context | None = None,
@@ -54,13 +55,40 @@ def receive(sock: zmq.Socket, timeout_ms: int, on_bad=None) -> tuple[str, Publis
     return None
 
 
+def brief(message: Emotion | Event) -> str:
+    """One line for people: frame, smoothed and per-frame label, latency, then the driver monitor's
+    eyes, gaze and events in progress; or an event's start or end."""
+    if isinstance(message, Event):
+        when = (f"after {message.duration_s:.1f} s" if message.state == "end"
+                else f"confidence {message.confidence:.2f}")
+        cause = f" ({message.cause})" if message.cause else ""
+        return f"{message.frame_id:>6} EVENT {message.kind}{cause} {message.state} {when}"
+    line = (f"{message.frame_id:>6} {message.smoothed_label or '-':<10} {message.label or 'no face':<10} "
+            f"{message.latency_ms['total']:7.1f} ms")
+    driver = message.driver
+    if driver is None:
+        return line
+    parts = [driver.state]
+    if driver.eyes is not None:
+        eyes = driver.eyes
+        closed = f" closed {eyes.closed_prob:.2f}" if eyes.closed_prob is not None else ""
+        parts.append(f"eyes {eyes.openness_left:.2f}/{eyes.openness_right:.2f}{closed}")
+    if driver.on_road is not None:
+        parts.append(("on road" if driver.on_road else f"off road {driver.off_road_s:.1f} s") + f" ({driver.gaze_from})")
+    if driver.blink:
+        parts.append(f"blink {driver.blink.duration_ms:.0f} ms")
+    if driver.events:
+        parts.append("[" + ", ".join(driver.events) + "]")
+    return line + " | " + ", ".join(parts)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--endpoint", default=DEFAULT_PUBLISH)
-    p.add_argument("--topic", action="append", choices=TOPICS, help="emotion and/or status (default both)")
+    p.add_argument("--topic", action="append", choices=TOPICS, help="emotion, status and/or event (default all)")
     p.add_argument("--count", type=int, help="exit after this many messages")
     p.add_argument("--timeout", type=float, help="exit after this many seconds without a message")
-    p.add_argument("--brief", action="store_true", help="one short line per emotion message instead of JSON")
+    p.add_argument("--brief", action="store_true", help="one short line per emotion or event message instead of JSON")
     p.add_argument("--curve-key", metavar="FILE", help="CURVE: this subscriber's .key_secret file")
     p.add_argument("--curve-server-key", metavar="FILE", help="CURVE: the pipeline's public .key file")
     args = p.parse_args(argv)
@@ -80,9 +108,8 @@ def main(argv=None) -> int:
                 break
             topic, message = got
             seen += 1
-            if args.brief and isinstance(message, Emotion):
-                print(f"{message.frame_id:>6} {message.smoothed_label or '-':<10} "
-                      f"{message.label or 'no face':<10} {message.latency_ms['total']:7.1f} ms", flush=True)
+            if args.brief and isinstance(message, (Emotion, Event)):
+                print(brief(message), flush=True)
             else:
                 print(json.dumps({"topic": topic, **to_builtins(message)}), flush=True)
     except KeyboardInterrupt:

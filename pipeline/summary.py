@@ -35,10 +35,16 @@ class Tally:
         self.hits = {"published": 0, "smoothed": 0, **{path: 0 for path in PATHS}}
         self.path_frames = {path: 0 for path in PATHS}
         self.published_from = None
+        self.blinks = 0
+        self.events: dict[str, int] = {}   # driver-monitor events started, by kind
 
     def add(self, result: Result):
         emotion = result.emotion
         self.frames += 1
+        self.blinks += bool(emotion.driver and emotion.driver.blink)
+        for event in result.events:
+            if event.state == "start":
+                self.events[event.kind] = self.events.get(event.kind, 0) + 1
         self.valid += emotion.valid
         t0, t1 = emotion.t_capture_ns, emotion.t_publish_ns
         self.first_capture = t0 if self.first_capture is None else min(self.first_capture, t0)
@@ -83,6 +89,7 @@ class Tally:
         for key in ("drops", "malformed", "errors", "restarts"):
             result[key] = sum(s.get(key, 0) for s in stages.values())
         result["skipped"] = skipped
+        result["driver"] = {"blinks": self.blinks, "events": dict(sorted(self.events.items()))}
         result.update({
             "frames_with_truth": self.with_face + self.no_face,
             "face_found_rate": _rate(self.found, self.with_face),
@@ -116,6 +123,10 @@ def describe(summary: dict) -> str:
              f"{summary.get('fps')} fps, latency p50 {lat['p50']} ms / p99 {lat['p99']} ms",
              f"drops {summary['drops']}, malformed {summary['malformed']}, errors {summary['errors']}, "
              f"restarts {summary['restarts']}, skipped {summary['skipped']}"]
+    driver = summary.get("driver")
+    if driver:
+        events = ", ".join(f"{kind} {n}" for kind, n in driver["events"].items()) or "none"
+        lines.append(f"driver monitor: {driver['blinks']} blinks; events started: {events}")
     if summary.get("frames_with_truth"):
         lines.append(f"accuracy vs ground truth on {summary['frames_with_truth']} frames: "
                      f"published ({summary.get('published_from') or '-'}) {summary['accuracy_published']}, "

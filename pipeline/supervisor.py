@@ -43,7 +43,7 @@ class Supervisor:
         self.tally = None   # made once the models' class names are known
         self.stats_in = self.results_in = self.status_out = None
         self.published = self.resends = None    # the replay's progress (pipeline/progress.py)
-        self.emotion_log = self.status_log = None
+        self.emotion_log = self.status_log = self.event_log = None
         self.reports = {name: {} for name in STAGE_NAMES}  # stage → {(pid, thread): latest StageReport}
         self.restarts = defaultdict(deque)      # worker → times of its recent restarts
         self.restart_count = defaultdict(int)   # worker → restarts so far
@@ -122,6 +122,7 @@ class Supervisor:
         record = Path(self.config.record) if self.config.record else None
         self.emotion_log = JsonLines(record / "emotion.jsonl") if record else None
         self.status_log = JsonLines(record / "status.jsonl") if record else None
+        self.event_log = JsonLines(record / "event.jsonl") if record else None
 
     def _start(self, worker: Worker, skip=0):
         if self.config.single_process:
@@ -180,7 +181,7 @@ class Supervisor:
         for counter in (self.published, self.resends):
             if counter is not None:
                 counter.close()
-        for log in (self.emotion_log, self.status_log):
+        for log in (self.emotion_log, self.status_log, self.event_log):
             if log:
                 log.close()
         self.ctx.term()
@@ -230,6 +231,8 @@ class Supervisor:
             self.tally.add(message)
             if self.emotion_log:
                 self.emotion_log.write(message.emotion)
+                for event in message.events:
+                    self.event_log.write(event)
             if self.on_message:
                 self.on_message(message)
         return False
