@@ -21,7 +21,7 @@ class Calibration:
         self.head, self.gaze, self.openness, self.identities, self.blinks_ms = [], [], [], [], []
         self.neutral_head = self.neutral_gaze = (0.0, 0.0)
         self.open_level = self.settings.default_open
-        self.identity = None
+        self.identity = self.identity_spread = None
         self.blink_ms = None                 # the driver's usual blink duration, once calibrated
         self._refreshed_at = -np.inf
         self._other_since = None             # when the identity started to look like another driver's
@@ -36,7 +36,8 @@ class Calibration:
 
     def update(self, dt: float, head, gaze, openness, identity):
         """One frame with a face: dt its share of time; head and gaze (yaw, pitch) or None; openness
-        (the readable eyes' mean) or None; identity (population spreads) or None."""
+        (the readable eyes' mean) or None; identity (the window-averaged fit's, in population spreads)
+        or None."""
         if self.state == CALIBRATED:
             return
         self.seen_s += dt
@@ -62,7 +63,10 @@ class Calibration:
             # Blinks and closures are a small share of an alert minute: the median is the open eye.
             self.open_level = float(np.median(self.openness))
         if self.identities:
+            # Spread floor: a dimension that barely moved over the minute must not make noise look
+            # like a new face (0.05 population spreads).
             self.identity = np.median(self.identities, axis=0)
+            self.identity_spread = np.std(self.identities, axis=0) + 0.05
         if len(self.blinks_ms) >= self.settings.blink_drift_min:
             self.blink_ms = float(np.mean(self.blinks_ms))
 
@@ -71,11 +75,13 @@ class Calibration:
             self.blinks_ms.append(duration_ms)
 
     def another_driver(self, t: float, identity) -> bool:
-        """True once the identity has stayed away from the calibrated one for identity_change_s."""
+        """True once the (window-averaged) identity has stayed away from the calibrated one for
+        identity_change_s. The distance is in the calibrated driver's own spreads: the fit pins some
+        identity directions down far better than others."""
         if self.identity is None or identity is None or self.state == CALIBRATING:
             self._other_since = None
             return False
-        distance = float(np.sqrt(np.mean((np.asarray(identity) - self.identity) ** 2)))
+        distance = float(np.sqrt(np.mean(((np.asarray(identity) - self.identity) / self.identity_spread) ** 2)))
         if distance < self.settings.identity_change:
             self._other_since = None
             return False

@@ -6,7 +6,10 @@ gives the same events as at its recorded pace. One monitor per stream, in decide
 """
 from __future__ import annotations
 
+from collections import deque
+
 import msgspec
+import numpy as np
 
 from pipeline.dms.attention import Glances, off_road
 from pipeline.dms.calibration import Calibration
@@ -32,6 +35,7 @@ class DriverMonitor:
         self.glances = Glances(self.settings)
         self.perclos = Window(self.settings.perclos_window_s)   # (readable s, closed s) per frame
         self.blinks = Window(self.settings.perclos_window_s)    # (1, duration s) per blink
+        self.identities = deque()   # (t, identity) over the last identity_window_s
         self.episodes = None
         self.t0_ns = self.last_t = None
         self.absent_since = self.unseen_since = None
@@ -75,7 +79,8 @@ class DriverMonitor:
         s, episodes, calibration, frame_id = self.settings, self.episodes, self.calibration, header.frame_id
         events.append(episodes.end(NO_FACE, frame_id, t, t))
         self.absent_since = None
-        if calibration.another_driver(t, header.identity):
+        identity = self._identity(t, header.identity)
+        if calibration.another_driver(t, identity):
             self._new_driver()
             events += episodes.end_all(frame_id, t)
 
@@ -115,7 +120,7 @@ class DriverMonitor:
         self.glances.update(t, off)
         events += self._distraction(frame_id, t, gaze_from)
 
-        calibration.update(dt, head, gaze, openness, header.identity)
+        calibration.update(dt, head, gaze, openness, identity)
         if eyes is not None and p_closed is not None:
             eyes = msgspec.structs.replace(eyes, closed_prob=round(p_closed, 3))
         return Driver(state=calibration.state, calibration=calibration.progress, present=True, eyes=eyes,
@@ -164,9 +169,19 @@ class DriverMonitor:
             events.append(episodes.end(BLINK_DRIFT, frame_id, t, t))
         return events
 
+    def _identity(self, t: float, identity):
+        """The fit's identity averaged over the last identity_window_s (None without one)."""
+        if identity is None:
+            return None
+        self.identities.append((t, identity))
+        while self.identities[0][0] <= t - self.settings.identity_window_s:
+            self.identities.popleft()
+        return np.mean([v for _, v in self.identities], axis=0)
+
     def _new_driver(self):
         """Another driver (or the seat empty for long): forget what was learned about the last one."""
         self.calibration.reset()
+        self.identities.clear()
         self.closures = Closures(self.settings)
         self.perclos.clear()
         self.blinks.clear()

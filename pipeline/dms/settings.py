@@ -13,7 +13,9 @@ class DmsSettings:
     provisional_s: float = 2.0       # before this the population defaults, after it the running medians
                                      # (shorter than distraction_s: an off-axis camera raises no false alarm)
     reset_after_s: float = 10.0      # no face this long: whoever comes next is calibrated anew
-    identity_change: float = 0.8     # identity this far (RMS, in population spreads) from the calibrated one…
+    identity_window_s: float = 2.0   # the fit's identity is averaged over this long (one frame's is noisy)
+    identity_change: float = 3.0     # that average this far from the calibrated one (RMS, in the driver's own
+                                     # spreads, measured over the calibration)…
     identity_change_s: float = 2.0   # …for this long: another driver, calibrate anew
     default_open: float = 0.28       # open-eye openness before calibration (face/eyes.py: ≈0.2–0.35 open)
     # Eyes (PERCLOS: Wierwille et al. 1994 / FHWA; microsleep and blink duration: the fatigue literature)
