@@ -1,5 +1,6 @@
 """Scripted eye events (blinks, long closures) and look-aways in the synthetic drive: their ground
-truth, and eyelids that FaceMesh sees close."""
+truth, eyelids that FaceMesh sees close, and a drive left as it was when no option is given."""
+import hashlib
 import json
 import subprocess
 import sys
@@ -27,6 +28,7 @@ def test_event_schedules_are_realistic_and_deterministic():
     for group in (eyes, looks):
         assert all(a.end <= b.start for a, b in zip(group, group[1:]))  # no overlaps
     assert len(looks) == 3 and {e.kind for e in looks} <= set(events.LOOK_AWAYS)
+    assert all(0.5 <= e.end - e.start <= 2.5 and 0.1 <= e.lead <= 0.2 for e in looks)
     # Closure profile: 0 outside, shut in the middle of a long closure, within 0..1 throughout.
     closure = closures[0]
     assert events.eyes_closed(closure.start - 0.01, eyes) == (0.0, None)
@@ -50,7 +52,9 @@ def test_drive_writes_consistent_event_truth(drive):
     assert len(frames) == 240 and all(f["face"] for f in frames)  # no no-face moment in the first 11 s
     kinds = [e["kind"] for e in drive["eye_events"]]
     assert kinds.count("closure") == 1 and kinds.count("blink") >= 1
-    assert len(drive["look_aways"]) == 1 and drive["look_aways"][0]["kind"] in events.LOOK_AWAYS
+    scripted = [e for e in drive["look_aways"] if e["kind"] != "glance"]  # not the head motion's own
+    assert len(scripted) == 1 and scripted[0]["kind"] in events.LOOK_AWAYS
+    assert drive["script"]["eyeballs"] is True and drive["script"]["look_aways"] == 1
 
     def inside(t, episodes, kind):
         return any(e["start"] <= t < e["end"] and e["kind"] == kind for e in episodes)
@@ -62,26 +66,30 @@ def test_drive_writes_consistent_event_truth(drive):
             assert inside(f["time"], drive["eye_events"], f["eye_event"])
         if f["look_away"] is not None:
             assert inside(f["time"], drive["look_aways"], f["look_away"])
+        assert f["off_road"] == (f["look_away"] is not None or f["distraction"] is not None)
     for event in drive["eye_events"]:  # every event shows: its frames close the eyes
         closed = [f["eyes_closed"] for f in frames if event["start"] <= f["time"] < event["end"]]
         assert max(closed) > (0.5 if event["kind"] == "blink" else 0.99)
-    look = drive["look_aways"][0]
-    held = [f for f in frames if f["look_away"] is not None]
-    assert len(held) == sum(look["start"] <= f["time"] < look["end"] for f in frames) >= 24
-    # Mid-episode the head is turned the episode's way, beyond the slow sways (±26° yaw, ±12° pitch).
+    look = scripted[0]
+    held = [f for f in frames if f["look_away"] == look["kind"]]
+    assert len(held) == sum(look["start"] <= f["time"] < look["end"] for f in frames) >= 15
+    # Mid-episode the head is turned the episode's way, beyond the slow sways (±26° yaw, ±12° pitch);
+    # the eyes reach and hold their share of the turn.
     middle = held[len(held) // 2]
     if look["kind"] in ("left mirror", "right mirror"):
         assert np.sign(middle["yaw"]) == np.sign(look["yaw"])
-    elif look["kind"] == "centre console":
+    elif look["kind"] in ("centre console", "phone glance"):
         assert middle["pitch"] > 15
+    assert any(f["gaze"] == pytest.approx([look["gaze_yaw"], look["gaze_pitch"]], abs=0.02) for f in held)
 
 
-def _lid_gaps(landmarks):
-    """Mid-lid gap over corner-to-corner width, right and left eye (FaceMesh indices)."""
-    def ratio(upper, lower, a, b):
-        return np.linalg.norm(landmarks[upper] - landmarks[lower]) / np.linalg.norm(landmarks[a] - landmarks[b])
-
-    return ratio(159, 145, 33, 133), ratio(386, 374, 263, 362)
+def _openness(stage, writer, driver, camera, w_exp, pose, closed):
+    """FaceMesh's (face.eyes) openness, both eyes' mean, of one rendered frame."""
+    canvas = camera.backdrop(np.random.default_rng(1))
+    writer.scene.draw(canvas, driver, w_exp, pose, light=camera.light, eyes_closed=closed, gaze=(0.0, 0.0))
+    result = stage(camera.expose(canvas, pose.height))
+    assert result and result.eyes is not None, f"no face or eyes found (closed {closed})"
+    return (result.eyes.openness_left + result.eyes.openness_right) / 2
 
 
 def test_closed_eyelids_close_for_facemesh():
@@ -89,20 +97,57 @@ def test_closed_eyelids_close_for_facemesh():
     from train.synthetic.scene import Pose
     from train.synthetic.writer import SynthWriter
 
-    writer = SynthWriter("/nonexistent-not-written", seed=5, drivers=1)
-    driver, camera = writer.drivers["target"][0]
+    writer = SynthWriter("/nonexistent-not-written", seed=5, drivers=2)
     pose = Pose(yaw=5.0, pitch=3.0, height=200.0)
-    gaps = {}
+    seen = {}
     with face.FaceStage(size=128, video=False, model=writer.model) as stage:
-        for label in (3, 6):  # happiness, neutral
-            w_exp = writer.factory.expression(np.random.default_rng(2), label)
-            for closed in (0.0, 1.0):
-                canvas = camera.backdrop(np.random.default_rng(1))
-                writer.scene.draw(canvas, driver, w_exp, pose, light=camera.light, eyes_closed=closed)
-                frame = camera.expose(canvas, pose.height)
-                result = stage(frame)
-                assert result, f"no face found (label {label}, closed {closed})"
-                gaps.setdefault(closed, []).extend(_lid_gaps(result.landmarks))
-    open_gap, closed_gap = np.mean(gaps[0.0]), np.mean(gaps[1.0])
-    print(f"FaceMesh mid-lid gap / eye width: open {open_gap:.3f}, closed {closed_gap:.3f}")
-    assert closed_gap < 0.85 * open_gap, (open_gap, closed_gap)
+        for driver, camera in writer.drivers["target"]:
+            for label in (3, 6):  # happiness, neutral
+                w_exp = writer.factory.expression(np.random.default_rng(2), label)
+                for closed in (0.0, 0.5, 1.0):
+                    seen.setdefault(closed, []).append(_openness(stage, writer, driver, camera, w_exp, pose, closed))
+    opened, half, shut = (np.mean(seen[c]) for c in (0.0, 0.5, 1.0))
+    print(f"FaceMesh openness: open {opened:.3f}, half {half:.3f}, shut {shut:.3f}")
+    assert shut < half < opened and shut < 0.35 * opened, (opened, half, shut)
+
+
+# The default drive (no drive option), as HEAD b331ba5 wrote it before moving eyes and the newer
+# episodes existed: sha256 of the raw BGR frames handed to the video writer, and of the per-frame
+# pose and label fields, for SynthWriter(seed=0, drivers=1).write_video(16.0) (one glance included).
+# Made by running this helper's code on a `git worktree add /tmp/synth_head b331ba5` checkout.
+DEFAULT_FRAMES_SHA256 = "f6928235228057d269e8512287357a9757f4d5f189c5392afd426a773c339b40"
+DEFAULT_TRUTH_SHA256 = "c10295d436f8becb215cad7dbd971743dbdc3fae7c823e0886e8e63a89fab34d"
+TRUTH_KEYS = ("frame", "time", "face", "expression", "label", "transition", "box", "yaw", "pitch", "roll",
+              "eyes_closed", "eye_event")
+
+
+def test_default_drive_is_unchanged(tmp_path, monkeypatch):
+    from train.synthetic import writer as synth_writer
+
+    class Capture:  # stands in for cv2.VideoWriter: hashes the frames instead of encoding them
+        digest = hashlib.sha256()
+
+        def __init__(self, *args):
+            pass
+
+        def isOpened(self):
+            return True
+
+        def write(self, frame):
+            Capture.digest.update(frame.tobytes())
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(synth_writer.cv2, "VideoWriter", Capture)
+    writer = synth_writer.SynthWriter(tmp_path, seed=0, drivers=1)
+    assert writer.script["eyeballs"] is False and writer.script["head_sway"] == 1.0
+    meta = writer.write_video(16.0, progress=False)
+    truth = hashlib.sha256(json.dumps([[f.get(k) for k in TRUTH_KEYS] for f in meta["frames"]]).encode())
+    assert truth.hexdigest() == DEFAULT_TRUTH_SHA256
+    assert Capture.digest.hexdigest() == DEFAULT_FRAMES_SHA256
+    # The new truth is there all the same: the head motion's glance is an off-road moment.
+    glances = [e for e in meta["look_aways"] if e["kind"] == "glance"]
+    assert len(glances) == 1 and not meta["distractions"] and not meta["gaze_shifts"]
+    off = [f for f in meta["frames"] if f["off_road"]]
+    assert off and all(f["look_away"] == "glance" and f["gaze"] is None for f in off)

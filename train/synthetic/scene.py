@@ -3,7 +3,8 @@
 The face is the bilinear model's mesh (the driver's identity, the frame's expression) posed and
 rasterised with the z-buffer of face.raster, wearing the driver's texture; the head, neck and
 cabin are simple shapes behind it. Light comes from an on-axis illuminator, so surfaces facing
-the camera are brightest.
+the camera are brightest. The eyes are as the texture paints them, or, given a gaze, eyeballs that
+look around under lids that shut (train/synthetic/eyeballs.py; NIR only).
 
 On a colour canvas (H×W×3, linear BGR: a VisibleCamera's backdrop) the same driver is drawn as
 visible light shows it — their `VisibleLook`: skin tone, redder lips, brows, eyes, hair and clothes
@@ -15,17 +16,15 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from face import default_shapes
 from face.bilinear import BilinearModel
 from face.expressions import EXPRESSIONS
 from face.fit import camera_to_image, rotation_from_angles
 from face.raster import rasterize, rasterize_attributes
 from face.render import Layout, incidence_matrix, vertex_normals
-from train.synthetic import textures
+from train.synthetic import eyeballs, textures
 
 INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 UPPER_INNER_LIPS = (191, 80, 81, 82, 13, 312, 311, 310, 415)
-MID_LIDS = ((159, 145), (386, 374))  # FaceMesh upper and lower mid-lid vertices: right eye, left eye
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400,
              377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 
@@ -50,6 +49,7 @@ class Driver:
     clothes: float
     skin: float
     look: VisibleLook | None = field(default=None, repr=False)  # made on first use: SceneRenderer.look
+    eyes: eyeballs.EyeLook | None = field(default=None, repr=False)  # likewise: SceneRenderer.eye_look
 
 
 def visible_look(driver: Driver, template_xy: np.ndarray) -> VisibleLook:
@@ -87,24 +87,6 @@ class Pose:
 def _colour(value):
     """A drawing colour for cv2: a float for a grey canvas, a tuple for a colour one."""
     return float(value) if np.ndim(value) == 0 else tuple(float(v) for v in value)
-
-
-def eyelid_fields(model: BilinearModel) -> np.ndarray:
-    """2×V×3 (right eye, left eye): default_shapes' blink fields on the model's mean face, each
-    scaled so that one unit narrows the mid-lid gap by 1 cm. The fields are written
-    about the canonical mesh's lid anchors, so the mean face is first mapped onto those (per axis)."""
-    mesh = model.mesh().astype(np.float64)
-    (upper, lower), _ = MID_LIDS
-    anchors_x, anchors_y = default_shapes.UPPER_LIDS[0, 0], default_shapes.UPPER_LIDS[0, 1]
-    scale_y = (anchors_y - default_shapes.LOWER_LIDS[0, 1]) / (mesh[upper, 1] - mesh[lower, 1])
-    on_anchors = np.column_stack([mesh[:, 0] * anchors_x / mesh[upper, 0],
-                                  anchors_y + (mesh[:, 1] - mesh[upper, 1]) * scale_y, mesh[:, 2]])
-    primitives = default_shapes.expression_primitives(on_anchors)
-    fields = []
-    for name, (upper, lower) in zip(("blink_r", "blink_l"), MID_LIDS):
-        field = primitives[name] / scale_y  # back to the model's lengths
-        fields.append(field / (field[lower, 1] - field[upper, 1]))
-    return np.stack(fields)
 
 
 class DriverFactory:
@@ -178,16 +160,13 @@ class SceneRenderer:
         self.upper_lip[list(UPPER_INNER_LIPS)] = 1.0
         self.shell, self.shell_triangles, self.shell_hair = head_shell()
         self.shell_incidence = incidence_matrix(len(self.shell), self.shell_triangles)
-        self.eyelids = eyelid_fields(model)
+        self.eyelids = eyeballs.lid_weights(model.mesh().astype(np.float64))
 
     def mesh(self, w_id, w_exp, eyes_closed=0.0) -> np.ndarray:
         """V×3 model vertices (cm) with the eyelids closed by `eyes_closed`: 0 open as the
-        expression has them, 1 shut (each upper mid-lid on its lower one); one value or (right, left)."""
-        vertices = self.model.mesh(w_id, w_exp).astype(np.float64)
-        for closure, field, (upper, lower) in zip(np.broadcast_to(eyes_closed, 2), self.eyelids, MID_LIDS):
-            if closure > 0:
-                vertices = vertices + closure * (vertices[upper, 1] - vertices[lower, 1]) * field
-        return vertices
+        expression has them, 1 shut (the whole upper lid on the lower one, the skin above
+        following); one value or (right, left)."""
+        return eyeballs.close_lids(self.model.mesh(w_id, w_exp).astype(np.float64), self.eyelids, eyes_closed)
 
     def posed(self, w_id, w_exp, pose: Pose, vertices=None) -> np.ndarray:
         """V×3 vertices in frame pixels (x, y down, z nearer-smaller)."""
@@ -202,19 +181,40 @@ class SceneRenderer:
             driver.look = visible_look(driver, self.uv)
         return driver.look
 
+    def eye_look(self, driver: Driver) -> eyeballs.EyeLook:
+        """The driver's moving-eye look (made on first use and kept on the driver)."""
+        if driver.eyes is None:
+            driver.eyes = eyeballs.eye_look(driver.texture, driver.skin, self.uv)
+        return driver.eyes
+
     def draw(self, canvas: np.ndarray, driver: Driver, w_exp, pose: Pose, shading: bool = True,
-             light=None, eyes_closed=0.0) -> dict:
+             light=None, eyes_closed=0.0, gaze=None) -> dict:
         """Draw head, neck and face into `canvas` (reflectance × light, in place): H×W float32 NIR,
         the driver's grey texture; or H×W×3 float32 linear BGR, the driver's visible look.
         light: None for the on-axis illuminator, or a function of unit vertex normals (N×3: x right,
         y up, z towards the camera) → light per vertex (a camera's `light`).
         eyes_closed: how far the eyelids are shut, as in `mesh`.
+        gaze: None, the eyes as the texture paints them (the data as it always was); or (yaw, pitch)
+        eye in head, degrees: eyeballs looking that way (train/synthetic/eyeballs.py), the upper
+        lids following them up and down; NIR only.
 
         Returns ground truth: 468×2 landmarks (frame px), box, and whether the face is drawn.
         """
-        posed = self.posed(None, None, pose, vertices=self.mesh(driver.w_id, w_exp, eyes_closed))
+        if gaze is not None:  # the upper lids follow the eyes up and down
+            eyes_closed = eyeballs.lid_closure(eyes_closed, gaze[1])
+        vertices = self.mesh(driver.w_id, w_exp, eyes_closed)
+        posed = self.posed(None, None, pose, vertices=vertices)
+        eyes = None
+        if gaze is not None:
+            if canvas.ndim != 2:
+                raise ValueError("eyeballs (gaze) are drawn on NIR canvases only")
+            # Each eyeball's centre and iris centre, posed like the mesh (frame px).
+            centres = eyeballs.EyeDrawer.centres(vertices)
+            irises = centres + eyeballs.LIMBUS_CM * eyeballs.gaze_vector(*gaze)
+            eyes = (self.posed(None, None, pose, vertices=centres), self.posed(None, None, pose, vertices=irises),
+                    pose.height / self.mean_height)
         self._draw_head(canvas, driver, posed, pose, light)
-        self._draw_face(canvas, driver, posed, shading, light)
+        self._draw_face(canvas, driver, posed, shading, light, eyes)
         lo, hi = posed[:, :2].min(axis=0), posed[:, :2].max(axis=0)
         return {"landmarks": posed[:, :2].astype(np.float32), "box": [float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])]}
 
@@ -276,7 +276,9 @@ class SceneRenderer:
         # Soft edge: blend by coverage; the value is premultiplied by coverage after upsampling.
         region[:] = region * (1.0 - cover) + colour
 
-    def _draw_face(self, canvas, driver, posed, shading, light=None):
+    def _draw_face(self, canvas, driver, posed, shading, light=None, eyes=None):
+        """eyes: None, or (posed eyeball centres, posed iris centres, px per cm) to draw eyeballs in
+        the lid openings."""
         h, w = canvas.shape[:2]
         lo = np.floor(posed[:, :2].min(axis=0)).astype(int) - 1
         hi = np.ceil(posed[:, :2].max(axis=0)).astype(int) + 2
@@ -288,28 +290,48 @@ class SceneRenderer:
         # Per vertex: how squarely it faces the on-axis illuminator, or the given light on it.
         facing = np.clip(normals[:, 2], 0.0, 1.0) if light is None else light(normals)
         attributes = np.column_stack([self.uv, facing, self.upper_lip, self.inner_lip])
+        if eyes is not None:  # and where the lid openings are
+            attributes = np.column_stack([attributes, eyeballs.EyeDrawer.openings(len(posed))])
         # Half-resolution rasterisation: the texture is still sampled at full resolution.
         pixels, values = rasterize_attributes(posed[:, :2] - lo, -posed[:, 2], self.triangles, int(hi[1] - lo[1]),
                                               int(hi[0] - lo[0]), attributes, step=2)
         if pixels.pixel.size == 0:
             return
-        flat = self._albedo(driver, pixels, values, colour=canvas.ndim == 3)
+        texture = None if eyes is None else self.eye_look(driver).texture
+        flat = self._albedo(driver, pixels, values, colour=canvas.ndim == 3, texture=texture)
         if not shading:
             lit = 1.0
         elif light is None:
             lit = 0.3 + 0.7 * np.clip(values[:, 2], 0.0, 1.0) ** 0.7
         else:
             lit = values[:, 2]
+        if eyes is not None:
+            flat, lit = self._eyeballs(driver, pixels, values[:, 5:7], lo, eyes, flat, lit)
         channels = canvas.shape[2:]
         region = canvas[lo[1]:hi[1], lo[0]:hi[0]].reshape(-1, *channels)
         region[pixels.pixel] = flat * (np.reshape(lit, (-1, 1)) if channels else lit)
         canvas[lo[1]:hi[1], lo[0]:hi[0]] = region.reshape(hi[1] - lo[1], hi[0] - lo[0], *channels)
 
-    def _albedo(self, driver, pixels, values, colour: bool = False):
+    def _eyeballs(self, driver, pixels, openings, lo, eyes, flat, lit):
+        """(albedo, light) with the eyeballs in the lid openings (where every corner of the
+        triangle is on the eye's contour): there the eyeball's own shading replaces the mesh's."""
+        centres, irises, scale = eyes
+        flat, lit = flat.copy(), np.broadcast_to(lit, flat.shape).astype(np.float64)
+        xy = np.column_stack([pixels.pixel % pixels.width, pixels.pixel // pixels.width]) + lo
+        for k in range(2):
+            inside = openings[:, k] > 0.97
+            if inside.any():
+                flat[inside] = eyeballs.EyeDrawer.shade(xy[inside], centres[k], irises[k], scale, self.eye_look(driver))
+                lit[inside] = 1.0
+        return flat, lit
+
+    def _albedo(self, driver, pixels, values, colour: bool = False, texture=None):
         """Texture at the interpolated atlas positions; the mouth's opening a dark cavity with
         teeth showing under the upper lip (where every corner is on the inner lip contour).
-        colour: the driver's visible look (N×3 linear BGR) rather than their NIR texture (N)."""
-        texture = self.look(driver).texture if colour else driver.texture
+        colour: the driver's visible look (N×3 linear BGR) rather than their NIR texture (N);
+        texture: another NIR texture to wear (the moving-eye look's)."""
+        if texture is None:
+            texture = self.look(driver).texture if colour else driver.texture
         albedo = cv2.remap(texture, pixels.image(values[:, :2], fill=-1.0), None, cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REPLICATE)
         flat = albedo.reshape(-1, *texture.shape[2:])[pixels.pixel]

@@ -14,11 +14,36 @@ Two scenarios (`--scenario`), which differ in the labelled source domain only:
   NAME.side.png beside every image     its side map
   DIR/source.csv, DIR/target.csv       path,label,subject,domain per image (subject: the driver,
                                         for splits by person; target labels for evaluation only)
-  DIR/drive.mp4, DIR/drive.json        a 640×480 30 fps drive with per-frame ground truth; eye
-                                        events and look-aways (train/synthetic/events.py) on request
+  DIR/drive.mp4, DIR/drive.json        a 640×480 30 fps drive with per-frame ground truth; the
+                                        driver-monitoring episodes on request (below)
   DIR/manifest.json                    the scenario, what was asked, what was written, what was
                                         skipped, timings
 The drive video and the target domain are the NIR camera's in both scenarios.
+
+The drive's driver-monitoring options (train/synthetic/events.py; all off by default, and then the
+drive is as it always was): --blinks-per-minute, --eye-closures, --gaze-shifts-per-minute,
+--look-aways, --distractions, --head-sway. With any of them (or --eyeballs) the eyes are drawn as
+eyeballs that look around and lids that shut (train/synthetic/eyeballs.py); without, as the texture
+paints them, and gaze/camera_gaze are null. Besides the frames' pose and expression, drive.json holds:
+  script                     the options the drive was made with (and video_seconds, seed, eyeballs)
+  eye_events                 [{kind: blink | closure, start, end}] (seconds)
+  gaze_shifts                [{kind: "gaze shift", start, end, gaze_yaw, gaze_pitch}]: eyes only
+  look_aways                 [{kind, start, end, yaw, pitch, gaze_yaw, gaze_pitch}]: short head and
+                             eye turns off the road, the scripted ones (mirrors, centre console,
+                             phone glance) and the head motion's own (kind "glance"); yaw/pitch the
+                             head's turn held, gaze_* the eyes' (in the head)
+  distractions               [{kind, start, end, yaw, pitch, gaze_yaw, gaze_pitch}]: 3–8 s off the road
+and per frame, with a face (else off_road, gaze and camera_gaze are null):
+  eyes_closed, eye_event     the blink's or closure's closure 0..1 and kind (the lids also follow
+                             the gaze down and up: not counted here)
+  gaze                       [yaw, pitch] of the eyes in the head, degrees (null without eyeballs)
+  camera_gaze                [yaw, pitch] of the eyes in camera terms: head pose and gaze together,
+                             as face.eyes defines it (null without eyeballs)
+  gaze_shift                 true during a gaze shift
+  look_away, distraction     the kind holding, or null
+  off_road                   true while a look-away, glance or distraction holds (its whole span,
+                             turning in and out)
+Angles follow face.eyes and the head pose: yaw > 0 towards the image's right, pitch > 0 down.
 """
 import argparse
 import json
@@ -34,6 +59,7 @@ from face.crops import face_crop
 from face.expressions import EXPRESSIONS
 from face.render import Renderer
 from face.side_map import side_map
+from train.synthetic import eyeballs as eyeball_model
 from train.synthetic import events
 from train.synthetic import video as drive
 from train.synthetic.camera import NirCamera, VisibleCamera, cabin_background
@@ -54,7 +80,10 @@ SCENARIOS = {  # name: what its labelled source domain is (the target is the NIR
 class SynthWriter:
     def __init__(self, out: Path, seed: int = 0, size: int = 128, drivers: int = 8, model=None,
                  scenario: str = "pose", blinks_per_minute: float = 0.0, eye_closures: int = 0,
-                 look_aways: int = 0):
+                 look_aways: int = 0, gaze_shifts_per_minute: float = 0.0, distractions: int = 0,
+                 head_sway: float = 1.0, eyeballs: bool | None = None):
+        """The drive options: see the module's docstring. eyeballs: draw the eyes as eyeballs that
+        look around (None: when any drive option is not its default)."""
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}")
         self.out = Path(out)
@@ -64,7 +93,13 @@ class SynthWriter:
         self.factory = DriverFactory(self.model)
         self.scene = SceneRenderer(self.model)
         self.renderer = Renderer(self.model, size)
-        self.script = dict(blinks_per_minute=blinks_per_minute, eye_closures=eye_closures, look_aways=look_aways)
+        self.seed = seed
+        self.script = dict(blinks_per_minute=blinks_per_minute, eye_closures=eye_closures, look_aways=look_aways,
+                           gaze_shifts_per_minute=gaze_shifts_per_minute, distractions=distractions,
+                           head_sway=head_sway)
+        if eyeballs is None:
+            eyeballs = any(value != (1.0 if name == "head_sway" else 0) for name, value in self.script.items())
+        self.script["eyeballs"] = bool(eyeballs)
         streams = np.random.SeedSequence(seed).spawn(7)  # the first five as they always were
         self.rng = {name: np.random.default_rng(s) for name, s in
                     zip(("source", "target", "video", "source_drivers", "target_drivers", "source_cameras",
@@ -176,17 +211,33 @@ class SynthWriter:
                                                                "roll": result.roll}})
         return records
 
+    def _schedule(self, seconds: float, segments, motion) -> dict:
+        """The drive's episodes (train/synthetic/events.py) from their own stream, so that the drive
+        is otherwise as without them; the eye events drawn first as they always were. Scripted
+        off-road episodes keep clear of the no-face moments and of the head motion's own glances;
+        the long distractions are placed before the look-aways, which keep their distance."""
+        rng, script = self.rng["drive_events"], self.script
+        no_face = [events.Event("no face", s.start, s.end) for s in segments if s.label is None]
+        glances = [g for g in motion.glance_events(eyes=script["eyeballs"]) if g.start < seconds]
+        eye_events = events.eye_events(rng, seconds, script["blinks_per_minute"], script["eye_closures"])
+        clear = ((no_face, events.CLEAR_S), (glances, events.CLEAR_S))
+        distractions = events.distractions(rng, seconds, script["distractions"], clear)
+        look_aways = events.look_aways(rng, seconds, script["look_aways"],
+                                       (*clear, (distractions, events.DISTRACTION_GAP_S)))
+        gaze_shifts = events.gaze_shifts(rng, seconds, script["gaze_shifts_per_minute"],
+                                         (*clear, (look_aways + distractions, 0.5)))
+        return dict(eye_events=eye_events, look_aways=look_aways, glances=glances, distractions=distractions,
+                    gaze_shifts=gaze_shifts)
+
     def write_video(self, seconds: float, progress=True):
         rng = self.rng["video"]
         driver, camera = self._session(rng)
         background = cabin_background(rng, FRAME_H, FRAME_W)
         segments = drive.timeline(rng, seconds)
-        motion = drive.HeadMotion(rng, seconds, FRAME_W, FRAME_H)
-        # Scripted events from a stream of their own: the drive is otherwise as without them.
-        script = self.script
-        eye_events = events.eye_events(self.rng["drive_events"], seconds, script["blinks_per_minute"],
-                                       script["eye_closures"])
-        look_aways = events.look_aways(self.rng["drive_events"], seconds, script["look_aways"])
+        motion = drive.HeadMotion(rng, seconds, FRAME_W, FRAME_H, sway=self.script["head_sway"])
+        plan = self._schedule(seconds, segments, motion)
+        turns = sorted(plan["look_aways"] + plan["distractions"], key=lambda e: e.start)  # scripted head turns
+        with_eyes = sorted(turns + plan["glances"] + plan["gaze_shifts"], key=lambda e: e.start)
         path = self.out / "drive.mp4"
         self.out.mkdir(parents=True, exist_ok=True)
         writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (FRAME_W, FRAME_H))
@@ -205,22 +256,29 @@ class SynthWriter:
                     seg_index += 1
                 segment = segments[seg_index]
                 canvas = background.copy()
-                yaw, pitch, look_away = events.head_turn(t, look_aways)
+                yaw, pitch, _ = events.head_turn(t, turns)
                 pose = motion.pose(t, (yaw, pitch))
                 record = {"frame": i, "time": round(t, 4), "face": segment.label is not None}
                 if segment.label is None:
                     if segment.reason == "camera covered":
                         canvas *= 0.05
-                    record.update(expression=None, label=-1, reason=segment.reason)
+                    record.update(expression=None, label=-1, reason=segment.reason, off_road=None, gaze=None,
+                                  camera_gaze=None)
                 else:
                     a = drive.blend_weight(t, segment)
                     w_exp = (1 - a) * previous + a * targets[id(segment)]
-                    closed, eye_event = events.eyes_closed(t, eye_events)
-                    truth = self.scene.draw(canvas, driver, w_exp, pose, eyes_closed=closed)
+                    closed, eye_event = events.eyes_closed(t, plan["eye_events"])
+                    gaze = events.eye_gaze(t, with_eyes) if self.script["eyeballs"] else None
+                    truth = self.scene.draw(canvas, driver, w_exp, pose, eyes_closed=closed, gaze=gaze)
                     label = segment.label
+                    look_away = events.active(t, plan["look_aways"]) or events.active(t, plan["glances"])
+                    distraction = events.active(t, plan["distractions"])
                     record.update(expression=EXPRESSIONS[label], label=label, transition=a < 1.0,
                                   box=[round(v, 1) for v in truth["box"]], **_pose_dict(pose),
-                                  eyes_closed=round(closed, 3), eye_event=eye_event, look_away=look_away)
+                                  eyes_closed=round(closed, 3), eye_event=eye_event,
+                                  look_away=look_away and look_away.kind, distraction=distraction and distraction.kind,
+                                  gaze_shift=events.active(t, plan["gaze_shifts"]) is not None,
+                                  off_road=bool(look_away or distraction), **_gaze_dict(gaze, pose))
                 writer.write(camera.expose(canvas, pose.height))
                 frames.append(record)
         finally:
@@ -230,8 +288,12 @@ class SynthWriter:
                 "classes": list(EXPRESSIONS),
                 "segments": [{"start": s.start, "end": s.end, "expression": None if s.label is None else EXPRESSIONS[s.label],
                               "reason": s.reason} for s in segments],
-                "eye_events": [_event_dict(e) for e in eye_events],
-                "look_aways": [{**_event_dict(e), "yaw": round(e.yaw, 2), "pitch": round(e.pitch, 2)} for e in look_aways]}
+                "script": {**self.script, "video_seconds": seconds, "seed": self.seed},
+                "eye_events": [_event_dict(e) for e in plan["eye_events"]],
+                "gaze_shifts": [_event_dict(e, head=False) for e in plan["gaze_shifts"]],
+                "look_aways": [_event_dict(e, head=True) for e in
+                               sorted(plan["look_aways"] + plan["glances"], key=lambda e: e.start)],
+                "distractions": [_event_dict(e, head=True) for e in plan["distractions"]]}
         (self.out / "drive.json").write_text(json.dumps(meta))
         return meta
 
@@ -255,8 +317,22 @@ def _with_iris(landmarks468):
     return out
 
 
-def _event_dict(event: events.Event) -> dict:
-    return {"kind": event.kind, "start": round(event.start, 4), "end": round(event.end, 4)}
+def _event_dict(event: events.Event, head: bool | None = None) -> dict:
+    """kind, start, end; with head=True the head's and eyes' angles held, with head=False the eyes'."""
+    out = {"kind": event.kind, "start": round(event.start, 4), "end": round(event.end, 4)}
+    if head:
+        out.update(yaw=round(event.yaw, 2), pitch=round(event.pitch, 2))
+    if head is not None:
+        out.update(gaze_yaw=round(event.gaze_yaw, 2), gaze_pitch=round(event.gaze_pitch, 2))
+    return out
+
+
+def _gaze_dict(gaze, pose: Pose) -> dict:
+    """A frame's gaze truth: eye in head and in camera terms, [yaw, pitch] degrees (None: no eyeballs)."""
+    if gaze is None:
+        return {"gaze": None, "camera_gaze": None}
+    camera = eyeball_model.camera_gaze((pose.yaw, pose.pitch, pose.roll), gaze)
+    return {"gaze": [round(float(v), 2) + 0.0 for v in gaze], "camera_gaze": [round(v, 2) + 0.0 for v in camera]}  # no -0.0
 
 
 def _pose_dict(pose: Pose) -> dict:
@@ -264,7 +340,9 @@ def _pose_dict(pose: Pose) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m train synth", description=__doc__.splitlines()[0])
+    drive_doc = __doc__[__doc__.index("The drive's driver-monitoring options"):]  # what drive.json holds
+    parser = argparse.ArgumentParser(prog="python -m train synth", description=__doc__.splitlines()[0],
+                                     epilog=drive_doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-class", type=int, default=60, help="source images per expression")
@@ -280,11 +358,22 @@ def main(argv=None) -> int:
                         "(100–400 ms) at about this rate, e.g. 15; default none")
     parser.add_argument("--eye-closures", type=int, default=0, help="drive.mp4: this many long (drowsy) "
                         "eye closures of 0.5–2 s")
-    parser.add_argument("--look-aways", type=int, default=0, help="drive.mp4: this many held head turns "
-                        "to a mirror or the centre console (0.8–2.5 s)")
+    parser.add_argument("--gaze-shifts-per-minute", type=float, default=0.0, help="drive.mp4: eye-only "
+                        "glances within the road scene (±5–15° yaw, ±3–8° pitch, held 0.3–2 s) at about this "
+                        "rate; default none")
+    parser.add_argument("--look-aways", type=int, default=0, help="drive.mp4: this many short head-and-eye "
+                        "turns off the road (a mirror, the centre console, a phone glance; 0.5–2.5 s)")
+    parser.add_argument("--distractions", type=int, default=0, help="drive.mp4: this many long off-road "
+                        "episodes (phone, centre console, side window, passenger; 3–8 s), ≥4 s apart")
+    parser.add_argument("--head-sway", type=float, default=1.0, help="drive.mp4: scales the head's own slow "
+                        "sways and side glances (1: as always; an attentive driver ≈0.3–0.4; 0: a still "
+                        "head, no glances)")
+    parser.add_argument("--eyeballs", action="store_true", help="drive.mp4: eyes that look around and lids "
+                        "that shut even with no other drive option (on with any of them)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    for name in ("per_class", "drivers", "size", "blinks_per_minute", "eye_closures", "look_aways"):
+    for name in ("per_class", "drivers", "size", "blinks_per_minute", "eye_closures", "look_aways",
+                 "gaze_shifts_per_minute", "distractions", "head_sway"):
         if getattr(args, name) < (1 if name in ("drivers", "size") else 0):
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     target_per_class = args.per_class if args.target_per_class is None else args.target_per_class
@@ -293,7 +382,9 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     writer = SynthWriter(args.out, seed=args.seed, size=args.size, drivers=args.drivers, scenario=args.scenario,
                          blinks_per_minute=args.blinks_per_minute, eye_closures=args.eye_closures,
-                         look_aways=args.look_aways)
+                         look_aways=args.look_aways, gaze_shifts_per_minute=args.gaze_shifts_per_minute,
+                         distractions=args.distractions, head_sway=args.head_sway,
+                         eyeballs=True if args.eyeballs else None)
     timings["setup_s"] = time.perf_counter() - start
     manifest = {"scenario": args.scenario, "seed": args.seed, "size": args.size, "classes": list(EXPRESSIONS),
                 "drivers_per_domain": args.drivers, "drive_events": writer.script}
