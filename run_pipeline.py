@@ -83,6 +83,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "--dms-help lists them with their defaults)")
     p.add_argument("--dms-help", action="store_true", help="list the driver-monitor settings and exit")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line only")
+    p.add_argument("--quiet", action="store_true",
+                   help="--json, and stderr only for problems (errors, skipped files, restarts); the demo video too "
+                        "is written silently")
     return p.parse_args(argv)
 
 
@@ -143,13 +146,16 @@ def main(argv=None) -> int:
     from pipeline.summary import describe
 
     try:
+        if args.quiet and config.source == "demo":
+            from pipeline.demo import demo_video
+            demo_video(quiet=True)   # written now if missing, so the run finds it and says nothing
         summary = supervisor.run(config)
     except (SourceError, FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"run_pipeline: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:   # before the stages started (e.g. while writing the demo video)
         return 128 + signal.SIGINT
-    if not args.json:
+    if not (args.json or args.quiet):
         print(describe(summary), file=sys.stderr)
     print(json.dumps({"summary": summary}))
     if summary.get("error"):

@@ -12,13 +12,48 @@ FaceMesh's own detector is short-range: it misses faces under ~15 % of the frame
 seen by a wide cabin camera). On a miss, the full-range face detector finds the face, and FaceMesh
 runs on a square crop around it; while the face stays small, following frames crop around the
 previous landmarks directly.
+
+mediapipe's C++ logs (absl, TFLite) write to file descriptor 2 directly, past Python, and neither
+GLOG_minloglevel nor TF_CPP_MIN_LOG_LEVEL reaches them. They say the same few lines whenever the
+graphs start and once per process on the first face (`CHATTER`): while those can come, fd 2 is
+caught and everything else written meanwhile is passed on; after the first face it is left alone.
 """
+import contextlib
+import os
+import sys
+import tempfile
+import threading
+
 import cv2
 import numpy as np
 
 NUM_LANDMARKS = 478
 CROP_SIDE = 256      # px: the crop FaceMesh sees for small faces
 CROP_MARGIN = 2.0    # crop side / face size
+CHATTER = (b"Created TensorFlow Lite XNNPACK delegate", b"before absl::InitializeLog() is called",
+           b"inference_feedback_manager.cc", b"landmark_projection_calculator.cc")
+_fd2_lock = threading.Lock()   # one redirection of fd 2 at a time (threads of --single-process)
+_first_face_seen = False       # in this process: mediapipe has said its first-face line
+
+
+@contextlib.contextmanager
+def _without_chatter():
+    """Run the block with fd 2 caught in a temporary file, then write out what it caught but CHATTER."""
+    with _fd2_lock, tempfile.TemporaryFile() as caught:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            kept = [line for line in caught if not any(words in line for words in CHATTER)]
+            if kept:
+                with open(2, "wb", closefd=False) as stderr:
+                    stderr.writelines(kept)
 
 
 class LandmarkDetector:
@@ -32,14 +67,28 @@ class LandmarkDetector:
         max_faces = (1 if video else 2) if max_faces is None else max_faces
         options = dict(refine_landmarks=True, min_detection_confidence=min_confidence,
                        min_tracking_confidence=min_confidence)
-        self._mesh = face_mesh.FaceMesh(static_image_mode=not video, max_num_faces=max_faces, **options)
-        self._crop_mesh = face_mesh.FaceMesh(static_image_mode=not video, max_num_faces=1, **options)
-        self._detector = face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
+        with _without_chatter():
+            self._mesh = face_mesh.FaceMesh(static_image_mode=not video, max_num_faces=max_faces, **options)
+            self._crop_mesh = face_mesh.FaceMesh(static_image_mode=not video, max_num_faces=1, **options)
+            self._detector = face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
+            # The graphs open their models on their own threads; one blank frame waits for that.
+            blank = np.zeros((64, 64, 3), np.uint8)
+            for graph in (self._mesh, self._crop_mesh, self._detector):
+                graph.process(blank)
         self._roi = None  # (x0, y0, side) of the last small face, video mode only
         self._tracked = None  # FaceMesh's own face in the last frame
 
     def __call__(self, bgr: np.ndarray):
         """(478×3 float32 landmarks of the largest face, number of faces found); (None, 0) if none."""
+        global _first_face_seen
+        if _first_face_seen:
+            return self._landmarks(bgr)
+        with _without_chatter():
+            points, count = self._landmarks(bgr)
+        _first_face_seen = _first_face_seen or points is not None
+        return points, count
+
+    def _landmarks(self, bgr):
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         self._frames += 1
         if self.video and self._tracked is not None and self._frames % self.check_every == 0:

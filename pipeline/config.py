@@ -11,8 +11,9 @@ from pipeline.dms import DmsSettings
 from pipeline.fusion import CROP_YAW, PATHS, check_publish
 
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5560"
-DEFAULT_GENERATOR = "models/uit_generator.onnx"
-DEFAULT_CLASSIFIER = "models/classifier.onnx"
+MODELS = Path(__file__).resolve().parents[1] / "models"   # repo files, not package data: any working directory finds them
+DEFAULT_GENERATOR = str(MODELS / "uit_generator.onnx")
+DEFAULT_CLASSIFIER = str(MODELS / "classifier.onnx")
 NEEDS = {"pose": PATHS, "fusion": ("translated", "render"), "translated": ("translated",),
          "render": ("render",), "crop": ("crop",)}   # the paths each publish mode pools
 

@@ -31,9 +31,10 @@ def writer_digest() -> str:
     return digest.hexdigest()
 
 
-def demo_video(folder: Path = DEMO_DIR, seconds: int = DEMO_SECONDS) -> Path:
+def demo_video(folder: Path = DEMO_DIR, seconds: int = DEMO_SECONDS, quiet: bool = False) -> Path:
     """Path of the demo video (with its drive.json ground truth), written when missing or when it
-    was written by other writer code."""
+    was written by other writer code. The writer's output goes to stderr (stdout is the run's
+    summary); `quiet`: nowhere, unless it fails."""
     folder = Path(folder)
     video, stamp = folder / "drive.mp4", folder / DIGEST_FILE
     current = writer_digest()
@@ -43,13 +44,16 @@ def demo_video(folder: Path = DEMO_DIR, seconds: int = DEMO_SECONDS) -> Path:
         why = "the synthetic writer or the face stage changed since it was written"
     else:
         why = "first run only"
-    print(f"exprada pipeline: writing the synthetic demo video into {folder} ({why})...", file=sys.stderr, flush=True)
+    if not quiet:
+        print(f"exprada pipeline: writing the synthetic demo video into {folder} ({why})...", file=sys.stderr, flush=True)
     # Only the drive: the labelled image sets are training material, not needed to run.
     command = [sys.executable, "-m", "train", "synth", "--out", str(folder), "--per-class", "0",
-               "--target-per-class", "0", "--video-seconds", str(seconds)]
-    result = subprocess.run(command, cwd=REPO)
+               "--target-per-class", "0", "--video-seconds", str(seconds)] + (["--no-progress"] if quiet else [])
+    result = subprocess.run(command, cwd=REPO, stdout=subprocess.DEVNULL if quiet else 2,
+                            stderr=subprocess.PIPE if quiet else None, text=True)
     if result.returncode != 0 or not video.is_file():
+        said = (result.stderr or "").strip()
         raise RuntimeError(f"could not write the demo video: `{' '.join(command)}` exited with "
-                           f"{result.returncode} and left no {video}")
+                           f"{result.returncode} and left no {video}" + (f"\n{said}" if said else ""))
     stamp.write_text(current + "\n")
     return video
