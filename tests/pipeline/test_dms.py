@@ -163,3 +163,25 @@ def test_settings_are_checked_with_a_clear_message():
                        (["distraction_s=-1"], "must be positive"), (["closed_ratio=0.9"], "below reopen_ratio")):
         with pytest.raises(ValueError, match=words):
             parse_settings(bad)
+
+
+def test_a_long_look_away_while_calibrating_does_not_move_the_learned_road():
+    """The scripted drive's case: 1.3 s ahead, 3.3 s at the passenger, then ahead again; a plain
+    median over the first seconds would have learned the passenger seat as the road."""
+    monitor = DriverMonitor(DmsSettings(calibration_s=10.0))
+    script = [frame(i) for i in range(39)]
+    script += [frame(i, yaw=-50.0, pitch=5.0) for i in range(39, 138)]
+    script += [frame(i) for i in range(138, 15 * FPS)]
+    drivers, events = run(monitor, script)
+    assert [(e.kind, e.state) for e in events] == [("distraction", "start"), ("distraction", "end")]
+    assert seconds(events[1], "t_end_ns") == pytest.approx(138 / FPS, abs=1.5 / FPS)
+    assert all(d.on_road for d in drivers[140:])
+
+
+def test_a_driver_who_starts_by_looking_away_is_recalibrated_to_where_they_look_most():
+    monitor = DriverMonitor(DmsSettings(calibration_s=10.0))
+    script = [frame(i, yaw=45.0) for i in range(3 * FPS)]           # the first 3 s at the mirror
+    script += [frame(i, yaw=5.0) for i in range(3 * FPS, 14 * FPS)]  # then the road, at 5°
+    drivers, _ = run(monitor, script)
+    assert drivers[-1].state == "calibrated" and monitor.calibration.neutral_head[0] == pytest.approx(5.0)
+    assert drivers[-1].on_road
