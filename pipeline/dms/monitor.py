@@ -27,6 +27,18 @@ MICROSLEEP, PERCLOS, BLINK_DRIFT = ("microsleep", None), ("drowsiness", "perclos
 NO_FACE, EYES_UNSEEN = ("no_face", None), ("eyes_unseen", None)
 
 
+def trusted_gaze(eyes, face, closed: bool, settings: DmsSettings):
+    """(yaw, pitch) of the gaze in camera terms, or None where the eyes cannot be trusted: closed,
+    no iris, or the head turned further than eyes_max_head_yaw_deg (FaceMesh's far-side eye corners
+    and iris are then guesses: on synthetic drivers with the head at 50° it read the eyes as turned
+    back by 40–50°, the gaze as on the road). The pitch is the head's: FaceMesh's irises follow the
+    eyes up and down at a quarter of their movement, and read a head pitched down as eyes looking
+    up, so the eyes' pitch would cancel the head's."""
+    if eyes is None or eyes.camera_gaze_yaw is None or closed or abs(face.yaw) > settings.eyes_max_head_yaw_deg:
+        return None
+    return eyes.camera_gaze_yaw, face.pitch
+
+
 class DriverMonitor:
     def __init__(self, settings: DmsSettings | None = None):
         self.settings = settings or DmsSettings()
@@ -109,11 +121,9 @@ class DriverMonitor:
         events.append(episodes.set(EYES_UNSEEN, self.unseen_since is not None and t - self.unseen_since >= s.eyes_unseen_s,
                                    frame_id, t, self.unseen_since if self.unseen_since is not None else t))
 
-        # Attention: the eyes' gaze when they can be read and are open, else the head's direction.
+        # Attention: the eyes' gaze when they can be trusted, else the head's direction.
         head = (header.face.yaw, header.face.pitch)
-        gaze = None
-        if eyes is not None and eyes.camera_gaze_yaw is not None and not closed:
-            gaze = (eyes.camera_gaze_yaw, eyes.camera_gaze_pitch)
+        gaze = trusted_gaze(eyes, header.face, closed, s)
         direction, neutral, gaze_from = ((gaze, calibration.neutral_gaze, "eyes") if gaze is not None
                                          else (head, calibration.neutral_head, "head"))
         off = off_road(direction, neutral, s)

@@ -20,7 +20,8 @@ class DmsSettings:
     default_open: float = 0.28       # open-eye openness before calibration (face/eyes.py: ≈0.2–0.35 open)
     # Eyes (PERCLOS: Wierwille et al. 1994 / FHWA; microsleep and blink duration: the fatigue literature)
     closed_ratio: float = 0.45       # eyes closed below this share of the driver's open openness
-    reopen_ratio: float = 0.6        # …and open again above this one (a closure is not split by noise)
+    reopen_ratio: float = 0.7        # …and open again above this one (a closure is not split by noise;
+                                     # chosen on validation drives 501–502: 0.6 split closures at 20° of yaw)
     closed_width: float = 0.08       # closed_prob's logistic width, in the same ratio
     blink_max_s: float = 0.5         # a closure shorter than this is a blink (blinks: 0.1–0.4 s)
     microsleep_s: float = 1.0        # eyes closed this long: a `microsleep` event
@@ -33,6 +34,7 @@ class DmsSettings:
     road_yaw_deg: float = 20.0       # road zone: gaze within ± this of the neutral, left and right…
     road_up_deg: float = 12.0        # …this far above it…
     road_down_deg: float = 15.0      # …and this far below it
+    eyes_max_head_yaw_deg: float = 30.0  # the eyes' gaze is used up to this head yaw, the head's beyond
     distraction_s: float = 3.0       # off the road this long at once: `distraction` (Euro NCAP: long distraction)
     glance_end_s: float = 0.3        # back on the road this long ends a glance (a blink or a noisy frame does not)
     time_sharing_window_s: float = 30.0  # `time_sharing`: glances away adding up to…
