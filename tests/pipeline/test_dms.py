@@ -185,3 +185,19 @@ def test_a_driver_who_starts_by_looking_away_is_recalibrated_to_where_they_look_
     drivers, _ = run(monitor, script)
     assert drivers[-1].state == "calibrated" and monitor.calibration.neutral_head[0] == pytest.approx(5.0)
     assert drivers[-1].on_road
+
+
+def test_the_overlay_draws_the_eyes_the_gaze_ray_and_the_events():
+    from pipeline.overlay import GREEN, RED, draw_driver
+
+    monitor = DriverMonitor(quick())
+    drivers, _ = run(monitor, [frame(i) for i in range(60)] + [frame(i, yaw=40.0) for i in range(60, 200)])
+    landmarks = np.zeros((478, 2))
+    landmarks[[468, 473]] = [[300, 200], [340, 200]]
+    looking, away = np.zeros((480, 640, 3), np.uint8), np.zeros((480, 640, 3), np.uint8)
+    draw_driver(looking, drivers[50], landmarks)
+    draw_driver(away, drivers[-1], landmarks)
+    assert drivers[-1].events == ["distraction"]
+    has = lambda image, colour: bool((image == colour).all(axis=2).any())  # noqa: E731
+    assert has(looking, GREEN) and not has(looking, RED)   # open eyes, gaze on the road, no event
+    assert has(away, RED)                                  # the ray off the road, the event's line
