@@ -98,7 +98,10 @@ class DriverMonitor:
 
         # The eyes: closed or open against this driver's open eyes; blinks; microsleep; PERCLOS.
         eyes = header.eyes
-        openness = readable_openness(eyes)
+        # Beyond eyes_max_head_yaw_deg FaceMesh keeps an open-eye guess for lids it cannot see (shut
+        # eyes read 0.6 of open at 40°): the eyes count as unreadable there.
+        facing = abs(header.face.yaw) <= s.eyes_max_head_yaw_deg
+        openness = readable_openness(eyes) if facing else None
         ratio = None if openness is None else openness / calibration.open_level
         p_closed = None if ratio is None else closed_probability(ratio, s)
         finished = self.closures.update(t, ratio, p_closed)
@@ -117,7 +120,9 @@ class DriverMonitor:
             events.append(episodes.end(MICROSLEEP, frame_id, t, finished[1] if finished else t))
         self.perclos.add(t, dt if ratio is not None else 0.0, dt if ratio is not None and closed else 0.0)
         events += self._drowsiness(frame_id, t)
-        self.unseen_since = None if openness is not None else (self.unseen_since if self.unseen_since is not None else t)
+        # Eyes unseen on a face turned to the camera (a hand, an occlusion); a head turned away is not that.
+        unseen = facing and openness is None
+        self.unseen_since = None if not unseen else (self.unseen_since if self.unseen_since is not None else t)
         events.append(episodes.set(EYES_UNSEEN, self.unseen_since is not None and t - self.unseen_since >= s.eyes_unseen_s,
                                    frame_id, t, self.unseen_since if self.unseen_since is not None else t))
 

@@ -201,3 +201,13 @@ def test_the_overlay_draws_the_eyes_the_gaze_ray_and_the_events():
     has = lambda image, colour: bool((image == colour).all(axis=2).any())  # noqa: E731
     assert has(looking, GREEN) and not has(looking, RED)   # open eyes, gaze on the road, no event
     assert has(away, RED)                                  # the ray off the road, the event's line
+
+
+def test_eyes_of_a_head_turned_away_are_not_read():
+    """Beyond 30° of head yaw FaceMesh's lids are guesses: no closure, no microsleep, and no
+    eyes_unseen either (that is for a face turned to the camera whose eyes cannot be seen)."""
+    monitor = DriverMonitor(quick())
+    script = [frame(i) for i in range(90)] + [frame(i, yaw=45.0, openness=0.03) for i in range(90, 240)]
+    drivers, events = run(monitor, script)
+    assert [e.kind for e in events] == ["distraction"]
+    assert drivers[-1].eyes.closed_prob is None and drivers[-1].gaze_from == "head"
