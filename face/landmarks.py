@@ -94,8 +94,24 @@ class LandmarkDetector:
         if self.video and self._tracked is not None and self._frames % self.check_every == 0:
             self._roi = self._larger_face(rgb) or self._roi
         points, count = self._find(rgb)
+        if points is not None and _upside_down(points):
+            # FaceMesh's tracker carries the face's rotation from frame to frame; after a head turned
+            # past what it follows it can lock on upside down and stay so (seen on synthetic drives:
+            # roll read as 180° for the rest of the drive). A driver's face is never upside down:
+            # forget the track and find the face afresh.
+            self._forget_track()
+            points, count = self._find(rgb)
+            if points is not None and _upside_down(points):
+                self._forget_track()
+                points, count = None, 0
         self._tracked = points
         return points, count
+
+    def _forget_track(self):
+        blank = np.zeros((64, 64, 3), np.uint8)   # a frame without a face ends FaceMesh's own track
+        for graph in (self._mesh, self._crop_mesh):
+            graph.process(blank)
+        self._roi = self._tracked = None
 
     def _find(self, rgb):
         if self._roi is not None:
@@ -167,6 +183,11 @@ class LandmarkDetector:
         self._mesh.close()
         self._crop_mesh.close()
         self._detector.close()
+
+
+def _upside_down(points) -> bool:
+    """The forehead (FaceMesh point 10) below the chin (152): the face rolled past 90°."""
+    return bool(points[10, 1] > points[152, 1])
 
 
 def _largest(result, shape):
