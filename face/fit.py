@@ -39,6 +39,7 @@ POSE_STEPS = 2  # Gauss-Newton steps refining the pose
 # 0, 15, 30, 45°) and then drags the yaw towards frontal; so it fades out by DEPTH_FADE_DEG of yaw.
 POSE_DEPTH_WEIGHT = 0.3
 DEPTH_FADE_DEG = 20.0
+MAX_ROLL_DEG = 90.0  # a driver's head never rolls this far: a warm-started pose beyond it is solved afresh
 # Pose uncertainty: std² = (INFLATION·least-squares std)² + (HIDDEN·shift without hidden features)²
 # + PITCH_FLOOR² (pitch only), in degrees. The three numbers maximise the Gaussian likelihood of the
 # errors of 960 rendered NIR frames (16 drivers, |yaw| 0–60° evenly, pitch ±20°, roll ±10°, static
@@ -398,8 +399,13 @@ class Fitter:
         """Similarity pose from the features. On a stream (`start`: the last frame's rotation) one
         Gauss-Newton step from there suffices."""
         f = self._feature_index
-        return similarity(shape[f], target[f], None, 1 if start is not None else POSE_STEPS,
+        pose = similarity(shape[f], target[f], None, 1 if start is not None else POSE_STEPS,
                           POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG, start)
+        if start is not None and abs(angles_from_rotation(pose[1])[2]) > MAX_ROLL_DEG:
+            # One step from a last pose that went wrong (a head turned beyond what FaceMesh follows)
+            # can stay upside down, and every later frame would start from there: solve afresh.
+            pose = similarity(shape[f], target[f], None, POSE_STEPS, POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG, None)
+        return pose
 
     def _interocular(self, landmarks, scale):
         if self._eye_pair:

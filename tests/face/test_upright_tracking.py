@@ -30,3 +30,20 @@ def test_the_video_tracker_never_reports_a_face_upside_down_and_recovers(astrona
     assert all(p is not None and not _upside_down(p) for p in upright + again)
     assert all(p is None or not _upside_down(p) for p in turned)
     assert np.abs(again[-1][:, :2] - upright[-1][:, :2]).max() < 5.0   # the same face, found afresh
+
+
+def test_a_warm_started_pose_that_landed_upside_down_is_solved_afresh(default_model, astronaut_bgr):
+    """On a stream each frame's pose starts from the last one; one that went wrong (roll 180°) must
+    not stay wrong."""
+    from face.fit import Fitter, angles_from_rotation, rotation_from_angles
+
+    detector = LandmarkDetector(video=False)
+    try:
+        points, _ = detector(astronaut_bgr)
+    finally:
+        detector.close()
+    fitter = Fitter(default_model)
+    upright = fitter(points)
+    fitter._last_rotation = rotation_from_angles(0.0, 0.0, 180.0) @ upright.rotation   # as if it went wrong
+    again = fitter(points)
+    assert abs(angles_from_rotation(again.rotation)[2] - angles_from_rotation(upright.rotation)[2]) < 5.0
