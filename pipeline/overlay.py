@@ -1,6 +1,7 @@
 """The overlay for --save-video / --display: the frame with box and landmarks, the driver monitor's
 eye state, gaze ray and events in progress, and a side panel with the frontal render, its
-translation, the probability bars and the smoothed label."""
+translation, the probability bars with their values, the smoothed and the frame's own label, and the
+frame's index and time. The video plays at the source's own rate (from the frames' media times)."""
 from __future__ import annotations
 
 import cv2
@@ -18,7 +19,7 @@ GAZE_RAY = 80         # pixels: the length of a gaze ray pointing straight into 
 
 def draw(arrays: dict, message: Emotion, classes) -> np.ndarray:
     frame = to_bgr8(arrays["frame"]).copy()
-    height = max(frame.shape[0], 2 * TILE + 30 + 22 * len(classes) + 40)
+    height = max(frame.shape[0], 2 * TILE + 30 + 22 * len(classes) + 110)   # room for the three caption lines
     canvas = np.zeros((height, frame.shape[1] + PANEL_WIDTH, 3), np.uint8)
     if message.face:
         x0, y0, x1, y1 = (int(round(v)) for v in message.face.box)
@@ -44,8 +45,16 @@ def draw(arrays: dict, message: Emotion, classes) -> np.ndarray:
         color = GREEN if name == message.label else GREY
         cv2.rectangle(canvas, (left + 90, y), (left + 90 + int(p * (PANEL_WIDTH - 110)), y + 14), color, -1)
         cv2.putText(canvas, name, (left, y + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.42, WHITE, 1)
-    caption = message.smoothed_label or ("no face" if not message.valid else "-")
-    cv2.putText(canvas, caption, (left, top + 22 * len(classes) + 26), cv2.FONT_HERSHEY_SIMPLEX, 0.8, AMBER, 2)
+        if probs:
+            cv2.putText(canvas, f"{p:.2f}", (left + PANEL_WIDTH - 48, y + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, WHITE, 1)
+    bottom = top + 22 * len(classes)
+    smoothed = message.smoothed_label or ("no face" if not message.valid else "-")
+    cv2.putText(canvas, smoothed, (left, bottom + 26), cv2.FONT_HERSHEY_SIMPLEX, 0.8, AMBER, 2)
+    cv2.putText(canvas, f"this frame: {message.label or message.reason or '-'}", (left, bottom + 50),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.45, WHITE, 1)
+    seconds = (message.t_media_ns if message.t_media_ns is not None else message.t_capture_ns) / 1e9
+    cv2.putText(canvas, f"frame {message.frame_id}  t {seconds:.2f} s", (left, bottom + 72),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.45, GREY, 1)
     return canvas
 
 
@@ -81,28 +90,46 @@ def draw_driver(frame: np.ndarray, driver, landmarks):
 
 
 class OverlayWriter:
-    """Writes overlay frames to a video (mp4v) and/or shows them in a window."""
+    """Writes overlay frames to a video (mp4v) and/or shows them in a window. The video's rate is the
+    source's, from the first two frames' media times (a folder replayed at 10 fps plays at 10)."""
 
     def __init__(self, path: str | None, display: bool, classes, fps: float = 30.0):
         self.path, self.display, self.classes, self.fps = path, display, classes, fps
         self.writer = None
+        self.pending = None   # (image, media time) of the first frame, until the second gives the rate
 
     def write(self, arrays: dict, message: Emotion):
         if "frame" not in arrays:
             return
         image = draw(arrays, message, self.classes)
         if self.path:
-            if self.writer is None:
-                self.writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
-                                              (image.shape[1], image.shape[0]))
-                if not self.writer.isOpened():
-                    raise OSError(f"{self.path}: cannot write the overlay video")
-            self.writer.write(image)
+            self._record(image, message.t_media_ns)
         if self.display:
             cv2.imshow("exprada", image)
             cv2.waitKey(1)
 
+    def _record(self, image, t_media_ns):
+        if self.writer is None and self.pending is None:
+            self.pending = (image, t_media_ns)
+            return
+        if self.writer is None:
+            first, t_first = self.pending
+            if t_first is not None and t_media_ns is not None and t_media_ns > t_first:
+                self.fps = 1e9 / (t_media_ns - t_first)
+            self._open(first.shape)
+            self.writer.write(first)
+            self.pending = None
+        self.writer.write(image)
+
+    def _open(self, shape):
+        self.writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (shape[1], shape[0]))
+        if not self.writer.isOpened():
+            raise OSError(f"{self.path}: cannot write the overlay video")
+
     def close(self):
+        if self.pending is not None:   # a run of one frame
+            self._open(self.pending[0].shape)
+            self.writer.write(self.pending[0])
         if self.writer is not None:
             self.writer.release()
         if self.display:

@@ -211,3 +211,4 @@ def test_eyes_of_a_head_turned_away_are_not_read():
     drivers, events = run(monitor, script)
     assert [e.kind for e in events] == ["distraction"]
     assert drivers[-1].eyes.closed_prob is None and drivers[-1].gaze_from == "head"
+
