@@ -201,8 +201,9 @@ class Event(Struct, tag_field="schema", tag=EVENT_SCHEMA, omit_defaults=True):
     duration_s: Annotated[float | None, _doc("end: t_end − t_start, seconds")] = None
 
 
-class SourceStatus(Struct, omit_defaults=True):
-    """What the capture stage says about its source."""
+class SourceStatus(Struct):
+    """What the capture stage says about its source (every field always sent, the defaults too: a
+    first status says `starting` and 0 reconnects)."""
 
     name: str = ""
     state: Annotated[str, _doc("starting | running | reconnecting | ended")] = "starting"

@@ -16,7 +16,7 @@ import zmq
 
 from pipeline.config import DEFAULT_PUBLISH
 from pipeline.curve import join_curve
-from pipeline.messages import TOPICS, DecodeError, Emotion, Event, Published, decode_published, to_builtins
+from pipeline.messages import TOPICS, DecodeError, Event, Published, Status, decode_published, to_builtins
 
 
 def subscribe(endpoint: str = DEFAULT_PUBLISH, topics=TOPICS, ctx: zmq.Context | None = None,
@@ -55,16 +55,28 @@ def receive(sock: zmq.Socket, timeout_ms: int, on_bad=None) -> tuple[str, Publis
     return None
 
 
-def brief(message: Emotion | Event) -> str:
-    """One line for people: frame, smoothed and per-frame label, latency, then the driver monitor's
-    eyes, gaze and events in progress; or an event's start or end."""
+BRIEF_HEADER = f"{'frame':>6} {'smoothed':<10} {'this frame':<10} {'latency':>10} | driver monitor"
+
+
+def brief(message: Published) -> str:
+    """One line for people: frame, smoothed and per-frame label (or why there is none), latency, then
+    the driver monitor's eyes, gaze and events in progress; an event's start or end; a status in
+    words."""
+    if isinstance(message, Status):
+        stages = ", ".join(f"{name} {stage.fps:.0f} fps" + ("" if stage.alive else " (down)")
+                           for name, stage in message.stages.items())
+        error = f"; error: {message.error}" if message.error else ""
+        return f"STATUS {message.mode}, source {message.source.state}: {stages}{error}"
     if isinstance(message, Event):
         when = (f"after {message.duration_s:.1f} s" if message.state == "end"
                 else f"confidence {message.confidence:.2f}")
         cause = f" ({message.cause})" if message.cause else ""
         return f"{message.frame_id:>6} EVENT {message.kind}{cause} {message.state} {when}"
-    line = (f"{message.frame_id:>6} {message.smoothed_label or '-':<10} {message.label or 'no face':<10} "
+    label = message.label or ("no face" if message.face is None else "invalid")
+    line = (f"{message.frame_id:>6} {message.smoothed_label or '-':<10} {label:<10} "
             f"{message.latency_ms['total']:7.1f} ms")
+    if not message.valid and message.face is not None and message.reason:
+        line += f" ({message.reason})"
     driver = message.driver
     if driver is None:
         return line
@@ -88,7 +100,7 @@ def main(argv=None) -> int:
     p.add_argument("--topic", action="append", choices=TOPICS, help="emotion, status and/or event (default all)")
     p.add_argument("--count", type=int, help="exit after this many messages")
     p.add_argument("--timeout", type=float, help="exit after this many seconds without a message")
-    p.add_argument("--brief", action="store_true", help="one short line per emotion or event message instead of JSON")
+    p.add_argument("--brief", action="store_true", help="one short line per message, for people, instead of JSON")
     p.add_argument("--curve-key", metavar="FILE", help="CURVE: this subscriber's .key_secret file")
     p.add_argument("--curve-server-key", metavar="FILE", help="CURVE: the pipeline's public .key file")
     args = p.parse_args(argv)
@@ -101,6 +113,11 @@ def main(argv=None) -> int:
         print(f"exprada subscribe: {error}", file=sys.stderr)
         return 2
     seen = 0
+    print(f"exprada subscribe: listening on {args.endpoint} for {', '.join(args.topic or TOPICS)}"
+          + (f" (exit after {args.timeout:g} s of silence)" if args.timeout else " (Ctrl-C to stop)"),
+          file=sys.stderr, flush=True)
+    if args.brief:
+        print(BRIEF_HEADER, flush=True)
     try:
         while args.count is None or seen < args.count:
             got = receive(sock, int(args.timeout * 1000) if args.timeout else -1)
@@ -108,7 +125,7 @@ def main(argv=None) -> int:
                 break
             topic, message = got
             seen += 1
-            if args.brief and isinstance(message, (Emotion, Event)):
+            if args.brief:
                 print(brief(message), flush=True)
             else:
                 print(json.dumps({"topic": topic, **to_builtins(message)}), flush=True)

@@ -77,6 +77,8 @@ def test_events_and_driver_fields_reach_a_subscriber(models, scripted_drive, tmp
     assert any("EVENT distraction (eyes) start" in line or "EVENT distraction (head) start" in line
                for line in brief_lines)
     assert any("| calibrating" in line for line in brief_lines)
+    assert brief_lines[0].split()[:3] == ["frame", "smoothed", "this"]          # a header first
+    assert any(line.startswith("STATUS replay, source ") for line in brief_lines)   # status in words
 
     # The summary counts them, --record keeps them.
     summary = json.loads([line for line in run.stdout.splitlines() if line.startswith('{"summary"')][-1])["summary"]
