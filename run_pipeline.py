@@ -42,7 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--engine", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"))
     p.add_argument("--generator", default=DEFAULT_GENERATOR, help="UIT generator model")
     p.add_argument("--classifier", default=DEFAULT_CLASSIFIER, help="expression classifier model")
-    p.add_argument("--publish", default=DEFAULT_PUBLISH, help="ZeroMQ PUB endpoint for the emotion, status and event stream (default %(default)s)")
+    p.add_argument("--publish", default=DEFAULT_PUBLISH,
+                   help="ZeroMQ PUB endpoint for the emotion, status and event stream (default %(default)s)")
     p.add_argument("--allow-remote", action="store_true",
                    help="allow a --publish address other machines can reach (default: loopback only)")
     p.add_argument("--curve-secret-key", metavar="FILE",
