@@ -39,15 +39,18 @@ def summary_of(stdout):
     return json.loads(lines[-1])["summary"]
 
 
-def start_subscriber(endpoint, count):
-    return subprocess.Popen([sys.executable, "-m", "pipeline.subscribe", "--endpoint", endpoint, "--count", str(count),
-                             "--timeout", "60"], cwd=REPO, env=env(), stdout=subprocess.PIPE, text=True)
+def start_subscriber(endpoint, out_file):
+    """A subscriber in its own process, printing into a file (a pipe nobody reads until the end would
+    fill and stall it), that exits once the stream has been quiet for 10 s."""
+    return subprocess.Popen([sys.executable, "-m", "pipeline.subscribe", "--endpoint", endpoint, "--timeout", "10"],
+                            cwd=REPO, env=env(), stdout=open(out_file, "w"), text=True)
 
 
 def test_replay_end_to_end_with_subscribers_record_and_overlay(models, drive_clip, drive_plan, tmp_path):
     endpoint = free_endpoint()
     frames = len(drive_plan)
-    subscriber = start_subscriber(endpoint, frames + 1000)   # reads until the stream goes quiet
+    subscriber_out = tmp_path / "subscriber.jsonl"
+    subscriber = start_subscriber(endpoint, subscriber_out)
     stalled_ctx = zmq.Context()
     stalled = stalled_ctx.socket(zmq.SUB)                     # a subscriber that never reads
     stalled.setsockopt(zmq.RCVHWM, 1)
@@ -58,8 +61,8 @@ def test_replay_end_to_end_with_subscribers_record_and_overlay(models, drive_cli
                                           overlay, "--record", record),
                          cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    subscriber.send_signal(signal.SIGINT)
-    out, _ = subscriber.communicate(timeout=30)
+    assert subscriber.wait(timeout=60) == 0
+    out = subscriber_out.read_text()
     stalled.close(0)
     stalled_ctx.term()
     received = [json.loads(line) for line in out.splitlines()]
