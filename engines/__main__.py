@@ -55,13 +55,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engines")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("build", help="build an engine from an ONNX file")
-    p.add_argument("--onnx", required=True)
-    p.add_argument("--backend", choices=("onnxruntime", "tensorrt", "torch"), default="onnxruntime")
-    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
-    p.add_argument("--out")
-    p.add_argument("--cache-dir", default="engine_cache")
-    p.add_argument("--max-batch", type=int, default=32)
-    p.add_argument("--workspace-gb", type=float, default=4.0)
+    p.add_argument("--onnx", required=True, help="the exported model (python -m train export)")
+    p.add_argument("--backend", choices=("onnxruntime", "tensorrt", "torch"), default="onnxruntime",
+                   help="onnxruntime: an offline-optimised .onnx; tensorrt: a plan for this GPU (default %(default)s)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+                   help="the precision to build; fp16/int8 models come from python -m calibration (default %(default)s)")
+    p.add_argument("--out", help="onnxruntime: where the optimised model goes (default MODEL.optimized.onnx)")
+    p.add_argument("--cache-dir", default="engine_cache", help="tensorrt: the plan cache (default %(default)s)")
+    p.add_argument("--max-batch", type=int, default=32, help="tensorrt: the largest batch (default %(default)s)")
+    p.add_argument("--workspace-gb", type=float, default=4.0,
+                   help="tensorrt: builder workspace in GiB (default %(default)s)")
     p = sub.add_parser("bench", help="latency p50/p99 and throughput per batch size, one JSON line")
     p.add_argument("--onnx", required=True, help="model file (.onnx; .pt2 for the torch backend)")
     p.add_argument("--backend", choices=engines.BACKENDS, default="onnxruntime")
@@ -73,7 +76,12 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), help="torch (default: float16 on CUDA)")
     p.add_argument("--compile", choices=("none", "graph", "compile"), help="torch (default: graph on CUDA)")
     args = parser.parse_args(argv)
-    result = {"build": _build, "bench": _bench}[args.command](args)
+    try:
+        result = {"build": _build, "bench": _bench}[args.command](args)
+    except (ImportError, FileNotFoundError, ValueError) as error:
+        # A missing backend, model file or metadata is the user's to fix: one line, not a traceback.
+        print(f"python -m engines {args.command}: {error}", file=sys.stderr)
+        return 2
     print(json.dumps(result))
     return 0
 

@@ -1,6 +1,7 @@
 """`python -m train export` and `python -m engines build|bench` on a real training checkpoint
 (train.checkpoint + train.networks)."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,3 +101,19 @@ def test_export_classifier_checkpoint(tmp_path, capsys):
     assert program.metadata == engine.metadata
     feeds = engine.example_feeds(batch=2, fill=0.2)
     np.testing.assert_allclose(program.run(feeds)["logits"], engine.run(feeds)["logits"], atol=1e-4)
+
+
+def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    """A missing backend or model file is said in one line on stderr, not a traceback."""
+    import importlib.util
+
+    from engines.__main__ import main
+
+    assert main(["bench", "--onnx", str(tmp_path / "missing.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "missing.onnx" in err and "not found" in err
+    if importlib.util.find_spec("tensorrt") is None:
+        model = Path(__file__).resolve().parents[2] / "models" / "classifier.onnx"
+        assert main(["build", "--backend", "tensorrt", "--onnx", str(model)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "TensorRT is not installed" in err
