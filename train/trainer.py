@@ -8,6 +8,7 @@ implies, e.g. the classes), which rebuild the networks and lock a resumed run; a
 what the run worked out from its data (image counts and fingerprints, the schedule's length).
 """
 import argparse
+import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -44,7 +45,14 @@ class Trainer(ABC):
         logger = setup_logging(run_dir, ctx.is_main)
         finished = False
         try:
-            summary = cls(config, run_dir, ctx, logger, state).train()
+            try:
+                trainer = cls(config, run_dir, ctx, logger, state)
+            except (ValueError, FileNotFoundError) as error:
+                # The data or settings given cannot make a run (no class folders, a missing file):
+                # the user's to fix, said in one line; a failure once training runs keeps its traceback.
+                print(f"error: {error}", file=sys.stderr)
+                return 2
+            summary = trainer.train()
             logger.info("done: %s", {k: v for k, v in summary.items() if k != "test"})
             finished = True
         finally:
