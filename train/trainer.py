@@ -8,7 +8,6 @@ implies, e.g. the classes), which rebuild the networks and lock a resumed run; a
 what the run worked out from its data (image counts and fingerprints, the schedule's length).
 """
 import argparse
-import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -48,10 +47,10 @@ class Trainer(ABC):
             try:
                 trainer = cls(config, run_dir, ctx, logger, state)
             except (ValueError, FileNotFoundError) as error:
-                # The data or settings given cannot make a run (no class folders, a missing file):
-                # the user's to fix, said in one line; a failure once training runs keeps its traceback.
-                print(f"error: {error}", file=sys.stderr)
-                return 2
+                # The data or settings given cannot make a run (no class folders, a missing file, a
+                # checkpoint that does not fit): the user's to fix, said in one line as the flag checks
+                # are; a failure once training runs keeps its traceback.
+                raise SystemExit(f"error: {error}") from None
             summary = trainer.train()
             logger.info("done: %s", {k: v for k, v in summary.items() if k != "test"})
             finished = True

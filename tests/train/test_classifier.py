@@ -117,7 +117,7 @@ def test_init_weights_are_loaded_and_reported(tmp_path):
     donor = build_classifier({"arch": "small", "image_size": 32, "width": 4, "num_classes": 5})
     torch.save(donor.state_dict(), tmp_path / "pre.pt")
     args = [*FAST, "--data", str(data), "--split-by-image", "--steps", "1", "--init-weights", str(tmp_path / "pre.pt")]
-    with pytest.raises(ValueError, match=r"fc.weight: file \(5, 32\) vs model \(7, 32\)"):
+    with pytest.raises(SystemExit, match=r"fc.weight: file \(5, 32\) vs model \(7, 32\)"):
         main([*args, "--out", str(tmp_path / "bad")])
     assert main([*args, "--init-skip", "fc", "--out", str(tmp_path / "run")]) == 0
     report = json.loads((tmp_path / "run" / "init_weights.json").read_text())
@@ -139,7 +139,7 @@ def test_cgit_augmentation_adds_generated_images_per_training_class(tmp_path):
     assert state["run_state"]["train_count"] == 4 + 10
     # A UIT checkpoint cannot condition on an expression.
     write_generator_run(tmp_path / "uit", "uit", image_size=64)
-    with pytest.raises(CheckpointError, match="augmentation needs a CGIT generator"):
+    with pytest.raises(SystemExit, match="augmentation needs a CGIT generator"):
         main([*FAST, "--data", str(data), "--split-by-image", "--steps", "1", "--augment-with", str(tmp_path / "uit"),
               "--per-class", "2", "--out", str(tmp_path / "run2")])
     with pytest.raises(SystemExit, match="go together"):

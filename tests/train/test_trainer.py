@@ -217,7 +217,7 @@ def test_steps_without_a_readable_image_are_skipped_and_bad_files_counted_once(t
     assert sorted(Path(line.split("\t")[0]).name for line in listed) == ["broken_a.png", "broken_b.png"]
 
 
-def test_data_that_cannot_make_a_run_is_one_line_and_exit_2(tmp_path, capsys):
+def test_data_that_cannot_make_a_run_is_one_line_not_a_traceback(tmp_path):
     """A labelled folder without class folders is the user's to fix: said in one line, exit 2."""
     import cv2
     import numpy as np
@@ -228,8 +228,9 @@ def test_data_that_cannot_make_a_run_is_one_line_and_exit_2(tmp_path, capsys):
     flat.mkdir()
     for i in range(3):
         cv2.imwrite(str(flat / f"x{i}.png"), np.zeros((64, 64, 3), np.uint8))
-    assert main(["--mode", "cgit", "--source", str(flat), "--target", str(flat), "--steps", "2",
-                 "--out", str(tmp_path / "run")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: labelled source folder") and "no class folders" in err[-1]
-    assert not any("Traceback" in line for line in err)
+    with pytest.raises(SystemExit) as stop:
+        main(["--mode", "cgit", "--source", str(flat), "--target", str(flat), "--steps", "2",
+              "--out", str(tmp_path / "run")])
+    message = str(stop.value.code)
+    assert message.startswith("error: labelled source folder") and "no class folders" in message
+    assert "\n" not in message
