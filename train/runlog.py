@@ -79,7 +79,7 @@ class RunLog:
                 path.unlink(missing_ok=True)
         bad_list = self.run_dir / "bad_files.txt"
         if start_step == 0:
-            bad_list.unlink(missing_ok=True)
+            bad_list.write_text("")   # always there: an empty list says no file was skipped
         elif bad_list.is_file():  # a resumed run already logged (and counted) these
             for line in bad_list.read_text().splitlines():
                 path, _, reason = line.partition("\t")

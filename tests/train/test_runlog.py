@@ -36,6 +36,7 @@ def test_image_grid_is_a_png_with_one_row_per_tensor(tmp_path):
 
 def test_bad_files_are_recorded_once_and_disabled_log_writes_nothing(tmp_path):
     log = RunLog(tmp_path / "a", tensorboard=False)
+    assert (tmp_path / "a" / "bad_files.txt").read_text() == ""   # written from the start: none yet
     assert log.bad_file("x.png", "corrupt") and not log.bad_file("x.png", "corrupt")
     assert (tmp_path / "a" / "bad_files.txt").read_text() == "x.png\tcorrupt\n"
     quiet = RunLog(tmp_path / "b", enabled=False)
