@@ -7,13 +7,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from face.eyes import LEFT_EYE, RIGHT_EYE
 from face.imageio import to_bgr8
 from pipeline.messages import Emotion
 
 PANEL_WIDTH = 300
 TILE = 140
 GREEN, WHITE, GREY, AMBER, RED = (80, 220, 80), (240, 240, 240), (120, 120, 120), (0, 190, 255), (60, 60, 230)
-IRISES = (473, 468)   # FaceMesh's left and right iris centres (the subject's)
+IRISES = (LEFT_EYE["iris"], RIGHT_EYE["iris"])   # FaceMesh's iris centres, as face/eyes.py reads them
 GAZE_RAY = 80         # pixels: the length of a gaze ray pointing straight into the image plane's side
 
 

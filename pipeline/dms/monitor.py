@@ -121,10 +121,13 @@ class DriverMonitor:
         self.perclos.add(t, dt if ratio is not None else 0.0, dt if ratio is not None and closed else 0.0)
         events += self._drowsiness(frame_id, t)
         # Eyes unseen on a face turned to the camera (a hand, an occlusion); a head turned away is not that.
-        unseen = facing and openness is None
-        self.unseen_since = None if not unseen else (self.unseen_since if self.unseen_since is not None else t)
-        events.append(episodes.set(EYES_UNSEEN, self.unseen_since is not None and t - self.unseen_since >= s.eyes_unseen_s,
-                                   frame_id, t, self.unseen_since if self.unseen_since is not None else t))
+        if not (facing and openness is None):
+            self.unseen_since = None
+        elif self.unseen_since is None:
+            self.unseen_since = t
+        unseen_for = 0.0 if self.unseen_since is None else t - self.unseen_since
+        events.append(episodes.set(EYES_UNSEEN, self.unseen_since is not None and unseen_for >= s.eyes_unseen_s,
+                                   frame_id, t, t - unseen_for))
 
         # Attention: the eyes' gaze when they can be trusted, else the head's direction.
         head = (header.face.yaw, header.face.pitch)
