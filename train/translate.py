@@ -5,9 +5,12 @@
 
 UIT writes OUT/NAME.png (the translation) and OUT/NAME.side.png (its side map). CGIT writes one
 translation per asked expression, OUT/<expression>/NAME.png, and with several expressions a
-strip per image, OUT/strips/NAME.png: the input, then every expression in order (paper fig. 4).
+strip per image, OUT/strips/NAME.png: the input, then every expression in order, each named
+(paper fig. 4).
 Side maps come from NAME.side.png beside an input or are computed by the face stage into
-OUT/.cache. Unreadable files are skipped, logged and counted.
+OUT/.cache. Camera frames (images that are not square) are first cropped to the face and aligned
+by the face stage, as the training images were (`--face-crop`). Unreadable files are skipped,
+logged and counted.
 """
 import argparse
 import logging
@@ -42,8 +45,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CGIT: an expression name, a comma list, or 'all' (default)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="auto")
-    p.add_argument("--cache", help="where computed side maps go (default OUT/.cache)")
+    p.add_argument("--cache", help="where computed side maps and face crops go (default OUT/.cache)")
+    p.add_argument("--face-crop", choices=("auto", "face", "none"), default="auto",
+                   help="align each face with the face stage first: auto = for images that are not square (camera "
+                        "frames; a square image is taken as an aligned face crop), face = always, none = never "
+                        "(default: %(default)s)")
     return p
+
+
+def with_face_crops(samples: list[Sample], mode: str, cache: Path, size: int, logger) -> list[Sample]:
+    """Camera frames (or, with mode "face", every image) replaced by the face stage's aligned crop of
+    their face, as the generator was trained on; `meta["original"]` keeps the frame's path."""
+    if mode == "none":
+        return samples
+    if mode == "auto":
+        def is_frame(sample):
+            image = cv2.imread(str(sample.path), cv2.IMREAD_UNCHANGED)
+            return image is not None and image.shape[0] != image.shape[1]
+        chosen = [i for i, sample in enumerate(samples) if is_frame(sample)]
+    else:
+        chosen = list(range(len(samples)))
+    if not chosen:
+        return samples
+    from .datasets.face_crops import crop_faces
+    cropped, counts = crop_faces([samples[i] for i in chosen], cache / "face_crops", size, progress=False)
+    logger.info("face crops of %d camera frames: %s", len(chosen), counts)
+    out = list(samples)
+    for i, sample in zip(chosen, cropped):
+        out[i] = sample
+    return out
 
 
 def input_samples(path) -> tuple[list[Sample], Path]:
@@ -69,6 +99,18 @@ def to_expression(model, x: torch.Tensor, label: int) -> np.ndarray:
     return from_network(model(x, onehot)[0].float().cpu().numpy())
 
 
+def labelled_strip(images, titles, scale: int = 2) -> np.ndarray:
+    """Images side by side (each scaled up `scale`×, so the names fit a 64² face) under a black band
+    naming each column — a CGIT strip reads as the paper's figure 4: input, then the expressions."""
+    tiles = [cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) for image in images]
+    strip = np.concatenate(tiles, axis=1)
+    band = np.zeros((16, strip.shape[1], 3), np.uint8)
+    for i, (tile, title) in enumerate(zip(tiles, titles)):
+        cv2.putText(band, title, (i * tile.shape[1] + 2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.36, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+    return np.concatenate([band, strip], axis=0)
+
+
 def write_png(path: Path, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), image):
@@ -77,7 +119,7 @@ def write_png(path: Path, image: np.ndarray) -> None:
 
 @torch.no_grad()
 def translate(checkpoint, input_path, out, generator=None, expression="all", batch_size=8, device="auto",
-              cache=None, logger=None) -> dict:
+              cache=None, logger=None, face_crop="auto") -> dict:
     logger = logger or logging.getLogger("train")
     out = Path(out)
     model, config, kind = load_model(checkpoint, generator)
@@ -86,7 +128,9 @@ def translate(checkpoint, input_path, out, generator=None, expression="all", bat
     conditioned = getattr(model, "num_classes", 0) > 0
     labels = expressions_asked(expression) if conditioned else []
     samples, root = input_samples(input_path)
-    side_maps = SideMaps(Path(cache) if cache else out / ".cache")
+    cache = Path(cache) if cache else out / ".cache"
+    samples = with_face_crops(samples, face_crop, cache, int(config["image_size"]), logger)
+    side_maps = SideMaps(cache)
     dataset = ImageDataset(samples, int(config["image_size"]), side_maps)
     from tqdm import tqdm
     written, bad = 0, []
@@ -95,7 +139,8 @@ def translate(checkpoint, input_path, out, generator=None, expression="all", bat
         bad.extend(path for path, _ in batch["bad"])
         if x is None:
             continue
-        names = [samples[int(i)].path.relative_to(root).with_suffix(".png") for i in batch["index"]]
+        names = [Path(samples[int(i)].meta.get("original", samples[int(i)].path)).relative_to(root).with_suffix(".png")
+                 for i in batch["index"]]
         if not conditioned:
             image, side = (from_network(t.float().cpu().numpy()) for t in model(x))
             for k, name in enumerate(names):
@@ -113,7 +158,8 @@ def translate(checkpoint, input_path, out, generator=None, expression="all", bat
         if len(labels) > 1:
             inputs = from_network(batch["image"].numpy())
             for k, name in enumerate(names):
-                write_png(out / "strips" / name, np.concatenate([inputs[k]] + [imgs[k] for imgs in per_expression], axis=1))
+                write_png(out / "strips" / name, labelled_strip([inputs[k]] + [imgs[k] for imgs in per_expression],
+                                                                ["input"] + [EXPRESSIONS[i] for i in labels]))
     summary = {"checkpoint": str(checkpoint), "kind": kind, "generator": generator, "inputs": len(samples),
                "written": written, "bad_files": bad, "expressions": [EXPRESSIONS[i] for i in labels],
                "no_face_side_maps": side_maps.counts["no_face"]}
@@ -125,7 +171,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logger = setup_logging(None)
     summary = translate(args.checkpoint, args.input, args.out, args.generator, args.expression, args.batch_size,
-                        args.device, args.cache, logger)
+                        args.device, args.cache, logger, args.face_crop)
     logger.info("wrote %d images to %s (%d unreadable inputs skipped)", summary["written"], args.out,
                 len(summary["bad_files"]))
     return 0

@@ -41,10 +41,31 @@ def test_cgit_translates_one_image_to_every_expression_with_a_strip(runs, tmp_pa
           "--out", str(tmp_path / "out")])
     for name in EXPRESSIONS:
         assert (tmp_path / "out" / name / "img_000.png").is_file()
-    assert cv2.imread(str(tmp_path / "out" / "strips" / "img_000.png")).shape == (64, 64 * 8, 3)
+    strip = cv2.imread(str(tmp_path / "out" / "strips" / "img_000.png"))
+    assert strip.shape == (16 + 128, 128 * 8, 3)   # a band of names over the input and 7 faces, each 2×
+    for column in range(8):   # every column is named
+        assert strip[:16, column * 128:(column + 1) * 128].max() > 128
     main(["--checkpoint", str(runs / "cgit"), "--input", str(image), "--out", str(tmp_path / "one"),
           "--expression", "happiness"])
     assert [p.name for p in (tmp_path / "one").iterdir() if p.is_dir() and p.name != ".cache"] == ["happiness"]
     with pytest.raises(ValueError, match="unknown expression 'smug'"):
         main(["--checkpoint", str(runs / "cgit"), "--input", str(image), "--out", str(tmp_path / "x"),
               "--expression", "smug"])
+
+
+def test_a_camera_frame_is_cropped_to_its_face_before_translation(runs, tmp_path):
+    skimage_data = pytest.importorskip("skimage.data")
+    import numpy as np
+    frame = np.zeros((480, 640, 3), np.uint8)   # a face off-centre in a wide frame, as a camera sees it
+    face = cv2.resize(cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR), (320, 320))
+    frame[80:400, 300:620] = face
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    cv2.imwrite(str(inputs / "frame.png"), frame)
+    main(["--checkpoint", str(runs / "uit"), "--input", str(inputs), "--out", str(tmp_path / "out")])
+    assert cv2.imread(str(tmp_path / "out" / "frame.png")).shape == (64, 64, 3)   # named after the frame
+    crops = list((tmp_path / "out" / ".cache" / "face_crops").rglob("*.png"))
+    assert len(crops) == 1   # the face stage's aligned crop is what was translated, not the squashed frame
+    main(["--checkpoint", str(runs / "uit"), "--input", str(inputs), "--out", str(tmp_path / "whole"),
+          "--face-crop", "none"])
+    assert not (tmp_path / "whole" / ".cache" / "face_crops").exists()
