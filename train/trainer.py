@@ -65,7 +65,12 @@ class Trainer(ABC):
         for key in cls.PATHS:
             if key in given:
                 given[key] = str(Path(given[key]).resolve())
+        # --resume RUN --steps N: the one locked setting a resumed run may change, to go on past its
+        # end (checked against the run's schedule once it is read).
+        extend_to = given.pop("steps", None) if saved is not None else None
         config = merge_config(given, saved, {**SHARED_RUNTIME_DEFAULTS, **cls.DEFAULTS}, cls.LOCKED)
+        if extend_to is not None:
+            config["steps"] = extend_to
         if config["keep_last"] < 1:
             raise SystemExit(f"error: --keep-last must be at least 1, got {config['keep_last']}")
         cls.check_config(config, new_run=saved is None)
@@ -86,14 +91,28 @@ class Trainer(ABC):
         self.run_state = {}
         self.build_data(saved)
         plan = self.plan_steps()
-        # The schedule is fixed when a run starts: a resumed run keeps it, even if its data changed.
+        # The schedule is fixed when a run starts: a resumed run keeps it, even if its data changed,
+        # unless --steps extends it.
         self.run_state.update({k: saved[k] for k in plan} if "total_steps" in saved else plan)
+        if self.resumed and config.get("steps") and config["steps"] != self.run_state["total_steps"]:
+            self._extend(int(config["steps"]))
         self.build_model()
         self.step, self.counters = 0, dict.fromkeys(self.COUNTERS, 0)
         self.sums, self.summed_steps = {}, 0  # the figures of the updates since the last logged row
         if self.resumed:
             self.load(state)
         self.runlog = RunLog(self.run_dir, enabled=ctx.is_main, start_step=self.step)
+
+    def _extend(self, steps: int) -> None:
+        """Go on to `steps` in all: the schedule's decay is stretched to end there, where the run
+        stood it goes on from (a finished run's learning rate rises from ~0 to its stretched value)."""
+        old = self.run_state["total_steps"]
+        if steps <= old:
+            raise SystemExit(f"error: --steps {steps} with --resume must be beyond the run's {old} steps "
+                             f"(to stop earlier, --stop-after N)")
+        self.log.warning("extending the run from %d to %d steps: the learning-rate schedule now ends at %d",
+                         old, steps, steps)
+        self.run_state["total_steps"] = steps
 
     @property
     def total_steps(self) -> int:

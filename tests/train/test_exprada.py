@@ -202,6 +202,21 @@ def test_uit_with_skips_residual_and_the_semantic_term_trains_and_records_it(dat
     assert classifier.is_file()
 
 
+def test_a_finished_run_is_extended_with_resume_and_steps(data, tmp_path):
+    run = tmp_path / "extend"
+    main(_args(data, "uit") + ["--steps", "4", "--out", str(run)])
+    assert load_checkpoint(run)["step"] == 4
+    main(["--resume", str(run), "--steps", "6", "--no-progress", "--workers", "0"])
+    state = load_checkpoint(run)
+    assert state["step"] == 6 and state["run_state"]["total_steps"] == 6 and state["config"]["steps"] == 6
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows][-2:] == [5, 6] and float(rows[-2]["lr"]) > 0   # learning again
+    with pytest.raises(SystemExit, match="must be beyond the run's 6 steps"):
+        main(["--resume", str(run), "--steps", "5", "--no-progress", "--workers", "0"])
+    with pytest.raises(CheckpointError, match="different training settings"):
+        main(["--resume", str(run), "--lr", "0.5", "--no-progress", "--workers", "0"])
+
+
 def test_an_ema_generator_is_saved_resumed_exactly_and_chosen_by_load_model(data, tmp_path):
     straight, halves = tmp_path / "straight", tmp_path / "halves"
     ema = ["--ema", "0.5", "--residual", "--steps", "4"]
