@@ -1,22 +1,28 @@
 """CGIT data augmentation (paper table 3): a trained CGIT generator translates unlabelled faces
-into each training class, adding `per_class` images per class to a classifier's training data."""
+into each training class, adding `per_class` images per class to a classifier's training data; or,
+as the baseline the table compares with, as many plain flipped and cropped copies of the labelled
+training images."""
 import json
 import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 
 from engines.contract import CGIT_GENERATOR
 from face.expressions import EXPRESSIONS
+from face.imageio import read_image
 
 from .checkpoint import CheckpointError, load_model
-from .data import ImageDataset, SideMaps, read_generator_batch
+from .data import ImageDataset, SideMaps, read_generator_batch, square_resize
 from .datasets.folder import index_unlabelled_folder
 from .run_setup import samples_digest
 from .runlog import write_json
 from .translate import to_expression, write_png
 
 BATCH_SIZE = 16
+CROP_SCALE = (0.8, 1.0)   # flips-and-crops: a square crop of 80–100 % of the side, scaled back
 
 
 def _generator_inputs(inputs: str | None, cgit_config: dict) -> Path:
@@ -25,6 +31,52 @@ def _generator_inputs(inputs: str | None, cgit_config: dict) -> Path:
         raise SystemExit(f"error: no images for the CGIT generator to translate: the CGIT run's target folder "
                          f"{source!r} is not here; give --augment-from DIR")
     return Path(source)
+
+
+def _reuse_or_clear(out: Path, manifest: dict, logger) -> bool:
+    """True when OUT holds a finished set made from the same manifest; else OUT is cleared."""
+    manifest_path = out / "manifest.json"
+    if manifest_path.is_file() and json.loads(manifest_path.read_text()) == manifest:
+        logger.info("augmentation already made: %s", out)
+        return True
+    if out.exists():
+        shutil.rmtree(out)
+    return False
+
+
+def generate_flips_crops(run_dir: Path, samples, *, per_class: int, seed: int, size: int, logger) -> Path:
+    """RUN_DIR/augmented/<expression>/*.png: `per_class` copies per class of the labelled training
+    images, each flipped at random and cropped to a random square of 80–100 % of its side, resized
+    back to `size` — the plain augmentation CGIT images are compared with (same count per class)."""
+    out = run_dir / "augmented"
+    by_class = {}
+    for sample in samples:
+        by_class.setdefault(sample.label, []).append(sample)
+    manifest = {"flips_crops": True, "per_class": per_class, "seed": seed, "size": size,
+                "classes": [EXPRESSIONS[k] for k in sorted(by_class)], "inputs": samples_digest(samples)}
+    if _reuse_or_clear(out, manifest, logger):
+        return out
+    rng = np.random.default_rng(seed)
+    for label, members in sorted(by_class.items()):
+        images = []
+        for sample in members:
+            try:
+                images.append(square_resize(read_image(sample.path), size))
+            except (ValueError, OSError, cv2.error) as err:
+                logger.warning("flips-and-crops: skipped unreadable %s (%s)", sample.path, err)
+        if not images:
+            raise ValueError(f"no readable {EXPRESSIONS[label]} training image to flip and crop")
+        folder = out / EXPRESSIONS[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        for made in range(per_class):
+            image = images[int(rng.integers(len(images)))]
+            side = int(round(size * rng.uniform(*CROP_SCALE)))
+            y, x = (int(rng.integers(size - side + 1)) for _ in range(2))
+            copy = cv2.resize(image[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_AREA)
+            write_png(folder / f"flipcrop_{made:06d}.png", copy[:, ::-1] if rng.random() < 0.5 else copy)
+    write_json(out / "manifest.json", manifest)
+    logger.info("flips-and-crops augmentation: %d images per class from %d training images", per_class, len(samples))
+    return out
 
 
 @torch.no_grad()
@@ -43,12 +95,8 @@ def generate_augmentation(run_dir: Path, classes: list[int], *, checkpoint: str,
     images = index_unlabelled_folder(_generator_inputs(inputs, cgit_config), domain="cgit-input")
     manifest = {"checkpoint": checkpoint, "per_class": per_class, "seed": seed,
                 "classes": [EXPRESSIONS[k] for k in classes], "inputs": samples_digest(images)}
-    manifest_path = out / "manifest.json"
-    if manifest_path.is_file() and json.loads(manifest_path.read_text()) == manifest:
-        logger.info("CGIT augmentation already made: %s", out)
+    if _reuse_or_clear(out, manifest, logger):
         return out
-    if out.exists():
-        shutil.rmtree(out)
     generator = generator.to(device)
     dataset = ImageDataset(images, int(cgit_config["image_size"]), SideMaps(run_dir / "cache"))
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed)).tolist()
@@ -76,7 +124,7 @@ def generate_augmentation(run_dir: Path, classes: list[int], *, checkpoint: str,
                 made += 1
                 bar.update(1)
     bar.close()
-    write_json(manifest_path, manifest)
+    write_json(out / "manifest.json", manifest)
     logger.info("CGIT augmentation: %d images per class for %s from %d inputs (%d unreadable)",
                 per_class, ", ".join(EXPRESSIONS[k] for k in classes), len(images), len(bad))
     return out

@@ -23,7 +23,7 @@ from engines.contract import CLASSIFIER
 from face.expressions import EXPRESSIONS, NUM_EXPRESSIONS
 
 from . import distributed
-from .cgit_augment import generate_augmentation
+from .cgit_augment import generate_augmentation, generate_flips_crops
 from .checkpoint import checkpoint_path, load_checkpoint, load_state_checked
 from .classifier_nets import ARCHS, build_classifier, count_parameters, load_init_weights
 from .data import ImageDataset
@@ -41,15 +41,15 @@ SPLIT_FILE = "split.json"
 # What defines the run: a resumed run must keep these.
 LOCKED = ("arch", "image_size", "width", "dropout", "batch_size", "lr", "weight_decay", "optimizer", "balanced", "flip",
           "seed", "epochs", "steps", "data", "val_data", "test_data", "data_options", "val_fraction", "test_fraction",
-          "folds", "fold", "split_by_image", "init_weights", "init_skip", "augment_with", "per_class", "augment_from")
+          "folds", "fold", "split_by_image", "init_weights", "init_skip", "augment_with", "augment_flips_crops", "per_class", "augment_from")
 # How it runs: free to change on resume.
 RUNTIME = ("device", "workers", "log_every", "eval_every", "checkpoint_every", "stop_after", "progress", "eval_batch_size",
            "max_nonfinite")
 DEFAULTS = dict(arch=None, data=None, val_data=None, test_data=None, data_options={}, split=None, val_fraction=0.1,
                 test_fraction=0.2, folds=None, fold=None, split_by_image=False, image_size=128, width=16,
                 dropout=None, batch_size=32, lr=1e-4, weight_decay=5e-4, optimizer="adam", balanced=False, flip=True,
-                seed=0, epochs=30, steps=None, init_weights=None, init_skip="", augment_with=None, per_class=0,
-                augment_from=None, device="auto", workers=2, log_every=20, eval_every=0, checkpoint_every=500,
+                seed=0, epochs=30, steps=None, init_weights=None, init_skip="", augment_with=None, augment_flips_crops=False,
+                per_class=0, augment_from=None, device="auto", workers=2, log_every=20, eval_every=0, checkpoint_every=500,
                 stop_after=None, progress=True, eval_batch_size=64, max_nonfinite=20)
 
 
@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int)
     g = p.add_argument_group("CGIT data augmentation (paper table 3)")
     g.add_argument("--augment-with", metavar="CKPT", help="a CGIT checkpoint (kind cgit_generator) or its run folder")
+    g.add_argument("--augment-flips-crops", action="store_true", default=None,
+                   help="the baseline instead of CGIT: --per-class N flipped and randomly cropped copies of the "
+                        "labelled training images per expression")
     g.add_argument("--per-class", type=int, help="images to generate per expression")
     g.add_argument("--augment-from", help="images the generator translates (default: the CGIT run's target folder)")
     g = p.add_argument_group("how it runs (may change on --resume)")
@@ -127,8 +130,11 @@ class ClassifierTrainer(Trainer):
             raise SystemExit(f"error: --image-size must be a multiple of 32 and >= 32, got {config['image_size']}")
         if config["batch_size"] < 1 or (config["width"] or 1) < 1:
             raise SystemExit("error: --batch-size and --width must be positive")
-        if bool(config["augment_with"]) != bool(config["per_class"]):
-            raise SystemExit("error: --augment-with CKPT and --per-class N go together")
+        augmenting = bool(config["augment_with"]) + bool(config["augment_flips_crops"])
+        if augmenting > 1:
+            raise SystemExit("error: give --augment-with CKPT or --augment-flips-crops, not both")
+        if bool(augmenting) != bool(config["per_class"]):
+            raise SystemExit("error: --augment-with CKPT (or --augment-flips-crops) and --per-class N go together")
         if (config["folds"] is None) != (config["fold"] is None):
             raise SystemExit("error: --folds K and --fold I go together")
 
@@ -174,11 +180,14 @@ class ClassifierTrainer(Trainer):
         parts = self._load_parts()
         train = parts["train"]
         train_classes = sorted({s.label for s in train})
-        if c["augment_with"]:
-            if self.ctx.is_main:
+        if c["augment_with"] or c["augment_flips_crops"]:
+            if self.ctx.is_main and c["augment_with"]:
                 generate_augmentation(self.run_dir, train_classes, checkpoint=c["augment_with"],
                                       per_class=c["per_class"], seed=c["seed"], inputs=c["augment_from"],
                                       device=self.device, logger=self.log, progress=c["progress"])
+            elif self.ctx.is_main:
+                generate_flips_crops(self.run_dir, train, per_class=c["per_class"], seed=c["seed"],
+                                     size=c["image_size"], logger=self.log)
             distributed.barrier(self.ctx)
             train = train + index_labelled_folder(self.run_dir / "augmented", domain="cgit")
         for name, samples in (("train", train), ("val", parts["val"]), ("test", parts["test"])):

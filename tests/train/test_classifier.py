@@ -146,6 +146,25 @@ def test_cgit_augmentation_adds_generated_images_per_training_class(tmp_path):
         main([*FAST, "--data", str(data), "--augment-with", str(cgit), "--out", str(tmp_path / "run3")])
 
 
+def test_flips_and_crops_augmentation_adds_as_many_plain_copies_per_class(tmp_path):
+    data = write_labelled(tmp_path / "data", per_class=2, size=32, classes=("anger", "surprise"), side=False)
+    run = tmp_path / "run"
+    assert main([*FAST, "--data", str(data), "--split-by-image", "--val-fraction", "0", "--test-fraction", "0",
+                 "--steps", "2", "--augment-flips-crops", "--per-class", "6", "--out", str(run)]) == 0
+    made = sorted((run / "augmented").rglob("*.png"))
+    assert len(made) == 12 and {p.parent.name for p in made} == {"anger", "surprise"}
+    originals = [cv2.imread(str(p)) for p in (data / "anger").glob("*.png")]
+    copies = [cv2.imread(str(p)) for p in (run / "augmented" / "anger").glob("*.png")]
+    assert all(c.shape == originals[0].shape for c in copies)
+    # each copy is a flipped and/or cropped original, not something new: close to one of them
+    assert all(min(np.abs(c.astype(int) - o).mean() for o in originals + [o[:, ::-1] for o in originals]) < 60
+               for c in copies)
+    assert load_checkpoint(run)["run_state"]["train_count"] == 4 + 12
+    with pytest.raises(SystemExit, match="not both"):
+        main([*FAST, "--data", str(data), "--augment-flips-crops", "--augment-with", str(run), "--per-class", "2",
+              "--out", str(tmp_path / "both")])
+
+
 def test_kdef_portraits_are_face_cropped_by_the_face_stage_before_training(tmp_path):
     skimage_data = pytest.importorskip("skimage.data")
     face = cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
