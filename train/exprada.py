@@ -27,7 +27,7 @@ from .run_setup import add_run_control_arguments
 from .trainer import Trainer
 
 # Settings that define what is trained: a resumed run must keep them (else it is not the same run).
-LOCKED = ("mode", "width", "image_size", "num_residual", "skips", "residual", "lambda_sem", "lambda_sem_target",
+LOCKED = ("mode", "stargan", "diffaugment", "width", "d_width", "image_size", "num_residual", "skips", "residual", "lambda_sem", "lambda_sem_target",
           "semantic_classifier", "ema",
           "batch_size", "lr", "beta1", "beta2", "lambda_bi",
           "lambda_re", "lambda_cls", "use_bi", "use_re", "flip", "seed", "epochs_constant", "epochs_decay",
@@ -35,7 +35,7 @@ LOCKED = ("mode", "width", "image_size", "num_residual", "skips", "residual", "l
 # Settings of how it runs: free to change on resume.
 RUNTIME = ("device", "precision", "channels_last", "compile", "cuda_graph", "workers", "log_every",
            "sample_every", "checkpoint_every", "keep_every", "max_nonfinite", "stop_after", "progress")
-DEFAULTS = dict(mode=None, source=None, target=None, width=64, image_size=128, num_residual=6, skips=False,
+DEFAULTS = dict(mode=None, stargan=False, diffaugment=False, source=None, target=None, width=64, d_width=None, image_size=128, num_residual=6, skips=False,
                 residual=False, lambda_sem=0.0, lambda_sem_target=0.0,
                 semantic_classifier=None, ema=0.0, batch_size=8,
                 lr=1e-4, beta1=0.5, beta2=0.999, lambda_bi=10.0, lambda_re=10.0, lambda_cls=1.0, use_bi=True,
@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped")
     g = p.add_argument_group("model and data (paper defaults)")
     g.add_argument("--width", type=int, help="base channels w (paper 64; CPU: 8-16)")
+    g.add_argument("--d-width", type=int, help="the discriminators' base width, when not --width (a discriminator "
+                   "costs little beside a generator: a wider one is a stronger class head for CGIT)")
     g.add_argument("--image-size", type=int, help="square input size, multiple of 64 (128)")
     g.add_argument("--batch-size", type=int, help="per process (8)")
     g.add_argument("--no-flip", dest="flip", action="store_false", default=None, help="no horizontal-flip augmentation")
@@ -68,10 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "--semantic-classifier must read a cycled source face's true label (0: off)")
     g.add_argument("--lambda-sem-target", type=float, help="with --lambda-sem: weight of its second part, a translated "
                    "target must keep the classifier's reading of the untranslated one (0: off; only where the "
-                   "classifier reads untranslated targets fairly, e.g. the same camera)")
+                   "classifier reads untranslated targets fairly, e.g. the same camera); CGIT: a translation must "
+                   "read as the expression asked for")
     g.add_argument("--semantic-classifier", help="classifier run folder or checkpoint for --lambda-sem")
     g.add_argument("--ema", type=float, help="keep an exponential moving average of G^{t→s} with this decay, "
                    "e.g. 0.999 (0: off); exported instead of the live weights")
+    g.add_argument("--diffaugment", action="store_true", default=None,
+                   help="the discriminators see every image, real or fake, through the same random colour change, "
+                        "shift and cutout (DiffAugment), so the generator cannot pass codes for real content")
+    g.add_argument("--stargan", action="store_true", default=None,
+                   help="CGIT baseline, not ExprADA: StarGAN-like, one conditioned generator trained on the labelled "
+                        "source alone with adversarial + classification + its own cycle G(G(x, y), y') (λ_bi); "
+                        "no G^{s→t}, no L_re; the target folder is not used")
     g = p.add_argument_group("optimisation (paper defaults)")
     g.add_argument("--lr", type=float, help="Adam learning rate (1e-4)")
     g.add_argument("--beta1", type=float, help="(0.5)")
@@ -112,6 +122,8 @@ class ExprADATrainer(Trainer):
     def check_config(cls, config: dict, new_run: bool) -> None:
         if not config["mode"] or not config["source"] or not config["target"]:
             raise SystemExit("error: a new run needs --mode, --source, --target and --out (or --resume RUN_DIR)")
+        if config["stargan"] and config["mode"] != "cgit":
+            raise SystemExit("error: --stargan is a CGIT baseline: give --mode cgit")
         if config["image_size"] % 64:
             raise SystemExit(f"error: --image-size must be a multiple of 64 (the discriminator halves it 6 times), "
                              f"got {config['image_size']}")

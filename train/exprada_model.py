@@ -17,8 +17,10 @@ from face.expressions import NUM_EXPRESSIONS
 
 from . import distributed
 from .checkpoint import load_state_checked
+from .diffaugment import Augmented
 from .graphed import GraphedStep, lr_as_device_tensor, lr_as_float
-from .losses import LossWeights, discriminator_objective, generator_objective
+from .losses import (LossWeights, discriminator_objective, generator_objective, stargan_discriminator_objective,
+                     stargan_generator_objective)
 from .networks import NETWORK_NAMES, build_network
 
 
@@ -74,7 +76,7 @@ def _grad_norm(parameters) -> torch.Tensor:
 
 
 class ExprADAModel:
-    """config keys used: mode, width, image_size, num_residual, skips, residual, lr, beta1, beta2,
+    """config keys used: mode, stargan, diffaugment, width, image_size, num_residual, skips, residual, lr, beta1, beta2,
     lambda_* (lambda_sem, lambda_sem_target with semantic_classifier), ema, use_bi, use_re, seed,
     constant_steps, total_steps, precision, channels_last, compile, cuda_graph."""
 
@@ -87,6 +89,9 @@ class ExprADAModel:
                                    sem=float(c.get("lambda_sem") or 0.0),
                                    sem_target=float(c.get("lambda_sem_target") or 0.0))
         self.classifier = self._frozen_classifier(c.get("semantic_classifier")) if self.weights.sem > 0 else None
+        self.stargan = bool(c.get("stargan"))
+        if self.stargan and ctx.distributed:
+            raise SystemExit("error: the --stargan baseline runs in one process")
         if c["cuda_graph"] and (self.device.type != "cuda" or ctx.distributed):
             raise SystemExit("error: --cuda-graph needs one CUDA GPU in a single process")
         torch.manual_seed(c["seed"])  # same initial weights on every process and every rerun
@@ -112,6 +117,8 @@ class ExprADAModel:
         self.sched_G = torch.optim.lr_scheduler.LambdaLR(self.opt_G, schedule)
         self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, schedule)
         run = {name: torch.compile(net, dynamic=False) if c["compile"] else net for name, net in self.nets.items()}
+        if c.get("diffaugment"):   # every D input, real or fake, through the same random augmentations
+            run["D_s"], run["D_t"] = Augmented(run["D_s"]), Augmented(run["D_t"])
         self.D_plain = (run["D_s"], run["D_t"])  # frozen use inside the generator step: no DDP hooks
         self.gen_pair = distributed.wrap(GeneratorPair(run["G_ts"], run["G_st"]), ctx)
         self.disc_pair = distributed.wrap(DiscriminatorPair(run["D_s"], run["D_t"]), ctx)
@@ -170,6 +177,8 @@ class ExprADAModel:
     def step_tensors(self, x_s, y_s, x_t, y_wanted) -> dict[str, torch.Tensor]:
         """One ExprADA update of all four networks; no host synchronisation (CUDA-graph safe).
         A step whose losses or gradients are not finite changes nothing (fused Adam's found_inf)."""
+        if self.stargan:
+            return self._finish_step(*self._stargan_losses(x_s, y_s, y_wanted))
         onehot_wanted = F.one_hot(y_wanted, NUM_EXPRESSIONS).float() if self.cgit else None
         onehot_source = F.one_hot(y_s, NUM_EXPRESSIONS).float() if self.cgit else None
         D_s, D_t = self.D_plain
@@ -182,7 +191,9 @@ class ExprADAModel:
             semantic = {}
             if self.classifier is not None:
                 semantic = dict(cycled_s_classifier_logits=self._classify(cycled_s), source_labels=y_s)
-                if self.weights.sem_target > 0:
+                if self.weights.sem_target > 0 and self.cgit:   # the translation must read as the asked y
+                    semantic.update(fake_s_classifier_logits=self._classify(fake_s))
+                elif self.weights.sem_target > 0:
                     with torch.no_grad():
                         target_reading = F.softmax(self._classify(x_t).float(), 1)
                     semantic.update(fake_s_classifier_logits=self._classify(fake_s), target_classifier_probs=target_reading)
@@ -200,6 +211,33 @@ class ExprADAModel:
             real_s_logits=real_s_logits, real_labels=y_s if self.cgit else None, weights=self.weights)
         d_loss.backward()
         scalars.update(d_scalars)
+        return self._finish_step(g_loss, d_loss, scalars)
+
+    def _stargan_losses(self, x_s, y_s, y_wanted):
+        """The StarGAN-like baseline's losses (G^{t→s} and D^s only, on the labelled source; the
+        target batch is not used), backpropagated; G^{s→t} and D^t stay as initialised."""
+        G, D_s = self.nets["G_ts"], self.D_plain[0]
+        n = min(x_s.shape[0], y_wanted.shape[0])   # y_wanted is drawn for the target batch
+        x_s, y_s, y_wanted = x_s[:n], y_s[:n], y_wanted[:n]
+        _set_requires_grad((D_s,), False)
+        with self._autocast():
+            fake = torch.cat(G(x_s, F.one_hot(y_wanted, NUM_EXPRESSIONS).float()), dim=1)
+            cycled = torch.cat(G(fake, F.one_hot(y_s, NUM_EXPRESSIONS).float()), dim=1)
+            fake_scores, fake_logits = D_s(fake)
+        g_loss, scalars = stargan_generator_objective(fake_scores=fake_scores, fake_logits=fake_logits,
+                                                      wanted_labels=y_wanted, x=x_s, cycled=cycled, weights=self.weights)
+        g_loss.backward()
+        _set_requires_grad((D_s,), True)
+        with self._autocast():
+            scores, logits = D_s(torch.cat([x_s, fake.detach()]))
+        d_loss, d_scalars = stargan_discriminator_objective(real_scores=scores[:n], fake_scores=scores[n:],
+                                                            real_logits=logits[:n], real_labels=y_s, weights=self.weights)
+        d_loss.backward()
+        scalars.update(d_scalars)
+        return g_loss, d_loss, scalars
+
+    def _finish_step(self, g_loss, d_loss, scalars):
+        """The optimiser steps after both losses were backpropagated: skipped when anything is not finite."""
         g_norm = _grad_norm(self.opt_G.param_groups[0]["params"])
         d_norm = _grad_norm(self.opt_D.param_groups[0]["params"])
         finite = torch.isfinite(g_norm) & torch.isfinite(d_norm) & torch.isfinite(g_loss) & torch.isfinite(d_loss)

@@ -29,7 +29,7 @@ class LossWeights:
 
 
 def semantic_consistency(cycled_s_logits, source_labels, translated_t_logits=None, target_probs=None,
-                         target_weight: float = 0.0):
+                         target_weight: float = 0.0, wanted_labels=None):
     """Beyond the paper (CyCADA, Hoffman et al. 2018), with the frozen source classifier f:
     - the round trip G^{t→s}(G^{s→t}(x^s)) must still read as x^s's true label: G^{s→t}(x^s) looks like
       the target, so this teaches G^{t→s} to carry target-looking faces into images f reads right,
@@ -37,11 +37,17 @@ def semantic_consistency(cycled_s_logits, source_labels, translated_t_logits=Non
     - with target_weight > 0, a translated target G^{t→s}(x^t) must read as f reads x^t itself (KL to
       f's soft reading, no target label used): translation may change the look, not the expression.
       Only sound where f already reads untranslated targets fairly (the same camera, another pose);
-      across cameras f's reading of x^t is noise, and this term would hold translations to it."""
+      across cameras f's reading of x^t is noise, and this term would hold translations to it.
+      CGIT (wanted_labels given): instead, a translation G^{t→s}(x^t, y) must read as the asked y."""
     loss = F.cross_entropy(cycled_s_logits.float(), source_labels)
     accuracy = (cycled_s_logits.detach().argmax(1) == source_labels).float().mean()
     scalars = {"sem_s": loss.detach(), "sem_acc": accuracy}
-    if target_weight > 0:
+    if target_weight > 0 and wanted_labels is not None:
+        asked = F.cross_entropy(translated_t_logits.float(), wanted_labels)
+        loss = loss + target_weight * asked
+        agree = (translated_t_logits.detach().argmax(1) == wanted_labels).float().mean()
+        scalars.update({"sem_t": asked.detach(), "sem_t_agree": agree})
+    elif target_weight > 0:
         kl = F.kl_div(F.log_softmax(translated_t_logits.float(), 1), target_probs.float(), reduction="batchmean")
         loss = loss + target_weight * kl
         agree = (translated_t_logits.detach().argmax(1) == target_probs.argmax(1)).float().mean()
@@ -125,7 +131,8 @@ def generator_objective(*, fake_s_scores, fake_t_scores, x_s, x_t, fake_s, fake_
         if cycled_s_classifier_logits is None or source_labels is None:
             raise ValueError("the semantic term needs the classifier's logits on cycled source images and their labels")
         sem, parts = semantic_consistency(cycled_s_classifier_logits, source_labels, fake_s_classifier_logits,
-                                          target_classifier_probs, weights.sem_target / weights.sem)
+                                          target_classifier_probs, weights.sem_target / weights.sem,
+                                          wanted_labels if weights.use_cls else None)
         total = total + weights.sem * sem
         scalars.update({f"G/{k}": v for k, v in parts.items()})
     scalars["G/total"] = total.detach()
@@ -149,3 +156,24 @@ def discriminator_objective(*, real_s_scores, fake_s_scores, real_t_scores, fake
         scalars.update({"D/cls_r": cls.detach(), "D/cls_r_acc": parts["acc"]})
     scalars["D/total"] = total.detach()
     return total, scalars
+
+
+def stargan_generator_objective(*, fake_scores, fake_logits, wanted_labels, x, cycled, weights: LossWeights):
+    """The StarGAN-like baseline (Choi et al. 2018; not ExprADA, table 5's comparison): one conditioned
+    generator G, fake = G(x^s, y), cycled = G(fake, y'): L_adv + λ_cls L_cls_f + λ_bi ‖cycled − x^s‖₁ —
+    its own cycle, told the source label y'; no second generator and no L_re."""
+    adv, _ = adversarial_g(fake_scores)
+    cls, parts = classification(fake_logits, wanted_labels)
+    cycle = F.l1_loss(cycled.float(), x.float())
+    total = adv + weights.cls * cls + weights.bi * cycle
+    return total, {"G/adv_ts": adv.detach(), "G/cls_f": cls.detach(), "G/cls_f_acc": parts["acc"],
+                   "G/cycle": cycle.detach(), "G/total": total.detach()}
+
+
+def stargan_discriminator_objective(*, real_scores, fake_scores, real_logits, real_labels, weights: LossWeights):
+    """The StarGAN-like baseline's D^s: the adversarial term and λ_cls L_cls_r on real source images."""
+    adv, parts = adversarial_d(real_scores, fake_scores)
+    cls, cls_parts = classification(real_logits, real_labels)
+    total = adv + weights.cls * cls
+    return total, {"D/adv_s": adv.detach(), "D/s_real": parts["real"], "D/s_fake": parts["fake"],
+                   "D/cls_r": cls.detach(), "D/cls_r_acc": cls_parts["acc"], "D/total": total.detach()}

@@ -165,7 +165,7 @@ NETWORK_NAMES = ("G_ts", "G_st", "D_s", "D_t")
 
 def build_network(config: dict, name: str) -> nn.Module:
     """One of G_ts (target→source; conditioned in CGIT; G_ts_ema its weight average), G_st, D_s (class head in CGIT), D_t,
-    from a run config holding mode, width, image_size (and num_residual, skips, residual)."""
+    from a run config holding mode, width, image_size (and num_residual, skips, residual, d_width)."""
     mode, width, size = config["mode"], int(config["width"]), int(config["image_size"])
     if mode not in ("uit", "cgit"):
         raise ValueError(f"mode {mode!r}; expected 'uit' or 'cgit'")
@@ -176,10 +176,11 @@ def build_network(config: dict, name: str) -> nn.Module:
         return Generator(width, classes, **shape)
     if name == "G_st":
         return Generator(width, 0, **shape)
+    d_width = int(config.get("d_width") or width)   # the discriminators' own width, when set
     if name == "D_s":
-        return Discriminator(width, size, classes)
+        return Discriminator(d_width, size, classes)
     if name == "D_t":
-        return Discriminator(width, size, 0)
+        return Discriminator(d_width, size, 0)
     raise ValueError(f"unknown network {name!r}; expected one of {NETWORK_NAMES}")
 
 

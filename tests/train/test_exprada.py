@@ -217,6 +217,42 @@ def test_a_finished_run_is_extended_with_resume_and_steps(data, tmp_path):
         main(["--resume", str(run), "--lr", "0.5", "--no-progress", "--workers", "0"])
 
 
+def test_cgit_levers_a_wider_discriminator_and_the_asked_expression_term(data, tmp_path):
+    from train.classifier_nets import build_classifier
+
+    config = {"arch": "small", "image_size": 64, "width": 4, "classes": list(EXPRESSIONS)}
+    save_checkpoint(tmp_path / "cls" / "checkpoints" / "last.pt", kind="classifier", config=config,
+                    models={"classifier": build_classifier(config)})
+    run = tmp_path / "levers"
+    assert main(_args(data) + ["--d-width", "8", "--diffaugment", "--lambda-sem", "1", "--lambda-sem-target", "1",
+                               "--semantic-classifier", str(tmp_path / "cls"), "--steps", "2", "--out", str(run)]) == 0
+    state = load_checkpoint(run)
+    d_s, _, _ = load_model(run, "D_s")
+    g_ts, _, _ = load_model(run, "G_ts")
+    assert d_s.width == 8 and g_ts.width == 4 and state["config"]["diffaugment"]
+    row = list(csv.DictReader((run / "metrics.csv").open()))[-1]
+    assert float(row["G/sem_t"]) > 0 and "G/sem_t_agree" in row   # CGIT: read as the asked expression
+
+
+def test_the_stargan_baseline_trains_one_conditioned_generator_on_its_own_cycle(data, tmp_path):
+    run = tmp_path / "stargan"
+    main(_args(data) + ["--stargan", "--steps", "20", "--epochs-decay", "0", "--lr", "2e-3", "--log-every", "5",
+                        "--out", str(run)])
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert float(rows[-1]["G/cycle"]) < 0.6 * float(rows[0]["G/cycle"])   # G(G(x, y), y') comes back to x
+    assert "G/bi" not in rows[-1] and "G/re" not in rows[-1] and "D/cls_r" in rows[-1]
+    state = load_checkpoint(run)
+    assert state["config"]["stargan"]
+    from train.networks import build_network
+    torch.manual_seed(state["config"]["seed"])   # as the model builds them: G^{s→t} never trained, still initial
+    initial = {name: build_network(state["config"], name) for name in NETWORK_NAMES}
+    for key, value in initial["G_st"].state_dict().items():
+        assert torch.equal(state["models"]["G_st"][key], value), key
+    assert not all(torch.equal(state["models"]["G_ts"][k], v) for k, v in initial["G_ts"].state_dict().items())
+    with pytest.raises(SystemExit, match="--stargan is a CGIT baseline"):
+        main(_args(data, "uit") + ["--stargan", "--steps", "1", "--out", str(tmp_path / "uit_stargan")])
+
+
 def test_an_ema_generator_is_saved_resumed_exactly_and_chosen_by_load_model(data, tmp_path):
     straight, halves = tmp_path / "straight", tmp_path / "halves"
     ema = ["--ema", "0.5", "--residual", "--steps", "4"]
