@@ -1,0 +1,193 @@
+"""CGIT data augmentation as the paper's table 3 measures it: `python -m benchmarks.cgit_augment`, one JSON line.
+
+A small labelled source set (`--labelled-per-class`, drawn anew per training seed from `--source`)
+trains the source classifier five ways, every way for the same number of steps:
+  none           the small set alone (horizontal flips on the fly, as always)
+  flips_crops N  + N plain flipped and cropped copies per class (the baseline augmentation)
+  cgit N         + N CGIT images per class: a CGIT generator, trained on the small set (labelled
+                 source) and the unlabelled `--target` faces (the simulated renders: new people),
+                 translates those faces into each expression
+for N in `--counts` (paper: 1K, 2K, 5K). The classifiers are tested on source-domain faces of
+held-out drivers (`--heldout-seeds`, one per training seed, drawn by `train synth`). Every row is
+mean ± std over the replicates (training seed i with held-out seed i), and each arm's paired
+difference with `none` per replicate.
+
+Everything runs through the project's own commands (`train synth`, `train exprada --mode cgit`,
+`train classifier`), each in its own run folder under OUT: a rerun skips what is finished and
+resumes what is not. Writes OUT/table3.json and OUT/table3.png.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.paper_table4 import mean_std
+from face.expressions import EXPRESSIONS
+from train.datasets import SIDE_MAP_SUFFIX
+from train.datasets.folder import index_labelled_folder
+
+# The CGIT recipe: the paper's losses (eq. 1–6, its λs) with the levers the UIT benchmark kept
+# (skips, residual output, EMA), at the CPU width; the README's CGIT section says what each measured.
+CGIT_FLAGS = ["--width", "8", "--image-size", "64", "--lr", "2e-4", "--skips", "--residual", "--ema", "0.99"]
+CLASSIFIER_FLAGS = ["--backbone", "small", "--image-size", "64", "--balanced", "--split-by-image",
+                    "--val-fraction", "0", "--test-fraction", "0"]
+
+
+def run_command(args: list[str], log: Path) -> None:
+    """One project command in its own process (as a user runs it), its output in LOG."""
+    with log.open("a") as out:
+        done = subprocess.run([sys.executable, "-m", *args], stdout=out, stderr=subprocess.STDOUT,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if done.returncode:
+        raise SystemExit(f"error: `python -m {' '.join(args[:2])} …` failed (exit {done.returncode}); see {log}")
+
+
+def finished(run: Path) -> bool:
+    """The run's summary says it reached its last step (an interrupted run writes one too)."""
+    path = run / "summary.json"
+    if not path.is_file():
+        return False
+    summary = json.loads(path.read_text())
+    return summary["step"] >= summary["total_steps"]
+
+
+def train_run(run: Path, new_args: list[str], log: Path) -> None:
+    """A trainer's run: skipped when finished, resumed when started, else begun."""
+    if finished(run):
+        return
+    if (run / "checkpoints" / "last.pt").is_file():
+        run_command([new_args[0], new_args[1], "--resume", str(run), "--no-progress"], log)
+    else:
+        run_command([*new_args, "--out", str(run), "--no-progress"], log)
+
+
+def small_labelled_set(source: Path, out: Path, per_class: int, seed: int) -> Path:
+    """OUT: `per_class` images per expression from SOURCE, drawn by `seed`, linked (with their side maps)."""
+    if (out / "done").is_file():
+        return out
+    samples = index_labelled_folder(source, domain="source")
+    rng = np.random.default_rng(seed)
+    for label in sorted({s.label for s in samples}):
+        members = [s for s in samples if s.label == label]
+        if len(members) < per_class:
+            raise SystemExit(f"error: {source} has {len(members)} {EXPRESSIONS[label]} images, fewer than "
+                             f"--labelled-per-class {per_class}")
+        folder = out / EXPRESSIONS[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        for k in rng.choice(len(members), per_class, replace=False):
+            path = members[int(k)].path
+            for src in (path, path.with_name(path.stem + SIDE_MAP_SUFFIX)):
+                if src.is_file() and not (folder / src.name).exists():
+                    (folder / src.name).symlink_to(src.resolve())
+    (out / "done").write_text("")
+    return out
+
+
+def test_accuracy(run: Path) -> float:
+    summary = json.loads((run / "summary.json").read_text())
+    return float(summary["test"]["accuracy"])
+
+
+def run(args) -> dict:
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "commands.log"
+    started = time.perf_counter()
+    arms = ["none", *(f"{kind} {n}" for kind in ("flips_crops", "cgit") for n in args.counts)]
+    accuracy = {arm: [] for arm in arms}
+    cgit_seconds = []
+    for seed, heldout in zip(args.seeds, args.heldout_seeds):
+        test = out / f"heldout_{heldout}"
+        if not (test / "manifest.json").is_file():
+            run_command(["train", "synth", "--out", str(test), "--seed", str(heldout), "--per-class",
+                         str(args.test_per_class), "--target-per-class", "0", "--video-seconds", "0",
+                         "--drivers", str(args.test_drivers), "--size", "64", "--no-progress"], log)
+        small = small_labelled_set(Path(args.source), out / f"labelled_s{seed}", args.labelled_per_class, seed)
+        cgit = out / f"cgit_s{seed}"
+        t0 = time.perf_counter()
+        train_run(cgit, ["train", "exprada", "--mode", "cgit", "--source", str(small), "--target", args.target,
+                         "--steps", str(args.cgit_steps), "--seed", str(seed), *CGIT_FLAGS], log)
+        cgit_seconds.append(time.perf_counter() - t0)
+        common = ["train", "classifier", "--data", str(small), "--test-data", str(test / "source"),
+                  "--steps", str(args.classifier_steps), "--seed", str(seed), *CLASSIFIER_FLAGS]
+        for arm in arms:
+            kind, _, n = arm.partition(" ")
+            extra = {"none": [], "flips_crops": ["--augment-flips-crops", "--per-class", n],
+                     "cgit": ["--augment-with", str(cgit), "--per-class", n]}[kind]
+            run_dir = out / f"classifier_s{seed}_{kind}{n}"
+            train_run(run_dir, [*common, *extra], log)
+            accuracy[arm].append(test_accuracy(run_dir))
+    table = {arm: mean_std(values) for arm, values in accuracy.items()}
+    paired = {f"{arm} - none": mean_std(np.subtract(accuracy[arm], accuracy["none"])) for arm in arms[1:]}
+    result = {"benchmark": "cgit_augment", "seeds": args.seeds, "heldout_seeds": args.heldout_seeds,
+              "labelled_per_class": args.labelled_per_class, "counts": args.counts, "cgit_steps": args.cgit_steps,
+              "classifier_steps": args.classifier_steps, "source": str(args.source), "target": str(args.target),
+              "accuracy": table, "paired": paired,
+              "cgit_training_seconds": [round(s, 1) for s in cgit_seconds],
+              "seconds": round(time.perf_counter() - started, 1)}
+    (out / "table3.json").write_text(json.dumps(result, indent=1))
+    chart(table, args.counts, out / "table3.png", f"{args.labelled_per_class} labelled per class, seeds {args.seeds}")
+    return result
+
+
+def chart(table: dict, counts, path: Path, title: str):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    none = table["none"]
+    ax.axhline(none["mean"], color="grey", linestyle="--", label=f"no augmentation {none['mean']:.1f}")
+    for kind in ("flips_crops", "cgit"):
+        means = [table[f"{kind} {n}"]["mean"] for n in counts]
+        stds = [table[f"{kind} {n}"]["std"] for n in counts]
+        ax.errorbar(counts, means, yerr=stds, marker="o", capsize=3, label=kind.replace("_", " and "))
+    ax.set_xscale("log")
+    ax.set_xticks(counts, [str(n) for n in counts])
+    ax.set_xlabel("added images per class")
+    ax.set_ylabel("held-out accuracy % (mean ± std)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m benchmarks.cgit_augment", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--source", default="cache/synth64/source",
+                   help="labelled source folder the small sets are drawn from (default: %(default)s)")
+    p.add_argument("--target", default="cache/synth64/target",
+                   help="unlabelled faces CGIT trains on and translates (default: %(default)s)")
+    p.add_argument("--labelled-per-class", type=int, default=20, help="(default: %(default)s)")
+    p.add_argument("--counts", type=int, nargs="+", default=[1000, 2000, 5000],
+                   help="added images per class (default: %(default)s)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9], help="training seeds (default: %(default)s)")
+    p.add_argument("--heldout-seeds", type=int, nargs="+", default=[101, 102, 103],
+                   help="held-out driver seeds, one per training seed (default: %(default)s)")
+    p.add_argument("--test-per-class", type=int, default=40, help="held-out faces per class (default: %(default)s)")
+    p.add_argument("--test-drivers", type=int, default=8, help="(default: %(default)s)")
+    p.add_argument("--cgit-steps", type=int, default=1200, help="(default: %(default)s)")
+    p.add_argument("--classifier-steps", type=int, default=600,
+                   help="steps of every classifier, whatever its data (default: %(default)s)")
+    p.add_argument("--out", default="runs/table3")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if len(args.seeds) < 2 or len(args.seeds) != len(args.heldout_seeds):
+        raise SystemExit("error: give at least two --seeds and as many --heldout-seeds (mean ± std over replicates)")
+    print(json.dumps(run(args)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
