@@ -1,0 +1,48 @@
+"""The table-3 benchmark's own parts: the small labelled sets it draws and how it tells a finished run.
+(Its commands — train synth, exprada, classifier — are each tested where they live.)"""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks import cgit_augment
+
+
+def write_tree(root, per_class):
+    for label in ("anger", "happiness"):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            image = np.full((16, 16, 3), 10 * i, np.uint8)
+            cv2.imwrite(str(root / label / f"img_{i}.png"), image)
+            cv2.imwrite(str(root / label / f"img_{i}.side.png"), image)
+    return root
+
+
+def test_small_labelled_sets_are_drawn_per_seed_with_their_side_maps(tmp_path):
+    source = write_tree(tmp_path / "source", 6)
+    a = cgit_augment.small_labelled_set(source, tmp_path / "a", 3, seed=7)
+    b = cgit_augment.small_labelled_set(source, tmp_path / "b", 3, seed=7)
+    c = cgit_augment.small_labelled_set(source, tmp_path / "c", 3, seed=8)
+    names = lambda root: sorted(p.relative_to(root).as_posix() for p in root.rglob("img_*.png")  # noqa: E731
+                                if not p.name.endswith(".side.png"))
+    assert len(names(a)) == 6 and names(a) == names(b) and names(a) != names(c)
+    for image in (a / "anger").glob("img_?.png"):
+        assert image.with_name(image.stem + ".side.png").is_file()   # the side map comes along
+    with pytest.raises(SystemExit, match="fewer than --labelled-per-class 9"):
+        cgit_augment.small_labelled_set(source, tmp_path / "d", 9, seed=7)
+
+
+def test_a_run_is_finished_only_when_its_summary_reached_the_last_step(tmp_path):
+    run = tmp_path / "run"
+    assert not cgit_augment.finished(run)
+    run.mkdir()
+    (run / "summary.json").write_text(json.dumps({"step": 30, "total_steps": 60}))   # interrupted
+    assert not cgit_augment.finished(run)
+    (run / "summary.json").write_text(json.dumps({"step": 60, "total_steps": 60, "test": {"accuracy": 0.5}}))
+    assert cgit_augment.finished(run) and cgit_augment.test_accuracy(run) == 0.5
+
+
+def test_replicates_need_as_many_heldout_seeds():
+    with pytest.raises(SystemExit, match="as many --heldout-seeds"):
+        cgit_augment.main(["--seeds", "7", "8", "--heldout-seeds", "101"])
