@@ -26,7 +26,8 @@ from pipeline.fusion import CROP_YAW, PUBLISH_MODES
 EXIT_ERROR, EXIT_BAD_INPUT = 1, 2
 EXIT_CODES = """exit status:
   0    the run ended (end of a replay, --max-frames)
-  1    a fatal error stopped the run (the summary's "error" says which)
+  1    a fatal error stopped the run (the summary's "error" says which), or every frame failed in a
+       stage (the summary's "first_failure" says why; frames without a face are no failure)
   2    bad input: a source, model or option that cannot be used; nothing was started
   130  stopped by Ctrl-C (SIGINT)
   143  stopped by SIGTERM
@@ -161,13 +162,22 @@ def main(argv=None) -> int:
     print(json.dumps({"summary": summary}))
     if summary.get("error"):
         print(f"run_pipeline: {summary['error']}", file=sys.stderr)
+    elif every_frame_failed(summary):
+        print(f"run_pipeline: every frame failed ({summary['failed']}); the first: {summary['first_failure']}",
+              file=sys.stderr)
     return exit_status(summary)
 
 
+def every_frame_failed(summary: dict) -> bool:
+    """A run that published frames, each of them a stage's failure (not frames without a face)."""
+    return bool(summary.get("frames")) and summary.get("failed") == summary["frames"]
+
+
 def exit_status(summary: dict) -> int:
-    """An error stopped the run (a signal during the shutdown it caused changes nothing); else the
-    signal that stopped it, as a shell reports one (128 + its number); else the run ended: 0."""
-    if summary.get("error"):
+    """An error stopped the run or every frame failed (a signal during the shutdown it caused changes
+    nothing); else the signal that stopped it, as a shell reports one (128 + its number); else the
+    run ended: 0."""
+    if summary.get("error") or every_frame_failed(summary):
         return EXIT_ERROR
     if summary.get("interrupted"):
         return 128 + signal.Signals[summary["interrupted"]]

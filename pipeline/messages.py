@@ -109,6 +109,17 @@ class FrameHeader(Struct, tag_field="type", tag="frame", omit_defaults=True):
         self.valid, self.reason = False, reason
         return self
 
+    def fail(self, stage: str, error: Exception) -> FrameHeader:
+        """A stage raised on this frame: invalid, and the reason says which stage and why."""
+        return self.invalidate(f"{stage}{FAILED} {error}")
+
+
+FAILED = " failed:"   # in a reason: a stage raised (not a frame without a face, which is no failure)
+
+
+def is_failure(reason: str | None) -> bool:
+    return bool(reason) and FAILED in reason
+
 
 class EndOfStream(Struct, tag_field="type", tag="eos"):
     """The source is finished (replay): every stage passes it on once it has one from each worker

@@ -270,7 +270,7 @@ def run_transform(worker, config, ctx, run_dir, should_stop, counters, reporter)
                 header, arrays = step(header, arrays)
             except Exception as error:  # a bad frame must not take the stage down: publish why instead
                 counters.errors += 1
-                header.invalidate(f"{worker.stage.name} failed: {error}")
+                header.fail(worker.stage.name, error)
                 arrays = {}
             header.stamp(worker.stage.name, started, time.monotonic_ns())
             out.send(header, arrays, waiting)

@@ -13,7 +13,7 @@ from array import array
 import numpy as np
 
 from pipeline.fusion import PATHS
-from pipeline.messages import Result
+from pipeline.messages import Result, is_failure
 from pipeline.stages import STAGE_NAMES
 from pipeline.truth import NO_FACE
 
@@ -37,6 +37,7 @@ class Tally:
         self.published_from = None
         self.blinks = 0
         self.events: dict[str, int] = {}   # driver-monitor events started, by kind
+        self.failed, self.first_failure = 0, None   # frames a stage raised on, and the first one's reason
 
     def add(self, result: Result):
         emotion = result.emotion
@@ -46,6 +47,9 @@ class Tally:
             if event.state == "start":
                 self.events[event.kind] = self.events.get(event.kind, 0) + 1
         self.valid += emotion.valid
+        if is_failure(emotion.reason):
+            self.failed += 1
+            self.first_failure = self.first_failure or emotion.reason
         t0, t1 = emotion.t_capture_ns, emotion.t_publish_ns
         self.first_capture = t0 if self.first_capture is None else min(self.first_capture, t0)
         self.last_publish = t1 if self.last_publish is None else max(self.last_publish, t1)
@@ -76,7 +80,8 @@ class Tally:
     def summary(self, stages: dict, skipped: int = 0) -> dict:
         """stages: the supervisor's totals per stage (drops, malformed, errors, restarts); skipped: the
         source's unreadable or unsupported frames and files (pipeline/messages.py: SourceStatus)."""
-        result = {"frames": self.frames, "valid": self.valid}
+        result = {"frames": self.frames, "valid": self.valid, "failed": self.failed,
+                  "first_failure": self.first_failure}
         if self.frames:
             seconds = (self.last_publish - self.first_capture) / 1e9
             result["seconds"] = round(seconds, 3)
@@ -123,6 +128,8 @@ def describe(summary: dict) -> str:
              f"{summary.get('fps')} fps, latency p50 {lat['p50']} ms / p99 {lat['p99']} ms",
              f"drops {summary['drops']}, malformed {summary['malformed']}, errors {summary['errors']}, "
              f"restarts {summary['restarts']}, skipped {summary['skipped']}"]
+    if summary.get("failed"):
+        lines.append(f"{summary['failed']} frames failed in a stage; the first: {summary['first_failure']}")
     driver = summary.get("driver")
     if driver:
         events = ", ".join(f"{kind} {n}" for kind, n in driver["events"].items()) or "none"

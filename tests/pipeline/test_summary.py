@@ -80,3 +80,27 @@ def test_skipped_inputs_are_counted_in_the_summary_and_its_words():
     assert summary["skipped"] == 3 and summary["frames"] == 1
     assert "restarts 0, skipped 3" in describe(summary)
     assert summarize([], {}, EXPRESSIONS)["skipped"] == 0
+
+
+def test_frames_a_stage_failed_on_are_counted_with_the_first_reason_and_fail_the_run():
+    import run_pipeline
+    from pipeline.messages import FrameHeader
+
+    def failed(i, reason):
+        r = record(i, False, None, None, None, None, 10)
+        r.emotion.reason = reason
+        return r
+
+    shape = "input 'image' shape expected [N,3,64,64], got [1,3,128,128]"
+    header = FrameHeader(frame_id=0, source="s", t_capture_ns=0).fail("translate", ValueError(shape))
+    all_failed = summarize([failed(i, header.reason) for i in range(3)], {}, EXPRESSIONS)
+    assert all_failed["failed"] == 3 and all_failed["first_failure"] == f"translate failed: {shape}"
+    assert f"3 frames failed in a stage; the first: translate failed: {shape}" in describe(all_failed)
+    assert run_pipeline.exit_status(all_failed) == run_pipeline.EXIT_ERROR
+    # frames without a face are no failure: such a run ended, exit 0
+    no_faces = summarize([failed(i, "no face found") for i in range(3)], {}, EXPRESSIONS)
+    assert no_faces["failed"] == 0 and no_faces["first_failure"] is None
+    assert run_pipeline.exit_status(no_faces) == 0
+    some = summarize([failed(0, header.reason), record(1, True, "happiness", "happiness", None, None, 10)], {},
+                     EXPRESSIONS)
+    assert some["failed"] == 1 and run_pipeline.exit_status(some) == 0
