@@ -36,6 +36,8 @@ $PY -m train exprada --mode uit --source "$DATA/source" --target "$DATA/target" 
     --lambda-sem 1 --lambda-sem-target 1 --semantic-classifier "$RUNS/classifier/checkpoints/best.pt" \
     --sample-every 1000 --checkpoint-every 500 "${FAST[@]}" --out "$RUNS/uit"
 
-# 4. Export both for the runtime.
-$PY -m train export --checkpoint "$RUNS/classifier/checkpoints/best.pt" --out models/classifier.onnx
-$PY -m train export --checkpoint "$RUNS/uit/checkpoints/last.pt" --out models/uit_generator.onnx
+# 4. Export both for the runtime: ONNX (ONNX Runtime, TensorRT) and torch.export programs (--engine torch).
+for ext in onnx pt2; do
+    $PY -m train export --checkpoint "$RUNS/classifier/checkpoints/best.pt" --out models/classifier.$ext
+    $PY -m train export --checkpoint "$RUNS/uit/checkpoints/last.pt" --out models/uit_generator.$ext
+done

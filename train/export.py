@@ -177,15 +177,17 @@ def export_checkpoint(checkpoint, out, *, name: str | None = None, opset: int = 
                        classes=classes, opset=opset)
 
 
-def parity(module: nn.Module, kind: str, onnx_path, inputs: tuple[torch.Tensor, ...]) -> dict[str, float]:
-    """Max |ONNX Runtime − PyTorch| per output, relative to the PyTorch output's range."""
-    import onnxruntime as ort
+def parity(module: nn.Module, kind: str, path, inputs: tuple[torch.Tensor, ...]) -> dict[str, float]:
+    """Max |exported − PyTorch| per output, relative to the PyTorch output's range: an .onnx file run
+    by ONNX Runtime, a .pt2 program by the runtime's own torch engine (as the car would load it)."""
+    import engines
 
     names, outputs = io_names(kind)
     with torch.no_grad():
         expected = [t.numpy() for t in wrap(module, kind)(*inputs)]
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = session.run(outputs, {n: t.numpy() for n, t in zip(names, inputs)})
+    engine = engines.load(path, "torch" if str(path).endswith(".pt2") else "onnxruntime")
+    produced = engine.run({n: t.numpy() for n, t in zip(names, inputs)})
+    got = [produced[name] for name in outputs]
     result = {}
     for name, want, have in zip(outputs, expected, got):
         span = float(np.ptp(want)) or 1.0
@@ -205,9 +207,8 @@ def main(argv=None) -> int:
     info = ModelInfo.of(out)   # what the artefact states, read back
     result = {"out": str(out), "checkpoint": str(args.checkpoint), "kind": info.kind, "image_size": info.image_size,
               "width": info.width}
-    if out.suffix == ".onnx":
-        module, kind, _, size, _ = load_checkpoint_model(args.checkpoint, args.name)
-        result["parity_rel_max"] = parity(module, kind, out, example_inputs(kind, size, batch=2))
+    module, kind, _, size, _ = load_checkpoint_model(args.checkpoint, args.name)
+    result["parity_rel_max"] = parity(module, kind, out, example_inputs(kind, size, batch=2))
     print(json.dumps(result))
     return 0
 

@@ -40,6 +40,7 @@ def test_export_checkpoint_to_pt2_carries_the_onnx_metadata(tmp_path, uit_checkp
         assert export(["--checkpoint", str(uit_checkpoint), "--out", str(out)]) == 0
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["kind"], r["image_size"], r["width"]) for r in printed] == [("uit_generator", 64, 4)] * 2
+    assert all(max(r["parity_rel_max"].values()) <= 1e-4 for r in printed)   # the .pt2 checked as the ONNX is
     assert engines.read_metadata(pt2_out) == engines.read_metadata(onnx_out)
     assert engines.load(pt2_out, backend="torch").metadata == engines.load(onnx_out).metadata
 

@@ -35,3 +35,21 @@ def test_default_models_on_a_synthetic_drive(tmp_path):
     assert summary["accuracy_render"] >= FLOOR_RENDER and summary["accuracy_translated"] >= FLOOR_TRANSLATED
     assert summary["published_from"] == "fusion" and summary["accuracy_published"] >= FLOOR_PUBLISHED
     assert summary["accuracy_crop"] is not None   # every path is classified by default, the crop too
+
+
+def test_the_shipped_torch_programs_compute_what_the_shipped_onnx_models_do():
+    """`--engine torch` works from a clone: models/*.pt2 ship beside the ONNX files, verified by their
+    digests on load, and give the same outputs."""
+    import numpy as np
+
+    import engines
+    rng = np.random.default_rng(0)
+    for name in ("classifier", "uit_generator"):
+        onnx_engine = engines.load(REPO / "models" / f"{name}.onnx")
+        program = engines.load(REPO / "models" / f"{name}.pt2", backend="torch")
+        assert program.metadata == onnx_engine.metadata
+        feeds = {spec.name: rng.uniform(-1, 1, (2, *spec.shape[1:])).astype(np.float32)
+                 for spec in onnx_engine.inputs}
+        want, got = onnx_engine.run(feeds), program.run(feeds)
+        for output, value in want.items():
+            assert np.abs(got[output] - value).max() <= 1e-4 * max(1.0, float(np.ptp(value))), (name, output)
