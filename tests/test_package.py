@@ -71,6 +71,13 @@ def test_python_m_train_help_from_another_directory(tmp_path):
     assert "synth" in run.stdout
 
 
+def test_a_train_command_given_bad_data_exits_2_with_one_line(tmp_path):
+    run = outside([sys.executable, "-m", "train", "classifier", "--data", str(tmp_path / "missing"),
+                   "--backbone", "small", "--out", str(tmp_path / "run")], tmp_path)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [f"error: data {tmp_path / 'missing'} does not exist"]
+
+
 def test_repository_files_are_found_from_another_directory(tmp_path):
     """The shipped models, the schemas and the face model's data stay repo files."""
     code = ("from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR; from pipeline.messages import "

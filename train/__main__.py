@@ -1,6 +1,12 @@
-"""`python -m train COMMAND ...`: one entry point, each command in its own module."""
+"""`python -m train COMMAND ...`: one entry point, each command in its own module.
+
+Exit status, every command: 0 done; 2 a usage or data mistake, said in one line on stderr (a bad
+flag, a folder without class folders, a checkpoint that does not fit, --steps below a run's end);
+1 a failure while working (with its traceback); 130 stopped by Ctrl-C (a trainer saves first)."""
 import importlib
 import sys
+
+EXIT_USAGE = 2
 
 COMMANDS = {
     "exprada": ("train.exprada", "train ExprADA (UIT or CGIT): both generators and discriminators"),
@@ -20,7 +26,19 @@ def main(argv=None) -> int:
             print(f"  {name:<11} {help_text}")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     module = importlib.import_module(COMMANDS[argv[0]][0])
-    return module.main(argv[1:]) or 0
+    from train.checkpoint import CheckpointError
+    try:
+        return module.main(argv[1:]) or 0
+    except SystemExit as stop:
+        if isinstance(stop.code, str):   # the commands' one-line "error: …" for a user's mistake
+            print(stop.code, file=sys.stderr)
+            return EXIT_USAGE
+        raise
+    except CheckpointError as error:   # a checkpoint that is not the run's, or not this kind
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":
