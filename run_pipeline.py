@@ -134,7 +134,8 @@ def config_from(args) -> PipelineConfig:
         curve_clients=args.curve_clients, save_video=args.save_video, display=args.display,
         record=args.record, max_frames=args.max_frames, single_process=args.single_process,
         pixel_format=args.pixel_format, folder_fps=args.folder_fps, max_bytes=int(args.max_message_mb * (1 << 20)),
-        stall_timeout_s=args.stall_timeout, face_workers=args.face_workers, dms=dms)
+        stall_timeout_s=args.stall_timeout, face_workers=args.face_workers, dms=dms,
+        progress=sys.stderr.isatty() and not (args.json or args.quiet))
 
 
 def main(argv=None) -> int:

@@ -45,6 +45,7 @@ class PipelineConfig:
     folder_fps: float = 30.0
     max_bytes: int = wire.DEFAULT_MAX_BYTES
     status_period_s: float = 1.0
+    progress: bool = False              # a live line on stderr each status period (run_pipeline: on a terminal)
     max_restarts: int = 5               # per stage, within restart_window_s, before the run gives up
     restart_window_s: float = 60.0
     stall_timeout_s: float = 15.0       # a stage process silent this long is killed and restarted (0: never)

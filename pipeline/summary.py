@@ -77,6 +77,20 @@ class Tally:
                 self.path_frames[path] += 1
                 self.hits[path] += label == expected
 
+    def progress_line(self) -> str:
+        """One line of the run so far, for a terminal: frames, face found, fps, latency, accuracy."""
+        parts = [f"frames {self.frames}", f"face {self.valid}"]
+        if self.frames > 1:
+            seconds = max((self.last_publish - self.first_capture) / 1e9, 1e-9)
+            parts.append(f"{(self.frames - 1) / seconds:.1f} fps")
+        if len(self.latency["total"]):
+            parts.append(f"p50 {percentile(self.latency['total'], 50)} ms")
+        if self.found:
+            parts.append(f"accuracy {100 * self.hits['published'] / self.found:.1f} %")
+        if self.failed:
+            parts.append(f"failed {self.failed}")
+        return " · ".join(parts)
+
     def summary(self, stages: dict, skipped: int = 0) -> dict:
         """stages: the supervisor's totals per stage (drops, malformed, errors, restarts); skipped: the
         source's unreadable or unsupported frames and files (pipeline/messages.py: SourceStatus)."""

@@ -154,8 +154,12 @@ class Supervisor:
             done = self._check_workers() or done
             if status_tick():
                 self._publish_status()
+                if self.config.progress:   # rewritten in place: \r, then clear to the end of the line
+                    print(f"\r{self.tally.progress_line()}\x1b[K", end="", file=sys.stderr, flush=True)
         if done and not self.eos_seen:
             self._finish_results()
+        if self.config.progress:
+            print(file=sys.stderr, flush=True)   # the summary starts on a line of its own
 
     def _all_ready(self):
         ready = all(sum(1 for r in self.reports[stage.name].values() if r.ready) >= stage.replicas(self.config)

@@ -104,3 +104,14 @@ def test_frames_a_stage_failed_on_are_counted_with_the_first_reason_and_fail_the
     some = summarize([failed(0, header.reason), record(1, True, "happiness", "happiness", None, None, 10)], {},
                      EXPRESSIONS)
     assert some["failed"] == 1 and run_pipeline.exit_status(some) == 0
+
+
+def test_the_progress_line_says_the_run_so_far():
+    from pipeline.summary import Tally
+    tally = Tally(EXPRESSIONS)
+    assert tally.progress_line() == "frames 0 · face 0"
+    for r in (record(0, True, "happiness", "happiness", HAPPY, None, 20),
+              record(1, True, "happiness", "happiness", SAD, None, 30)):
+        tally.add(r)
+    line = tally.progress_line()
+    assert line.startswith("frames 2 · face 2 · ") and "p50 25.0 ms" in line and "accuracy 50.0 %" in line
