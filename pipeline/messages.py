@@ -246,6 +246,8 @@ class Status(Struct, tag_field="schema", tag=STATUS_SCHEMA):
     source: SourceStatus
     stages: dict[str, StageStatus]
     error: str | None
+    ended: Annotated[str | None, _doc("only in a run's last message: why it ended (end of source, "
+                                      "max frames, stopped by SIGINT or SIGTERM, error); nothing follows")] = None
 
 
 Published = Emotion | EmotionV1 | Status | Event

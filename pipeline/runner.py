@@ -403,7 +403,9 @@ def run_decide(worker, config, ctx, run_dir, should_stop, counters, reporter) ->
                 publish_frame(header, arrays)
             if end is not None and (config.mode == LIVE or last_id >= end.last_id):
                 results.send(ResultsEnd(end.source, end.frames, end.reason))
-                linger_until_stopped(reporter, should_stop)
+                # the supervisor's last status (the run's end) still goes out while decide waits
+                linger_until_stopped(reporter, should_stop,
+                                     lambda: forward_status(status_in, publisher, config.token, counters))
                 break
     finally:
         reporter.send(force=True)
@@ -431,12 +433,15 @@ def forward_status(status_in, publisher: Publisher, token: bytes, counters: Coun
             counters.malformed += 1
 
 
-def linger_until_stopped(reporter, should_stop):
+def linger_until_stopped(reporter, should_stop, meanwhile=None):
     """After the end of stream: keep every socket open until the supervisor stops the run. A stage
     that left at once would disconnect from the next one, and ZeroMQ may drop what the next stage had
-    received from it but not yet read (seen: the last frames of one face replica)."""
+    received from it but not yet read (seen: the last frames of one face replica). `meanwhile`: what
+    the stage still does while it waits."""
     while not should_stop():
         reporter.send()
+        if meanwhile:
+            meanwhile()
         time.sleep(0.02)
 
 

@@ -4,7 +4,8 @@ Each ZeroMQ message is two frames, [topic, JSON]; any SUB socket in any language
 way (the JSON Schemas of the topics are in schemas/). From Python, `subscribe()` + `receive()` give
 typed messages (pipeline/messages.py: Emotion, Status, Event); a message that does not decode is
 skipped, with one line on stderr. The command prints one JSON object per line on stdout, or with
---brief one short line per emotion and event message.
+--brief one short line per emotion and event message; it exits when the run's last status says the
+stream ended (`ended`), unless --follow.
 """
 from __future__ import annotations
 
@@ -55,6 +56,8 @@ def receive(sock: zmq.Socket, timeout_ms: int, on_bad=None) -> tuple[str, Publis
     return None
 
 
+QUIET_NOTE_S = 5   # without --timeout: say once that nothing came, after this long
+
 BRIEF_HEADER = f"{'frame':>6} {'smoothed':<10} {'this frame':<10} {'latency':>10} | driver monitor"
 
 
@@ -66,6 +69,8 @@ def brief(message: Published) -> str:
         stages = ", ".join(f"{name} {stage.fps:.0f} fps" + ("" if stage.alive else " (down)")
                            for name, stage in message.stages.items())
         error = f"; error: {message.error}" if message.error else ""
+        if message.ended:
+            return f"END of stream: {message.ended}"
         return f"STATUS {message.mode}, source {message.source.state}: {stages}{error}"
     if isinstance(message, Event):
         when = (f"after {message.duration_s:.1f} s" if message.state == "end"
@@ -101,6 +106,8 @@ def main(argv=None) -> int:
     p.add_argument("--count", type=int, help="exit after this many messages")
     p.add_argument("--timeout", type=float, help="exit after this many seconds without a message")
     p.add_argument("--brief", action="store_true", help="one short line per message, for people, instead of JSON")
+    p.add_argument("--follow", action="store_true",
+                   help="keep listening after a run's end-of-stream status (for the next run); default: exit 0")
     p.add_argument("--curve-key", metavar="FILE", help="CURVE: this subscriber's .key_secret file")
     p.add_argument("--curve-server-key", metavar="FILE", help="CURVE: the pipeline's public .key file")
     args = p.parse_args(argv)
@@ -120,7 +127,13 @@ def main(argv=None) -> int:
         print(BRIEF_HEADER, flush=True)
     try:
         while args.count is None or seen < args.count:
-            got = receive(sock, int(args.timeout * 1000) if args.timeout else -1)
+            got = receive(sock, int(args.timeout * 1000) if args.timeout else QUIET_NOTE_S * 1000)
+            if got is None and not args.timeout and not seen:
+                print(f"exprada subscribe: nothing from {args.endpoint} in {QUIET_NOTE_S} s; is a pipeline "
+                      f"publishing there (run_pipeline.py --publish)? still listening", file=sys.stderr, flush=True)
+                got = receive(sock, -1)
+            elif got is None and not args.timeout:
+                continue
             if got is None:
                 break
             topic, message = got
@@ -129,6 +142,8 @@ def main(argv=None) -> int:
                 print(brief(message), flush=True)
             else:
                 print(json.dumps({"topic": topic, **to_builtins(message)}), flush=True)
+            if isinstance(message, Status) and message.ended and not args.follow:
+                break
     except KeyboardInterrupt:
         pass
     finally:

@@ -32,6 +32,7 @@ from pipeline.workers import ProcessWorker, ThreadWorker
 
 STOP_GRACE_S = 1.5    # SIGTERM, then SIGKILL: everything is gone within 2 s of Ctrl-C
 SUBSCRIBER_GRACE_S = 0.5  # after the PUB socket is up, time for subscribers to connect before frame 0
+END_GRACE_S = 0.2    # after the last status: time for decide (polling every 20–100 ms) to publish it
 
 
 class Supervisor:
@@ -79,6 +80,7 @@ class Supervisor:
             for worker in workers(self.config):
                 self._start(worker)
             self._loop()
+            self._publish_end()
         finally:
             self._shutdown()
             self._restore_signals(previous)
@@ -359,6 +361,25 @@ class Supervisor:
         return Status(t_ns=time.monotonic_ns(), mode=self.config.mode,
                       source=msgspec.structs.replace(source, name=self.config.source), stages=stages,
                       error=self.error)
+
+    def _publish_end(self):
+        """The run's last status message, saying why it ended, so a subscriber knows nothing follows;
+        given decide a moment to pass it on before the stages are stopped."""
+        status = self.status()
+        if self.error:
+            status.ended = f"error: {self.error}"
+        elif self.interrupted:
+            status.ended = f"stopped by {self.interrupted}"
+        else:
+            status.ended = self.end_note or ("max frames" if self.config.max_frames and self.eos_seen
+                                             and self.tally.frames >= self.config.max_frames else "end of source")
+        try:
+            self.status_out.send_multipart(wire.seal(encode(status), self.config.token), zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        if self.status_log:
+            self.status_log.write(status)
+        time.sleep(END_GRACE_S)
 
     def _publish_status(self):
         status = self.status()

@@ -92,6 +92,9 @@ def test_replay_end_to_end_with_subscribers_record_and_overlay(models, drive_cli
         for m in messages:
             check.validate(strip(m))
     assert set(statuses[-1]["stages"]) == {"capture", "face", "translate", "classify", "decide"}
+    # The run's last message says the stream ended (and the subscriber, told so, exited by itself).
+    assert received[-1]["topic"] == "status" and statuses[-1]["ended"] == "end of source"
+    assert all(s["ended"] is None for s in statuses[:-1])
 
     summary = summary_of(run.stdout)
     assert summary["frames"] == frames and summary["drops"] == 0 and summary["restarts"] == 0
