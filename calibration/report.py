@@ -151,14 +151,21 @@ def _named(values, what) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m calibration.report", description=__doc__.splitlines()[0])
-    parser.add_argument("--labelled", required=True)
-    parser.add_argument("--generator", action="append", required=True, help="PRECISION=G.onnx (repeat)")
-    parser.add_argument("--classifier", action="append", required=True, help="PRECISION=C.onnx (repeat)")
-    parser.add_argument("--reference", default="fp32")
-    parser.add_argument("--prerendered", action="store_true")
-    parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--out")
+    parser = argparse.ArgumentParser(prog="python -m calibration.report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--labelled", required=True,
+                        help="class-per-folder tree ROOT/<expression>/*.png: camera frames, or with --prerendered "
+                             "frontal renders with their NAME.side.png")
+    parser.add_argument("--generator", action="append", required=True,
+                        help="PRECISION=G.onnx, repeat per precision (fp32=..., int8=...); G=identity skips translation")
+    parser.add_argument("--classifier", action="append", required=True,
+                        help="PRECISION=C.onnx, repeat; a precision without its own uses the reference's")
+    parser.add_argument("--reference", default="fp32",
+                        help="the precision the others are compared with (default: %(default)s)")
+    parser.add_argument("--prerendered", action="store_true",
+                        help="the images are frontal renders already (no face stage)")
+    parser.add_argument("--threads", type=int, default=0, help="engine threads (default: the runtime's own)")
+    parser.add_argument("--out", help="also write the report JSON to this file")
     args = parser.parse_args(argv)
     generators, classifiers = _named(args.generator, "generator"), _named(args.classifier, "classifier")
     if args.reference not in classifiers:

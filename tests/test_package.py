@@ -20,6 +20,8 @@ SCRIPTS = {
     "exprada-subscribe": "pipeline.subscribe:main",
     "exprada-engines": "engines.__main__:main",
     "exprada-calibration": "calibration.__main__:main",
+    "exprada-calibration-report": "calibration.report:main",
+    "exprada-curve": "pipeline.curve:main",
 }
 
 
