@@ -1,8 +1,11 @@
 """The overlay for --save-video / --display: the frame with box and landmarks, the driver monitor's
 eye state, gaze ray and events in progress, and a side panel with the frontal render, its
-translation, the probability bars with their values, the smoothed and the frame's own label, and the
-frame's index and time. The video plays at the source's own rate (from the frames' media times)."""
+translation, the probability bars with their values, the smoothed and the frame's own label, the
+frame's index and time, and the recording's ground truth where it has one (green: the smoothed label
+agrees). The video plays at the source's own rate (from the frames' media times)."""
 from __future__ import annotations
+
+from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -10,6 +13,7 @@ import numpy as np
 from face.eyes import LEFT_EYE, RIGHT_EYE
 from face.imageio import to_bgr8
 from pipeline.messages import Emotion
+from pipeline.truth import NO_FACE
 
 PANEL_WIDTH = 300
 TILE = 140
@@ -18,9 +22,10 @@ IRISES = (LEFT_EYE["iris"], RIGHT_EYE["iris"])   # FaceMesh's iris centres, as f
 GAZE_RAY = 80         # pixels: the length of a gaze ray pointing straight into the image plane's side
 
 
-def draw(arrays: dict, message: Emotion, classes) -> np.ndarray:
+def draw(arrays: dict, message: Emotion, classes, truth=None) -> np.ndarray:
+    """truth: the recording's ground truth for the frame (a class index, NO_FACE), when it has one."""
     frame = to_bgr8(arrays["frame"]).copy()
-    height = max(frame.shape[0], 2 * TILE + 30 + 22 * len(classes) + 110)   # room for the three caption lines
+    height = max(frame.shape[0], 2 * TILE + 30 + 22 * len(classes) + 132)   # room for the four caption lines
     canvas = np.zeros((height, frame.shape[1] + PANEL_WIDTH, 3), np.uint8)
     if message.face:
         x0, y0, x1, y1 = (int(round(v)) for v in message.face.box)
@@ -56,6 +61,10 @@ def draw(arrays: dict, message: Emotion, classes) -> np.ndarray:
     seconds = (message.t_media_ns if message.t_media_ns is not None else message.t_capture_ns) / 1e9
     cv2.putText(canvas, f"frame {message.frame_id}  t {seconds:.2f} s", (left, bottom + 72),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.45, GREY, 1)
+    if truth is not None:
+        expected = "no face" if truth == NO_FACE else classes[truth]
+        colour = GREEN if expected == smoothed else RED
+        cv2.putText(canvas, f"truth: {expected}", (left, bottom + 94), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1)
     return canvas
 
 
@@ -90,19 +99,48 @@ def draw_driver(frame: np.ndarray, driver, landmarks):
         cv2.putText(frame, text, (10, 22 + 20 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.55, colour, 2 if colour == RED else 1)
 
 
+class H264File:
+    """An H.264 MP4 (yuv420p, faststart) that browsers and every player show, through PyAV's libx264:
+    OpenCV's own FFmpeg has no H.264 encoder, and its mp4v plays in no browser. `ultrafast` keeps the
+    encoder from slowing the stage that draws the overlay."""
+
+    def __init__(self, path: str, fps: float, shape):
+        import av
+
+        self.container = av.open(path, "w", options={"movflags": "+faststart"})
+        self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        self.height, self.width = (d + d % 2 for d in shape[:2])   # yuv420p needs even sides
+        self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, "yuv420p"
+        self.stream.options = {"preset": "ultrafast", "crf": "23"}
+
+    def write(self, image: np.ndarray):
+        import av
+
+        if image.shape[:2] != (self.height, self.width):
+            image = cv2.copyMakeBorder(image, 0, self.height - image.shape[0], 0, self.width - image.shape[1],
+                                       cv2.BORDER_CONSTANT)
+        for packet in self.stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+            self.container.mux(packet)
+
+    def release(self):
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        self.container.close()
+
+
 class OverlayWriter:
-    """Writes overlay frames to a video (mp4v) and/or shows them in a window. The video's rate is the
-    source's, from the first two frames' media times (a folder replayed at 10 fps plays at 10)."""
+    """Writes overlay frames to a video (H.264 MP4) and/or shows them in a window. The video's rate is
+    the source's, from the first two frames' media times (a folder replayed at 10 fps plays at 10)."""
 
     def __init__(self, path: str | None, display: bool, classes, fps: float = 30.0):
         self.path, self.display, self.classes, self.fps = path, display, classes, fps
         self.writer = None
         self.pending = None   # (image, media time) of the first frame, until the second gives the rate
 
-    def write(self, arrays: dict, message: Emotion):
+    def write(self, arrays: dict, message: Emotion, truth=None):
         if "frame" not in arrays:
             return
-        image = draw(arrays, message, self.classes)
+        image = draw(arrays, message, self.classes, truth)
         if self.path:
             self._record(image, message.t_media_ns)
         if self.display:
@@ -123,9 +161,10 @@ class OverlayWriter:
         self.writer.write(image)
 
     def _open(self, shape):
-        self.writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (shape[1], shape[0]))
-        if not self.writer.isOpened():
-            raise OSError(f"{self.path}: cannot write the overlay video")
+        try:
+            self.writer = H264File(self.path, self.fps, shape)
+        except (OSError, ValueError) as error:
+            raise OSError(f"{self.path}: cannot write the overlay video ({error})") from None
 
     def close(self):
         if self.pending is not None:   # a run of one frame

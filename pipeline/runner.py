@@ -385,7 +385,7 @@ def run_decide(worker, config, ctx, run_dir, should_stop, counters, reporter) ->
         counters.last_frame_id = last_id
         results.send(result)
         if overlay:
-            overlay.write(arrays, result.emotion)
+            overlay.write(arrays, result.emotion, result.truth)
 
     reporter.send(force=True, ready=True)
     try:
