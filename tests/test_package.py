@@ -22,6 +22,7 @@ SCRIPTS = {
     "exprada-calibration": "calibration.__main__:main",
     "exprada-calibration-report": "calibration.report:main",
     "exprada-curve": "pipeline.curve:main",
+    "exprada-replay": "pipeline.replay:main",
 }
 
 

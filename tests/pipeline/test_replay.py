@@ -1,0 +1,50 @@
+"""`python -m pipeline.replay`: a recording replays to the same messages with the same models, and a
+changed model shows where it changes them (process replay, timing ignored)."""
+import json
+import subprocess
+import sys
+
+from pipeline.replay import compare, differences
+from pipeline_clips import brightness_classifier
+from pipeline_helpers import REPO, env, free_endpoint, pipeline_command
+
+
+def replay(record, models):
+    run = subprocess.run([sys.executable, "-m", "pipeline.replay", str(record), "--generator", models[0],
+                          "--classifier", models[1]], cwd=REPO, env=env(), capture_output=True, text=True,
+                         timeout=180)
+    return run.returncode, json.loads(run.stdout.splitlines()[-1]) if run.stdout.strip() else run.stderr
+
+
+def test_a_recording_replays_to_the_same_messages_and_a_new_model_shows_its_changes(drive_clip, models, tmp_path):
+    record = tmp_path / "rec"
+    made = subprocess.run(pipeline_command(drive_clip, models, "--fast", "--publish", free_endpoint(), "--record",
+                                           record, "--json"), cwd=REPO, env=env(), capture_output=True, text=True,
+                          timeout=120)
+    assert made.returncode == 0, made.stderr
+    status, same = replay(record, models)
+    assert status == 0 and same["same"], same
+    assert same["frames_recorded"] == same["frames_replayed"] > 0 and same["fields"] == {}
+    # a classifier that reads every face brighter: its labels change where the brightness is in between
+    darker = str(brightness_classifier(tmp_path / "darker.onnx", -0.9))
+    status, changed = replay(record, (models[0], darker))
+    assert status == 1 and not changed["same"] and changed["frames_differing"] > 0
+    assert changed["fields"].get("label", 0) > 0 and changed["first"][0]["field"]
+
+
+def test_timing_is_ignored_and_numbers_agree_within_the_tolerance():
+    a = {"frame_id": 1, "t_capture_ns": 5, "latency_ms": {"total": 3.0}, "source": "a.mp4", "label": "fear",
+         "probs": {"fear": 0.9001, "anger": 0.0999}, "valid": True}
+    b = {**a, "t_capture_ns": 9, "latency_ms": {"total": 8.0}, "source": "rec/frames",
+         "probs": {"fear": 0.9005, "anger": 0.0995}}
+    assert differences(a, b, 1e-3) == []
+    c = {**b, "label": "anger", "valid": 1}
+    assert [d[0] for d in differences(a, c, 1e-3)] == ["label", "valid"]   # True is no number here
+    report = compare([a, {**a, "frame_id": 2}], [c], 1e-3)
+    assert report["missing"] == [2] and report["frames_differing"] == 1 and report["fields"] == {"label": 1, "valid": 1}
+
+
+def test_no_recording_is_bad_input(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "pipeline.replay", str(tmp_path)], cwd=REPO, env=env(),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "holds no recording" in run.stderr
