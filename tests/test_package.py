@@ -23,6 +23,7 @@ SCRIPTS = {
     "exprada-calibration-report": "calibration.report:main",
     "exprada-curve": "pipeline.curve:main",
     "exprada-replay": "pipeline.replay:main",
+    "exprada-report": "pipeline.report:main",
 }
 
 

@@ -34,3 +34,17 @@ def long_clip(tmp_path_factory):
     """300 frames (10 s at 30 fps): long enough to kill stages one after another and see the stream go on."""
     frames, truth = drive_frames((["bright"] * 10 + ["dark"] * 10) * 15)
     return write_clip(tmp_path_factory.mktemp("long") / "drive.mp4", frames, truth)
+
+
+@pytest.fixture(scope="session")
+def recording(drive_clip, models, tmp_path_factory):
+    """A --record'ing of the drive clip by the staged pipeline (frames, every message, the truth)."""
+    import subprocess
+
+    from pipeline_helpers import REPO, env, free_endpoint, pipeline_command
+    record = tmp_path_factory.mktemp("recording") / "rec"
+    made = subprocess.run(pipeline_command(drive_clip, models, "--fast", "--publish", free_endpoint(), "--record",
+                                           record, "--json"), cwd=REPO, env=env(), capture_output=True, text=True,
+                          timeout=120)
+    assert made.returncode == 0, made.stderr
+    return record

@@ -6,7 +6,7 @@ import sys
 
 from pipeline.replay import compare, differences
 from pipeline_clips import brightness_classifier
-from pipeline_helpers import REPO, env, free_endpoint, pipeline_command
+from pipeline_helpers import REPO, env
 
 
 def replay(record, models):
@@ -16,12 +16,8 @@ def replay(record, models):
     return run.returncode, json.loads(run.stdout.splitlines()[-1]) if run.stdout.strip() else run.stderr
 
 
-def test_a_recording_replays_to_the_same_messages_and_a_new_model_shows_its_changes(drive_clip, models, tmp_path):
-    record = tmp_path / "rec"
-    made = subprocess.run(pipeline_command(drive_clip, models, "--fast", "--publish", free_endpoint(), "--record",
-                                           record, "--json"), cwd=REPO, env=env(), capture_output=True, text=True,
-                          timeout=120)
-    assert made.returncode == 0, made.stderr
+def test_a_recording_replays_to_the_same_messages_and_a_new_model_shows_its_changes(recording, models, tmp_path):
+    record = recording
     status, same = replay(record, models)
     assert status == 0 and same["same"], same
     assert same["frames_recorded"] == same["frames_replayed"] > 0 and same["fields"] == {}
