@@ -41,7 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", default="demo", help="demo | /dev/videoN | VIDEO_FILE | IMAGE_FOLDER (default demo)")
     p.add_argument("--engine", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"))
-    p.add_argument("--generator", default=DEFAULT_GENERATOR, help="UIT generator model")
+    p.add_argument("--generator", default=DEFAULT_GENERATOR,
+                   help="UIT generator model, or identity: no translation (the render is its own translation)")
     p.add_argument("--classifier", default=DEFAULT_CLASSIFIER, help="expression classifier model")
     p.add_argument("--publish", default=DEFAULT_PUBLISH,
                    help="ZeroMQ PUB endpoint for the emotion, status and event stream (default %(default)s)")

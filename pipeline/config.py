@@ -106,15 +106,19 @@ def engine_file(path, engine: str) -> str:
     return str(path)
 
 
+IDENTITY = "identity"   # --generator identity: no translation, the translated path is the render itself
+
+
 def resolve_models(config: PipelineConfig) -> PipelineConfig:
     """Check both models exist, are a UIT generator and a classifier, and agree on the image size;
     take the image size and class names from them; point the paths at what the chosen backend loads."""
-    generator = model_info(config.generator).expect(UIT_GENERATOR)
     classifier = model_info(config.classifier).expect(CLASSIFIER)
-    config.generator = engine_file(config.generator, config.engine)
     config.classifier = engine_file(config.classifier, config.engine)
-    if classifier.image_size != generator.image_size:
-        raise ValueError(f"image sizes differ: generator {config.generator} takes {generator.image_size}, "
-                         f"classifier {config.classifier} takes {classifier.image_size}")
-    config.image_size, config.classes = generator.image_size, classifier.classes
+    if config.generator != IDENTITY:
+        generator = model_info(config.generator).expect(UIT_GENERATOR)
+        config.generator = engine_file(config.generator, config.engine)
+        if classifier.image_size != generator.image_size:
+            raise ValueError(f"image sizes differ: generator {config.generator} takes {generator.image_size}, "
+                             f"classifier {config.classifier} takes {classifier.image_size}")
+    config.image_size, config.classes = classifier.image_size, classifier.classes
     return config

@@ -10,7 +10,7 @@ import numpy as np
 
 from engines.chain import logits, softmax, translate
 from face.imageio import from_network
-from pipeline.config import PipelineConfig
+from pipeline.config import IDENTITY, PipelineConfig
 from pipeline.fusion import PATHS, publish_probs
 from pipeline.messages import Eyes, Face, FrameHeader
 
@@ -89,13 +89,17 @@ class TranslateStep:
     Every other array (`frontal`, `crop`, the overlay's) passes through; the side map stops here."""
 
     def __init__(self, config: PipelineConfig):
-        self.engine = load_engine(config.generator, config)
+        # --generator identity: no model, the render passes as its own translation (a baseline)
+        self.engine = None if config.generator == IDENTITY else load_engine(config.generator, config)
 
     def __call__(self, header: FrameHeader, arrays):
         if not header.valid:
             return header, arrays
-        translated = translate(self.engine, arrays["frontal"][None], arrays["side_map"][None])
         out = {k: v for k, v in arrays.items() if k != "side_map"}
+        if self.engine is None:
+            out["translated"] = arrays["frontal"]
+            return header, out
+        translated = translate(self.engine, arrays["frontal"][None], arrays["side_map"][None])
         out["translated"] = from_network(translated[0])
         return header, out
 

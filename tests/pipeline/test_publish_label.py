@@ -59,3 +59,14 @@ def test_summary_reports_the_published_and_every_path_accuracy(mode, models, dim
     assert (f"published ({mode}) {summary['accuracy_published']}, translated (with UIT) "
             f"{summary['accuracy_translated']}, render {summary['accuracy_render']}, "
             f"crop (aligned frame) {summary['accuracy_crop']}") in words
+
+
+def test_generator_identity_runs_without_a_model_the_render_as_its_own_translation(drive_clip, models):
+    from pipeline.config import PipelineConfig
+    from pipeline.sequential import run_sequential
+
+    summary = run_sequential(PipelineConfig(source=str(drive_clip), fast=True, generator="identity",
+                                            classifier=models[1]))
+    results = [r for r in summary["results"] if r.emotion.valid]
+    assert results and all(r.emotion.paths["translated"] == r.emotion.paths["render"] for r in results)
+    assert summary["accuracy_translated"] == summary["accuracy_render"]
