@@ -86,6 +86,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "--dms-help lists them with their defaults)")
     p.add_argument("--dms-help", action="store_true", help="list the driver-monitor settings and exit")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line only")
+    p.add_argument("--native-logs", action="store_true",
+                   help="let mediapipe/TFLite's own log lines through (silenced by default), for debugging")
     p.add_argument("--quiet", action="store_true",
                    help="--json, and stderr only for problems (errors, skipped files, restarts); the demo video too "
                         "is written silently")
@@ -145,6 +147,8 @@ def main(argv=None) -> int:
         print(describe_settings())
         return 0
     config = config_from(args)
+    if args.native_logs:   # read by face/landmarks.py in every stage process (they inherit it)
+        os.environ["EXPRADA_NATIVE_LOGS"] = "1"
     from pipeline import supervisor
     from pipeline.sources import SourceError
     from pipeline.summary import describe

@@ -17,6 +17,7 @@ mediapipe's C++ logs (absl, TFLite) write to file descriptor 2 directly, past Py
 GLOG_minloglevel nor TF_CPP_MIN_LOG_LEVEL reaches them. They say the same few lines whenever the
 graphs start and once per process on the first face (`CHATTER`): while those can come, fd 2 is
 caught and everything else written meanwhile is passed on; after the first face it is left alone.
+With EXPRADA_NATIVE_LOGS=1 in the environment (run_pipeline.py --native-logs) nothing is filtered.
 """
 import contextlib
 import os
@@ -36,9 +37,15 @@ _fd2_lock = threading.Lock()   # one redirection of fd 2 at a time (threads of -
 _first_face_seen = False       # in this process: mediapipe has said its first-face line
 
 
+NATIVE_LOGS = "EXPRADA_NATIVE_LOGS"   # set (to anything but 0): mediapipe's own lines are left alone
+
+
 @contextlib.contextmanager
 def _without_chatter():
     """Run the block with fd 2 caught in a temporary file, then write out what it caught but CHATTER."""
+    if os.environ.get(NATIVE_LOGS, "0") != "0":
+        yield
+        return
     with _fd2_lock, tempfile.TemporaryFile() as caught:
         sys.stderr.flush()
         saved = os.dup(2)
