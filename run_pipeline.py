@@ -56,6 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--save-video", metavar="OUT.mp4", help="write the overlay video")
     p.add_argument("--display", action="store_true", help="show the overlay in a window")
     p.add_argument("--record", metavar="DIR", help="keep raw frames and every message for replay tests")
+    p.add_argument("--report", metavar="DIR",
+                   help="record the run into DIR (as --record) and write DIR/report.html at its end: an HTML page "
+                        "of the run (pipeline/report.py)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--single-process", action="store_true", help="all stages as threads of one process (inproc)")
     p.add_argument("--publish-label", default="fusion", choices=PUBLISH_MODES,
@@ -114,6 +117,9 @@ def check_outputs(args):
         raise refuse(f"--face-workers must be at least 1, got {args.face_workers}")
     if args.display and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise refuse("--display needs a graphical session (DISPLAY is not set); use --save-video OUT.mp4 instead")
+    if args.report and args.record and Path(args.report).resolve() != Path(args.record).resolve():
+        raise refuse("--report DIR records into DIR: give --record the same folder or leave it out")
+    args.record = args.record or args.report
     for option, path in (("--save-video", args.save_video), ("--record", args.record)):
         if path:
             folder = Path(path).resolve().parent if option == "--save-video" else Path(path).resolve()
@@ -165,6 +171,9 @@ def main(argv=None) -> int:
         return 128 + signal.SIGINT
     if not (args.json or args.quiet):
         print(describe(summary), file=sys.stderr)
+    if args.report and summary.get("frames"):
+        from pipeline.report import write_report
+        summary["report"] = str(write_report(args.report))
     print(json.dumps({"summary": summary}))
     if summary.get("error"):
         print(f"run_pipeline: {summary['error']}", file=sys.stderr)

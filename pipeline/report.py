@@ -1,9 +1,10 @@
-"""An HTML picture of a run: `python -m pipeline.report RECORD [--out RECORD/report.html]`.
+"""An HTML picture of a run: `python -m pipeline.report RECORD [--out RECORD/report.html]`, or
+`run_pipeline.py --report DIR` at the end of a run.
 
 From a recording (`run_pipeline.py --record RECORD`): the run's figures as its summary gives them
 (frames, fps, latency, accuracy of every path against the recording's ground truth), the labels over
-time against the truth, the latency of every stage, the confusion of the published label, and the
-driver monitor's events. One self-contained file (charts inlined as PNG), for a browser or a mail.
+time against the truth, a latency histogram per stage, the confusion of the published label, drops
+and errors over time, a few frames as the overlay draws them, and the driver monitor's events. One self-contained file (charts inlined as PNG), for a browser or a mail.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from pipeline.messages import DecodeError, Emotion, Result, decode_published
 from pipeline.summary import Tally
 from pipeline.truth import NO_FACE
 
+REPORT_NAME = "report.html"
 STAGE_ORDER = ("capture", "face", "translate", "classify", "decide", "total")
 
 
@@ -46,6 +48,11 @@ def load_run(record: Path):
     return emotions, events, truth
 
 
+def load_statuses(record: Path) -> list[dict]:
+    path = record / "status.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
 def tally_of(emotions, truth: dict, classes) -> Tally:
     """The same figures the run's own summary gave (pipeline/summary.py), from the recorded messages."""
     tally = Tally(classes)
@@ -64,8 +71,9 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def charts(emotions, truth: dict, classes) -> dict[str, str]:
-    """{name: PNG data URI}: labels over time, latency per stage, the published label's confusion."""
+def charts(emotions, truth: dict, classes, statuses=()) -> dict[str, str]:
+    """{name: PNG data URI}: labels over time, latency per stage, the published label's confusion,
+    drops and errors over time (from the status messages)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -92,14 +100,34 @@ def charts(emotions, truth: dict, classes) -> dict[str, str]:
     fig.tight_layout()
     out["timeline"] = _png(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig, ax = plt.subplots(figsize=(8, 3.2))
     stages = [s for s in STAGE_ORDER if any(s in m.latency_ms for m in emotions)]
-    ax.boxplot([[m.latency_ms[s] for m in emotions if s in m.latency_ms] for s in stages], showfliers=False)
-    ax.set_xticks(range(1, len(stages) + 1), stages)
-    ax.set_ylabel("ms")
-    ax.set_title("latency per stage (capture to publish: total)", fontsize=10)
+    values = {s: np.array([m.latency_ms[s] for m in emotions if s in m.latency_ms]) for s in stages}
+    top = max(float(np.percentile(v, 99)) for v in values.values()) if values else 1.0
+    bins = np.linspace(0, max(top, 1e-3), 40)
+    for stage in stages:
+        ax.hist(np.clip(values[stage], 0, bins[-1]), bins=bins, histtype="step", linewidth=1.5,
+                label=f"{stage} (p50 {np.median(values[stage]):.1f} ms)")
+    ax.set_xlabel("ms (the last bin holds everything beyond the 99th percentile)")
+    ax.set_ylabel("frames")
+    ax.legend(fontsize=7)
+    ax.set_title("latency per stage (total: capture to publish)", fontsize=10)
     fig.tight_layout()
     out["latency"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 2.6))
+    if statuses:
+        t0 = statuses[0]["t_ns"]
+        t = [(st["t_ns"] - t0) / 1e9 for st in statuses]
+        for key, colour in (("drops", "#e9c46a"), ("errors", "#e76f51"), ("restarts", "#264653")):
+            ax.step(t, [sum(stage.get(key, 0) for stage in st["stages"].values()) for st in statuses],
+                    where="post", color=colour, label=key)
+        ax.legend(fontsize=7)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("so far, all stages")
+    ax.set_title("drops, errors and restarts over time", fontsize=10)
+    fig.tight_layout()
+    out["health"] = _png(fig)
 
     counts = np.zeros((len(classes), len(classes)), int)
     for m in emotions:
@@ -121,6 +149,30 @@ def charts(emotions, truth: dict, classes) -> dict[str, str]:
     ax.set_title("published label vs truth", fontsize=10)
     fig.tight_layout()
     out["confusion"] = _png(fig)
+    return out
+
+
+def overlay_frames(record: Path, emotions, truth: dict, classes, count: int = 4) -> list[str]:
+    """A few recorded frames, evenly through the run, drawn as the overlay draws them (box, labels,
+    bars, ground truth; the renders are not recorded): PNG data URIs."""
+    import cv2
+
+    from pipeline.overlay import draw
+    index = record / "frames" / "frames.jsonl"
+    entries = [json.loads(line) for line in index.read_text().splitlines() if line.strip()] if index.is_file() else []
+    file_of = {e.get("source_index", e["frame"]): record / "frames" / f"{e['frame']:06d}.png" for e in entries}
+    chosen = [emotions[int(i)] for i in np.linspace(0, len(emotions) - 1, min(count, len(emotions)))]
+    out = []
+    for message in chosen:
+        path = file_of.get(message.frame_id)
+        frame = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path is not None else None
+        if frame is None:
+            continue
+        image = draw({"frame": frame}, message, classes, truth.get(message.frame_id))
+        image = cv2.resize(image, (480, int(round(image.shape[0] * 480 / image.shape[1]))), interpolation=cv2.INTER_AREA)
+        ok, png = cv2.imencode(".png", image)
+        if ok:
+            out.append("data:image/png;base64," + base64.b64encode(png.tobytes()).decode())
     return out
 
 
@@ -146,7 +198,8 @@ def render(record: Path, classes=None) -> str:
                  ("crop (aligned frame)", "crop"))]
     started = [e for e in events if e.get("state") == "start"]
     event_rows = [(e.get("frame_id"), e.get("kind"), e.get("cause") or "", e.get("confidence")) for e in started]
-    pictures = charts(emotions, truth, classes)
+    pictures = charts(emotions, truth, classes, load_statuses(record))
+    frames = overlay_frames(record, emotions, truth, classes)
     style = ("body{font:14px system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;"
              "margin:8px 0 20px}td,th{border:1px solid #ccc;padding:3px 9px;text-align:left}"
              "h2{margin-top:28px}img{max-width:100%}")
@@ -158,7 +211,11 @@ def render(record: Path, classes=None) -> str:
              _table([(n, "-" if v is None else f"{100 * v:.1f} %") for n, v in accuracy], ("path", "accuracy")),
              f"<img id='timeline' alt='labels over time' src='{pictures['timeline']}'>",
              "<h2>Latency</h2>", f"<img id='latency' alt='latency per stage' src='{pictures['latency']}'>",
+             "<h2>Drops and errors</h2>", f"<img id='health' alt='drops and errors' src='{pictures['health']}'>",
              "<h2>Confusion</h2>", f"<img id='confusion' alt='confusion' src='{pictures['confusion']}'>",
+             "<h2>Frames</h2>",
+             "".join(f"<img class='frame' alt='overlay frame' src='{uri}' style='width:48%;margin:4px'>"
+                     for uri in frames) or "<p>no recorded frames</p>",
              f"<h2>Driver monitor: {len(started)} events, {summary['driver']['blinks']} blinks</h2>",
              _table(event_rows, ("frame", "event", "cause", "confidence")) if event_rows else "<p>no events</p>",
              "</body></html>"]
@@ -177,14 +234,20 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     try:
-        page = render(record)
+        out = write_report(record, args.out)
     except ValueError as error:
         print(f"exprada report: {error}", file=sys.stderr)
         return 2
-    out = Path(args.out or record / "report.html")
-    out.write_text(page)
-    print(json.dumps({"report": str(out), "bytes": len(page)}))
+    print(json.dumps({"report": str(out), "bytes": out.stat().st_size}))
     return 0
+
+
+def write_report(record, out=None) -> Path:
+    """RECORD's page written to OUT (default RECORD/report.html)."""
+    record = Path(record)
+    out = Path(out or record / REPORT_NAME)
+    out.write_text(render(record))
+    return out
 
 
 if __name__ == "__main__":
