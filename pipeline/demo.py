@@ -9,10 +9,11 @@ a digest of those sources (`writer.digest`) and the drive is written again when 
 """
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 from pathlib import Path
+
+from pipeline.provenance import code_digest
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO / "cache" / "demo"
@@ -23,12 +24,7 @@ DEMO_SECONDS = 60
 
 def writer_digest() -> str:
     """sha256 over the writer's and the face stage's code and data files, in path order."""
-    digest = hashlib.sha256()
-    for root in WRITER_SOURCES:
-        for path in sorted((REPO / root).rglob("*")):
-            if path.is_file() and path.suffix in (".py", ".npz", ".json"):
-                digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
+    return code_digest(WRITER_SOURCES)
 
 
 def demo_video(folder: Path = DEMO_DIR, seconds: int = DEMO_SECONDS, quiet: bool = False) -> Path:

@@ -134,21 +134,7 @@ def charts(emotions, truth: dict, classes, statuses=()) -> dict[str, str]:
         t = truth.get(m.frame_id)
         if m.valid and t is not None and t != NO_FACE and m.label in index:
             counts[t, index[m.label]] += 1
-    fig, ax = plt.subplots(figsize=(5, 4.4))
-    share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
-    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(classes)), classes, fontsize=8)
-    ax.set_xlabel("published")
-    ax.set_ylabel("truth")
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            if counts[i, j]:
-                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if share[i, j] > 0.5 else "black")
-    ax.set_title("published label vs truth", fontsize=10)
-    fig.tight_layout()
-    out["confusion"] = _png(fig)
+    out["confusion"] = _confusion_png(counts, classes, "published label vs truth")
     return out
 
 
@@ -176,10 +162,92 @@ def overlay_frames(record: Path, emotions, truth: dict, classes, count: int = 4)
     return out
 
 
+def _confusion_png(counts, classes, title: str) -> str:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(counts, int).reshape(len(classes), len(classes))
+    fig, ax = plt.subplots(figsize=(5, 4.4))
+    share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    ax.set_xlabel("published")
+    ax.set_ylabel("truth")
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            if counts[i, j]:
+                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if share[i, j] > 0.5 else "black")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def _table(rows, header=None) -> str:
     head = "<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>" if header else ""
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table>{head}{body}</table>"
+
+
+STYLE = ("body{font:14px system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;"
+         "margin:8px 0 20px}td,th{border:1px solid #ccc;padding:3px 9px;text-align:left}"
+         "h2{margin-top:28px}img{max-width:100%}")
+
+
+def _page(title: str, parts) -> str:
+    return "\n".join([f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+                      f"<style>{STYLE}</style></head><body>", *parts, "</body></html>"])
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
+
+
+def render_fleet(fleet: dict) -> str:
+    """The fleet evaluation's page (pipeline/fleet.py): every model set over the fleet, the paired
+    comparison, the drives that failed, and one row per drive."""
+    names = list(fleet["models"])
+    rows = [("drives read", *(fleet[n]["drives"] for n in names)), ("frames", *(fleet[n]["frames"] for n in names)),
+            *((f"accuracy {path}", *(_percent(fleet[n][f"accuracy_{path}"]) for n in names))
+              for path in ("published", *PATHS)),
+            ("published, mean over drives", *(_percent(fleet[n]["accuracy_published_per_drive_mean"]) for n in names)),
+            ("latency p50 / p99 ms", *(f"{fleet[n]['latency_ms']['p50']} / {fleet[n]['latency_ms']['p99']}"
+                                       for n in names)),
+            ("frames failed in a stage", *(fleet[n]["failed"] for n in names)),
+            ("driver-monitor events", *(", ".join(f"{k} {v}" for k, v in fleet[n]["events"].items()) or "none"
+                                        for n in names))]
+    parts = [f"<h1>ExprADA fleet: {fleet['drives']} drives</h1>",
+             f"<p>{fleet['evaluated']} evaluated, {fleet['skipped_done']} kept from an earlier run, "
+             f"{len(fleet['failed_drives'])} failed; {fleet['seconds']} s on {fleet['workers'] or 'no'} Ray workers</p>",
+             _table([(n, m["generator"], m["classifier"]) for n, m in fleet["models"].items()],
+                    ("model set", "generator", "classifier")),
+             "<h2>Over the fleet</h2>", _table(rows, ("", *names))]
+    for metric, p in (fleet.get("paired") or {}).items():
+        if p.get("drives"):
+            parts += [f"<h2>Candidate − baseline, {html.escape(metric)}, per drive</h2>",
+                      _table([("drives", p["drives"]), ("mean", f"{100 * p['mean']:+.2f} points"),
+                              ("std", f"{100 * p['std']:.2f} points"),
+                              ("95 % interval", f"[{100 * p['ci95'][0]:+.2f}, {100 * p['ci95'][1]:+.2f}] points")])]
+    if fleet["failed_drives"]:
+        parts += ["<h2>Drives that failed</h2>",
+                  _table([(f["drive"], f["error"]) for f in fleet["failed_drives"]], ("drive", "error"))]
+    first = fleet[names[0]]
+    if first["confusion"]:
+        parts += [f"<h2>Confusion ({names[0]})</h2>",
+                  f"<img id='confusion' alt='confusion' src='{_confusion_png(first['confusion'], first['classes'], 'published label vs truth, all drives')}'>"]
+    per_drive = [(r["drive"], r.get("error") or "", *(
+        (f"{r[n]['frames']} / {_percent(r[n]['accuracy_published'])}" if n in r else "-") for n in names))
+        for r in fleet["per_drive"]]
+    parts += ["<h2>Drives</h2>", _table(per_drive, ("drive", "error", *(f"{n}: frames / published" for n in names)))]
+    return _page(f"ExprADA fleet: {fleet['drives']} drives", parts)
+
+
+def write_fleet_report(fleet: dict, out) -> Path:
+    out = Path(out)
+    out.write_text(render_fleet(fleet))
+    return out
 
 
 def render(record: Path, classes=None) -> str:
@@ -200,15 +268,10 @@ def render(record: Path, classes=None) -> str:
     event_rows = [(e.get("frame_id"), e.get("kind"), e.get("cause") or "", e.get("confidence")) for e in started]
     pictures = charts(emotions, truth, classes, load_statuses(record))
     frames = overlay_frames(record, emotions, truth, classes)
-    style = ("body{font:14px system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;"
-             "margin:8px 0 20px}td,th{border:1px solid #ccc;padding:3px 9px;text-align:left}"
-             "h2{margin-top:28px}img{max-width:100%}")
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>ExprADA run: {html.escape(str(record))}"
-             f"</title><style>{style}</style></head><body>",
-             f"<h1>ExprADA run</h1><p>{html.escape(str(record))}</p>",
+    parts = [f"<h1>ExprADA run</h1><p>{html.escape(str(record))}</p>",
              "<h2>Run</h2>", _table(figures),
              f"<h2>Accuracy against the recording's truth ({summary['frames_with_truth']} frames)</h2>",
-             _table([(n, "-" if v is None else f"{100 * v:.1f} %") for n, v in accuracy], ("path", "accuracy")),
+             _table([(n, _percent(v)) for n, v in accuracy], ("path", "accuracy")),
              f"<img id='timeline' alt='labels over time' src='{pictures['timeline']}'>",
              "<h2>Latency</h2>", f"<img id='latency' alt='latency per stage' src='{pictures['latency']}'>",
              "<h2>Drops and errors</h2>", f"<img id='health' alt='drops and errors' src='{pictures['health']}'>",
@@ -217,9 +280,8 @@ def render(record: Path, classes=None) -> str:
              "".join(f"<img class='frame' alt='overlay frame' src='{uri}' style='width:48%;margin:4px'>"
                      for uri in frames) or "<p>no recorded frames</p>",
              f"<h2>Driver monitor: {len(started)} events, {summary['driver']['blinks']} blinks</h2>",
-             _table(event_rows, ("frame", "event", "cause", "confidence")) if event_rows else "<p>no events</p>",
-             "</body></html>"]
-    return "\n".join(parts)
+             _table(event_rows, ("frame", "event", "cause", "confidence")) if event_rows else "<p>no events</p>"]
+    return _page(f"ExprADA run: {record}", parts)
 
 
 def main(argv=None) -> int:

@@ -15,32 +15,55 @@ from pipeline.stages import STAGES, TRANSFORM
 from pipeline.summary import summarize
 
 
-def run_sequential(config: PipelineConfig) -> dict:
-    """Every frame through the source, each transform and decide; returns the summary, with
-    "results": every frame's Result."""
-    resolve_models(config)
-    steps = [(stage.name, stage.step(config)) for stage in STAGES if stage.role == TRANSFORM]
-    decide = DecideStep(config.classes, config.dms)
-    source = open_source(resolve_source(config.source), fast=config.fast, pixel_format=config.pixel_format,
-                         fps=config.folder_fps)
-    results = []
-    try:
-        for captured in source.frames():
-            if captured is None:
-                continue
-            header = new_header(captured.index, source.name, captured.t_capture_ns, truth=captured.truth,
-                                t_media_ns=captured.media_ns)
-            header.stamp(STAGES[0].name, captured.t_capture_ns, time.monotonic_ns())
-            arrays = {"frame": captured.frame}
-            for name, step in steps:
-                started = time.monotonic_ns()
-                header, arrays = step(header, arrays)
-                header.stamp(name, started, time.monotonic_ns())
-            results.append(decide(header))
-            if config.max_frames and len(results) >= config.max_frames:
-                break
-    finally:
-        source.close()
-        for _, step in steps:
+class SequentialPipeline:
+    """The stage table's transform steps and a DecideStep, built once (models loaded, the face stage
+    started) and run over one source after another: each `run` starts a new drive (a new driver for
+    the face stage and the driver monitor). A fleet worker keeps one for all its drives."""
+
+    def __init__(self, config: PipelineConfig):
+        self.config = resolve_models(config)
+        self.steps = [(stage.name, stage.step(config)) for stage in STAGES if stage.role == TRANSFORM]
+
+    def run(self, source_path: str, max_frames: int | None = None) -> dict:
+        """Every frame of the source through each transform and decide; the summary, with "results":
+        every frame's Result."""
+        config = self.config
+        for _, step in self.steps:
+            if hasattr(step, "reset"):
+                step.reset()
+        decide = DecideStep(config.classes, config.dms)
+        source = open_source(resolve_source(source_path), fast=config.fast, pixel_format=config.pixel_format,
+                             fps=config.folder_fps)
+        results = []
+        try:
+            for captured in source.frames():
+                if captured is None:
+                    continue
+                header = new_header(captured.index, source.name, captured.t_capture_ns, truth=captured.truth,
+                                    t_media_ns=captured.media_ns)
+                header.stamp(STAGES[0].name, captured.t_capture_ns, time.monotonic_ns())
+                arrays = {"frame": captured.frame}
+                for name, step in self.steps:
+                    started = time.monotonic_ns()
+                    header, arrays = step(header, arrays)
+                    header.stamp(name, started, time.monotonic_ns())
+                results.append(decide(header))
+                if max_frames and len(results) >= max_frames:
+                    break
+        finally:
+            source.close()
+        return summarize(results, {}, config.classes, source.status.skipped) | {"results": results}
+
+    def close(self):
+        for _, step in self.steps:
             step.close()
-    return summarize(results, {}, config.classes, source.status.skipped) | {"results": results}
+
+
+def run_sequential(config: PipelineConfig) -> dict:
+    """Every frame of config.source through each transform and decide; returns the summary, with
+    "results": every frame's Result."""
+    pipeline = SequentialPipeline(config)
+    try:
+        return pipeline.run(config.source, config.max_frames)
+    finally:
+        pipeline.close()

@@ -58,6 +58,10 @@ class FaceStep:
             out["frame"] = frame
         return header, out
 
+    def reset(self):
+        """A new drive: forget the tracked face and the pooled identity."""
+        self.stage.reset()
+
     def close(self):
         self.stage.close()
 

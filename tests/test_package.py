@@ -24,6 +24,7 @@ SCRIPTS = {
     "exprada-curve": "pipeline.curve:main",
     "exprada-replay": "pipeline.replay:main",
     "exprada-report": "pipeline.report:main",
+    "exprada-fleet": "pipeline.fleet:main",
 }
 
 

@@ -370,25 +370,41 @@ def main(argv=None) -> int:
                         "head, no glances)")
     parser.add_argument("--eyeballs", action="store_true", help="drive.mp4: eyes that look around and lids "
                         "that shut even with no other drive option (on with any of them)")
+    parser.add_argument("--fleet", type=int, default=0, metavar="N",
+                        help="write N drives instead, for a fleet evaluation (python -m pipeline.fleet OUT): "
+                             "OUT/drive_SEED/drive.mp4 (+ drive.json) for SEED = --seed, --seed + 1, …, each "
+                             "--video-seconds long, new people and cameras each, no source or target images")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    if args.fleet < 0 or (args.fleet and args.video_seconds <= 0):
+        parser.error("--fleet N needs N ≥ 0 and --video-seconds > 0")
     for name in ("per_class", "drivers", "size", "blinks_per_minute", "eye_closures", "look_aways",
                  "gaze_shifts_per_minute", "distractions", "head_sway"):
         if getattr(args, name) < (1 if name in ("drivers", "size") else 0):
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     target_per_class = args.per_class if args.target_per_class is None else args.target_per_class
+    if args.fleet:
+        for seed in range(args.seed, args.seed + args.fleet):
+            write(args, args.out / f"drive_{seed}", seed, 0, 0)
+        return 0
+    write(args, args.out, args.seed, args.per_class, target_per_class)
+    return 0
+
+
+def write(args, out: Path, seed: int, per_class: int, target_per_class: int) -> None:
+    """One output folder: source and target images, drive.mp4, the CSVs and manifest.json."""
     progress = not args.no_progress
     timings = {}
     start = time.perf_counter()
-    writer = SynthWriter(args.out, seed=args.seed, size=args.size, drivers=args.drivers, scenario=args.scenario,
+    writer = SynthWriter(out, seed=seed, size=args.size, drivers=args.drivers, scenario=args.scenario,
                          blinks_per_minute=args.blinks_per_minute, eye_closures=args.eye_closures,
                          look_aways=args.look_aways, gaze_shifts_per_minute=args.gaze_shifts_per_minute,
                          distractions=args.distractions, head_sway=args.head_sway,
                          eyeballs=True if args.eyeballs else None)
     timings["setup_s"] = time.perf_counter() - start
-    manifest = {"scenario": args.scenario, "seed": args.seed, "size": args.size, "classes": list(EXPRESSIONS),
+    manifest = {"scenario": args.scenario, "seed": seed, "size": args.size, "classes": list(EXPRESSIONS),
                 "drivers_per_domain": args.drivers, "drive_events": writer.script}
-    for part, call in (("source", lambda: writer.write_source(args.per_class, progress)),
+    for part, call in (("source", lambda: writer.write_source(per_class, progress)),
                        ("target", lambda: writer.write_target(target_per_class, progress))):
         t = time.perf_counter()
         manifest[part] = call()
@@ -398,9 +414,8 @@ def main(argv=None) -> int:
         writer.write_video(args.video_seconds, progress)
         timings["video_s"] = time.perf_counter() - t
     for part in ("source", "target"):
-        write_csv(args.out / f"{part}.csv", manifest[part], part)
+        write_csv(out / f"{part}.csv", manifest[part], part)
     timings = {k: round(v, 2) for k, v in timings.items()}
     manifest.update(counts=writer.counts, timings=timings)
-    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    print(json.dumps({"out": str(args.out), **writer.counts, **timings}))
-    return 0
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    print(json.dumps({"out": str(out), **writer.counts, **timings}))
