@@ -161,3 +161,12 @@ def test_aligned_crop_for_a_photo_matches_the_frontal_layout(static_stage, astro
     assert np.linalg.norm(seen - template, axis=1).mean() < 4.0
     assert np.linalg.norm(seen.mean(axis=0) - template.mean(axis=0)) < 2.0
     assert face.aligned_crop_for_image(np.zeros((200, 200), np.uint8)) is None
+
+
+def test_the_face_stage_runs_its_small_linear_algebra_on_one_blas_thread():
+    from threadpoolctl import threadpool_info
+
+    import face
+    with face.FaceStage(size=64, video=False):
+        pass
+    assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
