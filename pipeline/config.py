@@ -112,10 +112,10 @@ IDENTITY = "identity"   # --generator identity: no translation, the translated p
 def resolve_models(config: PipelineConfig) -> PipelineConfig:
     """Check both models exist, are a UIT generator and a classifier, and agree on the image size;
     take the image size and class names from them; point the paths at what the chosen backend loads."""
+    generator = None if config.generator == IDENTITY else model_info(config.generator).expect(UIT_GENERATOR)
     classifier = model_info(config.classifier).expect(CLASSIFIER)
     config.classifier = engine_file(config.classifier, config.engine)
-    if config.generator != IDENTITY:
-        generator = model_info(config.generator).expect(UIT_GENERATOR)
+    if generator is not None:
         config.generator = engine_file(config.generator, config.engine)
         if classifier.image_size != generator.image_size:
             raise ValueError(f"image sizes differ: generator {config.generator} takes {generator.image_size}, "
