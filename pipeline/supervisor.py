@@ -373,22 +373,20 @@ class Supervisor:
         else:
             status.ended = self.end_note or ("max frames" if self.config.max_frames and self.eos_seen
                                              and self.tally.frames >= self.config.max_frames else "end of source")
-        try:
-            self.status_out.send_multipart(wire.seal(encode(status), self.config.token), zmq.NOBLOCK)
-        except zmq.Again:
-            return
-        if self.status_log:
-            self.status_log.write(status)
-        time.sleep(END_GRACE_S)
+        if self._publish_status(status):
+            time.sleep(END_GRACE_S)
 
-    def _publish_status(self):
-        status = self.status()
+    def _publish_status(self, status: Status | None = None) -> bool:
+        """Log a status (now's, by default) and send it to decide for the stream; False when the
+        socket would block (decide not reading)."""
+        status = status or self.status()
+        if self.status_log:
+            self.status_log.write(status)
         try:
             self.status_out.send_multipart(wire.seal(encode(status), self.config.token), zmq.NOBLOCK)
         except zmq.Again:
-            pass
-        if self.status_log:
-            self.status_log.write(status)
+            return False
+        return True
 
 
 def check_source(config: PipelineConfig):
