@@ -364,6 +364,10 @@ def write_schemas() -> list[Path]:
     return written
 
 
-if __name__ == "__main__":   # python -m pipeline.messages: rewrite schemas/ from the types
+if __name__ == "__main__":
+    import argparse
+    argparse.ArgumentParser(prog="python -m pipeline.messages",
+                            description="rewrite schemas/ (the published topics' JSON Schemas) from the message "
+                                        "types in pipeline/messages.py").parse_args()
     for written in write_schemas():
         print(written)

@@ -1,0 +1,60 @@
+"""Help and docs stay true: every command the README shows answers --help, and every flag the README
+gives a command is one that command has."""
+import re
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+SUBCOMMANDS = {"train": ("exprada", "translate", "classifier", "evaluate", "export", "synth"),
+               "engines": ("build", "bench")}
+COMMAND = re.compile(r"(?:\.venv/bin/)?python3? (?:-m ([\w.]+)|(run_pipeline\.py))")
+
+
+def readme_commands() -> dict[str, set[str]]:
+    """{command: flags the README gives it}: each `python -m MODULE [SUB]` / `python run_pipeline.py` on
+    a README line (a code block's continuation lines joined), its flags up to a pipe, && or comment."""
+    text = re.sub(r"\\\n\s*", " ", README)
+    found: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        for match in COMMAND.finditer(line):
+            module = match.group(1) or "run_pipeline"
+            if module == "pytest":
+                continue
+            rest = re.split(r"\||&&|#|`", line[match.end():])[0]
+            words = rest.split()
+            if module in SUBCOMMANDS and words and words[0] in SUBCOMMANDS[module]:
+                module, words = f"{module} {words[0]}", words[1:]
+            flags = {w.split("=")[0].rstrip(",.;:)") for w in words if w.startswith("--")}
+            found.setdefault(module, set()).update(f for f in flags if re.fullmatch(r"--[a-z][a-z0-9-]*", f))
+    return found
+
+
+COMMANDS = readme_commands()
+
+
+@lru_cache(maxsize=None)
+def help_of(command: str) -> str:
+    argv = ([sys.executable, str(REPO / "run_pipeline.py")] if command == "run_pipeline"
+            else [sys.executable, "-m", *command.split()])
+    run = subprocess.run([*argv, "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, f"{command} --help: exit {run.returncode}\n{run.stderr[-1500:]}"
+    return run.stdout
+
+
+def test_the_readme_shows_the_commands_users_run():
+    for command in ("run_pipeline", "train exprada", "train classifier", "pipeline.subscribe", "pipeline.replay",
+                    "pipeline.report", "benchmarks.paper_table4", "benchmarks.cgit_transfer"):
+        assert command in COMMANDS, command
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_readme_command_answers_help_and_has_the_flags_the_readme_gives_it(command):
+    text = help_of(command)
+    assert "usage:" in text
+    missing = sorted(flag for flag in COMMANDS[command] if not re.search(re.escape(flag) + r"\b", text))
+    assert not missing, f"the README gives `{command}` flags its --help does not know: {missing}"
