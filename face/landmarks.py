@@ -114,6 +114,11 @@ class LandmarkDetector:
         self._tracked = points
         return points, count
 
+    def reset(self):
+        """A new video (another drive): nothing of the last one's track carries over."""
+        self._forget_track()
+        self._frames = 0
+
     def _forget_track(self):
         blank = np.zeros((64, 64, 3), np.uint8)   # a frame without a face ends FaceMesh's own track
         for graph in (self._mesh, self._crop_mesh):

@@ -140,8 +140,10 @@ class FaceStage:
             eyes=eye_state(landmarks, yaw, pitch, roll), pose_std=fit.angles_std)
 
     def reset(self):
-        """Start over: a new driver's identity (and, in video mode, a fresh tracker)."""
+        """Start over: a new driver's identity and, in video mode, a fresh tracker."""
         self.fitter.reset()
+        if self.video:
+            self.detector.reset()
 
     def close(self):
         self.detector.close()

@@ -69,3 +69,22 @@ def test_the_paired_interval_widens_with_the_spread():
             for d in (0.1, 0.2, 0.0, 0.1)]
     result = paired(rows)
     assert result["mean"] == 0.1 and result["ci95"][0] < 0.1 < result["ci95"][1]
+
+
+def test_a_drive_gives_the_same_messages_whatever_drive_the_worker_ran_before(fleet_dir, drive_clip, models):
+    """The fleet's worker keeps one pipeline for all its drives: each drive must start afresh (the
+    face tracker, the pooled identity, the driver monitor), so its figures do not depend on the order."""
+    from pipeline.config import PipelineConfig
+    from pipeline.sequential import SequentialPipeline
+    from pipeline.messages import to_builtins
+
+    pipeline = SequentialPipeline(PipelineConfig(generator=models[0], classifier=models[1], fast=True))
+    try:
+        alone = [to_builtins(r.emotion) for r in pipeline.run(str(drive_clip))["results"]]
+        pipeline.run(str(drive_clip))   # another drive before it
+        again = [to_builtins(r.emotion) for r in pipeline.run(str(drive_clip))["results"]]
+    finally:
+        pipeline.close()
+    timing = ("t_capture_ns", "t_publish_ns", "latency_ms")
+    assert [{k: v for k, v in m.items() if k not in timing} for m in again] == \
+        [{k: v for k, v in m.items() if k not in timing} for m in alone]
