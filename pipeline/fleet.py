@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, IDENTITY, PipelineConfig
+from pipeline.config import CLASSES, DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, IDENTITY, PipelineConfig
 from pipeline.fusion import PATHS
 from pipeline.provenance import code_digest
 from pipeline.sources import IMAGE_SUFFIXES
@@ -292,9 +292,7 @@ def main(argv=None) -> int:
     results, skipped = evaluate_fleet(drives, model_sets, out, args.workers, args.address, not args.no_ray,
                                       args.engine, progress)
     seconds = time.perf_counter() - started
-    classes = next((r["baseline"].get("classes") for r in results if "baseline" in r), None)
-    from pipeline.config import CLASSES
-    classes = classes or CLASSES
+    classes = next((r["baseline"]["classes"] for r in results if "baseline" in r), CLASSES)
     summary = {"drives": len(drives), "evaluated": len(drives) - skipped, "skipped_done": skipped,
                "failed_drives": [{"drive": r["drive"], "error": r["error"]} for r in results if "error" in r],
                "workers": 0 if args.no_ray else args.workers, "seconds": round(seconds, 2),

@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 import torch.nn.functional as F
 
 from face.expressions import EXPRESSIONS, expression_index
@@ -59,9 +60,12 @@ def with_face_crops(samples: list[Sample], mode: str, cache: Path, size: int, lo
     if mode == "none":
         return samples
     if mode == "auto":
-        def is_frame(sample):
-            image = cv2.imread(str(sample.path), cv2.IMREAD_UNCHANGED)
-            return image is not None and image.shape[0] != image.shape[1]
+        def is_frame(sample):   # the header's size only: the image itself is read once, later
+            try:
+                with Image.open(sample.path) as image:
+                    return image.width != image.height
+            except OSError:
+                return False   # unreadable: skipped and counted where it is read
         chosen = [i for i, sample in enumerate(samples) if is_frame(sample)]
     else:
         chosen = list(range(len(samples)))
