@@ -1,11 +1,15 @@
-"""One ZeroMQ hop for a 640×480 frame, as the stages send it (header JSON + raw pixels, zero-copy),
-against pickling the same frame, and against a multiprocessing.Queue hop (which pickles); and what
-the typed, checked frame header costs to encode and decode against plain json on the same fields.
+"""One hop of a 640×480 frame between two processes, as the stages send it: through a shared-memory
+ring with only the header on the ZeroMQ socket (pipeline/shared_frames.py, the stages' own Outlet and
+Inlet), against the same frame inside the ZeroMQ message (header JSON + raw pixels, zero-copy), against
+pickling it, and against a multiprocessing.Queue hop (which pickles); and what the typed, checked frame
+header costs to encode and decode against plain json on the same fields.
 
     python -m benchmarks.pipeline_zmq_hop [--repeats 300] [--transport ipc|tcp]
 
 A hop is half of a round trip: process A sends the frame to process B, B sends it straight back
-(decoded and re-encoded, as a stage would); medians over the repeats. Prints one JSON line.
+(decoded and re-encoded, as a stage would: through its own ring for the shared-memory hop); medians
+over the repeats. The shared-memory hop includes copying the frame into the ring's slot. Prints one
+JSON line.
 """
 import argparse
 import json
@@ -24,7 +28,10 @@ import numpy as np
 import zmq
 
 from pipeline import wire
-from pipeline.messages import Face, new_header, to_builtins
+from pipeline.messages import Counters, Face, new_header, to_builtins
+from pipeline.rundirs import default_parent
+from pipeline.shared_frames import Ring, RingReader
+from pipeline.transport import REPLAY, Inlet, Outlet, endpoint
 
 
 def frame():
@@ -42,6 +49,68 @@ def zmq_echo(address_in, address_out, count):
     pull.close(0)
     push.close(1000)
     ctx.term()
+
+
+def stage_echo(folder, count, shared, report):
+    """The peer of `stage_hops`: receives each frame on a stage's Inlet and sends it back on its Outlet
+    (through its own ring when `shared`); reports the CPU time it spent."""
+    ctx = zmq.Context()
+    inlet = Inlet(ctx, endpoint(folder, "peer"), REPLAY, Counters(), rings=RingReader(folder) if shared else None)
+    out = Outlet(ctx, endpoint(folder, "main"), REPLAY, Counters(),
+                 ring=Ring(folder, "peer", "main", live=False) if shared else None)
+    cpu = 0.0
+    for i in range(count):
+        while (message := inlet.receive(1000)) is None:
+            pass
+        start = time.process_time()
+        out.send(*message)
+        if i >= WARMUP:
+            cpu += time.process_time() - start
+    report.put(cpu)
+    inlet.close()
+    out.close(1000)
+    ctx.term()
+
+
+WARMUP = 20
+
+
+def stage_hops(repeats, size):
+    """The stages' own Outlet → Inlet between two processes, a frame of `size` bytes sent straight back:
+    (median µs of half a round trip, CPU µs per hop), through the shared-memory rings (`size`
+    frames) or inside the messages (`size`, shared=False), or a header alone (size 0)."""
+    results = {}
+    for shared in ((True, False) if size else (False,)):
+        spawn = multiprocessing.get_context("spawn")
+        report = spawn.Queue()
+        with tempfile.TemporaryDirectory(prefix="exprada-hop-", dir=default_parent()) as folder:
+            ctx = zmq.Context()
+            inlet = Inlet(ctx, endpoint(folder, "main"), REPLAY, Counters(), rings=RingReader(folder) if shared else None)
+            out = Outlet(ctx, endpoint(folder, "peer"), REPLAY, Counters(),
+                         ring=Ring(folder, "main", "peer", live=False) if shared else None)
+            peer = spawn.Process(target=stage_echo, args=(folder, repeats + WARMUP, shared, report))
+            peer.start()
+            times, cpu = [], 0.0
+            for i in range(repeats + WARMUP):
+                image = frame() if i == 0 else image.copy()   # a fresh buffer for every send: never reuse a sent one
+                arrays = {"frame": image} if size else {}
+                header = new_header(i, "bench", time.monotonic_ns())
+                start, start_cpu = time.perf_counter_ns(), time.process_time()
+                out.send(header, arrays)
+                while (message := inlet.receive(1000)) is None:
+                    pass
+                if i >= WARMUP:
+                    times.append((time.perf_counter_ns() - start) / 2)
+                    cpu += time.process_time() - start_cpu
+                back, got = message
+                assert back.frame_id == i and (not size or got["frame"].shape == image.shape)
+            cpu += report.get(timeout=60)
+            peer.join(5)
+            inlet.close()
+            out.close(0)
+            ctx.term()
+        results[shared] = (statistics.median(times) / 1e3, cpu / (2 * repeats) * 1e6)
+    return results
 
 
 def queue_echo(q_in, q_out, count):
@@ -143,6 +212,9 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=300)
     p.add_argument("--transport", choices=("ipc", "tcp"), default="ipc")
     args = p.parse_args(argv)
+    framed = stage_hops(args.repeats, 640 * 480 * 3)
+    (shared_us, shared_cpu), (inline_us, inline_cpu) = framed[True], framed[False]
+    header_us, header_cpu = stage_hops(args.repeats, 0)[False]
     zmq_us = zmq_hops(args.repeats, args.transport)
     pickle_us = pickle_round(args.repeats)
     queue_us = queue_hops(args.repeats)
@@ -150,6 +222,12 @@ def main(argv=None):
     print(json.dumps({
         "benchmark": "pipeline_zmq_hop", "frame": "640x480x3 uint8", "bytes": 640 * 480 * 3,
         "transport": args.transport, "repeats": args.repeats,
+        "stage_hop_shared_memory_median_us": round(shared_us, 1), "stage_hop_in_message_median_us": round(inline_us, 1),
+        "stage_hop_header_only_median_us": round(header_us, 1),
+        "shared_memory_vs_in_message": round(shared_us / inline_us, 3),
+        "stage_hop_shared_memory_cpu_us": round(shared_cpu, 1), "stage_hop_in_message_cpu_us": round(inline_cpu, 1),
+        "stage_hop_header_only_cpu_us": round(header_cpu, 1),
+        "shared_memory_vs_in_message_cpu": round(shared_cpu / inline_cpu, 3),
         "zmq_hop_median_us": round(zmq_us, 1), "pickle_dumps_loads_median_us": round(pickle_us, 1),
         "mp_queue_hop_median_us": round(queue_us, 1),
         "zmq_hop_vs_pickle": round(zmq_us / pickle_us, 3), "zmq_hop_vs_mp_queue": round(zmq_us / queue_us, 3),

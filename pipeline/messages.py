@@ -19,6 +19,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta, Struct
 
+from pipeline.shared_frames import SlotRef
+
 HEADER_VERSION = 3
 EMOTION_SCHEMA = "exprada.emotion/2"   # /2 added `t_media_ns` and `driver`; every /1 field is unchanged
 EMOTION_SCHEMA_V1 = "exprada.emotion/1"
@@ -66,12 +68,14 @@ class Eyes(Struct, omit_defaults=True):
                                               "open eyes (decide)")] = None
 
 
-class ArraySpec(Struct, frozen=True):
-    """One data part of a frame message."""
+class ArraySpec(Struct, frozen=True, omit_defaults=True):
+    """One array of a frame message: the next data part, or, with `shm`, a slot in shared memory
+    (pipeline/shared_frames.py) where its bytes lie instead."""
 
     name: str
     dtype: str
     shape: list[int]
+    shm: SlotRef | None = None
 
 
 class FrameHeader(Struct, tag_field="type", tag="frame", omit_defaults=True):
@@ -266,6 +270,8 @@ class Counters(Struct):
     errors: int = 0       # frames whose processing raised; forwarded as valid: false
     duplicates: int = 0   # replay: copies of a frame already published (resent after a crash), dropped
     resent: int = 0       # replay: frames capture sent again after a stage's restart
+    stale: int = 0        # frames whose shared-memory slot was reused before they were read: live, a
+                          # part of `drops`; replay, copies the resend after a restart brings again
     last_frame_id: int = -1
 
 

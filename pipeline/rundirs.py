@@ -1,4 +1,6 @@
-"""Run folders: the private temporary folder of a staged run, which holds its ipc sockets.
+"""Run folders: the private temporary folder of a staged run, which holds its ipc sockets and its
+shared-memory frame rings (pipeline/shared_frames.py). They go in /dev/shm where there is one (memory:
+a ring's pages are never written back to a disk), unless $TMPDIR names another place.
 
 The supervisor removes its folder when the run ends; a supervisor killed outright (SIGKILL, power
 loss) cannot, so each folder records its owner's pid, and the next run removes the folders whose
@@ -17,18 +19,28 @@ PREFIX = "exprada-"
 PID_FILE = "owner.pid"
 
 
+def default_parent() -> str:
+    """$TMPDIR when set (the user's choice), else /dev/shm when it is a folder this user may write,
+    else the system's temporary folder."""
+    shm = "/dev/shm"
+    if os.environ.get("TMPDIR") or not (os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK)):
+        return tempfile.gettempdir()
+    return shm
+
+
 def make_run_dir(parent=None) -> str:
-    """A new run folder (in the system's temporary folder unless `parent`) with this process's pid."""
-    folder = tempfile.mkdtemp(prefix=PREFIX, dir=parent)
+    """A new run folder (in `default_parent()` unless `parent`) with this process's pid."""
+    folder = tempfile.mkdtemp(prefix=PREFIX, dir=parent or default_parent())
     Path(folder, PID_FILE).write_text(f"{os.getpid()}\n")
     return folder
 
 
 def remove_stale_run_dirs(parent=None) -> list[Path]:
-    """Remove the run folders left by dead owners; returns them."""
-    parent = Path(parent or tempfile.gettempdir())
+    """Remove the run folders left by dead owners (in `parent`, or where runs put them: /dev/shm and
+    the temporary folder, which held them before); returns them."""
+    parents = [parent] if parent else sorted({default_parent(), tempfile.gettempdir()})
     removed = []
-    for folder in parent.glob(f"{PREFIX}*"):
+    for folder in (f for p in parents for f in Path(p).glob(f"{PREFIX}*")):
         if owner_is_gone(folder):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)

@@ -28,7 +28,7 @@ from pipeline.messages import (Counters, EndOfStream, FrameHeader, ResultsEnd, S
                                new_header)
 from pipeline.sources import SourceError
 from pipeline.stages import SINK, SOURCE, Worker, ends_expected, fan_out, outlets
-from pipeline.transport import LIVE, Inlet, Outlet, Ticker, endpoint, send_waiting
+from pipeline.transport import LIVE, Ticker, endpoint, open_inlet, open_outlet, send_waiting
 
 FATAL = 3            # exit code: a setup error (bad model, port taken) that a restart cannot fix
 FLUSH_MS = 2000      # at end of stream, how long a closing socket may take to deliver what it holds
@@ -108,10 +108,12 @@ class Unpublished:
             self.frames[header.frame_id] = (header, arrays)
         self.last_sent = header.frame_id
 
-    def trim(self):
+    def trim(self) -> int:
+        """Forget what decide has published; returns the last published frame's id."""
         published = self.published.read()
         while self.frames and next(iter(self.frames)) <= published:
             self.frames.popitem(last=False)
+        return published
 
     def resend_asked(self) -> bool:
         asked = self.resends.read()
@@ -129,8 +131,7 @@ def run_capture(worker, config, ctx, run_dir, should_stop, counters, reporter, s
     from pipeline.record import FrameRecorder
     from pipeline.sources import open_source
 
-    outs = [Outlet(ctx, endpoint(run_dir, address), config.mode, counters, config.token)
-            for address in outlets(worker, config)]
+    outs = [open_outlet(ctx, run_dir, worker.name, address, config, counters) for address in outlets(worker, config)]
     unpublished = Unpublished(run_dir) if config.mode != LIVE else None
     source = None
 
@@ -144,8 +145,12 @@ def run_capture(worker, config, ctx, run_dir, should_stop, counters, reporter, s
         """Replay: forget what is published; send the rest again if asked (and the end, once sent);
         wait while too much is unpublished."""
         while True:
-            unpublished.trim()
+            published = unpublished.trim()
+            for out in outs:
+                out.reclaim(published)
             if unpublished.resend_asked():
+                for out in outs:   # whatever the frames' slots were, every one of them comes again
+                    out.reclaim()
                 for header, arrays in list(unpublished.frames.values()):
                     outs[header.replica].send(header, arrays, waiting)
                     counters.resent += 1
@@ -235,9 +240,9 @@ def resolve_source(spec: str) -> str:
 
 
 def run_transform(worker, config, ctx, run_dir, should_stop, counters, reporter) -> int:
-    inlet = Inlet(ctx, endpoint(run_dir, worker.inlet), config.mode, counters, config.max_bytes, token=config.token)
+    inlet = open_inlet(ctx, run_dir, worker.inlet, config, counters)
     (address,) = outlets(worker, config)
-    out = Outlet(ctx, endpoint(run_dir, address), config.mode, counters, config.token)
+    out = open_outlet(ctx, run_dir, worker.name, address, config, counters)
     step = worker.stage.step(config)
     reporter.send(force=True, ready=True)
     finished = False
@@ -272,6 +277,10 @@ def run_transform(worker, config, ctx, run_dir, should_stop, counters, reporter)
                 counters.errors += 1
                 header.fail(worker.stage.name, error)
                 arrays = {}
+            if not inlet.intact():   # its frame's memory was taken back meanwhile: never publish that
+                counters.stale += 1
+                counters.drops += config.mode == LIVE   # replay: the resend brings the frame again
+                continue
             header.stamp(worker.stage.name, started, time.monotonic_ns())
             out.send(header, arrays, waiting)
     finally:
@@ -351,7 +360,7 @@ def run_decide(worker, config, ctx, run_dir, should_stop, counters, reporter) ->
     from pipeline.decide import DecideStep, Merger, ReplayOrder
     from pipeline.overlay import OverlayWriter
 
-    inlet = Inlet(ctx, endpoint(run_dir, worker.inlet), config.mode, counters, config.max_bytes, token=config.token)
+    inlet = open_inlet(ctx, run_dir, worker.inlet, config, counters)
     status_in = ctx.socket(zmq.PULL)
     status_in.setsockopt(zmq.LINGER, 0)
     status_in.setsockopt(zmq.MAXMSGSIZE, wire.MAX_CONTROL_BYTES)
@@ -395,6 +404,10 @@ def run_decide(worker, config, ctx, run_dir, should_stop, counters, reporter) ->
             if status_in in ready:
                 forward_status(status_in, publisher, config.token, counters)
             message = inlet.receive(0) if inlet.sock in ready or inlet.pending is not None else None
+            if message is not None and message[1]:
+                # the overlay's images: decide may hold them past its next receive (putting frames
+                # back in order), when shared-memory slots go back to their senders: its own copies
+                message = message[0], {name: array.copy() for name, array in message[1].items()}
             if message is not None and isinstance(message[0], EndOfStream):
                 end = message[0]
             elif message is not None and not order.push(*message):

@@ -5,6 +5,10 @@ live:   latest frame wins. Small high-water marks, non-blocking sends (a full qu
         counted as drops). CONFLATE would do this but does not work with multipart messages.
 replay: lossless. Blocking sends give back-pressure; PUSH/PULL over one pipe keeps order.
 
+Between processes, every array of at least shared_frames.MIN_BYTES (camera frames) goes through a
+shared-memory ring of the sending outlet, only its header on the socket (pipeline/shared_frames.py);
+an inlet hands out views of those slots and gives them back when asked for the next message.
+
 Every receive and send waits in short slices so a stage notices a stop request within ~0.1 s.
 Each process (or the one process, in --single-process mode) makes its own zmq.Context after the
 fork; sockets are never shared between threads.
@@ -17,6 +21,7 @@ import zmq
 
 from pipeline import wire
 from pipeline.messages import Counters, EndOfStream, StageMessage
+from pipeline.shared_frames import MIN_BYTES, Ring, RingReader
 
 LIVE, REPLAY = "live", "replay"
 SLICE_MS = 100
@@ -26,6 +31,19 @@ HWM = {LIVE: 1, REPLAY: 4}
 def endpoint(run_dir: str | None, name: str) -> str:
     """ipc socket in the run's folder for processes; inproc when everything shares one context."""
     return f"inproc://exprada-{name}" if run_dir is None else f"ipc://{run_dir}/{name}.sock"
+
+
+def open_inlet(ctx: zmq.Context, run_dir: str | None, name: str, config, counters: Counters) -> Inlet:
+    """A worker's input socket `name`; between processes it reads frames from shared memory too."""
+    rings = RingReader(run_dir) if run_dir is not None else None
+    return Inlet(ctx, endpoint(run_dir, name), config.mode, counters, config.max_bytes, token=config.token,
+                 rings=rings)
+
+
+def open_outlet(ctx: zmq.Context, run_dir: str | None, sender: str, address: str, config, counters: Counters) -> Outlet:
+    """A worker's output to the input `address`; between processes large arrays go by shared memory."""
+    ring = Ring(run_dir, sender, address, live=config.mode == LIVE) if run_dir is not None else None
+    return Outlet(ctx, endpoint(run_dir, address), config.mode, counters, config.token, ring=ring)
 
 
 def configure(sock: zmq.Socket, hwm: int, linger_ms: int = 0) -> zmq.Socket:
@@ -39,8 +57,10 @@ class Inlet:
     """A stage's input: PULL, bound at its own endpoint so a restarted stage takes up the same address."""
 
     def __init__(self, ctx: zmq.Context, address: str, mode: str, counters: Counters,
-                 max_bytes: int = wire.DEFAULT_MAX_BYTES, bind: bool = True, token: bytes = b""):
+                 max_bytes: int = wire.DEFAULT_MAX_BYTES, bind: bool = True, token: bytes = b"",
+                 rings: RingReader | None = None):
         self.mode, self.counters, self.max_bytes, self.token = mode, counters, max_bytes, token
+        self.rings = rings
         self.pending = None
         self.sock = configure(ctx.socket(zmq.PULL), HWM[mode])
         # ZeroMQ refuses any part larger than this before reading it into memory (the peer is
@@ -50,7 +70,9 @@ class Inlet:
 
     def receive(self, timeout_ms: int = SLICE_MS):
         """(header, arrays) of the next frame (newest, in live mode), or None when no well-formed
-        message came within the timeout (malformed ones are counted and skipped)."""
+        message came within the timeout (malformed ones are counted and skipped). The arrays of the
+        message before are given back to their senders now: a stage uses them until it asks again."""
+        self._release()
         if self.pending is not None:       # an end of stream that arrived behind a live frame
             message, self.pending = self.pending, None
             return message
@@ -63,15 +85,22 @@ class Inlet:
 
     def _drain(self):
         """What is queued now: the next message (replay) or the newest (live)."""
-        latest = None
+        latest, latest_mark = None, 0
         while True:
             try:
                 parts = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
+            mark = self._held()
             try:
-                message = wire.decode(parts, self.max_bytes, self.token)
+                message = wire.decode(parts, self.max_bytes, self.token, self.rings)
+            except wire.StaleFrame:
+                self._release(mark)
+                self.counters.stale += 1
+                self.counters.drops += self.mode == LIVE   # replay: the resend brings the frame again
+                continue
             except wire.BadMessage:
+                self._release(mark)
                 self.counters.malformed += 1
                 continue
             end = isinstance(message[0], EndOfStream)
@@ -83,8 +112,21 @@ class Inlet:
             if latest is not None:
                 self.counters.drops += 1   # superseded by a newer frame
                 self.counters.superseded += 1
-            latest = message
+                self._release(latest_mark, mark)
+            latest, latest_mark = message, mark
         return self._count(latest) if latest is not None else None
+
+    def _held(self) -> int:
+        return len(self.rings.held) if self.rings else 0
+
+    def _release(self, start: int = 0, stop: int | None = None):
+        if self.rings:
+            self.rings.release(start, stop)
+
+    def intact(self) -> bool:
+        """Whether the arrays of the last message still hold its frame (shared memory is taken back
+        from a stage that keeps a live frame too long, or when a replay resends after a restart)."""
+        return self.rings.intact() if self.rings else True
 
     def _count(self, message):
         if not isinstance(message[0], EndOfStream):
@@ -93,27 +135,65 @@ class Inlet:
 
     def close(self):
         self.sock.close(0)
+        if self.rings:
+            self.rings.close()
 
 
 class Outlet:
-    """A stage's output: PUSH, connected to the next stage's endpoint (it reconnects after a restart)."""
+    """A stage's output: PUSH, connected to the next stage's endpoint (it reconnects after a restart);
+    with a `ring`, large arrays go through shared memory."""
 
-    def __init__(self, ctx: zmq.Context, address: str, mode: str, counters: Counters, token: bytes = b""):
-        self.mode, self.counters, self.token = mode, counters, token
+    def __init__(self, ctx: zmq.Context, address: str, mode: str, counters: Counters, token: bytes = b"",
+                 ring: Ring | None = None):
+        self.mode, self.counters, self.token, self.ring = mode, counters, token, ring
         self.sock = configure(ctx.socket(zmq.PUSH), HWM[mode])
         self.sock.connect(address)
 
+    def _place(self, header: StageMessage, arrays, should_stop):
+        """Large arrays into the ring; replay waits for a free slot, live gives up (None)."""
+        if not (self.ring and arrays) or all(a.nbytes < MIN_BYTES for a in arrays.values()):
+            return arrays
+        placed = {}
+        for name, array in arrays.items():
+            if array.nbytes < MIN_BYTES:
+                placed[name] = array
+                continue
+            while (slot := self.ring.put(array, header.frame_id)) is None:
+                if self.mode == LIVE or should_stop():
+                    self._unplace(placed)
+                    return None
+                time.sleep(0.001)   # replay: the next stage gives a slot back as it takes a frame
+            placed[name] = slot
+        return placed
+
+    def reclaim(self, published: int | None = None):
+        """Replay: see shared_frames.Ring.reclaim."""
+        if self.ring:
+            self.ring.reclaim(published)
+
+    def _unplace(self, arrays):
+        if self.ring and arrays:
+            self.ring.cancel(arrays)
+
     def send(self, header: StageMessage, arrays=None, should_stop=lambda: False) -> bool:
         """Send a frame; live: drop it (counted) if the next stage is busy; replay: wait for room."""
-        parts = wire.encode(header, arrays, self.token)
         end = isinstance(header, EndOfStream)
+        if not end:
+            arrays = self._place(header, arrays, should_stop)
+            if arrays is None:
+                if self.mode == LIVE:
+                    self.counters.drops += 1
+                return False
+        parts = wire.encode(header, arrays, self.token)
         if self.mode == LIVE and not end:
             try:
                 self.sock.send_multipart(parts, zmq.NOBLOCK, copy=False)
             except zmq.Again:
+                self._unplace(arrays)
                 self.counters.drops += 1
                 return False
         elif not send_waiting(self.sock, parts, should_stop):
+            self._unplace(arrays)
             return False
         if not end:
             self.counters.frames_out += 1
@@ -122,9 +202,12 @@ class Outlet:
 
     def offer(self, header: StageMessage, arrays=None) -> bool:
         """Live: send if the next stage has room now; False (nothing counted) if not."""
+        if self.sock.poll(0, zmq.POLLOUT) == 0 or (arrays := self._place(header, arrays, lambda: True)) is None:
+            return False
         try:
             self.sock.send_multipart(wire.encode(header, arrays, self.token), zmq.NOBLOCK, copy=False)
         except zmq.Again:
+            self._unplace(arrays)
             return False
         self.counters.frames_out += 1
         self.counters.last_frame_id = header.frame_id
@@ -132,6 +215,8 @@ class Outlet:
 
     def close(self, flush_ms: int = 0):
         self.sock.close(flush_ms)
+        if self.ring:
+            self.ring.close()
 
 
 def send_waiting(sock: zmq.Socket, parts, should_stop, copy: bool = False) -> bool:

@@ -8,13 +8,13 @@ import os
 import random
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 import zmq
 
+from pipeline.rundirs import default_parent
 from pipeline_clips import drive_frames, write_clip
 from pipeline_helpers import REPO, env, free_endpoint, pipeline_command
 from test_pipeline_e2e import Stream, alive, summary_of
@@ -105,7 +105,7 @@ def hostile_messages(rng: random.Random, count: int):
 
 def test_ten_thousand_hostile_messages_on_every_socket_change_nothing(models, replay_clip):
     clip, frames = replay_clip
-    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "exprada-*")))
+    before = set(glob.glob(os.path.join(default_parent(), "exprada-*")))
     endpoint = free_endpoint()
     run = subprocess.Popen(pipeline_command(clip, models, "--publish", endpoint, "--json"),
                            cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -114,9 +114,11 @@ def test_ten_thousand_hostile_messages_on_every_socket_change_nothing(models, re
     sent = 0
     try:
         stream.wait_until(lambda: len(stream.emotions) >= 10, "the first frames")
-        (run_dir,) = set(glob.glob(os.path.join(tempfile.gettempdir(), "exprada-*"))) - before
+        (run_dir,) = set(glob.glob(os.path.join(default_parent(), "exprada-*"))) - before
         sockets = sorted(glob.glob(os.path.join(run_dir, "*.sock")))
         assert len(sockets) == 8, sockets      # 5 stage inputs (face twice), stats, results, status-in
+        rings = sorted(os.path.basename(p) for p in glob.glob(os.path.join(run_dir, "ring-*")))
+        assert [r.split("-")[1:4] for r in rings] == [["capture", "in", "face.0"], ["capture", "in", "face.1"]], rings
         rng = random.Random(11)
         # The supervisor's sockets take more: the stages read theirs between frames.
         supervisor = [os.path.basename(p) in ("stats.sock", "results.sock") for p in sockets]

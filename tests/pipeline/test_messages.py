@@ -49,7 +49,7 @@ def good_parts(**override):
     (good_parts(valid="yes"), r"at `\$.valid`"),
     (good_parts(replica=-1.5), r"at `\$.replica`"),
     (good_parts(face={"box": "x"}), r"at `\$.face.box`"),
-    (good_parts(arrays=[]), "describes 0 arrays"),
+    (good_parts(arrays=[]), "describes 0 inline arrays"),
     (good_parts(arrays=[{"name": "frame", "dtype": "uint8", "shape": [5, 5]}]), "needs 25 bytes"),
     (good_parts(arrays=[{"name": "frame", "dtype": "object", "shape": [4, 4]}]), "not allowed"),
     (good_parts(arrays=[{"name": "frame", "dtype": "uint8", "shape": [-4, -4]}]), "bad shape"),

@@ -1,0 +1,246 @@
+"""Camera frames through shared memory, only their headers on the sockets (as openpilot's VisionIPC).
+
+Sending a 640×480 frame through a ZeroMQ ipc socket costs its bytes twice (into the kernel's socket
+buffer, out into the receiver's) plus the messaging; a slot in shared memory costs one copy. Every
+array of at least MIN_BYTES that a stage sends leaves through its outlet's `Ring`: the bytes go into a
+free slot of a file in the run folder (tmpfs where there is one: pipeline/rundirs.py), and the
+message carries a `SlotRef` (ring name, slot, generation) in the array's place. The receiver's
+`RingReader` maps the same file and hands the stage a read-only view of the slot, no copy; it gives
+the slot back when the stage asks for its next message.
+
+What keeps this lossless and crash-safe:
+- A slot is reused only when its receiver gave it back, or (replay) once decide has published the
+  frame it held, or when capture is about to send every unpublished frame again after a restart
+  (pipeline/progress.py): a stage that died holding slots cannot keep them. Live: a slot not given back
+  within STALE_S is taken back too (its receiver is presumed dead; a live frame is worth no more).
+- Every slot carries a generation, written before its bytes: a receiver checks it when it maps the
+  slot and again after the stage has used it (`intact`). A message whose slot was reused meanwhile is
+  dropped, never published with another frame's pixels; in a replay its frame comes again by resend.
+- A ring is named after its sender's pid: a restarted sender makes a new file, never rewrites one
+  that a receiver still maps. Names are checked against a pattern and opened inside the run folder
+  only (no links): a message cannot point a stage at any other file.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from msgspec import Struct
+
+MIN_BYTES = 128 << 10   # smaller arrays (renders, crops) travel inside the message: a slot buys nothing
+SLOTS = 8
+STALE_S = 1.0
+PAGE = 4096
+MAGIC = b"EXPRING1"
+# File layout: MAGIC, slots (u64), slot_bytes (u64), then per slot 4 × int64 — generation (sender
+# writes), released generation (receiver writes), frame id, time handed out (sender's monotonic ns)
+# — padded to a page; then the slots, each slot_bytes long, page-aligned.
+_FIELDS = 4
+NAME = re.compile(r"ring-[a-z0-9.-]{1,80}")
+
+
+class RingError(ValueError):
+    """A SlotRef that cannot be honoured (unknown ring, bad slot, reused slot, too many bytes)."""
+
+
+class SlotReused(RingError):
+    """The slot holds another frame now: this message's frame was superseded, or will come again."""
+
+
+class SlotRef(Struct, array_like=True, frozen=True):
+    """Where an array's bytes lie: in `slot` of the ring file `ring`, written as generation `gen`."""
+
+    ring: str
+    slot: int
+    gen: int
+
+
+@dataclass(frozen=True)
+class Placed:
+    """An array already in a ring: what the message says in its place."""
+
+    ref: SlotRef
+    dtype: str
+    shape: tuple
+
+
+def _table_bytes(slots: int) -> int:
+    return -(-(len(MAGIC) + 16 + slots * _FIELDS * 8) // PAGE) * PAGE
+
+
+class _Mapped:
+    """One ring file mapped: its slot table (int64, slots × 4) and its slots."""
+
+    def __init__(self, fd: int, size: int):
+        self.map = mmap.mmap(fd, size)
+        self.size = size
+        if self.map[:len(MAGIC)] != MAGIC:
+            self.map.close()
+            raise RingError("not a ring file")
+        self.slots, self.slot_bytes = (int(v) for v in np.frombuffer(self.map, np.uint64, 2, len(MAGIC)))
+        if not (0 < self.slots <= 64 and self.slot_bytes % PAGE == 0
+                and size >= _table_bytes(self.slots) + self.slots * self.slot_bytes):
+            self.map.close()
+            raise RingError("ring file of the wrong size")
+        self.table = np.frombuffer(self.map, np.int64, self.slots * _FIELDS, len(MAGIC) + 16).reshape(self.slots, _FIELDS)
+        self.data = np.frombuffer(self.map, np.uint8, self.slots * self.slot_bytes, _table_bytes(self.slots))
+
+    def slot(self, k: int) -> np.ndarray:
+        return self.data[k * self.slot_bytes:(k + 1) * self.slot_bytes]
+
+    def close(self):
+        self.table = self.data = None
+        try:
+            self.map.close()
+        except BufferError:   # a view is still alive somewhere: the mapping goes with it
+            pass
+
+
+class Ring:
+    """The sending side: one per outlet (one receiver). `put(array, frame_id)` → Placed, or None when
+    no slot is free (replay: wait and try again; live: drop the frame)."""
+
+    def __init__(self, folder: str, sender: str, receiver: str, live: bool, slots: int = SLOTS):
+        self.folder, self.live, self.slots = Path(folder), live, slots
+        self.prefix = f"ring-{sender}-{receiver}-{os.getpid()}".lower()
+        self.current: _Mapped | None = None
+        self.name = ""
+        self.rings: list[tuple[str, _Mapped]] = []   # every size made; unlinked at close
+        self.next_gen = 1
+        self.published = -1
+
+    def _ring_for(self, nbytes: int) -> _Mapped:
+        if self.current is not None and nbytes <= self.current.slot_bytes:
+            return self.current
+        slot_bytes = -(-nbytes // PAGE) * PAGE
+        name = f"{self.prefix}-{slot_bytes}"
+        path = self.folder / name
+        size = _table_bytes(self.slots) + self.slots * slot_bytes
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.ftruncate(fd, size)
+            os.pwrite(fd, MAGIC + np.array([self.slots, slot_bytes], np.uint64).tobytes(), 0)
+            mapped = _Mapped(fd, size)
+        finally:
+            os.close(fd)
+        self.rings.append((name, mapped))
+        self.current, self.name = mapped, name
+        return mapped
+
+    def _free_slot(self, ring: _Mapped) -> int | None:
+        table = ring.table
+        now = time.monotonic_ns()
+        for k in range(ring.slots):
+            gen, released, frame_id, handed = table[k]
+            if (gen == released or frame_id <= self.published
+                    or (self.live and now - handed > STALE_S * 1e9)):
+                return k
+        return None
+
+    def put(self, array: np.ndarray, frame_id: int) -> Placed | None:
+        array = np.ascontiguousarray(array)
+        ring = self._ring_for(array.nbytes)
+        k = self._free_slot(ring)
+        if k is None:
+            return None
+        gen = self.next_gen
+        self.next_gen += 1
+        # The new generation first: a receiver still reading the old bytes sees the change (intact).
+        ring.table[k] = (gen, 0, frame_id, time.monotonic_ns())
+        ring.slot(k)[:array.nbytes] = array.reshape(-1).view(np.uint8)
+        return Placed(SlotRef(self.name, k, gen), array.dtype.name, tuple(array.shape))
+
+    def cancel(self, arrays: dict):
+        """The message holding these placed arrays was not sent: their slots are free again."""
+        for array in arrays.values():
+            if isinstance(array, Placed) and array.ref.ring == self.name:
+                self.current.table[array.ref.slot, 1] = array.ref.gen
+
+    def reclaim(self, published: int | None = None):
+        """Replay: slots of frames up to `published` are free; None: every slot is (all that was
+        unpublished is about to be sent again, so no message in flight will be honoured)."""
+        if published is not None:
+            self.published = max(self.published, published)
+            return
+        for _, ring in self.rings:
+            ring.table[:, 0] = -np.arange(1, ring.slots + 1)   # no message's generation: all refused
+            ring.table[:, 1] = ring.table[:, 0]
+
+    def close(self):
+        for name, ring in self.rings:
+            ring.close()
+            try:
+                os.unlink(self.folder / name)
+            except FileNotFoundError:
+                pass
+        self.rings, self.current = [], None
+
+
+class RingReader:
+    """The receiving side: maps the rings its senders name (inside `folder` only) and hands out
+    read-only views of their slots; `release()` gives back every slot handed out since the last call."""
+
+    MAX_OPEN = 16
+
+    def __init__(self, folder: str):
+        self.folder = Path(folder)
+        self.open: dict[str, _Mapped] = {}
+        self.held: list[tuple[_Mapped, SlotRef]] = []
+
+    def _ring(self, name: str) -> _Mapped:
+        ring = self.open.get(name)
+        if ring is not None:
+            return ring
+        if not NAME.fullmatch(name):
+            raise RingError(f"bad ring name {name[:40]!r}")
+        try:
+            fd = os.open(self.folder / name, os.O_RDWR | os.O_NOFOLLOW)
+        except OSError as error:
+            raise RingError(f"ring {name!r}: {error.strerror}") from None
+        try:
+            ring = _Mapped(fd, os.fstat(fd).st_size)
+        except (ValueError, OSError) as error:
+            raise RingError(f"ring {name!r}: {error}") from None
+        finally:
+            os.close(fd)
+        if len(self.open) >= self.MAX_OPEN:   # senders restarted or frames grew: forget the oldest
+            oldest = next(iter(self.open))
+            if all(held is not self.open[oldest] for held, _ in self.held):
+                self.open.pop(oldest).close()
+        self.open[name] = ring
+        return ring
+
+    def view(self, ref: SlotRef, dtype: str, shape: list[int], nbytes: int) -> np.ndarray:
+        ring = self._ring(ref.ring)
+        if not 0 <= ref.slot < ring.slots:
+            raise RingError(f"ring {ref.ring!r} has no slot {ref.slot}")
+        if nbytes > ring.slot_bytes:
+            raise RingError(f"{nbytes} bytes do not fit a slot of {ring.slot_bytes}")
+        if ring.table[ref.slot, 0] != ref.gen:
+            raise SlotReused(f"slot {ref.slot} of {ref.ring!r} was reused (frame superseded or resent)")
+        self.held.append((ring, ref))
+        view = ring.slot(ref.slot)[:nbytes].view(dtype).reshape(shape)
+        view.flags.writeable = False
+        return view
+
+    def intact(self) -> bool:
+        """Whether every slot handed out since the last release still holds what it did."""
+        return all(ring.table[ref.slot, 0] == ref.gen for ring, ref in self.held)
+
+    def release(self, start: int = 0, stop: int | None = None):
+        """Give back the slots handed out (held[start:stop], default all)."""
+        for ring, ref in self.held[start:stop]:
+            if ring.table is not None and ring.table[ref.slot, 0] == ref.gen:
+                ring.table[ref.slot, 1] = ref.gen
+        del self.held[start:stop]
+
+    def close(self):
+        self.release()
+        for ring in self.open.values():
+            ring.close()
+        self.open.clear()
