@@ -85,7 +85,8 @@ def stage_hops(repeats, size):
         report = spawn.Queue()
         with tempfile.TemporaryDirectory(prefix="exprada-hop-", dir=default_parent()) as folder:
             ctx = zmq.Context()
-            inlet = Inlet(ctx, endpoint(folder, "main"), REPLAY, Counters(), rings=RingReader(folder) if shared else None)
+            rings = RingReader(folder) if shared else None
+            inlet = Inlet(ctx, endpoint(folder, "main"), REPLAY, Counters(), rings=rings)
             out = Outlet(ctx, endpoint(folder, "peer"), REPLAY, Counters(),
                          ring=Ring(folder, "main", "peer", live=False) if shared else None)
             peer = spawn.Process(target=stage_echo, args=(folder, repeats + WARMUP, shared, report))

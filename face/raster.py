@@ -174,15 +174,81 @@ def rasterize_attributes(xy, depth, triangles, height: int, width: int, attribut
     grid = np.zeros((small_h * small_w, channels + 1), dtype=np.float32)
     grid[coarse.pixel, :channels] = coarse.interpolate(attributes, triangles)
     grid[coarse.pixel, channels] = 1.0
-    grid = grid.reshape(small_h, small_w, channels + 1)
-    # Extend the values one pixel past the outline so that upsampling does not pull in zeros.
-    spread = cv2.blur(grid, (3, 3))
-    outside = grid[..., channels] == 0
-    grid[outside, :channels] = (spread[..., :channels] / np.maximum(spread[..., channels:], 1e-6))[outside]
-    fine = cv2.resize(grid, (small_w * step, small_h * step), interpolation=cv2.INTER_LINEAR)
-    fine = fine[:height, :width].reshape(-1, channels + 1)
-    pixel = np.nonzero(fine[:, channels] >= 0.5)[0]
-    return PixelSet(height, width, pixel), fine[pixel, :channels]
+    pixel, values = _upsample_kernel(grid.reshape(small_h, small_w, channels + 1), step, height, width)
+    return PixelSet(height, width, pixel), values
+
+
+@numba.njit(cache=True, nogil=True)
+def _upsample_kernel(grid, step, height, width):
+    """Coarse attribute images (last channel: coverage) → the fine pixels whose upsampled coverage
+    is at least ½, and their values: first the values are extended one pixel past the outline (a
+    3×3 box mean of the covered neighbours) so that upsampling does not pull in zeros, then bilinear
+    upsampling by `step` (pixel centres aligned, edges clamped: OpenCV's INTER_LINEAR resize).
+    Compiled: on a 64² face this was a blur, a resize and four masked copies of 8-channel images."""
+    small_h, small_w, planes = grid.shape
+    channels = planes - 1
+    extended = grid.copy()
+    total = np.empty(planes, dtype=np.float32)
+    for r in range(small_h):
+        for c in range(small_w):
+            if grid[r, c, channels] != 0:
+                continue
+            # A 3×3 box with OpenCV's default border (reflect-101): the coverage-weighted mean.
+            for k in range(planes):
+                total[k] = 0.0
+            for dr in range(-1, 2):
+                rr = r + dr
+                rr = -rr if rr < 0 else (2 * small_h - 2 - rr if rr >= small_h else rr)
+                for dc in range(-1, 2):
+                    cc = c + dc
+                    cc = -cc if cc < 0 else (2 * small_w - 2 - cc if cc >= small_w else cc)
+                    for k in range(planes):
+                        total[k] += grid[rr, cc, k]
+            cover = max(total[channels] / np.float32(9.0), np.float32(1e-6))
+            for k in range(channels):
+                extended[r, c, k] = total[k] / np.float32(9.0) / cover
+    # Separable, as OpenCV resizes: each coarse row upsampled along x, then pairs of rows blended.
+    x0s, x1s, wxs = _linear_taps(width, small_w, step)
+    rows = np.empty((small_h, width, planes), dtype=np.float32)
+    for r in range(small_h):
+        for x in range(width):
+            a, b = x0s[x], x1s[x]
+            wx = wxs[x]
+            for k in range(planes):
+                rows[r, x, k] = (np.float32(1.0) - wx) * extended[r, a, k] + wx * extended[r, b, k]
+    y0s, y1s, wys = _linear_taps(height, small_h, step)
+    pixel = np.empty(height * width, dtype=np.int64)
+    values = np.empty((height * width, channels), dtype=np.float32)
+    count = 0
+    for y in range(height):
+        top, bottom, wy = rows[y0s[y]], rows[y1s[y]], wys[y]
+        for x in range(width):
+            if (np.float32(1.0) - wy) * top[x, channels] + wy * bottom[x, channels] < 0.5:
+                continue
+            for k in range(channels):
+                values[count, k] = (np.float32(1.0) - wy) * top[x, k] + wy * bottom[x, k]
+            pixel[count] = y * width + x
+            count += 1
+    return pixel[:count], values[:count]
+
+
+@numba.njit(cache=True, nogil=True)
+def _linear_taps(size, small, step):
+    """For each of `size` output positions upsampled by `step` from `small`: the two source indices
+    and the second one's weight (pixel centres aligned; clamped at the edges, as OpenCV does)."""
+    first = np.empty(size, dtype=np.int64)
+    second = np.empty(size, dtype=np.int64)
+    weight = np.empty(size, dtype=np.float32)
+    for i in range(size):
+        source = (i + 0.5) / step - 0.5
+        i0 = int(np.floor(source))
+        w = source - i0
+        if i0 < 0:
+            i0, w = 0, 0.0
+        if i0 >= small - 1:
+            i0, w = small - 1, 0.0
+        first[i], second[i], weight[i] = i0, min(i0 + 1, small - 1), w
+    return first, second, weight
 
 
 def visible_vertices(xy: np.ndarray, depth: np.ndarray, triangles: np.ndarray, grid: int = 32,

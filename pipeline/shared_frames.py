@@ -87,7 +87,8 @@ class _Mapped:
                 and size >= _table_bytes(self.slots) + self.slots * self.slot_bytes):
             self.map.close()
             raise RingError("ring file of the wrong size")
-        self.table = np.frombuffer(self.map, np.int64, self.slots * _FIELDS, len(MAGIC) + 16).reshape(self.slots, _FIELDS)
+        table = np.frombuffer(self.map, np.int64, self.slots * _FIELDS, len(MAGIC) + 16)
+        self.table = table.reshape(self.slots, _FIELDS)
         self.data = np.frombuffer(self.map, np.uint8, self.slots * self.slot_bytes, _table_bytes(self.slots))
 
     def slot(self, k: int) -> np.ndarray:

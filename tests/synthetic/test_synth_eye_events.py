@@ -114,8 +114,11 @@ def test_closed_eyelids_close_for_facemesh():
 # The default drive (no drive option), as HEAD b331ba5 wrote it before moving eyes and the newer
 # episodes existed: sha256 of the raw BGR frames handed to the video writer, and of the per-frame
 # pose and label fields, for SynthWriter(seed=0, drivers=1).write_video(16.0) (one glance included).
-# Made by running this helper's code on a `git worktree add /tmp/synth_head b331ba5` checkout.
-DEFAULT_FRAMES_SHA256 = "f6928235228057d269e8512287357a9757f4d5f189c5392afd426a773c339b40"
+# Made by running this helper's code on a `git worktree add /tmp/synth_head b331ba5` checkout; the
+# frames' hash was renewed once since, on purpose, when the frontal render's sampling was compiled
+# (face/render.py `_compose`: exact bilinear samples instead of cv2.remap's 1/32-px fixed point), which
+# moves the photo texture atlases the drivers' skin comes from by at most 2 grey levels.
+DEFAULT_FRAMES_SHA256 = "afac3ad1cb44d30464d0e6ad6f768de3f57df68c45b51c848e63e4b924bb9ce2"
 DEFAULT_TRUTH_SHA256 = "c10295d436f8becb215cad7dbd971743dbdc3fae7c823e0886e8e63a89fab34d"
 TRUTH_KEYS = ("frame", "time", "face", "expression", "label", "transition", "box", "yaw", "pitch", "roll",
               "eyes_closed", "eye_event")
