@@ -188,7 +188,7 @@ def _upsample_kernel(grid, step, height, width):
     small_h, small_w, planes = grid.shape
     channels = planes - 1
     extended = grid.copy()
-    total = np.empty(planes, dtype=np.float32)
+    total = np.empty(planes, dtype=np.float64)   # OpenCV's box filter sums float32 images in doubles
     for r in range(small_h):
         for c in range(small_w):
             if grid[r, c, channels] != 0:
@@ -204,9 +204,9 @@ def _upsample_kernel(grid, step, height, width):
                     cc = -cc if cc < 0 else (2 * small_w - 2 - cc if cc >= small_w else cc)
                     for k in range(planes):
                         total[k] += grid[rr, cc, k]
-            cover = max(total[channels] / np.float32(9.0), np.float32(1e-6))
+            cover = max(np.float32(total[channels] * (1.0 / 9.0)), np.float32(1e-6))
             for k in range(channels):
-                extended[r, c, k] = total[k] / np.float32(9.0) / cover
+                extended[r, c, k] = np.float32(total[k] * (1.0 / 9.0)) / cover
     # Separable, as OpenCV resizes: each coarse row upsampled along x, then pairs of rows blended.
     x0s, x1s, wxs = _linear_taps(width, small_w, step)
     rows = np.empty((small_h, width, planes), dtype=np.float32)

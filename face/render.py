@@ -105,11 +105,16 @@ class Renderer:
         attributes = np.column_stack([texture_xy, texture_xy[m], vis, vis[m], shade]).astype(np.float32)
         raster, values = rasterize_attributes(frontal_xy, depth, self.triangles, self.size, self.size,
                                               attributes, step=self.raster_step)
-        frame = frame if frame.ndim == 3 else frame[..., None]
-        frontal, visibility, grey = _compose(raster.pixel, values, np.ascontiguousarray(frame), better_side,
+        vd, vm = values[:, 4], values[:, 5]
+        # Keep the frame's own pixel while it is at least half visible; hand over to the mirror below.
+        alpha = np.clip(4.0 * (vd - vm) + 0.5 if better_side else 2.0 * vd - vm + 0.5, 0.0, 1.0)
+        # One remap over the covered pixels only: direct samples, then the mirrored ones needed.
+        mirrored = np.flatnonzero(alpha < 1.0)
+        samples = _sample(frame, np.concatenate([values[:, 0:2], values[mirrored, 2:4]]))
+        frontal, visibility, grey = _compose(raster.pixel, values, alpha, samples, mirrored, better_side,
                                              self.size * self.size)
         s = self.size
-        return (frontal.reshape(s, s, frame.shape[2]), visibility.reshape(s, s),
+        return (frontal.reshape((s, s) + samples.shape[1:]), visibility.reshape(s, s),
                 cv2.cvtColor(grey.reshape(s, s), cv2.COLOR_GRAY2BGR), frontal_xy)
 
     def vertex_visibility(self, posed: np.ndarray, frame_shape, texture_xy=None, true_area=None) -> np.ndarray:
@@ -173,65 +178,45 @@ def _scale2(posed, vertices):
     return float((a ** 2).sum() / max((b ** 2).sum(), 1e-12))
 
 
-@numba.njit(cache=True, nogil=True)
-def _compose(pixel, values, frame, better_side, count):
-    """The frontal render's pixels from their interpolated attributes (N × 7: the frame position seen
-    directly, its mirror partner's, the two visibilities, the shade): frontal colour, visibility and
-    shade, each a flat image of `count` pixels (0 outside the face).
+def _sample(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Bilinear samples (N×C float32) of an image at N points (x, y); 0 outside it.
+    The points are laid out as a block of rows: remap takes at most 32767 rows or columns."""
+    n, width = len(points), 256
+    block = np.full((-(-n // width) * width, 2), -1.0, dtype=np.float32)
+    block[:n] = points
+    out = cv2.remap(image, block.reshape(-1, width, 2), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return out.reshape(len(block), -1)[:n].astype(np.float32)
 
-    Each pixel keeps the frame's own sample while it is at least half visible and hands over to the
-    mirrored sample below (`better_side`: to whichever side the frame shows more squarely, for
-    texture atlases). Samples are bilinear with 0 outside the frame, as cv2.remap's constant border,
-    in floating point (remap rounds positions to 1/32 px). Compiled: one pass over the covered pixels
-    instead of a remap, a blend and three scatters of N-row arrays.
-    """
-    channels = frame.shape[2]
+
+@numba.njit(cache=True, nogil=True)
+def _compose(pixel, values, alpha, samples, mirrored, better_side, count):
+    """The frontal render's images (flat, `count` pixels, 0 outside the face) from the covered pixels'
+    attributes (N × 7: the frame position seen directly, its mirror partner's, the two visibilities,
+    the shade), their blend weights `alpha`, and the frame's samples: N direct ones, then one for each
+    pixel listed in `mirrored` (ascending: those with alpha < 1). Returns (frontal colour, visibility,
+    shade). Compiled: one pass instead of a blend and three scatters of N-row arrays, with numpy's
+    float32 arithmetic and rounding, so the renders are what they were."""
+    n, channels = pixel.shape[0], samples.shape[1]
     frontal = np.zeros((count, channels), dtype=np.uint8)
     visibility = np.zeros(count, dtype=np.float32)
     grey = np.zeros(count, dtype=np.uint8)
-    colour = np.empty(channels, dtype=np.float32)
-    mirror = np.empty(channels, dtype=np.float32)
-    for i in range(pixel.shape[0]):
-        vd, vm = values[i, 4], values[i, 5]
-        if better_side:
-            alpha = np.float32(4.0) * (vd - vm) + np.float32(0.5)
-        else:
-            alpha = np.float32(2.0) * vd - vm + np.float32(0.5)
-        alpha = min(max(alpha, np.float32(0.0)), np.float32(1.0))
-        _bilinear(frame, values[i, 0], values[i, 1], colour)
-        if alpha < 1.0:
-            _bilinear(frame, values[i, 2], values[i, 3], mirror)
-            for k in range(channels):
-                colour[k] = alpha * colour[k] + (np.float32(1.0) - alpha) * mirror[k]
+    one = np.float32(1.0)
+    j = 0
+    for i in range(n):
+        a = alpha[i]
+        blend = j < mirrored.shape[0] and mirrored[j] == i
         p = pixel[i]
         for k in range(channels):
-            frontal[p, k] = np.uint8(np.rint(colour[k]))
+            colour = samples[i, k]
+            if blend:
+                colour = a * colour + (one - a) * samples[n + j, k]
+            frontal[p, k] = np.uint8(np.rint(colour))
+        j += blend
         # Seen directly (low where mirrored in); for atlases, how well the side used was seen.
-        seen = alpha * vd + (np.float32(1.0) - alpha) * vm if better_side else vd
-        visibility[p] = min(max(seen, np.float32(0.0)), np.float32(1.0))
+        seen = a * values[i, 4] + (one - a) * values[i, 5] if better_side else values[i, 4]
+        visibility[p] = min(max(seen, np.float32(0.0)), one)
         grey[p] = np.uint8(np.rint(values[i, 6] * np.float32(235.0)))
     return frontal, visibility, grey
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _bilinear(image, x, y, out):
-    """out[:] = the bilinear sample of `image` at (x, y), pixel centres at integers, 0 outside."""
-    h, w, channels = image.shape
-    x0, y0 = int(np.floor(x)), int(np.floor(y))
-    fx, fy = np.float32(x - x0), np.float32(y - y0)
-    out[:] = 0.0
-    for dy in range(2):
-        yy = y0 + dy
-        if yy < 0 or yy >= h:
-            continue
-        wy = fy if dy else np.float32(1.0) - fy
-        for dx in range(2):
-            xx = x0 + dx
-            if xx < 0 or xx >= w:
-                continue
-            weight = wy * (fx if dx else np.float32(1.0) - fx)
-            for k in range(channels):
-                out[k] += weight * np.float32(image[yy, xx, k])
 
 
 def _prefilter(frame, texture_xy, out_scale, vertices):
