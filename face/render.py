@@ -75,6 +75,13 @@ class Renderer:
         self.incidence = incidence_matrix(model.num_vertices, self.triangles)
         self.mirror = model.mirror
 
+    def warm_up(self):
+        """Render the mean face once: the compiled kernels load (about 0.2 s, from numba's cache) now,
+        not on a live stream's first frame."""
+        mean = self.model.mesh().astype(np.float64)
+        posed = mean * np.array([100.0, -100.0, -100.0]) + np.array([64.0, 64.0, 0.0])
+        self.render(np.zeros((128, 128, 3), np.uint8), posed[:, :2].copy(), posed, mean)
+
     def frontal_raster(self, vertices: np.ndarray):
         xy, depth = self.layout.project_aligned(vertices)
         return xy, rasterize(xy, depth, self.triangles, self.size, self.size, cull_backfaces=True)

@@ -96,6 +96,7 @@ class FaceStage:
         self.detector = LandmarkDetector(video=video, max_faces=max_faces)
         self.fitter = Fitter(self.model)
         self.renderer = Renderer(self.model, self.size)
+        self.renderer.warm_up()
 
     def __call__(self, frame) -> FaceResult | NoFace:
         try:
