@@ -10,6 +10,7 @@ from pipeline import wire
 from pipeline.messages import Counters, new_header
 from pipeline.shared_frames import SLOTS, Placed, Ring, RingReader, SlotRef
 from pipeline.transport import LIVE, REPLAY, Inlet, Outlet, endpoint
+from test_transport import close
 
 FRAME = (480, 640, 3)   # 921,600 bytes: well over MIN_BYTES
 
@@ -19,20 +20,14 @@ def frame(i):
                                       "small": np.full((8, 8), i % 251, np.uint8)}
 
 
-def connected(tmp_path, mode, ring=True):
+def connected(tmp_path, mode):
+    """An inlet and an outlet with their rings, each with its own context as two processes have."""
     rx_ctx, tx_ctx = zmq.Context(), zmq.Context()
     rx, tx = Counters(), Counters()
     inlet = Inlet(rx_ctx, endpoint(str(tmp_path), "in"), mode, rx, rings=RingReader(str(tmp_path)))
     outlet = Outlet(tx_ctx, endpoint(str(tmp_path), "in"), mode, tx,
-                    ring=Ring(str(tmp_path), "test", "in", live=mode == LIVE) if ring else None)
+                    ring=Ring(str(tmp_path), "test", "in", live=mode == LIVE))
     return inlet, outlet, rx, tx, (rx_ctx, tx_ctx)
-
-
-def close(inlet, outlet, contexts):
-    inlet.close()
-    outlet.close()
-    for ctx in contexts:
-        ctx.term()
 
 
 def test_large_arrays_travel_as_slot_references_and_small_ones_inline(tmp_path):
