@@ -17,7 +17,7 @@ What keeps this lossless and crash-safe:
   slot and again after the stage has used it (`intact`). A message whose slot was reused meanwhile is
   dropped, never published with another frame's pixels; in a replay its frame comes again by resend.
 - A ring is named after its sender's pid: a restarted sender makes a new file, never rewrites one
-  that a receiver still maps. Names are checked against a pattern and opened inside the run folder
+  that a receiver still maps, and removes its dead predecessors' files. Names are checked against a pattern and opened inside the run folder
   only (no links): a message cannot point a stage at any other file.
 """
 from __future__ import annotations
@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 from msgspec import Struct
+
+from pipeline.rundirs import process_exists
 
 MIN_BYTES = 128 << 10   # smaller arrays (renders, crops) travel inside the message: a slot buys nothing
 SLOTS = 8
@@ -109,11 +111,20 @@ class Ring:
     def __init__(self, folder: str, sender: str, receiver: str, live: bool, slots: int = SLOTS):
         self.folder, self.live, self.slots = Path(folder), live, slots
         self.prefix = f"ring-{sender}-{receiver}-{os.getpid()}".lower()
+        self._remove_dead_senders_rings(f"ring-{sender}-{receiver}-".lower())
         self.current: _Mapped | None = None
         self.name = ""
         self.rings: list[tuple[str, _Mapped]] = []   # every size made; unlinked at close
         self.next_gen = 1
         self.published = -1
+
+    def _remove_dead_senders_rings(self, stem: str):
+        """A restarted sender: the files of its dead predecessors go (a receiver still mapping one
+        keeps its pages until it lets go), so crashes do not fill /dev/shm."""
+        for path in self.folder.glob(stem + "*"):
+            pid = path.name[len(stem):].split("-")[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not process_exists(int(pid)):
+                path.unlink(missing_ok=True)
 
     def _ring_for(self, nbytes: int) -> _Mapped:
         if self.current is not None and nbytes <= self.current.slot_bytes:

@@ -1,6 +1,7 @@
 """Frames through shared memory: real ring files, real ipc sockets, a real second process; lossless in
 a replay, latest-wins live, slots taken back from a receiver that died, hostile references refused."""
 import multiprocessing
+import os
 
 import numpy as np
 import pytest
@@ -169,3 +170,18 @@ def test_the_pipeline_uses_shared_memory_between_processes_and_not_in_one(tmp_pa
     for part in (staged, threads, reader):
         part.close()
     ctx.term()
+
+
+def test_a_restarted_sender_removes_its_dead_predecessors_rings(tmp_path):
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    left = tmp_path / f"ring-capture-in-face.0-{dead.pid}-921600"      # what a killed capture left
+    alive = tmp_path / f"ring-capture-in-face.0-{os.getppid()}-921600"  # a live process's: not ours to judge
+    other = tmp_path / f"ring-capture-in-face.1-{dead.pid}-921600"      # another pair's
+    for path in (left, alive, other):
+        path.write_bytes(b"x")
+    ring = Ring(str(tmp_path), "capture", "in-face.0", live=False)
+    assert not left.exists() and alive.exists() and other.exists()
+    ring.close()
