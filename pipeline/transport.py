@@ -152,7 +152,7 @@ class Outlet:
     def _place(self, header: StageMessage, arrays, should_stop):
         """Large arrays into the ring; replay waits for a free slot, live gives up (None)."""
         if not (self.ring and arrays) or all(a.nbytes < MIN_BYTES for a in arrays.values()):
-            return arrays
+            return arrays or {}
         placed = {}
         for name, array in arrays.items():
             if array.nbytes < MIN_BYTES:

@@ -185,3 +185,15 @@ def test_a_restarted_sender_removes_its_dead_predecessors_rings(tmp_path):
     ring = Ring(str(tmp_path), "capture", "in-face.0", live=False)
     assert not left.exists() and alive.exists() and other.exists()
     ring.close()
+
+
+def test_a_frame_without_arrays_still_goes(tmp_path):
+    for mode in (REPLAY, LIVE):
+        (tmp_path / mode).mkdir()
+        inlet, outlet, rx, tx, contexts = connected(tmp_path / mode, mode)
+        header = new_header(1, "test", 1)
+        header.invalidate("no face found")
+        assert outlet.send(header)   # an invalid frame: a header and nothing else
+        message = inlet.receive(2000)
+        assert message is not None and message[0].frame_id == 1 and message[1] == {}
+        close(inlet, outlet, contexts)
