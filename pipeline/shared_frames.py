@@ -17,8 +17,9 @@ What keeps this lossless and crash-safe:
   slot and again after the stage has used it (`intact`). A message whose slot was reused meanwhile is
   dropped, never published with another frame's pixels; in a replay its frame comes again by resend.
 - A ring is named after its sender's pid: a restarted sender makes a new file, never rewrites one
-  that a receiver still maps, and removes its dead predecessors' files. Names are checked against a pattern and opened inside the run folder
-  only (no links): a message cannot point a stage at any other file.
+  that a receiver still maps, and removes its dead predecessors' files. Names are checked against a
+  pattern and opened inside the run folder only (no links): a message cannot point a stage at any
+  other file.
 """
 from __future__ import annotations
 
