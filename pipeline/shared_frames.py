@@ -51,6 +51,10 @@ class RingError(ValueError):
     """A SlotRef that cannot be honoured (unknown ring, bad slot, reused slot, too many bytes)."""
 
 
+class NoRoom(OSError):
+    """The run folder's file system cannot hold a ring (a container's small /dev/shm, say)."""
+
+
 class SlotReused(RingError):
     """The slot holds another frame now: this message's frame was superseded, or will come again."""
 
@@ -136,7 +140,14 @@ class Ring:
         size = _table_bytes(self.slots) + self.slots * slot_bytes
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
-            os.ftruncate(fd, size)
+            # Every page reserved now: a write into a mapped page that a full tmpfs cannot back
+            # kills the process (SIGBUS), where this says so. (No posix_fallocate: macOS.)
+            os.posix_fallocate(fd, 0, size) if hasattr(os, "posix_fallocate") else os.ftruncate(fd, size)
+        except OSError as error:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise NoRoom(f"no room for a {size >> 20} MiB frame ring in {self.folder} ({error.strerror})") from None
+        try:
             os.pwrite(fd, MAGIC + np.array([self.slots, slot_bytes], np.uint64).tobytes(), 0)
             mapped = _Mapped(fd, size)
         finally:

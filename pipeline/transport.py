@@ -15,13 +15,14 @@ fork; sockets are never shared between threads.
 """
 from __future__ import annotations
 
+import sys
 import time
 
 import zmq
 
 from pipeline import wire
 from pipeline.messages import Counters, EndOfStream, StageMessage
-from pipeline.shared_frames import MIN_BYTES, Ring, RingReader
+from pipeline.shared_frames import MIN_BYTES, NoRoom, Ring, RingReader
 
 LIVE, REPLAY = "live", "replay"
 SLICE_MS = 100
@@ -146,23 +147,33 @@ class Outlet:
     def __init__(self, ctx: zmq.Context, address: str, mode: str, counters: Counters, token: bytes = b"",
                  ring: Ring | None = None):
         self.mode, self.counters, self.token, self.ring = mode, counters, token, ring
+        self.inline = ring is None   # also once the ring's file system has had no room
         self.sock = configure(ctx.socket(zmq.PUSH), HWM[mode])
         self.sock.connect(address)
 
     def _place(self, header: StageMessage, arrays, should_stop):
         """Large arrays into the ring; replay waits for a free slot, live gives up (None)."""
-        if not (self.ring and arrays) or all(a.nbytes < MIN_BYTES for a in arrays.values()):
+        if self.inline or not arrays or all(a.nbytes < MIN_BYTES for a in arrays.values()):
             return arrays or {}
         placed = {}
         for name, array in arrays.items():
             if array.nbytes < MIN_BYTES:
                 placed[name] = array
                 continue
-            while (slot := self.ring.put(array, header.frame_id)) is None:
+            try:
+                slot = self.ring.put(array, header.frame_id)
+            except NoRoom as error:   # frames go inside the messages from now on: slower, never lost
+                print(f"exprada pipeline: {error}; frames travel inside the messages instead (a container "
+                      f"needs more shared memory: docker run --shm-size)", file=sys.stderr, flush=True)
+                self._unplace(placed)
+                self.inline = True
+                return arrays
+            while slot is None:
                 if self.mode == LIVE or should_stop():
                     self._unplace(placed)
                     return None
                 time.sleep(0.001)   # replay: the next stage gives a slot back as it takes a frame
+                slot = self.ring.put(array, header.frame_id)
             placed[name] = slot
         return placed
 

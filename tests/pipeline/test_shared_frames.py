@@ -197,3 +197,20 @@ def test_a_frame_without_arrays_still_goes(tmp_path):
         message = inlet.receive(2000)
         assert message is not None and message[0].frame_id == 1 and message[1] == {}
         close(inlet, outlet, contexts)
+
+
+def test_no_room_for_a_ring_sends_frames_inside_the_messages(tmp_path, monkeypatch, capsys):
+    """A container's /dev/shm too small for a ring: said once, and every frame still arrives."""
+    def full(fd, offset, length):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("pipeline.shared_frames.os.posix_fallocate", full)
+    inlet, outlet, rx, tx, contexts = connected(tmp_path, REPLAY)
+    for i in range(3):
+        assert outlet.send(*frame(i))
+        header, arrays = inlet.receive(2000)
+        assert header.frame_id == i and int(arrays["frame"][0, 0, 0]) == i and header.arrays[0].shm is None
+    err = capsys.readouterr().err
+    assert err.count("no room for a") == 1 and "--shm-size" in err
+    assert not list(tmp_path.glob("ring-*"))
+    close(inlet, outlet, contexts)
