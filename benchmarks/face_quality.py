@@ -302,12 +302,13 @@ def real_quality(photos):
 
 def speed(model, frames: int, seed: int):
     """Median ms per frame: FaceMesh (video mode) vs the rest of the stage, on one drive; the eye
-    signals' share (the stage computes them inside `_describe`; timed again alone here)."""
+    signals' share (the stage computes them inside `_describe`; timed again alone here); and the
+    rest's parts, profiled (`describe_parts`)."""
     factory, scene = DriverFactory(model), SceneRenderer(model)
     rng = np.random.default_rng(seed + 2)
     person, camera = factory.driver(rng), NirCamera(rng, 480, 640)
     background = cabin_background(rng, 480, 640)
-    mesh_ms, rest_ms, eyes_ms = [], [], []
+    mesh_ms, rest_ms, eyes_ms, kept = [], [], [], []
     with face.FaceStage(video=True, model=model) as stage:
         for i in range(frames):
             canvas = background.copy()
@@ -327,12 +328,39 @@ def speed(model, frames: int, seed: int):
                 mesh_ms.append((t1 - t0) * 1e3)
                 rest_ms.append((t2 - t1) * 1e3)
                 eyes_ms.append((t3 - t2) * 1e3)
+                kept.append((frame, landmarks, count))
     mesh, rest = float(np.median(mesh_ms)), float(np.median(rest_ms))
     stage_ms = np.add(mesh_ms, rest_ms)
     with_over_without = float(np.median(stage_ms / (stage_ms - np.array(eyes_ms))))
     return {"frames": len(mesh_ms), "facemesh_ms": round(mesh, 2), "fit_render_sidemap_ms": round(rest, 2),
             "ratio": round(rest / mesh, 3), "eyes_ms": round(float(np.median(eyes_ms)), 3),
-            "stage_with_eyes_over_without": round(with_over_without, 4)}
+            "stage_with_eyes_over_without": round(with_over_without, 4), "parts": describe_parts(model, kept)}
+
+
+PARTS = {"fit": ("face/fit.py", "__call__"), "render": ("face/render.py", "render"),
+         "crop": ("face/crops.py", "face_crop"), "side_map": ("face/side_map.py", "side_map"),
+         "eyes": ("face/eyes.py", "eye_state")}
+
+
+def describe_parts(model, frames):
+    """Where the rest of the stage's time goes: the same frames' `_describe` again (a fresh stage)
+    under cProfile, ms per frame in each part and in all of it. The profiler adds its own cost to
+    every Python call, more to the parts made of many: compare the parts with each other."""
+    import cProfile
+    import pstats
+
+    with face.FaceStage(video=True, model=model) as stage:
+        profile = cProfile.Profile()
+        profile.enable()
+        for frame, landmarks, count in frames:
+            stage._describe(frame, landmarks, count, (0, 0, 1, 1))
+        profile.disable()
+    stats = pstats.Stats(profile).stats   # {(file, line, name): (calls, primitive, tottime, cumtime, callers)}
+    per_frame = {}
+    for part, (path, name) in {**PARTS, "all": ("face/stage.py", "_describe")}.items():
+        cumulative = sum(v[3] for (file, _, fn), v in stats.items() if file.endswith(path) and fn == name)
+        per_frame[part] = round(1e3 * cumulative / max(len(frames), 1), 3)
+    return per_frame
 
 
 def drive_quality(model, seconds: float, seed: int):
