@@ -76,7 +76,7 @@ def _rasterize_kernel(xy, depth, tri, height, width, cull):
     n = height * width
     zbuf = np.full(n, -np.inf, dtype=np.float32)
     owner = np.full(n, -1, dtype=np.int32)
-    bary = np.zeros((n, 3), dtype=np.float32)
+    bary = np.empty((n, 3), dtype=np.float32)   # read only where `owner` says a triangle wrote it
     eps = np.float32(-1e-5)
     one = np.float32(1.0)
     for t in range(tri.shape[0]):

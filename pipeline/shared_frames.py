@@ -85,7 +85,6 @@ class _Mapped:
 
     def __init__(self, fd: int, size: int):
         self.map = mmap.mmap(fd, size)
-        self.size = size
         if self.map[:len(MAGIC)] != MAGIC:
             self.map.close()
             raise RingError("not a ring file")
@@ -117,9 +116,7 @@ class Ring:
         self.folder, self.live, self.slots = Path(folder), live, slots
         self.prefix = f"ring-{sender}-{receiver}-{os.getpid()}".lower()
         self._remove_dead_senders_rings(f"ring-{sender}-{receiver}-".lower())
-        self.current: _Mapped | None = None
-        self.name = ""
-        self.rings: list[tuple[str, _Mapped]] = []   # every size made; unlinked at close
+        self.rings: dict[str, _Mapped] = {}   # every size made, the newest last; unlinked at close
         self.next_gen = 1
         self.published = -1
 
@@ -130,6 +127,14 @@ class Ring:
             pid = path.name[len(stem):].split("-")[0]
             if pid.isdigit() and int(pid) != os.getpid() and not process_exists(int(pid)):
                 path.unlink(missing_ok=True)
+
+    @property
+    def name(self) -> str:
+        return next(reversed(self.rings), "")
+
+    @property
+    def current(self) -> _Mapped | None:
+        return self.rings[self.name] if self.rings else None
 
     def _ring_for(self, nbytes: int) -> _Mapped:
         if self.current is not None and nbytes <= self.current.slot_bytes:
@@ -152,8 +157,7 @@ class Ring:
             mapped = _Mapped(fd, size)
         finally:
             os.close(fd)
-        self.rings.append((name, mapped))
-        self.current, self.name = mapped, name
+        self.rings[name] = mapped
         return mapped
 
     def _free_slot(self, ring: _Mapped) -> int | None:
@@ -182,8 +186,8 @@ class Ring:
     def cancel(self, arrays: dict):
         """The message holding these placed arrays was not sent: their slots are free again."""
         for array in arrays.values():
-            if isinstance(array, Placed) and array.ref.ring == self.name:
-                self.current.table[array.ref.slot, 1] = array.ref.gen
+            if isinstance(array, Placed) and array.ref.ring in self.rings:
+                self.rings[array.ref.ring].table[array.ref.slot, 1] = array.ref.gen
 
     def reclaim(self, published: int | None = None):
         """Replay: slots of frames up to `published` are free; None: every slot is (all that was
@@ -191,18 +195,15 @@ class Ring:
         if published is not None:
             self.published = max(self.published, published)
             return
-        for _, ring in self.rings:
+        for ring in self.rings.values():
             ring.table[:, 0] = -np.arange(1, ring.slots + 1)   # no message's generation: all refused
             ring.table[:, 1] = ring.table[:, 0]
 
     def close(self):
-        for name, ring in self.rings:
+        for name, ring in self.rings.items():
             ring.close()
-            try:
-                os.unlink(self.folder / name)
-            except FileNotFoundError:
-                pass
-        self.rings, self.current = [], None
+            (self.folder / name).unlink(missing_ok=True)
+        self.rings = {}
 
 
 class RingReader:
