@@ -12,7 +12,9 @@ same faces:
                 at ±30°
 Drivers come from `--seeds` that no training used (each seed: new people, cameras, expressions,
 poses); every row is mean ± std over the seeds, and each generator's paired difference against the
-render, per seed, is reported too: it is what stays stable when the seeds' drivers differ.
+render, per seed, is reported too: it is what stays stable when the seeds' drivers differ. The first
+`--generator` is the reference: every later one is also paired against it (an ablation or a baseline
+against the full model, `NAME - FIRST`).
 `NAME=G1.onnx,G2.onnx,G3.onnx` gives one model per seed (e.g. three training seeds): replicate i
 translates seed i's drivers with model i, so each replicate is a new training and new people.
 `--scenario camera` draws the source domain with the visible-light studio camera (the paper's
@@ -144,8 +146,11 @@ def run(args) -> dict:
                 samples[b] = [d["source_crop"][0], d["raw_crop"][0], d["render"][0],
                               *(t[0] for t in translated.values())]
     table = {row: {str(b): mean_std(acc[row][b]) for b in args.bins} for row in rows}
+    pairs = [(name, base) for base in ("render", "raw_crop") for name in [*generators_paths, *combined]]
+    reference, *others = [*generators_paths] or [None]
+    pairs += [(name, reference) for name in others]   # ablations and baselines against the full model
     paired = {f"{name} - {base}": {str(b): mean_std(np.subtract(acc[name][b], acc[base][b])) for b in args.bins}
-              for base in ("render", "raw_crop") for name in [*generators_paths, *combined]}
+              for name, base in pairs}
     result = {"benchmark": "paper_table4", "scenario": args.scenario, "seeds": args.seeds, "per_bin": args.per_bin,
               "bins": list(args.bins), "image_size": size, "classifier": str(args.classifier),
               "generators": generators_paths, "fusion_weight": args.fusion_weight, "accuracy": table,

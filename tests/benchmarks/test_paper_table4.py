@@ -40,8 +40,11 @@ def test_an_identity_generator_reproduces_the_render_row_and_the_figures_are_con
         assert result["paired"]["identity - render"][b]["mean"] == 0.0
         paired = np.subtract(acc["scrambled"][b]["per_seed"], acc["render"][b]["per_seed"])
         assert np.allclose(result["paired"]["scrambled - render"][b]["per_seed"], paired, atol=0.02)
+        # the first generator is the reference the later ones are paired against (here: the render's twin)
+        assert result["paired"]["scrambled - identity"][b] == result["paired"]["scrambled - render"][b]
         for row in acc.values():
             assert len(row[b]["per_seed"]) == 2 and 0 <= row[b]["mean"] <= 100
+    assert "identity - scrambled" not in result["paired"]
     saved = json.loads((out / "table4.json").read_text())
     assert saved["accuracy"] == acc and saved["generators"]["scrambled"] == [str(generators["scrambled"])] * 2
     assert (out / "table4.png").stat().st_size > 0 and (out / "samples.png").stat().st_size > 0
