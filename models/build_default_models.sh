@@ -2,8 +2,8 @@
 # Rebuild the shipped default models from the project's own synthetic data, with the project's own
 # commands. Deterministic by seed (bit-exact only on the same hardware and library versions).
 # The results are committed once (models/*.onnx); rerun only when the networks or the data change.
-#   CPU only (2 cores): about 3 minutes for the data and the classifier, then ~20 min for the UIT
-#   generator's 3000 steps. With a CUDA GPU the UIT step runs with bf16 + channels_last + a CUDA graph.
+#   CPU only (2 cores): 1-3 minutes for the data and the classifier, then 14-20 min for the UIT
+#   generator's 3000 steps (measured on two machines). With a CUDA GPU the UIT step runs with bf16 + channels_last + a CUDA graph.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
