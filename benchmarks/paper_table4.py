@@ -147,8 +147,8 @@ def run(args) -> dict:
                               *(t[0] for t in translated.values())]
     table = {row: {str(b): mean_std(acc[row][b]) for b in args.bins} for row in rows}
     pairs = [(name, base) for base in ("render", "raw_crop") for name in [*generators_paths, *combined]]
-    reference, *others = [*generators_paths] or [None]
-    pairs += [(name, reference) for name in others]   # ablations and baselines against the full model
+    names = list(generators_paths)
+    pairs += [(name, names[0]) for name in names[1:]]   # ablations and baselines against the full model
     paired = {f"{name} - {base}": {str(b): mean_std(np.subtract(acc[name][b], acc[base][b])) for b in args.bins}
               for name, base in pairs}
     result = {"benchmark": "paper_table4", "scenario": args.scenario, "seeds": args.seeds, "per_bin": args.per_bin,
