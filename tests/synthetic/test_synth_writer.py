@@ -109,3 +109,20 @@ def test_bad_arguments_are_refused(tmp_path):
     cmd = [sys.executable, "-m", "train", "synth", "--out", str(tmp_path), "--drivers", "0"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "--drivers" in done.stderr
+
+
+def test_target_yaw_narrows_the_target_poses_only(small_set, tmp_path):
+    out, _ = small_set
+    narrow = tmp_path / "narrow"
+    _synth(narrow, "--seed", "3", "--per-class", "3", "--video-seconds", "0", "--drivers", "3",
+           "--target-yaw", "15")
+    wide, manifest = (json.loads((d / "manifest.json").read_text()) for d in (out, narrow))
+    assert manifest["target_pose"]["yaw"] == 15 and wide["target_pose"]["yaw"] == 60
+    assert max(abs(r["yaw"]) for r in manifest["target"]) <= 15
+    assert max(abs(r["yaw"]) for r in wide["target"]) > 15      # the default range is wider
+    assert manifest["source"] == wide["source"]                  # the labelled source is unchanged
+    for image in sorted((out / "source").rglob("*.png"))[:10]:
+        assert (narrow / image.relative_to(out)).read_bytes() == image.read_bytes()
+    done = subprocess.run([sys.executable, "-m", "train", "synth", "--out", str(tmp_path / "bad"),
+                           "--target-yaw", "120"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "--target-yaw" in done.stderr

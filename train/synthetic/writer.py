@@ -81,14 +81,16 @@ class SynthWriter:
     def __init__(self, out: Path, seed: int = 0, size: int = 128, drivers: int = 8, model=None,
                  scenario: str = "pose", blinks_per_minute: float = 0.0, eye_closures: int = 0,
                  look_aways: int = 0, gaze_shifts_per_minute: float = 0.0, distractions: int = 0,
-                 head_sway: float = 1.0, eyeballs: bool | None = None):
+                 head_sway: float = 1.0, eyeballs: bool | None = None, target_yaw: float = TARGET_POSE["yaw"]):
         """The drive options: see the module's docstring. eyeballs: draw the eyes as eyeballs that
-        look around (None: when any drive option is not its default)."""
+        look around (None: when any drive option is not its default). target_yaw: the target images'
+        head yaw is drawn from ± this many degrees."""
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}")
         self.out = Path(out)
         self.size = size
         self.scenario = scenario
+        self.target_pose = dict(TARGET_POSE, yaw=float(target_yaw))
         self.model = model if model is not None else bilinear.load()
         self.factory = DriverFactory(self.model)
         self.scene = SceneRenderer(self.model)
@@ -195,7 +197,7 @@ class SynthWriter:
                 d = int(rng.integers(len(self.drivers["target"])))
                 driver, camera = self.drivers["target"][d]
                 for _ in range(MAX_TRIES):
-                    pose = self._random_pose(rng, TARGET_POSE)
+                    pose = self._random_pose(rng, self.target_pose)
                     frame, _ = self.target_frame(rng, driver, camera, self._expression_of(label), pose)
                     result = stage(frame)
                     if result:
@@ -354,6 +356,9 @@ def main(argv=None) -> int:
     parser.add_argument("--scenario", choices=tuple(SCENARIOS), default="pose",
                         help="; ".join(f"{name}: {text}" for name, text in SCENARIOS.items())
                         + ". In both the target and drive.mp4 are NIR.")
+    parser.add_argument("--target-yaw", type=float, default=TARGET_POSE["yaw"], metavar="DEG",
+                        help="target images: head yaw drawn from ± this many degrees (default %(default)s; a "
+                             "driver watching the road stays within about ±20°)")
     parser.add_argument("--blinks-per-minute", type=float, default=0.0, help="drive.mp4: blinks "
                         "(100–400 ms) at about this rate, e.g. 15; default none")
     parser.add_argument("--eye-closures", type=int, default=0, help="drive.mp4: this many long (drowsy) "
@@ -382,6 +387,8 @@ def main(argv=None) -> int:
                  "gaze_shifts_per_minute", "distractions", "head_sway"):
         if getattr(args, name) < (1 if name in ("drivers", "size") else 0):
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if not 0 <= args.target_yaw <= 90:
+        parser.error(f"--target-yaw must be within 0-90 degrees, got {args.target_yaw}")
     target_per_class = args.per_class if args.target_per_class is None else args.target_per_class
     if args.fleet:
         for seed in range(args.seed, args.seed + args.fleet):
@@ -400,10 +407,10 @@ def write(args, out: Path, seed: int, per_class: int, target_per_class: int) -> 
                          blinks_per_minute=args.blinks_per_minute, eye_closures=args.eye_closures,
                          look_aways=args.look_aways, gaze_shifts_per_minute=args.gaze_shifts_per_minute,
                          distractions=args.distractions, head_sway=args.head_sway,
-                         eyeballs=True if args.eyeballs else None)
+                         eyeballs=True if args.eyeballs else None, target_yaw=args.target_yaw)
     timings["setup_s"] = time.perf_counter() - start
     manifest = {"scenario": args.scenario, "seed": seed, "size": args.size, "classes": list(EXPRESSIONS),
-                "drivers_per_domain": args.drivers, "drive_events": writer.script}
+                "drivers_per_domain": args.drivers, "target_pose": writer.target_pose, "drive_events": writer.script}
     for part, call in (("source", lambda: writer.write_source(per_class, progress)),
                        ("target", lambda: writer.write_target(target_per_class, progress))):
         t = time.perf_counter()
