@@ -357,8 +357,8 @@ def main(argv=None) -> int:
                         help="; ".join(f"{name}: {text}" for name, text in SCENARIOS.items())
                         + ". In both the target and drive.mp4 are NIR.")
     parser.add_argument("--target-yaw", type=float, default=TARGET_POSE["yaw"], metavar="DEG",
-                        help="target images: head yaw drawn from ± this many degrees (default %(default)s; a "
-                             "driver watching the road stays within about ±20°)")
+                        help="target images: head yaw drawn from ± this many degrees (default %(default)s; "
+                             "the demo drive's head is within ±20° 95 %% of the time)")
     parser.add_argument("--blinks-per-minute", type=float, default=0.0, help="drive.mp4: blinks "
                         "(100–400 ms) at about this rate, e.g. 15; default none")
     parser.add_argument("--eye-closures", type=int, default=0, help="drive.mp4: this many long (drowsy) "
