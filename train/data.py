@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from face.imageio import read_image, to_network
 
-from .datasets import SIDE_MAP_SUFFIX, Sample
+from .datasets import PAIR_SUFFIX, SIDE_MAP_SUFFIX, Sample
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,12 @@ def side_map_beside(image_path: Path) -> Path:
     """Where the synthetic-data writer puts an image's side map: NAME.side.png next to NAME.ext."""
     image_path = Path(image_path)
     return image_path.with_name(image_path.stem + SIDE_MAP_SUFFIX)
+
+
+def pair_beside(image_path: Path) -> Path:
+    """Where a frontal render's frontal pair is (train.datasets.PAIR_SUFFIX): NAME.pair.png next to NAME.ext."""
+    image_path = Path(image_path)
+    return image_path.with_name(image_path.stem + PAIR_SUFFIX)
 
 
 class SideMaps:
@@ -119,18 +125,20 @@ class SideMaps:
 
 class ImageDataset(Dataset):
     """Items are dicts: image (3×S×S float32 in [-1, 1], BGR as everywhere), side (same, when
-    side maps are used), label (int, -1 when unknown), index. A bad file gives
+    side maps are used), label (int, -1 when unknown), index; with pairs=True also pair (the image's
+    NAME.pair.png, zeros where it has none) and has_pair (1.0 or 0.0). A bad file gives
     {"bad": (path, reason), "index": i} instead of raising.
 
     Keys are an int index or (index, flip) from `StepBatchSampler`.
     """
 
-    def __init__(self, samples: list[Sample], size: int, side_maps: SideMaps | None = None):
+    def __init__(self, samples: list[Sample], size: int, side_maps: SideMaps | None = None, pairs: bool = False):
         if not samples:
             raise ValueError("a dataset needs at least one sample")
         self.samples = list(samples)
         self.size = int(size)
         self.side_maps = side_maps
+        self.pairs = pairs
 
     def __len__(self):
         return len(self.samples)
@@ -143,6 +151,11 @@ class ImageDataset(Dataset):
         if self.side_maps is not None:
             side_path = self.side_maps.locate(sample.path) or self.side_maps.ensure(sample.path)
             arrays["side"] = square_resize(read_image(side_path), self.size)
+        if self.pairs:
+            pair_path = pair_beside(sample.path)
+            has_pair = pair_path.is_file()
+            arrays["pair"] = square_resize(read_image(pair_path), self.size) if has_pair else np.zeros_like(image)
+            item["has_pair"] = torch.tensor(float(has_pair))
         for name, array in arrays.items():
             if flip:
                 array = array[:, ::-1]

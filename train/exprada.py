@@ -20,7 +20,8 @@ from engines.contract import CGIT_GENERATOR, UIT_GENERATOR
 from face.expressions import EXPRESSIONS, NUM_EXPRESSIONS
 
 from . import distributed
-from .data import ImageDataset, SideMaps, StepBatchSampler, generator_input
+from .data import ImageDataset, SideMaps, StepBatchSampler, generator_input, pair_beside
+from .datasets import PAIR_SUFFIX
 from .datasets.folder import index_labelled_folder, index_unlabelled_folder
 from .exprada_model import ExprADAModel
 from .run_setup import add_run_control_arguments
@@ -28,7 +29,7 @@ from .trainer import Trainer
 
 # Settings that define what is trained: a resumed run must keep them (else it is not the same run).
 LOCKED = ("mode", "stargan", "diffaugment", "width", "d_width", "image_size", "num_residual", "skips", "residual", "lambda_sem", "lambda_sem_target",
-          "semantic_classifier", "ema",
+          "semantic_classifier", "ema", "lambda_pair",
           "batch_size", "lr", "beta1", "beta2", "lambda_bi",
           "lambda_re", "lambda_cls", "use_bi", "use_re", "flip", "seed", "epochs_constant", "epochs_decay",
           "steps", "source", "target")
@@ -37,7 +38,7 @@ RUNTIME = ("device", "precision", "channels_last", "compile", "cuda_graph", "wor
            "sample_every", "checkpoint_every", "keep_every", "max_nonfinite", "stop_after", "progress")
 DEFAULTS = dict(mode=None, stargan=False, diffaugment=False, source=None, target=None, width=64, d_width=None, image_size=128, num_residual=6, skips=False,
                 residual=False, lambda_sem=0.0, lambda_sem_target=0.0,
-                semantic_classifier=None, ema=0.0, batch_size=8,
+                semantic_classifier=None, ema=0.0, lambda_pair=0.0, batch_size=8,
                 lr=1e-4, beta1=0.5, beta2=0.999, lambda_bi=10.0, lambda_re=10.0, lambda_cls=1.0, use_bi=True,
                 use_re=True, flip=True, seed=0, epochs_constant=100, epochs_decay=100, steps=None,
                 device="auto", precision="fp32", channels_last=False, compile=False, cuda_graph=False, workers=2,
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--semantic-classifier", help="classifier run folder or checkpoint for --lambda-sem")
     g.add_argument("--ema", type=float, help="keep an exponential moving average of G^{t→s} with this decay, "
                    "e.g. 0.999 (0: off); exported instead of the live weights")
+    g.add_argument("--lambda-pair", type=float, help="weight of the frontal-pair term: a target render that has the "
+                   "camera's own crop of its frame beside it (NAME.pair.png; train synth writes them for near-frontal "
+                   "frames) must translate into that crop, L1 (0: off; only where the source is that camera's faces)")
     g.add_argument("--diffaugment", action="store_true", default=None,
                    help="the discriminators see every image, real or fake, through the same random colour change, "
                         "shift and cutout (DiffAugment), so the generator cannot pass codes for real content")
@@ -157,8 +161,15 @@ class ExprADATrainer(Trainer):
             if side_maps.counts["no_face"]:
                 self.log.warning("%d images had no detectable face: their side maps are zero", side_maps.counts["no_face"])
         distributed.barrier(self.ctx)
+        pairs = (c.get("lambda_pair") or 0) > 0
+        if pairs:
+            with_pair = sum(pair_beside(sample.path).is_file() for sample in target)
+            if not with_pair:
+                raise SystemExit(f"error: --lambda-pair needs frontal pairs beside the target images (NAME{PAIR_SUFFIX}, "
+                                 f"as train synth writes them): none in {c['target']}")
+            self.log.info("frontal pairs: %d of %d target images have one", with_pair, len(target))
         self.source = ImageDataset(source, c["image_size"], side_maps)
-        self.target = ImageDataset(target, c["image_size"], side_maps)
+        self.target = ImageDataset(target, c["image_size"], side_maps, pairs=pairs)
         self.grid_inputs = self._sample_inputs()  # every sample grid shows these same images
 
     def plan_steps(self) -> dict:
@@ -212,7 +223,8 @@ class ExprADATrainer(Trainer):
         if n == size:
             return batch
         repeat = torch.arange(size) % n
-        return {**batch, **{k: batch[k][repeat] for k in ("image", "side", "label", "index")}}
+        return {**batch, **{k: batch[k][repeat] for k in ("image", "side", "label", "index", "pair", "has_pair")
+                             if k in batch}}
 
     def train_step(self, batches) -> str | None:
         source_batch, target_batch = batches
@@ -221,7 +233,10 @@ class ExprADATrainer(Trainer):
         x_s, x_t = self._prepare(source_batch), self._prepare(target_batch)
         y_s = source_batch["label"].to(self.device)
         y_wanted = self.wanted_labels(self.step, x_t.shape[0]).to(self.device)
-        scalars = self.model.step(x_s, y_s, x_t, y_wanted)
+        pairs = {}
+        if "pair" in target_batch:
+            pairs = {"pair": target_batch["pair"].to(self.device), "has_pair": target_batch["has_pair"].to(self.device)}
+        scalars = self.model.step(x_s, y_s, x_t, y_wanted, **pairs)
         if not bool(scalars["finite"]):  # the step's one host sync
             return f"G {float(scalars['G/total']):.4g}, D {float(scalars['D/total']):.4g}"
         # Summed on the device, read when logged.

@@ -77,7 +77,7 @@ def _grad_norm(parameters) -> torch.Tensor:
 
 class ExprADAModel:
     """config keys used: mode, stargan, diffaugment, width, image_size, num_residual, skips, residual, lr, beta1, beta2,
-    lambda_* (lambda_sem, lambda_sem_target with semantic_classifier), ema, use_bi, use_re, seed,
+    lambda_* (lambda_sem, lambda_sem_target with semantic_classifier; lambda_pair), ema, use_bi, use_re, seed,
     constant_steps, total_steps, precision, channels_last, compile, cuda_graph."""
 
     def __init__(self, config: dict, ctx: distributed.Context, logger=None):
@@ -87,7 +87,8 @@ class ExprADAModel:
         self.weights = LossWeights(bi=c["lambda_bi"], re=c["lambda_re"], cls=c["lambda_cls"],
                                    use_bi=c["use_bi"], use_re=c["use_re"], use_cls=self.cgit,
                                    sem=float(c.get("lambda_sem") or 0.0),
-                                   sem_target=float(c.get("lambda_sem_target") or 0.0))
+                                   sem_target=float(c.get("lambda_sem_target") or 0.0),
+                                   pair=float(c.get("lambda_pair") or 0.0))
         self.classifier = self._frozen_classifier(c.get("semantic_classifier")) if self.weights.sem > 0 else None
         self.stargan = bool(c.get("stargan"))
         if self.stargan and ctx.distributed:
@@ -174,9 +175,10 @@ class ExprADAModel:
             return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=not self.config["cuda_graph"])
         return nullcontext()
 
-    def step_tensors(self, x_s, y_s, x_t, y_wanted) -> dict[str, torch.Tensor]:
+    def step_tensors(self, x_s, y_s, x_t, y_wanted, pair=None, has_pair=None) -> dict[str, torch.Tensor]:
         """One ExprADA update of all four networks; no host synchronisation (CUDA-graph safe).
-        A step whose losses or gradients are not finite changes nothing (fused Adam's found_inf)."""
+        A step whose losses or gradients are not finite changes nothing (fused Adam's found_inf).
+        pair, has_pair: x_t's frontal pairs (N×3×H×W) and which it has (N), for λ_pair."""
         if self.stargan:
             return self._finish_step(*self._stargan_losses(x_s, y_s, y_wanted))
         onehot_wanted = F.one_hot(y_wanted, NUM_EXPRESSIONS).float() if self.cgit else None
@@ -200,7 +202,8 @@ class ExprADAModel:
         g_loss, scalars = generator_objective(
             fake_s_scores=fake_s_scores, fake_t_scores=fake_t_scores, x_s=x_s, x_t=x_t, fake_s=fake_s,
             fake_t=fake_t, cycled_s=cycled_s, cycled_t=cycled_t, fake_s_logits=fake_s_logits,
-            wanted_labels=y_wanted if self.cgit else None, weights=self.weights, **semantic)
+            wanted_labels=y_wanted if self.cgit else None, pair=pair, has_pair=has_pair, weights=self.weights,
+            **semantic)
         g_loss.backward()
         # Discriminators (eq. 6, second line) on the same, detached, translations.
         _set_requires_grad((D_s, D_t), True)
@@ -259,15 +262,17 @@ class ExprADAModel:
         torch._foreach_mul_(delta, (1.0 - self.ema_decay) * finite.float())
         torch._foreach_add_(ema, delta)
 
-    def step(self, x_s, y_s, x_t, y_wanted) -> dict[str, torch.Tensor]:
+    def step(self, x_s, y_s, x_t, y_wanted, pair=None, has_pair=None) -> dict[str, torch.Tensor]:
         """step_tensors, eagerly or (with cuda_graph) replayed from a graph captured on first use."""
+        inputs = {"x_s": x_s, "y_s": y_s, "x_t": x_t, "y_wanted": y_wanted,
+                  **({"pair": pair, "has_pair": has_pair} if pair is not None else {})}
         if not self.config["cuda_graph"]:
-            return self.step_tensors(x_s, y_s, x_t, y_wanted)
+            return self.step_tensors(**inputs)
         if self._graphed is None:
             for opt in (self.opt_G, self.opt_D):
                 lr_as_device_tensor(opt, self.device)
             if self.log:
                 self.log.info("capturing the training step in a CUDA graph")
-            static = {"x_s": x_s.clone(), "y_s": y_s.clone(), "x_t": x_t.clone(), "y_wanted": y_wanted.clone()}
+            static = {name: value.clone() for name, value in inputs.items()}
             self._graphed = GraphedStep(self.step_tensors, static, self.saved_models().values(), (self.opt_G, self.opt_D))
-        return self._graphed(x_s=x_s, y_s=y_s, x_t=x_t, y_wanted=y_wanted)
+        return self._graphed(**inputs)

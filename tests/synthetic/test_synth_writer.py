@@ -33,7 +33,7 @@ def test_layout_and_counts(small_set):
     for domain in ("source", "target"):
         assert sorted(p.name for p in (out / domain).iterdir()) == sorted(EXPRESSIONS)
         for image in (out / domain).rglob("*.png"):
-            if image.name.endswith(".side.png"):
+            if image.name.endswith((".side.png", ".pair.png")):
                 continue
             side = image.with_name(image.stem + ".side.png")
             assert side.is_file(), f"no side map beside {image}"
@@ -111,11 +111,17 @@ def test_bad_arguments_are_refused(tmp_path):
     assert done.returncode != 0 and "--drivers" in done.stderr
 
 
-def test_target_yaw_narrows_the_target_poses_only(small_set, tmp_path):
+@pytest.fixture(scope="module")
+def narrow_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp("narrow")
+    summary = _synth(out, "--seed", "3", "--per-class", "3", "--video-seconds", "0", "--drivers", "3",
+                     "--target-yaw", "15")
+    return out, summary
+
+
+def test_target_yaw_narrows_the_target_poses_only(small_set, narrow_set, tmp_path):
     out, _ = small_set
-    narrow = tmp_path / "narrow"
-    _synth(narrow, "--seed", "3", "--per-class", "3", "--video-seconds", "0", "--drivers", "3",
-           "--target-yaw", "15")
+    narrow, _ = narrow_set
     wide, manifest = (json.loads((d / "manifest.json").read_text()) for d in (out, narrow))
     assert manifest["target_pose"]["yaw"] == 15 and wide["target_pose"]["yaw"] == 60
     assert max(abs(r["yaw"]) for r in manifest["target"]) <= 15
@@ -126,3 +132,29 @@ def test_target_yaw_narrows_the_target_poses_only(small_set, tmp_path):
     done = subprocess.run([sys.executable, "-m", "train", "synth", "--out", str(tmp_path / "bad"),
                            "--target-yaw", "120"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "--target-yaw" in done.stderr
+
+
+def test_near_frontal_renders_get_their_frames_crop_as_a_frontal_pair(narrow_set):
+    from train.datasets.folder import index_unlabelled_folder
+    from train.synthetic.writer import FRONTAL_PAIR
+
+    out, summary = narrow_set
+    records = json.loads((out / "manifest.json").read_text())["target"]
+    paired = [r for r in records if r["pair"]]
+    assert 0 < len(paired) == summary["target_pairs"] < len(records)
+    for record in records:
+        fitted = record["fitted"]
+        frontal = abs(fitted["yaw"]) <= FRONTAL_PAIR["yaw"] and abs(fitted["pitch"]) <= FRONTAL_PAIR["pitch"]
+        render = out / record["image"]
+        assert record["pair"] == frontal == render.with_name(render.stem + ".pair.png").is_file()
+    renders = [cv2.imread(str(out / r["image"])).astype(np.float32) for r in paired]
+    crops = [cv2.imread(str((out / r["image"]).with_suffix(".pair.png"))).astype(np.float32) for r in paired]
+    for i, (render, crop) in enumerate(zip(renders, crops)):
+        assert crop.shape == render.shape and (crop[..., 0] == crop[..., 2]).all()   # the NIR camera's crop
+        face_r, face_c = render.any(axis=2), crop.any(axis=2)
+        assert (face_r & face_c).sum() / (face_r | face_c).sum() > 0.75   # laid out as the render (its outline differs)
+        # ... of the same frame: nearer its own render than the other renders
+        own = np.abs(crop - render).mean()
+        assert all(own < np.abs(crop - other).mean() for j, other in enumerate(renders) if j != i)
+    # The pairs belong to their renders: a folder of renders still lists only the renders.
+    assert len(index_unlabelled_folder(out / "target")) == summary["target"]

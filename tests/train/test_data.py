@@ -20,6 +20,21 @@ def test_items_are_network_tensors_with_side_maps_and_flip_mirrors_both(tmp_path
     assert not (tmp_path / "cache").exists()  # maps beside the images were used, nothing cached
 
 
+def test_frontal_pairs_load_beside_their_renders_flip_with_them_and_are_never_samples(tmp_path):
+    paths = write_images(tmp_path / "d", 3, 40, seed=0)
+    crop = np.zeros((40, 40, 3), np.uint8)
+    crop[5:30, 10:20] = 200                        # asymmetric, so a flip shows
+    cv2.imwrite(str(paths[1].with_name(paths[1].stem + ".pair.png")), crop)
+    samples = index_unlabelled_folder(tmp_path / "d")
+    assert [s.path for s in samples] == paths       # the pair is not listed as an image
+    ds = ImageDataset(samples, size=32, side_maps=SideMaps(tmp_path / "cache"), pairs=True)
+    without, with_pair, flipped = ds[(0, False)], ds[(1, False)], ds[(1, True)]
+    assert without["has_pair"].item() == 0.0 and torch.all(without["pair"] == -1)   # black: zeros in [-1, 1]
+    assert with_pair["has_pair"].item() == 1.0 and with_pair["pair"].shape == (3, 32, 32)
+    assert with_pair["pair"].max() > 0 and torch.equal(flipped["pair"], with_pair["pair"].flip(-1))
+    assert "pair" not in ImageDataset(samples, size=32, side_maps=SideMaps(tmp_path / "cache"))[1]
+
+
 def test_missing_side_maps_are_computed_once_into_the_cache_not_the_dataset(tmp_path):
     write_images(tmp_path / "d", 2, 32, seed=0, side=False)
     calls = []

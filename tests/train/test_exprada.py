@@ -3,6 +3,8 @@ import csv
 import json
 import shutil
 
+import cv2
+
 import pytest
 import torch
 
@@ -200,6 +202,23 @@ def test_uit_with_skips_residual_and_the_semantic_term_trains_and_records_it(dat
     with pytest.raises(SystemExit, match="needs --semantic-classifier"):
         main(_args(data, "uit") + ["--lambda-sem", "1", "--steps", "1", "--out", str(tmp_path / "nosem")])
     assert classifier.is_file()
+
+
+def test_uit_with_frontal_pairs_trains_on_them_and_refuses_a_target_without_any(data, tmp_path):
+    target = tmp_path / "tgt"
+    shutil.copytree(data / "tgt", target)
+    run = tmp_path / "pairs"
+    args = ["--mode", "uit", "--source", str(data / "src"), "--target", str(target)] + TINY
+    with pytest.raises(SystemExit, match=r"--lambda-pair needs frontal pairs .*none in"):
+        main(args + ["--lambda-pair", "10", "--steps", "1", "--out", str(run)])
+    for name in ("img_000", "img_001"):   # the camera's crop of these renders' frames: here, brighter copies
+        image = cv2.imread(str(target / f"{name}.png"))
+        cv2.imwrite(str(target / f"{name}.pair.png"), cv2.add(image, 40))
+    assert main(args + ["--residual", "--lambda-pair", "10", "--steps", "4", "--out", str(run)]) == 0
+    assert load_checkpoint(run)["config"]["lambda_pair"] == 10.0
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert sum(float(r["G/pairs"]) for r in rows) > 0 and max(float(r["G/pair"]) for r in rows) > 0
+    assert "frontal pairs: 2 of" in (run / "train.log").read_text()
 
 
 def test_a_finished_run_is_extended_with_resume_and_steps(data, tmp_path):

@@ -8,9 +8,13 @@ from pathlib import Path
 
 from face.expressions import EXPRESSIONS
 
-# Image files a loader picks up (lower-case suffixes). Side maps (`NAME.side.png`) are never samples.
+# Image files a loader picks up (lower-case suffixes). Side maps (`NAME.side.png`) and frontal pairs
+# (`NAME.pair.png`) belong to the image beside them and are never samples.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"})
 SIDE_MAP_SUFFIX = ".side.png"
+# Beside a frontal render of a near-frontal frame: the camera's own aligned crop of that frame, the
+# real image the render simulates (train synth writes them; `--lambda-pair` trains on them).
+PAIR_SUFFIX = ".pair.png"
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,8 @@ class Sample:
 
 def is_image_file(path: Path) -> bool:
     name = path.name.lower()
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not name.endswith(SIDE_MAP_SUFFIX)
+    return (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+            and not name.endswith(SIDE_MAP_SUFFIX) and not name.endswith(PAIR_SUFFIX))
 
 
 def list_images(folder: Path, recursive: bool = True) -> list[Path]:

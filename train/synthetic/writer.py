@@ -12,6 +12,9 @@ Two scenarios (`--scenario`), which differ in the labelled source domain only:
   DIR/target/<expression>/tNNNNN.png   face-stage frontal renders of non-frontal frames (labels for
                                         evaluation only): the paper's simulated frontal faces
   NAME.side.png beside every image     its side map
+  DIR/target/.../tNNNNN.pair.png       beside a render whose fitted pose is near-frontal (FRONTAL_PAIR):
+                                        the camera's own crop of that frame, aligned and masked like the
+                                        render — the real image the render simulates (`exprada --lambda-pair`)
   DIR/source.csv, DIR/target.csv       path,label,subject,domain per image (subject: the driver,
                                         for splits by person; target labels for evaluation only)
   DIR/drive.mp4, DIR/drive.json        a 640×480 30 fps drive with per-frame ground truth; the
@@ -59,6 +62,7 @@ from face.crops import face_crop
 from face.expressions import EXPRESSIONS
 from face.render import Renderer
 from face.side_map import side_map
+from train.datasets import PAIR_SUFFIX
 from train.synthetic import eyeballs as eyeball_model
 from train.synthetic import events
 from train.synthetic import video as drive
@@ -69,6 +73,9 @@ FRAME_W, FRAME_H, FPS = 640, 480, 30
 SOURCE_POSE = dict(yaw=10.0, pitch=8.0, roll=5.0)     # near-frontal: ± these
 TARGET_POSE = dict(yaw=60.0, pitch=20.0, roll=10.0)   # the car's view: ± these
 MAX_TRIES = 4  # per target image: a new pose when the face stage finds no face
+# A target render gets its frame's crop as a frontal pair within ± these fitted degrees: near enough
+# to frontal that the crop and the render show the face in the same place.
+FRONTAL_PAIR = dict(yaw=15.0, pitch=10.0)
 SCENARIOS = {  # name: what its labelled source domain is (the target is the NIR one in both)
     "pose": "the source is near-frontal crops from the NIR cabin camera, so the domains differ in head "
             "pose only (default)",
@@ -114,7 +121,7 @@ class SynthWriter:
             # NIR cameras are still drawn above, so that the people do not change with the scenario).
             self.drivers["source"] = [(driver, self.source_camera(self.rng["source_cameras"]))
                                       for driver, _ in self.drivers["source"]]
-        self.counts = {"source": 0, "target": 0, "target_no_face": 0, "video_frames": 0}
+        self.counts = {"source": 0, "target": 0, "target_no_face": 0, "target_pairs": 0, "video_frames": 0}
 
     def _session(self, rng):
         return self.factory.driver(rng), NirCamera(rng, FRAME_H, FRAME_W)
@@ -166,11 +173,10 @@ class SynthWriter:
                     roll=float(rng.uniform(-1, 1) * spread["roll"]), cx=float(rng.uniform(280, 360)),
                     cy=float(rng.uniform(200, 260)), height=float(rng.uniform(170, 240)))
 
-    def _write_pair(self, folder: Path, name: str, image, side):
+    def _write_with_side_map(self, folder: Path, name: str, image, side):
         folder.mkdir(parents=True, exist_ok=True)
         for path, data in ((folder / f"{name}.png", image), (folder / f"{name}.side.png", side)):
-            if not cv2.imwrite(str(path), data):
-                raise OSError(f"cannot write {path}")
+            _write_image(path, data)
 
     def write_source(self, per_class: int, progress=True):
         rng, records = self.rng["source"], []
@@ -181,7 +187,7 @@ class SynthWriter:
             pose = self._random_pose(rng, SOURCE_POSE)
             crop, side = self.source_crop(rng, driver, camera, self._expression_of(label), pose)
             name = f"s{self.counts['source']:05d}"
-            self._write_pair(self.out / "source" / EXPRESSIONS[label], name, crop, side)
+            self._write_with_side_map(self.out / "source" / EXPRESSIONS[label], name, crop, side)
             self.counts["source"] += 1
             records.append({"image": f"source/{EXPRESSIONS[label]}/{name}.png", "label": label, "driver": d,
                             **_pose_dict(pose)})
@@ -206,11 +212,16 @@ class SynthWriter:
                 else:
                     continue
                 name = f"t{self.counts['target']:05d}"
-                self._write_pair(self.out / "target" / EXPRESSIONS[label], name, result.frontal, result.side_map)
+                folder = self.out / "target" / EXPRESSIONS[label]
+                self._write_with_side_map(folder, name, result.frontal, result.side_map)
+                frontal = abs(result.yaw) <= FRONTAL_PAIR["yaw"] and abs(result.pitch) <= FRONTAL_PAIR["pitch"]
+                if frontal:
+                    _write_image(folder / f"{name}{PAIR_SUFFIX}", result.crop)
+                    self.counts["target_pairs"] += 1
                 self.counts["target"] += 1
                 records.append({"image": f"target/{EXPRESSIONS[label]}/{name}.png", "label": label, "driver": d,
                                 **_pose_dict(pose), "fitted": {"yaw": result.yaw, "pitch": result.pitch,
-                                                               "roll": result.roll}})
+                                                               "roll": result.roll}, "pair": frontal})
         return records
 
     def _schedule(self, seconds: float, segments, motion) -> dict:
@@ -298,6 +309,11 @@ class SynthWriter:
                 "distractions": [_event_dict(e, head=True) for e in plan["distractions"]]}
         (self.out / "drive.json").write_text(json.dumps(meta))
         return meta
+
+
+def _write_image(path: Path, data) -> None:
+    if not cv2.imwrite(str(path), data):
+        raise OSError(f"cannot write {path}")
 
 
 def write_csv(path: Path, records, domain: str):
