@@ -15,6 +15,7 @@ COMMANDS = {
     "evaluate": ("train.evaluate", "classify a labelled test set, with or without UIT translation"),
     "export": ("train.export", "checkpoint → ONNX (.onnx) or torch.export program (.pt2) for the engines"),
     "synth": ("train.synthetic", "write the synthetic NIR driver data (source, target, video)"),
+    "renders": ("train.renders", "a UIT target set (frontal renders, side maps, frontal pairs) from your NIR drives"),
 }
 
 

@@ -136,7 +136,7 @@ def test_target_yaw_narrows_the_target_poses_only(small_set, narrow_set, tmp_pat
 
 def test_near_frontal_renders_get_their_frames_crop_as_a_frontal_pair(narrow_set):
     from train.datasets.folder import index_unlabelled_folder
-    from train.synthetic.writer import FRONTAL_PAIR
+    from train.renders import FRONTAL_PAIR
 
     out, summary = narrow_set
     records = json.loads((out / "manifest.json").read_text())["target"]

@@ -12,7 +12,7 @@ Two scenarios (`--scenario`), which differ in the labelled source domain only:
   DIR/target/<expression>/tNNNNN.png   face-stage frontal renders of non-frontal frames (labels for
                                         evaluation only): the paper's simulated frontal faces
   NAME.side.png beside every image     its side map
-  DIR/target/.../tNNNNN.pair.png       beside a render whose fitted pose is near-frontal (FRONTAL_PAIR):
+  DIR/target/.../tNNNNN.pair.png       beside a render whose fitted pose is near-frontal (train.renders):
                                         the camera's own crop of that frame, aligned and masked like the
                                         render — the real image the render simulates (`exprada --lambda-pair`)
   DIR/source.csv, DIR/target.csv       path,label,subject,domain per image (subject: the driver,
@@ -62,7 +62,7 @@ from face.crops import face_crop
 from face.expressions import EXPRESSIONS
 from face.render import Renderer
 from face.side_map import side_map
-from train.datasets import PAIR_SUFFIX
+from train.renders import write_image, write_render
 from train.synthetic import eyeballs as eyeball_model
 from train.synthetic import events
 from train.synthetic import video as drive
@@ -73,9 +73,6 @@ FRAME_W, FRAME_H, FPS = 640, 480, 30
 SOURCE_POSE = dict(yaw=10.0, pitch=8.0, roll=5.0)     # near-frontal: ± these
 TARGET_POSE = dict(yaw=60.0, pitch=20.0, roll=10.0)   # the car's view: ± these
 MAX_TRIES = 4  # per target image: a new pose when the face stage finds no face
-# A target render gets its frame's crop as a frontal pair within ± these fitted degrees: near enough
-# to frontal that the crop and the render show the face in the same place.
-FRONTAL_PAIR = dict(yaw=15.0, pitch=10.0)
 SCENARIOS = {  # name: what its labelled source domain is (the target is the NIR one in both)
     "pose": "the source is near-frontal crops from the NIR cabin camera, so the domains differ in head "
             "pose only (default)",
@@ -176,7 +173,7 @@ class SynthWriter:
     def _write_with_side_map(self, folder: Path, name: str, image, side):
         folder.mkdir(parents=True, exist_ok=True)
         for path, data in ((folder / f"{name}.png", image), (folder / f"{name}.side.png", side)):
-            _write_image(path, data)
+            write_image(path, data)
 
     def write_source(self, per_class: int, progress=True):
         rng, records = self.rng["source"], []
@@ -212,16 +209,12 @@ class SynthWriter:
                 else:
                     continue
                 name = f"t{self.counts['target']:05d}"
-                folder = self.out / "target" / EXPRESSIONS[label]
-                self._write_with_side_map(folder, name, result.frontal, result.side_map)
-                frontal = abs(result.yaw) <= FRONTAL_PAIR["yaw"] and abs(result.pitch) <= FRONTAL_PAIR["pitch"]
-                if frontal:
-                    _write_image(folder / f"{name}{PAIR_SUFFIX}", result.crop)
-                    self.counts["target_pairs"] += 1
+                paired = write_render(self.out / "target" / EXPRESSIONS[label], name, result)
+                self.counts["target_pairs"] += paired
                 self.counts["target"] += 1
                 records.append({"image": f"target/{EXPRESSIONS[label]}/{name}.png", "label": label, "driver": d,
                                 **_pose_dict(pose), "fitted": {"yaw": result.yaw, "pitch": result.pitch,
-                                                               "roll": result.roll}, "pair": frontal})
+                                                               "roll": result.roll}, "pair": paired})
         return records
 
     def _schedule(self, seconds: float, segments, motion) -> dict:
@@ -309,11 +302,6 @@ class SynthWriter:
                 "distractions": [_event_dict(e, head=True) for e in plan["distractions"]]}
         (self.out / "drive.json").write_text(json.dumps(meta))
         return meta
-
-
-def _write_image(path: Path, data) -> None:
-    if not cv2.imwrite(str(path), data):
-        raise OSError(f"cannot write {path}")
 
 
 def write_csv(path: Path, records, domain: str):

@@ -1,0 +1,68 @@
+"""`python -m train renders`: a target set from drives — real encoded videos and frame folders."""
+import csv
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from train.datasets.folder import index_unlabelled_folder
+from train.renders import FRONTAL_PAIR, main
+
+
+@pytest.fixture(scope="module")
+def drives(tmp_path_factory):
+    from train.synthetic.writer import SynthWriter
+
+    root = tmp_path_factory.mktemp("drives")
+    made = tmp_path_factory.mktemp("drive")
+    SynthWriter(made, seed=5, size=64, drivers=1).write_video(2.0, progress=False)   # 60 frames
+    shutil.copy(made / "drive.mp4", root / "car_a.mp4")
+    (root / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    frames = root / "car_b"
+    frames.mkdir()
+    video = cv2.VideoCapture(str(made / "drive.mp4"))
+    for i in range(6):
+        ok, frame = video.read()
+        assert ok
+        cv2.imwrite(str(frames / f"{i:03d}.png"), frame)
+    video.release()
+    (frames / "003.png").write_bytes(b"\x89PNG truncated")      # one unreadable frame in the middle
+    return root
+
+
+def test_drives_become_renders_side_maps_and_frontal_pairs(drives, tmp_path, capsys):
+    out = tmp_path / "target"
+    assert main(["--input", str(drives), "--out", str(out), "--every", "4", "--size", "64", "--no-progress"]) == 0
+    counts = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert counts["drives"] == 3 and counts["bad_drives"] == 1 and counts["bad_frames"] == 1
+    assert counts["frames"] == 60 + 6 and counts["renders"] > 0
+    rows = list(csv.DictReader((out / "renders.csv").open()))
+    assert len(rows) == counts["renders"] and {r["drive"] for r in rows} == {"car_a", "car_b"}
+    assert sum(int(r["pair"]) for r in rows) == counts["pairs"]
+    for row in rows:
+        render = out / row["path"]
+        image, side = cv2.imread(str(render)), cv2.imread(str(render.with_name(render.stem + ".side.png")))
+        assert image.shape == side.shape == (64, 64, 3)
+        frontal = abs(float(row["yaw"])) <= FRONTAL_PAIR["yaw"] and abs(float(row["pitch"])) <= FRONTAL_PAIR["pitch"]
+        assert render.with_name(render.stem + ".pair.png").is_file() == frontal == bool(int(row["pair"]))
+    # every 4th frame with a face, per drive: the frame folder's five readable frames give two
+    assert sum(r["drive"] == "car_b" for r in rows) == 2
+    # the set is a target folder as exprada reads it: the renders only
+    assert len(index_unlabelled_folder(out)) == counts["renders"]
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path):
+    with pytest.raises(SystemExit, match="no such file or folder"):
+        main(["--input", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="no video"):
+        main(["--input", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    cv2.imwrite(str(blank / "0.png"), np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(SystemExit, match="no face found"):
+        main(["--input", str(blank), "--out", str(tmp_path / "o"), "--no-progress"])
+    with pytest.raises(SystemExit, match="--every"):
+        main(["--input", str(blank), "--out", str(tmp_path / "o"), "--every", "0"])

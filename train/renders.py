@@ -1,0 +1,156 @@
+"""`python -m train renders`: a UIT target set from your own unlabelled NIR drives.
+
+    python -m train renders --input drives/ --out data/target                # every video under drives/
+    python -m train renders --input drive.mp4 --out data/target --every 10 --size 64
+
+Every frame of a drive goes through the face stage as the pipeline runs it (tracking, the driver's
+identity pooled over the drive); every `--every`-th frame with a face is written:
+  OUT/<drive>/fNNNNNN.png        the frontal render: what the car's UIT generator will translate
+  OUT/<drive>/fNNNNNN.side.png   its side map
+  OUT/<drive>/fNNNNNN.pair.png   for a near-frontal frame (FRONTAL_PAIR), its frontal pair: the
+                                 frame's own crop, aligned and masked as the render is — the real
+                                 image the render simulates (`exprada --lambda-pair` trains on them)
+  OUT/renders.csv                path, drive, frame, fitted yaw/pitch/roll, pair (1/0)
+A drive is a video file (.mp4 .avi .mkv .mov .webm) or a folder of frame images in name order. A
+drive that cannot be read is skipped, logged and counted; frames without a face are counted.
+"""
+import argparse
+import csv
+import json
+import logging
+from pathlib import Path
+
+import cv2
+
+from .datasets import PAIR_SUFFIX, SIDE_MAP_SUFFIX, is_image_file, list_images
+
+log = logging.getLogger("train.renders")
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm"})
+# A render gets its frame's crop as a frontal pair within ± these fitted degrees: near enough to
+# frontal that the crop shows the face where the render puts it.
+FRONTAL_PAIR = dict(yaw=15.0, pitch=10.0)
+
+
+def write_image(path: Path, data) -> None:
+    if not cv2.imwrite(str(path), data):
+        raise OSError(f"cannot write {path}")
+
+
+def is_frontal(result) -> bool:
+    """Whether a FaceResult's fitted pose is near-frontal enough for a frontal pair."""
+    return abs(result.yaw) <= FRONTAL_PAIR["yaw"] and abs(result.pitch) <= FRONTAL_PAIR["pitch"]
+
+
+def write_render(folder: Path, name: str, result) -> bool:
+    """A FaceResult as a target image: NAME.png (the frontal render), NAME.side.png and, when the
+    pose is near-frontal, NAME.pair.png (the frame's crop). Returns whether it has the pair."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_image(folder / f"{name}.png", result.frontal)
+    write_image(folder / f"{name}{SIDE_MAP_SUFFIX}", result.side_map)
+    paired = is_frontal(result)
+    if paired:
+        write_image(folder / f"{name}{PAIR_SUFFIX}", result.crop)
+    return paired
+
+
+def find_drives(path: Path) -> list[Path]:
+    """The drives under `path`: a video file, a folder of frames, or a folder of those (sorted)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise SystemExit(f"error: --input {path}: no such file or folder")
+    if any(is_image_file(p) for p in path.iterdir()):
+        return [path]
+    drives = [p for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
+    drives += [p for p in sorted(path.rglob("*")) if p.is_dir() and any(is_image_file(q) for q in p.iterdir())]
+    if not drives:
+        raise SystemExit(f"error: --input {path}: no video ({', '.join(sorted(VIDEO_SUFFIXES))}) or folder of frames in it")
+    return drives
+
+
+def frames_of(drive: Path):
+    """(index, BGR frame) of a video or a folder of frames — the frame None where an image of the
+    folder cannot be read; raises ValueError when the video cannot be read at all."""
+    if drive.is_dir():
+        for index, image_path in enumerate(list_images(drive, recursive=False)):
+            yield index, cv2.imread(str(image_path), cv2.IMREAD_UNCHANGED)
+        return
+    video = cv2.VideoCapture(str(drive))
+    try:
+        if not video.isOpened():
+            raise ValueError(f"{drive}: not a video OpenCV can read")
+        index = 0
+        while True:
+            ok, frame = video.read()
+            if not ok:
+                break
+            yield index, frame
+            index += 1
+        if index == 0:
+            raise ValueError(f"{drive}: no frame could be decoded")
+    finally:
+        video.release()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m train renders", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input", required=True, help="a video, a folder of frames, or a folder of either")
+    p.add_argument("--out", required=True, help="output folder (the target set)")
+    p.add_argument("--every", type=int, default=10, help="write every N-th frame with a face (default %(default)s)")
+    p.add_argument("--size", type=int, default=128, help="render size in pixels (default %(default)s)")
+    p.add_argument("--model", help="bilinear face model (.npz; default: the shipped one)")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    return p
+
+
+def main(argv=None) -> int:
+    import face
+    from tqdm import tqdm
+
+    args = build_parser().parse_args(argv)
+    if args.every < 1 or args.size < 32:
+        raise SystemExit(f"error: --every must be ≥ 1 and --size ≥ 32 (got {args.every}, {args.size})")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    drives = find_drives(Path(args.input))
+    out = Path(args.out)
+    counts = {"drives": len(drives), "bad_drives": 0, "bad_frames": 0, "frames": 0, "no_face": 0, "renders": 0,
+              "pairs": 0}
+    rows = []
+    with face.FaceStage(size=args.size, video=True, model=args.model) as stage:
+        for drive in tqdm(drives, desc="drives", disable=not args.progress, unit="drive"):
+            stage.reset()   # a new driver: fresh tracking and identity
+            name, with_face = drive.stem if drive.is_file() else drive.name, 0
+            try:
+                for index, frame in frames_of(drive):
+                    counts["frames"] += 1
+                    if frame is None:
+                        counts["bad_frames"] += 1
+                        log.warning("skipping unreadable frame %d of %s", index, drive)
+                        continue
+                    result = stage(frame)
+                    if not result:
+                        counts["no_face"] += 1
+                        continue
+                    with_face += 1
+                    if (with_face - 1) % args.every:
+                        continue
+                    image = f"f{index:06d}"
+                    paired = write_render(out / name, image, result)
+                    counts["renders"] += 1
+                    counts["pairs"] += paired
+                    rows.append([f"{name}/{image}.png", name, index, round(result.yaw, 2), round(result.pitch, 2),
+                                 round(result.roll, 2), int(paired)])
+            except ValueError as error:
+                counts["bad_drives"] += 1
+                log.warning("skipping drive %s: %s", drive, error)
+    if not rows:
+        raise SystemExit(f"error: no face found in any frame of {args.input} ({counts['frames']} frames read)")
+    with (out / "renders.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "drive", "frame", "yaw", "pitch", "roll", "pair"])
+        writer.writerows(rows)
+    print(json.dumps({"out": str(out), **counts}))
+    return 0
