@@ -240,7 +240,7 @@ class ExprADATrainer(Trainer):
         y_s = source_batch["label"].to(self.device)
         y_wanted = self.wanted_labels(self.step, x_t.shape[0]).to(self.device)
         pairs = {}
-        if len(batches) > 2:   # the frontal pairs' batch (an empty one skipped the step already)
+        if len(batches) > 2 and batches[2]["size"]:
             pairs = {"x_pair": self._prepare(batches[2]), "pair": batches[2]["pair"].to(self.device)}
         scalars = self.model.step(x_s, y_s, x_t, y_wanted, **pairs)
         if not bool(scalars["finite"]):  # the step's one host sync
