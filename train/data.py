@@ -126,7 +126,7 @@ class SideMaps:
 class ImageDataset(Dataset):
     """Items are dicts: image (3×S×S float32 in [-1, 1], BGR as everywhere), side (same, when
     side maps are used), label (int, -1 when unknown), index; with pairs=True also pair (the image's
-    frontal pair NAME.pair.png, which every sample must then have). A bad file gives
+    NAME.pair.png, zeros where it has none) and has_pair (1.0 or 0.0). A bad file gives
     {"bad": (path, reason), "index": i} instead of raising.
 
     Keys are an int index or (index, flip) from `StepBatchSampler`.
@@ -152,7 +152,10 @@ class ImageDataset(Dataset):
             side_path = self.side_maps.locate(sample.path) or self.side_maps.ensure(sample.path)
             arrays["side"] = square_resize(read_image(side_path), self.size)
         if self.pairs:
-            arrays["pair"] = square_resize(read_image(pair_beside(sample.path)), self.size)
+            pair_path = pair_beside(sample.path)
+            has_pair = pair_path.is_file()
+            arrays["pair"] = square_resize(read_image(pair_path), self.size) if has_pair else np.zeros_like(image)
+            item["has_pair"] = torch.tensor(float(has_pair))
         for name, array in arrays.items():
             if flip:
                 array = array[:, ::-1]

@@ -76,10 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--semantic-classifier", help="classifier run folder or checkpoint for --lambda-sem")
     g.add_argument("--ema", type=float, help="keep an exponential moving average of G^{t→s} with this decay, "
                    "e.g. 0.999 (0: off); exported instead of the live weights")
-    g.add_argument("--lambda-pair", type=float, help="UIT: weight of the frontal-pair term: the target renders that have "
-                   "the camera's own crop of their frame beside them (NAME.pair.png; train synth and train renders write "
-                   "them for near-frontal frames), a batch of them every step, must translate into that crop, L1 (0: off; "
-                   "only where the source is that camera's faces)")
+    g.add_argument("--lambda-pair", type=float, help="weight of the frontal-pair term: a target render that has the "
+                   "camera's own crop of its frame beside it (NAME.pair.png; train synth writes them for near-frontal "
+                   "frames) must translate into that crop, L1 (0: off; only where the source is that camera's faces)")
     g.add_argument("--diffaugment", action="store_true", default=None,
                    help="the discriminators see every image, real or fake, through the same random colour change, "
                         "shift and cutout (DiffAugment), so the generator cannot pass codes for real content")
@@ -129,8 +128,6 @@ class ExprADATrainer(Trainer):
             raise SystemExit("error: a new run needs --mode, --source, --target and --out (or --resume RUN_DIR)")
         if config["stargan"] and config["mode"] != "cgit":
             raise SystemExit("error: --stargan is a CGIT baseline: give --mode cgit")
-        if (config.get("lambda_pair") or 0) > 0 and config["mode"] != "uit":
-            raise SystemExit("error: --lambda-pair is for UIT: a frontal pair keeps its frame's expression, CGIT asks for another")
         if config["image_size"] % 64:
             raise SystemExit(f"error: --image-size must be a multiple of 64 (the discriminator halves it 6 times), "
                              f"got {config['image_size']}")
@@ -164,16 +161,15 @@ class ExprADATrainer(Trainer):
             if side_maps.counts["no_face"]:
                 self.log.warning("%d images had no detectable face: their side maps are zero", side_maps.counts["no_face"])
         distributed.barrier(self.ctx)
-        self.source = ImageDataset(source, c["image_size"], side_maps)
-        self.target = ImageDataset(target, c["image_size"], side_maps)
-        self.pairs = None
-        if (c.get("lambda_pair") or 0) > 0:   # the target renders with a frontal pair, drawn apart
-            paired = [sample for sample in target if pair_beside(sample.path).is_file()]
-            if not paired:
+        pairs = (c.get("lambda_pair") or 0) > 0
+        if pairs:
+            with_pair = sum(pair_beside(sample.path).is_file() for sample in target)
+            if not with_pair:
                 raise SystemExit(f"error: --lambda-pair needs frontal pairs beside the target images (NAME{PAIR_SUFFIX}, "
-                                 f"as train synth and train renders write them): none in {c['target']}")
-            self.log.info("frontal pairs: %d of %d target images have one", len(paired), len(target))
-            self.pairs = ImageDataset(paired, c["image_size"], side_maps, pairs=True)
+                                 f"as train synth writes them): none in {c['target']}")
+            self.log.info("frontal pairs: %d of %d target images have one", with_pair, len(target))
+        self.source = ImageDataset(source, c["image_size"], side_maps)
+        self.target = ImageDataset(target, c["image_size"], side_maps, pairs=pairs)
         self.grid_inputs = self._sample_inputs()  # every sample grid shows these same images
 
     def plan_steps(self) -> dict:
@@ -191,10 +187,7 @@ class ExprADATrainer(Trainer):
             return self.loader(dataset, sampler)
 
         self._row_started = time.perf_counter()
-        streams = [loader(self.source, 0), loader(self.target, 1)]
-        if self.pairs is not None:   # a batch of frontal pairs beside every target batch
-            streams.append(loader(self.pairs, 2))
-        return zip(*streams)
+        return zip(loader(self.source, 0), loader(self.target, 1))
 
     # ---- the networks ----------------------------------------------------------------------
     def build_model(self) -> None:
@@ -230,18 +223,19 @@ class ExprADATrainer(Trainer):
         if n == size:
             return batch
         repeat = torch.arange(size) % n
-        return {**batch, **{k: batch[k][repeat] for k in ("image", "side", "label", "index", "pair") if k in batch}}
+        return {**batch, **{k: batch[k][repeat] for k in ("image", "side", "label", "index", "pair", "has_pair")
+                             if k in batch}}
 
     def train_step(self, batches) -> str | None:
+        source_batch, target_batch = batches
         if self.config["cuda_graph"]:
-            batches = [self._fixed_batch(batch) for batch in batches]
-        source_batch, target_batch = batches[:2]
+            source_batch, target_batch = self._fixed_batch(source_batch), self._fixed_batch(target_batch)
         x_s, x_t = self._prepare(source_batch), self._prepare(target_batch)
         y_s = source_batch["label"].to(self.device)
         y_wanted = self.wanted_labels(self.step, x_t.shape[0]).to(self.device)
         pairs = {}
-        if len(batches) > 2 and batches[2]["size"]:
-            pairs = {"x_pair": self._prepare(batches[2]), "pair": batches[2]["pair"].to(self.device)}
+        if "pair" in target_batch:
+            pairs = {"pair": target_batch["pair"].to(self.device), "has_pair": target_batch["has_pair"].to(self.device)}
         scalars = self.model.step(x_s, y_s, x_t, y_wanted, **pairs)
         if not bool(scalars["finite"]):  # the step's one host sync
             return f"G {float(scalars['G/total']):.4g}, D {float(scalars['D/total']):.4g}"

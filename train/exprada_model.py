@@ -32,23 +32,21 @@ def lr_factor(step: int, constant_steps: int, decay_steps: int) -> float:
 
 
 class GeneratorPair(nn.Module):
-    """Both generators in one forward (one DDP call per step, and G^{t→s}'s inputs batched):
-    fake_t = G^{s→t}(x^s); [fake_s, cycled_s(, translated_pair)] = G^{t→s}([x^t, fake_t(, x_pair)], [y, y']);
-    cycled_t = G^{s→t}(fake_s). Each output is N×6×H×W: image and side map; translated_pair is None
-    without frontal-pair renders x_pair (UIT only: a pair has no asked expression)."""
+    """Both generators in one forward (one DDP call per step, and G^{t→s}'s two inputs batched):
+    fake_t = G^{s→t}(x^s); [fake_s, cycled_s] = G^{t→s}([x^t, fake_t], [y, y']); cycled_t = G^{s→t}(fake_s).
+    Each output is N×6×H×W: image and side map."""
 
     def __init__(self, G_ts: nn.Module, G_st: nn.Module):
         super().__init__()
         self.G_ts, self.G_st = G_ts, G_st
 
-    def forward(self, x_s, x_t, onehot_wanted=None, onehot_source=None, x_pair=None):
+    def forward(self, x_s, x_t, onehot_wanted=None, onehot_source=None):
         fake_t = torch.cat(self.G_st(x_s), dim=1)
-        inputs = [x_t, fake_t] + ([] if x_pair is None else [x_pair])
+        both = torch.cat([x_t, fake_t], dim=0)
         onehots = None if onehot_wanted is None else torch.cat([onehot_wanted, onehot_source], dim=0)
-        translated = torch.cat(self.G_ts(torch.cat(inputs, dim=0), onehots), dim=1).split([x.shape[0] for x in inputs])
-        fake_s, cycled_s = translated[:2]
+        fake_s, cycled_s = torch.cat(self.G_ts(both, onehots), dim=1).split([x_t.shape[0], fake_t.shape[0]])
         cycled_t = torch.cat(self.G_st(fake_s), dim=1)
-        return fake_s, fake_t, cycled_s, cycled_t, (translated[2] if x_pair is not None else None)
+        return fake_s, fake_t, cycled_s, cycled_t
 
 
 class DiscriminatorPair(nn.Module):
@@ -177,10 +175,10 @@ class ExprADAModel:
             return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=not self.config["cuda_graph"])
         return nullcontext()
 
-    def step_tensors(self, x_s, y_s, x_t, y_wanted, x_pair=None, pair=None) -> dict[str, torch.Tensor]:
+    def step_tensors(self, x_s, y_s, x_t, y_wanted, pair=None, has_pair=None) -> dict[str, torch.Tensor]:
         """One ExprADA update of all four networks; no host synchronisation (CUDA-graph safe).
         A step whose losses or gradients are not finite changes nothing (fused Adam's found_inf).
-        x_pair, pair: frontal-pair renders (M×6×H×W) and their crops (M×3×H×W), for λ_pair."""
+        pair, has_pair: x_t's frontal pairs (N×3×H×W) and which it has (N), for λ_pair."""
         if self.stargan:
             return self._finish_step(*self._stargan_losses(x_s, y_s, y_wanted))
         onehot_wanted = F.one_hot(y_wanted, NUM_EXPRESSIONS).float() if self.cgit else None
@@ -189,8 +187,7 @@ class ExprADAModel:
         # Generators (eq. 6, first line), discriminators frozen.
         _set_requires_grad((D_s, D_t), False)
         with self._autocast():
-            fake_s, fake_t, cycled_s, cycled_t, translated_pair = self.gen_pair(x_s, x_t, onehot_wanted, onehot_source,
-                                                                                x_pair)
+            fake_s, fake_t, cycled_s, cycled_t = self.gen_pair(x_s, x_t, onehot_wanted, onehot_source)
             fake_s_scores, fake_s_logits = D_s(fake_s)
             fake_t_scores, _ = D_t(fake_t)
             semantic = {}
@@ -205,8 +202,8 @@ class ExprADAModel:
         g_loss, scalars = generator_objective(
             fake_s_scores=fake_s_scores, fake_t_scores=fake_t_scores, x_s=x_s, x_t=x_t, fake_s=fake_s,
             fake_t=fake_t, cycled_s=cycled_s, cycled_t=cycled_t, fake_s_logits=fake_s_logits,
-            wanted_labels=y_wanted if self.cgit else None, translated_pair=translated_pair, pair=pair,
-            weights=self.weights, **semantic)
+            wanted_labels=y_wanted if self.cgit else None, pair=pair, has_pair=has_pair, weights=self.weights,
+            **semantic)
         g_loss.backward()
         # Discriminators (eq. 6, second line) on the same, detached, translations.
         _set_requires_grad((D_s, D_t), True)
@@ -265,10 +262,10 @@ class ExprADAModel:
         torch._foreach_mul_(delta, (1.0 - self.ema_decay) * finite.float())
         torch._foreach_add_(ema, delta)
 
-    def step(self, x_s, y_s, x_t, y_wanted, x_pair=None, pair=None) -> dict[str, torch.Tensor]:
+    def step(self, x_s, y_s, x_t, y_wanted, pair=None, has_pair=None) -> dict[str, torch.Tensor]:
         """step_tensors, eagerly or (with cuda_graph) replayed from a graph captured on first use."""
         inputs = {"x_s": x_s, "y_s": y_s, "x_t": x_t, "y_wanted": y_wanted,
-                  **({"x_pair": x_pair, "pair": pair} if x_pair is not None else {})}
+                  **({"pair": pair, "has_pair": has_pair} if pair is not None else {})}
         if not self.config["cuda_graph"]:
             return self.step_tensors(**inputs)
         if self._graphed is None:

@@ -29,14 +29,18 @@ class LossWeights:
     pair: float = 0.0     # frontal pairs (beyond the paper): 0 = off
 
 
-def frontal_pair(translated_pair, pair):
-    """Beyond the paper: for the target render of a near-frontal frame, the camera's own aligned
+def frontal_pair(translated_t, pair, has_pair):
+    """Beyond the paper: for the target renders of near-frontal frames, the camera's own aligned
     crop of that frame is what the render simulates, pixel for pixel up to the fit — a free pair
-    (no label) of the simulated domain and the real one. ‖G^{t→s}(x^t_pair) − crop‖₁ over the image
-    channels, mean per pixel. It teaches the correction a render needs (the outline, the fine
-    detail) where it is known, and the generator carries it to the turned faces, where it is not."""
-    loss = F.l1_loss(translated_pair[:, :3].float(), pair.float())
-    return loss, {"pair": loss.detach()}
+    (no label) of the simulated domain and the real one. ‖G^{t→s}(x^t) − crop‖₁ over the image
+    channels of the renders that have one (has_pair 1, others 0), mean per pixel; 0 when none has.
+    It teaches the correction a render needs (the outline, the fine detail) where it is known,
+    and the generator carries it to the turned faces, where it is not."""
+    weight = has_pair.float().reshape(-1, 1, 1, 1)
+    error = (translated_t[:, :3].float() - pair.float()).abs() * weight
+    count = weight.sum() * error[0].numel()
+    loss = error.sum() / count.clamp(min=1.0)
+    return loss, {"pair": loss.detach(), "pairs": weight.sum().detach()}
 
 
 def semantic_consistency(cycled_s_logits, source_labels, translated_t_logits=None, target_probs=None,
@@ -112,12 +116,12 @@ def reconstruction(x_t, x_t_translated, x_s, x_s_translated):
 
 def generator_objective(*, fake_s_scores, fake_t_scores, x_s, x_t, fake_s, fake_t, cycled_s, cycled_t,
                         fake_s_logits=None, wanted_labels=None, cycled_s_classifier_logits=None, source_labels=None,
-                        fake_s_classifier_logits=None, target_classifier_probs=None, translated_pair=None,
-                        pair=None, weights: LossWeights = LossWeights()):
+                        fake_s_classifier_logits=None, target_classifier_probs=None, pair=None, has_pair=None,
+                        weights: LossWeights = LossWeights()):
     """Eq. 6, first line: L_adv^{t→s} + L_adv^{s→t} + λ_bi L_bi + λ_cls L_cls_f + λ_re L_re
     (+ λ_sem L_sem when weights.sem > 0: the frozen classifier's logits on cycled_s with y', and,
     weighted by sem_target / sem, on fake_s with its probabilities on x^t; + λ_pair L_pair when
-    weights.pair > 0: translated_pair = G^{t→s} of frontal-pair renders, against their crops `pair`).
+    weights.pair > 0: fake_s against the frontal pairs of x^t, `pair` N×3×H×W and `has_pair` N).
 
     fake_s = G^{t→s}(x^t, y), fake_t = G^{s→t}(x^s), cycled_s = G^{t→s}(fake_t, y'),
     cycled_t = G^{s→t}(fake_s); all N×6×H×W (image + side map)."""
@@ -148,9 +152,9 @@ def generator_objective(*, fake_s_scores, fake_t_scores, x_s, x_t, fake_s, fake_
         total = total + weights.sem * sem
         scalars.update({f"G/{k}": v for k, v in parts.items()})
     if weights.pair > 0:
-        if translated_pair is None or pair is None:
-            raise ValueError("the frontal-pair term needs the translated pair renders and their crops")
-        pair_loss, parts = frontal_pair(translated_pair, pair)
+        if pair is None or has_pair is None:
+            raise ValueError("the frontal-pair term needs the target's pairs and which of them it has")
+        pair_loss, parts = frontal_pair(fake_s, pair, has_pair)
         total = total + weights.pair * pair_loss
         scalars.update({f"G/{k}": v for k, v in parts.items()})
     scalars["G/total"] = total.detach()

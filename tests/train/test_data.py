@@ -28,10 +28,10 @@ def test_frontal_pairs_load_beside_their_renders_flip_with_them_and_are_never_sa
     samples = index_unlabelled_folder(tmp_path / "d")
     assert [s.path for s in samples] == paths       # the pair is not listed as an image
     ds = ImageDataset(samples, size=32, side_maps=SideMaps(tmp_path / "cache"), pairs=True)
-    with_pair, flipped, without = ds[(1, False)], ds[(1, True)], ds[(0, False)]
-    assert with_pair["pair"].shape == (3, 32, 32) and with_pair["pair"].max() > 0
-    assert torch.equal(flipped["pair"], with_pair["pair"].flip(-1))
-    assert "bad" in without and "img_000.pair.png" in without["bad"][0] + without["bad"][1]   # named, not raised
+    without, with_pair, flipped = ds[(0, False)], ds[(1, False)], ds[(1, True)]
+    assert without["has_pair"].item() == 0.0 and torch.all(without["pair"] == -1)   # black: zeros in [-1, 1]
+    assert with_pair["has_pair"].item() == 1.0 and with_pair["pair"].shape == (3, 32, 32)
+    assert with_pair["pair"].max() > 0 and torch.equal(flipped["pair"], with_pair["pair"].flip(-1))
     assert "pair" not in ImageDataset(samples, size=32, side_maps=SideMaps(tmp_path / "cache"))[1]
 
 
