@@ -76,9 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--semantic-classifier", help="classifier run folder or checkpoint for --lambda-sem")
     g.add_argument("--ema", type=float, help="keep an exponential moving average of G^{t→s} with this decay, "
                    "e.g. 0.999 (0: off); exported instead of the live weights")
-    g.add_argument("--lambda-pair", type=float, help="weight of the frontal-pair term: a target render that has the "
-                   "camera's own crop of its frame beside it (NAME.pair.png; train synth writes them for near-frontal "
-                   "frames) must translate into that crop, L1 (0: off; only where the source is that camera's faces)")
+    g.add_argument("--lambda-pair", type=float, help="UIT: weight of the frontal-pair term: a target render that has "
+                   "the camera's own crop of its frame beside it (NAME.pair.png; train synth and train renders write them "
+                   "for near-frontal frames) must translate into that crop, L1 (0: off; only where the source is that "
+                   "camera's faces)")
     g.add_argument("--diffaugment", action="store_true", default=None,
                    help="the discriminators see every image, real or fake, through the same random colour change, "
                         "shift and cutout (DiffAugment), so the generator cannot pass codes for real content")
@@ -128,6 +129,8 @@ class ExprADATrainer(Trainer):
             raise SystemExit("error: a new run needs --mode, --source, --target and --out (or --resume RUN_DIR)")
         if config["stargan"] and config["mode"] != "cgit":
             raise SystemExit("error: --stargan is a CGIT baseline: give --mode cgit")
+        if (config.get("lambda_pair") or 0) > 0 and config["mode"] != "uit":
+            raise SystemExit("error: --lambda-pair is for UIT: a frontal pair keeps its frame's expression, CGIT asks for another")
         if config["image_size"] % 64:
             raise SystemExit(f"error: --image-size must be a multiple of 64 (the discriminator halves it 6 times), "
                              f"got {config['image_size']}")
@@ -166,7 +169,7 @@ class ExprADATrainer(Trainer):
             with_pair = sum(pair_beside(sample.path).is_file() for sample in target)
             if not with_pair:
                 raise SystemExit(f"error: --lambda-pair needs frontal pairs beside the target images (NAME{PAIR_SUFFIX}, "
-                                 f"as train synth writes them): none in {c['target']}")
+                                 f"as train synth and train renders write them): none in {c['target']}")
             self.log.info("frontal pairs: %d of %d target images have one", with_pair, len(target))
         self.source = ImageDataset(source, c["image_size"], side_maps)
         self.target = ImageDataset(target, c["image_size"], side_maps, pairs=pairs)

@@ -219,6 +219,8 @@ def test_uit_with_frontal_pairs_trains_on_them_and_refuses_a_target_without_any(
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert sum(float(r["G/pairs"]) for r in rows) > 0 and max(float(r["G/pair"]) for r in rows) > 0
     assert "frontal pairs: 2 of" in (run / "train.log").read_text()
+    with pytest.raises(SystemExit, match="--lambda-pair is for UIT"):
+        main(_args(data, "cgit") + ["--lambda-pair", "1", "--steps", "1", "--out", str(tmp_path / "cgit")])
 
 
 def test_a_finished_run_is_extended_with_resume_and_steps(data, tmp_path):
