@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from train.__main__ import COMMANDS as TRAIN_COMMANDS
+
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
-SUBCOMMANDS = {"train": ("exprada", "translate", "classifier", "evaluate", "export", "synth"),
-               "engines": ("build", "bench")}
+SUBCOMMANDS = {"train": tuple(TRAIN_COMMANDS), "engines": ("build", "bench")}
 COMMAND = re.compile(r"(?:\.venv/bin/)?python3? (?:-m ([\w.]+)|(run_pipeline\.py))")
 
 
