@@ -42,12 +42,17 @@ def is_frontal(result) -> bool:
     return abs(result.yaw) <= FRONTAL_PAIR["yaw"] and abs(result.pitch) <= FRONTAL_PAIR["pitch"]
 
 
+def write_with_side_map(folder: Path, name: str, image, side) -> None:
+    """NAME.png and its side map NAME.side.png in `folder` (made when missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_image(folder / f"{name}.png", image)
+    write_image(folder / f"{name}{SIDE_MAP_SUFFIX}", side)
+
+
 def write_render(folder: Path, name: str, result) -> bool:
     """A FaceResult as a target image: NAME.png (the frontal render), NAME.side.png and, when the
     pose is near-frontal, NAME.pair.png (the frame's crop). Returns whether it has the pair."""
-    folder.mkdir(parents=True, exist_ok=True)
-    write_image(folder / f"{name}.png", result.frontal)
-    write_image(folder / f"{name}{SIDE_MAP_SUFFIX}", result.side_map)
+    write_with_side_map(folder, name, result.frontal, result.side_map)
     paired = is_frontal(result)
     if paired:
         write_image(folder / f"{name}{PAIR_SUFFIX}", result.crop)

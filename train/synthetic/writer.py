@@ -62,7 +62,7 @@ from face.crops import face_crop
 from face.expressions import EXPRESSIONS
 from face.render import Renderer
 from face.side_map import side_map
-from train.renders import write_image, write_render
+from train.renders import write_render, write_with_side_map
 from train.synthetic import eyeballs as eyeball_model
 from train.synthetic import events
 from train.synthetic import video as drive
@@ -170,11 +170,6 @@ class SynthWriter:
                     roll=float(rng.uniform(-1, 1) * spread["roll"]), cx=float(rng.uniform(280, 360)),
                     cy=float(rng.uniform(200, 260)), height=float(rng.uniform(170, 240)))
 
-    def _write_with_side_map(self, folder: Path, name: str, image, side):
-        folder.mkdir(parents=True, exist_ok=True)
-        for path, data in ((folder / f"{name}.png", image), (folder / f"{name}.side.png", side)):
-            write_image(path, data)
-
     def write_source(self, per_class: int, progress=True):
         rng, records = self.rng["source"], []
         jobs = [(label, i) for label in range(len(EXPRESSIONS)) for i in range(per_class)]
@@ -184,7 +179,7 @@ class SynthWriter:
             pose = self._random_pose(rng, SOURCE_POSE)
             crop, side = self.source_crop(rng, driver, camera, self._expression_of(label), pose)
             name = f"s{self.counts['source']:05d}"
-            self._write_with_side_map(self.out / "source" / EXPRESSIONS[label], name, crop, side)
+            write_with_side_map(self.out / "source" / EXPRESSIONS[label], name, crop, side)
             self.counts["source"] += 1
             records.append({"image": f"source/{EXPRESSIONS[label]}/{name}.png", "label": label, "driver": d,
                             **_pose_dict(pose)})
