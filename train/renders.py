@@ -75,6 +75,23 @@ def find_drives(path: Path) -> list[Path]:
     return drives
 
 
+def drive_names(drives: list[Path], root: Path) -> list[str]:
+    """Each drive's folder in the target set: its path under --input, a video without its suffix, so
+    `a/cam.mp4` and `b/cam.mp4` stay apart (a clash left over, as `x.mp4` beside a frame folder `x/`,
+    gets `~2`, `~3`)."""
+    names, taken = [], set()
+    for drive in drives:
+        name = drive.relative_to(root) if drive != root else Path(drive.name)
+        name = (name.with_suffix("") if drive.is_file() else name).as_posix()
+        unique, n = name, 1
+        while unique in taken:
+            n += 1
+            unique = f"{name}~{n}"
+        taken.add(unique)
+        names.append(unique)
+    return names
+
+
 def frames_of(drive: Path):
     """(index, BGR frame) of a video or a folder of frames — the frame None where an image of the
     folder cannot be read; raises ValueError when the video cannot be read at all."""
@@ -120,14 +137,15 @@ def main(argv=None) -> int:
         raise SystemExit(f"error: --every must be ≥ 1 and --size ≥ 32 (got {args.every}, {args.size})")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     drives = find_drives(Path(args.input))
+    names = drive_names(drives, Path(args.input))
     out = Path(args.out)
     counts = {"drives": len(drives), "bad_drives": 0, "bad_frames": 0, "frames": 0, "no_face": 0, "renders": 0,
               "pairs": 0}
     rows = []
     with face.FaceStage(size=args.size, video=True, model=args.model) as stage:
-        for drive in tqdm(drives, desc="drives", disable=not args.progress, unit="drive"):
+        for drive, name in tqdm(list(zip(drives, names)), desc="drives", disable=not args.progress, unit="drive"):
             stage.reset()   # a new driver: fresh tracking and identity
-            name, with_face = drive.stem if drive.is_file() else drive.name, 0
+            with_face = 0
             try:
                 for index, frame in frames_of(drive):
                     counts["frames"] += 1

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from train.datasets.folder import index_unlabelled_folder
-from train.renders import FRONTAL_PAIR, main
+from train.renders import FRONTAL_PAIR, drive_names, main
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +19,8 @@ def drives(tmp_path_factory):
     made = tmp_path_factory.mktemp("drive")
     SynthWriter(made, seed=5, size=64, drivers=1).write_video(2.0, progress=False)   # 60 frames
     shutil.copy(made / "drive.mp4", root / "car_a.mp4")
+    (root / "fleet").mkdir()
+    shutil.copy(made / "drive.mp4", root / "fleet" / "car_a.mp4")   # the same file name in another folder
     (root / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
     frames = root / "car_b"
     frames.mkdir()
@@ -36,10 +38,12 @@ def test_drives_become_renders_side_maps_and_frontal_pairs(drives, tmp_path, cap
     out = tmp_path / "target"
     assert main(["--input", str(drives), "--out", str(out), "--every", "4", "--size", "64", "--no-progress"]) == 0
     counts = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert counts["drives"] == 3 and counts["bad_drives"] == 1 and counts["bad_frames"] == 1
-    assert counts["frames"] == 60 + 6 and counts["renders"] > 0
+    assert counts["drives"] == 4 and counts["bad_drives"] == 1 and counts["bad_frames"] == 1
+    assert counts["frames"] == 60 + 60 + 6 and counts["renders"] > 0
     rows = list(csv.DictReader((out / "renders.csv").open()))
-    assert len(rows) == counts["renders"] and {r["drive"] for r in rows} == {"car_a", "car_b"}
+    assert len(rows) == counts["renders"] and {r["drive"] for r in rows} == {"car_a", "fleet/car_a", "car_b"}
+    # two videos of one name keep their own folders: none overwrote the other's renders
+    assert sum(r["drive"] == "car_a" for r in rows) == sum(r["drive"] == "fleet/car_a" for r in rows) > 0
     assert sum(int(r["pair"]) for r in rows) == counts["pairs"]
     for row in rows:
         render = out / row["path"]
@@ -51,6 +55,17 @@ def test_drives_become_renders_side_maps_and_frontal_pairs(drives, tmp_path, cap
     assert sum(r["drive"] == "car_b" for r in rows) == 2
     # the set is a target folder as exprada reads it: the renders only
     assert len(index_unlabelled_folder(out)) == counts["renders"]
+
+
+def test_drive_names_follow_the_input_tree_and_never_clash(tmp_path):
+    (tmp_path / "x").mkdir()
+    drives = [tmp_path / "a" / "cam.mp4", tmp_path / "b" / "cam.mp4", tmp_path / "x.mp4", tmp_path / "x"]
+    for video in drives[:3]:
+        video.parent.mkdir(exist_ok=True)
+        video.touch()
+    assert drive_names(drives, tmp_path) == ["a/cam", "b/cam", "x", "x~2"]
+    assert drive_names([tmp_path / "a" / "cam.mp4"], tmp_path / "a" / "cam.mp4") == ["cam"]
+    assert drive_names([tmp_path / "x"], tmp_path / "x") == ["x"]
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path):
