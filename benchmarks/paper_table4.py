@@ -210,8 +210,8 @@ def build_parser():
     p.add_argument("--generator", action="append", default=[], metavar="NAME=G.onnx[,G2.onnx,...]",
                    help="a UIT generator to compare (repeatable); one model, or one per seed")
     p.add_argument("--scenario", choices=("pose", "camera"), default="pose")
-    # The default size is what tells levers apart: with 6 drivers × 140 faces a seed's accuracy moved by
-    # 3-15 points from one draw of people to the next, more than the levers differ; 24 × 700 holds it to 1-4.
+    # The default size is what tells levers apart: at 6 drivers × 140 faces a lever's paired gain moved by
+    # 2-6 points from one draw of people to the next, as much as levers differ; at 24 × 700 by 0.1-3.
     p.add_argument("--seeds", type=int, nargs="+", default=[401, 402, 403],
                    help="held-out driver seeds (never used for training data)")
     p.add_argument("--bins", type=int, nargs="+", default=list(BINS), help="|yaw| bins in degrees")
