@@ -210,8 +210,9 @@ def build_parser():
     p.add_argument("--generator", action="append", default=[], metavar="NAME=G.onnx[,G2.onnx,...]",
                    help="a UIT generator to compare (repeatable); one model, or one per seed")
     p.add_argument("--scenario", choices=("pose", "camera"), default="pose")
-    # The default size is what tells levers apart: at 6 drivers × 140 faces a lever's paired gain moved by
-    # 2-6 points from one draw of people to the next, as much as levers differ; at 24 × 700 by 0.1-3.
+    # The default size is what tells levers apart: at 6 drivers × 140 faces a lever's mean paired gain over
+    # three seeds changed by up to 6 points on a second draw of people, as much as levers differ; at
+    # 24 × 700 the paired differences' std over the seeds is 0.1-3.2 points.
     p.add_argument("--seeds", type=int, nargs="+", default=[401, 402, 403],
                    help="held-out driver seeds (never used for training data)")
     p.add_argument("--bins", type=int, nargs="+", default=list(BINS), help="|yaw| bins in degrees")
