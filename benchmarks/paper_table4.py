@@ -20,8 +20,10 @@ translates seed i's drivers with model i, so each replicate is a new training an
 `--scenario camera` draws the source domain with the visible-light studio camera (the paper's
 setting: a labelled RGB set against the in-car NIR camera), `pose` with the NIR camera.
 
-Writes OUT/table4.json, OUT/table4.png (accuracy by yaw, one line per row) and OUT/samples.png
-(one face per bin: source crop, raw crop, render, each translation).
+Writes OUT/table4.json, OUT/table4.png (accuracy by yaw, one line per row), OUT/samples.png
+(one face per bin: source crop, raw crop, render, each translation) and OUT/probs.npz: every face's
+class probabilities per single row, with its label and fitted yaw, keyed `SEED/YAW/ROW` — what
+`python -m benchmarks.publish_choice` pools to choose (or check) the publish settings.
 """
 import argparse
 import json
@@ -124,6 +126,7 @@ def run(args) -> dict:
     rows = ["source_crop", "raw_crop", "render", *generators_paths, *combined]
     acc = {row: {b: [] for b in args.bins} for row in rows}
     samples, missed, started = {}, 0, time.perf_counter()
+    saved = {}   # probs.npz: the single rows' probabilities, so a publish setting can be judged without rerunning
     for replicate, seed in enumerate(args.seeds):
         generators = {name: loaded[paths[replicate]] for name, paths in generators_paths.items()}
         data, lost = faces_for_seed(seed, args.scenario, size, args.per_bin, args.bins, args.drivers,
@@ -142,6 +145,9 @@ def run(args) -> dict:
                                                       p_crop=probs["raw_crop"], yaw=d["fitted_yaw"])
             for row in rows:
                 acc[row][b].append(float(np.mean(probs[row].argmax(1) == labels)))
+            for key, value in (*((row, probs[row]) for row in ("raw_crop", "render", *generators)),
+                               ("label", labels), ("fitted_yaw", d["fitted_yaw"])):
+                saved[f"{seed}/{b}/{key}"] = np.asarray(value, np.int64 if key == "label" else np.float32)
             if seed == args.seeds[0] and len(labels):
                 samples[b] = [d["source_crop"][0], d["raw_crop"][0], d["render"][0],
                               *(t[0] for t in translated.values())]
@@ -158,6 +164,7 @@ def run(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "table4.json").write_text(json.dumps(result, indent=1))
+    np.savez_compressed(out / "probs.npz", **saved)
     chart(table, args.bins, out / "table4.png", f"held-out drivers, {args.scenario} scenario, seeds {args.seeds}")
     sample_grid(samples, ["source crop (yaw 0)", "raw crop", "render", *generators_paths], out / "samples.png")
     return result

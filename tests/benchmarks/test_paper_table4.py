@@ -48,6 +48,12 @@ def test_an_identity_generator_reproduces_the_render_row_and_the_figures_are_con
     saved = json.loads((out / "table4.json").read_text())
     assert saved["accuracy"] == acc and saved["generators"]["scrambled"] == [str(generators["scrambled"])] * 2
     assert (out / "table4.png").stat().st_size > 0 and (out / "samples.png").stat().st_size > 0
+    # the saved probabilities are the table's faces: every single row's accuracy recomputes from them
+    probs = np.load(out / "probs.npz")
+    for row in ("raw_crop", "render", "identity", "scrambled"):
+        for b in ("0", "30"):
+            again = [100 * np.mean(probs[f"{seed}/{b}/{row}"].argmax(1) == probs[f"{seed}/{b}/label"]) for seed in (5, 6)]
+            assert np.allclose(again, acc[row][b]["per_seed"], atol=0.01)
 
 
 def test_bad_generator_arguments_are_one_line_errors(generators):
