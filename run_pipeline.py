@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_PUBLISH, PipelineConfig
 from pipeline.dms import describe_settings, parse_settings
-from pipeline.fusion import CROP_YAW, PUBLISH_MODES
+from pipeline.fusion import CROP_YAW, FUSION_WEIGHT, POSE_WEIGHT, PUBLISH_MODES
 
 EXIT_ERROR, EXIT_BAD_INPUT = 1, 2
 EXIT_CODES = """exit status:
@@ -67,9 +67,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "render pooled), or one path alone: translated (classifier on the UIT translation), "
                         "render (on the untranslated frontal render), crop (on the plain aligned crop of the "
                         "frame) (default fusion)")
-    p.add_argument("--fusion-weight", type=float, default=0.5, metavar="W",
-                   help="fusion: the translated path's weight in [0, 1], the render's is 1-W; pose: the "
-                        "translated path's share of what the crop leaves (default 0.5)")
+    p.add_argument("--fusion-weight", type=float, default=None, metavar="W",
+                   help=f"fusion: the translated path's weight in [0, 1], the render's is 1-W (default "
+                        f"{FUSION_WEIGHT:g}); pose: the translated path's share of what the crop leaves "
+                        f"(default {POSE_WEIGHT:g})")
     p.add_argument("--crop-yaw", type=float, default=CROP_YAW, metavar="DEG",
                    help=f"pose: the |yaw| in degrees from which the crop has no weight (default {CROP_YAW:g})")
     p.add_argument("--published-paths-only", action="store_true",
@@ -107,7 +108,7 @@ def check_outputs(args):
     """Refuse, before anything starts, outputs that could only fail later inside a stage."""
     if args.max_frames is not None and args.max_frames < 1:
         raise refuse(f"--max-frames must be at least 1, got {args.max_frames}")
-    if not 0 <= args.fusion_weight <= 1:
+    if args.fusion_weight is not None and not 0 <= args.fusion_weight <= 1:
         raise refuse(f"--fusion-weight must be in [0, 1], got {args.fusion_weight}")
     if not (args.crop_yaw > 0 and math.isfinite(args.crop_yaw)):
         raise refuse(f"--crop-yaw must be a positive number of degrees, got {args.crop_yaw}")

@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.paper_table4 import mean_std
-from pipeline.fusion import CROP_YAW, publish_probs
+from pipeline.fusion import CROP_YAW, POSE_WEIGHT, publish_probs
 
 SINGLE = ("raw_crop", "render")   # the single rows beside the translation
 WEIGHTS = tuple(round(w, 2) for w in np.linspace(0.0, 1.0, 11))
 CROP_YAWS = (10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 60.0)
-CURRENT = (0.5, CROP_YAW)   # the pipeline's defaults (run_pipeline.py --fusion-weight, --crop-yaw)
+CURRENT = (POSE_WEIGHT, CROP_YAW)   # the pipeline's `pose` defaults (run_pipeline.py --fusion-weight, --crop-yaw)
 
 
 def load(path: Path, generator: str) -> dict:

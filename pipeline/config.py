@@ -8,7 +8,7 @@ from pathlib import Path
 from engines.contract import CLASSES, CLASSIFIER, DEFAULT_IMAGE_SIZE, UIT_GENERATOR, ModelInfo
 from pipeline import wire
 from pipeline.dms import DmsSettings
-from pipeline.fusion import CROP_YAW, PATHS, check_publish
+from pipeline.fusion import CROP_YAW, PATHS, check_publish, default_weight
 
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5560"
 MODELS = Path(__file__).resolve().parents[1] / "models"   # repo files, not package data: any working directory finds them
@@ -30,7 +30,8 @@ class PipelineConfig:
     face_workers: int = 2               # face stage replicas: the costliest stage, run on alternate frames
     all_paths: bool = True              # also classify the paths not published (accuracy of every path)
     publish_mode: str = "fusion"        # the published label: fusion | pose | translated | render | crop (fusion.py)
-    fusion_weight: float = 0.5          # fusion: the translated path's share; pose: its share of what the crop leaves
+    fusion_weight: float | None = None  # fusion: the translated path's share; pose: its share of what the crop
+                                        # leaves (None: the mode's default, pipeline/fusion.py)
     crop_yaw: float = CROP_YAW          # pose: the |yaw| in degrees from which the crop has no weight
     publish: str = DEFAULT_PUBLISH
     allow_remote: bool = False          # publish on an address other machines can reach (pipeline/curve.py)
@@ -56,6 +57,8 @@ class PipelineConfig:
 
     def __post_init__(self):
         check_publish(self.publish_mode, self.fusion_weight, self.crop_yaw)
+        if self.fusion_weight is None:
+            self.fusion_weight = default_weight(self.publish_mode)
 
     @property
     def paths(self) -> tuple[bool, bool, bool]:

@@ -110,7 +110,8 @@ def test_pose_mode_pools_by_the_face_stage_yaw(yaw, images, reference):
     """Pose mode: the three paths pooled with the crop's weight set by the face's yaw,
     the same numbers as publish_probs on the three images classified apart."""
     step, config = step_for("pose", weight=0.4, crop_yaw=25.0)
-    assert PipelineConfig().publish_mode == "fusion" and PipelineConfig().crop_yaw == 30.0
+    assert PipelineConfig().publish_mode == "fusion" and PipelineConfig().crop_yaw == 20.0
+    assert PipelineConfig().fusion_weight == 0.5 and PipelineConfig(publish_mode="pose").fusion_weight == 1.0
     header = classify(step, images, yaw)
     probs = np.array(header.probs)
     np.testing.assert_allclose(probs, expected_probs(reference, "pose", 0.4, yaw, 25.0), atol=2e-5)

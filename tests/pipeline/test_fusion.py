@@ -3,7 +3,7 @@ crop path."""
 import numpy as np
 import pytest
 
-from pipeline.fusion import CROP_YAW, PUBLISH_MODES, publish_probs
+from pipeline.fusion import CROP_YAW, FUSION_WEIGHT, POSE_WEIGHT, PUBLISH_MODES, publish_probs
 
 P_T = np.array([0.6, 0.3, 0.1])
 P_R = np.array([0.2, 0.5, 0.3])
@@ -11,7 +11,7 @@ P_C = np.array([0.1, 0.2, 0.7])
 
 
 def test_modes():
-    assert PUBLISH_MODES == ("pose", "fusion", "translated", "render", "crop") and CROP_YAW == 30.0
+    assert PUBLISH_MODES == ("pose", "fusion", "translated", "render", "crop") and CROP_YAW == 20.0
     np.testing.assert_array_equal(publish_probs(P_T, P_R, "translated"), P_T)
     np.testing.assert_array_equal(publish_probs(P_T, P_R, "render"), P_R)
     np.testing.assert_array_equal(publish_probs(P_T, P_R, "crop", p_crop=P_C), P_C)
@@ -94,9 +94,19 @@ def test_pose_in_between_pools_all_three_with_the_crop_weight_falling_with_yaw(y
     np.testing.assert_array_equal(pose(-yaw, 0.3, crop_yaw), pose(yaw, 0.3, crop_yaw))
 
 
+def test_each_mode_has_its_own_default_weight():
+    """fusion shares evenly; pose (chosen on validation drivers) gives the frontalised share to the
+    translation alone, so once the crop's weight is gone it publishes the translated path."""
+    assert (FUSION_WEIGHT, POSE_WEIGHT) == (0.5, 1.0)
+    np.testing.assert_array_equal(publish_probs(P_T, P_R, "fusion"), publish_probs(P_T, P_R, "fusion", 0.5))
+    np.testing.assert_array_equal(publish_probs(P_T, P_R, "pose", p_crop=P_C, yaw=12.0),
+                                  publish_probs(P_T, P_R, "pose", 1.0, p_crop=P_C, yaw=12.0))
+    np.testing.assert_allclose(publish_probs(P_T, P_R, "pose", p_crop=P_C, yaw=CROP_YAW), P_T, rtol=1e-12)
+
+
 def test_pose_moves_from_the_crop_to_the_fusion_as_the_head_turns():
     fusion = publish_probs(P_T, P_R, "fusion")
-    distance = [np.abs(pose(yaw) - fusion).sum() for yaw in (0, 5, 10, 15, 20, 25, 30)]
+    distance = [np.abs(pose(yaw) - fusion).sum() for yaw in np.linspace(0, CROP_YAW, 7)]
     assert all(a > b for a, b in zip(distance, distance[1:])) and distance[-1] == 0
     assert pose(0).argmax() == 2 and pose(30).argmax() == 1   # the crop's class, then the fusion's
 
