@@ -36,11 +36,15 @@ def load(path: Path, generator: str) -> dict:
         raise SystemExit(f"error: cannot read {path}: {e}") from None
     data, generators = {}, set()
     for key in saved.files:
-        seed, b, row = key.split("/", 2)
+        try:
+            seed, b, row = key.split("/", 2)
+            seed, b = int(seed), int(b)
+        except ValueError:
+            raise SystemExit(f"error: {path} is not a table-4 probs.npz (key {key!r} is not SEED/YAW/ROW)") from None
         if row not in (*SINGLE, "label", "fitted_yaw"):
             generators.add(row)
         if row in (*SINGLE, "label", "fitted_yaw", generator):
-            data.setdefault(int(seed), {}).setdefault(int(b), {})["translated" if row == generator else row] = saved[key]
+            data.setdefault(seed, {}).setdefault(b, {})["translated" if row == generator else row] = saved[key]
     if generator not in generators:
         raise SystemExit(f"error: {path} has no generator {generator!r}; it has {', '.join(sorted(generators)) or 'none'}")
     return data
@@ -95,18 +99,16 @@ def run(args) -> dict:
               "seeds": sorted(data), "bins": sorted(next(iter(data.values()))),
               "single_rows": {row: {str(b): mean_std(a) for b, a in by_bin.items()} for row, by_bin in singles.items()},
               "current": setting(data, singles, *CURRENT)}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     if args.check:
         result["checked"] = setting(data, singles, *args.check)
     else:
         grid = [setting(data, singles, w, y) for y in CROP_YAWS for w in WEIGHTS]
         result["chosen"] = max(grid, key=lambda s: (s["worst_margin"], s["mean"]))
         result["grid"] = [{k: s[k] for k in ("weight", "crop_yaw", "worst_margin", "mean")} for s in grid]
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
         heatmap(result["grid"], out / "publish_choice.png", f"{args.generator}, seeds {result['seeds']}")
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "publish_choice.json").write_text(json.dumps(result, indent=1))
+    (out / "publish_choice.json").write_text(json.dumps(result, indent=1))
     return result
 
 

@@ -31,7 +31,7 @@ def check_publish(mode: str, weight: float | None = None, crop_yaw: float = CROP
     if mode not in PUBLISH_MODES:
         raise ValueError(f"publish mode must be one of {', '.join(PUBLISH_MODES)}, got {mode!r}")
     if weight is None:
-        return check_publish(mode, default_weight(mode), crop_yaw)
+        weight = default_weight(mode)
     try:
         weight = float(weight)
     except (TypeError, ValueError):

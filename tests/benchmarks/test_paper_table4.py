@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import paper_table4
+from benchmarks import paper_table4, publish_choice
+from pipeline.fusion import CROP_YAW, POSE_WEIGHT
 from train.export import export_onnx
 from train.networks import Generator
 
@@ -54,6 +55,12 @@ def test_an_identity_generator_reproduces_the_render_row_and_the_figures_are_con
         for b in ("0", "30"):
             again = [100 * np.mean(probs[f"{seed}/{b}/{row}"].argmax(1) == probs[f"{seed}/{b}/label"]) for seed in (5, 6)]
             assert np.allclose(again, acc[row][b]["per_seed"], atol=0.01)
+    # and publish_choice, pooling them with the benchmark's own pose settings, publishes what the table did
+    checked = publish_choice.run(publish_choice.build_parser().parse_args(
+        [str(out / "probs.npz"), "--generator", "scrambled", "--check", str(POSE_WEIGHT), str(CROP_YAW),
+         "--out", str(tmp_path / "choice")]))["checked"]
+    for b in ("0", "30"):
+        assert np.allclose(checked["accuracy"][b]["per_seed"], acc["scrambled/published"][b]["per_seed"], atol=0.01)
 
 
 def test_bad_generator_arguments_are_one_line_errors(generators):

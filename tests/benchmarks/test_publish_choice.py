@@ -63,6 +63,9 @@ def test_check_reports_one_setting_and_chooses_nothing(probs, tmp_path):
 def test_bad_input_is_a_one_line_error(probs, tmp_path):
     with pytest.raises(SystemExit, match="no generator 'H'; it has G"):
         publish_choice.main([str(probs), "--generator", "H"])
+    np.savez(tmp_path / "other.npz", weights=np.zeros(3))
+    with pytest.raises(SystemExit, match="not a table-4 probs.npz"):
+        publish_choice.main([str(tmp_path / "other.npz"), "--generator", "G"])
     with pytest.raises(SystemExit, match="cannot read"):
         publish_choice.main([str(tmp_path / "missing.npz"), "--generator", "G"])
     with pytest.raises(SystemExit, match="weight in \\[0, 1\\]"):
