@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -16,5 +18,7 @@ def test_the_hop_benchmark_prints_its_figures():
     for key in ("zmq_hop_median_us", "pickle_dumps_loads_median_us", "mp_queue_hop_median_us",
                 "header_typed_codec_median_us", "header_plain_json_median_us"):
         assert figures[key] > 0, key
-    assert figures["header_typed_vs_plain_json"] == round(
-        figures["header_typed_codec_median_us"] / figures["header_plain_json_median_us"], 3)
+    # The ratio is computed from the unrounded medians, so recomputing it from the printed (rounded) ones
+    # agrees only to within the rounding.
+    assert figures["header_typed_vs_plain_json"] == pytest.approx(
+        figures["header_typed_codec_median_us"] / figures["header_plain_json_median_us"], rel=0.01)
