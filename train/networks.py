@@ -15,9 +15,22 @@ learned something. Without them, the table-1 generator at the CPU widths (w=8–
 through a 1/16-resolution bottleneck and re-draws it, losing the fine detail that carries the
 expression.
 
+Where the CGIT condition enters is a third option: table 1 tiles the one-hot at the bottleneck
+(`condition="bottleneck"`, the default); `condition="input"` concatenates it as seven constant planes
+beside the image and side map at full resolution, as StarGAN does, so the first convolution can
+already act on the mouth and brows where they are, and a skip path carries the condition too.
+
+`grey=True` makes the image head draw one channel, repeated into the three: for runs whose domains
+are both grey (NIR to NIR, as the pose scenario and the expression-transfer benchmark), where any
+colour a generator draws is a code that only a discriminator can read (measured: CGIT's first
+translations passed D^s's class head with faint red and blue tints at the mouth).
+
 The discriminator (table 2) sees image + side map: six 4×4 stride-2 convolutions with leaky
 ReLU, a 3×3 convolution giving a patch map of real/fake scores, and, for D^s in CGIT, a fully
-connected expression head over the flattened last features.
+connected expression head over the flattened last features. `spectral_norm` (beyond the paper;
+SN-GAN, Miyato et al. 2018) bounds each layer's Lipschitz constant, so neither head can change its
+reading much for a small change of the image: a generator cannot pass D^s's class head with a faint
+pattern, it has to change the face.
 """
 import torch
 from torch import nn
@@ -25,6 +38,7 @@ from torch import nn
 from face.expressions import NUM_EXPRESSIONS
 
 IN_CHANNELS = 6  # image (3) + side map (3)
+CONDITIONS = ("bottleneck", "input")
 GENERATOR_DOWNSAMPLING = 16
 DISCRIMINATOR_DOWNSAMPLING = 64
 LEAKY_SLOPE = 0.01
@@ -73,28 +87,32 @@ class SubPixelUp(nn.Module):
 
 class Generator(nn.Module):
     """Table 1. forward(x6, expression_onehot=None) -> (image, side_map), both in [-1, 1].
-    `skips` and `residual`: the two deviations described in the module docstring."""
+    `skips`, `residual` and `condition`: the deviations described in the module docstring."""
 
     def __init__(self, width: int = 64, num_classes: int = 0, num_residual: int = 6, skips: bool = False,
-                 residual: bool = False):
+                 residual: bool = False, condition: str = "bottleneck", grey: bool = False):
         super().__init__()
         if width < 1 or num_classes < 0:
             raise ValueError(f"generator width must be >= 1 and num_classes >= 0, got {width}, {num_classes}")
+        if condition not in CONDITIONS:
+            raise ValueError(f"condition {condition!r}; expected one of {CONDITIONS}")
         self.width, self.num_classes, self.skips, self.residual = width, num_classes, bool(skips), bool(residual)
+        self.condition, self.grey = condition, bool(grey)
         w = width
+        at_input, at_bottleneck = (num_classes, 0) if condition == "input" else (0, num_classes)
         self.encoder = nn.Sequential(
-            conv_in_relu(IN_CHANNELS, w, 7, 1, 3),
+            conv_in_relu(IN_CHANNELS + at_input, w, 7, 1, 3),
             conv_in_relu(w, 2 * w, 4, 2, 1),
             conv_in_relu(2 * w, 4 * w, 4, 2, 1),
             conv_in_relu(4 * w, 8 * w, 4, 2, 1),
             conv_in_relu(8 * w, 16 * w, 4, 2, 1))
         self.bottleneck = nn.Sequential(*(ResidualBlock(16 * w) for _ in range(num_residual)))
         self.decoder = nn.Sequential(
-            SubPixelUp(16 * w + num_classes, 8 * w),
+            SubPixelUp(16 * w + at_bottleneck, 8 * w),
             SubPixelUp(8 * w, 4 * w),
             SubPixelUp(4 * w, 2 * w),
             SubPixelUp(2 * w, w))
-        self.image_head = nn.Sequential(nn.Conv2d(w, 3, 7, 1, 3), nn.Tanh())
+        self.image_head = nn.Sequential(nn.Conv2d(w, 1 if self.grey else 3, 7, 1, 3), nn.Tanh())
         self.side_head = nn.Sequential(nn.Conv2d(w, 3, 7, 1, 3), nn.Tanh())
         if self.residual:  # corrections start at zero: the generator starts as the identity
             for head in (self.image_head, self.side_head):
@@ -116,26 +134,34 @@ class Generator(nn.Module):
     def forward(self, x, expression_onehot=None):
         self.check_input(x, expression_onehot)
         h, skips = x, []
+        if self.num_classes and self.condition == "input":
+            h = torch.cat([h, self._planes(expression_onehot, h)], dim=1)
         for stage in self.encoder:
             h = stage(h)
             skips.append(h)
         h = self.bottleneck(h)
-        if self.num_classes:
-            y = expression_onehot.to(h.dtype)[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])
-            h = torch.cat([h, y], dim=1)
+        if self.num_classes and self.condition == "bottleneck":
+            h = torch.cat([h, self._planes(expression_onehot, h)], dim=1)
         for stage, skip in zip(self.decoder, reversed(skips[:-1])):  # decoder i meets encoder 3−i: same H, W, C
             h = stage(h) + skip if self.skips else stage(h)
         image, side = self.image_head(h), self.side_head(h)
+        if self.grey:
+            image = image.expand(-1, 3, -1, -1)
         if self.residual:
             image = (x[:, :3] + image).clamp(-1.0, 1.0)
             side = (x[:, 3:] + side).clamp(-1.0, 1.0)
         return image, side
 
+    @staticmethod
+    def _planes(onehot, like):
+        """The one-hot tiled to N×n_y×H×W, H and W those of `like`."""
+        return onehot.to(like.dtype)[:, :, None, None].expand(-1, -1, like.shape[2], like.shape[3])
+
 
 class Discriminator(nn.Module):
     """Table 2. forward(x6) -> (patch scores N×1×H/64×W/64, class logits N×m or None)."""
 
-    def __init__(self, width: int = 64, image_size: int = 128, num_classes: int = 0):
+    def __init__(self, width: int = 64, image_size: int = 128, num_classes: int = 0, spectral_norm: bool = False):
         super().__init__()
         if image_size % DISCRIMINATOR_DOWNSAMPLING:
             raise ValueError(f"discriminator image size must be a multiple of {DISCRIMINATOR_DOWNSAMPLING}, got {image_size}")
@@ -149,6 +175,11 @@ class Discriminator(nn.Module):
         self.adversarial_head = nn.Conv2d(c_in, 1, 3, 1, 1, bias=False)
         side = image_size // DISCRIMINATOR_DOWNSAMPLING
         self.class_head = nn.Linear(c_in * side * side, num_classes) if num_classes else None
+        self.spectral_norm = bool(spectral_norm)
+        if self.spectral_norm:
+            for layer in [*self.features, self.adversarial_head, self.class_head]:
+                if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                    nn.utils.parametrizations.spectral_norm(layer)
 
     def forward(self, x):
         if x.dim() != 4 or x.shape[1] != IN_CHANNELS or tuple(x.shape[2:]) != (self.image_size, self.image_size):
@@ -165,22 +196,24 @@ NETWORK_NAMES = ("G_ts", "G_st", "D_s", "D_t")
 
 def build_network(config: dict, name: str) -> nn.Module:
     """One of G_ts (target→source; conditioned in CGIT; G_ts_ema its weight average), G_st, D_s (class head in CGIT), D_t,
-    from a run config holding mode, width, image_size (and num_residual, skips, residual, d_width)."""
+    from a run config holding mode, width, image_size (and num_residual, skips, residual, grey, condition, d_width,
+    spectral_norm)."""
     mode, width, size = config["mode"], int(config["width"]), int(config["image_size"])
     if mode not in ("uit", "cgit"):
         raise ValueError(f"mode {mode!r}; expected 'uit' or 'cgit'")
     classes = NUM_EXPRESSIONS if mode == "cgit" else 0
     shape = dict(num_residual=int(config.get("num_residual", 6)), skips=bool(config.get("skips", False)),
-                 residual=bool(config.get("residual", False)))
+                 residual=bool(config.get("residual", False)), grey=bool(config.get("grey", False)))
     if name in ("G_ts", "G_ts_ema"):  # the EMA copy is G_ts averaged over steps
-        return Generator(width, classes, **shape)
+        return Generator(width, classes, condition=config.get("condition") or "bottleneck", **shape)
     if name == "G_st":
         return Generator(width, 0, **shape)
     d_width = int(config.get("d_width") or width)   # the discriminators' own width, when set
+    sn = bool(config.get("spectral_norm", False))
     if name == "D_s":
-        return Discriminator(d_width, size, classes)
+        return Discriminator(d_width, size, classes, sn)
     if name == "D_t":
-        return Discriminator(d_width, size, 0)
+        return Discriminator(d_width, size, 0, sn)
     raise ValueError(f"unknown network {name!r}; expected one of {NETWORK_NAMES}")
 
 

@@ -139,3 +139,60 @@ def test_build_network_reads_the_flags_and_old_configs_build_the_paper_generator
                          "residual": True}, "G_st")
     assert new.skips and new.residual and new.num_classes == 0
     assert set(old.state_dict()) == set(new.state_dict())  # same tensors: old checkpoints load either way
+
+
+# ---- CGIT's options: where the condition enters, grey output, a Lipschitz discriminator ------
+
+def test_the_condition_at_the_input_reaches_every_pixel_and_keeps_the_signature():
+    torch.manual_seed(0)
+    g = Generator(width=4, num_classes=NUM_EXPRESSIONS, num_residual=1, skips=True, condition="input")
+    assert g.encoder[0][0].in_channels == 6 + NUM_EXPRESSIONS and g.decoder[0].conv.in_channels == 16 * 4
+    x = torch.rand(1, 6, 64, 64) * 2 - 1
+    y = torch.eye(NUM_EXPRESSIONS)
+    a, b = g(x, y[:1])[0], g(x, y[3:4])[0]
+    assert (a - b).abs().mean() > 0    # the asked expression changes the output...
+    corner = (a - b)[0, :, :8, :8].abs().mean()
+    assert corner > 0                  # ...even far from the centre, through the full-resolution path
+    with pytest.raises(ValueError, match="condition"):
+        Generator(width=4, num_classes=NUM_EXPRESSIONS, condition="everywhere")
+
+
+def test_a_grey_generator_draws_equal_channels_whatever_it_learned():
+    torch.manual_seed(0)
+    for residual in (False, True):
+        g = Generator(width=4, num_residual=1, residual=residual, grey=True)
+        torch.nn.init.normal_(g.image_head[0].weight, std=0.1)   # as if trained: not the identity
+        x = torch.rand(2, 6, 64, 64) * 2 - 1
+        x[:, 1:3] = x[:, :1]                                     # a grey input
+        image, _ = g(x)
+        assert tuple(image.shape) == (2, 3, 64, 64)
+        assert torch.equal(image[:, 0], image[:, 1]) and torch.equal(image[:, 1], image[:, 2])
+        assert not torch.equal(image, x[:, :3])
+
+
+def test_spectral_norm_bounds_how_far_a_small_change_moves_the_discriminator():
+    torch.manual_seed(0)
+    plain, bounded = Discriminator(4, 64, NUM_EXPRESSIONS), Discriminator(4, 64, NUM_EXPRESSIONS, spectral_norm=True)
+    for _ in range(3):   # power iteration settles on each layer's top singular value
+        bounded(torch.rand(2, 6, 64, 64))
+    bounded.eval()
+    x = torch.rand(4, 6, 64, 64) * 2 - 1
+    delta = torch.randn_like(x)
+    delta = 0.01 * delta / delta.flatten(1).norm(dim=1)[:, None, None, None]
+    for net in (plain, bounded):
+        assert net(x)[1].shape == (4, NUM_EXPRESSIONS)
+    moved = (bounded(x + delta)[1] - bounded(x)[1]).norm(dim=1)
+    # every layer 1-Lipschitz (leaky ReLU too): the logits move at most as far as the input did
+    assert (moved <= 0.01 * 1.05).all()
+
+
+def test_build_network_reads_the_cgit_options():
+    config = {"mode": "cgit", "width": 4, "image_size": 64, "num_residual": 1, "condition": "input",
+              "grey": True, "spectral_norm": True}
+    g = build_network(config, "G_ts")
+    assert g.condition == "input" and g.grey and g.num_classes == NUM_EXPRESSIONS
+    g_st = build_network(config, "G_st")
+    assert g_st.num_classes == 0 and g_st.grey   # G^{s→t} takes no expression, draws grey too
+    assert build_network(config, "D_s").spectral_norm and build_network(config, "D_t").spectral_norm
+    old = build_network({"mode": "cgit", "width": 4, "image_size": 64, "num_residual": 1}, "G_ts")
+    assert old.condition == "bottleneck" and not old.grey
