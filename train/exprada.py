@@ -28,7 +28,7 @@ from .run_setup import add_run_control_arguments
 from .trainer import Trainer
 
 # Settings that define what is trained: a resumed run must keep them (else it is not the same run).
-LOCKED = ("mode", "stargan", "diffaugment", "condition", "spectral_norm", "grey", "width", "d_width", "image_size", "num_residual", "skips", "residual", "lambda_sem", "lambda_sem_target",
+LOCKED = ("mode", "stargan", "diffaugment", "condition", "spectral_norm", "class_from_image", "grey", "width", "d_width", "image_size", "num_residual", "skips", "residual", "lambda_sem", "lambda_sem_target",
           "semantic_classifier", "ema", "lambda_pair",
           "batch_size", "lr", "beta1", "beta2", "lambda_bi",
           "lambda_re", "lambda_cls", "use_bi", "use_re", "flip", "seed", "epochs_constant", "epochs_decay",
@@ -36,7 +36,7 @@ LOCKED = ("mode", "stargan", "diffaugment", "condition", "spectral_norm", "grey"
 # Settings of how it runs: free to change on resume.
 RUNTIME = ("device", "precision", "channels_last", "compile", "cuda_graph", "workers", "log_every",
            "sample_every", "checkpoint_every", "keep_every", "max_nonfinite", "stop_after", "progress")
-DEFAULTS = dict(mode=None, stargan=False, diffaugment=False, condition="bottleneck", spectral_norm=False, grey=False, source=None, target=None, width=64, d_width=None, image_size=128, num_residual=6, skips=False,
+DEFAULTS = dict(mode=None, stargan=False, diffaugment=False, condition="bottleneck", spectral_norm=False, class_from_image=False, grey=False, source=None, target=None, width=64, d_width=None, image_size=128, num_residual=6, skips=False,
                 residual=False, lambda_sem=0.0, lambda_sem_target=0.0,
                 semantic_classifier=None, ema=0.0, lambda_pair=0.0, batch_size=8,
                 lr=1e-4, beta1=0.5, beta2=0.999, lambda_bi=10.0, lambda_re=10.0, lambda_cls=1.0, use_bi=True,
@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--spectral-norm", action="store_true", default=None,
                    help="spectral normalisation in both discriminators (SN-GAN): their readings cannot change much "
                         "for a small change of the image, so a faint pattern does not pass D^s's class head")
+    g.add_argument("--class-from-image", action="store_true", default=None,
+                   help="CGIT: D^s's expression head reads the image alone, its side map blanked (a generator can "
+                        "redraw a side map in the asked expression and leave the face as it was)")
     g.add_argument("--grey", action="store_true", default=None,
                    help="both generators draw a grey image (one channel, repeated into three): for runs whose two "
                         "domains are grey (NIR to NIR), where a colour is a code only a discriminator reads")
@@ -140,6 +143,8 @@ class ExprADATrainer(Trainer):
             raise SystemExit("error: --stargan is a CGIT baseline: give --mode cgit")
         if config.get("condition", "bottleneck") != "bottleneck" and config["mode"] != "cgit":
             raise SystemExit("error: --condition places CGIT's expression one-hot: UIT's generators take none")
+        if config.get("class_from_image") and config["mode"] != "cgit":
+            raise SystemExit("error: --class-from-image is for CGIT's D^s: UIT's discriminators have no expression head")
         if (config.get("lambda_pair") or 0) > 0 and config["mode"] != "uit":
             raise SystemExit("error: --lambda-pair is for UIT: a frontal pair keeps its frame's expression, CGIT asks for another")
         if config["image_size"] % 64:

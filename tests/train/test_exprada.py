@@ -255,22 +255,25 @@ def test_cgit_levers_a_wider_discriminator_and_the_asked_expression_term(data, t
     assert float(row["G/sem_t"]) > 0 and "G/sem_t_agree" in row   # CGIT: read as the asked expression
 
 
-def test_cgit_with_the_condition_at_the_input_grey_output_and_spectral_norm_trains_resumes_and_exports(data, tmp_path):
+def test_cgit_with_its_options_trains_resumes_and_exports(data, tmp_path):
     run = tmp_path / "cgit_in"
-    args = _args(data) + ["--condition", "input", "--grey", "--spectral-norm", "--skips", "--residual", "--steps", "4"]
+    args = _args(data) + ["--condition", "input", "--grey", "--spectral-norm", "--class-from-image", "--skips",
+                          "--residual", "--steps", "4"]
     assert main(args + ["--out", str(run), "--stop-after", "2"]) == 0
     assert main(["--resume", str(run)]) == 0
     state = load_checkpoint(run)
     assert state["step"] == 4 and state["config"]["condition"] == "input" and state["config"]["grey"]
     g_ts, _, _ = load_model(run, "G_ts")
     d_s, _, _ = load_model(run, "D_s")
-    assert g_ts.condition == "input" and g_ts.grey and d_s.spectral_norm
+    assert g_ts.condition == "input" and g_ts.grey and d_s.spectral_norm and d_s.class_from_image
     with pytest.raises(CheckpointError, match="condition"):
         main(["--resume", str(run), "--condition", "bottleneck"])
     from train.export import main as export
     assert export(["--checkpoint", str(run), "--out", str(tmp_path / "g.onnx")]) == 0
     with pytest.raises(SystemExit, match="--condition places CGIT"):
         main(_args(data, "uit") + ["--condition", "input", "--steps", "1", "--out", str(tmp_path / "uit_in")])
+    with pytest.raises(SystemExit, match="--class-from-image is for CGIT"):
+        main(_args(data, "uit") + ["--class-from-image", "--steps", "1", "--out", str(tmp_path / "uit_ci")])
 
 
 def test_the_stargan_baseline_trains_one_conditioned_generator_on_its_own_cycle(data, tmp_path):

@@ -196,3 +196,19 @@ def test_build_network_reads_the_cgit_options():
     assert build_network(config, "D_s").spectral_norm and build_network(config, "D_t").spectral_norm
     old = build_network({"mode": "cgit", "width": 4, "image_size": 64, "num_residual": 1}, "G_ts")
     assert old.condition == "bottleneck" and not old.grey
+
+
+def test_an_expression_head_that_reads_the_image_alone_ignores_the_side_map():
+    torch.manual_seed(0)
+    d = Discriminator(4, 64, NUM_EXPRESSIONS, class_from_image=True)
+    x = torch.rand(2, 6, 64, 64) * 2 - 1
+    redrawn = x.clone()
+    redrawn[:, 3:] = torch.rand(2, 3, 64, 64)          # another side map, the same face
+    scores, logits = d(x)
+    scores_redrawn, logits_redrawn = d(redrawn)
+    assert torch.equal(logits, logits_redrawn)         # the expression is read from the face
+    assert not torch.equal(scores, scores_redrawn)     # real/fake still sees the side map
+    other = x.clone()
+    other[:, :3] = -x[:, :3]
+    assert not torch.equal(d(other)[1], logits)
+    assert Discriminator(4, 64, 0, class_from_image=True).class_from_image is False   # D^t has no head
