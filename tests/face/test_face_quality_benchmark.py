@@ -23,5 +23,7 @@ def test_face_quality_prints_its_figures(tmp_path):
     assert synthetic["ssim_by_yaw"]["0"] > 0.6 and synthetic["pose_mae_deg"]["yaw"] < 15
     assert report["real"]["skimage/astronaut"]["face"] is True
     assert report["speed"]["ratio"] > 0 and sheet.is_file()
+    assert report["speed"]["size"] == 128 and report["speed_deployment"]["size"] == 64
+    assert report["speed_deployment"]["ratio"] > 0 and report["speed_deployment"]["parts"]["render"] > 0
     assert report["drive"]["frames"] == 60 and report["drive"]["face_found_rate"] > 0.8
     assert 0 < report["pose_std_calibration"]["within_2std"]["yaw"] <= 1
