@@ -32,8 +32,11 @@ from train.datasets import SIDE_MAP_SUFFIX
 from train.datasets.folder import index_labelled_folder
 
 # The CGIT recipe: the paper's losses (eq. 1–6, its λs) with the levers the UIT benchmark kept
-# (skips, residual output, EMA), at the CPU width; the README's CGIT section says what each measured.
-CGIT_FLAGS = ["--width", "8", "--image-size", "64", "--lr", "2e-4", "--skips", "--residual", "--ema", "0.99"]
+# (skips, residual output, EMA) and the four that make CGIT transfer here (the one-hot at the input,
+# grey output, spectral norm, an expression head that reads the image alone), at the CPU width; the
+# README's CGIT section says what each measured.
+CGIT_FLAGS = ["--width", "8", "--image-size", "64", "--lr", "2e-4", "--skips", "--residual", "--ema", "0.99",
+              "--condition", "input", "--grey", "--spectral-norm", "--class-from-image"]
 CLASSIFIER_FLAGS = ["--backbone", "small", "--image-size", "64", "--balanced", "--split-by-image",
                     "--val-fraction", "0", "--test-fraction", "0"]
 
