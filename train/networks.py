@@ -90,7 +90,7 @@ class SubPixelUp(nn.Module):
 
 class Generator(nn.Module):
     """Table 1. forward(x6, expression_onehot=None) -> (image, side_map), both in [-1, 1].
-    `skips`, `residual` and `condition`: the deviations described in the module docstring."""
+    `skips`, `residual`, `condition` and `grey`: the deviations described in the module docstring."""
 
     def __init__(self, width: int = 64, num_classes: int = 0, num_residual: int = 6, skips: bool = False,
                  residual: bool = False, condition: str = "bottleneck", grey: bool = False):
