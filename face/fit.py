@@ -118,46 +118,86 @@ def similarity(model_points: np.ndarray, target: np.ndarray, weights: np.ndarray
     n = len(model_points)
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     w = w / max(float(w.sum()), 1e-12)
-    model_points = np.ascontiguousarray(model_points, dtype=np.float64)
-    target = np.ascontiguousarray(target, dtype=np.float64)
+    mu_m, mu_t = w @ model_points, w @ target
+    x, y = model_points - mu_m, target - mu_t
     if start is None:
-        mu_m, mu_t = w @ model_points, w @ target
-        cov = ((target - mu_t) * w[:, None]).T @ (model_points - mu_m)
+        cov = (y * w[:, None]).T @ x
         u, sv, vt = np.linalg.svd(cov)
         d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
         rotation = u @ d @ vt
     else:
-        rotation = np.ascontiguousarray(start, dtype=np.float64)
+        rotation = np.asarray(start, dtype=np.float64)
+    rx = x @ rotation.T
+    scale = float((w[:, None] * y[:, :2] * rx[:, :2]).sum() / max((w[:, None] * rx[:, :2] ** 2).sum(), 1e-12))
+    centre = mu_t.copy()  # where the weighted centroid of the model lands
     if steps and depth_fade_deg > 0:
         depth_weight = _faded(depth_weight, depth_fade_deg, rotation)
-    rotation, scale, translation = _refine_similarity(model_points, target, w, rotation, float(depth_weight),
-                                                      int(steps))
+    if steps:
+        used = w > 0
+        x, y, w = x[used], y[used], w[used]
+        axis_w = np.concatenate([w, w, depth_weight * w])  # rows axis-major: all x, all y, all z
+        n = len(x)
+        jac = np.zeros((3 * n, 7))
+        jac[:n, 4] = jac[n:2 * n, 5] = jac[2 * n:, 6] = 1.0
+    for _ in range(steps):
+        # Unknowns: a small rotation ω (R ← exp(ω)·R), the scale and the centre's shift; residuals
+        # s·R·x + centre − target per point and axis (target − centre = y − shift), d(R·x)/dω = ω × R·x.
+        rx = x @ rotation.T
+        srx = scale * rx
+        jac[:n, 1], jac[:n, 2] = srx[:, 2], -srx[:, 1]
+        jac[n:2 * n, 0], jac[n:2 * n, 2] = -srx[:, 2], srx[:, 0]
+        jac[2 * n:, 0], jac[2 * n:, 1] = srx[:, 1], -srx[:, 0]
+        jac[:, 3] = rx.T.reshape(-1)
+        residual = (srx + (centre - mu_t) - y).T.reshape(-1)
+        weighted = jac.T * axis_w
+        normal = weighted @ jac
+        normal[6, 6] += 1e-9  # the depth offset is free when the depth weight is 0
+        step = np.linalg.solve(normal, -(weighted @ residual))
+        angle = float(np.linalg.norm(step[:3]))
+        if angle > 1e-12:
+            k = _cross_matrix(step[:3] / angle)
+            rotation = (np.eye(3) + np.sin(angle) * k + (1.0 - np.cos(angle)) * k @ k) @ rotation
+        scale += float(step[3])
+        centre += step[4:]
+    translation = centre - scale * rotation @ mu_m
+    return scale, rotation, translation
+
+
+def warm_similarity(model_points: np.ndarray, target: np.ndarray, start: np.ndarray, steps: int = 1,
+                    depth_weight: float = 1.0, depth_fade_deg: float = 0.0):
+    """similarity() with every point weighted alike, from `start` (the last frame's rotation on a
+    stream), compiled: the same scale fit and Gauss-Newton steps in one pass of loops, for the stream's
+    every frame, where similarity()'s two dozen small numpy calls cost ~0.1 ms. Its sums run in another
+    order, so its results differ from similarity()'s in the last bits; lone images keep similarity(),
+    whose bits the synthetic data (texture atlases, target renders) were made with."""
+    rotation = np.ascontiguousarray(start, dtype=np.float64)
+    if steps and depth_fade_deg > 0:
+        depth_weight = _faded(depth_weight, depth_fade_deg, rotation)
+    rotation, scale, translation = _warm_similarity(np.ascontiguousarray(model_points, dtype=np.float64),
+                                                    np.ascontiguousarray(target, dtype=np.float64), rotation,
+                                                    float(depth_weight), int(steps))
     return scale, rotation, translation
 
 
 @numba.njit(cache=True, nogil=True)
-def _refine_similarity(model_points, target, w, rotation, depth_weight, steps):
-    """similarity() from its starting rotation: the scale (fitted on x and y alone), then `steps`
-    Gauss-Newton steps, on points weighted by w (summing to 1); returns (rotation, scale, translation).
-    Compiled: it runs on every frame of a stream, where its two dozen small numpy calls cost ~0.1 ms.
-
-    Unknowns: a small rotation ω (R ← exp(ω)·R), the scale and the centroid's shift; residuals
-    s·R·x + shift − y per point and axis for the centred points x, y, d(R·x)/dω = ω × R·x; the depth
-    axis weighs `depth_weight`."""
+def _warm_similarity(model_points, target, rotation, depth_weight, steps):
+    """warm_similarity's loops. Unknowns: a small rotation ω (R ← exp(ω)·R), the scale and the
+    centroid's shift; residuals s·R·x + shift − y per point and axis for the centred points x, y,
+    d(R·x)/dω = ω × R·x; the depth axis weighs `depth_weight`."""
     n = model_points.shape[0]
     mu_m, mu_t = np.zeros(3), np.zeros(3)
     for i in range(n):
         for a in range(3):
-            mu_m[a] += w[i] * model_points[i, a]
-            mu_t[a] += w[i] * target[i, a]
+            mu_m[a] += model_points[i, a] / n
+            mu_t[a] += target[i, a] / n
     x, y = model_points - mu_m, target - mu_t
     rotation = rotation.copy()
-    numerator, denominator = 0.0, 0.0
+    numerator, denominator = 0.0, 0.0  # the scale, on x and y alone
     for i in range(n):
         for a in range(2):
             rx = rotation[a, 0] * x[i, 0] + rotation[a, 1] * x[i, 1] + rotation[a, 2] * x[i, 2]
-            numerator += w[i] * y[i, a] * rx
-            denominator += w[i] * rx * rx
+            numerator += y[i, a] * rx
+            denominator += rx * rx
     scale = numerator / max(denominator, 1e-12)
     shift = np.zeros(3)
     row = np.zeros(7)
@@ -165,8 +205,6 @@ def _refine_similarity(model_points, target, w, rotation, depth_weight, steps):
         normal = np.zeros((7, 7))
         gradient = np.zeros(7)
         for i in range(n):
-            if w[i] <= 0:
-                continue
             rx0 = rotation[0, 0] * x[i, 0] + rotation[0, 1] * x[i, 1] + rotation[0, 2] * x[i, 2]
             rx1 = rotation[1, 0] * x[i, 0] + rotation[1, 1] * x[i, 1] + rotation[1, 2] * x[i, 2]
             rx2 = rotation[2, 0] * x[i, 0] + rotation[2, 1] * x[i, 1] + rotation[2, 2] * x[i, 2]
@@ -176,21 +214,18 @@ def _refine_similarity(model_points, target, w, rotation, depth_weight, steps):
                 row[:] = 0.0
                 if a == 0:
                     row[1], row[2], row[3], row[4] = s2, -s1, rx0, 1.0
-                    residual = s0 + shift[0] - y[i, 0]
-                    weight = w[i]
+                    residual, weight = s0 + shift[0] - y[i, 0], 1.0
                 elif a == 1:
                     row[0], row[2], row[3], row[5] = -s2, s0, rx1, 1.0
-                    residual = s1 + shift[1] - y[i, 1]
-                    weight = w[i]
+                    residual, weight = s1 + shift[1] - y[i, 1], 1.0
                 else:
                     row[0], row[1], row[3], row[6] = s1, -s0, rx2, 1.0
-                    residual = s2 + shift[2] - y[i, 2]
-                    weight = w[i] * depth_weight
+                    residual, weight = s2 + shift[2] - y[i, 2], depth_weight
                 for j in range(7):
                     gradient[j] += weight * row[j] * residual
                     for k in range(7):
                         normal[j, k] += weight * row[j] * row[k]
-        normal[6, 6] += 1e-9  # the depth offset is free when the depth weight is 0
+        normal[6, 6] += 1e-9 * n  # as similarity()'s 1e-9 with weights summing to 1
         step = np.linalg.solve(normal, -gradient)
         angle = np.sqrt(step[0] ** 2 + step[1] ** 2 + step[2] ** 2)
         if angle > 1e-12:
@@ -199,7 +234,6 @@ def _refine_similarity(model_points, target, w, rotation, depth_weight, steps):
             rotation = (np.eye(3) + np.sin(angle) * k + (1.0 - np.cos(angle)) * (k @ k)) @ rotation
         scale += step[3]
         shift += step[4:]
-    # The model's centroid lands on the target's, shifted.
     return rotation, scale, mu_t + shift - scale * (rotation @ mu_m)
 
 
@@ -383,10 +417,9 @@ class Fitter:
         # Rows axis-major (all x, then all y, then all z) so one 3×3 product rotates a basis.
         axis_major = (3 * np.arange(v)[None, :] + np.arange(3)[:, None]).reshape(-1)
         core = model.core[axis_major]                   # 3V × n_id × n_exp, float32
-        # Contraction-first layouts: `w @ core` streams the core row by row.
-        self._id_core = np.ascontiguousarray(core.transpose(1, 0, 2)).reshape(n_id, -1)
+        self._core_by_id = np.ascontiguousarray(core.transpose(0, 2, 1)).reshape(-1, n_id)
         self._rows = (np.arange(3)[:, None] * v + self.vertices[None, :]).reshape(-1)
-        self._exp_core = np.ascontiguousarray(core[self._rows].transpose(2, 0, 1)).reshape(n_exp, -1)
+        self._landmark_core_by_exp = np.ascontiguousarray(core[self._rows]).reshape(-1, n_exp)
         feature = np.isin(self.landmarks, FEATURE_LANDMARKS)
         # Without FaceMesh's numbering (another detector) every point counts as a feature.
         self._feature = feature if feature.sum() >= 6 else np.ones(len(self.landmarks), dtype=bool)
@@ -394,7 +427,7 @@ class Fitter:
         # A row's weight is its landmark's (features 1, the rest OTHER_WEIGHT) times its axis's.
         self._point_weight = np.where(self._feature, 1.0, OTHER_WEIGHT)
         self._axis_weight = np.array([1.0, 1.0, Z_WEIGHT])
-        self._row_sqrt_weight = np.sqrt(self._axis_weight[:, None] * self._point_weight).reshape(-1)  # axis-major
+        self._row_weight = (self._axis_weight[:, None] * self._point_weight).reshape(-1)  # axis-major
         self._point_sqrt_weight = np.sqrt(self._point_weight)
         # The mean face's normals at the features (model frame): which of them a pose turns away.
         mesh = model.mesh().astype(np.float64)
@@ -419,7 +452,7 @@ class Fitter:
         self._basis = None     # the _Basis of self.w_id, made when first needed
 
     def _identity_basis(self, w_id) -> "_Basis":
-        full = (w_id.astype(np.float32) @ self._id_core).reshape(3 * self.model.num_vertices, -1)
+        full = (self._core_by_id @ w_id.astype(np.float32)).reshape(3 * self.model.num_vertices, -1)
         return _Basis(w_id, full, full[self._rows].astype(np.float64), None)
 
     def _stream_basis(self) -> "_Basis":
@@ -514,7 +547,7 @@ class Fitter:
         axis-major, unscaled camera frame), solved with the driver's pool; with `pool` they join it,
         weighing `identity_every` frames, and the solution becomes the pooled identity."""
         model = self.model
-        basis_id = (w_exp.astype(np.float32) @ self._exp_core).reshape(3 * len(self.vertices), -1)
+        basis_id = (self._landmark_core_by_exp @ w_exp.astype(np.float32)).reshape(3 * len(self.vertices), -1)
         normal, rhs = self._weighted_normal(_rotate(basis_id.astype(np.float64), rotation), local)
         if not pool:
             return self._solve_normal(normal, rhs, model.identity_mean, model.identity_std, self.identity_noise)
@@ -539,8 +572,10 @@ class Fitter:
         """Similarity pose from the features. On a stream (`start`: the last frame's rotation) one
         Gauss-Newton step from there suffices."""
         f = self._feature_index
-        pose = similarity(shape[f], target[f], None, 1 if start is not None else POSE_STEPS,
-                          POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG, start)
+        if start is not None:
+            pose = warm_similarity(shape[f], target[f], start, 1, POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG)
+        else:
+            pose = similarity(shape[f], target[f], None, POSE_STEPS, POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG)
         if start is not None and abs(angles_from_rotation(pose[1])[2]) > MAX_ROLL_DEG:
             # One step from a last pose that went wrong (a head turned beyond what FaceMesh follows)
             # can stay upside down, and every later frame would start from there: solve afresh.
@@ -555,10 +590,8 @@ class Fitter:
         return max(scale, 1e-6)
 
     def _weighted_normal(self, basis, target):
-        # With the rows scaled by √weight, XᵀX is one symmetric product (numpy hands it to BLAS's syrk:
-        # half the work, measured 2× faster than the weighted product it replaced).
-        scaled = basis * self._row_sqrt_weight[:, None]
-        return scaled.T @ scaled, scaled.T @ (target * self._row_sqrt_weight)
+        weighted = basis * self._row_weight[:, None]
+        return weighted.T @ basis, weighted.T @ target
 
     def _solve(self, basis, target, mean, std, prior):
         normal, rhs = self._weighted_normal(basis, target)
@@ -566,9 +599,6 @@ class Fitter:
 
     def _solve_normal(self, normal, rhs, mean, std, noise):
         # MAP estimate: Gaussian landmark noise (`noise` cm per coordinate) and a Gaussian prior
-        # N(mean, std²) per component. The regularised normal matrix is positive definite: LAPACK's
-        # Cholesky solve, called directly (numpy.linalg's wrapper costs more than the solve).
+        # N(mean, std²) per component.
         reg = noise ** 2 / np.square(np.asarray(std, dtype=np.float64))
-        regularised = normal + np.diag(reg)
-        _, solution, bad = lapack.dposv(regularised, rhs + reg * np.asarray(mean, dtype=np.float64))
-        return solution if bad == 0 else np.linalg.solve(regularised, rhs + reg * np.asarray(mean, dtype=np.float64))
+        return np.linalg.solve(normal + np.diag(reg), rhs + reg * np.asarray(mean, dtype=np.float64))

@@ -107,7 +107,9 @@ class Renderer:
         frontal_xy, depth = self.layout.project_aligned(vertices)
         # One compiled pass over the triangles (model frame): each vertex's foreshortening cosine as the
         # frame shows its texture (true areas from the model scaled to the frame) and its shade.
-        cosine, folded, shade = _surface_terms(vertices, texture_xy, self.triangles, _scale2(posed, vertices), LIGHT)
+        real = vertices.dtype.type  # the kernel's arithmetic in the mesh's precision, as numpy's was
+        cosine, folded, shade = _surface_terms(vertices, texture_xy, self.triangles, real(_scale2(posed, vertices)),
+                                               real(1e-9), LIGHT)
         vis = self._visibility(cosine, folded, posed, frame.shape, texture_xy)
         frame, texture_xy = _prefilter(frame, texture_xy, self.layout.scale, vertices)
         m = self.mirror
@@ -185,12 +187,13 @@ def _sample(image: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _surface_terms(vertices, seen_xy, triangles, area_scale2, light):
+def _surface_terms(vertices, seen_xy, triangles, area_scale2, tiny, light):
     """Per vertex, from its triangles: the foreshortening cosine (each triangle's area as seen in
-    `seen_xy` over its true area — its model-frame area times `area_scale2` — averaged by true area)
-    and the Gouraud shade (0.2 + 0.8·cos to `light` of the area-weighted normal); and how many
-    triangles are seen folded (back-facing). Compiled: one pass instead of a dozen numpy passes and
-    two sparse products, each value summed in the same order as they were."""
+    `seen_xy` over its true area — its model-frame area times `area_scale2`, at least `tiny` — averaged
+    by true area) and the Gouraud shade (0.2 + 0.8·cos to `light` of the area-weighted normal); and how
+    many triangles are seen folded (back-facing). Compiled: one pass instead of a dozen numpy passes
+    and two sparse products, each value rounded and summed as numpy did (the normals and true areas
+    in the mesh's precision: `area_scale2` and `tiny` come in its type)."""
     n, count = vertices.shape[0], triangles.shape[0]
     normal = np.zeros((n, 3))
     seen_sum = np.zeros(n)
@@ -201,11 +204,11 @@ def _surface_terms(vertices, seen_xy, triangles, area_scale2, light):
         ux, uy, uz = vertices[b, 0] - vertices[a, 0], vertices[b, 1] - vertices[a, 1], vertices[b, 2] - vertices[a, 2]
         vx, vy, vz = vertices[c, 0] - vertices[a, 0], vertices[c, 1] - vertices[a, 1], vertices[c, 2] - vertices[a, 2]
         nx, ny, nz = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
-        true_area = 0.5 * np.sqrt(nx * nx + ny * ny + nz * nz) * area_scale2
+        true_area = np.sqrt(nx * nx + ny * ny + nz * nz) * area_scale2 * 0.5  # halving is exact
         # Front faces run clockwise on screen (y down): their signed area is negative.
         seen_area = -0.5 * ((seen_xy[b, 0] - seen_xy[a, 0]) * (seen_xy[c, 1] - seen_xy[a, 1])
                             - (seen_xy[c, 0] - seen_xy[a, 0]) * (seen_xy[b, 1] - seen_xy[a, 1]))
-        cosine = seen_area / max(true_area, 1e-9)
+        cosine = seen_area / max(true_area, tiny)
         folded += cosine < 0
         for corner in (a, b, c):
             normal[corner, 0] += nx

@@ -129,7 +129,7 @@ def test_expression_equations_from_gram_blocks_equal_the_rotated_basis_products(
     local = rng.normal(0, 5, (3, len(fitter.vertices)))
     normal, rhs = fitter._expression_equations(basis, rotation, local)
     rotated = _rotate(basis.landmarks, rotation)
-    weight = fitter._row_sqrt_weight ** 2
+    weight = fitter._row_weight
     assert np.allclose(normal, (rotated * weight[:, None]).T @ rotated, rtol=1e-10, atol=1e-9)
     assert np.allclose(rhs, (rotated * weight[:, None]).T @ local.reshape(-1), rtol=1e-10, atol=1e-9)
 
@@ -160,3 +160,20 @@ def test_stream_solves_the_identity_every_few_frames_and_still_pools_it(default_
         assert shape_error(fit) < 0.8 * single
     with pytest.raises(ValueError, match="identity_every"):
         Fitter(m, identity_every=0)
+
+
+def test_warm_similarity_is_similarity_from_a_start(default_model):
+    """The stream's compiled warm-started pose step against similarity() from the same start."""
+    from face.fit import similarity, warm_similarity
+
+    rng = np.random.default_rng(3)
+    mesh = default_model.mesh().astype(np.float64)[:120]
+    for yaw, pitch, roll in ((0, 0, 0), (35, -12, 6), (-50, 18, -9)):
+        truth = rotation_from_angles(yaw, pitch, roll)
+        target = 11.0 * mesh @ truth.T + np.array([300.0, -200.0, 40.0]) + rng.normal(0, 0.3, mesh.shape)
+        start = rotation_from_angles(yaw + 4, pitch - 3, roll + 2)
+        for steps, depth in ((1, 0.3), (2, 1.0)):
+            want = similarity(mesh, target, None, steps, depth, 20.0, start)
+            got = warm_similarity(mesh, target, start, steps, depth, 20.0)
+            assert abs(got[0] - want[0]) < 1e-9 * want[0]
+            assert np.allclose(got[1], want[1], atol=1e-10) and np.allclose(got[2], want[2], atol=1e-7)
