@@ -16,8 +16,8 @@
   its eye signals (face.eyes) over its time without them (`--speed-only`: the speed figures alone);
 - a synthetic drive (video mode): faces found on face frames, none reported on empty ones, yaw error;
 - video mode's render quality (`video`): head-turning drivers through the stage as the pipeline runs
-  it, frontal SSIM by yaw, yaw and shape error, with the fit's identity schedule and with the identity
-  solved every frame;
+  it, frontal SSIM by yaw, yaw and shape error, with the stream fitted in the core's low-rank space
+  and in the direct form;
 - pose uncertainty (FaceResult.pose_std): on NIR frames of known pose, the share of errors within
   1 and 2 std per angle and per yaw bin, how std follows the error across yaw bins, and the stage's
   time with the std over its time without it;
@@ -105,12 +105,9 @@ def video_quality(model, drivers: int, frames: int, seed: int):
     """The stage in video mode, as the pipeline runs it: each driver's head turns (yaw ±45°, pitch ±8°)
     while the expression changes every 20 frames; the frontal render's SSIM inside the face mask against
     the ground truth (unshaded, noise-free frames, as in synthetic_quality) by |yaw| bin, the yaw error,
-    and the fitted shape's error (cm, the mesh against the driver's own, centred and scaled
-    onto it). Measured with
-    the fit's default identity schedule and, on the same frames, with the identity solved every frame
-    (face.fit.IDENTITY_EVERY: what the schedule costs)."""
-    from face.fit import IDENTITY_EVERY
-
+    and the fitted shape's error (cm, the mesh against the driver's own, centred and scaled onto it).
+    Measured with the fit as it runs (`low_rank`: a stream in the core's low-rank space, face.fit) and,
+    on the same frames, in the direct form (`direct`): the two should read alike."""
     factory, scene = DriverFactory(model), SceneRenderer(model)
     rng = np.random.default_rng(seed + 3)
     drive = []
@@ -125,10 +122,11 @@ def video_quality(model, drivers: int, frames: int, seed: int):
             take.append((frame, pose, w_exp))
         drive.append((person, take))
     out = {}
-    for every in (IDENTITY_EVERY, 1):
+    for form in ("low_rank", "direct"):
         ssim, yaw_err, shape_err = {}, [], []
         with face.FaceStage(video=True, model=model) as stage:
-            stage.fitter.identity_every = every
+            if form == "direct":
+                stage.fitter._factors = None
             for person, take in drive:
                 stage.reset()
                 for frame, pose, w_exp in take:
@@ -145,7 +143,7 @@ def video_quality(model, drivers: int, frames: int, seed: int):
                     want = model.mesh(person.w_id, w_exp).astype(np.float64)
                     got, want = got - got.mean(0), want - want.mean(0)
                     shape_err.append(np.abs(got * ((got * want).sum() / (got ** 2).sum()) - want).mean())
-        out[f"identity_every_{every}"] = {
+        out[form] = {
             "frames": drivers * frames, "faces": len(yaw_err),
             "ssim_by_yaw": {str(y): round(float(np.mean(ssim[y])), 4) for y in YAWS if y in ssim},
             "yaw_mae_deg": round(float(np.mean(yaw_err)), 3),

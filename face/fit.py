@@ -4,8 +4,8 @@ Landmarks arrive in frame pixels (x right, y down, z nearer-is-smaller). They ar
 camera frame with y up and z towards the viewer, so that P ≈ s·R·M + t for model vertices M.
 Regularised alternating least squares: similarity pose → expression weights → identity weights,
 repeated. The identity is slowly varying, so its normal equations are pooled over the frames of one
-driver with exponential forgetting, and on a stream solved only every IDENTITY_EVERY frames (see
-Fitter); `reset()` starts a new driver.
+driver with exponential forgetting; `reset()` starts a new driver. On a stream the same solves run in
+the core's low-rank space when it has one (Fitter).
 
 Which landmarks to trust (measured on synthetic drivers with known geometry, benchmarks/face_quality):
 - the pose comes from the facial features alone (eyes, brows, nose, lips: FEATURE_LANDMARKS),
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-from scipy.linalg import blas, lapack
+from scipy.linalg import lapack
 
 from face.bilinear import BilinearModel
 from face.render import incidence_matrix, vertex_normals
@@ -41,8 +41,6 @@ POSE_STEPS = 2  # Gauss-Newton steps refining the pose
 # 0, 15, 30, 45°) and then drags the yaw towards frontal; so it fades out by DEPTH_FADE_DEG of yaw.
 POSE_DEPTH_WEIGHT = 0.3
 DEPTH_FADE_DEG = 20.0
-# On a stream the pooled identity is solved every IDENTITY_EVERY frames, not every frame (see Fitter).
-IDENTITY_EVERY = 4
 MAX_ROLL_DEG = 90.0  # a driver's head never rolls this far: a warm-started pose beyond it is solved afresh
 # Pose uncertainty: std² = (INFLATION·least-squares std)² + (HIDDEN·shift without hidden features)²
 # + PITCH_FLOOR² (pitch only), in degrees. The three numbers maximise the Gaussian likelihood of the
@@ -379,37 +377,60 @@ class Fit:
 
 
 @dataclass
-class _Basis:
-    """One identity's mesh basis (axis-major rows × expression weights): every vertex's (float32) and
-    the landmarks' (float64); on a stream also the landmarks' Gram blocks B_aᵀPB_b (9 × n_exp², a the
-    axis, P the point weights), with which the expression's normal equations at any rotation cost a
-    3 × 3 mixing instead of a product over every landmark."""
-    w_id: np.ndarray
-    full: np.ndarray
+class _Factors:
+    """A core whose unfolding has low rank r, C = U·K (landmark rows): the landmarks' U (3L × r,
+    axis-major), every vertex's (3V × r), K (r × n_id × n_exp), and each axis pair's weighted Gram
+    U_aᵀ·P·U_b (P the landmark weights). With them a stream frame's contractions and
+    normal equations run in the r-dimensional space instead of over every landmark."""
     landmarks: np.ndarray
-    gram: np.ndarray | None
+    full: np.ndarray
+    k: np.ndarray            # r × n_id × n_exp
+    k_by_identity: np.ndarray  # the same, (r·n_exp) × n_id: contracted with an identity by one product
+    gram: np.ndarray         # 9 × r²: the axis pairs flattened, mixed by one product
+
+
+def low_rank_factors(core: np.ndarray, rows: np.ndarray, point_weight: np.ndarray,
+                     max_unfolding: int = 1024, max_share: float = 0.5) -> _Factors | None:
+    """_Factors of an axis-major core (3V × n_id × n_exp) when it has them: its unfolding's rank r
+    (singular values above 1e-8 of the largest, float32's noise being ~1e-7 of each entry) is at most
+    `max_share` of n_id·n_exp; None otherwise, or when the unfolding is too wide to factor cheaply at
+    start-up (a FaceWarehouse-sized core). The shipped model is additive in identity and expression:
+    its 1404 × 468 unfolding has rank 41."""
+    n_id, n_exp = core.shape[1:]
+    if n_id * n_exp > max_unfolding:
+        return None
+    unfolding = core.reshape(len(core), -1).astype(np.float64)
+    u, sv, vt = np.linalg.svd(unfolding, full_matrices=False)
+    rank = int((sv > 1e-8 * sv[0]).sum())
+    if rank > max_share * n_id * n_exp:
+        return None
+    full = u[:, :rank]
+    k = (sv[:rank, None] * vt[:rank]).reshape(rank, n_id, n_exp)
+    landmarks = full[rows]
+    per_axis = landmarks.reshape(3, -1, rank)
+    gram = np.einsum("aik,i,bil->abkl", per_axis, point_weight, per_axis).reshape(9, rank * rank)
+    k_by_identity = np.ascontiguousarray(k.transpose(0, 2, 1)).reshape(-1, n_id)
+    return _Factors(np.ascontiguousarray(landmarks), np.ascontiguousarray(full), k, k_by_identity, gram)
 
 
 class Fitter:
-    """Fits frames one at a time. A lone image (`pool_identity=False`) gets a few rounds of pose ⇄
-    expression ⇄ identity. On a stream each frame starts from the last one's pose and expression,
-    and the identity, pooled over the driver's frames, is solved anew every `identity_every`
-    frames: each sample weighs that many frames, so the pool keeps its time constant, and the
-    frames between reuse the identity's mesh basis and the Gram blocks cached with it, which makes
-    their expression solve a few small products instead of two contractions of the whole core.
-    Measured on a synthetic drive (benchmarks.face_quality's `video_quality`): see IDENTITY_EVERY."""
+    """Fits frames one at a time: a lone image (`pool_identity=False`) gets a few rounds of pose ⇄
+    expression ⇄ identity; on a stream each frame starts from the last one's pose and expression, and
+    the identity is pooled over the driver's frames.
+
+    A stream's frame runs in the core's low-rank space when the model has one (`low_rank_factors`;
+    the shipped model does): the same solves, a fraction of the arithmetic — the contractions of the
+    1404 × 18 × 26 core and the 1404-row normal equations become products of 41-wide factors. Lone
+    images keep the direct form, whose bits the synthetic data (texture atlases, target renders) were
+    made with."""
 
     def __init__(self, model: BilinearModel, iterations: int = 2, expression_noise: float = 0.12,
-                 identity_noise: float = 0.25, identity_memory: float = 0.95,
-                 identity_every: int = IDENTITY_EVERY):
-        if int(identity_every) < 1:
-            raise ValueError(f"identity_every must be at least 1, got {identity_every}")
+                 identity_noise: float = 0.25, identity_memory: float = 0.95):
         self.model = model
         self.iterations = iterations
         self.expression_noise = expression_noise
         self.identity_noise = identity_noise
         self.identity_memory = identity_memory
-        self.identity_every = int(identity_every)
         lv = model.landmark_vertex
         self.landmarks = np.nonzero(lv >= 0)[0]        # detector points used
         self.vertices = lv[self.landmarks]             # their mesh vertices
@@ -428,7 +449,7 @@ class Fitter:
         self._point_weight = np.where(self._feature, 1.0, OTHER_WEIGHT)
         self._axis_weight = np.array([1.0, 1.0, Z_WEIGHT])
         self._row_weight = (self._axis_weight[:, None] * self._point_weight).reshape(-1)  # axis-major
-        self._point_sqrt_weight = np.sqrt(self._point_weight)
+        self._factors = low_rank_factors(core, self._rows, self._point_weight)
         # The mean face's normals at the features (model frame): which of them a pose turns away.
         mesh = model.mesh().astype(np.float64)
         triangles = model.triangles.astype(np.int64)
@@ -448,115 +469,105 @@ class Fitter:
         self.w_id = self.model.identity_mean.astype(np.float64).copy()
         self._last_exp = None
         self._last_rotation = None
-        self._frames = 0       # stream frames since the reset
-        self._basis = None     # the _Basis of self.w_id, made when first needed
 
-    def _identity_basis(self, w_id) -> "_Basis":
+    def _identity_basis(self, w_id):
+        """(3V × n_exp) mesh basis for an identity, and its landmark rows. Made anew every frame: the
+        pooled identity moves 5–12 % of its spread from one frame to the next on a drive (measured),
+        so a basis kept while it "stands still" was never reused."""
         full = (self._core_by_id @ w_id.astype(np.float32)).reshape(3 * self.model.num_vertices, -1)
-        return _Basis(w_id, full, full[self._rows].astype(np.float64), None)
-
-    def _stream_basis(self) -> "_Basis":
-        """The pooled identity's basis with its Gram blocks, kept until the identity is solved anew."""
-        if self._basis is None or self._basis.w_id is not self.w_id:
-            basis = self._identity_basis(self.w_id)
-            n_l, n_exp = len(self.vertices), self.model.num_expression
-            # Rows: landmarks (scaled by √weight); columns: (axis, expression weight). LAPACK's syrk on its
-            # Fortran layout fills the Gram's upper triangle: a fifth of the time of a weighted product.
-            scaled = np.asfortranarray((basis.landmarks.reshape(3, n_l, n_exp) * self._point_sqrt_weight[:, None])
-                                       .transpose(1, 0, 2).reshape(n_l, 3 * n_exp))
-            upper = blas.dsyrk(1.0, scaled, trans=1)
-            gram = upper + np.triu(upper, 1).T
-            basis.gram = gram.reshape(3, n_exp, 3, n_exp).transpose(0, 2, 1, 3).reshape(9, n_exp * n_exp)
-            self._basis = basis
-        return self._basis
+        return full, full[self._rows].astype(np.float64)
 
     def __call__(self, landmarks: np.ndarray, pool_identity: bool = True, rounds: int | None = None) -> Fit:
         """Fit one frame. A round is pose ⇄ expression (twice) then identity; video frames need one
         (the identity is pooled), a lone image a few (`rounds`, default 1 when pooling, else 3)."""
         target = image_to_camera(landmarks[self.landmarks, :3])
-        if pool_identity and self._last_exp is not None:
-            scale, rotation, translation, w_exp, basis = self._track(target)
+        if pool_identity and self._last_exp is not None and self._factors is not None and rounds in (None, 1):
+            fit = self._track(target, landmarks)
         else:
-            scale, rotation, translation, w_exp, basis = self._solve_alone(target, pool_identity, rounds)
-        n_l, n_v = len(self.vertices), self.model.num_vertices
-        shape = (basis.landmarks @ w_exp).reshape(3, n_l).T
-        vertices = (basis.full @ w_exp.astype(np.float32)).reshape(3, n_v).T
-        projected = scale * shape @ rotation.T + translation
-        error = np.sqrt(((projected[:, :2] - target[:, :2]) ** 2).sum(axis=1).mean())
-        fit = Fit(scale, rotation, translation, basis.w_id.astype(np.float32), w_exp.astype(np.float32),
-                  np.ascontiguousarray(vertices), float(error / self._interocular(landmarks, scale)))
+            fit = self._solve(target, landmarks, pool_identity, rounds)
         fit.angles_std = self.angles_std(landmarks, fit)
         return fit
 
-    def _solve_alone(self, target, pool_identity, rounds):
-        """A frame without a last one to start from: `rounds` of pose ⇄ expression (twice) then identity,
-        from the neutral expression. With `pool_identity` (a stream's first frame) its identity starts the pool."""
+    def _solve(self, target, landmarks, pool_identity, rounds) -> Fit:
+        """The direct form: contractions of the whole core and normal equations over every landmark."""
         model = self.model
         rounds = (1 if pool_identity else 3) if rounds is None else rounds
         w_id = self.w_id.copy()
         neutral = model.neutral.astype(np.float64)
-        w_exp = neutral.copy()
-        n_l = len(self.vertices)
+        # On a stream, start from the last frame's expression: one pose/expression step then suffices.
+        warm = pool_identity and self._last_exp is not None
+        w_exp = self._last_exp.copy() if warm else neutral.copy()
+        iterations = 1 if warm else self.iterations
+        n_l, n_v = len(self.vertices), model.num_vertices
         for round_ in range(rounds):
-            basis = self._identity_basis(w_id)
-            for _ in range(self.iterations):
-                shape = (basis.landmarks @ w_exp).reshape(3, n_l).T
-                scale, rotation, translation = self._pose(shape, target)
+            basis_full, basis_exp = self._identity_basis(w_id)  # all vertices; the landmarks' rows
+            for _ in range(iterations):
+                shape = (basis_exp @ w_exp).reshape(3, n_l).T
+                scale, rotation, translation = self._pose(shape, target,
+                                                          self._last_rotation if warm else None)
                 local = ((target - translation) / scale).T.reshape(-1)  # unscaled camera frame, axis-major
-                w_exp = self._solve(_rotate(basis.landmarks, rotation), local, neutral,
-                                    model.expression_std, self.expression_noise)
-            new_id = self._pool_identity(w_exp, rotation, local, pool=pool_identity and round_ == rounds - 1)
+                normal, rhs = self._weighted_normal(_rotate(basis_exp, rotation), local)
+                w_exp = self._solve_normal(normal, rhs, neutral, model.expression_std, self.expression_noise)
+            basis_id = (self._landmark_core_by_exp @ w_exp.astype(np.float32)).reshape(3 * n_l, -1)
+            normal, rhs = self._weighted_normal(_rotate(basis_id.astype(np.float64), rotation), local)
+            new_id = self._pool_identity(normal, rhs, pool_identity, keep=round_ == rounds - 1)
             if round_ < rounds - 1:
                 w_id = new_id
         if pool_identity:
-            self._last_exp, self._last_rotation = w_exp, rotation
-        # The expression moved in the last step: its pose, refitted, goes with it.
-        scale, rotation, translation = self._pose((basis.landmarks @ w_exp).reshape(3, n_l).T, target)
-        return scale, rotation, translation, w_exp, basis
+            self._last_exp = w_exp
+            self._last_rotation = rotation
+        shape = (basis_exp @ w_exp).reshape(3, n_l).T
+        if not warm:  # on a stream the pose of the step above stands: the expression barely moved
+            scale, rotation, translation = self._pose(shape, target)
+        vertices = (basis_full @ w_exp.astype(np.float32)).reshape(3, n_v).T
+        return self._result(landmarks, target, shape, vertices, scale, rotation, translation, w_id, w_exp)
 
-    def _track(self, target):
-        """A stream's next frame: one pose ⇄ expression step from the last frame's (the expression
-        barely moves between frames, so the step's pose stands); the identity now and then."""
-        model = self.model
-        basis = self._stream_basis()
-        n_l = len(self.vertices)
-        shape = (basis.landmarks @ self._last_exp).reshape(3, n_l).T
+    def _track(self, target, landmarks) -> Fit:
+        """A stream's next frame in the core's low-rank space (C = U·K): one pose ⇄ expression step
+        from the last frame's, then the identity, as _solve does. With the landmarks' rows B = U·K_w
+        (K_w = K contracted with the identity) weighted W = D ⊗ P, (R·B)ᵀW(R·B) = K_wᵀ·H·K_w with
+        H = Σ_ab (RᵀDR)_ab·U_aᵀPU_b, and (R·B)ᵀW·y = K_wᵀ·Uᵀ·vec(P·RᵀD·y); likewise for the identity
+        with K contracted with the expression."""
+        model, factors = self.model, self._factors
+        n_l, n_v = len(self.vertices), model.num_vertices
+        w_id, k = self.w_id.copy(), factors.k
+        rank = len(k)
+        by_identity = (factors.k_by_identity @ w_id).reshape(rank, -1)   # K contracted with w_id: r × n_exp
+        shape = (factors.landmarks @ (by_identity @ self._last_exp)).reshape(3, n_l).T
         scale, rotation, translation = self._pose(shape, target, self._last_rotation)
         local = ((target - translation) / scale).T  # 3 × L, unscaled camera frame
-        normal, rhs = self._expression_equations(basis, rotation, local)
-        w_exp = self._solve_normal(normal, rhs, model.neutral, model.expression_std, self.expression_noise)
-        self._frames += 1
-        if self._frames % self.identity_every == 0:
-            self._pool_identity(w_exp, rotation, local.reshape(-1), pool=True)
-            self._stream_basis()  # the new identity's basis now: one slow frame in `identity_every`, not two
+        weighted_rotation = self._axis_weight[:, None] * rotation   # D·R
+        mixing = rotation.T @ weighted_rotation                     # RᵀDR
+        h = (mixing.reshape(-1) @ factors.gram).reshape(rank, rank)
+        projected = factors.landmarks.T @ ((weighted_rotation.T @ local) * self._point_weight).reshape(-1)
+        normal = by_identity.T @ h @ by_identity
+        w_exp = self._solve_normal(normal, by_identity.T @ projected, model.neutral, model.expression_std,
+                                   self.expression_noise)
+        by_expression = k @ w_exp                                    # r × n_id
+        self._pool_identity(by_expression.T @ h @ by_expression, by_expression.T @ projected, True)
         self._last_exp, self._last_rotation = w_exp, rotation
-        return scale, rotation, translation, w_exp, basis
+        coefficients = by_identity @ w_exp
+        shape = (factors.landmarks @ coefficients).reshape(3, n_l).T
+        vertices = (factors.full @ coefficients).astype(np.float32).reshape(3, n_v).T
+        return self._result(landmarks, target, shape, vertices, scale, rotation, translation, w_id, w_exp)
 
-    def _expression_equations(self, basis, rotation, local):
-        """The expression's normal equations at `rotation` for landmarks `local` (3 × L), from the
-        basis's Gram blocks: with the rows weighted by W = D ⊗ P (D the axes', P the points'),
-        (R·B)ᵀW(R·B) = Σ_ab (RᵀDR)_ab·B_aᵀPB_b and (R·B)ᵀW·y = Bᵀ·vec(P·RᵀD·y), B_a the axis-a rows."""
-        weighted_rotation = self._axis_weight[:, None] * rotation  # D·R
-        n_exp = self.model.num_expression
-        normal = ((rotation.T @ weighted_rotation).reshape(-1) @ basis.gram).reshape(n_exp, n_exp)
-        rhs = basis.landmarks.T @ ((weighted_rotation.T @ local) * self._point_weight).reshape(-1)
-        return normal, rhs
-
-    def _pool_identity(self, w_exp, rotation, local, pool: bool):
-        """The identity's normal equations for this frame's expression and pose (`local`: the landmarks
-        axis-major, unscaled camera frame), solved with the driver's pool; with `pool` they join it,
-        weighing `identity_every` frames, and the solution becomes the pooled identity."""
+    def _pool_identity(self, normal, rhs, pool: bool, keep: bool = True):
+        """The identity from this frame's normal equations; with `pool` joined with the driver's, and
+        with `keep` too the pool and its identity (used from the next frame on) become these."""
         model = self.model
-        basis_id = (self._landmark_core_by_exp @ w_exp.astype(np.float32)).reshape(3 * len(self.vertices), -1)
-        normal, rhs = self._weighted_normal(_rotate(basis_id.astype(np.float64), rotation), local)
-        if not pool:
-            return self._solve_normal(normal, rhs, model.identity_mean, model.identity_std, self.identity_noise)
-        weight, memory = self.identity_every, self.identity_memory ** self.identity_every
-        self._id_normal = memory * self._id_normal + weight * normal
-        self._id_rhs = memory * self._id_rhs + weight * rhs
-        self.w_id = self._solve_normal(self._id_normal, self._id_rhs, model.identity_mean, model.identity_std,
-                                       self.identity_noise)
-        return self.w_id
+        if pool:
+            normal = normal + self.identity_memory * self._id_normal
+            rhs = rhs + self.identity_memory * self._id_rhs
+        new_id = self._solve_normal(normal, rhs, model.identity_mean, model.identity_std, self.identity_noise)
+        if pool and keep:
+            self._id_normal, self._id_rhs, self.w_id = normal, rhs, new_id
+        return new_id
+
+    def _result(self, landmarks, target, shape, vertices, scale, rotation, translation, w_id, w_exp) -> Fit:
+        projected = scale * shape @ rotation.T + translation
+        error = np.sqrt(((projected[:, :2] - target[:, :2]) ** 2).sum(axis=1).mean())
+        return Fit(scale, rotation, translation, w_id.astype(np.float32), w_exp.astype(np.float32),
+                   np.ascontiguousarray(vertices), float(error / self._interocular(landmarks, scale)))
 
     def angles_std(self, landmarks: np.ndarray, fit: Fit) -> tuple[float, float, float]:
         """Std of the fit's (yaw, pitch, roll) in degrees: pose_std_terms at the fitted pose (the
@@ -592,10 +603,6 @@ class Fitter:
     def _weighted_normal(self, basis, target):
         weighted = basis * self._row_weight[:, None]
         return weighted.T @ basis, weighted.T @ target
-
-    def _solve(self, basis, target, mean, std, prior):
-        normal, rhs = self._weighted_normal(basis, target)
-        return self._solve_normal(normal, rhs, mean, std, prior)
 
     def _solve_normal(self, normal, rhs, mean, std, noise):
         # MAP estimate: Gaussian landmark noise (`noise` cm per coordinate) and a Gaussian prior

@@ -4,8 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from face.fit import IDENTITY_EVERY
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -32,9 +30,9 @@ def test_face_quality_prints_its_figures(tmp_path):
     assert 0 < report["pose_std_calibration"]["within_2std"]["yaw"] <= 1
     speed = report["speed_deployment"]
     assert 0 < speed["fit_render_sidemap_only_ms"] < speed["fit_render_sidemap_ms"] and speed["crop_ms"] > 0
-    # Video mode with the fit's identity schedule and with the identity solved every frame.
+    # Video mode with the stream fitted in the low-rank space and in the direct form.
     video = report["video"]
-    assert set(video) == {f"identity_every_{IDENTITY_EVERY}", "identity_every_1"}
+    assert set(video) == {"low_rank", "direct"}
     for figures in video.values():
         assert figures["faces"] == figures["frames"] == 10 and figures["ssim_by_yaw"]["0"] > 0.6
         assert figures["yaw_mae_deg"] < 10 and 0 < figures["shape_mae_cm"] < 1

@@ -116,50 +116,29 @@ def test_pose_resists_shrunken_depth_and_slid_outline(default_model):
         assert abs(fit.angles[0] - 40) < 2.0 and abs(fit.angles[1] - 5) < 1.5
 
 
-def test_expression_equations_from_gram_blocks_equal_the_rotated_basis_products(default_model):
-    """The stream's shortcut — the normal equations mixed from the identity's cached Gram blocks —
-    against the products of the rotated, weighted basis they replace."""
-    from face.fit import _rotate
+def test_a_stream_in_the_low_rank_space_fits_as_the_direct_form(default_model):
+    """The shipped core factors (rank 41 of 468); a stream fitted in that space gives the direct
+    form's pose, weights and mesh, frame after frame, to rounding."""
+    from face.fit import low_rank_factors
 
-    fitter = Fitter(default_model)
-    rng = np.random.default_rng(2)
-    fitter.w_id = default_model.identity_mean + default_model.identity_std * rng.standard_normal(default_model.num_identity)
-    basis = fitter._stream_basis()
-    rotation = rotation_from_angles(35.0, -10.0, 8.0)
-    local = rng.normal(0, 5, (3, len(fitter.vertices)))
-    normal, rhs = fitter._expression_equations(basis, rotation, local)
-    rotated = _rotate(basis.landmarks, rotation)
-    weight = fitter._row_weight
-    assert np.allclose(normal, (rotated * weight[:, None]).T @ rotated, rtol=1e-10, atol=1e-9)
-    assert np.allclose(rhs, (rotated * weight[:, None]).T @ local.reshape(-1), rtol=1e-10, atol=1e-9)
-
-
-def test_stream_solves_the_identity_every_few_frames_and_still_pools_it(default_model):
-    """On a stream the pooled identity moves only on every `identity_every`-th frame, and pooling
-    still beats one frame. What the schedule costs is a benchmark figure (face_quality's `video`):
-    under these independent per-frame errors a quarter of the samples leaves a noisier identity."""
     m = default_model
     rng = np.random.default_rng(7)
     w_id = m.identity_mean + 1.5 * m.identity_std * rng.standard_normal(m.num_identity)
-    truth = m.mesh(w_id)
-    frames = [_landmarks(m, w_id, m.neutral, 30 * np.sin(i / 5), 5 * np.cos(i / 7), 0)
-              + np.r_[rng.normal(0, 1.0, (468, 3)), np.zeros((10, 3))] for i in range(40)]
-
-    def shape_error(fit):
-        got, want = fit.vertices - fit.vertices.mean(0), truth - truth.mean(0)
-        return np.abs(got * (got * want).sum() / (got ** 2).sum() - want).mean()
-
-    single = shape_error(Fitter(m)(frames[0]))
-    for every in (1, 4):
-        fitter, moved = Fitter(m, identity_every=every), []
-        for landmarks in frames:
-            before = fitter.w_id
-            fit = fitter(landmarks)
-            moved.append(fitter.w_id is not before)
-        assert moved == [i % every == 0 for i in range(len(frames))]   # the first frame starts the pool
-        assert shape_error(fit) < 0.8 * single
-    with pytest.raises(ValueError, match="identity_every"):
-        Fitter(m, identity_every=0)
+    fast, direct = Fitter(m), Fitter(m)
+    assert fast._factors is not None and fast._factors.k.shape[0] == 41
+    direct._factors = None
+    for i in range(12):
+        w_exp = m.expression_weights[i % 7]
+        landmarks = (_landmarks(m, w_id, w_exp, 30 * np.sin(i / 3), 5 * np.cos(i / 4), 3)
+                     + np.r_[rng.normal(0, 0.5, (468, 3)), np.zeros((10, 3))])
+        a, b = fast(landmarks), direct(landmarks)
+        assert np.allclose(a.rotation, b.rotation, atol=1e-6) and abs(a.scale - b.scale) < 1e-6 * b.scale
+        assert np.allclose(a.w_exp, b.w_exp, atol=1e-4) and np.allclose(a.w_id, b.w_id, atol=1e-4)
+        assert np.abs(a.vertices - b.vertices).max() < 1e-4   # cm
+        assert np.allclose(a.angles_std, b.angles_std, atol=1e-3)
+    # A core with no low-rank form (random interactions) keeps the direct form.
+    core = rng.normal(size=(3 * 50, 6, 5)).astype(np.float32)
+    assert low_rank_factors(core, np.arange(150), np.ones(50)) is None
 
 
 def test_warm_similarity_is_similarity_from_a_start(default_model):
