@@ -47,14 +47,15 @@ def test_upsampled_attributes_equal_opencvs(model, height, width):
         assert np.array_equal(pixels.pixel, pixel) and np.array_equal(values, expected)
 
 
-def test_frontal_render_equals_the_numpy_composition(model):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])   # float32: the fit's meshes
+def test_frontal_render_equals_the_numpy_composition(model, dtype):
     """A turned face (mirrored fill in use) rendered by Renderer.render against the same attributes
-    composed with numpy as before: frontal, visibility and shade alike."""
+    composed with numpy as before: frontal, visibility and shade alike, bit for bit."""
     renderer = Renderer(model, 128)
     rng = np.random.default_rng(5)
     frame = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
     frame = cv2.GaussianBlur(frame, (0, 0), 3)
-    vertices = model.mesh().astype(np.float64)
+    vertices = model.mesh().astype(dtype)
     angle = np.radians(35.0)
     turn = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
     posed = (vertices @ turn.T) * np.array([60.0, -60.0, -60.0]) + np.array([160.0, 120.0, 0.0])
