@@ -41,6 +41,7 @@ from face import bilinear
 from face.crops import face_crop
 from face.expressions import EXPRESSIONS
 from face.eyes import eye_state
+from face.fit import Fitter
 from train.synthetic.camera import NirCamera, cabin_background
 from train.synthetic.scene import DriverFactory, Pose, SceneRenderer
 
@@ -126,7 +127,7 @@ def video_quality(model, drivers: int, frames: int, seed: int):
         ssim, yaw_err, shape_err = {}, [], []
         with face.FaceStage(video=True, model=model) as stage:
             if form == "direct":
-                stage.fitter._factors = None
+                stage.fitter = Fitter(model, low_rank=False)
             for person, take in drive:
                 stage.reset()
                 for frame, pose, w_exp in take:

@@ -24,6 +24,10 @@ RIGHT_EYE = dict(outer=33, inner=133, upper=(246, 161, 160, 159, 158, 157, 173),
 LEFT_EYE = dict(outer=263, inner=362, upper=(466, 388, 387, 386, 385, 384, 398),
                 lower=(249, 390, 373, 374, 380, 381, 382), iris=473)
 LID_PAIRS = slice(2, 5)  # the three middle upper/lower pairs: the corners' pairs barely open
+# Every point eye_state reads, the two irises last.
+_POINTS = sorted({i for eye in (LEFT_EYE, RIGHT_EYE) for key in ("outer", "inner", "upper", "lower")
+                  for i in (eye[key] if isinstance(eye[key], tuple) else (eye[key],))}) + [
+    LEFT_EYE["iris"], RIGHT_EYE["iris"]]
 # Eyeball geometry in units of half the corner-to-corner width (≈1.45 cm): the iris centre turns on
 # a circle of ≈1.0 cm about the eyeball centre, which lies ≈0.3 cm behind the corners' midpoint and
 # ≈1.5 mm above it (the rise: 0.1 reads the eight test photos' camera-facing people at ≈0° pitch
@@ -133,9 +137,3 @@ def _angles(direction):
     yaw = math.degrees(math.atan2(direction[0], direction[2]))
     pitch = math.degrees(math.asin(min(max(-direction[1], -1.0), 1.0)))
     return float(yaw), float(pitch)
-
-
-# Every point eye_state reads, the two irises last.
-_POINTS = sorted({i for eye in (LEFT_EYE, RIGHT_EYE) for key in ("outer", "inner", "upper", "lower")
-                  for i in (eye[key] if isinstance(eye[key], tuple) else (eye[key],))}) + [
-    LEFT_EYE["iris"], RIGHT_EYE["iris"]]

@@ -425,7 +425,7 @@ class Fitter:
     made with."""
 
     def __init__(self, model: BilinearModel, iterations: int = 2, expression_noise: float = 0.12,
-                 identity_noise: float = 0.25, identity_memory: float = 0.95):
+                 identity_noise: float = 0.25, identity_memory: float = 0.95, low_rank: bool = True):
         self.model = model
         self.iterations = iterations
         self.expression_noise = expression_noise
@@ -449,7 +449,8 @@ class Fitter:
         self._point_weight = np.where(self._feature, 1.0, OTHER_WEIGHT)
         self._axis_weight = np.array([1.0, 1.0, Z_WEIGHT])
         self._row_weight = (self._axis_weight[:, None] * self._point_weight).reshape(-1)  # axis-major
-        self._factors = low_rank_factors(core, self._rows, self._point_weight)
+        # low_rank=False: streams in the direct form too (to compare the two).
+        self._factors = low_rank_factors(core, self._rows, self._point_weight) if low_rank else None
         # The mean face's normals at the features (model frame): which of them a pose turns away.
         mesh = model.mesh().astype(np.float64)
         triangles = model.triangles.astype(np.int64)

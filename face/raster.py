@@ -193,14 +193,7 @@ def _upsample_kernel(grid, step, height, width):
         for c in range(small_w):
             if grid[r, c, channels] != 0:
                 continue
-            # A 3×3 box with OpenCV's default border (reflect-101): the coverage-weighted mean. Most
-            # empty pixels have no covered neighbour: their mean is 0, as they already are.
-            near = False
-            for rr in range(max(r - 1, 0), min(r + 2, small_h)):
-                for cc in range(max(c - 1, 0), min(c + 2, small_w)):
-                    near = near or grid[rr, cc, channels] != 0
-            if not near:
-                continue
+            # A 3×3 box with OpenCV's default border (reflect-101): the coverage-weighted mean.
             for k in range(planes):
                 total[k] = 0.0
             for dr in range(-1, 2):

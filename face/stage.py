@@ -95,8 +95,6 @@ class FaceStage:
         one_blas_thread()
         self.detector = LandmarkDetector(video=video, max_faces=max_faces)
         self.fitter = Fitter(self.model)
-        self._seen = np.nonzero(self.model.landmark_vertex >= 0)[0]   # detector points with a mesh vertex
-        self._seen_vertex = self.model.landmark_vertex[self._seen]     # and their vertices
         self.renderer = Renderer(self.model, self.size)
         self.renderer.warm_up()
 
@@ -124,7 +122,7 @@ class FaceStage:
         fit = self.fitter(landmarks, pool_identity=self.video)
         posed = fit.posed()
         texture_xy = posed[:, :2].copy()
-        seen, vertex = self._seen, self._seen_vertex
+        seen, vertex = self.fitter.landmarks, self.fitter.vertices  # detector points with a mesh vertex, and those vertices
         # Sample the texture mostly where the fitted mesh projects, a little towards the detected
         # points: the detector follows the image, the model keeps its jitter and odd points in check
         # (on synthetic drivers the projection alone beats the halfway point used before).

@@ -124,9 +124,8 @@ def test_a_stream_in_the_low_rank_space_fits_as_the_direct_form(default_model):
     m = default_model
     rng = np.random.default_rng(7)
     w_id = m.identity_mean + 1.5 * m.identity_std * rng.standard_normal(m.num_identity)
-    fast, direct = Fitter(m), Fitter(m)
-    assert fast._factors is not None and fast._factors.k.shape[0] == 41
-    direct._factors = None
+    fast, direct = Fitter(m), Fitter(m, low_rank=False)
+    assert fast._factors is not None and fast._factors.k.shape[0] == 41 and direct._factors is None
     for i in range(12):
         w_exp = m.expression_weights[i % 7]
         landmarks = (_landmarks(m, w_id, w_exp, 30 * np.sin(i / 3), 5 * np.cos(i / 4), 3)
