@@ -30,7 +30,8 @@ class Tally:
         self.classes = tuple(classes)
         self.frames = self.valid = 0
         self.first_capture = self.last_publish = None
-        self.latency = {name: array("f") for name in ("total", *STAGE_NAMES)}
+        # "between": capture → publish less the time inside the stages (hops, wake-ups, queues)
+        self.latency = {name: array("f") for name in ("total", "between", *STAGE_NAMES)}
         self.with_face = self.found = self.no_face = self.no_face_agreed = 0
         self.hits = {"published": 0, "smoothed": 0, **{path: 0 for path in PATHS}}
         self.path_frames = {path: 0 for path in PATHS}
@@ -53,9 +54,13 @@ class Tally:
         t0, t1 = emotion.t_capture_ns, emotion.t_publish_ns
         self.first_capture = t0 if self.first_capture is None else min(self.first_capture, t0)
         self.last_publish = t1 if self.last_publish is None else max(self.last_publish, t1)
+        inside = 0.0
         for name, value in emotion.latency_ms.items():
             if name in self.latency:
                 self.latency[name].append(value)
+                inside += value if name in STAGE_NAMES else 0.0
+        if "total" in emotion.latency_ms:
+            self.latency["between"].append(emotion.latency_ms["total"] - inside)
         if emotion.valid:
             self.published_from = emotion.published_from or self.published_from
         truth = result.truth
@@ -102,7 +107,7 @@ class Tally:
             result["fps"] = round((self.frames - 1) / max(seconds, 1e-9), 2) if self.frames > 1 else None
         result["latency_ms"] = {"p50": percentile(self.latency["total"], 50),
                                 "p99": percentile(self.latency["total"], 99)}
-        for name in STAGE_NAMES:
+        for name in ("between", *STAGE_NAMES):
             if len(self.latency[name]):
                 result["latency_ms"][f"{name}_p50"] = percentile(self.latency[name], 50)
         for key in ("drops", "malformed", "errors", "restarts"):

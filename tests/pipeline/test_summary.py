@@ -32,6 +32,7 @@ def test_accuracy_of_the_translated_and_the_render_path_on_the_frames_with_a_fac
     assert summary["accuracy_smoothed"] == round(2 / 3, 4) and summary["no_face_agreement"] == 1.0
     assert summary["drops"] == 3 and summary["restarts"] == 1
     assert summary["latency_ms"]["p50"] == 20.0 and summary["latency_ms"]["face_p50"] == 5.0
+    assert summary["latency_ms"]["between_p50"] == 15.0   # the rest of the 20 ms: outside every stage
     assert summary["fps"] == round(5 / ((5 * 33e6 + 100e6) / 1e9), 2)
 
 
