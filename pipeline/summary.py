@@ -54,12 +54,11 @@ class Tally:
         t0, t1 = emotion.t_capture_ns, emotion.t_publish_ns
         self.first_capture = t0 if self.first_capture is None else min(self.first_capture, t0)
         self.last_publish = t1 if self.last_publish is None else max(self.last_publish, t1)
-        inside = 0.0
         for name, value in emotion.latency_ms.items():
             if name in self.latency:
                 self.latency[name].append(value)
-                inside += value if name in STAGE_NAMES else 0.0
         if "total" in emotion.latency_ms:
+            inside = sum(value for name, value in emotion.latency_ms.items() if name in STAGE_NAMES)
             self.latency["between"].append(emotion.latency_ms["total"] - inside)
         if emotion.valid:
             self.published_from = emotion.published_from or self.published_from
