@@ -63,6 +63,7 @@ class Inlet:
         self.mode, self.counters, self.max_bytes, self.token = mode, counters, max_bytes, token
         self.rings = rings
         self.pending = None
+        self.wait_ms = None                # the socket's RCVTIMEO, set when a wait needs another
         self.sock = configure(ctx.socket(zmq.PULL), HWM[mode])
         # ZeroMQ refuses any part larger than this before reading it into memory (the peer is
         # disconnected); wire.decode then bounds the whole message.
@@ -78,20 +79,39 @@ class Inlet:
             message, self.pending = self.pending, None
             return message
         deadline = time.monotonic() + timeout_ms / 1000
-        while True:
-            message = self._drain()
-            remaining_ms = int((deadline - time.monotonic()) * 1000)
-            if message is not None or remaining_ms <= 0 or not self.sock.poll(remaining_ms, zmq.POLLIN):
-                return message if message is not None else self._drain()
+        wait_ms = timeout_ms
+        while (message := self._drain(wait_ms)) is None:
+            wait_ms = int((deadline - time.monotonic()) * 1000)
+            if wait_ms <= 0:
+                return None
+        return message
 
-    def _drain(self):
-        """What is queued now: the next message (replay) or the newest (live)."""
+    def _recv(self, wait_ms: int):
+        """The next message's parts, waiting up to `wait_ms` (0: only one already queued), or None.
+        Why not poll, then receive: a receive that blocks inside ZeroMQ (RCVTIMEO) wakes sooner, and
+        asking EVENTS costs less than the exception a receive with nothing queued raises. The token
+        and header are small: copied (cheaper than a zmq.Frame); array parts are not."""
+        if wait_ms <= 0:
+            if not self.sock.get(zmq.EVENTS) & zmq.POLLIN:
+                return None
+        elif wait_ms != self.wait_ms:
+            self.sock.setsockopt(zmq.RCVTIMEO, wait_ms)
+            self.wait_ms = wait_ms
+        try:
+            parts = [self.sock.recv(zmq.NOBLOCK if wait_ms <= 0 else 0)]
+        except zmq.Again:
+            return None
+        if self.sock.get(zmq.RCVMORE):
+            parts.append(self.sock.recv())   # a multipart message arrives whole: no waiting from here
+            while self.sock.get(zmq.RCVMORE):
+                parts.append(self.sock.recv(copy=False))
+        return parts
+
+    def _drain(self, wait_ms: int = 0):
+        """The next message (replay) or the newest queued (live), waiting up to `wait_ms` for the first."""
         latest, latest_mark = None, 0
-        while True:
-            try:
-                parts = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                break
+        while (parts := self._recv(wait_ms)) is not None:
+            wait_ms = 0
             mark = self._held()
             try:
                 message = wire.decode(parts, self.max_bytes, self.token, self.rings)
@@ -231,16 +251,17 @@ class Outlet:
 
 
 def send_waiting(sock: zmq.Socket, parts, should_stop, copy: bool = False) -> bool:
-    """Blocking send in slices; gives up (False) only when asked to stop."""
+    """Blocking send in slices; gives up (False) only when asked to stop. Tries first, polls only
+    when the queue is full (the usual case has room: one call instead of two)."""
     while True:
-        if sock.poll(SLICE_MS, zmq.POLLOUT):
-            try:
-                sock.send_multipart(parts, zmq.NOBLOCK, copy=copy)
-                return True
-            except zmq.Again:
-                pass
+        try:
+            sock.send_multipart(parts, zmq.NOBLOCK, copy=copy)
+            return True
+        except zmq.Again:
+            pass
         if should_stop():
             return False
+        sock.poll(SLICE_MS, zmq.POLLOUT)
 
 
 class Ticker:
