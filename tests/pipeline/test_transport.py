@@ -115,3 +115,20 @@ def test_a_stalled_subscriber_never_blocks_the_publisher():
     publisher.close()
     stalled.close(0)
     ctx.term()
+
+
+def test_a_receive_waits_for_a_frame_sent_meanwhile_and_otherwise_ends_at_its_timeout(tmp_path):
+    import time
+
+    inlet, outlet, rx, _, contexts = pair(tmp_path, REPLAY)
+    start = time.monotonic()
+    assert inlet.receive(200) is None
+    assert time.monotonic() - start >= 0.19          # waited its whole timeout, not less
+    threading.Timer(0.1, lambda: outlet.send(*frame(7))).start()
+    header, arrays = inlet.receive(5000)              # arrives while the receive waits
+    assert header.frame_id == 7 and int(arrays["frame"][0, 0]) == 7
+    start = time.monotonic()
+    assert inlet.receive(100) is None                 # a shorter wait after a longer one is its own
+    assert time.monotonic() - start < 2.5
+    assert inlet.receive(0) is None and rx.frames_in == 1
+    close(inlet, outlet, contexts)
