@@ -1,8 +1,10 @@
 """One hop of a 640×480 frame between two processes, as the stages send it: through a shared-memory
 ring with only the header on the ZeroMQ socket (pipeline/shared_frames.py, the stages' own Outlet and
 Inlet), against the same frame inside the ZeroMQ message (header JSON + raw pixels, zero-copy), against
-pickling it, and against a multiprocessing.Queue hop (which pickles); and what the typed, checked frame
-header costs to encode and decode against plain json on the same fields.
+pickling it, and against a multiprocessing.Queue hop (which pickles); what the typed, checked frame
+header costs to encode and decode against plain json on the same fields; and the floor under a stage's
+header hop: the same header between bare pyzmq sockets, echoed as bytes and decoded and encoded again
+on each side (what a stage's own Outlet and Inlet add lies above these two).
 
     python -m benchmarks.pipeline_zmq_hop [--repeats 300] [--transport ipc|tcp]
 
@@ -38,14 +40,14 @@ def frame():
     return np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
 
 
-def zmq_echo(address_in, address_out, count):
+def zmq_echo(address_in, address_out, count, codec):
     ctx = zmq.Context()
     pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
     pull.connect(address_out)
     push.connect(address_in)
     for _ in range(count):
-        header, arrays = wire.decode(pull.recv_multipart(copy=False))
-        push.send_multipart(wire.encode(header, arrays), copy=False)
+        parts = pull.recv_multipart(copy=False)
+        push.send_multipart(wire.encode(*wire.decode(parts)) if codec else parts, copy=False)
     pull.close(0)
     push.close(1000)
     ctx.term()
@@ -119,12 +121,14 @@ def queue_echo(q_in, q_out, count):
         q_out.put(q_in.get())
 
 
-def zmq_hops(repeats, transport):
+def zmq_hops(repeats, transport, with_frame=True, codec=True):
+    """Bare pyzmq PUSH → PULL, half a round trip: the frame inside the message (`with_frame`) or a
+    header alone, decoded and encoded again on each side (`codec`: wire.py) or echoed as bytes."""
     with tempfile.TemporaryDirectory(prefix="exprada-hop-") as folder:   # the ipc socket files: gone after
-        return timed_zmq_hops(repeats, transport, folder)
+        return timed_zmq_hops(repeats, transport, folder, with_frame, codec)
 
 
-def timed_zmq_hops(repeats, transport, tmp):
+def timed_zmq_hops(repeats, transport, tmp, with_frame, codec):
     ctx = zmq.Context()
     push, pull = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
     if transport == "ipc":
@@ -135,18 +139,20 @@ def timed_zmq_hops(repeats, transport, tmp):
         out_port, in_port = push.bind_to_random_port("tcp://127.0.0.1"), pull.bind_to_random_port("tcp://127.0.0.1")
         out_addr, in_addr = f"tcp://127.0.0.1:{out_port}", f"tcp://127.0.0.1:{in_port}"
     spawn = multiprocessing.get_context("spawn")
-    peer = spawn.Process(target=zmq_echo, args=(in_addr, out_addr, repeats + 20))
+    peer = spawn.Process(target=zmq_echo, args=(in_addr, out_addr, repeats + 20, codec))
     peer.start()
     times = []
     for i in range(repeats + 20):
         image = frame() if i == 0 else image.copy()   # a fresh buffer for every send: never reuse a sent one
-        header = new_header(i, "bench", time.monotonic_ns())
+        header, arrays = new_header(i, "bench", time.monotonic_ns()), {"frame": image} if with_frame else {}
+        bare = None if codec else wire.encode(header, arrays)
         start = time.perf_counter_ns()
-        push.send_multipart(wire.encode(header, {"frame": image}), copy=False)
-        back, arrays = wire.decode(pull.recv_multipart(copy=False))
+        push.send_multipart(wire.encode(header, arrays) if codec else bare, copy=False)
+        got = pull.recv_multipart(copy=False)
+        back, echoed = wire.decode(got) if codec else (header, arrays)
         if i >= 20:
             times.append((time.perf_counter_ns() - start) / 2)
-        assert back.frame_id == i and arrays["frame"].shape == image.shape
+        assert back.frame_id == i and len(got) == 2 + with_frame and echoed.keys() == arrays.keys()
     peer.join(5)
     push.close(0)
     pull.close(0)
@@ -217,6 +223,8 @@ def main(argv=None):
     (shared_us, shared_cpu), (inline_us, inline_cpu) = framed[True], framed[False]
     header_us, header_cpu = stage_hops(args.repeats, 0)[False]
     zmq_us = zmq_hops(args.repeats, args.transport)
+    bare_header_us = zmq_hops(args.repeats, args.transport, with_frame=False, codec=False)
+    codec_header_us = zmq_hops(args.repeats, args.transport, with_frame=False)
     pickle_us = pickle_round(args.repeats)
     queue_us = queue_hops(args.repeats)
     typed_us, plain_us = header_codec(max(args.repeats, 1000))
@@ -229,7 +237,8 @@ def main(argv=None):
         "stage_hop_shared_memory_cpu_us": round(shared_cpu, 1), "stage_hop_in_message_cpu_us": round(inline_cpu, 1),
         "stage_hop_header_only_cpu_us": round(header_cpu, 1),
         "shared_memory_vs_in_message_cpu": round(shared_cpu / inline_cpu, 3),
-        "zmq_hop_median_us": round(zmq_us, 1), "pickle_dumps_loads_median_us": round(pickle_us, 1),
+        "zmq_hop_median_us": round(zmq_us, 1), "zmq_header_hop_bare_median_us": round(bare_header_us, 1),
+        "zmq_header_hop_codec_median_us": round(codec_header_us, 1), "pickle_dumps_loads_median_us": round(pickle_us, 1),
         "mp_queue_hop_median_us": round(queue_us, 1),
         "zmq_hop_vs_pickle": round(zmq_us / pickle_us, 3), "zmq_hop_vs_mp_queue": round(zmq_us / queue_us, 3),
         "header_typed_codec_median_us": round(typed_us, 2), "header_plain_json_median_us": round(plain_us, 2),
