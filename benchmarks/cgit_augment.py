@@ -7,14 +7,16 @@ trains the source classifier five ways, every way for the same number of steps:
   cgit N         + N CGIT images per class: a CGIT generator, trained on the small set (labelled
                  source) and the unlabelled `--target` faces (the simulated renders: new people),
                  translates those faces into each expression
-for N in `--counts` (paper: 1K, 2K, 5K). The classifiers are tested on source-domain faces of
+for N in `--counts` (paper: 1K, 2K, 5K). The added images fill half of every batch and the small set
+the other half (`--real-share`, the classifier's flag; `--real-share pooled`: one pool, in which the
+few labelled images are drawn almost never). The classifiers are tested on source-domain faces of
 held-out drivers (`--heldout-seeds`, one per training seed, drawn by `train synth`). Every row is
 mean ± std over the replicates (training seed i with held-out seed i), and each arm's paired
 difference with `none` per replicate.
 
 Everything runs through the project's own commands (`train synth`, `train exprada --mode cgit`,
 `train classifier`), each in its own run folder under OUT: a rerun skips what is finished and
-resumes what is not. Writes OUT/table3.json and OUT/table3.png.
+resumes what is not. Writes OUT/table3_real<share>.json and .png (OUT/table3.json and .png when pooled).
 """
 import argparse
 import json
@@ -37,6 +39,7 @@ from train.datasets.folder import index_labelled_folder
 # README's CGIT section says what each measured.
 CGIT_FLAGS = ["--width", "8", "--image-size", "64", "--lr", "2e-4", "--skips", "--residual", "--ema", "0.99",
               "--condition", "input", "--grey", "--spectral-norm", "--class-from-image"]
+POOLED = "pooled"
 CLASSIFIER_FLAGS = ["--backbone", "small", "--image-size", "64", "--balanced", "--split-by-image",
                     "--val-fraction", "0", "--test-fraction", "0"]
 
@@ -91,6 +94,24 @@ def small_labelled_set(source: Path, out: Path, per_class: int, seed: int) -> Pa
     return out
 
 
+def real_share(text: str):
+    """`--real-share`: a share between 0 and 1, or `pooled`."""
+    if text == POOLED:
+        return POOLED
+    try:
+        share = float(text)
+    except ValueError:
+        share = -1.0
+    if not 0.0 <= share <= 1.0:
+        raise argparse.ArgumentTypeError(f"a share between 0 and 1 or {POOLED!r}, got {text!r}")
+    return share
+
+
+def share_suffix(share) -> str:
+    """Run folders and outputs of a held share are named apart; the pooled ones keep the plain names."""
+    return "" if share == POOLED else f"_real{share:g}"
+
+
 def test_accuracy(run: Path) -> float:
     summary = json.loads((run / "summary.json").read_text())
     return float(summary["test"]["accuracy"])
@@ -122,19 +143,25 @@ def run(args) -> dict:
             kind, _, n = arm.partition(" ")
             extra = {"none": [], "flips_crops": ["--augment-flips-crops", "--per-class", n],
                      "cgit": ["--augment-with", str(cgit), "--per-class", n]}[kind]
-            run_dir = out / f"classifier_s{seed}_{kind}{n}"
+            suffix = "" if kind == "none" else share_suffix(args.real_share)
+            if suffix:
+                extra += ["--real-share", str(args.real_share)]
+            run_dir = out / f"classifier_s{seed}_{kind}{n}{suffix}"
             train_run(run_dir, [*common, *extra], log)
             accuracy[arm].append(test_accuracy(run_dir))
     table = {arm: mean_std(values) for arm, values in accuracy.items()}
     paired = {f"{arm} - none": mean_std(np.subtract(accuracy[arm], accuracy["none"])) for arm in arms[1:]}
     result = {"benchmark": "cgit_augment", "seeds": args.seeds, "heldout_seeds": args.heldout_seeds,
               "labelled_per_class": args.labelled_per_class, "counts": args.counts, "cgit_steps": args.cgit_steps,
-              "classifier_steps": args.classifier_steps, "source": str(args.source), "target": str(args.target),
+              "classifier_steps": args.classifier_steps, "real_share": args.real_share,
+              "source": str(args.source), "target": str(args.target),
               "accuracy": table, "paired": paired,
               "cgit_training_seconds": [round(s, 1) for s in cgit_seconds],
               "seconds": round(time.perf_counter() - started, 1)}
-    (out / "table3.json").write_text(json.dumps(result, indent=1))
-    chart(table, args.counts, out / "table3.png", f"{args.labelled_per_class} labelled per class, seeds {args.seeds}")
+    name = f"table3{share_suffix(args.real_share)}"
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
+    chart(table, args.counts, out / f"{name}.png", f"{args.labelled_per_class} labelled per class, seeds {args.seeds}, "
+          f"labelled share of a batch: {args.real_share}")
     return result
 
 
@@ -180,6 +207,9 @@ def build_parser():
     p.add_argument("--cgit-steps", type=int, default=1200, help="(default: %(default)s)")
     p.add_argument("--classifier-steps", type=int, default=600,
                    help="steps of every classifier, whatever its data (default: %(default)s)")
+    p.add_argument("--real-share", type=real_share, default=0.5,
+                   help="share of every batch drawn from the labelled images in the augmented arms, or "
+                        f"{POOLED!r} (default: %(default)s)")
     p.add_argument("--out", default="runs/table3")
     return p
 

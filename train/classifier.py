@@ -3,7 +3,7 @@
     python -m train classifier --data KDEF/ --backbone resnet18 --out runs/cls
     python -m train classifier --data bu3dfe/ --folds 5 --fold 0 --backbone vgg16 \\
         --init-weights vgg_face.pt --init-skip fc8 --out runs/bu_f0
-    python -m train classifier --data drivers.csv --augment-with runs/cgit --per-class 1000 --out runs/aug
+    python -m train classifier --data drivers.csv --augment-with runs/cgit --per-class 1000 --real-share 0.5 --out runs/aug
     python -m train classifier --resume runs/cls                       # continues exactly
     torchrun --nproc_per_node 4 -m train classifier ...                # DDP, one GPU (or CPU) each
 
@@ -38,10 +38,11 @@ from .sampling import step_sampler
 from .trainer import BEST, Trainer
 
 SPLIT_FILE = "split.json"
+ADDED = "augmented"  # the domain of the images augmentation adds to the training part
 # What defines the run: a resumed run must keep these.
 LOCKED = ("arch", "image_size", "width", "dropout", "batch_size", "lr", "weight_decay", "optimizer", "balanced", "flip",
           "seed", "epochs", "steps", "data", "val_data", "test_data", "data_options", "val_fraction", "test_fraction",
-          "folds", "fold", "split_by_image", "init_weights", "init_skip", "augment_with", "augment_flips_crops", "per_class", "augment_from")
+          "folds", "fold", "split_by_image", "init_weights", "init_skip", "augment_with", "augment_flips_crops", "per_class", "augment_from", "real_share")
 # How it runs: free to change on resume.
 RUNTIME = ("device", "workers", "log_every", "eval_every", "checkpoint_every", "stop_after", "progress", "eval_batch_size",
            "max_nonfinite")
@@ -49,7 +50,7 @@ DEFAULTS = dict(arch=None, data=None, val_data=None, test_data=None, data_option
                 test_fraction=0.2, folds=None, fold=None, split_by_image=False, image_size=128, width=16,
                 dropout=None, batch_size=32, lr=1e-4, weight_decay=5e-4, optimizer="adam", balanced=False, flip=True,
                 seed=0, epochs=30, steps=None, init_weights=None, init_skip="", augment_with=None, augment_flips_crops=False,
-                per_class=0, augment_from=None, device="auto", workers=2, log_every=20, eval_every=0, checkpoint_every=500,
+                per_class=0, augment_from=None, real_share=None, device="auto", workers=2, log_every=20, eval_every=0, checkpoint_every=500,
                 stop_after=None, progress=True, eval_batch_size=64, max_nonfinite=20)
 
 
@@ -95,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "labelled training images per expression")
     g.add_argument("--per-class", type=int, help="images to generate per expression")
     g.add_argument("--augment-from", help="images the generator translates (default: the CGIT run's target folder)")
+    g.add_argument("--real-share", type=float, metavar="F",
+                   help="draw the labelled images for this share of every batch and the added ones for the rest "
+                        "(default: one pool, every image alike, so thousands of added images crowd out the labelled ones)")
     g = p.add_argument_group("how it runs (may change on --resume)")
     add_run_control_arguments(g, DEFAULTS)
     g.add_argument("--eval-every", type=int, help="steps between validations (0: once an epoch)")
@@ -135,6 +139,9 @@ class ClassifierTrainer(Trainer):
             raise SystemExit("error: give --augment-with CKPT or --augment-flips-crops, not both")
         if bool(augmenting) != bool(config["per_class"]):
             raise SystemExit("error: --augment-with CKPT (or --augment-flips-crops) and --per-class N go together")
+        if config["real_share"] is not None and (not augmenting or not 0.0 <= config["real_share"] <= 1.0):
+            raise SystemExit(f"error: --real-share is a share of each batch between 0 and 1, given with --augment-with "
+                             f"or --augment-flips-crops (got {config['real_share']})")
         if (config["folds"] is None) != (config["fold"] is None):
             raise SystemExit("error: --folds K and --fold I go together")
 
@@ -189,7 +196,7 @@ class ClassifierTrainer(Trainer):
                 generate_flips_crops(self.run_dir, train, per_class=c["per_class"], seed=c["seed"],
                                      size=c["image_size"], logger=self.log)
             distributed.barrier(self.ctx)
-            train = train + index_labelled_folder(self.run_dir / "augmented", domain="cgit")
+            train = train + index_labelled_folder(self.run_dir / "augmented", domain=ADDED)
         for name, samples in (("train", train), ("val", parts["val"]), ("test", parts["test"])):
             self.note_data(name, samples, saved)
             self.run_state[f"{name}_classes"] = label_counts(samples)
@@ -205,8 +212,9 @@ class ClassifierTrainer(Trainer):
         return {"steps_per_epoch": steps_per_epoch, "total_steps": int(c["steps"] or c["epochs"] * steps_per_epoch)}
 
     def step_batches(self, start: int, count: int):
-        labels = [s.label for s in self.train_set.samples]
-        sampler = step_sampler(labels, self.config["batch_size"], self.config["balanced"],
+        samples = self.train_set.samples
+        sampler = step_sampler([s.label for s in samples], self.config["batch_size"], self.config["balanced"],
+                               added=[s.domain == ADDED for s in samples], real_share=self.config["real_share"],
                                **self.sampler_options(0, start, count))
         return ((batch,) for batch in self.loader(self.train_set, sampler))
 

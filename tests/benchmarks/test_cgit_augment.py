@@ -46,3 +46,13 @@ def test_a_run_is_finished_only_when_its_summary_reached_the_last_step(tmp_path)
 def test_replicates_need_as_many_heldout_seeds():
     with pytest.raises(SystemExit, match="as many --heldout-seeds"):
         cgit_augment.main(["--seeds", "7", "8", "--heldout-seeds", "101"])
+
+
+def test_the_labelled_share_is_a_share_or_pooled_and_names_its_runs_apart(capsys):
+    parse = cgit_augment.build_parser().parse_args
+    assert parse([]).real_share == 0.5 and parse(["--real-share", "pooled"]).real_share == "pooled"
+    for bad in ("1.5", "half"):
+        with pytest.raises(SystemExit):
+            parse(["--real-share", bad])
+        assert f"a share between 0 and 1 or 'pooled', got '{bad}'" in capsys.readouterr().err
+    assert cgit_augment.share_suffix("pooled") == "" and cgit_augment.share_suffix(0.5) == "_real0.5"

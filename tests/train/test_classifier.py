@@ -14,7 +14,7 @@ from tiny_data import write_images, write_labelled
 from train.checkpoint import CheckpointError, load_checkpoint, load_model
 from train.classifier import main
 from train.classifier_nets import build_classifier
-from train.sampling import BalancedStepBatchSampler
+from train.sampling import BalancedStepBatchSampler, step_sampler
 
 FAST = ["--backbone", "small", "--width", "4", "--image-size", "32", "--batch-size", "8", "--workers", "0",
         "--no-progress", "--log-every", "1"]
@@ -100,6 +100,34 @@ def test_balanced_sampling_draws_every_class_equally_often_and_deterministically
     assert sampler.batch_for_step(7) == BalancedStepBatchSampler(labels, 30, seed=1, num_steps=1, flip=True).batch_for_step(7)
     other_rank = BalancedStepBatchSampler(labels, 30, seed=1, num_steps=1, rank=1, world_size=2)
     assert other_rank.batch_for_step(7) != sampler.batch_for_step(7)
+
+
+def test_real_share_holds_the_labelled_images_share_of_every_batch_whatever_was_added():
+    # 2 labelled images per class against 50 added: pooled, the labelled ones fill 4 % of the draws
+    labels = [0, 0, 3, 3] + [0] * 50 + [3] * 50
+    added = [False] * 4 + [True] * 100
+    pooled = step_sampler(labels, 40, True, added=added, seed=2, num_steps=200)
+    held = step_sampler(labels, 40, True, added=added, real_share=0.5, seed=2, num_steps=200)
+    for sampler, want in ((pooled, 4 / 104), (held, 0.5)):
+        drawn = np.array([i for batch in sampler for i, _ in batch])
+        assert abs((drawn < 4).mean() - want) < 0.03
+        assert abs((np.array(labels)[drawn] == 0).mean() - 0.5) < 0.03  # still class-balanced
+    # without added images the share changes nothing: the plain balanced draw, step for step
+    plain = BalancedStepBatchSampler(labels[:4], 8, seed=2, num_steps=3)
+    assert list(step_sampler(labels[:4], 8, True, added=[False] * 4, real_share=0.5, seed=2, num_steps=3)) == list(plain)
+
+
+def test_real_share_needs_an_augmentation_and_a_share(tmp_path):
+    data = write_labelled(tmp_path / "data", per_class=2, size=32, classes=("anger", "surprise"), side=False)
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit, match="--real-share is a share of each batch"):
+        main([*FAST, "--data", str(data), "--split-by-image", "--real-share", "0.5", "--out", str(run)])
+    with pytest.raises(SystemExit, match=r"--real-share .*got 1\.5"):
+        main([*FAST, "--data", str(data), "--split-by-image", "--augment-flips-crops", "--per-class", "3",
+              "--real-share", "1.5", "--out", str(run)])
+    assert main([*FAST, "--data", str(data), "--split-by-image", "--val-fraction", "0", "--test-fraction", "0",
+                 "--steps", "2", "--augment-flips-crops", "--per-class", "3", "--real-share", "0.5", "--out", str(run)]) == 0
+    assert load_checkpoint(run)["config"]["real_share"] == 0.5
 
 
 def test_unreadable_images_are_skipped_and_counted(tmp_path):
