@@ -16,7 +16,8 @@ give the embedding's own ceiling (a single 64² crop is a noisy reading of a fac
 
 `NAME=RUN1,RUN2,RUN3` gives one model per seed (three training seeds): replicate i translates seed
 i's drivers with model i, so each replicate is a new training and new people; every figure is
-mean ± std over the replicates. Writes OUT/transfer.json, OUT/confusion_NAME.png (asked vs read) and
+mean ± std over the replicates, and `paired` gives each model's difference per replicate with the real
+images and with the first `--model` (the reference). Writes OUT/transfer.json, OUT/confusion_NAME.png (asked vs read) and
 OUT/strips.png (figure 4: a held-out face and its seven translations, per model, with the real faces).
 """
 import argparse
@@ -197,8 +198,11 @@ def run(args) -> dict:
                    "own_over_other": unless_unread(ratio_spread, f["own_over_other"]), "unread_identities": unread[row]}
              for row, f in figures.items()}
     of_real = {name: ratio_spread(np.divide(figures[name]["accuracy"], figures["real"]["accuracy"])) for name in models}
-    paired = {f"{name} - real": mean_std(np.subtract(figures[name]["accuracy"], figures["real"]["accuracy"]))
-              for name in models}
+    # each model against the real images, and every later model against the first (the reference: the
+    # full model against its ablations, or a recipe against its levers), per replicate
+    reference = next(iter(models))
+    pairs = [(name, "real") for name in models] + [(name, reference) for name in models if name != reference]
+    paired = {f"{a} - {b}": mean_std(np.subtract(figures[a]["accuracy"], figures[b]["accuracy"])) for a, b in pairs}
     result = {"benchmark": "cgit_transfer", "scenario": args.scenario, "seeds": args.seeds,
               "drivers": args.drivers, "faces_per_driver": args.faces_per_driver, "image_size": size,
               "classifier": str(args.classifier), "models": models, "rows": table,

@@ -2,6 +2,7 @@
 the shipped classifier, the real face stage for identities, CGIT checkpoints as the trainer saves them."""
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -42,6 +43,11 @@ def test_a_generator_that_ignores_the_asked_expression_scores_one_in_seven(runs,
     assert 0 <= rows["real"]["accuracy"]["mean"] <= 100 and 0 < rows["real"]["own_over_other"]["mean"]
     for ratio, real in zip(result["accuracy_of_real"]["identity"]["per_seed"], rows["real"]["accuracy"]["per_seed"]):
         assert ratio == pytest.approx(14.29 / real, abs=0.002)
+    assert result["paired"]["identity - real"]["per_seed"] == pytest.approx(
+        np.subtract(14.29, rows["real"]["accuracy"]["per_seed"]), abs=0.011)
+    assert set(result["paired"]) == {"identity - real", "scrambled - real", "scrambled - identity"}
+    assert result["paired"]["scrambled - identity"]["per_seed"] == pytest.approx(
+        np.subtract(rows["scrambled"]["accuracy"]["per_seed"], 14.29), abs=0.011)
     saved = json.loads((out / "transfer.json").read_text())
     assert saved["rows"] == rows
     for name in ("confusion_real.png", "confusion_identity.png", "strips.png"):
