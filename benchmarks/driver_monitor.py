@@ -42,6 +42,7 @@ import numpy as np
 from pipeline.config import PipelineConfig
 from pipeline.demo import REPO, writer_digest
 from pipeline.dms import DmsSettings
+from train.eval_metrics import mean_std as sample_mean_std
 
 SCRIPTED = ("--blinks-per-minute", "15", "--gaze-shifts-per-minute", "6", "--look-aways", "8",
             "--distractions", "4", "--eye-closures", "5", "--head-sway", "0.4")
@@ -240,8 +241,9 @@ def alerts(results) -> dict:
 # ---- the run --------------------------------------------------------------------------------------
 
 def mean_std(values):
+    """[mean, sample std] of the values given (None: not measured on that drive), or None."""
     values = [v for v in values if v is not None]
-    return [round(float(np.mean(values)), 4), round(float(np.std(values)), 4)] if values else None
+    return [round(v, 4) for v in sample_mean_std(values)] if values else None
 
 
 def main(argv=None) -> int:

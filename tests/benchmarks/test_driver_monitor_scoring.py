@@ -2,7 +2,7 @@
 durations against the half-shut time of the scripted lids."""
 import pytest
 
-from benchmarks.driver_monitor import half_shut_s, match, score_blinks, score_episodes
+from benchmarks.driver_monitor import half_shut_s, match, mean_std, score_blinks, score_episodes
 from pipeline.messages import Blink, Driver, Emotion, Event, Result
 
 FPS = 30
@@ -42,3 +42,8 @@ def test_blink_durations_are_compared_with_the_half_shut_time():
     scores = score_blinks([result(0), result(37, blink=published)], truth)
     assert scores["blink_recall"] == 1.0 and scores["blink_precision"] == 1.0
     assert scores["blink_duration_error_ms_mean"] == pytest.approx(50.0)
+
+
+def test_figures_over_drives_are_mean_and_sample_std_of_the_drives_that_measured_them():
+    assert mean_std([1.0, 2.0, None, 3.0]) == [2.0, 1.0]   # the sample std, as every benchmark here prints
+    assert mean_std([0.5]) == [0.5, 0.0] and mean_std([None, None]) is None
