@@ -17,8 +17,9 @@ give the embedding's own ceiling (a single 64² crop is a noisy reading of a fac
 `NAME=RUN1,RUN2,RUN3` gives one model per seed (three training seeds): replicate i translates seed
 i's drivers with model i, so each replicate is a new training and new people; every figure is
 mean ± std over the replicates, and `paired` gives each model's difference per replicate with the real
-images and with the first `--model` (the reference). Writes OUT/transfer.json, OUT/confusion_NAME.png (asked vs read) and
-OUT/strips.png (figure 4: a held-out face and its seven translations, per model, with the real faces).
+images and with the first `--model` (the reference). Writes OUT/transfer.json, OUT/confusion_NAME.png
+(asked vs read) and OUT/strips.png (figure 4: a held-out face and its seven translations, per model,
+with the real faces).
 """
 import argparse
 import json
