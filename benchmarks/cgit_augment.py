@@ -9,7 +9,11 @@ trains the source classifier five ways, every way for the same number of steps:
                  translates those faces into each expression
 for N in `--counts` (paper: 1K, 2K, 5K). The added images fill half of every batch and the small set
 the other half (`--real-share`, the classifier's flag; `--real-share pooled`: one pool, in which the
-few labelled images are drawn almost never). The classifiers are tested on source-domain faces of
+few labelled images are drawn almost never). At a fixed step count a classifier draws only so many
+added images (600 steps of 32, half of them added: 1,371 per class), so past that count more images
+cannot change anything; `--added-passes P` trains the arms of count N long enough for every added
+image to be drawn P times on average, and then `none` is trained at each of those lengths too
+(`none N`: the same steps as the arms it is paired with). The classifiers are tested on source-domain faces of
 held-out drivers (`--heldout-seeds`, one per training seed, drawn by `train synth`). Every row is
 mean ± std over the replicates (training seed i with held-out seed i), and each arm's paired
 difference with `none` per replicate.
@@ -20,6 +24,7 @@ resumes what is not. Writes OUT/table3_real<share>.json and .png (OUT/table3.jso
 """
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -30,6 +35,7 @@ import numpy as np
 
 from benchmarks.paper_table4 import mean_std
 from face.expressions import EXPRESSIONS
+from train.classifier import DEFAULTS as CLASSIFIER_DEFAULTS
 from train.datasets import SIDE_MAP_SUFFIX
 from train.datasets.folder import index_labelled_folder
 
@@ -112,6 +118,26 @@ def share_suffix(share) -> str:
     return "" if share == POOLED else f"_real{share:g}"
 
 
+def arm_steps(args, count: int) -> int:
+    """Classifier steps of the arms that add COUNT images per class: `--classifier-steps`, or with
+    `--added-passes P` enough for every added image to be drawn P times on average (never fewer)."""
+    if not args.added_passes:
+        return args.classifier_steps
+    added_per_batch = CLASSIFIER_DEFAULTS["batch_size"] * (1.0 - args.real_share)
+    return max(args.classifier_steps, math.ceil(args.added_passes * count * len(EXPRESSIONS) / added_per_batch))
+
+
+def arms_of(args) -> list[str]:
+    """The table's rows: `none` (one per count when the counts train for different lengths), then the
+    flips-and-crops and CGIT arms per count."""
+    nones = [f"none {n}" for n in args.counts] if args.added_passes else ["none"]
+    return [*nones, *(f"{kind} {n}" for kind in ("flips_crops", "cgit") for n in args.counts)]
+
+
+def output_name(args) -> str:
+    return f"table3{share_suffix(args.real_share)}" + (f"_passes{args.added_passes:g}" if args.added_passes else "")
+
+
 def test_accuracy(run: Path) -> float:
     summary = json.loads((run / "summary.json").read_text())
     return float(summary["test"]["accuracy"])
@@ -122,7 +148,7 @@ def run(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     log = out / "commands.log"
     started = time.perf_counter()
-    arms = ["none", *(f"{kind} {n}" for kind in ("flips_crops", "cgit") for n in args.counts)]
+    arms = arms_of(args)
     accuracy = {arm: [] for arm in arms}
     cgit_seconds = []
     for seed, heldout in zip(args.seeds, args.heldout_seeds):
@@ -138,30 +164,38 @@ def run(args) -> dict:
                          "--steps", str(args.cgit_steps), "--seed", str(seed), *CGIT_FLAGS], log)
         cgit_seconds.append(time.perf_counter() - t0)
         common = ["train", "classifier", "--data", str(small), "--test-data", str(test / "source"),
-                  "--steps", str(args.classifier_steps), "--seed", str(seed), *CLASSIFIER_FLAGS]
+                  "--seed", str(seed), *CLASSIFIER_FLAGS]
         for arm in arms:
             kind, _, n = arm.partition(" ")
+            steps = arm_steps(args, int(n)) if n else args.classifier_steps
             extra = {"none": [], "flips_crops": ["--augment-flips-crops", "--per-class", n],
                      "cgit": ["--augment-with", str(cgit), "--per-class", n]}[kind]
             suffix = "" if kind == "none" else share_suffix(args.real_share)
             if suffix:
                 extra += ["--real-share", str(args.real_share)]
-            run_dir = out / f"classifier_s{seed}_{kind}{n}{suffix}"
-            train_run(run_dir, [*common, *extra], log)
+            name = f"classifier_s{seed}_{kind}{'' if kind == 'none' else n}{suffix}"
+            run_dir = out / (f"{name}_steps{steps}" if args.added_passes else name)
+            train_run(run_dir, [*common, "--steps", str(steps), *extra], log)
             accuracy[arm].append(test_accuracy(run_dir))
     table = {arm: mean_std(values) for arm, values in accuracy.items()}
-    paired = {f"{arm} - none": mean_std(np.subtract(accuracy[arm], accuracy["none"])) for arm in arms[1:]}
+    def baseline(arm: str) -> str:
+        return f"none {arm.partition(' ')[2]}" if args.added_passes else "none"
+
+    paired = {f"{arm} - {baseline(arm)}": mean_std(np.subtract(accuracy[arm], accuracy[baseline(arm)]))
+              for arm in arms if not arm.startswith("none")}
     result = {"benchmark": "cgit_augment", "seeds": args.seeds, "heldout_seeds": args.heldout_seeds,
               "labelled_per_class": args.labelled_per_class, "counts": args.counts, "cgit_steps": args.cgit_steps,
               "classifier_steps": args.classifier_steps, "real_share": args.real_share,
+              "added_passes": args.added_passes, "steps": {n: arm_steps(args, n) for n in args.counts},
               "source": str(args.source), "target": str(args.target),
               "accuracy": table, "paired": paired,
               "cgit_training_seconds": [round(s, 1) for s in cgit_seconds],
               "seconds": round(time.perf_counter() - started, 1)}
-    name = f"table3{share_suffix(args.real_share)}"
+    name = output_name(args)
     (out / f"{name}.json").write_text(json.dumps(result, indent=1))
     chart(table, args.counts, out / f"{name}.png", f"{args.labelled_per_class} labelled per class, seeds {args.seeds}, "
-          f"labelled share of a batch: {args.real_share}")
+          f"labelled share of a batch: {args.real_share}"
+          + (f", {args.added_passes:g} passes over the added images" if args.added_passes else ""))
     return result
 
 
@@ -171,12 +205,15 @@ def chart(table: dict, counts, path: Path, title: str):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    none = table["none"]
-    ax.axhline(none["mean"], color="grey", linestyle="--", label=f"no augmentation {none['mean']:.1f}")
-    for kind in ("flips_crops", "cgit"):
+    if "none" in table:
+        none = table["none"]
+        ax.axhline(none["mean"], color="grey", linestyle="--", label=f"no augmentation {none['mean']:.1f}")
+    kinds = ("flips_crops", "cgit") if "none" in table else ("none", "flips_crops", "cgit")
+    for kind in kinds:
         means = [table[f"{kind} {n}"]["mean"] for n in counts]
         stds = [table[f"{kind} {n}"]["std"] for n in counts]
-        ax.errorbar(counts, means, yerr=stds, marker="o", capsize=3, label=kind.replace("_", " and "))
+        label = "no augmentation (same steps)" if kind == "none" else kind.replace("_", " and ")
+        ax.errorbar(counts, means, yerr=stds, marker="o", capsize=3, label=label)
     ax.set_xscale("log")
     ax.set_xticks(counts, [str(n) for n in counts])
     ax.set_xlabel("added images per class")
@@ -210,6 +247,9 @@ def build_parser():
     p.add_argument("--real-share", type=real_share, default=0.5,
                    help="share of every batch drawn from the labelled images in the augmented arms, or "
                         f"{POOLED!r} (default: %(default)s)")
+    p.add_argument("--added-passes", type=float, default=0.0,
+                   help="train the arms of count N until every added image is drawn this many times on average "
+                        "(and `none` as long beside each); 0: every arm --classifier-steps (default: %(default)s)")
     p.add_argument("--out", default="runs/table3")
     return p
 
@@ -218,6 +258,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if len(args.seeds) < 2 or len(args.seeds) != len(args.heldout_seeds):
         raise SystemExit("error: give at least two --seeds and as many --heldout-seeds (mean ± std over replicates)")
+    if args.added_passes < 0 or (args.added_passes and (args.real_share == POOLED or args.real_share >= 1.0)):
+        raise SystemExit("error: --added-passes needs a positive count and a --real-share below 1 (the added "
+                         "images' part of each batch sets how long a pass takes)")
     print(json.dumps(run(args)))
     return 0
 

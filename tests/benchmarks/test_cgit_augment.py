@@ -56,3 +56,22 @@ def test_the_labelled_share_is_a_share_or_pooled_and_names_its_runs_apart(capsys
             parse(["--real-share", bad])
         assert f"a share between 0 and 1 or 'pooled', got '{bad}'" in capsys.readouterr().err
     assert cgit_augment.share_suffix("pooled") == "" and cgit_augment.share_suffix(0.5) == "_real0.5"
+
+
+def test_added_passes_train_each_count_long_enough_to_draw_its_images_and_pair_none_at_the_same_steps():
+    parse = cgit_augment.build_parser().parse_args
+    fixed = parse([])
+    assert cgit_augment.arms_of(fixed)[0] == "none" and {cgit_augment.arm_steps(fixed, n) for n in fixed.counts} == {600}
+    passes = parse(["--added-passes", "2"])
+    # 2 passes over 7 classes × N images, 16 added images in each batch of 32 (real share 0.5)
+    assert [cgit_augment.arm_steps(passes, n) for n in passes.counts] == [875, 1750, 4375]
+    assert cgit_augment.arm_steps(passes, 100) == 600   # never fewer than --classifier-steps
+    assert cgit_augment.arms_of(passes)[:3] == ["none 1000", "none 2000", "none 5000"]
+    assert cgit_augment.output_name(passes) == "table3_real0.5_passes2"
+
+
+@pytest.mark.parametrize("argv", [["--added-passes", "2", "--real-share", "pooled"],
+                                  ["--added-passes", "2", "--real-share", "1"], ["--added-passes", "-1"]])
+def test_added_passes_need_a_share_below_one(argv):
+    with pytest.raises(SystemExit, match="--added-passes needs"):
+        cgit_augment.main(argv)
