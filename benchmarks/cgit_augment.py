@@ -1,7 +1,7 @@
 """CGIT data augmentation as the paper's table 3 measures it: `python -m benchmarks.cgit_augment`, one JSON line.
 
 A small labelled source set (`--labelled-per-class`, drawn anew per training seed from `--source`)
-trains the source classifier five ways, every way for the same number of steps:
+trains the source classifier five ways, every way for the same number of steps (but see `--added-passes`):
   none           the small set alone (horizontal flips on the fly, as always)
   flips_crops N  + N plain flipped and cropped copies per class (the baseline augmentation)
   cgit N         + N CGIT images per class: a CGIT generator, trained on the small set (labelled
@@ -20,7 +20,8 @@ difference with `none` per replicate.
 
 Everything runs through the project's own commands (`train synth`, `train exprada --mode cgit`,
 `train classifier`), each in its own run folder under OUT: a rerun skips what is finished and
-resumes what is not. Writes OUT/table3_real<share>.json and .png (OUT/table3.json and .png when pooled).
+resumes what is not. Writes OUT/table3_real<share>[_passes<P>].json and .png (OUT/table3.json and .png
+when pooled).
 """
 import argparse
 import json
@@ -178,6 +179,7 @@ def run(args) -> dict:
             train_run(run_dir, [*common, "--steps", str(steps), *extra], log)
             accuracy[arm].append(test_accuracy(run_dir))
     table = {arm: mean_std(values) for arm, values in accuracy.items()}
+
     def baseline(arm: str) -> str:
         return f"none {arm.partition(' ')[2]}" if args.added_passes else "none"
 
