@@ -20,8 +20,8 @@ difference with `none` per replicate.
 
 Everything runs through the project's own commands (`train synth`, `train exprada --mode cgit`,
 `train classifier`), each in its own run folder under OUT: a rerun skips what is finished and
-resumes what is not. Writes OUT/table3_real<share>[_passes<P>].json and .png (OUT/table3.json and .png
-when pooled).
+resumes what is not. Writes OUT/table3_real<share>[_passes<P>][_w<W>][_cls<L>].json and .png (OUT/table3.json
+and .png when pooled; _w and _cls name a CGIT other than the recipe's, `--cgit-width` / `--cgit-lambda-cls`).
 """
 import argparse
 import json
@@ -42,10 +42,11 @@ from train.datasets.folder import index_labelled_folder
 
 # The CGIT recipe: the paper's losses (eq. 1–6, its λs) with the levers the UIT benchmark kept
 # (skips, residual output, EMA) and the four that make CGIT transfer here (the one-hot at the input,
-# grey output, spectral norm, an expression head that reads the image alone), at the CPU width; the
-# README's CGIT section says what each measured.
-CGIT_FLAGS = ["--width", "8", "--image-size", "64", "--lr", "2e-4", "--skips", "--residual", "--ema", "0.99",
+# grey output, spectral norm, an expression head that reads the image alone); the README's CGIT
+# section says what each measured. Width and λ_cls are `--cgit-width` / `--cgit-lambda-cls`.
+CGIT_FLAGS = ["--image-size", "64", "--lr", "2e-4", "--skips", "--residual", "--ema", "0.99",
               "--condition", "input", "--grey", "--spectral-norm", "--class-from-image"]
+CGIT_DEFAULTS = dict(width=8, lambda_cls=1.0)   # the CPU width; the paper's λ_cls
 POOLED = "pooled"
 CLASSIFIER_FLAGS = ["--backbone", "small", "--image-size", "64", "--balanced", "--split-by-image",
                     "--val-fraction", "0", "--test-fraction", "0"]
@@ -135,8 +136,19 @@ def arms_of(args) -> list[str]:
     return [*nones, *(f"{kind} {n}" for kind in ("flips_crops", "cgit") for n in args.counts)]
 
 
+def cgit_flags(args) -> list[str]:
+    return [*CGIT_FLAGS, "--width", str(args.cgit_width), "--lambda-cls", f"{args.cgit_lambda_cls:g}"]
+
+
+def cgit_tag(args) -> str:
+    """Runs of a CGIT other than the recipe's width and λ_cls are named apart (the recipe's keep the plain names)."""
+    return ("" if args.cgit_width == CGIT_DEFAULTS["width"] else f"_w{args.cgit_width}") + \
+        ("" if args.cgit_lambda_cls == CGIT_DEFAULTS["lambda_cls"] else f"_cls{args.cgit_lambda_cls:g}")
+
+
 def output_name(args) -> str:
-    return f"table3{share_suffix(args.real_share)}" + (f"_passes{args.added_passes:g}" if args.added_passes else "")
+    return (f"table3{share_suffix(args.real_share)}" + (f"_passes{args.added_passes:g}" if args.added_passes else "")
+            + cgit_tag(args))
 
 
 def test_accuracy(run: Path) -> float:
@@ -159,10 +171,10 @@ def run(args) -> dict:
                          str(args.test_per_class), "--target-per-class", "0", "--video-seconds", "0",
                          "--drivers", str(args.test_drivers), "--size", "64", "--no-progress"], log)
         small = small_labelled_set(Path(args.source), out / f"labelled_s{seed}", args.labelled_per_class, seed)
-        cgit = out / f"cgit_s{seed}"
+        cgit = out / f"cgit_s{seed}{cgit_tag(args)}"
         t0 = time.perf_counter()
         train_run(cgit, ["train", "exprada", "--mode", "cgit", "--source", str(small), "--target", args.target,
-                         "--steps", str(args.cgit_steps), "--seed", str(seed), *CGIT_FLAGS], log)
+                         "--steps", str(args.cgit_steps), "--seed", str(seed), *cgit_flags(args)], log)
         cgit_seconds.append(time.perf_counter() - t0)
         common = ["train", "classifier", "--data", str(small), "--test-data", str(test / "source"),
                   "--seed", str(seed), *CLASSIFIER_FLAGS]
@@ -174,7 +186,8 @@ def run(args) -> dict:
             suffix = "" if kind == "none" else share_suffix(args.real_share)
             if suffix:
                 extra += ["--real-share", str(args.real_share)]
-            name = f"classifier_s{seed}_{kind}{'' if kind == 'none' else n}{suffix}"
+            tag = cgit_tag(args) if kind == "cgit" else ""
+            name = f"classifier_s{seed}_{kind}{'' if kind == 'none' else n}{suffix}{tag}"
             run_dir = out / (f"{name}_steps{steps}" if args.added_passes else name)
             train_run(run_dir, [*common, "--steps", str(steps), *extra], log)
             accuracy[arm].append(test_accuracy(run_dir))
@@ -187,6 +200,7 @@ def run(args) -> dict:
               for arm in arms if not arm.startswith("none")}
     result = {"benchmark": "cgit_augment", "seeds": args.seeds, "heldout_seeds": args.heldout_seeds,
               "labelled_per_class": args.labelled_per_class, "counts": args.counts, "cgit_steps": args.cgit_steps,
+              "cgit_width": args.cgit_width, "cgit_lambda_cls": args.cgit_lambda_cls,
               "classifier_steps": args.classifier_steps, "real_share": args.real_share,
               "added_passes": args.added_passes, "steps": {n: arm_steps(args, n) for n in args.counts},
               "source": str(args.source), "target": str(args.target),
@@ -244,6 +258,10 @@ def build_parser():
     p.add_argument("--test-per-class", type=int, default=40, help="held-out faces per class (default: %(default)s)")
     p.add_argument("--test-drivers", type=int, default=8, help="(default: %(default)s)")
     p.add_argument("--cgit-steps", type=int, default=1200, help="(default: %(default)s)")
+    p.add_argument("--cgit-width", type=int, default=CGIT_DEFAULTS["width"],
+                   help="the CGIT generator's base width (default: %(default)s)")
+    p.add_argument("--cgit-lambda-cls", type=float, default=CGIT_DEFAULTS["lambda_cls"],
+                   help="the CGIT's class term weight λ_cls (default: the paper's %(default)s)")
     p.add_argument("--classifier-steps", type=int, default=600,
                    help="steps of every classifier, whatever its data (default: %(default)s)")
     p.add_argument("--real-share", type=real_share, default=0.5,

@@ -70,6 +70,18 @@ def test_added_passes_train_each_count_long_enough_to_draw_its_images_and_pair_n
     assert cgit_augment.output_name(passes) == "table3_real0.5_passes2"
 
 
+def test_a_cgit_other_than_the_recipe_is_trained_with_its_width_and_class_term_and_named_apart():
+    parse = cgit_augment.build_parser().parse_args
+    recipe, other = parse([]), parse(["--cgit-width", "16", "--cgit-lambda-cls", "5", "--added-passes", "2"])
+    assert cgit_augment.cgit_tag(recipe) == "" and cgit_augment.output_name(recipe) == "table3_real0.5"
+    flags = cgit_augment.cgit_flags(recipe)
+    assert flags[flags.index("--width") + 1] == "8" and flags[flags.index("--lambda-cls") + 1] == "1"
+    flags = cgit_augment.cgit_flags(other)
+    assert flags[flags.index("--width") + 1] == "16" and flags[flags.index("--lambda-cls") + 1] == "5"
+    assert cgit_augment.output_name(other) == "table3_real0.5_passes2_w16_cls5"
+    assert cgit_augment.cgit_tag(parse(["--cgit-lambda-cls", "5"])) == "_cls5"
+
+
 @pytest.mark.parametrize("argv", [["--added-passes", "2", "--real-share", "pooled"],
                                   ["--added-passes", "2", "--real-share", "1"], ["--added-passes", "-1"]])
 def test_added_passes_need_a_share_below_one(argv):
