@@ -209,7 +209,7 @@ def run(args) -> dict:
               "seconds": round(time.perf_counter() - started, 1)}
     name = output_name(args)
     (out / f"{name}.json").write_text(json.dumps(result, indent=1))
-    chart(table, args.counts, out / f"{name}.png", f"{args.labelled_per_class} labelled per class, seeds {args.seeds}, "
+    chart(table, args.counts, out / f"{name}.png", f"{args.labelled_per_class} labelled per class, seeds {args.seeds},\n"
           f"labelled share of a batch: {args.real_share}"
           + (f", {args.added_passes:g} passes over the added images" if args.added_passes else ""))
     return result
