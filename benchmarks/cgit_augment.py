@@ -16,7 +16,10 @@ image to be drawn P times on average, and then `none` is trained at each of thos
 (`none N`: the same steps as the arms it is paired with). The classifiers are tested on source-domain faces of
 held-out drivers (`--heldout-seeds`, one per training seed, drawn by `train synth`). Every row is
 mean ± std over the replicates (training seed i with held-out seed i), and each arm's paired
-difference with `none` per replicate.
+difference with `none` per replicate. With `--reader CLASSIFIER` (one no generator was trained against),
+each replicate's CGIT images at the first count are also read by it (every count is made by the same
+generator from the same inputs): the share read as the class they were made for says how true the added
+labels are (`cgit_read_as_asked`).
 
 Everything runs through the project's own commands (`train synth`, `train exprada --mode cgit`,
 `train classifier`), each in its own run folder under OUT: a rerun skips what is finished and
@@ -156,6 +159,16 @@ def test_accuracy(run: Path) -> float:
     return float(summary["test"]["accuracy"])
 
 
+def read_as_asked(reader: str, run: Path, log: Path) -> float:
+    """The share of a CGIT arm's generated images (RUN/augmented/<class>/) that READER, a classifier no
+    generator was trained against, reads as the class they were made for: how true their labels are."""
+    out = run.parent / f"read_{run.name}"
+    if not (out / "metrics.json").is_file():
+        run_command(["train", "evaluate", "--classifier", reader, "--data", str(run / "augmented"), "--out", str(out),
+                     "--no-tsne", "--no-progress"], log)
+    return float(json.loads((out / "metrics.json").read_text())["accuracy"]["mean"])
+
+
 def run(args) -> dict:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -163,6 +176,7 @@ def run(args) -> dict:
     started = time.perf_counter()
     arms = arms_of(args)
     accuracy = {arm: [] for arm in arms}
+    read = []   # per replicate: the share of its CGIT images the reader reads as asked
     cgit_seconds = []
     for seed, heldout in zip(args.seeds, args.heldout_seeds):
         test = out / f"heldout_{heldout}"
@@ -191,6 +205,8 @@ def run(args) -> dict:
             run_dir = out / (f"{name}_steps{steps}" if args.added_passes else name)
             train_run(run_dir, [*common, "--steps", str(steps), *extra], log)
             accuracy[arm].append(test_accuracy(run_dir))
+            if args.reader and kind == "cgit" and int(n) == args.counts[0]:
+                read.append(read_as_asked(args.reader, run_dir, log))
     table = {arm: mean_std(values) for arm, values in accuracy.items()}
 
     def baseline(arm: str) -> str:
@@ -205,6 +221,7 @@ def run(args) -> dict:
               "added_passes": args.added_passes, "steps": {n: arm_steps(args, n) for n in args.counts},
               "source": str(args.source), "target": str(args.target),
               "accuracy": table, "paired": paired,
+              "cgit_read_as_asked": mean_std(read) if read else None,
               "cgit_training_seconds": [round(s, 1) for s in cgit_seconds],
               "seconds": round(time.perf_counter() - started, 1)}
     name = output_name(args)
@@ -270,6 +287,9 @@ def build_parser():
     p.add_argument("--added-passes", type=float, default=0.0,
                    help="train the arms of count N until every added image is drawn this many times on average "
                         "(and `none` as long beside each); 0: every arm --classifier-steps (default: %(default)s)")
+    p.add_argument("--reader", default=None,
+                   help="a classifier (run folder or checkpoint) no generator was trained against: reports the share "
+                        "of the CGIT images it reads as the class they were made for (`cgit_read_as_asked`)")
     p.add_argument("--out", default="runs/table3")
     return p
 

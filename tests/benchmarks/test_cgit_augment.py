@@ -43,6 +43,16 @@ def test_a_run_is_finished_only_when_its_summary_reached_the_last_step(tmp_path)
     assert cgit_augment.finished(run) and cgit_augment.test_accuracy(run) == 0.5
 
 
+def test_a_cgit_arms_reading_is_kept_and_not_made_again(tmp_path):
+    run = tmp_path / "classifier_s7_cgit1000_real0.5"
+    read = tmp_path / f"read_{run.name}"   # what `train evaluate --out` wrote the first time
+    read.mkdir()
+    (read / "metrics.json").write_text(json.dumps({"accuracy": {"mean": 0.6}}))
+    # a reader that does not exist: any new `train evaluate` would fail
+    assert cgit_augment.read_as_asked(str(tmp_path / "no_reader"), run, tmp_path / "log") == 0.6
+    assert not (tmp_path / "log").exists()
+
+
 def test_replicates_need_as_many_heldout_seeds():
     with pytest.raises(SystemExit, match="as many --heldout-seeds"):
         cgit_augment.main(["--seeds", "7", "8", "--heldout-seeds", "101"])
