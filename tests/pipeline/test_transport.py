@@ -1,11 +1,11 @@
 """Real sockets (ipc, two contexts as two processes would have) for the two delivery modes."""
 import threading
+import time
 
 import numpy as np
 import zmq
 
-from pipeline.messages import EndOfStream, new_header
-from pipeline.messages import Counters
+from pipeline.messages import Counters, EndOfStream, new_header
 from pipeline.transport import LIVE, REPLAY, Inlet, Outlet, endpoint
 
 
@@ -54,8 +54,6 @@ def test_replay_is_lossless_and_in_order_under_back_pressure(tmp_path):
 
 
 def test_live_receiver_keeps_the_newest_frame_and_counts_the_rest(tmp_path):
-    import time
-
     inlet, outlet, rx, tx, contexts = pair(tmp_path, LIVE)
     for i in range(20):
         outlet.send(*frame(i))
@@ -81,8 +79,6 @@ def test_malformed_messages_are_dropped_and_counted(tmp_path):
 
 
 def test_live_end_of_stream_comes_after_the_newest_frame(tmp_path):
-    import time
-
     inlet, outlet, rx, tx, contexts = pair(tmp_path, LIVE)
     outlet.send(*frame(1))
     outlet.send(EndOfStream("test", 1))
@@ -104,7 +100,6 @@ def test_a_stalled_subscriber_never_blocks_the_publisher():
     stalled.setsockopt(zmq.RCVHWM, 1)
     stalled.setsockopt(zmq.SUBSCRIBE, b"")
     stalled.connect(address)
-    import time
     time.sleep(0.3)                               # the subscription reaches the publisher
     payload = b"x" * 20_000
     for _ in range(5 * Publisher.HWM):                  # far beyond what the subscriber's queues hold
@@ -121,8 +116,6 @@ def test_a_stalled_subscriber_never_blocks_the_publisher():
 
 
 def test_a_receive_waits_for_a_frame_sent_meanwhile_and_otherwise_ends_at_its_timeout(tmp_path):
-    import time
-
     inlet, outlet, rx, _, contexts = pair(tmp_path, REPLAY)
     start = time.monotonic()
     assert inlet.receive(200) is None
