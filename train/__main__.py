@@ -2,7 +2,8 @@
 
 Exit status, every command: 0 done; 2 a usage or data mistake, said in one line on stderr (a bad
 flag, a folder without class folders, a checkpoint that does not fit, --steps below a run's end);
-1 a failure while working (with its traceback); 130 stopped by Ctrl-C (a trainer saves first)."""
+1 a failure while working (with its traceback); 130 stopped by Ctrl-C (SIGINT), 143 by SIGTERM (a trainer
+ends its step and saves a checkpoint first, so --resume continues exactly)."""
 import importlib
 import sys
 
@@ -28,6 +29,7 @@ def main(argv=None) -> int:
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     module = importlib.import_module(COMMANDS[argv[0]][0])
     from train.checkpoint import CheckpointError
+    from train.trainer import Stopped
     try:
         return module.main(argv[1:]) or 0
     except SystemExit as stop:
@@ -38,6 +40,8 @@ def main(argv=None) -> int:
     except CheckpointError as error:   # a checkpoint that is not the run's, or not this kind
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except Stopped as stop:
+        return 128 + stop.signum   # the shell's convention for a process ended by that signal
     except KeyboardInterrupt:
         return 130
 

@@ -8,7 +8,10 @@ implies, e.g. the classes), which rebuild the networks and lock a resumed run; a
 what the run worked out from its data (image counts and fingerprints, the schedule's length).
 """
 import argparse
+import signal
+import threading
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -20,6 +23,37 @@ from .run_setup import SHARED_RUNTIME_DEFAULTS, merge_config, open_run, samples_
 from .runlog import RunLog, progress, setup_logging, write_json
 
 BEST = "best.pt"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop asked by SIGINT (Ctrl-C) or SIGTERM (a job scheduler, `docker stop`), taken between two steps."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def stop_requests():
+    """Within: SIGINT and SIGTERM only note the stop (in the list yielded), so the loop ends its step first
+    and the checkpoint it saves resumes exactly; a second signal stops at once."""
+    asked: list[int] = []
+    if threading.current_thread() is not threading.main_thread():   # Python sets handlers only there
+        yield asked
+        return
+
+    def note(signum, _frame):
+        if asked:
+            raise KeyboardInterrupt
+        asked.append(signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in STOP_SIGNALS}
+    try:
+        yield asked
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class Trainer(ABC):
@@ -186,18 +220,23 @@ class Trainer(ABC):
         bar = progress(end, self.step, enabled=self.ctx.is_main and self.config["progress"])
         nonfinite_run = 0
         try:
-            for batches in steps:
-                if self._skip_empty(batches, bar):
-                    continue
-                problem = self.train_step(batches)
-                if problem is None:
-                    nonfinite_run = 0
-                else:
-                    nonfinite_run += 1
-                    self._skip_nonfinite(nonfinite_run, problem)
-                self._advance(bar)
-                self.after_step(end, updated=problem is None)
+            with stop_requests() as asked:
+                for batches in steps:
+                    if self._skip_empty(batches, bar):
+                        continue
+                    problem = self.train_step(batches)
+                    if problem is None:
+                        nonfinite_run = 0
+                    else:
+                        nonfinite_run += 1
+                        self._skip_nonfinite(nonfinite_run, problem)
+                    self._advance(bar)
+                    self.after_step(end, updated=problem is None)
+                    if self._stop_asked(asked):
+                        raise Stopped(asked[0] if asked else signal.SIGTERM)
         except KeyboardInterrupt:
+            # Stopped comes between two steps, so the checkpoint resumes exactly; an interrupt raised
+            # inside a step (a second signal) still saves, at the cost of that step's partial update.
             self.log.warning("interrupted at step %d: saving a checkpoint to resume from", self.step)
             self.save()
             raise
@@ -205,6 +244,10 @@ class Trainer(ABC):
             bar.close()
             self.runlog.close()
         return self.summary()
+
+    def _stop_asked(self, asked: list) -> bool:
+        """Whether a stop signal came (on any process: torchrun signals each, and all stop at the same step)."""
+        return distributed.any_process(bool(asked), self.ctx) if self.ctx.distributed else bool(asked)
 
     def _skip_empty(self, batches, bar) -> bool:
         """Count the batches' unreadable files; skip the step when a batch has no image left (on

@@ -2,6 +2,11 @@
 import csv
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import cv2
 
@@ -70,6 +75,27 @@ def test_resume_is_exact_and_the_run_leaves_its_records(data, tmp_path):
     summary = json.loads((straight / "summary.json").read_text())
     assert summary["bad_files"] == 1 and summary["step"] == 6 and summary["skipped_steps"] == 0
     assert list((straight / "tensorboard").iterdir())
+
+
+def test_sigterm_ends_the_step_saves_and_exits_143_and_the_run_resumes(data, tmp_path):
+    """What a job scheduler or `docker stop` does to a training: the process saves at a step's end."""
+    run = tmp_path / "run"
+    root = Path(__file__).resolve().parents[2]
+    cmd = [sys.executable, "-m", "train", "exprada", *_args(data), "--steps", "100000", "--checkpoint-every", "100000",
+           "--out", str(run)]
+    training = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rows = run / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (rows.exists() and len(rows.read_text().splitlines()) >= 2) and training.poll() is None:
+        assert time.monotonic() < deadline, "no training step logged in 120 s"
+        time.sleep(0.2)
+    training.send_signal(signal.SIGTERM)
+    _, stderr = training.communicate(timeout=120)
+    assert training.returncode == 143, stderr[-2000:]
+    step = _states(run)["step"]
+    assert json.loads(rows.read_text().splitlines()[-1])["step"] == step   # saved after the last whole step
+    assert f"interrupted at step {step}: saving a checkpoint" in (run / "train.log").read_text()
+    assert main(["--resume", str(run), "--stop-after", str(step + 1)]) == 0 and _states(run)["step"] == step + 1
 
 
 def test_a_checkpoint_from_before_run_state_resumes_exactly(data, tmp_path):

@@ -2,7 +2,9 @@
 here, real SGD steps, and faults put in on purpose (non-finite losses, an interrupt, unreadable files)."""
 import argparse
 import json
+import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -18,13 +20,14 @@ from train.data import ImageDataset, StepBatchSampler
 from train.datasets.folder import index_labelled_folder
 from train.distributed import Context
 from train.runlog import setup_logging
-from train.trainer import Trainer
+from train.trainer import Stopped, Trainer
 
 SIZE = 16
 
 
 class TinyTrainer(Trainer):
-    """The least a trainer supplies. `poison` (steps whose loss turns NaN) and `interrupt_at` put faults in."""
+    """The least a trainer supplies. `poison` (steps whose loss turns NaN), `interrupt_at` (a KeyboardInterrupt
+    raised there) and `signals` ({step: signals this process sends itself inside that step}) put faults in."""
 
     KINDS = ("classifier",)
     LOCKED = ("data", "steps", "seed", "lr", "flip", "batch_size")
@@ -34,6 +37,7 @@ class TinyTrainer(Trainer):
     PATHS = ("data",)
     poison: set = set()
     interrupt_at = None
+    signals: dict = {}
 
     @classmethod
     def build_parser(cls):
@@ -75,6 +79,8 @@ class TinyTrainer(Trainer):
     def train_step(self, batches):
         if self.step == self.interrupt_at:
             raise KeyboardInterrupt
+        for sig in self.signals.get(self.step, ()):
+            os.kill(os.getpid(), sig)
         (batch,) = batches
         loss = F.cross_entropy(self.net(batch["image"].flatten(1)), batch["label"])
         if self.step in self.poison:
@@ -144,6 +150,26 @@ def test_nonfinite_steps_in_a_row_stop_the_run_with_the_last_finite_weights(data
     # One finite step between two non-finite ones starts the count again.
     _, summary = _run(data, tmp_path / "apart", "--max-nonfinite", "2", poison={2, 4})
     assert summary["step"] == 8 and summary["nonfinite_steps"] == 2
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_ends_the_step_then_saves_a_checkpoint_the_run_resumes_from_exactly(data, tmp_path, sig):
+    straight, _ = _run(data, tmp_path / "straight")
+    before = signal.getsignal(sig)
+    with pytest.raises(Stopped) as stopped:
+        _run(data, tmp_path / "run", signals={4: [sig]})   # arrives inside step 5 (steps count from 1)
+    assert stopped.value.signum == sig and signal.getsignal(sig) is before   # the handlers put back
+    assert load_checkpoint(tmp_path / "run")["step"] == 5    # step 5 finished, not cut short
+    assert TinyTrainer.main(["--resume", str(tmp_path / "run")]) == 0
+    resumed = load_checkpoint(tmp_path / "run")
+    assert resumed["step"] == 8 and torch.equal(resumed["models"]["net"]["weight"], straight.net.weight)
+
+
+def test_a_second_stop_signal_stops_at_once_and_still_saves(data, tmp_path):
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        _run(data, tmp_path / "run", signals={4: [signal.SIGTERM, signal.SIGTERM]})
+    assert not isinstance(stopped.value, Stopped)
+    assert load_checkpoint(tmp_path / "run")["step"] == 4     # inside step 5: the last whole step is 4
 
 
 def test_an_interrupt_saves_a_checkpoint_the_run_resumes_from_exactly(data, tmp_path):
