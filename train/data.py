@@ -249,7 +249,8 @@ class StepBatchSampler:
         return self.num_steps
 
 
-def make_loader(dataset: Dataset, sampler: StepBatchSampler, workers: int = 0, pin_memory: bool = False) -> DataLoader:
+def make_loader(dataset: Dataset, sampler: StepBatchSampler, workers: int = 0, pin_memory: bool = False,
+                worker_init_fn=None) -> DataLoader:
     """A DataLoader that follows `sampler` and drops bad files into batch["bad"]."""
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate_skipping_bad,
-                      pin_memory=pin_memory, persistent_workers=False)
+                      pin_memory=pin_memory, persistent_workers=False, worker_init_fn=worker_init_fn)

@@ -56,6 +56,16 @@ def stop_requests():
             signal.signal(sig, handler)
 
 
+def leave_stops_to_the_trainer(_worker_id: int) -> None:
+    """In each DataLoader worker: ignore SIGINT and SIGTERM, which a terminal's Ctrl-C or a job scheduler
+    sends to every process of the job. A worker they killed would end the run in PyTorch's "DataLoader
+    worker ... is killed by signal" error, raised mid-step and without a checkpoint; this way the trainer
+    alone decides, ends its step, saves, and shuts the workers down. (A worker outlives a trainer that
+    died anyway only until PyTorch's watchdog sees its parent gone.)"""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
 class Trainer(ABC):
     """A run of one trainer: subclasses set the class attributes and supply the hooks at the end."""
 
@@ -172,7 +182,8 @@ class Trainer(ABC):
                     start_step=start, num_steps=count, flip=self.config["flip"])
 
     def loader(self, dataset, sampler):
-        loader = make_loader(dataset, sampler, self.config["workers"], pin_memory=self.device.type == "cuda")
+        loader = make_loader(dataset, sampler, self.config["workers"], pin_memory=self.device.type == "cuda",
+                             worker_init_fn=leave_stops_to_the_trainer)
         # Workers' seeds come from this generator, not the global RNG (dropout's): resume stays exact.
         loader.generator = torch.Generator().manual_seed(self.config["seed"])
         return loader

@@ -1,6 +1,7 @@
 """ExprADA training end to end on CPU, tiny: w=4, 64², a handful of images written here."""
 import csv
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -77,21 +78,32 @@ def test_resume_is_exact_and_the_run_leaves_its_records(data, tmp_path):
     assert list((straight / "tensorboard").iterdir())
 
 
-def test_sigterm_ends_the_step_saves_and_exits_143_and_the_run_resumes(data, tmp_path):
-    """What a job scheduler or `docker stop` does to a training: the process saves at a step's end."""
+@pytest.mark.parametrize("sig, workers, whole_group", [
+    (signal.SIGTERM, 0, False),   # `docker stop`, torchrun: the training process alone
+    (signal.SIGTERM, 2, True),    # a job scheduler (Slurm's scancel): every process, the data workers too
+    (signal.SIGINT, 2, True),     # Ctrl-C in a terminal: the foreground process group
+], ids=["sigterm", "sigterm-group-workers", "sigint-group-workers"])
+def test_a_stop_signal_ends_the_step_saves_and_exits_128_plus_it_and_the_run_resumes(data, tmp_path, sig, workers,
+                                                                                   whole_group):
+    """What a job scheduler, `docker stop` or Ctrl-C does to a training: it saves at a step's end."""
     run = tmp_path / "run"
     root = Path(__file__).resolve().parents[2]
     cmd = [sys.executable, "-m", "train", "exprada", *_args(data), "--steps", "100000", "--checkpoint-every", "100000",
-           "--out", str(run)]
-    training = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           "--workers", str(workers), "--out", str(run)]
+    training = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
     rows = run / "metrics.jsonl"
     deadline = time.monotonic() + 120
     while not (rows.exists() and len(rows.read_text().splitlines()) >= 2) and training.poll() is None:
         assert time.monotonic() < deadline, "no training step logged in 120 s"
         time.sleep(0.2)
-    training.send_signal(signal.SIGTERM)
+    if whole_group:
+        os.killpg(training.pid, sig)
+    else:
+        training.send_signal(sig)
     _, stderr = training.communicate(timeout=120)
-    assert training.returncode == 143, stderr[-2000:]
+    assert training.returncode == 128 + sig, stderr[-2000:]
+    assert "Traceback" not in stderr, stderr[-2000:]
     step = _states(run)["step"]
     assert json.loads(rows.read_text().splitlines()[-1])["step"] == step   # saved after the last whole step
     assert f"interrupted at step {step}: saving a checkpoint" in (run / "train.log").read_text()
