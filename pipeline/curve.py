@@ -43,8 +43,25 @@ def remote_host(address: str) -> str | None:
         return host   # "*", an interface or host name: reachable from elsewhere
 
 
+def check_endpoint(address: str, option: str) -> None:
+    """ValueError naming `option` unless `address` is a ZeroMQ address in one of the forms the stream uses:
+    tcp://HOST:PORT, ipc://PATH, inproc://NAME. Checked here because libzmq takes a port beyond 65535 or
+    below 1 without a word and binds another one (99999 becomes 34463), where no subscriber will look."""
+    scheme, _, rest = address.partition("://")
+    usage = "tcp://HOST:PORT (e.g. tcp://127.0.0.1:5560), ipc://PATH or inproc://NAME"
+    if scheme in ("ipc", "inproc") and rest:
+        return
+    if scheme != "tcp" or not rest:
+        raise ValueError(f"{option} {address}: not a ZeroMQ address; use {usage}")
+    host, _, port = rest.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{option} {address}: needs a host and a port from 1 to 65535; use {usage}")
+
+
 def check_publish_address(address: str, allow_remote: bool) -> str | None:
-    """ValueError for a non-loopback address without allow_remote; with it, the warning to print."""
+    """ValueError for a malformed address, or a non-loopback one without allow_remote; with it, the
+    warning to print."""
+    check_endpoint(address, "--publish")
     host = remote_host(address)
     if host is None:
         return None

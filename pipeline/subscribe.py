@@ -16,7 +16,7 @@ import sys
 import zmq
 
 from pipeline.config import DEFAULT_PUBLISH
-from pipeline.curve import join_curve
+from pipeline.curve import check_endpoint, join_curve
 from pipeline.messages import TOPICS, DecodeError, Event, Published, Status, decode_published, to_builtins
 
 
@@ -24,6 +24,7 @@ def subscribe(endpoint: str = DEFAULT_PUBLISH, topics=TOPICS, ctx: zmq.Context |
               curve_key=None, curve_server_key=None) -> zmq.Socket:
     """A SUB socket on the stream; with CURVE, this subscriber's secret key file and the pipeline's
     public key file (pipeline/curve.py)."""
+    check_endpoint(endpoint, "--endpoint")
     ctx = ctx or zmq.Context.instance()
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
@@ -32,7 +33,11 @@ def subscribe(endpoint: str = DEFAULT_PUBLISH, topics=TOPICS, ctx: zmq.Context |
         join_curve(sock, curve_key, curve_server_key)
     for topic in topics:
         sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
-    sock.connect(endpoint)
+    try:
+        sock.connect(endpoint)
+    except zmq.ZMQError as error:   # a form libzmq refuses that the check let through
+        sock.close(0)
+        raise ValueError(f"--endpoint {endpoint}: cannot connect ({error})") from None
     return sock
 
 

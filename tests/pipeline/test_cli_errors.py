@@ -73,6 +73,8 @@ def test_publish_port_in_use_stops_the_run_with_the_reason(drive_clip, models):
     (("--publish-label", "average"), "argument --publish-label: invalid choice: 'average'"),
     (("--crop-yaw", "0"), "run_pipeline: --crop-yaw must be a positive number of degrees, got 0.0"),
     (("--crop-yaw", "-10"), "run_pipeline: --crop-yaw must be a positive number of degrees, got -10.0"),
+    (("--publish", "nonsense"), "run_pipeline: --publish nonsense: not a ZeroMQ address"),
+    (("--publish", "tcp://127.0.0.1:99999"), "run_pipeline: --publish tcp://127.0.0.1:99999: needs a host and a port"),
 ])
 def test_bad_publish_label_options_are_refused_before_anything_starts(drive_clip, models, option, expected):
     result = subprocess.run(pipeline_command(drive_clip, models, "--publish", free_endpoint(), *option), cwd=REPO,

@@ -1,5 +1,6 @@
 """Remote subscribers: publishing beyond loopback must be asked for; with CURVE only the subscribers
 whose public keys the pipeline holds read the stream (real sockets, libzmq's own CURVE and ZAP)."""
+import re
 import subprocess
 import sys
 import time
@@ -25,6 +26,27 @@ def test_other_addresses_need_allow_remote_and_get_a_warning(address):
     with pytest.raises(ValueError, match="add --allow-remote"):
         check_publish_address(address, allow_remote=False)
     assert "reachable from other machines" in check_publish_address(address, allow_remote=True)
+
+
+@pytest.mark.parametrize("address, expected", [
+    ("nonsense", "not a ZeroMQ address"), ("udp://127.0.0.1:5560", "not a ZeroMQ address"), ("ipc://", "not a ZeroMQ"),
+    ("tcp://127.0.0.1", "needs a host and a port"), ("tcp://:5560", "needs a host and a port"),
+    ("tcp://127.0.0.1:99999", "port from 1 to 65535"), ("tcp://127.0.0.1:0", "port from 1 to 65535"),
+    ("tcp://127.0.0.1:-1", "port from 1 to 65535"), ("tcp://127.0.0.1:*", "port from 1 to 65535"),
+])
+def test_a_malformed_address_is_refused_naming_it_whatever_allow_remote_says(address, expected):
+    # libzmq itself would bind 99999 as 34463 and -1 as 65535, where no subscriber looks
+    for allow_remote in (False, True):
+        with pytest.raises(ValueError, match=f"^--publish {re.escape(address)}: .*{expected}"):
+            check_publish_address(address, allow_remote=allow_remote)
+
+
+def test_a_subscriber_refuses_a_malformed_endpoint_in_one_line():
+    run = subprocess.run([sys.executable, "-m", "pipeline.subscribe", "--endpoint", "tcp://127.0.0.1:99999",
+                          "--timeout", "1"], cwd=REPO, env=env(), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and run.stderr.splitlines() == [
+        "exprada subscribe: --endpoint tcp://127.0.0.1:99999: needs a host and a port from 1 to 65535; use "
+        "tcp://HOST:PORT (e.g. tcp://127.0.0.1:5560), ipc://PATH or inproc://NAME"]
 
 
 def make_keys(folder, name):
