@@ -177,3 +177,18 @@ def test_an_unknown_scenario_is_refused(tmp_path):
     cmd = [sys.executable, "-m", "train", "synth", "--out", str(tmp_path), "--scenario", "studio"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "--scenario" in done.stderr and "studio" in done.stderr
+
+
+@pytest.mark.parametrize("option, expected", [
+    (["--size", "7"], "--size must be an even number of pixels, at least 16, got 7"),
+    (["--size", "8"], "--size must be an even number of pixels, at least 16, got 8"),
+    (["--per-class", "-3"], "--per-class must be positive, got -3"),
+    (["--target-yaw", "100"], "--target-yaw must be within 0-90 degrees, got 100.0"),
+])
+def test_bad_options_are_refused_in_one_line_before_anything_is_written(tmp_path, capsys, option, expected):
+    from train.synthetic.writer import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--out", str(tmp_path / "out"), *option])
+    assert stop.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(f"error: {expected}")
+    assert not (tmp_path / "out").exists()

@@ -386,6 +386,8 @@ def main(argv=None) -> int:
                  "gaze_shifts_per_minute", "distractions", "head_sway"):
         if getattr(args, name) < (1 if name in ("drivers", "size") else 0):
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.size < 16 or args.size % 2:   # the renderer rasterises at half the size
+        parser.error(f"--size must be an even number of pixels, at least 16, got {args.size}")
     if not 0 <= args.target_yaw <= 90:
         parser.error(f"--target-yaw must be within 0-90 degrees, got {args.target_yaw}")
     target_per_class = args.per_class if args.target_per_class is None else args.target_per_class
