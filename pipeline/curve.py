@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -106,10 +107,26 @@ def main(argv=None) -> int:
                                 "FOLDER/NAME.key (public, to share) and FOLDER/NAME.key_secret (keep it)")
     p.add_argument("folder")
     p.add_argument("name")
+    p.add_argument("--force", action="store_true", help="replace a key pair of that name (its subscribers or "
+                   "its pipeline then need the new public key)")
     args = p.parse_args(argv)
-    Path(args.folder).mkdir(parents=True, exist_ok=True)
-    public, secret = zmq.auth.create_certificates(args.folder, args.name)
-    Path(secret).chmod(0o600)
+    folder = Path(args.folder)
+    if not args.name or Path(args.name).name != args.name or args.name in (".", ".."):
+        p.error(f"NAME must be a plain file name, got {args.name!r}")
+    existing = [path for path in (folder / f"{args.name}.key", folder / f"{args.name}.key_secret") if path.exists()]
+    if existing and not args.force:
+        p.error(f"{existing[0]} exists: a new pair would lock out whoever holds its public key; --force replaces it")
+    previous_umask = os.umask(0o077)   # the secret file is never readable by others, not even for a moment
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        public, secret = zmq.auth.create_certificates(str(folder), args.name)
+    except OSError as error:
+        print(f"python -m pipeline.curve: cannot write the key pair in {folder}: {error.strerror or error}",
+              file=sys.stderr)
+        return 1
+    finally:
+        os.umask(previous_umask)
+    Path(public).chmod(0o644)   # the public key is to be shared
     print(f"{public}\n{secret}")
     return 0
 

@@ -58,6 +58,26 @@ def make_keys(folder, name):
     return public, secret
 
 
+def test_a_key_pair_is_never_replaced_unasked_and_a_bad_folder_or_name_is_one_line(tmp_path, capsys):
+    from pipeline.curve import main
+
+    make_keys(tmp_path, "car")
+    first = (tmp_path / "car.key").read_text()
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path), "car"])
+    assert stop.value.code == 2 and f"{tmp_path / 'car.key'} exists" in capsys.readouterr().err
+    assert (tmp_path / "car.key").read_text() == first
+    assert main([str(tmp_path), "car", "--force"]) == 0
+    assert (tmp_path / "car.key").read_text() != first
+    assert (tmp_path / "car.key_secret").stat().st_mode & 0o077 == 0
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path), "../elsewhere"])
+    assert stop.value.code == 2 and "NAME must be a plain file name" in capsys.readouterr().err
+    assert main(["/proc/no-such-folder", "car"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "python -m pipeline.curve: cannot write the key pair in /proc/no-such-folder: No such file or directory"]
+
+
 def test_only_subscribers_with_a_known_key_read_the_stream(tmp_path):
     server_public, server_secret = make_keys(tmp_path / "car", "car")
     _, dash_secret = make_keys(tmp_path / "clients", "dash")          # its .key stays in clients/: known
