@@ -116,6 +116,8 @@ def main(argv=None) -> int:
     p.add_argument("--curve-key", metavar="FILE", help="CURVE: this subscriber's .key_secret file")
     p.add_argument("--curve-server-key", metavar="FILE", help="CURVE: the pipeline's public .key file")
     args = p.parse_args(argv)
+    if args.count is not None and args.count < 1 or args.timeout is not None and not args.timeout > 0:
+        p.error("--count must be at least 1 and --timeout a positive number of seconds")
     if bool(args.curve_key) != bool(args.curve_server_key):
         p.error("CURVE needs both --curve-key and --curve-server-key")
     try:

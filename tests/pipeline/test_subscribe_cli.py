@@ -3,6 +3,7 @@ stream and exits there by itself (unless --follow)."""
 import threading
 import time
 
+import pytest
 import zmq
 
 from pipeline import subscribe
@@ -43,3 +44,10 @@ def test_it_says_when_nothing_comes_and_exits_at_the_end_of_the_stream(monkeypat
     out, err = capsys.readouterr()
     assert f"nothing from {endpoint} in 0.3 s" in err
     assert out.splitlines()[-1] == "END of stream: end of source" and out.count("END of stream") == 1
+
+
+@pytest.mark.parametrize("option", [["--timeout", "-1"], ["--timeout", "0"], ["--count", "0"]])
+def test_a_count_or_timeout_that_would_wait_forever_or_read_nothing_is_refused(capsys, option):
+    with pytest.raises(SystemExit) as stop:   # --timeout -1 became ZeroMQ's "wait forever"
+        subscribe.main(option)
+    assert stop.value.code == 2 and "--count must be at least 1 and --timeout a positive number" in capsys.readouterr().err
