@@ -306,6 +306,10 @@ def main(argv=None) -> int:
     from pipeline.report import write_fleet_report
     summary["report"] = str(write_fleet_report(summary, out / "fleet.html"))
     print(json.dumps({k: v for k, v in summary.items() if k != "per_drive"}))
+    if summary["failed_drives"]:   # a script gating a model on the fleet must not read this as a pass
+        print(f"exprada fleet: {len(summary['failed_drives'])} of {len(drives)} drives failed (listed in "
+              f"{out / 'fleet.json'}); the others are evaluated", file=sys.stderr)
+        return 1
     return 0
 
 
