@@ -38,13 +38,33 @@ def _scale_to_uint8(frame: np.ndarray) -> np.ndarray:
     raise ValueError(f"unsupported image dtype {frame.dtype}")
 
 
+def decode_image(data: np.ndarray) -> np.ndarray | None:
+    """An encoded image's pixels as stored (16-bit stays 16-bit), None when they cannot be decoded.
+    OpenCV returns None for most damage but raises for a header that claims more pixels than its
+    limit (2^30: a crafted 60000×60000 PNG of a few hundred bytes), so that is caught here."""
+    if not data.size:
+        return None
+    try:
+        return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return None
+
+
+def load_image(path) -> np.ndarray | None:
+    """An image file's pixels as stored, None when it cannot be read or decoded."""
+    try:
+        return decode_image(np.fromfile(path, dtype=np.uint8))
+    except OSError:
+        return None
+
+
 def read_image(path) -> np.ndarray:
     """Read an image file as uint8 BGR; ValueError naming the file when it cannot be decoded."""
     path = Path(path)
     data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
     if data is None:
         raise ValueError(f"{path}: no such image file")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    image = decode_image(data)
     if image is None:
         raise ValueError(f"{path}: not a readable image (corrupt or unsupported format)")
     return to_bgr8(image)

@@ -143,6 +143,7 @@ def overlay_frames(record: Path, emotions, truth: dict, classes, count: int = 4)
     bars, ground truth; the renders are not recorded): PNG data URIs."""
     import cv2
 
+    from face.imageio import load_image
     from pipeline.overlay import draw
     index = record / "frames" / "frames.jsonl"
     entries = [json.loads(line) for line in index.read_text().splitlines() if line.strip()] if index.is_file() else []
@@ -151,7 +152,7 @@ def overlay_frames(record: Path, emotions, truth: dict, classes, count: int = 4)
     out = []
     for message in chosen:
         path = file_of.get(message.frame_id)
-        frame = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path is not None else None
+        frame = load_image(path) if path is not None else None
         if frame is None:
             continue
         image = draw({"frame": frame}, message, classes, truth.get(message.frame_id))

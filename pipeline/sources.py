@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from face.imageio import to_bgr8
+from face.imageio import decode_image, to_bgr8
 from pipeline import truth as truth_io
 from pipeline.messages import SourceStatus
 from pipeline.wire import ALLOWED_DTYPES
@@ -191,7 +191,7 @@ def read_frame(file: Path) -> np.ndarray:
         data = np.fromfile(file, dtype=np.uint8)
     except OSError as error:
         raise ValueError(f"{file}: cannot read: {error.strerror or error}") from None
-    image = decode_quietly(data) if data.size else None
+    image = decode_quietly(data)
     if image is None:
         raise ValueError(f"{file}: not a readable image (corrupt or unsupported format)")
     problem = why_unsupported(image)
@@ -204,7 +204,7 @@ def decode_quietly(data: np.ndarray) -> np.ndarray | None:
     """cv2.imdecode without OpenCV's own warnings about a damaged file: the skip line says it once."""
     previous = cv2.setLogLevel(OPENCV_LOG_ERRORS)
     try:
-        return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        return decode_image(data)
     finally:
         cv2.setLogLevel(previous)
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from face.expressions import EXPRESSIONS, expression_index
-from face.imageio import from_network, read_image, to_bgr8, to_network
+from face.imageio import from_network, load_image, read_image, to_bgr8, to_network
+from hostile_images import png_claiming
 
 
 def test_grey_and_single_channel_frames_become_three_equal_channels():
@@ -61,3 +62,11 @@ def test_expression_names():
     assert expression_index(" Happiness") == 3
     with pytest.raises(ValueError, match="contempt"):
         expression_index("contempt")
+
+
+def test_an_image_claiming_billions_of_pixels_is_unreadable_not_a_crash(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_claiming(60000, 60000))   # 342 bytes; OpenCV raised cv2.error on it
+    with pytest.raises(ValueError, match=f"{bomb}: not a readable image"):
+        read_image(bomb)
+    assert load_image(bomb) is None and load_image(tmp_path / "missing.png") is None

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import cv2
 
+from face.imageio import load_image
+
 from .datasets import PAIR_SUFFIX, SIDE_MAP_SUFFIX, is_image_file, list_images
 
 log = logging.getLogger("train.renders")
@@ -97,7 +99,7 @@ def frames_of(drive: Path):
     folder cannot be read; raises ValueError when the video cannot be read at all."""
     if drive.is_dir():
         for index, image_path in enumerate(list_images(drive, recursive=False)):
-            yield index, cv2.imread(str(image_path), cv2.IMREAD_UNCHANGED)
+            yield index, load_image(image_path)
         return
     video = cv2.VideoCapture(str(drive))
     try:

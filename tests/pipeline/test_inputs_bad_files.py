@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from hostile_images import png_claiming
 from pipeline_clips import drive_frames, write_clip
 from pipeline_helpers import REPO, env, free_endpoint, pipeline_command
 from pipeline.config import PipelineConfig
@@ -32,8 +33,9 @@ def unreadable_file(path):
 
 def add_bad_files(folder, first_index):
     """Every kind of bad file the fault campaign found, numbered from first_index; → {file: reason}."""
-    suffixes = (".tif", ".png", ".png", ".png", ".png")
-    int16, corrupt, directory, fifo, locked = (folder / f"{first_index + k:03d}{s}" for k, s in enumerate(suffixes))
+    suffixes = (".tif", ".png", ".png", ".png", ".png", ".png")
+    int16, corrupt, directory, fifo, locked, huge = (folder / f"{first_index + k:03d}{s}"
+                                                     for k, s in enumerate(suffixes))
     grey = cv2.cvtColor(drive_frames(["bright"])[0][0], cv2.COLOR_BGR2GRAY)
     assert cv2.imwrite(str(int16), grey.astype(np.int16) * 8)
     assert cv2.imread(str(int16), cv2.IMREAD_UNCHANGED).dtype == np.int16
@@ -41,8 +43,12 @@ def add_bad_files(folder, first_index):
     directory.mkdir()
     os.mkfifo(fifo)   # opening it would block the capture forever
     unreadable_file(locked)
+    huge.write_bytes(png_claiming(60000, 60000))   # OpenCV raised on it rather than returning None
     return {int16: "int16 pixels are not supported", corrupt: "not a readable image", directory: "not a regular file",
-            fifo: "not a regular file", locked: "cannot read: Permission denied"}
+            fifo: "not a regular file", locked: "cannot read: Permission denied", huge: "not a readable image"}
+
+
+BAD_KINDS = 6   # the files add_bad_files writes
 
 
 @pytest.fixture
@@ -52,7 +58,7 @@ def folder_with_bad_files(tmp_path):
     folder.mkdir()
     frames, _ = drive_frames(["bright"] * 6)
     for index, frame in enumerate(frames):
-        cv2.imwrite(str(folder / f"{index if index < 3 else index + 5:03d}.png"), frame)
+        cv2.imwrite(str(folder / f"{index if index < 3 else index + BAD_KINDS:03d}.png"), frame)
     return folder, add_bad_files(folder, 3)
 
 
@@ -63,11 +69,11 @@ def skip_lines(stderr):
 def test_bad_files_are_skipped_counted_and_named_once(folder_with_bad_files, capsys):
     folder, bad = folder_with_bad_files
     source = FolderSource(folder, fast=True)
-    assert [c.index for c in source.frames()] == [0, 1, 2, 8, 9, 10]
-    assert source.status.skipped == 5 and source.status.state == "ended"
-    assert source.status.note == f"{folder}: skipped 5 unreadable or unsupported image(s)"
+    assert [c.index for c in source.frames()] == [0, 1, 2, 9, 10, 11]
+    assert source.status.skipped == BAD_KINDS and source.status.state == "ended"
+    assert source.status.note == f"{folder}: skipped {BAD_KINDS} unreadable or unsupported image(s)"
     lines = skip_lines(capsys.readouterr().err)
-    assert len(lines) == 5
+    assert len(lines) == BAD_KINDS
     for line, (file, reason) in zip(lines, bad.items()):
         assert line.startswith(f"exprada pipeline: skipped {file}: {reason}")
 
@@ -84,7 +90,7 @@ def test_a_folder_opening_with_many_bad_files_still_plays_the_good_one(tmp_path,
 def test_a_folder_with_nothing_readable_is_refused_naming_the_first_file(tmp_path):
     bad = add_bad_files(tmp_path, 0)
     first = min(bad)
-    with pytest.raises(SourceError, match=f"none of the 5 images is readable \\({first}: {bad[first]}"):
+    with pytest.raises(SourceError, match=f"none of the {BAD_KINDS} images is readable \\({first}: {bad[first]}"):
         FolderSource(tmp_path)
 
 
@@ -103,12 +109,12 @@ def test_a_run_skips_and_counts_bad_files_and_goes_on(folder_with_bad_files, mod
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     lines = skip_lines(result.stderr)
-    assert len(lines) == 5 and all(any(line.startswith(f"exprada pipeline: skipped {f}: ") for line in lines)
+    assert len(lines) == BAD_KINDS and all(any(line.startswith(f"exprada pipeline: skipped {f}: ") for line in lines)
                                    for f in bad)
     summary = summary_of(result.stdout)
-    assert summary["frames"] == 6 and summary["skipped"] == 5 and "error" not in summary
-    assert summary["note"] == f"{folder}: skipped 5 unreadable or unsupported image(s)"
-    assert any(line.startswith("drops ") and line.endswith(", skipped 5") for line in result.stderr.splitlines())
+    assert summary["frames"] == 6 and summary["skipped"] == BAD_KINDS and "error" not in summary
+    assert summary["note"] == f"{folder}: skipped {BAD_KINDS} unreadable or unsupported image(s)"
+    assert any(line.startswith("drops ") and line.endswith(f", skipped {BAD_KINDS}") for line in result.stderr.splitlines())
 
 
 def test_a_run_on_a_folder_with_nothing_readable_exits_2_with_one_line(tmp_path, models):
@@ -116,7 +122,7 @@ def test_a_run_on_a_folder_with_nothing_readable_exits_2_with_one_line(tmp_path,
     result = run(tmp_path, models)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        f"run_pipeline: {tmp_path}: none of the 5 images is readable ({min(bad)}: {bad[min(bad)]} "
+        f"run_pipeline: {tmp_path}: none of the {BAD_KINDS} images is readable ({min(bad)}: {bad[min(bad)]} "
         f"(the pipeline takes uint8, uint16, int32, int64, float32, float64))"]
 
 
@@ -124,7 +130,7 @@ def test_the_sequential_loop_counts_skipped_files_too(folder_with_bad_files, mod
     folder, _ = folder_with_bad_files
     generator, classifier = models
     summary = run_sequential(PipelineConfig(source=str(folder), fast=True, generator=generator, classifier=classifier))
-    assert summary["frames"] == 6 and summary["skipped"] == 5
+    assert summary["frames"] == 6 and summary["skipped"] == BAD_KINDS
 
 
 def test_a_video_damaged_mid_file_ends_cleanly_with_a_note(tmp_path, models):
