@@ -15,8 +15,31 @@ import cv2
 import msgspec
 
 from face.expressions import EXPRESSIONS
-from pipeline.messages import encode
+from pipeline.messages import DecodeError, decode_published, encode
 from pipeline.truth import NO_FACE
+
+
+def read_messages(path, kind=None) -> tuple[list, int]:
+    """The typed messages of a recorded DIR/emotion.jsonl, event.jsonl or status.jsonl (only those of
+    `kind`, a message class, when given), and how many lines were not one (damaged or foreign): those
+    are skipped, so a damaged recording is read as far as it goes. A missing file holds none."""
+    path = Path(path)
+    if not path.is_file():
+        return [], 0
+    messages, malformed = [], 0
+    for line in path.read_bytes().splitlines():
+        if not line.strip():
+            continue
+        try:
+            message = decode_published(line)
+        except DecodeError:
+            malformed += 1
+            continue
+        if kind is None or isinstance(message, kind):
+            messages.append(message)
+        else:
+            malformed += 1
+    return messages, malformed
 
 
 class FrameRecorder:

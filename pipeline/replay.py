@@ -23,6 +23,8 @@ from collections import Counter
 from pathlib import Path
 
 from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, PipelineConfig
+from pipeline.messages import Emotion, Event, to_builtins
+from pipeline.record import read_messages
 
 TIMING = {"t_capture_ns", "t_publish_ns", "latency_ms", "source"}   # what differs from run to run anyway
 EXIT_SAME, EXIT_DIFFERENT, EXIT_BAD_INPUT = 0, 1, 2
@@ -57,8 +59,10 @@ def free_local_endpoint() -> str:
         return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+def read_recorded(path: Path, kind) -> tuple[list[dict], int]:
+    """The `kind` messages of a recorded .jsonl as plain dicts, and the count of lines skipped as damaged."""
+    messages, malformed = read_messages(path, kind)
+    return [to_builtins(m) for m in messages], malformed
 
 
 def compare(recorded: list[dict], replayed: list[dict], atol: float) -> dict:
@@ -87,7 +91,8 @@ def replay(record: Path, config: PipelineConfig) -> tuple[list[dict], list[dict]
     with tempfile.TemporaryDirectory(prefix="exprada-replay-") as folder:
         config.source, config.record, config.fast, config.single_process = str(record / "frames"), folder, True, True
         summary = supervisor.run(config)
-        return read_jsonl(Path(folder) / "emotion.jsonl"), read_jsonl(Path(folder) / "event.jsonl"), summary
+        return (read_recorded(Path(folder) / "emotion.jsonl", Emotion)[0],
+                read_recorded(Path(folder) / "event.jsonl", Event)[0], summary)
 
 
 def main(argv=None) -> int:
@@ -107,7 +112,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="also write the comparison JSON here")
     args = p.parse_args(argv)
     record = Path(args.record)
-    recorded = read_jsonl(record / "emotion.jsonl")
+    recorded, damaged = read_recorded(record / "emotion.jsonl", Emotion)
+    recorded_events, damaged_events = read_recorded(record / "event.jsonl", Event)
     if not (record / "frames").is_dir() or not recorded:
         print(f"exprada replay: {record} holds no recording (frames/ and emotion.jsonl, from run_pipeline.py "
               f"--record)", file=sys.stderr)
@@ -122,8 +128,8 @@ def main(argv=None) -> int:
         return EXIT_BAD_INPUT
     result = {"record": str(record), "generator": args.generator, "classifier": args.classifier,
               **compare(recorded, emotions, args.atol),
-              "events": {"recorded": dict(Counter(e["kind"] for e in read_jsonl(record / "event.jsonl")
-                                                  if e["state"] == "start")),
+              "damaged_lines": damaged + damaged_events,   # in the recording, skipped: they compare as missing
+              "events": {"recorded": dict(Counter(e["kind"] for e in recorded_events if e["state"] == "start")),
                          "replayed": dict(Counter(e["kind"] for e in events if e["state"] == "start"))},
               "accuracy_published": summary.get("accuracy_published")}
     result["same"] = (not result["frames_differing"] and not result["missing"] and not result["extra"]

@@ -20,7 +20,8 @@ import numpy as np
 
 from pipeline import truth as truth_io
 from pipeline.fusion import PATHS
-from pipeline.messages import DecodeError, Emotion, Result, decode_published
+from pipeline.messages import Emotion, Event, Result, Status, to_builtins
+from pipeline.record import read_messages
 from pipeline.summary import Tally
 from pipeline.truth import NO_FACE
 
@@ -31,26 +32,15 @@ STAGE_ORDER = ("capture", "face", "translate", "classify", "decide", "total")
 def load_run(record: Path):
     """(emotion messages in frame order, events as dicts, truth {frame: class index}) of a recording;
     a line that does not decode is skipped."""
-    emotions = []
-    for line in (record / "emotion.jsonl").read_text().splitlines():
-        try:
-            message = decode_published(line.encode())
-        except DecodeError:
-            continue
-        if isinstance(message, Emotion):
-            emotions.append(message)
-    emotions.sort(key=lambda m: m.frame_id)
-    events_file = record / "event.jsonl"
-    events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()] \
-        if events_file.is_file() else []
+    emotions = sorted(read_messages(record / "emotion.jsonl", Emotion)[0], key=lambda m: m.frame_id)
+    events = [to_builtins(e) for e in read_messages(record / "event.jsonl", Event)[0]]
     frames_index = record / "frames" / "frames.jsonl"
     truth = truth_io.load(frames_index) if frames_index.is_file() else {}
     return emotions, events, truth
 
 
 def load_statuses(record: Path) -> list[dict]:
-    path = record / "status.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    return [to_builtins(s) for s in read_messages(record / "status.jsonl", Status)[0]]
 
 
 def tally_of(emotions, truth: dict, classes) -> Tally:
@@ -147,7 +137,10 @@ def overlay_frames(record: Path, emotions, truth: dict, classes, count: int = 4)
     from pipeline.overlay import draw
     index = record / "frames" / "frames.jsonl"
     entries = [json.loads(line) for line in index.read_text().splitlines() if line.strip()] if index.is_file() else []
-    file_of = {e.get("source_index", e["frame"]): record / "frames" / f"{e['frame']:06d}.png" for e in entries}
+    # (load_run has read this index as the ground truth already, so every line is JSON; an entry
+    # without a frame number shows no picture)
+    file_of = {e.get("source_index", e["frame"]): record / "frames" / f"{e['frame']:06d}.png" for e in entries
+               if isinstance(e, dict) and type(e.get("frame")) is int}
     chosen = [emotions[int(i)] for i in np.linspace(0, len(emotions) - 1, min(count, len(emotions)))]
     out = []
     for message in chosen:

@@ -1,9 +1,12 @@
 """`python -m pipeline.replay`: a recording replays to the same messages with the same models, and a
 changed model shows where it changes them (process replay, timing ignored)."""
 import json
+import shutil
 import subprocess
 import sys
 
+from pipeline.messages import Emotion
+from pipeline.record import read_messages
 from pipeline.replay import compare, differences
 from pipeline_clips import brightness_classifier
 from pipeline_helpers import REPO, env
@@ -44,3 +47,24 @@ def test_no_recording_is_bad_input(tmp_path):
     run = subprocess.run([sys.executable, "-m", "pipeline.replay", str(tmp_path)], cwd=REPO, env=env(),
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "holds no recording" in run.stderr
+
+
+def test_a_damaged_recording_is_read_as_far_as_it_goes_by_the_replay_and_the_report(recording, models, tmp_path):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(recording, damaged)
+    lines = (damaged / "emotion.jsonl").read_text().splitlines()
+    lines[1], lines[2] = "not json {", json.dumps({**json.loads(lines[2]), "frame_id": "two"})   # cut; mistyped
+    (damaged / "emotion.jsonl").write_text("\n".join(lines) + "\n")
+    (damaged / "event.jsonl").write_text('{"kind": 5}\n[1, 2\n')
+    with (damaged / "status.jsonl").open("a") as status:
+        status.write("\x00\xff garbage\n")
+    emotions, malformed = read_messages(damaged / "emotion.jsonl", Emotion)
+    assert malformed == 2 and len(emotions) == len(lines) - 2 and all(isinstance(m, Emotion) for m in emotions)
+    assert read_messages(damaged / "event.jsonl") == ([], 2) and read_messages(tmp_path / "none.jsonl") == ([], 0)
+
+    status, result = replay(damaged, models)   # was: a JSONDecodeError traceback
+    assert status == 1 and result["damaged_lines"] == 4 and len(result["extra"]) == 2 and result["frames_differing"] == 0
+    page = tmp_path / "report.html"
+    run = subprocess.run([sys.executable, "-m", "pipeline.report", str(damaged), "--out", str(page)], cwd=REPO,
+                         env=env(), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "Traceback" not in run.stderr and page.stat().st_size > 0, run.stderr
