@@ -31,7 +31,15 @@ def main(argv=None) -> int:
     parser.add_argument("--stride", type=int, default=1, help="use every k-th frame")
     parser.add_argument("--generator", help="FP32 UIT generator ONNX: a classifier is calibrated on its translations")
     args = parser.parse_args(argv)
+    try:
+        return _run(args, parser)
+    except (ImportError, FileNotFoundError, ValueError) as error:
+        # A missing backend or file, a corrupt model, frames without a face: one line, not a traceback.
+        print(f"python -m calibration: {error}", file=sys.stderr)
+        return 2
 
+
+def _run(args, parser) -> int:
     model = engines.load(args.onnx)
     if args.precision == "fp16":
         out = convert_fp16(args.onnx, args.out)

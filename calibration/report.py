@@ -145,7 +145,7 @@ def _named(values, what) -> dict:
     for value in values or []:
         name, sep, path = value.partition("=")
         if not sep:
-            raise SystemExit(f"--{what} takes PRECISION=PATH (e.g. int8=model.int8.onnx), got {value!r}")
+            raise ValueError(f"--{what} takes PRECISION=PATH (e.g. int8=model.int8.onnx), got {value!r}")
         named[name] = path
     return named
 
@@ -167,9 +167,17 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="engine threads (default: the runtime's own)")
     parser.add_argument("--out", help="also write the report JSON to this file")
     args = parser.parse_args(argv)
+    try:
+        return _report(args)
+    except (ImportError, FileNotFoundError, ValueError) as error:   # the user's to fix: one line
+        print(f"python -m calibration.report: {error}", file=sys.stderr)
+        return 2
+
+
+def _report(args) -> int:
     generators, classifiers = _named(args.generator, "generator"), _named(args.classifier, "classifier")
     if args.reference not in classifiers:
-        raise SystemExit(f"--classifier {args.reference}=PATH is required (the reference chain)")
+        raise ValueError(f"--classifier {args.reference}=PATH is required (the reference chain)")
     options = {"threads": args.threads} if args.threads else {}
     chains = {name: (None if path == "identity" else engines.load(path, **options),
                      engines.load(classifiers.get(name, classifiers[args.reference]), **options))

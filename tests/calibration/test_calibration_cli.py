@@ -21,5 +21,20 @@ def test_cli_fp16_and_missing_frames(tmp_path, generator_128, capsys):
     assert json.loads(capsys.readouterr().out)["precision"] == "fp16"
     with pytest.raises(SystemExit):
         main(["--onnx", str(generator_128), "--out", str(tmp_path / "x.onnx")])  # int8 without --frames
-    with pytest.raises(FileNotFoundError, match="no_such_video.mp4"):
-        main(["--onnx", str(generator_128), "--frames", str(tmp_path / "no_such_video.mp4"), "--out", str(tmp_path / "x.onnx")])
+    assert main(["--onnx", str(generator_128), "--frames", str(tmp_path / "no_such_video.mp4"),
+                 "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "no_such_video.mp4" in capsys.readouterr().err
+
+
+def test_a_corrupt_model_or_frames_without_a_face_are_one_line_and_exit_2(tmp_path, generator_128, capsys):
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(generator_128.read_bytes()[:500])
+    faceless = tmp_path / "faceless"
+    faceless.mkdir()
+    (faceless / "000.png").write_bytes(b"\x89PNG broken")
+    for onnx, frames, expected in ((corrupt, faceless, f"ONNX model {corrupt} could not be loaded"),
+                                   (generator_128, faceless, "no face found")):
+        assert main(["--onnx", str(onnx), "--frames", str(frames), "--out", str(tmp_path / "x.onnx")]) == 2
+        last = capsys.readouterr().err.splitlines()[-1]   # (after the frames' progress bar)
+        assert last.startswith("python -m calibration: ") and expected in last
+    assert not (tmp_path / "x.onnx").exists()

@@ -68,3 +68,13 @@ def test_report_cli_on_prerendered_set(tmp_path, generator_128, classifier_128, 
         assert figures["samples"] == 6 and 0 <= figures["agreement_with_fp32"] <= 1
     assert result["precisions"]["fp16"]["translated_mae_vs_fp32"] < 0.01
     assert json.loads((tmp_path / "r.json").read_text()) == result
+
+
+def test_report_cli_mistakes_are_one_line_and_exit_2(tmp_path, classifier_128, capsys):
+    for args, expected in (
+            (["--generator", "fp32", "--classifier", f"fp32={classifier_128}"], "--generator takes PRECISION=PATH"),
+            (["--generator", "fp32=identity", "--classifier", f"int8={classifier_128}"], "--classifier fp32=PATH is required"),
+            (["--generator", "fp32=identity", "--classifier", f"fp32={classifier_128}"], "nowhere not found")):
+        assert main(["--labelled", str(tmp_path / "nowhere"), *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("python -m calibration.report: ") and expected in err and len(err.splitlines()) == 1
