@@ -17,6 +17,7 @@ import math
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_PUBLISH, PipelineConfig
@@ -120,13 +121,17 @@ def check_outputs(args):
         raise refuse("--display needs a graphical session (DISPLAY is not set); use --save-video OUT.mp4 instead")
     if args.report and args.record and Path(args.report).resolve() != Path(args.record).resolve():
         raise refuse("--report DIR records into DIR: give --record the same folder or leave it out")
-    args.record = args.record or args.report
-    for option, path in (("--save-video", args.save_video), ("--record", args.record)):
+    if args.save_video and (Path(args.save_video).is_dir() or not Path(args.save_video).suffix):
+        raise refuse(f"--save-video {args.save_video}: needs a video file name, e.g. overlay.mp4")
+    for option, path in (("--save-video", args.save_video), ("--record", args.record), ("--report", args.report)):
         if path:
             folder = Path(path).resolve().parent if option == "--save-video" else Path(path).resolve()
-            existing = next(p for p in (folder, *folder.parents) if p.exists())
-            if not os.access(existing, os.W_OK):
-                raise refuse(f"{option} {path}: {existing} is not writable")
+            try:   # made and tried now, not when the first frame is out (os.access says yes to root everywhere)
+                folder.mkdir(parents=True, exist_ok=True)
+                tempfile.TemporaryFile(dir=folder).close()
+            except OSError as error:
+                raise refuse(f"{option} {path}: cannot write in {folder}: {error.strerror or error}") from None
+    args.record = args.record or args.report
 
 
 def config_from(args) -> PipelineConfig:

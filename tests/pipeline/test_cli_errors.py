@@ -75,6 +75,11 @@ def test_publish_port_in_use_stops_the_run_with_the_reason(drive_clip, models):
     (("--crop-yaw", "-10"), "run_pipeline: --crop-yaw must be a positive number of degrees, got -10.0"),
     (("--publish", "nonsense"), "run_pipeline: --publish nonsense: not a ZeroMQ address"),
     (("--publish", "tcp://127.0.0.1:99999"), "run_pipeline: --publish tcp://127.0.0.1:99999: needs a host and a port"),
+    # root may write anywhere os.access looks, but not under /proc: the folder is made and tried up front
+    (("--save-video", "/proc/no-such/overlay.mp4"),
+     "run_pipeline: --save-video /proc/no-such/overlay.mp4: cannot write in /proc/no-such: "),
+    (("--report", "/proc/no-such/report"), "run_pipeline: --report /proc/no-such/report: cannot write in /proc/no-such"),
+    (("--save-video", "/tmp"), "run_pipeline: --save-video /tmp: needs a video file name, e.g. overlay.mp4"),
 ])
 def test_bad_publish_label_options_are_refused_before_anything_starts(drive_clip, models, option, expected):
     result = subprocess.run(pipeline_command(drive_clip, models, "--publish", free_endpoint(), *option), cwd=REPO,
