@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import CLASSES, DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, IDENTITY, PipelineConfig
+from pipeline.config import CLASSES, DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, IDENTITY, PipelineConfig, resolve_models
 from pipeline.fusion import PATHS
 from pipeline.provenance import code_digest
 from pipeline.sources import IMAGE_SUFFIXES
@@ -273,11 +273,9 @@ def main(argv=None) -> int:
         if args.candidate_generator or args.candidate_classifier:
             model_sets["candidate"] = (args.candidate_generator or args.generator,
                                        args.candidate_classifier or args.classifier)
-        for g, c in model_sets.values():
-            for path in (g, c):
-                if path != IDENTITY and not Path(path).is_file():
-                    raise FileNotFoundError(f"model {path} not found")
-    except FileNotFoundError as error:
+        for g, c in model_sets.values():   # as a run checks them: present, the right kinds, one image size
+            resolve_models(PipelineConfig(generator=g, classifier=c, engine=args.engine))
+    except (FileNotFoundError, ValueError) as error:
         print(f"exprada fleet: {error}", file=sys.stderr)
         return 2
     out = Path(args.out)
@@ -289,8 +287,13 @@ def main(argv=None) -> int:
             print(f"exprada fleet: {result['drive']}: {what}", file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    results, skipped = evaluate_fleet(drives, model_sets, out, args.workers, args.address, not args.no_ray,
-                                      args.engine, progress)
+    try:
+        results, skipped = evaluate_fleet(drives, model_sets, out, args.workers, args.address, not args.no_ray,
+                                          args.engine, progress)
+    except ConnectionError as error:   # e.g. no Ray cluster at --address
+        print(f"exprada fleet: cannot reach the Ray cluster at {args.address or 'the local one'}: {error}",
+              file=sys.stderr)
+        return 1
     seconds = time.perf_counter() - started
     classes = next((r["baseline"]["classes"] for r in results if "baseline" in r), CLASSES)
     summary = {"drives": len(drives), "evaluated": len(drives) - skipped, "skipped_done": skipped,

@@ -89,3 +89,16 @@ def test_a_drive_gives_the_same_messages_whatever_drive_the_worker_ran_before(fl
     timing = ("t_capture_ns", "t_publish_ns", "latency_ms")
     assert [{k: v for k, v in m.items() if k not in timing} for m in again] == \
         [{k: v for k, v in m.items() if k not in timing} for m in alone]
+
+
+def test_a_corrupt_or_wrong_model_is_refused_in_one_line_before_any_drive_runs(fleet_dir, models, tmp_path):
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x08\x07 not a model")
+    for option, expected in ((["--candidate-generator", str(corrupt)], f"{corrupt}: not a readable model file"),
+                             (["--candidate-generator", models[1]], "is a classifier model; expected uit_generator")):
+        run = subprocess.run([sys.executable, "-m", "pipeline.fleet", str(fleet_dir), "--out", str(tmp_path / "out"),
+                              "--generator", models[0], "--classifier", models[1], "--no-ray", *option],
+                             cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
+        lines = run.stderr.splitlines()
+        assert run.returncode == 2 and len(lines) == 1 and lines[0].startswith("exprada fleet: ") and expected in lines[0]
+        assert not (tmp_path / "out").exists()
