@@ -203,7 +203,15 @@ def main(argv=None) -> int:
                                   "G_ts_ema when the run kept one)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
     args = p.parse_args(argv)
-    out = export_checkpoint(args.checkpoint, args.out, name=args.name, opset=args.opset)
+    if Path(args.out).suffix not in (".onnx", ".pt2") or Path(args.out).is_dir():
+        raise SystemExit(f"error: --out {args.out}: give a file name ending in .onnx or .pt2")
+    try:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        out = export_checkpoint(args.checkpoint, args.out, name=args.name, opset=args.opset)
+    except OSError as error:   # (a checkpoint that cannot be read is a CheckpointError, said by train/__main__)
+        raise SystemExit(f"error: cannot write {args.out}: {error.strerror or error}") from None
+    except ValueError as error:   # e.g. --name of a network that is no generator
+        raise SystemExit(f"error: {error}") from None
     info = ModelInfo.of(out)   # what the artefact states, read back
     result = {"out": str(out), "checkpoint": str(args.checkpoint), "kind": info.kind, "image_size": info.image_size,
               "width": info.width}

@@ -174,8 +174,11 @@ def translate(checkpoint, input_path, out, generator=None, expression="all", bat
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logger = setup_logging(None)
-    summary = translate(args.checkpoint, args.input, args.out, args.generator, args.expression, args.batch_size,
-                        args.device, args.cache, logger, args.face_crop)
+    try:
+        summary = translate(args.checkpoint, args.input, args.out, args.generator, args.expression,
+                            args.batch_size, args.device, args.cache, logger, args.face_crop)
+    except (ValueError, FileNotFoundError) as error:   # no images there, a generator that does not fit
+        raise SystemExit(f"error: {error}") from None
     logger.info("wrote %d images to %s (%d unreadable inputs skipped)", summary["written"], args.out,
                 len(summary["bad_files"]))
     return 0

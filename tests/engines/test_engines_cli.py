@@ -46,8 +46,17 @@ def test_export_checkpoint_to_pt2_carries_the_onnx_metadata(tmp_path, uit_checkp
 
 
 def test_export_unknown_network_name_is_refused(tmp_path, uit_checkpoint):
-    with pytest.raises(ValueError, match="only generators"):
+    with pytest.raises(SystemExit, match="^error: .*only generators"):   # one line from `python -m train`
         export(["--checkpoint", str(uit_checkpoint), "--out", str(tmp_path / "d.onnx"), "--name", "D_s"])
+
+
+@pytest.mark.parametrize("out, expected", [
+    ("model.bin", "give a file name ending in .onnx or .pt2"), (".", "give a file name ending in .onnx or .pt2"),
+    ("/proc/no-such/uit.onnx", "^error: cannot write /proc/no-such/uit.onnx: "),
+])
+def test_export_to_a_place_it_cannot_write_is_one_line(tmp_path, uit_checkpoint, out, expected):
+    with pytest.raises(SystemExit, match=expected):
+        export(["--checkpoint", str(uit_checkpoint), "--out", out if out.startswith("/") else str(tmp_path / out)])
 
 
 def test_bench_prints_latency_per_batch(generator_onnx, capsys):

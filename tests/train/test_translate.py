@@ -48,7 +48,7 @@ def test_cgit_translates_one_image_to_every_expression_with_a_strip(runs, tmp_pa
     main(["--checkpoint", str(runs / "cgit"), "--input", str(image), "--out", str(tmp_path / "one"),
           "--expression", "happiness"])
     assert [p.name for p in (tmp_path / "one").iterdir() if p.is_dir() and p.name != ".cache"] == ["happiness"]
-    with pytest.raises(ValueError, match="unknown expression 'smug'"):
+    with pytest.raises(SystemExit, match="^error: .*unknown expression 'smug'"):
         main(["--checkpoint", str(runs / "cgit"), "--input", str(image), "--out", str(tmp_path / "x"),
               "--expression", "smug"])
 
@@ -69,3 +69,9 @@ def test_a_camera_frame_is_cropped_to_its_face_before_translation(runs, tmp_path
     main(["--checkpoint", str(runs / "uit"), "--input", str(inputs), "--out", str(tmp_path / "whole"),
           "--face-crop", "none"])
     assert not (tmp_path / "whole" / ".cache" / "face_crops").exists()
+
+
+def test_an_input_without_images_is_one_line(runs, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match=f"^error: input folder {tmp_path / 'empty'} holds no images$"):
+        main(["--checkpoint", str(runs / "uit"), "--input", str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
