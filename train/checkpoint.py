@@ -188,6 +188,9 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     path = _checkpoint_file(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
+    if path.suffix in (".onnx", ".pt2"):   # the shipped models are exports: say what is wanted instead
+        raise CheckpointError(f"{path}: an exported model, not a training checkpoint; give the run folder (or its "
+                              f"checkpoints/*.pt) it was exported from")
     try:
         verified = _verified(path)   # before torch.load: a damaged file is never unpickled
         state = torch.load(path, map_location=map_location, weights_only=True)

@@ -65,6 +65,9 @@ def test_bad_configs_and_files_are_clear_errors(tmp_path):
         load_checkpoint(tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "none.pt")
+    (tmp_path / "classifier.onnx").write_bytes(b"\x08\x07onnx")   # what a user has at hand: the shipped models
+    with pytest.raises(CheckpointError, match="classifier.onnx: an exported model, not a training checkpoint"):
+        load_checkpoint(tmp_path / "classifier.onnx")
 
 
 def test_state_that_does_not_fit_names_the_mismatch():
