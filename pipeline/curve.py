@@ -82,12 +82,19 @@ def _keys(path, secret: bool) -> tuple[bytes, bytes]:
     return public, secret_key
 
 
-def serve_curve(ctx: zmq.Context, sock: zmq.Socket, secret_key_file, clients_dir) -> ThreadAuthenticator:
-    """Make `sock` a CURVE server that lets in only the public keys found in `clients_dir`."""
+def server_keys(secret_key_file, clients_dir) -> tuple[bytes, bytes]:
+    """The pipeline's (public, secret) key; ValueError naming the file or folder that will not do. Checked
+    before anything starts, and again by the stage that serves."""
     clients = Path(clients_dir)
     if not clients.is_dir() or not any(clients.glob("*.key")):
         raise ValueError(f"--curve-clients {clients}: no subscriber public keys (*.key) there")
-    public, secret = _keys(secret_key_file, secret=True)
+    return _keys(secret_key_file, secret=True)
+
+
+def serve_curve(ctx: zmq.Context, sock: zmq.Socket, secret_key_file, clients_dir) -> ThreadAuthenticator:
+    """Make `sock` a CURVE server that lets in only the public keys found in `clients_dir`."""
+    public, secret = server_keys(secret_key_file, clients_dir)
+    clients = Path(clients_dir)
     auth = ThreadAuthenticator(ctx)
     auth.start()
     auth.configure_curve(domain="*", location=str(clients))

@@ -21,7 +21,7 @@ import msgspec
 
 from pipeline import progress, rundirs, runner, wire
 from pipeline.config import PipelineConfig, resolve_models
-from pipeline.curve import check_publish_address
+from pipeline.curve import check_publish_address, server_keys
 from pipeline.messages import (COUNTERS, DecodeError, Result, SourceStatus, StageStatus, Status, decode_report,
                                decode_result, encode)
 from pipeline.record import JsonLines
@@ -64,6 +64,8 @@ class Supervisor:
         check_source(self.config)
         resolve_models(self.config)
         warning = check_publish_address(self.config.publish, self.config.allow_remote)
+        if self.config.curve_secret_key:
+            server_keys(self.config.curve_secret_key, self.config.curve_clients)
         if warning:
             print(f"exprada pipeline: warning: {warning}"
                   f"{'' if self.config.curve_secret_key else ', unencrypted and open to anyone (no --curve-secret-key)'}",

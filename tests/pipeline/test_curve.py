@@ -124,6 +124,15 @@ def test_run_pipeline_refuses_a_remote_address_unless_asked_and_then_serves_know
     assert refused.returncode == 2 and "add --allow-remote" in refused.stderr.strip().splitlines()[-1]
     server_public, server_secret = make_keys(tmp_path / "car", "car")
     _, dash_secret = make_keys(tmp_path / "clients", "dash")
+    # the public key where the secret one belongs, or no subscriber keys: refused before any stage starts
+    for keys, expected in (((server_public, tmp_path / "clients"), "holds no secret key"),
+                           ((server_secret, tmp_path / "car" / "none"), "no subscriber public keys")):
+        refused = subprocess.run(pipeline_command(drive_clip, models, "--publish", "tcp://0.0.0.0:5597",
+                                                  "--allow-remote", "--curve-secret-key", keys[0], "--curve-clients",
+                                                  keys[1], "--fast"),
+                                 cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
+        last = refused.stderr.strip().splitlines()[-1]
+        assert refused.returncode == 2 and last.startswith("run_pipeline: ") and expected in last, refused.stderr
     port = free_endpoint().rsplit(":", 1)[1]
     run = subprocess.Popen(pipeline_command(drive_clip, models, "--publish", f"tcp://0.0.0.0:{port}", "--allow-remote",
                                             "--curve-secret-key", server_secret, "--curve-clients", tmp_path / "clients"),
