@@ -128,7 +128,7 @@ def main(argv=None) -> int:
         return EXIT_BAD_INPUT
     result = {"record": str(record), "generator": args.generator, "classifier": args.classifier,
               **compare(recorded, emotions, args.atol),
-              "damaged_lines": damaged + damaged_events,   # in the recording, skipped: they compare as missing
+              "damaged_lines": damaged + damaged_events,   # skipped in the recording: their frames show as `extra`
               "events": {"recorded": dict(Counter(e["kind"] for e in recorded_events if e["state"] == "start")),
                          "replayed": dict(Counter(e["kind"] for e in events if e["state"] == "start"))},
               "accuracy_published": summary.get("accuracy_published")}
