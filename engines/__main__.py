@@ -76,6 +76,9 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), help="torch (default: float16 on CUDA)")
     p.add_argument("--compile", choices=("none", "graph", "compile"), help="torch (default: graph on CUDA)")
     args = parser.parse_args(argv)
+    if args.command == "bench" and (args.runs < 1 or min(args.batch) < 1):
+        parser.error(f"bench needs --runs and every --batch size at least 1, got --runs {args.runs} "
+                     f"--batch {','.join(map(str, args.batch))}")
     try:
         result = {"build": _build, "bench": _bench}[args.command](args)
     except (ImportError, FileNotFoundError, ValueError) as error:

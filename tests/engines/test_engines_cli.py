@@ -59,6 +59,13 @@ def test_export_to_a_place_it_cannot_write_is_one_line(tmp_path, uit_checkpoint,
         export(["--checkpoint", str(uit_checkpoint), "--out", out if out.startswith("/") else str(tmp_path / out)])
 
 
+@pytest.mark.parametrize("option", [["--runs", "0"], ["--batch", "1,0"]])
+def test_bench_refuses_nothing_to_time(generator_onnx, capsys, option):
+    with pytest.raises(SystemExit) as stop:   # --runs 0 was an IndexError
+        main(["bench", "--onnx", str(generator_onnx), *option])
+    assert stop.value.code == 2 and "bench needs --runs and every --batch size at least 1" in capsys.readouterr().err
+
+
 def test_bench_prints_latency_per_batch(generator_onnx, capsys):
     assert main(["bench", "--onnx", str(generator_onnx), "--batch", "1,2", "--runs", "3", "--threads", "1"]) == 0
     result = json.loads(capsys.readouterr().out)
