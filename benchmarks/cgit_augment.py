@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.cli import exit_status
 from benchmarks.paper_table4 import mean_std
 from face.expressions import EXPRESSIONS
 from train.classifier import DEFAULTS as CLASSIFIER_DEFAULTS
@@ -306,4 +307,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(exit_status(main))

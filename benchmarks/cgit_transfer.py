@@ -23,6 +23,7 @@ with the real faces).
 """
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from tqdm import tqdm
 
 import engines
 import face
+from benchmarks.cli import exit_status
 from face import bilinear
 from benchmarks.paper_table4 import mean_std, named_paths
 from engines.chain import classify
@@ -260,4 +262,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(exit_status(main))

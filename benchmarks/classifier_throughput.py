@@ -19,6 +19,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 import torch
 
+from benchmarks.cli import exit_status
 from train.classifier_nets import ARCHS, build_classifier, count_parameters
 
 
@@ -79,4 +80,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main))

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.cli import exit_status
 from pipeline.config import PipelineConfig
 from pipeline.demo import REPO, writer_digest
 from pipeline.dms import DmsSettings
@@ -314,4 +315,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main))

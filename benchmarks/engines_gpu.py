@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 import engines
+from benchmarks.cli import exit_status
 from engines.bench import random_feeds
 from train.export import export_program
 
@@ -107,4 +108,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main))

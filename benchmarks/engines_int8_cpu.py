@@ -37,6 +37,7 @@ import onnxruntime as ort
 import torch
 
 import engines
+from benchmarks.cli import exit_status
 from calibration.frames import collect
 from calibration.quantize import batched_feeds, quantize_int8
 from engines.bench import compare
@@ -203,4 +204,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main))

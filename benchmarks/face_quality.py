@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 import face
+from benchmarks.cli import exit_status
 from face import bilinear
 from face.crops import face_crop
 from face.expressions import EXPRESSIONS
@@ -542,4 +543,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main))

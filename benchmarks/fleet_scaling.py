@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.cli import exit_status
 from pipeline.fleet import evaluate_fleet, find_drives
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,4 +70,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(exit_status(main))

@@ -27,6 +27,7 @@ class probabilities per single row, with its label and fitted yaw, keyed `SEED/Y
 """
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from tqdm import tqdm
 
 import engines
 import face
+from benchmarks.cli import exit_status
 from engines.chain import classify, translate
 from face.expressions import EXPRESSIONS
 from face.imageio import from_network
@@ -249,4 +251,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(exit_status(main))

@@ -18,6 +18,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 import cv2
 
+from benchmarks.cli import exit_status
 from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, PipelineConfig
 from pipeline.runner import resolve_source
 from pipeline.supervisor import run as run_pipeline
@@ -47,4 +48,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main))

@@ -29,6 +29,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 import numpy as np
 import zmq
 
+from benchmarks.cli import exit_status
 from pipeline import wire
 from pipeline.messages import Counters, Face, new_header, to_builtins
 from pipeline.rundirs import default_parent
@@ -248,4 +249,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_status(main))

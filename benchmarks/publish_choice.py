@@ -16,9 +16,11 @@ seeds' run reports that one setting beside the current default, choosing nothing
 import argparse
 import json
 from pathlib import Path
+import sys
 
 import numpy as np
 
+from benchmarks.cli import exit_status
 from benchmarks.paper_table4 import mean_std
 from pipeline.fusion import CROP_YAW, POSE_WEIGHT, publish_probs
 
@@ -154,4 +156,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(exit_status(main))

@@ -22,6 +22,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 import torch
 
+from benchmarks.cli import exit_status
 from face.expressions import NUM_EXPRESSIONS
 from train.distributed import Context, pick_device
 from train.exprada import DEFAULTS
@@ -109,4 +110,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_status(main))

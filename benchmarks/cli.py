@@ -1,0 +1,17 @@
+"""What every benchmark command shares: a missing or unusable input is one line, not a traceback."""
+import sys
+
+from engines import EngineFileError, MetadataError
+
+INPUT_ERRORS = (FileNotFoundError, EngineFileError, MetadataError)   # a path that is not there, a model that will not load
+
+
+def exit_status(main) -> int:
+    """Exit status of a benchmark's main(): its own, or 2 with one line on stderr when an input the user
+    named cannot be used (a failure while measuring keeps its traceback)."""
+    try:
+        return main() or 0
+    except INPUT_ERRORS as error:
+        command = getattr(sys.modules["__main__"].__spec__, "name", None) or sys.argv[0]
+        print(f"python -m {command}: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,23 @@
+"""Every benchmark command: a model it cannot use is one line on stderr and exit 2, not a traceback."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("command, expected", [
+    (["benchmarks.paper_table4", "--classifier", "{tmp}/none.onnx", "--generator", "g={tmp}/none.onnx"],
+     "python -m benchmarks.paper_table4: ONNX model {tmp}/none.onnx not found"),
+    (["benchmarks.cgit_transfer", "--classifier", "{tmp}/corrupt.onnx", "--model", "m={tmp}"],
+     "python -m benchmarks.cgit_transfer: ONNX model {tmp}/corrupt.onnx could not be loaded"),
+])
+def test_an_unusable_model_is_one_line_and_exit_2(tmp_path, command, expected):
+    (tmp_path / "corrupt.onnx").write_bytes(b"\x08\x07 no model")
+    args = [part.format(tmp=tmp_path) for part in command]
+    run = subprocess.run([sys.executable, "-m", *args, "--out", str(tmp_path / "out")], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    lines = run.stderr.splitlines()
+    assert run.returncode == 2 and len(lines) == 1 and lines[0].startswith(expected.format(tmp=tmp_path)), run.stderr
