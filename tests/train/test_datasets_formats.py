@@ -113,9 +113,12 @@ def test_mmi_with_a_labels_csv(tmp_path):
         for i in range(4):
             _image(tmp_path / "Sessions" / seq / f"{i:03d}.png")
     labels = tmp_path / "labels.csv"
-    labels.write_text("sequence,label,subject\n1001,1,S010\n")
+    labels.write_text("\ufeffsequence,label,subject\n1001,1,S010\n", encoding="utf-8")   # with a spreadsheet's BOM
     samples = index_mmi(tmp_path, labels_csv=labels)
     assert len(samples) == 3 and {(s.label, s.subject) for s in samples} == {(E("anger"), "S010")}
+    labels.write_bytes(b"\xffsequence")
+    with pytest.raises(ValueError, match="labels.csv: not a UTF-8 CSV"):
+        index_mmi(tmp_path, labels_csv=labels)
     with pytest.raises(ValueError, match="a sequence directly under"):
         index_mmi(tmp_path / "Sessions")
 
@@ -139,6 +142,17 @@ def test_csv_list_with_and_without_header_aliases_subjects_and_bad_rows(tmp_path
         index_csv(missing)
     with pytest.raises(ValueError, match="have no label"):  # a classifier's data must be labelled
         load_samples(headed, {"ignore_labels": "contempt"})
+
+
+def test_a_spreadsheets_byte_order_mark_is_read_and_a_binary_csv_is_one_clear_error(tmp_path):
+    _image(tmp_path / "img" / "a.png")
+    excel = tmp_path / "excel.csv"   # "CSV UTF-8" from a spreadsheet: a byte-order mark before the header
+    excel.write_bytes("\ufeffpath,label\nimg/a.png,happy\n".encode("utf-8"))
+    assert [(s.path.name, s.label) for s in index_csv(excel)] == [("a.png", E("happiness"))]
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\xff\xfe\x00 latin or binary \xbb")
+    with pytest.raises(ValueError, match=r"binary\.csv: not a UTF-8 CSV list"):
+        index_csv(binary)
 
 
 def test_grey_and_16_bit_images_become_three_scaled_channels(tmp_path):

@@ -17,7 +17,15 @@ COLUMNS = ("path", "label", "subject", "domain")
 
 
 def _rows(csv_path: Path):
-    with csv_path.open(newline="") as f:
+    try:
+        yield from _parsed_rows(csv_path)
+    except (UnicodeDecodeError, csv.Error) as error:   # a binary file, another encoding, a NUL byte
+        raise ValueError(f"{csv_path}: not a UTF-8 CSV list ({error})") from None
+
+
+def _parsed_rows(csv_path: Path):
+    # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark, which must not stick to "path"
+    with csv_path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         first = next(reader, None)
         if first is None:

@@ -43,8 +43,15 @@ def _sequences(root: Path) -> dict[Path, list[Path]]:
 
 
 def _read_labels(labels_csv: Path) -> dict[str, tuple[int, str | None]]:
+    try:
+        return _parsed_labels(labels_csv)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"{labels_csv}: not a UTF-8 CSV of sequence,label[,subject] ({error})") from None
+
+
+def _parsed_labels(labels_csv: Path) -> dict[str, tuple[int, str | None]]:
     table = {}
-    with labels_csv.open(newline="") as f:
+    with labels_csv.open(newline="", encoding="utf-8-sig") as f:   # -sig: a spreadsheet's byte-order mark
         for line_no, row in enumerate(csv.reader(f), start=1):
             if not row or not row[0].strip() or (line_no == 1 and row[0].strip().lower() == "sequence"):
                 continue
