@@ -67,7 +67,7 @@ def load(path) -> dict[int, int]:
     """Frame index → label index (NO_FACE: no face) from a .json or .jsonl file; ValueError naming the file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")   # a byte-order mark from an editor is no error
         if path.suffix == ".jsonl":
             entries = [json.loads(line) for line in text.splitlines() if line.strip()]
         else:

@@ -122,6 +122,18 @@ def test_truth_layouts():
         parse(["glee"], "t")
 
 
+def test_truth_files_with_a_byte_order_mark_read_and_binary_ones_are_a_clear_error(tmp_path):
+    from pipeline.truth import load
+
+    edited = tmp_path / "drive.json"
+    edited.write_text('\ufeff["happiness", "sadness"]', encoding="utf-8")   # as some editors save it
+    assert load(edited) == {0: HAPPY, 1: SAD}
+    binary = tmp_path / "frames.jsonl"
+    binary.write_bytes(b"\xff\xfe binary")
+    with pytest.raises(ValueError, match="frames.jsonl: ground truth not readable"):
+        load(binary)
+
+
 def test_torch_backend_runs_the_program_beside_the_onnx(tmp_path):
     from pipeline.config import engine_file
 
