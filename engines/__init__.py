@@ -24,6 +24,9 @@ def load(path, backend: str = "onnxruntime", **options) -> Engine:
     if expected and backend != expected:
         raise ValueError(f"{path} is a {'torch.export program' if suffix == 'pt2' else 'TensorRT plan'}; "
                          f"load it with backend={expected!r}, not {backend!r}")
+    if backend == "torch" and suffix == "onnx":
+        raise ValueError(f"{path}: the torch backend runs torch.export programs (.pt2), not ONNX; "
+                         f"`python -m train export --out MODEL.pt2` writes one")
     if backend == "onnxruntime":
         from engines.onnxruntime_backend import OnnxRuntimeEngine
         return OnnxRuntimeEngine(path, **options)

@@ -83,6 +83,8 @@ def test_unknown_backend_and_provider(generator_onnx):
         engines.load(generator_onnx, backend="tflite")
     with pytest.raises(ValueError, match="model.pt2 is a torch.export program; load it with backend='torch'"):
         engines.load("model.pt2")
+    with pytest.raises(ValueError, match="the torch backend runs torch.export programs .*python -m train export"):
+        engines.load(generator_onnx, backend="torch")   # was: "could not be loaded: File is not a zip file"
     with pytest.raises(ValueError, match="not available here"):
         engines.load(generator_onnx, providers=["NoSuchExecutionProvider"])
     with pytest.raises(ValueError, match="not among the providers"):
