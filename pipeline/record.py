@@ -51,8 +51,9 @@ class FrameRecorder:
         index = self.folder / "frames.jsonl"
         # A restarted capture reads on from the last published frame: what this run had recorded
         # beyond that is already here, and is not written twice.
-        entries = [json.loads(line) for line in index.read_text().splitlines() if line.strip()] if index.is_file() else []
-        self.recorded = max((e.get("source_index", -1) for e in entries if run and e.get("run") == run), default=-1)
+        entries = self._entries(index)
+        self.recorded = max((e.get("source_index", -1) for e in entries
+                             if isinstance(e, dict) and run and e.get("run") == run), default=-1)
         self.index_file = open(index, "a")
         # The index is written after each image: an image beyond it is from a capture killed in
         # between, and is written again with its entry.
@@ -60,6 +61,27 @@ class FrameRecorder:
         for orphan in self.folder.glob("*.png"):
             if orphan.stem.isdigit() and int(orphan.stem) >= self.position:
                 orphan.unlink()
+
+    @staticmethod
+    def _entries(index: Path) -> list:
+        """The index's entries. A last line cut short (a capture killed by a full disk mid-write) is cut
+        off, so the next entry starts on a line of its own; its image is then an orphan, written again."""
+        if not index.is_file():
+            return []
+        data = index.read_bytes()
+        whole = data[:data.rfind(b"\n") + 1]
+        if len(whole) < len(data):
+            with open(index, "r+b") as f:
+                f.truncate(len(whole))
+        entries = []
+        for line in whole.splitlines():
+            if not line.strip():
+                continue
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                entries.append({})   # keeps its position: the file names are positions
+        return entries
 
     def write(self, captured):
         if captured.index <= self.recorded:

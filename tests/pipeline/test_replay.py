@@ -4,9 +4,13 @@ import json
 import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
 
 from pipeline.messages import Emotion
-from pipeline.record import read_messages
+from pipeline.record import FrameRecorder, read_messages
 from pipeline.replay import compare, differences
 from pipeline_clips import brightness_classifier
 from pipeline_helpers import REPO, env
@@ -68,3 +72,22 @@ def test_a_damaged_recording_is_read_as_far_as_it_goes_by_the_replay_and_the_rep
     run = subprocess.run([sys.executable, "-m", "pipeline.report", str(damaged), "--out", str(page)], cwd=REPO,
                          env=env(), capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and "Traceback" not in run.stderr and page.stat().st_size > 0, run.stderr
+
+
+def test_a_restarted_capture_cuts_a_half_written_index_line_and_records_on(tmp_path):
+    """A capture killed by a full disk mid-line: the next capture of the run must not die on the index, nor
+    glue its first entry onto the cut one."""
+    frame = np.zeros((8, 8, 3), np.uint8)
+    first = FrameRecorder(tmp_path, run="r")
+    for index in range(2):
+        first.write(SimpleNamespace(index=index, frame=frame, t_capture_ns=index, truth=None))
+    first.close()
+    index_file = tmp_path / "frames" / "frames.jsonl"
+    index_file.write_bytes(index_file.read_bytes() + b'{"frame": 2, "source_in')   # cut mid-line
+    (tmp_path / "frames" / "000002.png").write_bytes(b"half")                       # its image, written before it
+    again = FrameRecorder(tmp_path, run="r")
+    again.write(SimpleNamespace(index=2, frame=frame, t_capture_ns=2, truth=None))
+    again.close()
+    entries = [json.loads(line) for line in index_file.read_text().splitlines()]
+    assert [(e["frame"], e["source_index"]) for e in entries] == [(0, 0), (1, 1), (2, 2)]
+    assert cv2.imread(str(tmp_path / "frames" / "000002.png")).shape == (8, 8, 3)   # written again, whole
