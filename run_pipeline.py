@@ -17,12 +17,12 @@ import math
 import os
 import signal
 import sys
-import tempfile
 from pathlib import Path
 
 from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_PUBLISH, PipelineConfig
 from pipeline.dms import describe_settings, parse_settings
 from pipeline.fusion import CROP_YAW, FUSION_WEIGHT, POSE_WEIGHT, PUBLISH_MODES
+from pipeline.outputs import writable_folder
 
 EXIT_ERROR, EXIT_BAD_INPUT = 1, 2
 EXIT_CODES = """exit status:
@@ -125,12 +125,10 @@ def check_outputs(args):
         raise refuse(f"--save-video {args.save_video}: needs a video file name, e.g. overlay.mp4")
     for option, path in (("--save-video", args.save_video), ("--record", args.record), ("--report", args.report)):
         if path:
-            folder = Path(path).resolve().parent if option == "--save-video" else Path(path).resolve()
-            try:   # made and tried now, not when the first frame is out (os.access says yes to root everywhere)
-                folder.mkdir(parents=True, exist_ok=True)
-                tempfile.TemporaryFile(dir=folder).close()
-            except OSError as error:
-                raise refuse(f"{option} {path}: cannot write in {folder}: {error.strerror or error}") from None
+            try:
+                writable_folder(Path(path).parent if option == "--save-video" else path, f"{option} {path}")
+            except ValueError as error:
+                raise refuse(str(error)) from None
     args.record = args.record or args.report
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from pipeline.config import CLASSES, DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, IDENTITY, PipelineConfig, resolve_models
 from pipeline.fusion import PATHS
+from pipeline.outputs import writable_folder
 from pipeline.provenance import code_digest
 from pipeline.sources import IMAGE_SUFFIXES
 from pipeline.truth import NO_FACE
@@ -275,6 +276,7 @@ def main(argv=None) -> int:
                                        args.candidate_classifier or args.classifier)
         for g, c in model_sets.values():   # as a run checks them: present, the right kinds, one image size
             resolve_models(PipelineConfig(generator=g, classifier=c, engine=args.engine))
+        writable_folder(args.out, f"--out {args.out}")
     except (FileNotFoundError, ValueError) as error:
         print(f"exprada fleet: {error}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, PipelineConfig
 from pipeline.messages import Emotion, Event, to_builtins
+from pipeline.outputs import writable_folder
 from pipeline.record import read_messages
 
 TIMING = {"t_capture_ns", "t_publish_ns", "latency_ms", "source"}   # what differs from run to run anyway
@@ -112,6 +113,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="also write the comparison JSON here")
     args = p.parse_args(argv)
     record = Path(args.record)
+    if args.out:
+        try:
+            writable_folder(Path(args.out).parent, f"--out {args.out}")
+        except ValueError as error:   # said now, not after the whole replay
+            print(f"exprada replay: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     recorded, damaged = read_recorded(record / "emotion.jsonl", Emotion)
     recorded_events, damaged_events = read_recorded(record / "event.jsonl", Event)
     if not (record / "frames").is_dir() or not recorded:

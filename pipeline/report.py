@@ -21,6 +21,7 @@ import numpy as np
 from pipeline import truth as truth_io
 from pipeline.fusion import PATHS
 from pipeline.messages import Emotion, Event, Result, Status, to_builtins
+from pipeline.outputs import writable_folder
 from pipeline.record import read_messages
 from pipeline.summary import Tally
 from pipeline.truth import NO_FACE
@@ -290,6 +291,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     try:
+        writable_folder(Path(args.out).parent if args.out else record, f"--out {args.out or record}")
         out = write_report(record, args.out)
     except ValueError as error:
         print(f"exprada report: {error}", file=sys.stderr)

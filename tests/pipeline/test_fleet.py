@@ -91,7 +91,7 @@ def test_a_drive_gives_the_same_messages_whatever_drive_the_worker_ran_before(fl
         [{k: v for k, v in m.items() if k not in timing} for m in alone]
 
 
-def test_a_corrupt_or_wrong_model_is_refused_in_one_line_before_any_drive_runs(fleet_dir, models, tmp_path):
+def test_a_corrupt_or_wrong_model_or_an_unwritable_out_is_refused_in_one_line_before_any_drive_runs(fleet_dir, models, tmp_path):
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"\x08\x07 not a model")
     for option, expected in ((["--candidate-generator", str(corrupt)], f"{corrupt}: not a readable model file"),
@@ -102,3 +102,7 @@ def test_a_corrupt_or_wrong_model_is_refused_in_one_line_before_any_drive_runs(f
         lines = run.stderr.splitlines()
         assert run.returncode == 2 and len(lines) == 1 and lines[0].startswith("exprada fleet: ") and expected in lines[0]
         assert not (tmp_path / "out").exists()
+    run = subprocess.run([sys.executable, "-m", "pipeline.fleet", str(fleet_dir), "--out", "/proc/no-such/out",
+                          "--generator", models[0], "--classifier", models[1], "--no-ray"],
+                         cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "--out /proc/no-such/out: cannot write in /proc/no-such/out" in run.stderr

@@ -91,3 +91,12 @@ def test_a_restarted_capture_cuts_a_half_written_index_line_and_records_on(tmp_p
     entries = [json.loads(line) for line in index_file.read_text().splitlines()]
     assert [(e["frame"], e["source_index"]) for e in entries] == [(0, 0), (1, 1), (2, 2)]
     assert cv2.imread(str(tmp_path / "frames" / "000002.png")).shape == (8, 8, 3)   # written again, whole
+
+
+def test_replay_and_report_say_up_front_when_they_cannot_write_their_out(recording, tmp_path):
+    for command in ("pipeline.replay", "pipeline.report"):   # the replay said so only after replaying it all
+        run = subprocess.run([sys.executable, "-m", command, str(recording), "--out", "/proc/no-such/out.json"],
+                             cwd=REPO, env=env(), capture_output=True, text=True, timeout=60)
+        lines = run.stderr.splitlines()
+        assert run.returncode == 2 and len(lines) == 1
+        assert "--out /proc/no-such/out.json: cannot write in /proc/no-such" in lines[0]
