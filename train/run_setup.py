@@ -30,6 +30,14 @@ def open_run(out, resume, kinds: tuple[str, ...], what: str) -> tuple[Path, dict
     return run_dir, state, saved
 
 
+def make_run_folder(run_dir: Path) -> None:
+    """The run folder, made once the settings are known good; a place that cannot hold it is the user's to fix."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SystemExit(f"error: --out {run_dir}: cannot make the run folder: {error.strerror or error}") from None
+
+
 def merge_config(given: dict, saved: dict | None, defaults: dict, locked) -> dict:
     """Defaults < saved run settings < explicit flags; a locked setting given anew must equal the
     saved one. Only settings (the keys of `defaults`) are taken from the saved run: what follows

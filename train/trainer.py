@@ -19,7 +19,8 @@ import torch
 from . import distributed
 from .checkpoint import checkpoint_path, load_state_checked, restore_rng, save_checkpoint
 from .data import make_loader
-from .run_setup import SHARED_RUNTIME_DEFAULTS, merge_config, open_run, samples_digest, saved_run_state
+from .run_setup import (SHARED_RUNTIME_DEFAULTS, make_run_folder, merge_config, open_run, samples_digest,
+                        saved_run_state)
 from .runlog import RunLog, progress, setup_logging, write_json
 
 BEST = "best.pt"
@@ -84,6 +85,7 @@ class Trainer(ABC):
         args = cls.build_parser().parse_args(argv)
         run_dir, state, saved = open_run(args.out, args.resume, cls.KINDS, cls.WHAT)
         config = cls.resolve_config(args, saved)
+        make_run_folder(run_dir)
         ctx = distributed.setup(config["device"])
         logger = setup_logging(run_dir, ctx.is_main)
         finished = False

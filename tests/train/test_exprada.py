@@ -178,6 +178,9 @@ def test_bad_setups_fail_before_training_with_clear_errors(data, tmp_path):
     with pytest.raises(SystemExit, match="already holds a run"):
         main(_args(data, "uit") + ["--steps", "2", "--out", str(run)])
     assert not (tmp_path / "r").exists() or not (tmp_path / "r" / "checkpoints").exists()
+    assert not (tmp_path / "r3").exists()   # refused settings leave no run folder behind
+    with pytest.raises(SystemExit, match="^error: --out /proc/no-such/run: cannot make the run folder"):
+        main(_args(data, "uit") + ["--steps", "2", "--out", "/proc/no-such/run"])   # was: FileNotFoundError
 
 
 def _trainer(data, run_dir, extra=()):

@@ -390,6 +390,10 @@ def main(argv=None) -> int:
         parser.error(f"--size must be an even number of pixels, at least 16, got {args.size}")
     if not 0 <= args.target_yaw <= 90:
         parser.error(f"--target-yaw must be within 0-90 degrees, got {args.target_yaw}")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        parser.error(f"--out {args.out}: cannot make the folder: {error.strerror or error}")
     target_per_class = args.per_class if args.target_per_class is None else args.target_per_class
     if args.fleet:
         for seed in range(args.seed, args.seed + args.fleet):
