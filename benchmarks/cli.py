@@ -7,11 +7,12 @@ INPUT_ERRORS = (FileNotFoundError, EngineFileError, MetadataError)   # a path th
 
 
 def exit_status(main) -> int:
-    """Exit status of a benchmark's main(): its own, or 2 with one line on stderr when an input the user
-    named cannot be used (a failure while measuring keeps its traceback)."""
+    """Exit status of a benchmark's main(): its own (0 when it returns something else), or 2 with one line on
+    stderr when an input the user named cannot be used (a failure while measuring keeps its traceback)."""
     try:
-        return main() or 0
+        status = main()
     except INPUT_ERRORS as error:
         command = getattr(sys.modules["__main__"].__spec__, "name", None) or sys.argv[0]
         print(f"python -m {command}: {error}", file=sys.stderr)
         return 2
+    return status if isinstance(status, int) else 0   # a main may hand back its result (train_step does)

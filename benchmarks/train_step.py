@@ -87,6 +87,9 @@ def main(argv=None) -> dict:
     args.warmup = args.warmup or (5 if cuda else 2)
     variants = FAST_VARIANTS[device.type if device.type in FAST_VARIANTS else "cpu"]
     if args.variants:
+        unknown = [name for name in args.variants.split(",") if name not in variants]
+        if unknown:
+            p.error(f"--variants: no {', '.join(unknown)} on {device.type}; known: {', '.join(variants)}")
         variants = {name: variants[name] for name in args.variants.split(",")}
     name = torch.cuda.get_device_name(device) if cuda else f"{platform.processor() or platform.machine()} CPU, " \
                                                              f"{torch.get_num_threads()} threads"

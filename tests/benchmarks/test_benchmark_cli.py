@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.cli import exit_status
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -21,3 +23,16 @@ def test_an_unusable_model_is_one_line_and_exit_2(tmp_path, command, expected):
                          capture_output=True, text=True, timeout=120)
     lines = run.stderr.splitlines()
     assert run.returncode == 2 and len(lines) == 1 and lines[0].startswith(expected.format(tmp=tmp_path)), run.stderr
+
+
+def test_a_main_that_hands_back_its_result_exits_0_and_its_own_status_is_kept():
+    assert exit_status(lambda: {"steps_per_s": 1.0}) == 0   # benchmarks.train_step returns its figures
+    assert exit_status(lambda: None) == 0 and exit_status(lambda: 3) == 3
+
+
+def test_train_step_names_the_variants_it_knows(capsys):
+    from benchmarks import train_step
+
+    with pytest.raises(SystemExit) as stop:   # was: KeyError
+        train_step.main(["--device", "cpu", "--variants", "fp64"])
+    assert stop.value.code == 2 and "--variants: no fp64 on cpu; known: " in capsys.readouterr().err
