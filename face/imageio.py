@@ -41,7 +41,7 @@ def _scale_to_uint8(frame: np.ndarray) -> np.ndarray:
 def decode_image(data: np.ndarray) -> np.ndarray | None:
     """An encoded image's pixels as stored (16-bit stays 16-bit), None when they cannot be decoded.
     OpenCV returns None for most damage but raises for a header that claims more pixels than its
-    limit (2^30: a crafted 60000×60000 PNG of a few hundred bytes), so that is caught here."""
+    limit (2^30: a crafted 60000×60000 PNG of 138 bytes), so that is caught here."""
     if not data.size:
         return None
     try:
