@@ -151,7 +151,7 @@ def test_a_spreadsheets_byte_order_mark_is_read_and_a_binary_csv_is_one_clear_er
     assert [(s.path.name, s.label) for s in index_csv(excel)] == [("a.png", E("happiness"))]
     binary = tmp_path / "binary.csv"
     binary.write_bytes(b"\xff\xfe\x00 latin or binary \xbb")
-    with pytest.raises(ValueError, match=r"binary\.csv: not a UTF-8 CSV list"):
+    with pytest.raises(ValueError, match=r"binary\.csv: not a UTF-8 CSV of path,label"):
         index_csv(binary)
 
 

@@ -16,33 +16,35 @@ log = logging.getLogger(__name__)
 COLUMNS = ("path", "label", "subject", "domain")
 
 
-def _rows(csv_path: Path):
+def csv_rows(csv_path: Path, expected: str):
+    """(line number, row) of a CSV file. Read as UTF-8 with or without the byte-order mark a spreadsheet's
+    "CSV UTF-8" starts with (it must not stick to the first column's name); a binary file, another encoding
+    or a NUL byte is a ValueError naming the file and what it should hold (`expected`)."""
     try:
-        yield from _parsed_rows(csv_path)
-    except (UnicodeDecodeError, csv.Error) as error:   # a binary file, another encoding, a NUL byte
-        raise ValueError(f"{csv_path}: not a UTF-8 CSV list ({error})") from None
+        with csv_path.open(newline="", encoding="utf-8-sig") as f:
+            yield from enumerate(csv.reader(f), start=1)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"{csv_path}: not a UTF-8 CSV of {expected} ({error})") from None
 
 
-def _parsed_rows(csv_path: Path):
-    # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark, which must not stick to "path"
-    with csv_path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        first = next(reader, None)
-        if first is None:
-            raise ValueError(f"{csv_path}: empty CSV; expected rows of path,label[,subject][,domain]")
-        header = [c.strip().lower() for c in first]
-        if "path" in header:
-            unknown = [c for c in header if c and c not in COLUMNS]
-            if unknown:
-                raise ValueError(f"{csv_path}: unknown column(s) {unknown}; expected {', '.join(COLUMNS)}")
-            columns, line_no = header, 1  # the header is line 1 either way
-        else:
-            columns, line_no = list(COLUMNS), 1
-            yield 1, dict(zip(columns, first))
-        for line_no, row in enumerate(reader, start=line_no + 1):
-            if not row or all(not c.strip() for c in row):
-                continue
-            yield line_no, dict(zip(columns, row))
+def _rows(csv_path: Path):
+    rows = csv_rows(csv_path, "path,label[,subject][,domain]")
+    first = next(rows, (1, None))[1]
+    if first is None:
+        raise ValueError(f"{csv_path}: empty CSV; expected rows of path,label[,subject][,domain]")
+    header = [c.strip().lower() for c in first]
+    if "path" in header:
+        unknown = [c for c in header if c and c not in COLUMNS]
+        if unknown:
+            raise ValueError(f"{csv_path}: unknown column(s) {unknown}; expected {', '.join(COLUMNS)}")
+        columns = header
+    else:
+        columns = list(COLUMNS)
+        yield 1, dict(zip(columns, first))
+    for line_no, row in rows:
+        if not row or all(not c.strip() for c in row):
+            continue
+        yield line_no, dict(zip(columns, row))
 
 
 def index_csv(csv_path, dataset: str = "generic", domain: str = "csv", ignore=(), check_files: bool = True) -> list[Sample]:

@@ -9,12 +9,12 @@ Layouts (a sequence is a folder holding frame images):
 The subject is the CSV's, else the `S<digits>` prefix of the sequence's name (`S001-101`) or of a
 folder above it. Frames are ordered naturally (frame2 before frame10).
 """
-import csv
 import logging
 import re
 from pathlib import Path
 
 from . import Sample, is_image_file
+from .csv_list import csv_rows
 from .labels import label_index
 
 log = logging.getLogger(__name__)
@@ -43,23 +43,15 @@ def _sequences(root: Path) -> dict[Path, list[Path]]:
 
 
 def _read_labels(labels_csv: Path) -> dict[str, tuple[int, str | None]]:
-    try:
-        return _parsed_labels(labels_csv)
-    except (UnicodeDecodeError, csv.Error) as error:
-        raise ValueError(f"{labels_csv}: not a UTF-8 CSV of sequence,label[,subject] ({error})") from None
-
-
-def _parsed_labels(labels_csv: Path) -> dict[str, tuple[int, str | None]]:
     table = {}
-    with labels_csv.open(newline="", encoding="utf-8-sig") as f:   # -sig: a spreadsheet's byte-order mark
-        for line_no, row in enumerate(csv.reader(f), start=1):
-            if not row or not row[0].strip() or (line_no == 1 and row[0].strip().lower() == "sequence"):
-                continue
-            if len(row) < 2:
-                raise ValueError(f"{labels_csv}:{line_no}: expected sequence,label[,subject], got {row}")
-            label = label_index(row[1], "mmi", f"{labels_csv}:{line_no}")
-            subject = row[2].strip() if len(row) > 2 and row[2].strip() else None
-            table[row[0].strip().strip("/")] = (label, subject)
+    for line_no, row in csv_rows(labels_csv, "sequence,label[,subject]"):
+        if not row or not row[0].strip() or (line_no == 1 and row[0].strip().lower() == "sequence"):
+            continue
+        if len(row) < 2:
+            raise ValueError(f"{labels_csv}:{line_no}: expected sequence,label[,subject], got {row}")
+        label = label_index(row[1], "mmi", f"{labels_csv}:{line_no}")
+        subject = row[2].strip() if len(row) > 2 and row[2].strip() else None
+        table[row[0].strip().strip("/")] = (label, subject)
     return table
 
 
