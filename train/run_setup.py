@@ -2,6 +2,7 @@
 merged (defaults < the saved run < explicit flags, with locked settings kept), and what the
 resumed run had worked out from its data."""
 import hashlib
+import tempfile
 from pathlib import Path
 
 from .checkpoint import CheckpointError, checkpoint_path, config_mismatches, load_newest_good
@@ -31,11 +32,14 @@ def open_run(out, resume, kinds: tuple[str, ...], what: str) -> tuple[Path, dict
 
 
 def make_run_folder(run_dir: Path) -> None:
-    """The run folder, made once the settings are known good; a place that cannot hold it is the user's to fix."""
+    """The run folder, made once the settings are known good and written to once (a temporary file);
+    a place that cannot hold it is the user's to fix. Tried rather than asked: os.access says yes to
+    root everywhere, and an existing folder (/proc, a read-only mount) passes mkdir."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=run_dir).close()
     except OSError as error:
-        raise SystemExit(f"error: --out {run_dir}: cannot make the run folder: {error.strerror or error}") from None
+        raise SystemExit(f"error: --out {run_dir}: cannot make or write the run folder: {error.strerror or error}") from None
 
 
 def merge_config(given: dict, saved: dict | None, defaults: dict, locked) -> dict:
