@@ -22,7 +22,7 @@ from pathlib import Path
 from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_PUBLISH, PipelineConfig
 from pipeline.dms import describe_settings, parse_settings
 from pipeline.fusion import CROP_YAW, FUSION_WEIGHT, POSE_WEIGHT, PUBLISH_MODES
-from pipeline.outputs import writable_folder
+from face.outputs import writable_folder
 
 EXIT_ERROR, EXIT_BAD_INPUT = 1, 2
 EXIT_CODES = """exit status:

@@ -12,6 +12,7 @@ import engines
 from calibration.feeds import model_inputs
 from calibration.frames import collect
 from calibration.quantize import METHODS, TARGETS, batched_feeds, convert_fp16, quantize_int8
+from face.outputs import writable_folder
 
 
 def main(argv=None) -> int:
@@ -40,6 +41,9 @@ def main(argv=None) -> int:
 
 
 def _run(args, parser) -> int:
+    # Tried before the frames are read and calibrated: a result that cannot be written is work lost.
+    implicit = args.target == "tensorrt-implicit" and args.precision == "int8"
+    writable_folder(args.out if implicit else Path(args.out).parent, f"--out {args.out}")
     model = engines.load(args.onnx)
     if args.precision == "fp16":
         out = convert_fp16(args.onnx, args.out)

@@ -31,7 +31,7 @@ import numpy as np
 
 from pipeline.config import CLASSES, DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, IDENTITY, PipelineConfig, resolve_models
 from pipeline.fusion import PATHS
-from pipeline.outputs import writable_folder
+from face.outputs import writable_folder
 from pipeline.provenance import code_digest
 from pipeline.sources import IMAGE_SUFFIXES
 from pipeline.truth import NO_FACE

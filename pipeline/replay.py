@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, PipelineConfig
 from pipeline.messages import Emotion, Event, to_builtins
-from pipeline.outputs import writable_folder
+from face.outputs import writable_folder
 from pipeline.record import read_messages
 
 TIMING = {"t_capture_ns", "t_publish_ns", "latency_ms", "source"}   # what differs from run to run anyway

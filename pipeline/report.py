@@ -21,7 +21,7 @@ import numpy as np
 from pipeline import truth as truth_io
 from pipeline.fusion import PATHS
 from pipeline.messages import Emotion, Event, Result, Status, to_builtins
-from pipeline.outputs import writable_folder
+from face.outputs import writable_folder
 from pipeline.record import read_messages
 from pipeline.summary import Tally
 from pipeline.truth import NO_FACE

@@ -21,6 +21,7 @@ import torch
 from engines.chain import softmax
 from engines.contract import CLASSIFIER, UIT_GENERATOR
 from face.expressions import EXPRESSIONS
+from face.outputs import writable_folder
 
 from .checkpoint import CheckpointError, load_model
 from .data import ImageDataset, SideMaps, collate_skipping_bad
@@ -270,6 +271,10 @@ def main(argv=None) -> int:
         raise SystemExit("error: --seeds must be >= 1")
     if args.split and not args.data:
         raise SystemExit("error: --split selects a part of --data; give --data too")
+    try:
+        writable_folder(args.out, f"--out {args.out}")   # before the classifying: its figures are the point
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
     logger = setup_logging(None)
     report = evaluate(args, logger)
     print(f"accuracy {report['accuracy']['text']} % ({report['accuracy']['over']}, {report['images']} images"

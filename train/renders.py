@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 
 from face.imageio import load_image
+from face.outputs import writable_folder
 
 from .datasets import PAIR_SUFFIX, SIDE_MAP_SUFFIX, is_image_file, list_images
 
@@ -141,10 +142,15 @@ def main(argv=None) -> int:
     drives = find_drives(Path(args.input))
     names = drive_names(drives, Path(args.input))
     out = Path(args.out)
+    try:   # both before the first drive: a model or a folder that fails later has cost the drives read
+        stage = face.FaceStage(size=args.size, video=True, model=args.model)
+        writable_folder(out, f"--out {out}")
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"error: {error}") from None
     counts = {"drives": len(drives), "bad_drives": 0, "bad_frames": 0, "frames": 0, "no_face": 0, "renders": 0,
               "pairs": 0}
     rows = []
-    with face.FaceStage(size=args.size, video=True, model=args.model) as stage:
+    with stage:
         for drive, name in tqdm(list(zip(drives, names)), desc="drives", disable=not args.progress, unit="drive"):
             stage.reset()   # a new driver: fresh tracking and identity
             with_face = 0

@@ -2,8 +2,9 @@
 merged (defaults < the saved run < explicit flags, with locked settings kept), and what the
 resumed run had worked out from its data."""
 import hashlib
-import tempfile
 from pathlib import Path
+
+from face.outputs import writable_folder
 
 from .checkpoint import CheckpointError, checkpoint_path, config_mismatches, load_newest_good
 
@@ -32,14 +33,11 @@ def open_run(out, resume, kinds: tuple[str, ...], what: str) -> tuple[Path, dict
 
 
 def make_run_folder(run_dir: Path) -> None:
-    """The run folder, made once the settings are known good and written to once (a temporary file);
-    a place that cannot hold it is the user's to fix. Tried rather than asked: os.access says yes to
-    root everywhere, and an existing folder (/proc, a read-only mount) passes mkdir."""
+    """The run folder, made once the settings are known good; a place that cannot hold it is the user's to fix."""
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=run_dir).close()
-    except OSError as error:
-        raise SystemExit(f"error: --out {run_dir}: cannot make or write the run folder: {error.strerror or error}") from None
+        writable_folder(run_dir, f"--out {run_dir}")
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 def merge_config(given: dict, saved: dict | None, defaults: dict, locked) -> dict:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from face.expressions import EXPRESSIONS, expression_index
 from face.imageio import from_network
+from face.outputs import writable_folder
 
 from .checkpoint import load_model
 from .data import ImageDataset, SideMaps, read_generator_batch
@@ -175,6 +176,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logger = setup_logging(None)
     try:
+        writable_folder(args.out, f"--out {args.out}")
         summary = translate(args.checkpoint, args.input, args.out, args.generator, args.expression,
                             args.batch_size, args.device, args.cache, logger, args.face_crop)
     except (ValueError, FileNotFoundError) as error:   # no images there, a generator that does not fit

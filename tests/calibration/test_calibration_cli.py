@@ -38,3 +38,12 @@ def test_a_corrupt_model_or_frames_without_a_face_are_one_line_and_exit_2(tmp_pa
         last = capsys.readouterr().err.splitlines()[-1]   # (after the frames' progress bar)
         assert last.startswith("python -m calibration: ") and expected in last
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_frames_are_read(tmp_path, generator_128, capsys):
+    missing = tmp_path / "no_such_video.mp4"   # would be the error if the frames were read first
+    for precision in ("int8", "fp16"):
+        assert main(["--onnx", str(generator_128), "--precision", precision, "--frames", str(missing),
+                     "--out", "/proc/x.onnx"]) == 2
+        assert capsys.readouterr().err.strip() == ("python -m calibration: --out /proc/x.onnx: "
+                                                   "cannot write in /proc: No such file or directory")

@@ -184,7 +184,8 @@ def test_an_unknown_scenario_is_refused(tmp_path):
     (["--size", "8"], "--size must be an even number of pixels, at least 16, got 8"),
     (["--per-class", "-3"], "--per-class must be positive, got -3"),
     (["--target-yaw", "100"], "--target-yaw must be within 0-90 degrees, got 100.0"),
-    (["--out", "/proc/no-such/out"], "--out /proc/no-such/out: cannot make the folder: "),
+    (["--out", "/proc/no-such/out"], "--out /proc/no-such/out: cannot write in /proc/no-such/out: "),
+    (["--out", "/proc"], "--out /proc: cannot write in /proc: "),   # exists, holds no file: was a traceback
 ])
 def test_bad_options_are_refused_in_one_line_before_anything_is_written(tmp_path, capsys, option, expected):
     from train.synthetic.writer import main

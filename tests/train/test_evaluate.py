@@ -137,3 +137,6 @@ def test_default_data_is_the_classifier_runs_own_test_subjects(tmp_path):
     report = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert report["images"] == 2 * len(split["subjects"]["test"]) == 4
     assert report["accuracy"]["mean"] == pytest.approx(json.loads((run / "summary.json").read_text())["test"]["accuracy"])
+    # A folder that cannot be written is refused before anything is classified (was: a traceback at the end).
+    with pytest.raises(SystemExit, match=r"^error: --out /proc: cannot write in /proc: "):
+        main(["--classifier", str(run), "--data", str(data), "--out", "/proc", "--no-progress"])

@@ -81,3 +81,10 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
         main(["--input", str(blank), "--out", str(tmp_path / "o"), "--no-progress"])
     with pytest.raises(SystemExit, match="--every"):
         main(["--input", str(blank), "--out", str(tmp_path / "o"), "--every", "0"])
+    # The face model and the output folder are tried before the first drive is read (were tracebacks).
+    (tmp_path / "not-a-model.npz").write_text("root:x:0:0")
+    with pytest.raises(SystemExit, match=r"^error: .*not-a-model.npz: not a readable .npz model"):
+        main(["--input", str(blank), "--out", str(tmp_path / "o2"), "--model", str(tmp_path / "not-a-model.npz")])
+    assert not (tmp_path / "o2").exists()
+    with pytest.raises(SystemExit, match=r"^error: --out /proc: cannot write in /proc: "):
+        main(["--input", str(blank), "--out", "/proc"])

@@ -75,3 +75,9 @@ def test_an_input_without_images_is_one_line(runs, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match=f"^error: input folder {tmp_path / 'empty'} holds no images$"):
         main(["--checkpoint", str(runs / "uit"), "--input", str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line(runs, tmp_path):
+    (tmp_path / "in").mkdir()
+    with pytest.raises(SystemExit, match=r"^error: --out /proc: cannot write in /proc: "):   # was: a traceback
+        main(["--checkpoint", str(runs / "uit"), "--input", str(tmp_path / "in"), "--out", "/proc"])

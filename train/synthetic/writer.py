@@ -60,6 +60,7 @@ from tqdm import tqdm
 from face import bilinear
 from face.crops import face_crop
 from face.expressions import EXPRESSIONS
+from face.outputs import writable_folder
 from face.render import Renderer
 from face.side_map import side_map
 from train.renders import write_render, write_with_side_map
@@ -391,9 +392,9 @@ def main(argv=None) -> int:
     if not 0 <= args.target_yaw <= 90:
         parser.error(f"--target-yaw must be within 0-90 degrees, got {args.target_yaw}")
     try:
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        parser.error(f"--out {args.out}: cannot make the folder: {error.strerror or error}")
+        writable_folder(args.out, f"--out {args.out}")
+    except ValueError as error:
+        parser.error(str(error))
     target_per_class = args.per_class if args.target_per_class is None else args.target_per_class
     if args.fleet:
         for seed in range(args.seed, args.seed + args.fleet):
