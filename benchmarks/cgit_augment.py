@@ -40,6 +40,7 @@ import numpy as np
 from benchmarks.cli import exit_status
 from benchmarks.paper_table4 import mean_std
 from face.expressions import EXPRESSIONS
+from face.outputs import writable_folder
 from train.classifier import DEFAULTS as CLASSIFIER_DEFAULTS
 from train.datasets import SIDE_MAP_SUFFIX
 from train.datasets.folder import index_labelled_folder
@@ -171,8 +172,7 @@ def read_as_asked(reader: str, run: Path, log: Path) -> float:
 
 
 def run(args) -> dict:
-    out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_folder(args.out, f"--out {args.out}")
     log = out / "commands.log"
     started = time.perf_counter()
     arms = arms_of(args)

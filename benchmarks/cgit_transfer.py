@@ -41,6 +41,7 @@ from benchmarks.paper_table4 import mean_std, named_paths
 from engines.chain import classify
 from face.expressions import EXPRESSIONS, NUM_EXPRESSIONS
 from face.imageio import from_network, to_network
+from face.outputs import writable_folder
 from train.checkpoint import load_model
 from train.eval_plots import confusion_png
 from train.synthetic.scene import Pose
@@ -154,6 +155,7 @@ def unless_unread(spread, values) -> dict:
 
 
 def run(args) -> dict:
+    out = writable_folder(args.out, f"--out {args.out}")   # before measuring: a result that cannot be written is lost
     models = named_paths(args.model, len(args.seeds))
     classifier = engines.load(args.classifier, threads=args.threads)
     size = classifier.info.image_size
@@ -212,8 +214,6 @@ def run(args) -> dict:
               "accuracy_of_real": of_real, "paired": paired,
               "confusion": {row: c.tolist() for row, c in confusion.items()},
               "seconds": round(time.perf_counter() - started, 1)}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "transfer.json").write_text(json.dumps(result, indent=1))
     for row, counts in confusion.items():
         confusion_png(counts, EXPRESSIONS, out / f"confusion_{row}.png",

@@ -2,8 +2,10 @@
 import sys
 
 from engines import EngineFileError, MetadataError
+from face.outputs import UnwritableOutput
 
-INPUT_ERRORS = (FileNotFoundError, EngineFileError, MetadataError)   # a path that is not there, a model that will not load
+# a path that is not there, a model that will not load, an --out that cannot be written (tried before measuring)
+INPUT_ERRORS = (FileNotFoundError, EngineFileError, MetadataError, UnwritableOutput)
 
 
 def exit_status(main) -> int:

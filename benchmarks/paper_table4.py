@@ -41,6 +41,7 @@ from benchmarks.cli import exit_status
 from engines.chain import classify, translate
 from face.expressions import EXPRESSIONS
 from face.imageio import from_network
+from face.outputs import writable_folder
 from pipeline.fusion import CROP_YAW, FUSION_WEIGHT, POSE_WEIGHT, publish_probs
 from train.synthetic.camera import NirCamera
 from train.synthetic.scene import Pose
@@ -113,6 +114,7 @@ def mean_std(values) -> dict:
 
 
 def run(args) -> dict:
+    out = writable_folder(args.out, f"--out {args.out}")   # before measuring: a result that cannot be written is lost
     generators_paths = named_paths(args.generator, len(args.seeds))
     classifier = engines.load(args.classifier, threads=args.threads)
     size = classifier.info.image_size
@@ -166,8 +168,6 @@ def run(args) -> dict:
               "publish": {"fusion_weight": args.fusion_weight, "pose_weight": args.pose_weight, "crop_yaw": args.crop_yaw},
               "accuracy": table,
               "paired": paired, "no_face": missed, "seconds": round(time.perf_counter() - started, 1)}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "table4.json").write_text(json.dumps(result, indent=1))
     np.savez_compressed(out / "probs.npz", **saved)
     chart(table, args.bins, out / "table4.png", f"held-out drivers, {args.scenario} scenario, seeds {args.seeds}")

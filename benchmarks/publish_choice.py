@@ -22,6 +22,7 @@ import numpy as np
 
 from benchmarks.cli import exit_status
 from benchmarks.paper_table4 import mean_std
+from face.outputs import writable_folder
 from pipeline.fusion import CROP_YAW, POSE_WEIGHT, publish_probs
 
 SINGLE = ("raw_crop", "render")   # the single rows beside the translation
@@ -93,6 +94,7 @@ def _accuracy(p, labels) -> float:
 
 
 def run(args) -> dict:
+    out = writable_folder(args.out, f"--out {args.out}")   # before measuring: a result that cannot be written is lost
     data = load(Path(args.probs), args.generator)
     if len(data) < 2:
         raise SystemExit(f"error: {args.probs} holds {len(data)} seed(s); a choice needs at least two")
@@ -101,8 +103,6 @@ def run(args) -> dict:
               "seeds": sorted(data), "bins": sorted(next(iter(data.values()))),
               "single_rows": {row: {str(b): mean_std(a) for b, a in by_bin.items()} for row, by_bin in singles.items()},
               "current": setting(data, singles, *CURRENT)}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     if args.check:
         result["checked"] = setting(data, singles, *args.check)
     else:

@@ -29,6 +29,7 @@ from engines import chain
 from engines.contract import DEFAULT_IMAGE_SIZE
 from face.expressions import EXPRESSIONS, expression_index
 from face.imageio import read_image, to_network
+from face.outputs import writable_folder
 
 
 def labelled_files(root) -> list[tuple[Path, int]]:
@@ -175,6 +176,8 @@ def main(argv=None) -> int:
 
 
 def _report(args) -> int:
+    if args.out:   # tried before the chains run: a report that cannot be written is work lost
+        writable_folder(Path(args.out).parent, f"--out {args.out}")
     generators, classifiers = _named(args.generator, "generator"), _named(args.classifier, "classifier")
     if args.reference not in classifiers:
         raise ValueError(f"--classifier {args.reference}=PATH is required (the reference chain)")

@@ -18,6 +18,7 @@ import numpy as np
 
 from face import bilinear, default_shapes
 from face.expressions import EXPRESSIONS
+from face.outputs import UnwritableOutput, writable_folder
 
 MESH_FILE = "feat/resources/canonical_face_model.pt"
 TESSELLATION_FILE = "feat/resources/canonical_face_tessellation.json"
@@ -153,9 +154,12 @@ def main(argv=None) -> int:
     parser.add_argument("--n-id", type=int, default=18)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    try:
+        writable_folder(args.out.parent, f"--out {args.out}")   # before the build, not after it
+    except UnwritableOutput as error:
+        parser.error(str(error))
     vertices, triangles = read_canonical_mesh(args.pyfeat or find_pyfeat_source())
     model = build_default(vertices, triangles, args.identities, args.n_id, args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     bilinear.save(model, args.out)
     print(f"wrote {args.out}: core {model.core.shape}, {len(model.triangles)} triangles")
     return 0

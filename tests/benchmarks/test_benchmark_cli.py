@@ -25,6 +25,16 @@ def test_an_unusable_model_is_one_line_and_exit_2(tmp_path, command, expected):
     assert run.returncode == 2 and len(lines) == 1 and lines[0].startswith(expected.format(tmp=tmp_path)), run.stderr
 
 
+@pytest.mark.parametrize("command", [["benchmarks.paper_table4"], ["benchmarks.cgit_transfer"], ["benchmarks.cgit_augment"],
+                                     ["benchmarks.publish_choice", "--generator", "g", "missing.npz"], ["benchmarks.driver_monitor"]])
+def test_an_out_that_cannot_be_written_is_refused_before_anything_is_measured(tmp_path, command):
+    # /proc exists but holds no new file; each of these wrote its results only at the end (a traceback then)
+    run = subprocess.run([sys.executable, "-m", *command, "--out", "/proc"], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.splitlines() == [
+        f"python -m {command[0]}: --out /proc: cannot write in /proc: No such file or directory"], run.stderr
+
+
 def test_a_main_that_hands_back_its_result_exits_0_and_its_own_status_is_kept():
     assert exit_status(lambda: {"steps_per_s": 1.0}) == 0   # benchmarks.train_step returns its figures
     assert exit_status(lambda: None) == 0 and exit_status(lambda: 3) == 3

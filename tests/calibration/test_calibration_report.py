@@ -74,7 +74,9 @@ def test_report_cli_mistakes_are_one_line_and_exit_2(tmp_path, classifier_128, c
     for args, expected in (
             (["--generator", "fp32", "--classifier", f"fp32={classifier_128}"], "--generator takes PRECISION=PATH"),
             (["--generator", "fp32=identity", "--classifier", f"int8={classifier_128}"], "--classifier fp32=PATH is required"),
-            (["--generator", "fp32=identity", "--classifier", f"fp32={classifier_128}"], "nowhere not found")):
+            (["--generator", "fp32=identity", "--classifier", f"fp32={classifier_128}"], "nowhere not found"),
+            (["--generator", "fp32=identity", "--classifier", f"fp32={classifier_128}", "--out", "/proc/r.json"],
+             "--out /proc/r.json: cannot write in /proc")):   # before the labelled images are read
         assert main(["--labelled", str(tmp_path / "nowhere"), *args]) == 2
         err = capsys.readouterr().err
         assert err.startswith("python -m calibration.report: ") and expected in err and len(err.splitlines()) == 1

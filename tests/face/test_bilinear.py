@@ -169,3 +169,13 @@ def test_facewarehouse_bad_files(tmp_path):
         facewarehouse.read_blendshapes(bad)
     with pytest.raises(ValueError, match="no Tester_"):
         facewarehouse.load_facewarehouse(tmp_path / "nothing", np.arange(3), list(range(7)))
+
+
+def test_building_the_default_model_into_an_unwritable_place_is_refused_before_the_build(capsys):
+    from face.build_default_model import main
+
+    with pytest.raises(SystemExit) as stop:   # was: a traceback at the save, after the build
+        main(["--out", "/proc/model.npz", "--pyfeat", "/nowhere"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith("error: --out /proc/model.npz: cannot write in /proc: "
+                                                              "No such file or directory")
