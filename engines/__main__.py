@@ -21,6 +21,11 @@ def _build(args) -> dict:
             raise SystemExit(f"{args.onnx} is {have}; make a {args.precision} model first with "
                              f"`python -m calibration --onnx {args.onnx} --precision {args.precision} ...`")
         out = Path(args.out or Path(args.onnx).with_suffix(".optimized.onnx"))
+        try:   # ONNX Runtime's own failure to write blames the model it read ("could not be loaded"), not --out
+            out.parent.mkdir(parents=True, exist_ok=True)
+            open(out, "ab").close()
+        except OSError as error:
+            raise ValueError(f"--out {out}: cannot write: {error.strerror or error}") from None
         engines.load(args.onnx, optimization="extended", optimized_model_path=str(out))
         return {"engine": str(out), "precision": have,
                 "note": "ONNX Runtime graph optimised offline (extended level: portable across CPUs)"}

@@ -134,3 +134,11 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
         assert main(["build", "--backend", "tensorrt", "--onnx", str(model)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and "TensorRT is not installed" in err
+
+
+def test_build_to_a_place_it_cannot_write_names_the_out_not_the_model(tmp_path, generator_onnx, capsys):
+    from engines.__main__ import main
+
+    for out, reason in (("/proc/x.onnx", "No such file or directory"), (str(tmp_path), "Is a directory")):
+        assert main(["build", "--onnx", str(generator_onnx), "--out", out]) == 2   # was: "could not be loaded"
+        assert capsys.readouterr().err.strip() == f"python -m engines build: --out {out}: cannot write: {reason}"
