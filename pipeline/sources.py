@@ -74,6 +74,11 @@ class VideoSource:
     def __init__(self, path, fast=False, skip=0, should_stop=lambda: False):
         self.path = Path(path)
         self.name = str(path)
+        if "://" in str(path):   # OpenCV would try it through FFmpeg; a stream is neither paced nor live-safe here
+            raise SourceError(f"{path}: network streams are not a source; give a video file, a folder of frames "
+                              "or a camera (/dev/videoN or N)")
+        if self.path.exists() and not self.path.is_file():   # a device other than a camera, a pipe
+            raise SourceError(f"{path}: not a video file, a folder of frames or a camera (/dev/videoN or N)")
         if not self.path.is_file():
             raise SourceError(f"{path}: no such video file")
         if not os.access(self.path, os.R_OK):
@@ -312,6 +317,8 @@ def open_source(spec: str, fast: bool = False, skip: int = 0, pixel_format: str 
                 fps: float = DEFAULT_FPS, should_stop=lambda: False):
     """`/dev/videoN` (or N) → camera; a folder → images; anything else → a video file.
     skip: frames already sent by a capture that crashed (files resume after them; a camera numbers on)."""
+    if not spec.strip():
+        raise SourceError("--source is empty: give a video file, a folder of frames or a camera (/dev/videoN or N)")
     if is_camera(spec):
         return CameraSource(f"/dev/video{spec}" if spec.isdigit() else spec, pixel_format, should_stop,
                             first_index=skip)

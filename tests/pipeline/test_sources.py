@@ -54,6 +54,18 @@ def test_missing_video_and_missing_camera(tmp_path):
         open_source("98")
 
 
+def test_a_source_that_is_no_file_folder_or_camera_says_what_to_give(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe")   # a reader would block on it for ever
+    for spec, expected in (("", "--source is empty"), ("  ", "--source is empty"),
+                           ("/dev/null", "/dev/null: not a video file, a folder of frames or a camera"),
+                           (str(tmp_path / "pipe"), "pipe: not a video file, a folder of frames or a camera"),
+                           ("rtsp://127.0.0.1:1/cam", "rtsp://127.0.0.1:1/cam: network streams are not a source")):
+        with pytest.raises(SourceError, match=expected):   # were: "no such video file" or the working folder
+            open_source(spec)
+
+
 def test_camera_that_is_not_a_capture_device_is_refused(tmp_path):
     not_a_camera = tmp_path / "video0"
     not_a_camera.write_bytes(b"")
