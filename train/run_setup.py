@@ -1,7 +1,9 @@
 """How a trainer (train/trainer.py) opens its run: a new run or a resumed one, its settings
 merged (defaults < the saved run < explicit flags, with locked settings kept), and what the
 resumed run had worked out from its data."""
+import contextlib
 import hashlib
+import logging
 from pathlib import Path
 
 from face.outputs import writable_folder
@@ -38,6 +40,21 @@ def make_run_folder(run_dir: Path) -> None:
         writable_folder(run_dir, f"--out {run_dir}")
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
+
+
+def remove_refused_run_folder(run_dir: Path, logger, made_folder: bool) -> None:
+    """A new run refused before anything was logged (its data cannot make a run) leaves nothing behind,
+    as a flag mistake leaves nothing: its empty log, and its folder when this command made it."""
+    for handler in list(logger.handlers):
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+            logger.removeHandler(handler)
+    log = run_dir / "train.log"
+    with contextlib.suppress(OSError):
+        if log.is_file() and log.stat().st_size == 0:
+            log.unlink()
+        if made_folder:
+            run_dir.rmdir()   # only when empty
 
 
 def merge_config(given: dict, saved: dict | None, defaults: dict, locked) -> dict:

@@ -19,8 +19,8 @@ import torch
 from . import distributed
 from .checkpoint import checkpoint_path, load_state_checked, restore_rng, save_checkpoint
 from .data import make_loader
-from .run_setup import (SHARED_RUNTIME_DEFAULTS, make_run_folder, merge_config, open_run, samples_digest,
-                        saved_run_state)
+from .run_setup import (SHARED_RUNTIME_DEFAULTS, make_run_folder, merge_config, open_run,
+                        remove_refused_run_folder, samples_digest, saved_run_state)
 from .runlog import RunLog, progress, setup_logging, write_json
 
 BEST = "best.pt"
@@ -85,6 +85,7 @@ class Trainer(ABC):
         args = cls.build_parser().parse_args(argv)
         run_dir, state, saved = open_run(args.out, args.resume, cls.KINDS, cls.WHAT)
         config = cls.resolve_config(args, saved)
+        made_folder = not run_dir.exists()
         make_run_folder(run_dir)
         ctx = distributed.setup(config["device"])
         logger = setup_logging(run_dir, ctx.is_main)
@@ -96,6 +97,8 @@ class Trainer(ABC):
                 # The data or settings given cannot make a run (no class folders, a missing file, a
                 # checkpoint that does not fit): the user's to fix, said in one line as the flag checks
                 # are; a failure once training runs keeps its traceback.
+                if state is None and ctx.is_main:
+                    remove_refused_run_folder(run_dir, logger, made_folder)
                 raise SystemExit(f"error: {error}") from None
             summary = trainer.train()
             logger.info("done: %s", {k: v for k, v in summary.items() if k != "test"})

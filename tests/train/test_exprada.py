@@ -177,7 +177,12 @@ def test_bad_setups_fail_before_training_with_clear_errors(data, tmp_path):
         main(["--resume", str(run), "--width", "8"])
     with pytest.raises(SystemExit, match="already holds a run"):
         main(_args(data, "uit") + ["--steps", "2", "--out", str(run)])
-    assert not (tmp_path / "r").exists() or not (tmp_path / "r" / "checkpoints").exists()
+    assert not (tmp_path / "r").exists()   # data that cannot make a run leaves no run folder (was: an empty log)
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(SystemExit, match="'fear' has no images"):
+        main(["--mode", "cgit", "--source", str(tmp_path / "src"), "--target", str(data / "tgt"), "--out",
+              str(tmp_path / "mine")] + TINY)
+    assert (tmp_path / "mine").is_dir() and not any((tmp_path / "mine").iterdir())   # the user's folder stays
     assert not (tmp_path / "r3").exists()   # refused settings leave no run folder behind
     with pytest.raises(SystemExit, match="^error: --out /proc/no-such/run: cannot write in"):
         main(_args(data, "uit") + ["--steps", "2", "--out", "/proc/no-such/run"])   # was: FileNotFoundError
