@@ -15,6 +15,7 @@ import sys
 
 import zmq
 
+from pipeline import wire
 from pipeline.config import DEFAULT_PUBLISH
 from pipeline.curve import check_endpoint, join_curve
 from pipeline.messages import TOPICS, DecodeError, Event, Published, Status, decode_published, to_builtins
@@ -29,6 +30,9 @@ def subscribe(endpoint: str = DEFAULT_PUBLISH, topics=TOPICS, ctx: zmq.Context |
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVHWM, 10000)
+    # The stream's messages are small JSON; a peer sending more is cut off by libzmq before it reaches
+    # memory (10 000 queued messages of any size could otherwise exhaust it).
+    sock.setsockopt(zmq.MAXMSGSIZE, wire.MAX_CONTROL_BYTES)
     if curve_key or curve_server_key:
         join_curve(sock, curve_key, curve_server_key)
     for topic in topics:
