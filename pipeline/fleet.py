@@ -61,6 +61,9 @@ def find_drives(paths) -> list[str]:
             raise FileNotFoundError(f"{path}: no such drive or folder")
         if is_drive(path):
             inside = [path]
+        elif not path.is_dir():
+            raise FileNotFoundError(f"{path}: not a drive (a video: {', '.join(sorted(VIDEO_SUFFIXES))}; "
+                                    "a recording; a folder of images) nor a folder of drives")
         else:
             inside = []
             for entry in sorted(path.iterdir()):

@@ -63,6 +63,9 @@ def test_folders_of_drives_and_recordings_are_found(fleet_dir, tmp_path):
                                                                      str(tmp_path / "rec" / "frames")]
     with pytest.raises(FileNotFoundError, match="no such drive"):
         find_drives([tmp_path / "missing"])
+    (tmp_path / "drive.json").write_text("{}")   # the truth beside a video, given by mistake
+    with pytest.raises(FileNotFoundError, match="drive.json: not a drive .* nor a folder of drives"):
+        find_drives([tmp_path / "drive.json"])   # was: NotADirectoryError, a traceback
 
 
 def test_the_paired_interval_widens_with_the_spread():
