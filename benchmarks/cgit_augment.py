@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.cli import exit_status
+from benchmarks.cli import exit_status, refuse_below
 from benchmarks.paper_table4 import mean_std
 from face.expressions import EXPRESSIONS
 from face.outputs import writable_folder
@@ -297,6 +297,8 @@ def build_parser():
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    refuse_below(args, labelled_per_class=1, counts=1, test_per_class=1, test_drivers=1, cgit_steps=1, cgit_width=1,
+                 cgit_lambda_cls=0, classifier_steps=1)
     if len(args.seeds) < 2 or len(args.seeds) != len(args.heldout_seeds):
         raise SystemExit("error: give at least two --seeds and as many --heldout-seeds (mean ± std over replicates)")
     if args.added_passes < 0 or (args.added_passes and (args.real_share == POOLED or args.real_share >= 1.0)):

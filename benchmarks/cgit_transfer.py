@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 import engines
 import face
-from benchmarks.cli import exit_status
+from benchmarks.cli import exit_status, refuse_below
 from face import bilinear
 from benchmarks.paper_table4 import mean_std, named_paths
 from engines.chain import classify
@@ -255,6 +255,7 @@ def build_parser():
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    refuse_below(args, drivers=1, faces_per_driver=1, strips=0, threads=0)
     if len(args.seeds) < 2:
         raise SystemExit("error: give at least two --seeds (every figure is a mean ± std over seeds)")
     print(json.dumps(run(args)))

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.cli import exit_status
+from benchmarks.cli import exit_status, refuse_below
 from face.outputs import writable_folder
 from pipeline.config import PipelineConfig
 from pipeline.demo import REPO, writer_digest
@@ -257,6 +257,7 @@ def main(argv=None) -> int:
     p.add_argument("--drowsy-seconds", type=float, default=120.0, help="the drowsy drive (0: none)")
     p.add_argument("--out", type=Path, default=REPO / "cache" / "benchmarks" / "driver_monitor")
     args = p.parse_args(argv)
+    refuse_below(args, seconds=1, attentive_seconds=0, drowsy_seconds=0)
     writable_folder(args.out, f"--out {args.out}")   # before the drives are written and read
     settings = DmsSettings()
     started = time.perf_counter()

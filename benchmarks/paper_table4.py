@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 import engines
 import face
-from benchmarks.cli import exit_status
+from benchmarks.cli import exit_status, refuse_below
 from engines.chain import classify, translate
 from face.expressions import EXPRESSIONS
 from face.imageio import from_network
@@ -243,6 +243,7 @@ def build_parser():
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    refuse_below(args, bins=0, per_bin=1, drivers=1, threads=0)
     if len(args.seeds) < 2:
         raise SystemExit("error: give at least two --seeds (every figure is a mean ± std over seeds)")
     result = run(args)
