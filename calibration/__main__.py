@@ -32,6 +32,9 @@ def main(argv=None) -> int:
     parser.add_argument("--stride", type=int, default=1, help="use every k-th frame")
     parser.add_argument("--generator", help="FP32 UIT generator ONNX: a classifier is calibrated on its translations")
     args = parser.parse_args(argv)
+    if args.limit < 1 or args.stride < 1 or not 0 < args.percentile <= 100:
+        parser.error(f"--limit and --stride must be at least 1 and --percentile within (0, 100], got "
+                     f"{args.limit}, {args.stride}, {args.percentile}")
     try:
         return _run(args, parser)
     except (ImportError, FileNotFoundError, ValueError) as error:

@@ -112,6 +112,8 @@ def main(argv=None) -> int:
     p.add_argument("--atol", type=float, default=1e-3, help="numbers within this agree (default: %(default)s)")
     p.add_argument("--out", help="also write the comparison JSON here")
     args = p.parse_args(argv)
+    if args.face_workers < 1 or not args.atol >= 0:   # 0 workers started no face stage; a negative atol agrees on nothing
+        p.error(f"--face-workers must be at least 1 and --atol at least 0, got {args.face_workers}, {args.atol}")
     record = Path(args.record)
     if args.out:
         try:

@@ -267,8 +267,8 @@ def evaluate(args, logger) -> dict:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.seeds < 1:
-        raise SystemExit("error: --seeds must be >= 1")
+    if args.seeds < 1 or args.batch_size < 1:
+        raise SystemExit(f"error: --seeds and --batch-size must be at least 1, got {args.seeds}, {args.batch_size}")
     if args.split and not args.data:
         raise SystemExit("error: --split selects a part of --data; give --data too")
     try:

@@ -174,6 +174,8 @@ def translate(checkpoint, input_path, out, generator=None, expression="all", bat
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.batch_size < 1:
+        raise SystemExit(f"error: --batch-size must be at least 1, got {args.batch_size}")
     logger = setup_logging(None)
     try:
         writable_folder(args.out, f"--out {args.out}")

@@ -47,3 +47,12 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_frames_are_read(
                      "--out", "/proc/x.onnx"]) == 2
         assert capsys.readouterr().err.strip() == ("python -m calibration: --out /proc/x.onnx: "
                                                    "cannot write in /proc: No such file or directory")
+
+
+@pytest.mark.parametrize("option", [["--limit", "0"], ["--stride", "0"], ["--percentile", "150"], ["--percentile", "nan"]])
+def test_counts_and_a_percentile_out_of_range_are_refused_before_anything_is_read(tmp_path, option, capsys):
+    with pytest.raises(SystemExit) as stop:   # were: run on, or failed after the frames were read
+        main(["--onnx", str(tmp_path / "missing.onnx"), "--frames", str(tmp_path), "--out", str(tmp_path / "x.onnx"),
+              *option])
+    assert stop.value.code == 2 and "--limit and --stride must be at least 1 and --percentile within (0, 100]" in \
+        capsys.readouterr().err
