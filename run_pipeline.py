@@ -19,10 +19,11 @@ import signal
 import sys
 from pathlib import Path
 
+from face.outputs import writable_folder
 from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_PUBLISH, PipelineConfig
 from pipeline.dms import describe_settings, parse_settings
 from pipeline.fusion import CROP_YAW, FUSION_WEIGHT, POSE_WEIGHT, PUBLISH_MODES
-from face.outputs import writable_folder
+from pipeline.sources import PIXEL_FORMATS
 
 EXIT_ERROR, EXIT_BAD_INPUT = 1, 2
 EXIT_CODES = """exit status:
@@ -80,7 +81,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="engine threads per stage (default 1)")
     p.add_argument("--face-workers", type=int, default=min(2, len(os.sched_getaffinity(0))), metavar="N",
                    help="face stage replicas on alternate frames, the costliest stage (default 2; 1 on one core)")
-    p.add_argument("--pixel-format", default="auto", help="camera FOURCC, e.g. GREY or Y16 for NIR sensors")
+    p.add_argument("--pixel-format", default="auto", choices=("auto", *PIXEL_FORMATS),
+                   help="camera FOURCC: GREY or Y16 for NIR sensors (default: the camera's own)")
     p.add_argument("--folder-fps", type=float, default=30.0, help="pace of an image folder replay")
     p.add_argument("--max-message-mb", type=float, default=64.0,
                    help="larger messages arriving at a stage are dropped and counted (default 64)")
@@ -115,8 +117,16 @@ def check_outputs(args):
         raise refuse(f"--crop-yaw must be a positive number of degrees, got {args.crop_yaw}")
     if bool(args.curve_secret_key) != bool(args.curve_clients):
         raise refuse("CURVE needs both --curve-secret-key and --curve-clients")
-    if args.face_workers < 1:
-        raise refuse(f"--face-workers must be at least 1, got {args.face_workers}")
+    if args.face_workers < 1 or args.threads < 0:
+        raise refuse(f"--face-workers must be at least 1 and --threads at least 0, got {args.face_workers}, "
+                     f"{args.threads}")
+    for option, value, fine, should in (
+            ("--folder-fps", args.folder_fps, args.folder_fps > 0, "a positive number"),
+            ("--max-message-mb", args.max_message_mb, args.max_message_mb >= 1, "at least 1 (a 640×480 frame is 0.9 MB)"),
+            # a negative stall timeout restarted every stage the moment it had reported
+            ("--stall-timeout", args.stall_timeout, args.stall_timeout >= 0, "0 (never) or a positive number of seconds")):
+        if not (fine and math.isfinite(value)):
+            raise refuse(f"{option} must be {should}, got {value}")
     if args.display and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise refuse("--display needs a graphical session (DISPLAY is not set); use --save-video OUT.mp4 instead")
     if args.report and args.record and Path(args.report).resolve() != Path(args.record).resolve():

@@ -49,6 +49,10 @@ class Captured:
         return self.t_capture_ns if self.t_media_ns is None else self.t_media_ns
 
 
+MONO_FORMATS = ("GREY", "Y16", "Y8")   # NIR sensors: OpenCV must not convert them to BGR
+PIXEL_FORMATS = (*MONO_FORMATS, "YUYV", "MJPG")   # the FOURCCs a camera is asked for; "auto": its own
+
+
 class Pacer:
     """Releases each frame at its media time after the first one (a replay runs at the recorded
     pace); fast: no waiting."""
@@ -253,9 +257,9 @@ class CameraSource:
         if not cap.isOpened():
             cap.release()
             return False
-        if self.pixel_format in ("GREY", "Y16", "Y8", "YUYV", "MJPG"):
+        if self.pixel_format in PIXEL_FORMATS:
             cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*self.pixel_format.ljust(4)))
-        if self.pixel_format in ("GREY", "Y16", "Y8"):
+        if self.pixel_format in MONO_FORMATS:
             cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))

@@ -80,6 +80,12 @@ def test_publish_port_in_use_stops_the_run_with_the_reason(drive_clip, models):
      "run_pipeline: --save-video /proc/no-such/overlay.mp4: cannot write in /proc/no-such: "),
     (("--report", "/proc/no-such/report"), "run_pipeline: --report /proc/no-such/report: cannot write in /proc/no-such"),
     (("--save-video", "/tmp"), "run_pipeline: --save-video /tmp: needs a video file name, e.g. overlay.mp4"),
+    # were taken as given: every stage restarted at once (stall timeout), nothing published (message size)
+    (("--stall-timeout", "-1"), "run_pipeline: --stall-timeout must be 0 (never) or a positive number of seconds, got -1.0"),
+    (("--max-message-mb", "0"), "run_pipeline: --max-message-mb must be at least 1 (a 640×480 frame is 0.9 MB), got 0.0"),
+    (("--folder-fps", "nan"), "run_pipeline: --folder-fps must be a positive number, got nan"),
+    (("--threads", "-1"), "run_pipeline: --face-workers must be at least 1 and --threads at least 0, got "),
+    (("--pixel-format", "XYZW"), "argument --pixel-format: invalid choice: 'XYZW'"),   # was: silently the camera's own
 ])
 def test_bad_publish_label_options_are_refused_before_anything_starts(drive_clip, models, option, expected):
     result = subprocess.run(pipeline_command(drive_clip, models, "--publish", free_endpoint(), *option), cwd=REPO,
