@@ -114,6 +114,8 @@ class ClassifierTrainer(Trainer):
     MODEL_NAME = "classifier"
     LOCKED, RUNTIME, DEFAULTS = LOCKED, RUNTIME, DEFAULTS
     PATHS = ("data", "val_data", "test_data", "split", "init_weights", "augment_with", "augment_from")
+    RANGES = dict(dropout=(0, 1), weight_decay=(0, None), epochs=(1, None), val_fraction=(0, 1), test_fraction=(0, 1),
+                  folds=(2, None), fold=(0, None), per_class=(0, None), eval_every=(0, None), eval_batch_size=(1, None))
 
     build_parser = staticmethod(build_parser)
 
@@ -132,8 +134,6 @@ class ClassifierTrainer(Trainer):
             raise SystemExit("error: a new run needs --data, --backbone and --out (or --resume RUN_DIR)")
         if config["image_size"] % 32 or config["image_size"] < 32:
             raise SystemExit(f"error: --image-size must be a multiple of 32 and >= 32, got {config['image_size']}")
-        if config["batch_size"] < 1 or (config["width"] or 1) < 1:
-            raise SystemExit("error: --batch-size and --width must be positive")
         augmenting = bool(config["augment_with"]) + bool(config["augment_flips_crops"])
         if augmenting > 1:
             raise SystemExit("error: give --augment-with CKPT or --augment-flips-crops, not both")

@@ -130,6 +130,10 @@ class ExprADATrainer(Trainer):
     WHAT = "an ExprADA run"
     LOCKED, RUNTIME, DEFAULTS = LOCKED, RUNTIME, DEFAULTS
     PATHS = ("source", "target", "semantic_classifier")
+    RANGES = dict(d_width=(1, None), image_size=(64, None), num_residual=(0, None), ema=(0, 0.9999), beta1=(0, 1),
+                  beta2=(0, 1), lambda_bi=(0, None), lambda_re=(0, None), lambda_cls=(0, None), lambda_sem=(0, None),
+                  lambda_sem_target=(0, None), lambda_pair=(0, None), epochs_constant=(0, None),
+                  epochs_decay=(0, None), sample_every=(1, None), keep_every=(0, None))
     COUNTERS = Trainer.COUNTERS + ("empty_batches",)
     CHECKED = "losses or gradients"
 
@@ -150,8 +154,8 @@ class ExprADATrainer(Trainer):
         if config["image_size"] % 64:
             raise SystemExit(f"error: --image-size must be a multiple of 64 (the discriminator halves it 6 times), "
                              f"got {config['image_size']}")
-        if config["width"] < 1 or config["batch_size"] < 1:
-            raise SystemExit("error: --width and --batch-size must be positive")
+        if not config["steps"] and config["epochs_constant"] + config["epochs_decay"] < 1:
+            raise SystemExit("error: --epochs-constant and --epochs-decay make no step: give one of them, or --steps")
 
     @classmethod
     def implied_settings(cls, config: dict) -> dict:

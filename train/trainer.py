@@ -19,8 +19,8 @@ import torch
 from . import distributed
 from .checkpoint import checkpoint_path, load_state_checked, restore_rng, save_checkpoint
 from .data import make_loader
-from .run_setup import (SHARED_RUNTIME_DEFAULTS, make_run_folder, merge_config, open_run,
-                        remove_refused_run_folder, samples_digest, saved_run_state)
+from .run_setup import (SHARED_RANGES, SHARED_RUNTIME_DEFAULTS, check_ranges, make_run_folder, merge_config,
+                        open_run, remove_refused_run_folder, samples_digest, saved_run_state)
 from .runlog import RunLog, progress, setup_logging, write_json
 
 BEST = "best.pt"
@@ -76,6 +76,7 @@ class Trainer(ABC):
     RUNTIME: tuple[str, ...] = ()  # settings of how it runs: free to change on resume
     DEFAULTS: dict = {}
     PATHS: tuple[str, ...] = ()  # settings naming files or folders, stored absolute
+    RANGES: dict = {}  # its numeric settings' (least, most), beside run_setup.SHARED_RANGES
     COUNTERS = ("bad_files", "skipped_steps", "nonfinite_steps")
     CHECKED = "gradients"  # what a skipped step found not finite, in its log line and the divergence error
 
@@ -120,8 +121,7 @@ class Trainer(ABC):
         config = merge_config(given, saved, {**SHARED_RUNTIME_DEFAULTS, **cls.DEFAULTS}, cls.LOCKED)
         if extend_to is not None:
             config["steps"] = extend_to
-        if config["keep_last"] < 1:
-            raise SystemExit(f"error: --keep-last must be at least 1, got {config['keep_last']}")
+        check_ranges(config, {**SHARED_RANGES, **cls.RANGES})
         cls.check_config(config, new_run=saved is None)
         config.update(cls.implied_settings(config))
         return config

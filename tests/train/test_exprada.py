@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -188,6 +189,32 @@ def test_bad_setups_fail_before_training_with_clear_errors(data, tmp_path):
         main(_args(data, "uit") + ["--steps", "2", "--out", "/proc/no-such/run"])   # was: FileNotFoundError
     with pytest.raises(SystemExit, match="^error: --out /proc: cannot write in"):
         main(_args(data, "uit") + ["--steps", "2", "--out", "/proc"])   # exists, holds no file: was a traceback at the log
+
+
+@pytest.mark.parametrize("option, expected", [
+    (["--steps", "0"], "--steps must be at least 1, got 0"),   # was: the default epochs (52600 steps here)
+    (["--stop-after", "0"], "--stop-after must be at least 1, got 0"),   # was: never stopped
+    (["--lr", "nan"], "--lr must be at least 0, got nan"),
+    (["--lambda-re", "-1"], "--lambda-re must be at least 0, got -1.0"),
+    (["--ema", "1"], "--ema must be between 0 and 0.9999, got 1.0"),   # an average that never moves
+    (["--image-size", "0"], "--image-size must be at least 64, got 0"),
+    (["--steps", "2", "--workers", "-1"], "--workers must be at least 0, got -1"),
+])
+def test_numbers_out_of_range_are_refused_before_anything_is_made(data, tmp_path, option, expected):
+    with pytest.raises(SystemExit, match=f"^error: {re.escape(expected)}$"):
+        main(["--mode", "uit", "--source", str(data / "src"), "--target", str(data / "tgt"), "--out",
+              str(tmp_path / "r"), *option])
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_classifier_s_numbers_out_of_range_are_refused_too(tmp_path):
+    from train.classifier import main as classifier_main
+
+    for option, expected in ((["--epochs", "0"], "--epochs must be at least 1, got 0"),
+                             (["--val-fraction", "1.5"], "--val-fraction must be between 0 and 1, got 1.5"),
+                             (["--folds", "1", "--fold", "0"], "--folds must be at least 2, got 1")):
+        with pytest.raises(SystemExit, match=f"^error: {re.escape(expected)}$"):
+            classifier_main(["--data", str(tmp_path), "--backbone", "small", "--out", str(tmp_path / "c"), *option])
 
 
 def _trainer(data, run_dir, extra=()):
