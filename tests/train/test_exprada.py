@@ -192,7 +192,7 @@ def test_bad_setups_fail_before_training_with_clear_errors(data, tmp_path):
 
 
 @pytest.mark.parametrize("option, expected", [
-    (["--steps", "0"], "--steps must be at least 1, got 0"),   # was: the default epochs (52600 steps here)
+    (["--steps", "0"], "--steps must be at least 1, got 0"),   # was: read as not given, the default 200 epochs
     (["--stop-after", "0"], "--stop-after must be at least 1, got 0"),   # was: never stopped
     (["--lr", "nan"], "--lr must be at least 0, got nan"),
     (["--lambda-re", "-1"], "--lambda-re must be at least 0, got -1.0"),
