@@ -139,6 +139,6 @@ def test_default_data_is_the_classifier_runs_own_test_subjects(tmp_path):
     assert report["accuracy"]["mean"] == pytest.approx(json.loads((run / "summary.json").read_text())["test"]["accuracy"])
     # A folder that cannot be written is refused before anything is classified (was: a traceback at the end).
     with pytest.raises(SystemExit, match=r"^error: --out /proc: cannot write in /proc: "):
-        main(["--classifier", str(run), "--data", str(data), "--out", "/proc", "--no-progress"])
+        main(["--classifier", str(run), "--out", "/proc", "--no-progress"])
     with pytest.raises(SystemExit, match=r"^error: --seeds and --batch-size must be at least 1, got 1, 0$"):
-        main(["--classifier", str(run), "--data", str(data), "--out", str(tmp_path / "x"), "--batch-size", "0"])
+        main(["--classifier", str(run), "--out", str(tmp_path / "x"), "--batch-size", "0"])
