@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import signal
 import sys
 from pathlib import Path
 
 from face.outputs import writable_folder
+from face.ranges import above, at_least, between
 from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_PUBLISH, PipelineConfig
 from pipeline.dms import describe_settings, parse_settings
 from pipeline.fusion import CROP_YAW, FUSION_WEIGHT, POSE_WEIGHT, PUBLISH_MODES
@@ -61,7 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--report", metavar="DIR",
                    help="record the run into DIR (as --record) and write DIR/report.html at its end: an HTML page "
                         "of the run (pipeline/report.py)")
-    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument("--max-frames", type=at_least(1), metavar="N", help="stop after N frames")
     p.add_argument("--single-process", action="store_true", help="all stages as threads of one process (inproc)")
     p.add_argument("--publish-label", default="fusion", choices=PUBLISH_MODES,
                    help="the label published: pose (the three paths pooled log-linearly, the crop's weight "
@@ -69,24 +69,25 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "render pooled), or one path alone: translated (classifier on the UIT translation), "
                         "render (on the untranslated frontal render), crop (on the plain aligned crop of the "
                         "frame) (default fusion)")
-    p.add_argument("--fusion-weight", type=float, default=None, metavar="W",
+    p.add_argument("--fusion-weight", type=between(0, 1), default=None, metavar="W",
                    help=f"fusion: the translated path's weight in [0, 1], the render's is 1-W (default "
                         f"{FUSION_WEIGHT:g}); pose: the translated path's share of what the crop leaves "
                         f"(default {POSE_WEIGHT:g})")
-    p.add_argument("--crop-yaw", type=float, default=CROP_YAW, metavar="DEG",
+    p.add_argument("--crop-yaw", type=above(0), default=CROP_YAW, metavar="DEG",
                    help=f"pose: the |yaw| in degrees from which the crop has no weight (default {CROP_YAW:g})")
     p.add_argument("--published-paths-only", action="store_true",
                    help="classify only the path(s) the published label needs (pose: all three; fusion: "
                         "translated and render; otherwise one: no accuracy figure for the others)")
-    p.add_argument("--threads", type=int, default=1, help="engine threads per stage (default 1)")
-    p.add_argument("--face-workers", type=int, default=min(2, len(os.sched_getaffinity(0))), metavar="N",
+    p.add_argument("--threads", type=at_least(0), default=1, help="engine threads per stage (default 1)")
+    p.add_argument("--face-workers", type=at_least(1), default=min(2, len(os.sched_getaffinity(0))), metavar="N",
                    help="face stage replicas on alternate frames, the costliest stage (default 2; 1 on one core)")
     p.add_argument("--pixel-format", default="auto", choices=("auto", *PIXEL_FORMATS),
                    help="camera FOURCC: GREY or Y16 for NIR sensors (default: the camera's own)")
-    p.add_argument("--folder-fps", type=float, default=30.0, help="pace of an image folder replay")
-    p.add_argument("--max-message-mb", type=float, default=64.0,
-                   help="larger messages arriving at a stage are dropped and counted (default 64)")
-    p.add_argument("--stall-timeout", type=float, default=15.0, metavar="S",
+    p.add_argument("--folder-fps", type=above(0), default=30.0, help="pace of an image folder replay")
+    p.add_argument("--max-message-mb", type=at_least(1, float), default=64.0,
+                   help="larger messages arriving at a stage are dropped and counted (default 64; a 640×480 "
+                        "frame is 0.9 MB)")
+    p.add_argument("--stall-timeout", type=at_least(0, float), default=15.0, metavar="S",
                    help="restart a stage that reports nothing for S seconds (0: never; default 15)")
     p.add_argument("--dms", action="append", default=[], metavar="KEY=VALUE",
                    help="a driver-monitor threshold, e.g. --dms distraction_s=2.5 (repeat for more; "
@@ -109,24 +110,8 @@ def refuse(message: str) -> SystemExit:
 
 def check_outputs(args):
     """Refuse, before anything starts, outputs that could only fail later inside a stage."""
-    if args.max_frames is not None and args.max_frames < 1:
-        raise refuse(f"--max-frames must be at least 1, got {args.max_frames}")
-    if args.fusion_weight is not None and not 0 <= args.fusion_weight <= 1:
-        raise refuse(f"--fusion-weight must be in [0, 1], got {args.fusion_weight}")
-    if not (args.crop_yaw > 0 and math.isfinite(args.crop_yaw)):
-        raise refuse(f"--crop-yaw must be a positive number of degrees, got {args.crop_yaw}")
     if bool(args.curve_secret_key) != bool(args.curve_clients):
         raise refuse("CURVE needs both --curve-secret-key and --curve-clients")
-    if args.face_workers < 1 or args.threads < 0:
-        raise refuse(f"--face-workers must be at least 1 and --threads at least 0, got {args.face_workers}, "
-                     f"{args.threads}")
-    for option, value, fine, should in (
-            ("--folder-fps", args.folder_fps, args.folder_fps > 0, "a positive number"),
-            ("--max-message-mb", args.max_message_mb, args.max_message_mb >= 1, "at least 1 (a 640×480 frame is 0.9 MB)"),
-            # a negative stall timeout restarted every stage the moment it had reported
-            ("--stall-timeout", args.stall_timeout, args.stall_timeout >= 0, "0 (never) or a positive number of seconds")):
-        if not (fine and math.isfinite(value)):
-            raise refuse(f"{option} must be {should}, got {value}")
     if args.display and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise refuse("--display needs a graphical session (DISPLAY is not set); use --save-video OUT.mp4 instead")
     if args.report and args.record and Path(args.report).resolve() != Path(args.record).resolve():

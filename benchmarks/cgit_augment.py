@@ -37,10 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.cli import exit_status, refuse_below
+from benchmarks.cli import exit_status
 from benchmarks.paper_table4 import mean_std
 from face.expressions import EXPRESSIONS
 from face.outputs import writable_folder
+from face.ranges import at_least
 from train.classifier import DEFAULTS as CLASSIFIER_DEFAULTS
 from train.datasets import SIDE_MAP_SUFFIX
 from train.datasets.folder import index_labelled_folder
@@ -267,20 +268,20 @@ def build_parser():
                    help="labelled source folder the small sets are drawn from (default: %(default)s)")
     p.add_argument("--target", default="cache/synth64/target",
                    help="unlabelled faces CGIT trains on and translates (default: %(default)s)")
-    p.add_argument("--labelled-per-class", type=int, default=20, help="(default: %(default)s)")
-    p.add_argument("--counts", type=int, nargs="+", default=[1000, 2000, 5000],
+    p.add_argument("--labelled-per-class", type=at_least(1), default=20, help="(default: %(default)s)")
+    p.add_argument("--counts", type=at_least(1), nargs="+", default=[1000, 2000, 5000],
                    help="added images per class (default: %(default)s)")
     p.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9], help="training seeds (default: %(default)s)")
     p.add_argument("--heldout-seeds", type=int, nargs="+", default=[101, 102, 103],
                    help="held-out driver seeds, one per training seed (default: %(default)s)")
-    p.add_argument("--test-per-class", type=int, default=40, help="held-out faces per class (default: %(default)s)")
-    p.add_argument("--test-drivers", type=int, default=8, help="(default: %(default)s)")
-    p.add_argument("--cgit-steps", type=int, default=1200, help="(default: %(default)s)")
-    p.add_argument("--cgit-width", type=int, default=CGIT_DEFAULTS["width"],
+    p.add_argument("--test-per-class", type=at_least(1), default=40, help="held-out faces per class (default: %(default)s)")
+    p.add_argument("--test-drivers", type=at_least(1), default=8, help="(default: %(default)s)")
+    p.add_argument("--cgit-steps", type=at_least(1), default=1200, help="(default: %(default)s)")
+    p.add_argument("--cgit-width", type=at_least(1), default=CGIT_DEFAULTS["width"],
                    help="the CGIT generator's base width (default: %(default)s)")
-    p.add_argument("--cgit-lambda-cls", type=float, default=CGIT_DEFAULTS["lambda_cls"],
+    p.add_argument("--cgit-lambda-cls", type=at_least(0, float), default=CGIT_DEFAULTS["lambda_cls"],
                    help="the CGIT's class term weight λ_cls (default: the paper's %(default)s)")
-    p.add_argument("--classifier-steps", type=int, default=600,
+    p.add_argument("--classifier-steps", type=at_least(1), default=600,
                    help="steps of every classifier, whatever its data (default: %(default)s)")
     p.add_argument("--real-share", type=real_share, default=0.5,
                    help="share of every batch drawn from the labelled images in the augmented arms, or "
@@ -297,8 +298,6 @@ def build_parser():
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    refuse_below(args, labelled_per_class=1, counts=1, test_per_class=1, test_drivers=1, cgit_steps=1, cgit_width=1,
-                 cgit_lambda_cls=0, classifier_steps=1)
     if len(args.seeds) < 2 or len(args.seeds) != len(args.heldout_seeds):
         raise SystemExit("error: give at least two --seeds and as many --heldout-seeds (mean ± std over replicates)")
     if args.added_passes < 0 or (args.added_passes and (args.real_share == POOLED or args.real_share >= 1.0)):

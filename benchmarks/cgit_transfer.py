@@ -35,13 +35,14 @@ from tqdm import tqdm
 
 import engines
 import face
-from benchmarks.cli import exit_status, refuse_below
+from benchmarks.cli import exit_status
 from face import bilinear
 from benchmarks.paper_table4 import mean_std, named_paths
 from engines.chain import classify
 from face.expressions import EXPRESSIONS, NUM_EXPRESSIONS
 from face.imageio import from_network, to_network
 from face.outputs import writable_folder
+from face.ranges import at_least
 from train.checkpoint import load_model
 from train.eval_plots import confusion_png
 from train.synthetic.scene import Pose
@@ -243,11 +244,11 @@ def build_parser():
                    help="which source domain the held-out faces are drawn in (default: %(default)s)")
     p.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103],
                    help="held-out driver seeds, never used for training data (default: %(default)s)")
-    p.add_argument("--drivers", type=int, default=8, help="drivers per seed (default: %(default)s)")
-    p.add_argument("--faces-per-driver", type=int, default=6,
+    p.add_argument("--drivers", type=at_least(1), default=8, help="drivers per seed (default: %(default)s)")
+    p.add_argument("--faces-per-driver", type=at_least(1), default=6,
                    help="faces drawn per driver, each in all seven expressions (default: %(default)s)")
-    p.add_argument("--strips", type=int, default=3, help="held-out faces shown in strips.png (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--strips", type=at_least(0), default=3, help="held-out faces shown in strips.png (default: %(default)s)")
+    p.add_argument("--threads", type=at_least(0), default=2)
     p.add_argument("--out", default="runs/cgit_transfer")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -255,7 +256,6 @@ def build_parser():
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    refuse_below(args, drivers=1, faces_per_driver=1, strips=0, threads=0)
     if len(args.seeds) < 2:
         raise SystemExit("error: give at least two --seeds (every figure is a mean ± std over seeds)")
     print(json.dumps(run(args)))

@@ -19,17 +19,5 @@ def exit_status(main) -> int:
     return status if isinstance(status, int) else 0   # a main may hand back its result (train_step does)
 
 
-def refuse_below(args, **least) -> None:
-    """Exit 2 with one line naming the first option (a value or each of a list) under its least value:
-    a count of 0 ended deep in a run (a numpy AxisError), a negative thread count ran on regardless."""
-    for name, bound in least.items():
-        values = getattr(args, name)
-        for value in values if isinstance(values, list) else [values]:
-            if not value >= bound:   # NaN too
-                print(f"python -m {_command()}: --{name.replace('_', '-')} must be at least {bound}, got {value}",
-                      file=sys.stderr)
-                raise SystemExit(2)
-
-
 def _command() -> str:
     return getattr(sys.modules["__main__"].__spec__, "name", None) or sys.argv[0]

@@ -39,8 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.cli import exit_status, refuse_below
+from benchmarks.cli import exit_status
 from face.outputs import writable_folder
+from face.ranges import at_least
 from pipeline.config import PipelineConfig
 from pipeline.demo import REPO, writer_digest
 from pipeline.dms import DmsSettings
@@ -251,13 +252,12 @@ def mean_std(values):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[601, 602, 603], help="scripted drives' seeds (held out)")
-    p.add_argument("--seconds", type=float, default=120.0, help="length of each scripted drive")
+    p.add_argument("--seconds", type=at_least(1, float), default=120.0, help="length of each scripted drive")
     p.add_argument("--attentive-seed", type=int, default=611)
-    p.add_argument("--attentive-seconds", type=float, default=600.0, help="the attentive drive (0: none)")
-    p.add_argument("--drowsy-seconds", type=float, default=120.0, help="the drowsy drive (0: none)")
+    p.add_argument("--attentive-seconds", type=at_least(0, float), default=600.0, help="the attentive drive (0: none)")
+    p.add_argument("--drowsy-seconds", type=at_least(0, float), default=120.0, help="the drowsy drive (0: none)")
     p.add_argument("--out", type=Path, default=REPO / "cache" / "benchmarks" / "driver_monitor")
     args = p.parse_args(argv)
-    refuse_below(args, seconds=1, attentive_seconds=0, drowsy_seconds=0)
     writable_folder(args.out, f"--out {args.out}")   # before the drives are written and read
     settings = DmsSettings()
     started = time.perf_counter()

@@ -37,11 +37,12 @@ from tqdm import tqdm
 
 import engines
 import face
-from benchmarks.cli import exit_status, refuse_below
+from benchmarks.cli import exit_status
 from engines.chain import classify, translate
 from face.expressions import EXPRESSIONS
 from face.imageio import from_network
 from face.outputs import writable_folder
+from face.ranges import at_least
 from pipeline.fusion import CROP_YAW, FUSION_WEIGHT, POSE_WEIGHT, publish_probs
 from train.synthetic.camera import NirCamera
 from train.synthetic.scene import Pose
@@ -227,15 +228,15 @@ def build_parser():
     # 24 × 700 the paired differences' std over the seeds is 0.1-3.2 points.
     p.add_argument("--seeds", type=int, nargs="+", default=[401, 402, 403],
                    help="held-out driver seeds (never used for training data)")
-    p.add_argument("--bins", type=int, nargs="+", default=list(BINS), help="|yaw| bins in degrees")
-    p.add_argument("--per-bin", type=int, default=700, help="faces per bin and seed")
-    p.add_argument("--drivers", type=int, default=24, help="drivers per seed")
+    p.add_argument("--bins", type=at_least(0), nargs="+", default=list(BINS), help="|yaw| bins in degrees")
+    p.add_argument("--per-bin", type=at_least(1), default=700, help="faces per bin and seed")
+    p.add_argument("--drivers", type=at_least(1), default=24, help="drivers per seed")
     p.add_argument("--fusion-weight", type=float, default=FUSION_WEIGHT,
                    help="NAME+render: the translated path's share against the render (the pipeline's `fusion`)")
     p.add_argument("--pose-weight", type=float, default=POSE_WEIGHT,
                    help="NAME/published: the translated path's share of what the crop leaves (the pipeline's `pose`)")
     p.add_argument("--crop-yaw", type=float, default=CROP_YAW, help="NAME/published: the |yaw| where the crop's weight ends")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=at_least(0), default=2)
     p.add_argument("--out", default="runs/table4")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -243,7 +244,6 @@ def build_parser():
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    refuse_below(args, bins=0, per_bin=1, drivers=1, threads=0)
     if len(args.seeds) < 2:
         raise SystemExit("error: give at least two --seeds (every figure is a mean ± std over seeds)")
     result = run(args)

@@ -13,6 +13,7 @@ from calibration.feeds import model_inputs
 from calibration.frames import collect
 from calibration.quantize import METHODS, TARGETS, batched_feeds, convert_fp16, quantize_int8
 from face.outputs import writable_folder
+from face.ranges import at_least, number_type
 
 
 def main(argv=None) -> int:
@@ -22,19 +23,16 @@ def main(argv=None) -> int:
     parser.add_argument("--precision", choices=("int8", "fp16"), default="int8")
     parser.add_argument("--frames", help="video file or folder of images (int8)")
     parser.add_argument("--method", choices=METHODS, default="percentile")
-    parser.add_argument("--percentile", type=float, default=99.999)
+    parser.add_argument("--percentile", type=number_type(float, 0, 100, strict=True), default=99.999)
     parser.add_argument("--target", choices=(*TARGETS, "tensorrt-implicit"), default="cpu",
                         help="cpu: Q/DQ with uint8 activations for ONNX Runtime on x86; tensorrt: Q/DQ with "
                              "symmetric int8 (TensorRT 10/11); tensorrt-implicit: TensorRT 10's entropy "
                              "calibrator builds an INT8 engine from the FP32 ONNX (--out is the engine cache dir)")
     parser.add_argument("--calibration-cache", help="tensorrt-implicit: TensorRT calibration cache file")
-    parser.add_argument("--limit", type=int, default=200, help="faces to collect")
-    parser.add_argument("--stride", type=int, default=1, help="use every k-th frame")
+    parser.add_argument("--limit", type=at_least(1), default=200, help="faces to collect")
+    parser.add_argument("--stride", type=at_least(1), default=1, help="use every k-th frame")
     parser.add_argument("--generator", help="FP32 UIT generator ONNX: a classifier is calibrated on its translations")
     args = parser.parse_args(argv)
-    if args.limit < 1 or args.stride < 1 or not 0 < args.percentile <= 100:
-        parser.error(f"--limit and --stride must be at least 1 and --percentile within (0, 100], got "
-                     f"{args.limit}, {args.stride}, {args.percentile}")
     try:
         return _run(args, parser)
     except (ImportError, FileNotFoundError, ValueError) as error:

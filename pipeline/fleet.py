@@ -32,6 +32,7 @@ import numpy as np
 from pipeline.config import CLASSES, DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, IDENTITY, PipelineConfig, resolve_models
 from pipeline.fusion import PATHS
 from face.outputs import writable_folder
+from face.ranges import at_least
 from pipeline.provenance import code_digest
 from pipeline.sources import IMAGE_SUFFIXES
 from pipeline.truth import NO_FACE
@@ -263,14 +264,12 @@ def main(argv=None) -> int:
     p.add_argument("--candidate-generator", help="a candidate's generator (default: the baseline's)")
     p.add_argument("--candidate-classifier", help="a candidate's classifier (default: the baseline's)")
     p.add_argument("--engine", default="onnxruntime", choices=("onnxruntime", "torch"))
-    p.add_argument("--workers", type=int, default=2, help="Ray worker processes, each one drive at a time "
+    p.add_argument("--workers", type=at_least(1), default=2, help="Ray worker processes, each one drive at a time "
                                                            "(default: %(default)s)")
     p.add_argument("--address", help="a running Ray cluster (auto, or ray://HOST:10001); default: a local one")
     p.add_argument("--no-ray", action="store_true", help="evaluate in this process, one drive after another")
     p.add_argument("--quiet", action="store_true", help="no line per drive on stderr")
     args = p.parse_args(argv)
-    if args.workers < 1:
-        p.error(f"--workers must be at least 1, got {args.workers}")
     try:
         drives = find_drives(args.drives)
         model_sets = {"baseline": (args.generator, args.classifier)}

@@ -25,6 +25,7 @@ from pathlib import Path
 from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, PipelineConfig
 from pipeline.messages import Emotion, Event, to_builtins
 from face.outputs import writable_folder
+from face.ranges import at_least
 from pipeline.record import read_messages
 
 TIMING = {"t_capture_ns", "t_publish_ns", "latency_ms", "source"}   # what differs from run to run anyway
@@ -105,15 +106,13 @@ def main(argv=None) -> int:
     p.add_argument("--engine", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"))
     p.add_argument("--publish-label", default=PipelineConfig.publish_mode,
                    help="the published label's mode, as the recorded run had it (default: %(default)s)")
-    p.add_argument("--face-workers", type=int, default=PipelineConfig.face_workers,
+    p.add_argument("--face-workers", type=at_least(1), default=PipelineConfig.face_workers,
                    help="face replicas, as the recorded run had them: each tracks every other frame "
                         "(default: %(default)s)")
     p.add_argument("--publish", help="where the replay publishes (default: a free local port)")
-    p.add_argument("--atol", type=float, default=1e-3, help="numbers within this agree (default: %(default)s)")
+    p.add_argument("--atol", type=at_least(0, float), default=1e-3, help="numbers within this agree (default: %(default)s)")
     p.add_argument("--out", help="also write the comparison JSON here")
     args = p.parse_args(argv)
-    if args.face_workers < 1 or not args.atol >= 0:   # 0 workers started no face stage; a negative atol agrees on nothing
-        p.error(f"--face-workers must be at least 1 and --atol at least 0, got {args.face_workers}, {args.atol}")
     record = Path(args.record)
     if args.out:
         try:

@@ -15,6 +15,7 @@ import sys
 
 import zmq
 
+from face.ranges import above, at_least
 from pipeline import wire
 from pipeline.config import DEFAULT_PUBLISH
 from pipeline.curve import check_endpoint, join_curve
@@ -112,16 +113,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--endpoint", default=DEFAULT_PUBLISH)
     p.add_argument("--topic", action="append", choices=TOPICS, help="emotion, status and/or event (default all)")
-    p.add_argument("--count", type=int, help="exit after this many messages")
-    p.add_argument("--timeout", type=float, help="exit after this many seconds without a message")
+    p.add_argument("--count", type=at_least(1), help="exit after this many messages")
+    p.add_argument("--timeout", type=above(0), help="exit after this many seconds without a message")
     p.add_argument("--brief", action="store_true", help="one short line per message, for people, instead of JSON")
     p.add_argument("--follow", action="store_true",
                    help="keep listening after a run's end-of-stream status (for the next run); default: exit 0")
     p.add_argument("--curve-key", metavar="FILE", help="CURVE: this subscriber's .key_secret file")
     p.add_argument("--curve-server-key", metavar="FILE", help="CURVE: the pipeline's public .key file")
     args = p.parse_args(argv)
-    if args.count is not None and args.count < 1 or args.timeout is not None and not args.timeout > 0:
-        p.error("--count must be at least 1 and --timeout a positive number of seconds")
     if bool(args.curve_key) != bool(args.curve_server_key):
         p.error("CURVE needs both --curve-key and --curve-server-key")
     try:

@@ -22,6 +22,7 @@ from engines.chain import softmax
 from engines.contract import CLASSIFIER, UIT_GENERATOR
 from face.expressions import EXPRESSIONS
 from face.outputs import writable_folder
+from face.ranges import at_least
 
 from .checkpoint import CheckpointError, load_model
 from .data import ImageDataset, SideMaps, collate_skipping_bad
@@ -124,9 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="with --data: take only one part of this split file (see --part)")
     p.add_argument("--part", default="test", choices=PARTS, help="which part of --split (test)")
     p.add_argument("--generator", metavar="CKPT", help="translate the images with this UIT generator (G_ts) first")
-    p.add_argument("--seeds", type=int, default=1, help="one classifier: bootstrap resamples for mean ± std (1)")
+    p.add_argument("--seeds", type=at_least(1), default=1, help="one classifier: bootstrap resamples for mean ± std (1)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=at_least(1), default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-tsne", dest="tsne", action="store_false", help="skip the t-SNE plot")
     p.add_argument("--no-progress", dest="progress", action="store_false")
@@ -267,8 +268,6 @@ def evaluate(args, logger) -> dict:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.seeds < 1 or args.batch_size < 1:
-        raise SystemExit(f"error: --seeds and --batch-size must be at least 1, got {args.seeds}, {args.batch_size}")
     if args.split and not args.data:
         raise SystemExit("error: --split selects a part of --data; give --data too")
     try:

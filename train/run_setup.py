@@ -4,7 +4,6 @@ resumed run had worked out from its data."""
 import contextlib
 import hashlib
 import logging
-import math
 from pathlib import Path
 
 from face.outputs import writable_folder
@@ -13,25 +12,11 @@ from .checkpoint import CheckpointError, checkpoint_path, config_mismatches, loa
 
 # Run settings every trainer has beside its own DEFAULTS; like those of how it runs, free to change on resume.
 SHARED_RUNTIME_DEFAULTS = dict(keep_last=3)
-# The numeric settings every trainer has, each with its inclusive (least, most) range (None: open); a
-# trainer's RANGES add its own.
+# The numeric settings every trainer has, each with its inclusive (least, most) range (None: open), checked
+# by face.ranges.check_ranges; a trainer's RANGES add its own.
 SHARED_RANGES = dict(keep_last=(1, None), batch_size=(1, None), width=(1, None), lr=(0, None), steps=(1, None),
                      stop_after=(1, None), workers=(0, None), log_every=(1, None), checkpoint_every=(1, None),
                      max_nonfinite=(1, None))
-
-
-def check_ranges(config: dict, ranges: dict) -> None:
-    """SystemExit naming the first numeric setting outside its range, before anything is made: a 0 was
-    read as "not given" (--steps 0 trained the default epochs, --stop-after 0 never stopped), and a
-    NaN or a negative rate or weight trained regardless."""
-    for key, (least, most) in ranges.items():
-        value = config.get(key)
-        if value is None:
-            continue
-        if not (math.isfinite(value) and (least is None or value >= least) and (most is None or value <= most)):
-            bound = (f"between {least} and {most}" if least is not None and most is not None
-                     else f"at least {least}" if least is not None else f"at most {most}")
-            raise SystemExit(f"error: --{key.replace('_', '-')} must be {bound}, got {value}")
 
 
 def open_run(out, resume, kinds: tuple[str, ...], what: str) -> tuple[Path, dict | None, dict | None]:

@@ -16,11 +16,13 @@ from pathlib import Path
 
 import torch
 
+from face.ranges import check_ranges
+
 from . import distributed
 from .checkpoint import checkpoint_path, load_state_checked, restore_rng, save_checkpoint
 from .data import make_loader
-from .run_setup import (SHARED_RANGES, SHARED_RUNTIME_DEFAULTS, check_ranges, make_run_folder, merge_config,
-                        open_run, remove_refused_run_folder, samples_digest, saved_run_state)
+from .run_setup import (SHARED_RANGES, SHARED_RUNTIME_DEFAULTS, make_run_folder, merge_config, open_run,
+                        remove_refused_run_folder, samples_digest, saved_run_state)
 from .runlog import RunLog, progress, setup_logging, write_json
 
 BEST = "best.pt"

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from face.expressions import EXPRESSIONS, expression_index
 from face.imageio import from_network
 from face.outputs import writable_folder
+from face.ranges import at_least
 
 from .checkpoint import load_model
 from .data import ImageDataset, SideMaps, read_generator_batch
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the run kept one); G_st: source→target")
     p.add_argument("--expression", default="all",
                    help="CGIT: an expression name, a comma list, or 'all' (default)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=at_least(1), default=8)
     p.add_argument("--device", default="auto")
     p.add_argument("--cache", help="where computed side maps and face crops go (default OUT/.cache)")
     p.add_argument("--face-crop", choices=("auto", "face", "none"), default="auto",
@@ -174,8 +175,6 @@ def translate(checkpoint, input_path, out, generator=None, expression="all", bat
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.batch_size < 1:
-        raise SystemExit(f"error: --batch-size must be at least 1, got {args.batch_size}")
     logger = setup_logging(None)
     try:
         writable_folder(args.out, f"--out {args.out}")

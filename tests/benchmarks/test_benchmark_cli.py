@@ -36,15 +36,15 @@ def test_an_out_that_cannot_be_written_is_refused_before_anything_is_measured(tm
 
 
 @pytest.mark.parametrize("command, expected", [
-    (["benchmarks.cgit_transfer", "--drivers", "0"], "--drivers must be at least 1, got 0"),   # was: numpy AxisError
-    (["benchmarks.cgit_transfer", "--threads", "-2"], "--threads must be at least 0, got -2"),   # was: ran on
-    (["benchmarks.paper_table4", "--bins", "0", "-15"], "--bins must be at least 0, got -15"),
-    (["benchmarks.cgit_augment", "--counts", "1000", "0"], "--counts must be at least 1, got 0"),
-    (["benchmarks.driver_monitor", "--seconds", "nan"], "--seconds must be at least 1, got nan"),
+    (["benchmarks.cgit_transfer", "--drivers", "0"], "argument --drivers: must be at least 1, got 0"),   # was: numpy AxisError
+    (["benchmarks.cgit_transfer", "--threads", "-2"], "argument --threads: must be at least 0, got -2"),   # was: ran on
+    (["benchmarks.paper_table4", "--bins", "0", "-15"], "argument --bins: must be at least 0, got -15"),
+    (["benchmarks.cgit_augment", "--counts", "1000", "0"], "argument --counts: must be at least 1, got 0"),
+    (["benchmarks.driver_monitor", "--seconds", "nan"], "argument --seconds: must be at least 1, got nan"),
 ])
-def test_a_count_below_its_least_is_one_line_before_anything_runs(command, expected):
+def test_a_count_below_its_least_is_argparses_error_before_anything_runs(command, expected):
     run = subprocess.run([sys.executable, "-m", *command], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 2 and run.stderr.splitlines() == [f"python -m {command[0]}: {expected}"], run.stderr
+    assert run.returncode == 2 and run.stderr.splitlines()[-1].endswith(f": error: {expected}"), run.stderr
 
 
 def test_a_main_that_hands_back_its_result_exits_0_and_its_own_status_is_kept():

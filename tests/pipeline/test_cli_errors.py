@@ -69,10 +69,10 @@ def test_publish_port_in_use_stops_the_run_with_the_reason(drive_clip, models):
 
 
 @pytest.mark.parametrize("option, expected", [
-    (("--fusion-weight", "1.5"), "run_pipeline: --fusion-weight must be in [0, 1], got 1.5"),
+    (("--fusion-weight", "1.5"), "argument --fusion-weight: must be between 0 and 1, got 1.5"),
     (("--publish-label", "average"), "argument --publish-label: invalid choice: 'average'"),
-    (("--crop-yaw", "0"), "run_pipeline: --crop-yaw must be a positive number of degrees, got 0.0"),
-    (("--crop-yaw", "-10"), "run_pipeline: --crop-yaw must be a positive number of degrees, got -10.0"),
+    (("--crop-yaw", "0"), "argument --crop-yaw: must be above 0, got 0.0"),
+    (("--crop-yaw", "-10"), "argument --crop-yaw: must be above 0, got -10.0"),
     (("--publish", "nonsense"), "run_pipeline: --publish nonsense: not a ZeroMQ address"),
     (("--publish", "tcp://127.0.0.1:99999"), "run_pipeline: --publish tcp://127.0.0.1:99999: needs a host and a port"),
     # root may write anywhere os.access looks, but not under /proc: the folder is made and tried up front
@@ -81,10 +81,10 @@ def test_publish_port_in_use_stops_the_run_with_the_reason(drive_clip, models):
     (("--report", "/proc/no-such/report"), "run_pipeline: --report /proc/no-such/report: cannot write in /proc/no-such"),
     (("--save-video", "/tmp"), "run_pipeline: --save-video /tmp: needs a video file name, e.g. overlay.mp4"),
     # were taken as given: every stage restarted at once (stall timeout), nothing published (message size)
-    (("--stall-timeout", "-1"), "run_pipeline: --stall-timeout must be 0 (never) or a positive number of seconds, got -1.0"),
-    (("--max-message-mb", "0"), "run_pipeline: --max-message-mb must be at least 1 (a 640×480 frame is 0.9 MB), got 0.0"),
-    (("--folder-fps", "nan"), "run_pipeline: --folder-fps must be a positive number, got nan"),
-    (("--threads", "-1"), "run_pipeline: --face-workers must be at least 1 and --threads at least 0, got "),
+    (("--stall-timeout", "-1"), "argument --stall-timeout: must be at least 0, got -1.0"),
+    (("--max-message-mb", "0"), "argument --max-message-mb: must be at least 1, got 0.0"),
+    (("--folder-fps", "nan"), "argument --folder-fps: must be above 0, got nan"),
+    (("--threads", "-1"), "argument --threads: must be at least 0, got -1"),
     (("--pixel-format", "XYZW"), "argument --pixel-format: invalid choice: 'XYZW'"),   # was: silently the camera's own
 ])
 def test_bad_publish_label_options_are_refused_before_anything_starts(drive_clip, models, option, expected):

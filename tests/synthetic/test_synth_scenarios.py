@@ -180,10 +180,11 @@ def test_an_unknown_scenario_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("option, expected", [
-    (["--size", "7"], "--size must be an even number of pixels, at least 16, got 7"),
-    (["--size", "8"], "--size must be an even number of pixels, at least 16, got 8"),
-    (["--per-class", "-3"], "--per-class must be positive, got -3"),
-    (["--target-yaw", "100"], "--target-yaw must be within 0-90 degrees, got 100.0"),
+    (["--size", "7"], "argument --size: must be at least 16, got 7"),
+    (["--size", "17"], "--size must be an even number of pixels, got 17"),
+    (["--per-class", "-3"], "argument --per-class: must be at least 0, got -3"),
+    (["--target-yaw", "100"], "argument --target-yaw: must be between 0 and 90, got 100.0"),
+    (["--fleet", "2", "--video-seconds", "0"], "--fleet N writes drives: give --video-seconds above 0"),
     (["--out", "/proc/no-such/out"], "--out /proc/no-such/out: cannot write in /proc/no-such/out: "),
     (["--out", "/proc"], "--out /proc: cannot write in /proc: "),   # exists, holds no file: was a traceback
 ])

@@ -61,6 +61,7 @@ from face import bilinear
 from face.crops import face_crop
 from face.expressions import EXPRESSIONS
 from face.outputs import writable_folder
+from face.ranges import at_least, between
 from face.render import Renderer
 from face.side_map import side_map
 from train.renders import write_render, write_with_side_map
@@ -347,50 +348,44 @@ def main(argv=None) -> int:
                                      epilog=drive_doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--per-class", type=int, default=60, help="source images per expression")
-    parser.add_argument("--target-per-class", type=int, default=None, help="target images per expression "
+    parser.add_argument("--per-class", type=at_least(0), default=60, help="source images per expression")
+    parser.add_argument("--target-per-class", type=at_least(0), default=None, help="target images per expression "
                         "(default: as --per-class)")
-    parser.add_argument("--video-seconds", type=float, default=60.0, help="length of drive.mp4; 0 for none")
-    parser.add_argument("--drivers", type=int, default=8, help="distinct drivers per domain")
-    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--video-seconds", type=at_least(0, float), default=60.0, help="length of drive.mp4; 0 for none")
+    parser.add_argument("--drivers", type=at_least(1), default=8, help="distinct drivers per domain")
+    parser.add_argument("--size", type=at_least(16), default=128)
     parser.add_argument("--scenario", choices=tuple(SCENARIOS), default="pose",
                         help="; ".join(f"{name}: {text}" for name, text in SCENARIOS.items())
                         + ". In both the target and drive.mp4 are NIR.")
-    parser.add_argument("--target-yaw", type=float, default=TARGET_POSE["yaw"], metavar="DEG",
+    parser.add_argument("--target-yaw", type=between(0, 90), default=TARGET_POSE["yaw"], metavar="DEG",
                         help="target images: head yaw drawn from ± this many degrees (default %(default)s; "
                              "the demo drive's head is within ±20° 95 %% of the time)")
-    parser.add_argument("--blinks-per-minute", type=float, default=0.0, help="drive.mp4: blinks "
+    parser.add_argument("--blinks-per-minute", type=at_least(0, float), default=0.0, help="drive.mp4: blinks "
                         "(100–400 ms) at about this rate, e.g. 15; default none")
-    parser.add_argument("--eye-closures", type=int, default=0, help="drive.mp4: this many long (drowsy) "
+    parser.add_argument("--eye-closures", type=at_least(0), default=0, help="drive.mp4: this many long (drowsy) "
                         "eye closures of 0.5–2 s")
-    parser.add_argument("--gaze-shifts-per-minute", type=float, default=0.0, help="drive.mp4: eye-only "
+    parser.add_argument("--gaze-shifts-per-minute", type=at_least(0, float), default=0.0, help="drive.mp4: eye-only "
                         "glances within the road scene (±5–15° yaw, ±3–8° pitch, held 0.3–2 s) at about this "
                         "rate; default none")
-    parser.add_argument("--look-aways", type=int, default=0, help="drive.mp4: this many short head-and-eye "
+    parser.add_argument("--look-aways", type=at_least(0), default=0, help="drive.mp4: this many short head-and-eye "
                         "turns off the road (a mirror, the centre console, a phone glance; 0.5–2.5 s)")
-    parser.add_argument("--distractions", type=int, default=0, help="drive.mp4: this many long off-road "
+    parser.add_argument("--distractions", type=at_least(0), default=0, help="drive.mp4: this many long off-road "
                         "episodes (phone, centre console, side window, passenger; 3–8 s), ≥4 s apart")
-    parser.add_argument("--head-sway", type=float, default=1.0, help="drive.mp4: scales the head's own slow "
+    parser.add_argument("--head-sway", type=at_least(0, float), default=1.0, help="drive.mp4: scales the head's own slow "
                         "sways and side glances (1: as always; an attentive driver ≈0.3–0.4; 0: a still "
                         "head, no glances)")
     parser.add_argument("--eyeballs", action="store_true", help="drive.mp4: eyes that look around and lids "
                         "that shut even with no other drive option (on with any of them)")
-    parser.add_argument("--fleet", type=int, default=0, metavar="N",
+    parser.add_argument("--fleet", type=at_least(0), default=0, metavar="N",
                         help="write N drives instead, for a fleet evaluation (python -m pipeline.fleet OUT): "
                              "OUT/drive_SEED/drive.mp4 (+ drive.json) for SEED = --seed, --seed + 1, …, each "
                              "--video-seconds long, new people and cameras each, no source or target images")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    if args.fleet < 0 or (args.fleet and args.video_seconds <= 0):
-        parser.error("--fleet N needs N ≥ 0 and --video-seconds > 0")
-    for name in ("per_class", "drivers", "size", "blinks_per_minute", "eye_closures", "look_aways",
-                 "gaze_shifts_per_minute", "distractions", "head_sway"):
-        if getattr(args, name) < (1 if name in ("drivers", "size") else 0):
-            parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.size < 16 or args.size % 2:   # the renderer rasterises at half the size
-        parser.error(f"--size must be an even number of pixels, at least 16, got {args.size}")
-    if not 0 <= args.target_yaw <= 90:
-        parser.error(f"--target-yaw must be within 0-90 degrees, got {args.target_yaw}")
+    if args.fleet and args.video_seconds == 0:
+        parser.error("--fleet N writes drives: give --video-seconds above 0")
+    if args.size % 2:   # the renderer rasterises at half the size
+        parser.error(f"--size must be an even number of pixels, got {args.size}")
     try:
         writable_folder(args.out, f"--out {args.out}")
     except ValueError as error:
