@@ -286,7 +286,7 @@ def build_parser():
     p.add_argument("--real-share", type=real_share, default=0.5,
                    help="share of every batch drawn from the labelled images in the augmented arms, or "
                         f"{POOLED!r} (default: %(default)s)")
-    p.add_argument("--added-passes", type=float, default=0.0,
+    p.add_argument("--added-passes", type=at_least(0, float), default=0.0,
                    help="train the arms of count N until every added image is drawn this many times on average "
                         "(and `none` as long beside each); 0: every arm --classifier-steps (default: %(default)s)")
     p.add_argument("--reader", default=None,

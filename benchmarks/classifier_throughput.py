@@ -20,6 +20,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 import torch
 
 from benchmarks.cli import exit_status
+from face.ranges import above, at_least
 from train.classifier_nets import ARCHS, build_classifier, count_parameters
 
 
@@ -51,8 +52,8 @@ def images_per_second(net, batch: int, size: int, device, seconds: float, fp16: 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=128)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--seconds", type=float, default=2.0, help="least timed time per backbone")
+    p.add_argument("--batch", type=at_least(1), default=8)
+    p.add_argument("--seconds", type=above(0), default=2.0, help="least timed time per backbone")
     p.add_argument("--backbones", default=",".join(ARCHS))
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)

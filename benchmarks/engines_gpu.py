@@ -28,6 +28,7 @@ import torch
 import engines
 from benchmarks.cli import exit_status
 from engines.bench import random_feeds
+from face.ranges import at_least
 from train.export import export_program
 
 VARIANTS = {
@@ -48,11 +49,11 @@ def chain_timer(generator, classifier, batch):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--width", type=at_least(1), default=64)
     parser.add_argument("--arch", default="resnet18")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batches", default="1,32")
-    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--runs", type=at_least(1), default=100)
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print(json.dumps({"benchmark": "engines_gpu", "skipped": "needs a CUDA GPU; none visible to PyTorch"}))

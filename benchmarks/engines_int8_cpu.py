@@ -42,6 +42,7 @@ from calibration.frames import collect
 from calibration.quantize import batched_feeds, quantize_int8
 from engines.bench import compare
 from engines.contract import UIT_GENERATOR
+from face.ranges import at_least
 from train.export import export_onnx, load_checkpoint_model
 
 
@@ -175,10 +176,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", default="8,16")
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--threads", type=at_least(0), default=1)
+    parser.add_argument("--runs", type=at_least(1), default=100)
     parser.add_argument("--frames", help="calibration frames (video or folder); default: generated camera-like frames")
-    parser.add_argument("--calibration-faces", type=int, default=64)
+    parser.add_argument("--calibration-faces", type=at_least(1), default=64)
     parser.add_argument("--method", default="percentile", choices=("minmax", "entropy", "percentile"))
     parser.add_argument("--checkpoint", help="a trained UIT checkpoint instead of random weights")
     parser.add_argument("--classifier", help="trained classifier (.onnx or checkpoint) for --labelled")

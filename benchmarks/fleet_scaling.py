@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from benchmarks.cli import exit_status
+from face.ranges import above, at_least
 from pipeline.fleet import evaluate_fleet, find_drives
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,8 +42,8 @@ def timed(drives, model_sets, workers: int, use_ray: bool) -> tuple[float, list[
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.fleet_scaling", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--drives", type=int, default=6, help="(default: %(default)s)")
-    p.add_argument("--seconds", type=float, default=10.0, help="length of each drive (default: %(default)s)")
+    p.add_argument("--drives", type=at_least(1), default=6, help="(default: %(default)s)")
+    p.add_argument("--seconds", type=above(0), default=10.0, help="length of each drive (default: %(default)s)")
     p.add_argument("--seed", type=int, default=400, help="the drives' first seed (default: %(default)s)")
     p.add_argument("--cache", default="cache/benchmarks/fleet", help="where the drives are kept (default: %(default)s)")
     args = p.parse_args(argv)

@@ -42,7 +42,7 @@ from engines.chain import classify, translate
 from face.expressions import EXPRESSIONS
 from face.imageio import from_network
 from face.outputs import writable_folder
-from face.ranges import at_least
+from face.ranges import above, at_least, between
 from pipeline.fusion import CROP_YAW, FUSION_WEIGHT, POSE_WEIGHT, publish_probs
 from train.synthetic.camera import NirCamera
 from train.synthetic.scene import Pose
@@ -231,11 +231,11 @@ def build_parser():
     p.add_argument("--bins", type=at_least(0), nargs="+", default=list(BINS), help="|yaw| bins in degrees")
     p.add_argument("--per-bin", type=at_least(1), default=700, help="faces per bin and seed")
     p.add_argument("--drivers", type=at_least(1), default=24, help="drivers per seed")
-    p.add_argument("--fusion-weight", type=float, default=FUSION_WEIGHT,
+    p.add_argument("--fusion-weight", type=between(0, 1), default=FUSION_WEIGHT,
                    help="NAME+render: the translated path's share against the render (the pipeline's `fusion`)")
-    p.add_argument("--pose-weight", type=float, default=POSE_WEIGHT,
+    p.add_argument("--pose-weight", type=between(0, 1), default=POSE_WEIGHT,
                    help="NAME/published: the translated path's share of what the crop leaves (the pipeline's `pose`)")
-    p.add_argument("--crop-yaw", type=float, default=CROP_YAW, help="NAME/published: the |yaw| where the crop's weight ends")
+    p.add_argument("--crop-yaw", type=above(0), default=CROP_YAW, help="NAME/published: the |yaw| where the crop's weight ends")
     p.add_argument("--threads", type=at_least(0), default=2)
     p.add_argument("--out", default="runs/table4")
     p.add_argument("--no-progress", action="store_true")

@@ -19,6 +19,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 import cv2
 
 from benchmarks.cli import exit_status
+from face.ranges import above
 from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, PipelineConfig
 from pipeline.runner import resolve_source
 from pipeline.supervisor import run as run_pipeline
@@ -27,7 +28,7 @@ from pipeline.supervisor import run as run_pipeline
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--source", default="demo")
-    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--seconds", type=above(0), default=20.0)
     p.add_argument("--generator", default=DEFAULT_GENERATOR)
     p.add_argument("--classifier", default=DEFAULT_CLASSIFIER)
     p.add_argument("--publish", default="tcp://127.0.0.1:5562")

@@ -22,6 +22,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.cli import exit_status
+from face.ranges import at_least
 from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, PipelineConfig
 from pipeline.supervisor import run as run_pipeline
 from pipeline.sequential import run_sequential
@@ -33,12 +34,12 @@ KEEP = ("frames", "fps", "latency_ms", "drops", "accuracy_published", "accuracy_
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--source", default="demo")
-    p.add_argument("--frames", type=int, default=300)
+    p.add_argument("--frames", type=at_least(1), default=300)
     p.add_argument("--generator", default=DEFAULT_GENERATOR)
     p.add_argument("--classifier", default=DEFAULT_CLASSIFIER)
     p.add_argument("--publish", default="tcp://127.0.0.1:5561")
-    p.add_argument("--threads", type=int, default=1, help="engine intra-op threads, both runs")
-    p.add_argument("--rounds", type=int, default=3,
+    p.add_argument("--threads", type=at_least(0), default=1, help="engine intra-op threads, both runs")
+    p.add_argument("--rounds", type=at_least(1), default=3,
                    help="alternate pipeline and sequential runs this many times; medians are reported "
                         "(the machine's other load drifts)")
     args = p.parse_args(argv)

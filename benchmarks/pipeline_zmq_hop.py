@@ -30,6 +30,7 @@ import numpy as np
 import zmq
 
 from benchmarks.cli import exit_status
+from face.ranges import at_least
 from pipeline import wire
 from pipeline.messages import Counters, Face, new_header, to_builtins
 from pipeline.rundirs import default_parent
@@ -218,7 +219,7 @@ def pickle_round(repeats):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeats", type=int, default=300)
+    p.add_argument("--repeats", type=at_least(1), default=300)
     p.add_argument("--transport", choices=("ipc", "tcp"), default="ipc")
     args = p.parse_args(argv)
     framed = stage_hops(args.repeats, 640 * 480 * 3)

@@ -24,6 +24,7 @@ import torch
 
 from benchmarks.cli import exit_status
 from face.expressions import NUM_EXPRESSIONS
+from face.ranges import at_least
 from train.distributed import Context, pick_device
 from train.exprada import DEFAULTS
 from train.exprada_model import ExprADAModel
@@ -72,11 +73,11 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto")
     p.add_argument("--mode", default="uit", choices=("uit", "cgit"))
-    p.add_argument("--width", type=int, help="base width (CUDA default 64, CPU 16)")
+    p.add_argument("--width", type=at_least(1), help="base width (CUDA default 64, CPU 16)")
     p.add_argument("--size", type=int, help="image size (CUDA default 128, CPU 64)")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--steps", type=int, help="timed steps per variant (CUDA 50, CPU 5)")
-    p.add_argument("--warmup", type=int, help="untimed steps first (CUDA 5, CPU 2)")
+    p.add_argument("--batch", type=at_least(1), default=8)
+    p.add_argument("--steps", type=at_least(1), help="timed steps per variant (CUDA 50, CPU 5)")
+    p.add_argument("--warmup", type=at_least(0), help="untimed steps first (CUDA 5, CPU 2)")
     p.add_argument("--variants", help="comma list of fast variants to run (default: all for the device)")
     args = p.parse_args(argv)
     device = pick_device(args.device)

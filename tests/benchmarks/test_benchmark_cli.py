@@ -41,6 +41,11 @@ def test_an_out_that_cannot_be_written_is_refused_before_anything_is_measured(tm
     (["benchmarks.paper_table4", "--bins", "0", "-15"], "argument --bins: must be at least 0, got -15"),
     (["benchmarks.cgit_augment", "--counts", "1000", "0"], "argument --counts: must be at least 1, got 0"),
     (["benchmarks.driver_monitor", "--seconds", "nan"], "argument --seconds: must be at least 1, got nan"),
+    (["benchmarks.paper_table4", "--fusion-weight", "2"], "argument --fusion-weight: must be between 0 and 1, got 2.0"),
+    (["benchmarks.pipeline_replay", "--frames", "0"], "argument --frames: must be at least 1, got 0"),
+    (["benchmarks.fleet_scaling", "--seconds", "0"], "argument --seconds: must be above 0, got 0.0"),
+    (["benchmarks.train_step", "--steps", "0"], "argument --steps: must be at least 1, got 0"),
+    (["benchmarks.face_quality", "--drive-seconds", "-1"], "argument --drive-seconds: must be above 0, got -1.0"),
 ])
 def test_a_count_below_its_least_is_argparses_error_before_anything_runs(command, expected):
     run = subprocess.run([sys.executable, "-m", *command], cwd=REPO, capture_output=True, text=True, timeout=120)
