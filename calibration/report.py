@@ -30,6 +30,7 @@ from engines.contract import DEFAULT_IMAGE_SIZE
 from face.expressions import EXPRESSIONS, expression_index
 from face.imageio import read_image, to_network
 from face.outputs import writable_folder
+from face.ranges import at_least
 
 
 def labelled_files(root) -> list[tuple[Path, int]]:
@@ -165,7 +166,7 @@ def main(argv=None) -> int:
                         help="the precision the others are compared with (default: %(default)s)")
     parser.add_argument("--prerendered", action="store_true",
                         help="the images are frontal renders already (no face stage)")
-    parser.add_argument("--threads", type=int, default=0, help="engine threads (default: the runtime's own)")
+    parser.add_argument("--threads", type=at_least(0), default=0, help="engine threads (default: the runtime's own)")
     parser.add_argument("--out", help="also write the report JSON to this file")
     args = parser.parse_args(argv)
     try:

@@ -24,6 +24,7 @@ import cv2
 
 from face.imageio import load_image
 from face.outputs import writable_folder
+from face.ranges import at_least
 
 from .datasets import PAIR_SUFFIX, SIDE_MAP_SUFFIX, is_image_file, list_images
 
@@ -124,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", required=True, help="a video, a folder of frames, or a folder of either")
     p.add_argument("--out", required=True, help="output folder (the target set)")
-    p.add_argument("--every", type=int, default=10, help="write every N-th frame with a face (default %(default)s)")
-    p.add_argument("--size", type=int, default=128, help="render size in pixels (default %(default)s)")
+    p.add_argument("--every", type=at_least(1), default=10, help="write every N-th frame with a face (default %(default)s)")
+    p.add_argument("--size", type=at_least(32), default=128, help="render size in pixels (default %(default)s)")
     p.add_argument("--model", help="bilinear face model (.npz; default: the shipped one)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     return p
@@ -136,8 +137,6 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     args = build_parser().parse_args(argv)
-    if args.every < 1 or args.size < 32:
-        raise SystemExit(f"error: --every must be ≥ 1 and --size ≥ 32 (got {args.every}, {args.size})")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     drives = find_drives(Path(args.input))
     names = drive_names(drives, Path(args.input))

@@ -80,3 +80,7 @@ def test_report_cli_mistakes_are_one_line_and_exit_2(tmp_path, classifier_128, c
         assert main(["--labelled", str(tmp_path / "nowhere"), *args]) == 2
         err = capsys.readouterr().err
         assert err.startswith("python -m calibration.report: ") and expected in err and len(err.splitlines()) == 1
+    with pytest.raises(SystemExit) as stop:   # was handed to ONNX Runtime as given
+        main(["--labelled", str(tmp_path), "--generator", "fp32=identity", "--classifier", f"fp32={classifier_128}",
+              "--threads", "-1"])
+    assert stop.value.code == 2 and "argument --threads: must be at least 0, got -1" in capsys.readouterr().err

@@ -68,7 +68,7 @@ def test_drive_names_follow_the_input_tree_and_never_clash(tmp_path):
     assert drive_names([tmp_path / "x"], tmp_path / "x") == ["x"]
 
 
-def test_bad_inputs_are_one_line_errors(tmp_path):
+def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     with pytest.raises(SystemExit, match="no such file or folder"):
         main(["--input", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
     (tmp_path / "empty").mkdir()
@@ -79,8 +79,11 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     cv2.imwrite(str(blank / "0.png"), np.zeros((64, 64, 3), np.uint8))
     with pytest.raises(SystemExit, match="no face found"):
         main(["--input", str(blank), "--out", str(tmp_path / "o"), "--no-progress"])
-    with pytest.raises(SystemExit, match="--every"):
-        main(["--input", str(blank), "--out", str(tmp_path / "o"), "--every", "0"])
+    for option, expected in ((["--every", "0"], "argument --every: must be at least 1, got 0"),
+                             (["--size", "16"], "argument --size: must be at least 32, got 16")):
+        with pytest.raises(SystemExit) as stop:
+            main(["--input", str(blank), "--out", str(tmp_path / "o"), *option])
+        assert stop.value.code == 2 and expected in capsys.readouterr().err
     # The face model and the output folder are tried before the first drive is read (were tracebacks).
     (tmp_path / "not-a-model.npz").write_text("root:x:0:0")
     with pytest.raises(SystemExit, match=r"^error: .*not-a-model.npz: not a readable .npz model"):
