@@ -93,7 +93,13 @@ def test_a_cgit_other_than_the_recipe_is_trained_with_its_width_and_class_term_a
 
 
 @pytest.mark.parametrize("argv", [["--added-passes", "2", "--real-share", "pooled"],
-                                  ["--added-passes", "2", "--real-share", "1"], ["--added-passes", "-1"]])
+                                  ["--added-passes", "2", "--real-share", "1"]])
 def test_added_passes_need_a_share_below_one(argv):
     with pytest.raises(SystemExit, match="--added-passes needs"):
         cgit_augment.main(argv)
+
+
+def test_a_negative_count_of_passes_is_argparses_error(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cgit_augment.main(["--added-passes", "-1"])
+    assert stop.value.code == 2 and "argument --added-passes: must be at least 0, got -1.0" in capsys.readouterr().err
