@@ -29,8 +29,8 @@ class Range(NamedTuple):
 
 
 def number_type(kind=int, least=None, most=None, strict=False):
-    """An argparse type: the option's text read as `kind`, refused (argparse's one line, exit 2, naming
-    the option) outside the range."""
+    """An argparse type: the option's text read as `kind`, refused outside the range (argparse's error:
+    its usage line, then one line naming the option and the bound; exit 2)."""
     allowed = Range(least, most, strict)
 
     def convert(text: str):
