@@ -41,7 +41,7 @@ from benchmarks.cli import exit_status
 from benchmarks.paper_table4 import mean_std
 from face.expressions import EXPRESSIONS
 from face.outputs import writable_folder
-from face.ranges import at_least
+from face.ranges import Range, at_least
 from train.classifier import DEFAULTS as CLASSIFIER_DEFAULTS
 from train.datasets import SIDE_MAP_SUFFIX
 from train.datasets.folder import index_labelled_folder
@@ -54,6 +54,7 @@ CGIT_FLAGS = ["--image-size", "64", "--lr", "2e-4", "--skips", "--residual", "--
               "--condition", "input", "--grey", "--spectral-norm", "--class-from-image"]
 CGIT_DEFAULTS = dict(width=8, lambda_cls=1.0)   # the CPU width; the paper's λ_cls
 POOLED = "pooled"
+SHARE = Range(0, 1)
 CLASSIFIER_FLAGS = ["--backbone", "small", "--image-size", "64", "--balanced", "--split-by-image",
                     "--val-fraction", "0", "--test-fraction", "0"]
 
@@ -113,11 +114,11 @@ def real_share(text: str):
     if text == POOLED:
         return POOLED
     try:
-        share = float(text)
+        why = SHARE.refusal(share := float(text))
     except ValueError:
-        share = -1.0
-    if not 0.0 <= share <= 1.0:
-        raise argparse.ArgumentTypeError(f"a share between 0 and 1 or {POOLED!r}, got {text!r}")
+        why = f"must be a number, got {text!r}"
+    if why:
+        raise argparse.ArgumentTypeError(f"{why} (or {POOLED!r})")
     return share
 
 

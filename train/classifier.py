@@ -115,7 +115,8 @@ class ClassifierTrainer(Trainer):
     LOCKED, RUNTIME, DEFAULTS = LOCKED, RUNTIME, DEFAULTS
     PATHS = ("data", "val_data", "test_data", "split", "init_weights", "augment_with", "augment_from")
     RANGES = dict(dropout=(0, 1), weight_decay=(0, None), epochs=(1, None), val_fraction=(0, 1), test_fraction=(0, 1),
-                  folds=(2, None), fold=(0, None), per_class=(0, None), eval_every=(0, None), eval_batch_size=(1, None))
+                  folds=(2, None), fold=(0, None), per_class=(0, None), eval_every=(0, None), eval_batch_size=(1, None),
+                  real_share=(0, 1))
 
     build_parser = staticmethod(build_parser)
 
@@ -139,9 +140,9 @@ class ClassifierTrainer(Trainer):
             raise SystemExit("error: give --augment-with CKPT or --augment-flips-crops, not both")
         if bool(augmenting) != bool(config["per_class"]):
             raise SystemExit("error: --augment-with CKPT (or --augment-flips-crops) and --per-class N go together")
-        if config["real_share"] is not None and (not augmenting or not 0.0 <= config["real_share"] <= 1.0):
-            raise SystemExit(f"error: --real-share is a share of each batch between 0 and 1, given with --augment-with "
-                             f"or --augment-flips-crops (got {config['real_share']})")
+        if config["real_share"] is not None and not augmenting:
+            raise SystemExit("error: --real-share is a share of each batch left to the labelled images: give it with "
+                             "--augment-with or --augment-flips-crops")
         if (config["folds"] is None) != (config["fold"] is None):
             raise SystemExit("error: --folds K and --fold I go together")
 

@@ -61,10 +61,11 @@ def test_replicates_need_as_many_heldout_seeds():
 def test_the_labelled_share_is_a_share_or_pooled_and_names_its_runs_apart(capsys):
     parse = cgit_augment.build_parser().parse_args
     assert parse([]).real_share == 0.5 and parse(["--real-share", "pooled"]).real_share == "pooled"
-    for bad in ("1.5", "half"):
+    for bad, why in (("1.5", "must be between 0 and 1, got 1.5"), ("nan", "must be between 0 and 1, got nan"), ("half", "must be a number, got 'half'")):
         with pytest.raises(SystemExit):
             parse(["--real-share", bad])
-        assert f"a share between 0 and 1 or 'pooled', got '{bad}'" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert f"argument --real-share: {why}" in err and "(or 'pooled')" in err
     assert cgit_augment.share_suffix("pooled") == "" and cgit_augment.share_suffix(0.5) == "_real0.5"
 
 

@@ -122,7 +122,7 @@ def test_real_share_needs_an_augmentation_and_a_share(tmp_path):
     run = tmp_path / "run"
     with pytest.raises(SystemExit, match="--real-share is a share of each batch"):
         main([*FAST, "--data", str(data), "--split-by-image", "--real-share", "0.5", "--out", str(run)])
-    with pytest.raises(SystemExit, match=r"--real-share .*got 1\.5"):
+    with pytest.raises(SystemExit, match=r"--real-share must be between 0 and 1, got 1\.5"):
         main([*FAST, "--data", str(data), "--split-by-image", "--augment-flips-crops", "--per-class", "3",
               "--real-share", "1.5", "--out", str(run)])
     assert main([*FAST, "--data", str(data), "--split-by-image", "--val-fraction", "0", "--test-fraction", "0",
