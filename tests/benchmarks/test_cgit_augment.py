@@ -61,7 +61,8 @@ def test_replicates_need_as_many_heldout_seeds():
 def test_the_labelled_share_is_a_share_or_pooled_and_names_its_runs_apart(capsys):
     parse = cgit_augment.build_parser().parse_args
     assert parse([]).real_share == 0.5 and parse(["--real-share", "pooled"]).real_share == "pooled"
-    for bad, why in (("1.5", "must be between 0 and 1, got 1.5"), ("nan", "must be between 0 and 1, got nan"), ("half", "must be a number, got 'half'")):
+    for bad, why in (("1.5", "must be between 0 and 1, got 1.5"), ("nan", "must be between 0 and 1, got nan"),
+                     ("half", "must be a number, got 'half'")):
         with pytest.raises(SystemExit):
             parse(["--real-share", bad])
         err = capsys.readouterr().err
