@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from face.expressions import EXPRESSIONS
 from face.imageio import read_image, to_network
 
-from .datasets import PAIR_SUFFIX, SIDE_MAP_SUFFIX, Sample
+from .datasets import EXPRESSION_PAIR_SUFFIXES, PAIR_SUFFIX, SIDE_MAP_SUFFIX, Sample
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,24 @@ def pair_beside(image_path: Path) -> Path:
     """Where a frontal render's frontal pair is (train.datasets.PAIR_SUFFIX): NAME.pair.png next to NAME.ext."""
     image_path = Path(image_path)
     return image_path.with_name(image_path.stem + PAIR_SUFFIX)
+
+
+def expression_pair_beside(image_path: Path, expression: str) -> Path:
+    """Where a face's expression pair for `expression` is (train.datasets.EXPRESSION_PAIR_SUFFIXES):
+    NAME.as-<expression>.png next to NAME.ext."""
+    image_path = Path(image_path)
+    return image_path.with_name(image_path.stem + EXPRESSION_PAIR_SUFFIXES[expression])
+
+
+PAIR_KINDS = ("frontal", "expression")  # what ImageDataset(pairs=...) loads beside each image
+
+
+def pair_paths(image_path: Path, kind: str) -> list[Path]:
+    """Where an image's pairs of `kind` would be: its frontal pair, or its seven expression pairs in
+    EXPRESSIONS order (any of them may be missing)."""
+    if kind == "frontal":
+        return [pair_beside(image_path)]
+    return [expression_pair_beside(image_path, name) for name in EXPRESSIONS]
 
 
 class SideMaps:
@@ -125,16 +144,19 @@ class SideMaps:
 
 class ImageDataset(Dataset):
     """Items are dicts: image (3×S×S float32 in [-1, 1], BGR as everywhere), side (same, when
-    side maps are used), label (int, -1 when unknown), index; with pairs=True also pair (the image's
-    NAME.pair.png, zeros where it has none) and has_pair (1.0 or 0.0). A bad file gives
-    {"bad": (path, reason), "index": i} instead of raising.
+    side maps are used), label (int, -1 when unknown), index; with pairs="frontal" also pair (the
+    image's NAME.pair.png, zeros where it has none) and has_pair (1.0 or 0.0); with pairs="expression"
+    pair 7×3×S×S (NAME.as-<expression>.png in EXPRESSIONS order, zeros where there is none) and
+    has_pair (7). A bad file gives {"bad": (path, reason), "index": i} instead of raising.
 
     Keys are an int index or (index, flip) from `StepBatchSampler`.
     """
 
-    def __init__(self, samples: list[Sample], size: int, side_maps: SideMaps | None = None, pairs: bool = False):
+    def __init__(self, samples: list[Sample], size: int, side_maps: SideMaps | None = None, pairs: str | None = None):
         if not samples:
             raise ValueError("a dataset needs at least one sample")
+        if pairs is not None and pairs not in PAIR_KINDS:
+            raise ValueError(f"pairs must be one of {PAIR_KINDS} or None, got {pairs!r}")
         self.samples = list(samples)
         self.size = int(size)
         self.side_maps = side_maps
@@ -152,13 +174,15 @@ class ImageDataset(Dataset):
             side_path = self.side_maps.locate(sample.path) or self.side_maps.ensure(sample.path)
             arrays["side"] = square_resize(read_image(side_path), self.size)
         if self.pairs:
-            pair_path = pair_beside(sample.path)
-            has_pair = pair_path.is_file()
-            arrays["pair"] = square_resize(read_image(pair_path), self.size) if has_pair else np.zeros_like(image)
-            item["has_pair"] = torch.tensor(float(has_pair))
+            paths = pair_paths(sample.path, self.pairs)
+            has_pair = [path.is_file() for path in paths]
+            pair = [square_resize(read_image(path), self.size) if has else np.zeros_like(image)
+                    for path, has in zip(paths, has_pair)]
+            arrays["pair"] = pair[0] if self.pairs == "frontal" else np.stack(pair)
+            item["has_pair"] = torch.tensor(float(has_pair[0]) if self.pairs == "frontal" else has_pair, dtype=torch.float32)
         for name, array in arrays.items():
             if flip:
-                array = array[:, ::-1]
+                array = array[..., ::-1, :]   # the width axis of an H×W×3 image or of a stack of them
             item[name] = torch.from_numpy(to_network(array))
         return item
 

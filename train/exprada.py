@@ -20,7 +20,7 @@ from engines.contract import CGIT_GENERATOR, UIT_GENERATOR
 from face.expressions import EXPRESSIONS, NUM_EXPRESSIONS
 
 from . import distributed
-from .data import ImageDataset, SideMaps, StepBatchSampler, generator_input, pair_beside
+from .data import ImageDataset, SideMaps, StepBatchSampler, generator_input, pair_paths
 from .datasets import PAIR_SUFFIX
 from .datasets.folder import index_labelled_folder, index_unlabelled_folder
 from .exprada_model import ExprADAModel
@@ -76,10 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--semantic-classifier", help="classifier run folder or checkpoint for --lambda-sem")
     g.add_argument("--ema", type=float, help="keep an exponential moving average of G^{t→s} with this decay, "
                    "e.g. 0.999 (0: off); exported instead of the live weights")
-    g.add_argument("--lambda-pair", type=float, help="UIT: weight of the frontal-pair term: a target render that has "
-                   "the camera's own crop of its frame beside it (NAME.pair.png; train synth and train renders write them "
-                   "for near-frontal frames) must translate into that crop, L1 (0: off; only where the source is that "
-                   "camera's faces)")
+    g.add_argument("--lambda-pair", type=float, help="weight of the pair term, L1 (0: off). UIT: a target render that "
+                   "has the camera's own crop of its frame beside it (NAME.pair.png; train synth and train renders write "
+                   "them for near-frontal frames) must translate into that crop (only where the source is that camera's "
+                   "faces). CGIT: a target face that has the same head, pose and camera in the asked expression beside "
+                   "it (NAME.as-<expression>.png, as KDEF and BU-3DFE photograph every person; train synth "
+                   "--expression-pairs writes them) must translate into that image")
     g.add_argument("--diffaugment", action="store_true", default=None,
                    help="the discriminators see every image, real or fake, through the same random colour change, "
                         "shift and cutout (DiffAugment), so the generator cannot pass codes for real content")
@@ -149,8 +151,8 @@ class ExprADATrainer(Trainer):
             raise SystemExit("error: --condition places CGIT's expression one-hot: UIT's generators take none")
         if config.get("class_from_image") and config["mode"] != "cgit":
             raise SystemExit("error: --class-from-image is for CGIT's D^s: UIT's discriminators have no expression head")
-        if (config.get("lambda_pair") or 0) > 0 and config["mode"] != "uit":
-            raise SystemExit("error: --lambda-pair is for UIT: a frontal pair keeps its frame's expression, CGIT asks for another")
+        if (config.get("lambda_pair") or 0) > 0 and config["stargan"]:
+            raise SystemExit("error: --lambda-pair is not part of the --stargan baseline (adversarial, class and cycle terms only)")
         if config["image_size"] % 64:
             raise SystemExit(f"error: --image-size must be a multiple of 64 (the discriminator halves it 6 times), "
                              f"got {config['image_size']}")
@@ -184,13 +186,17 @@ class ExprADATrainer(Trainer):
             if side_maps.counts["no_face"]:
                 self.log.warning("%d images had no detectable face: their side maps are zero", side_maps.counts["no_face"])
         distributed.barrier(self.ctx)
-        pairs = (c.get("lambda_pair") or 0) > 0
-        if pairs:
-            with_pair = sum(pair_beside(sample.path).is_file() for sample in target)
+        pairs = None
+        if (c.get("lambda_pair") or 0) > 0:
+            pairs = "expression" if self.cgit else "frontal"
+            with_pair = sum(any(path.is_file() for path in pair_paths(sample.path, pairs)) for sample in target)
             if not with_pair:
-                raise SystemExit(f"error: --lambda-pair needs frontal pairs beside the target images (NAME{PAIR_SUFFIX}, "
-                                 f"as train synth and train renders write them): none in {c['target']}")
-            self.log.info("frontal pairs: %d of %d target images have one", with_pair, len(target))
+                what = (f"expression pairs beside the target images (NAME.as-<expression>.png, as train synth "
+                        f"--expression-pairs writes them)" if self.cgit else
+                        f"frontal pairs beside the target images (NAME{PAIR_SUFFIX}, as train synth and train renders "
+                        f"write them)")
+                raise SystemExit(f"error: --lambda-pair needs {what}: none in {c['target']}")
+            self.log.info("%s pairs: %d of %d target images have one", pairs, with_pair, len(target))
         self.source = ImageDataset(source, c["image_size"], side_maps)
         self.target = ImageDataset(target, c["image_size"], side_maps, pairs=pairs)
         self.grid_inputs = self._sample_inputs()  # every sample grid shows these same images
@@ -258,7 +264,11 @@ class ExprADATrainer(Trainer):
         y_wanted = self.wanted_labels(self.step, x_t.shape[0]).to(self.device)
         pairs = {}
         if "pair" in target_batch:
-            pairs = {"pair": target_batch["pair"].to(self.device), "has_pair": target_batch["has_pair"].to(self.device)}
+            pair, has_pair = target_batch["pair"], target_batch["has_pair"]
+            if self.cgit:   # of each face's seven expression pairs, the one in the expression asked for
+                rows, wanted = torch.arange(len(pair)), y_wanted.cpu()
+                pair, has_pair = pair[rows, wanted], has_pair[rows, wanted]
+            pairs = {"pair": pair.to(self.device), "has_pair": has_pair.to(self.device)}
         scalars = self.model.step(x_s, y_s, x_t, y_wanted, **pairs)
         if not bool(scalars["finite"]):  # the step's one host sync
             return f"G {float(scalars['G/total']):.4g}, D {float(scalars['D/total']):.4g}"

@@ -26,16 +26,19 @@ class LossWeights:
     use_cls: bool = True
     sem: float = 0.0      # semantic consistency (CyCADA; beyond the paper), cycled sources: 0 = off, as in the paper
     sem_target: float = 0.0  # ... and translated targets keep the classifier's reading: 0 = off
-    pair: float = 0.0     # frontal pairs (beyond the paper): 0 = off
+    pair: float = 0.0     # frontal or expression pairs (beyond the paper): 0 = off
 
 
-def frontal_pair(translated_t, pair, has_pair):
-    """Beyond the paper: for the target renders of near-frontal frames, the camera's own aligned
-    crop of that frame is what the render simulates, pixel for pixel up to the fit — a free pair
-    (no label) of the simulated domain and the real one. ‖G^{t→s}(x^t) − crop‖₁ over the image
-    channels of the renders that have one (has_pair 1, others 0), mean per pixel; 0 when none has.
-    It teaches the correction a render needs (the outline, the fine detail) where it is known,
-    and the generator carries it to the turned faces, where it is not."""
+def paired_l1(translated_t, pair, has_pair):
+    """Beyond the paper: where the real image a translation G^{t→s}(x^t) should be is known, the L1
+    to it. ‖G^{t→s}(x^t) − pair‖₁ over the image channels of the translations that have one
+    (has_pair 1, others 0), mean per pixel; 0 when none has. Two such pairs:
+    - UIT: for the target renders of near-frontal frames, the camera's own aligned crop of that
+      frame is what the render simulates, pixel for pixel up to the fit — a free pair (no label) of
+      the simulated domain and the real one. It teaches the correction a render needs (the outline,
+      the fine detail) where it is known, and the generator carries it to the turned faces.
+    - CGIT: the same head, pose and camera photographed (or drawn) in the asked expression, as
+      KDEF and BU-3DFE hold for every person: the translation to y should be that photograph."""
     weight = has_pair.float().reshape(-1, 1, 1, 1)
     error = (translated_t[:, :3].float() - pair.float()).abs() * weight
     count = weight.sum() * error[0].numel()
@@ -121,7 +124,8 @@ def generator_objective(*, fake_s_scores, fake_t_scores, x_s, x_t, fake_s, fake_
     """Eq. 6, first line: L_adv^{t→s} + L_adv^{s→t} + λ_bi L_bi + λ_cls L_cls_f + λ_re L_re
     (+ λ_sem L_sem when weights.sem > 0: the frozen classifier's logits on cycled_s with y', and,
     weighted by sem_target / sem, on fake_s with its probabilities on x^t; + λ_pair L_pair when
-    weights.pair > 0: fake_s against the frontal pairs of x^t, `pair` N×3×H×W and `has_pair` N).
+    weights.pair > 0: fake_s against x^t's pairs (UIT: frontal; CGIT: in the asked expression),
+    `pair` N×3×H×W and `has_pair` N).
 
     fake_s = G^{t→s}(x^t, y), fake_t = G^{s→t}(x^s), cycled_s = G^{t→s}(fake_t, y'),
     cycled_t = G^{s→t}(fake_s); all N×6×H×W (image + side map)."""
@@ -153,8 +157,8 @@ def generator_objective(*, fake_s_scores, fake_t_scores, x_s, x_t, fake_s, fake_
         scalars.update({f"G/{k}": v for k, v in parts.items()})
     if weights.pair > 0:
         if pair is None or has_pair is None:
-            raise ValueError("the frontal-pair term needs the target's pairs and which of them it has")
-        pair_loss, parts = frontal_pair(fake_s, pair, has_pair)
+            raise ValueError("the pair term needs the target's pairs and which of them it has")
+        pair_loss, parts = paired_l1(fake_s, pair, has_pair)
         total = total + weights.pair * pair_loss
         scalars.update({f"G/{k}": v for k, v in parts.items()})
     scalars["G/total"] = total.detach()

@@ -105,6 +105,35 @@ def test_same_seed_same_data(small_set, tmp_path):
     assert (other / first.relative_to(out)).read_bytes() != first.read_bytes()
 
 
+def test_expression_pairs_draw_the_same_head_pose_and_camera_in_every_other_expression(small_set, tmp_path):
+    from train.datasets.csv_list import index_csv
+    from train.datasets.folder import index_labelled_folder
+
+    out, _ = small_set
+    paired = tmp_path / "paired"
+    summary = _synth(paired, "--seed", "3", "--per-class", "3", "--video-seconds", "0", "--drivers", "3",
+                     "--target-per-class", "0", "--expression-pairs")
+    faces = sorted((paired / "source").rglob("s*[0-9].png"))
+    assert summary["source_expression_pairs"] == 6 * len(faces) == 6 * 21
+    assert json.loads((paired / "manifest.json").read_text())["expression_pairs"] is True
+    for face in faces:   # the faces are those written without pairs, byte for byte
+        assert face.read_bytes() == (out / face.relative_to(paired)).read_bytes()
+    samples = index_labelled_folder(paired / "source")
+    driver = {s.path.name: s.subject for s in index_csv(paired / "source.csv", domain="source")}
+    images = {face: cv2.imread(str(face)).astype(np.float32) for face in faces}
+    for face in faces:
+        pairs = {name: face.with_name(f"{face.stem}.as-{name}.png") for name in EXPRESSIONS}
+        assert [name for name, path in pairs.items() if not path.is_file()] == [face.parent.name]
+        others = [image for f, image in images.items() if driver[f.name] != driver[face.name]]
+        for name, path in pairs.items():
+            if path.is_file():   # another expression of the same head: nearer it than other drivers' faces
+                pair = cv2.imread(str(path)).astype(np.float32)   # (an open mouth can be as far as the nearest)
+                own = np.abs(pair - images[face]).mean()
+                assert 0 < own < np.median([np.abs(pair - other).mean() for other in others])
+    # The pairs belong to their faces: the labelled folder still lists only the faces.
+    assert len(samples) == len(faces)
+
+
 def test_bad_arguments_are_refused(tmp_path):
     cmd = [sys.executable, "-m", "train", "synth", "--out", str(tmp_path), "--drivers", "0"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -27,12 +27,33 @@ def test_frontal_pairs_load_beside_their_renders_flip_with_them_and_are_never_sa
     cv2.imwrite(str(paths[1].with_name(paths[1].stem + ".pair.png")), crop)
     samples = index_unlabelled_folder(tmp_path / "d")
     assert [s.path for s in samples] == paths       # the pair is not listed as an image
-    ds = ImageDataset(samples, size=32, side_maps=SideMaps(tmp_path / "cache"), pairs=True)
+    ds = ImageDataset(samples, size=32, side_maps=SideMaps(tmp_path / "cache"), pairs="frontal")
     without, with_pair, flipped = ds[(0, False)], ds[(1, False)], ds[(1, True)]
     assert without["has_pair"].item() == 0.0 and torch.all(without["pair"] == -1)   # black: zeros in [-1, 1]
     assert with_pair["has_pair"].item() == 1.0 and with_pair["pair"].shape == (3, 32, 32)
     assert with_pair["pair"].max() > 0 and torch.equal(flipped["pair"], with_pair["pair"].flip(-1))
     assert "pair" not in ImageDataset(samples, size=32, side_maps=SideMaps(tmp_path / "cache"))[1]
+
+
+def test_expression_pairs_load_as_a_stack_in_expression_order_and_flip_with_their_face(tmp_path):
+    from face.expressions import EXPRESSIONS
+
+    paths = write_images(tmp_path / "d", 2, 40, seed=0)
+    crop = np.zeros((40, 40, 3), np.uint8)
+    crop[5:30, 10:20] = 200                        # asymmetric, so a flip shows
+    cv2.imwrite(str(paths[0].with_name(paths[0].stem + ".as-surprise.png")), crop)
+    samples = index_unlabelled_folder(tmp_path / "d")
+    assert [s.path for s in samples] == paths       # the pair is not listed as an image
+    ds = ImageDataset(samples, size=32, side_maps=SideMaps(tmp_path / "cache"), pairs="expression")
+    item, flipped, none = ds[(0, False)], ds[(0, True)], ds[(1, False)]
+    surprise = EXPRESSIONS.index("surprise")
+    assert item["pair"].shape == (len(EXPRESSIONS), 3, 32, 32)
+    assert item["has_pair"].tolist() == [float(i == surprise) for i in range(len(EXPRESSIONS))]
+    assert item["pair"][surprise].max() > 0 and torch.all(item["pair"][:surprise] == -1)
+    assert torch.equal(flipped["pair"], item["pair"].flip(-1)) and torch.equal(flipped["image"], item["image"].flip(-1))
+    assert none["has_pair"].sum().item() == 0
+    with pytest.raises(ValueError, match="pairs must be one of"):
+        ImageDataset(samples, size=32, pairs=True)
 
 
 def test_missing_side_maps_are_computed_once_into_the_cache_not_the_dataset(tmp_path):

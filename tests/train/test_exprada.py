@@ -294,8 +294,27 @@ def test_uit_with_frontal_pairs_trains_on_them_and_refuses_a_target_without_any(
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert sum(float(r["G/pairs"]) for r in rows) > 0 and max(float(r["G/pair"]) for r in rows) > 0
     assert "frontal pairs: 2 of" in (run / "train.log").read_text()
-    with pytest.raises(SystemExit, match="--lambda-pair is for UIT"):
-        main(_args(data, "cgit") + ["--lambda-pair", "1", "--steps", "1", "--out", str(tmp_path / "cgit")])
+
+
+def test_cgit_with_expression_pairs_holds_each_translation_to_the_pair_in_the_asked_expression(data, tmp_path):
+    target = tmp_path / "tgt"
+    shutil.copytree(data / "tgt", target)
+    (target / "img_003.png").unlink()   # every batch full, so the count below is exact
+    args = ["--mode", "cgit", "--source", str(data / "src"), "--target", str(target), "--seed", "3"] + TINY
+    with pytest.raises(SystemExit, match=r"--lambda-pair needs expression pairs .*none in"):
+        main(args + ["--lambda-pair", "1", "--steps", "1", "--out", str(tmp_path / "none")])
+    for image_path in target.glob("img_*.png"):   # only happiness has a pair: a brighter copy
+        cv2.imwrite(str(target / f"{image_path.stem}.as-happiness.png"), cv2.add(cv2.imread(str(image_path)), 40))
+    run = tmp_path / "pairs"
+    assert main(args + ["--lambda-pair", "10", "--steps", "6", "--out", str(run)]) == 0
+    assert "expression pairs: 4 of 4 target images" in (run / "train.log").read_text()
+    trainer = ExprADATrainer.__new__(ExprADATrainer)   # the labels each step asked for, as the run drew them
+    trainer.config, trainer.ctx = {"seed": 3}, distributed.Context()
+    asked_happy = [int((trainer.wanted_labels(step, 2) == EXPRESSIONS.index("happiness")).sum()) for step in range(6)]
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [float(r["G/pairs"]) for r in rows] == asked_happy and sum(asked_happy) > 0
+    with pytest.raises(SystemExit, match="not part of the --stargan baseline"):
+        main(args + ["--stargan", "--lambda-pair", "1", "--steps", "1", "--out", str(tmp_path / "stargan")])
 
 
 def test_a_finished_run_is_extended_with_resume_and_steps(data, tmp_path):

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from train.losses import (LossWeights, adversarial_d, adversarial_g, bidirectional, classification,
-                          discriminator_objective, frontal_pair, generator_objective, reconstruction)
+                          discriminator_objective, paired_l1, generator_objective, reconstruction)
 
 
 def test_least_squares_adversarial_terms():
@@ -97,16 +97,16 @@ def test_the_semantic_target_part_is_a_kl_to_the_untranslated_reading_weighted_a
     assert torch.isclose(same, source_only, atol=1e-6)  # reading kept: no target cost
 
 
-def test_the_frontal_pair_term_is_l1_over_the_images_of_renders_with_a_pair_only():
+def test_the_paired_l1_term_is_l1_over_the_images_of_renders_with_a_pair_only():
     translated = torch.zeros(3, 6, 4, 4)
     translated[:, 3:] = 5.0                        # the side map is not compared
     pair = torch.full((3, 3, 4, 4), 0.5)
     pair[2] = 9.0                                  # the third render has no pair: its (zero) slot is ignored
-    loss, parts = frontal_pair(translated, pair, torch.tensor([1.0, 1.0, 0.0]))
+    loss, parts = paired_l1(translated, pair, torch.tensor([1.0, 1.0, 0.0]))
     assert loss.item() == pytest.approx(0.5) and parts["pairs"].item() == 2
     translated[0, :3] = 0.5                        # one of the two paired translations now matches its crop
-    assert frontal_pair(translated, pair, torch.tensor([1.0, 1.0, 0.0]))[0].item() == pytest.approx(0.25)
-    assert frontal_pair(translated, pair, torch.zeros(3))[0].item() == 0.0   # no pair in the batch: no term
+    assert paired_l1(translated, pair, torch.tensor([1.0, 1.0, 0.0]))[0].item() == pytest.approx(0.25)
+    assert paired_l1(translated, pair, torch.zeros(3))[0].item() == 0.0   # no pair in the batch: no term
     x = torch.zeros(3, 6, 4, 4)
     inputs = dict(fake_s_scores=torch.ones(3, 1, 1, 1), fake_t_scores=torch.ones(3, 1, 1, 1), x_s=x, x_t=x,
                   fake_s=x, fake_t=x, cycled_s=x, cycled_t=x)
@@ -115,5 +115,5 @@ def test_the_frontal_pair_term_is_l1_over_the_images_of_renders_with_a_pair_only
                                    weights=LossWeights(use_cls=False, pair=4.0))
     assert off.item() == 0.0 and "G/pair" not in s_off
     assert on.item() == pytest.approx(4 * 0.5) and s_on["G/pair"].item() == pytest.approx(0.5)
-    with pytest.raises(ValueError, match="frontal-pair term needs"):
+    with pytest.raises(ValueError, match="pair term needs"):
         generator_objective(**inputs, weights=LossWeights(use_cls=False, pair=1.0))

@@ -8,13 +8,18 @@ from pathlib import Path
 
 from face.expressions import EXPRESSIONS
 
-# Image files a loader picks up (lower-case suffixes). Side maps (`NAME.side.png`) and frontal pairs
-# (`NAME.pair.png`) belong to the image beside them and are never samples.
+# Image files a loader picks up (lower-case suffixes). Side maps (`NAME.side.png`), frontal pairs
+# (`NAME.pair.png`) and expression pairs (`NAME.as-<expression>.png`) belong to the image beside them
+# and are never samples.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"})
 SIDE_MAP_SUFFIX = ".side.png"
 # Beside a frontal render of a near-frontal frame: the camera's own aligned crop of that frame, the
 # real image the render simulates (train synth writes them; `--lambda-pair` trains on them).
 PAIR_SUFFIX = ".pair.png"
+# Beside a labelled face: the same head, pose and camera in another expression (train synth
+# --expression-pairs writes them; KDEF and BU-3DFE photograph every person in every expression), the
+# real image a CGIT translation to that expression should be (`exprada --mode cgit --lambda-pair`).
+EXPRESSION_PAIR_SUFFIXES = {name: f".as-{name}.png" for name in EXPRESSIONS}
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,7 @@ class Sample:
 def is_image_file(path: Path) -> bool:
     name = path.name.lower()
     return (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
-            and not name.endswith(SIDE_MAP_SUFFIX) and not name.endswith(PAIR_SUFFIX))
+            and not name.endswith((SIDE_MAP_SUFFIX, PAIR_SUFFIX, *EXPRESSION_PAIR_SUFFIXES.values())))
 
 
 def list_images(folder: Path, recursive: bool = True) -> list[Path]:

@@ -12,6 +12,8 @@ illuminator; else a function of unit vertex normals → light per vertex, for
 `SceneRenderer.draw(..., light=camera.light)`), and `expose(canvas, face_height)` gives a uint8
 BGR frame.
 """
+import copy
+
 import cv2
 import numpy as np
 
@@ -42,6 +44,15 @@ def _pooled_noise(rng: np.random.Generator, pool: np.ndarray) -> np.ndarray:
     k = rng.integers(len(pool))
     shift = rng.integers(0, 64, size=2)
     return np.roll(pool[k], (int(shift[0]), int(shift[1])), axis=(0, 1))
+
+
+def with_noise_from(camera, rng: np.random.Generator):
+    """The same camera session (NirCamera or VisibleCamera) with its sensor noise drawn from `rng`:
+    extra exposures of it (expression pairs) then leave the session's own noise stream, and so every
+    other image it takes, as without them."""
+    twin = copy.copy(camera)   # shallow: the optics and the noise pool are shared, read only
+    twin._rng = rng
+    return twin
 
 
 class NirCamera:

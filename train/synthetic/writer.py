@@ -15,6 +15,9 @@ Two scenarios (`--scenario`), which differ in the labelled source domain only:
   DIR/target/.../tNNNNN.pair.png       beside a render whose fitted pose is near-frontal (train.renders):
                                         the camera's own crop of that frame, aligned and masked like the
                                         render — the real image the render simulates (`exprada --lambda-pair`)
+  DIR/source/.../sNNNNN.as-<expr>.png  with --expression-pairs: the same head, pose and camera in each
+                                        other expression (`exprada --mode cgit --lambda-pair`), as KDEF
+                                        and BU-3DFE photograph every person in every expression
   DIR/source.csv, DIR/target.csv       path,label,subject,domain per image (subject: the driver,
                                         for splits by person; target labels for evaluation only)
   DIR/drive.mp4, DIR/drive.json        a 640×480 30 fps drive with per-frame ground truth; the
@@ -64,11 +67,12 @@ from face.outputs import writable_folder
 from face.ranges import at_least, between
 from face.render import Renderer
 from face.side_map import side_map
-from train.renders import write_render, write_with_side_map
+from train.datasets import EXPRESSION_PAIR_SUFFIXES
+from train.renders import write_image, write_render, write_with_side_map
 from train.synthetic import eyeballs as eyeball_model
 from train.synthetic import events
 from train.synthetic import video as drive
-from train.synthetic.camera import NirCamera, VisibleCamera, cabin_background
+from train.synthetic.camera import NirCamera, VisibleCamera, cabin_background, with_noise_from
 from train.synthetic.scene import DriverFactory, Pose, SceneRenderer
 
 FRAME_W, FRAME_H, FPS = 640, 480, 30
@@ -87,10 +91,12 @@ class SynthWriter:
     def __init__(self, out: Path, seed: int = 0, size: int = 128, drivers: int = 8, model=None,
                  scenario: str = "pose", blinks_per_minute: float = 0.0, eye_closures: int = 0,
                  look_aways: int = 0, gaze_shifts_per_minute: float = 0.0, distractions: int = 0,
-                 head_sway: float = 1.0, eyeballs: bool | None = None, target_yaw: float = TARGET_POSE["yaw"]):
+                 head_sway: float = 1.0, eyeballs: bool | None = None, target_yaw: float = TARGET_POSE["yaw"],
+                 expression_pairs: bool = False):
         """The drive options: see the module's docstring. eyeballs: draw the eyes as eyeballs that
         look around (None: when any drive option is not its default). target_yaw: the target images'
-        head yaw is drawn from ± this many degrees."""
+        head yaw is drawn from ± this many degrees. expression_pairs: beside each source image, the
+        same head, pose and camera in each other expression."""
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}")
         self.out = Path(out)
@@ -108,10 +114,11 @@ class SynthWriter:
         if eyeballs is None:
             eyeballs = any(value != (1.0 if name == "head_sway" else 0) for name, value in self.script.items())
         self.script["eyeballs"] = bool(eyeballs)
-        streams = np.random.SeedSequence(seed).spawn(7)  # the first five as they always were
+        streams = np.random.SeedSequence(seed).spawn(8)  # the first five as they always were
         self.rng = {name: np.random.default_rng(s) for name, s in
                     zip(("source", "target", "video", "source_drivers", "target_drivers", "source_cameras",
-                         "drive_events"), streams)}
+                         "drive_events", "expression_pairs"), streams)}
+        self.expression_pairs = bool(expression_pairs)
         # Different people in the two domains, as with two datasets.
         self.drivers = {domain: [self._session(self.rng[f"{domain}_drivers"]) for _ in range(drivers)]
                         for domain in ("source", "target")}
@@ -120,7 +127,8 @@ class SynthWriter:
             # NIR cameras are still drawn above, so that the people do not change with the scenario).
             self.drivers["source"] = [(driver, self.source_camera(self.rng["source_cameras"]))
                                       for driver, _ in self.drivers["source"]]
-        self.counts = {"source": 0, "target": 0, "target_no_face": 0, "target_pairs": 0, "video_frames": 0}
+        self.counts = {"source": 0, "source_expression_pairs": 0, "target": 0, "target_no_face": 0, "target_pairs": 0,
+                       "video_frames": 0}
 
     def _session(self, rng):
         return self.factory.driver(rng), NirCamera(rng, FRAME_H, FRAME_W)
@@ -181,8 +189,17 @@ class SynthWriter:
             pose = self._random_pose(rng, SOURCE_POSE)
             crop, side = self.source_crop(rng, driver, camera, self._expression_of(label), pose)
             name = f"s{self.counts['source']:05d}"
-            write_with_side_map(self.out / "source" / EXPRESSIONS[label], name, crop, side)
+            folder = self.out / "source" / EXPRESSIONS[label]
+            write_with_side_map(folder, name, crop, side)
             self.counts["source"] += 1
+            if self.expression_pairs:   # from a stream of their own: the source images stay as without them
+                pairs_rng = self.rng["expression_pairs"]
+                pairs_camera = with_noise_from(camera, pairs_rng)
+                for other in range(len(EXPRESSIONS)):
+                    if other != label:
+                        pair, _ = self.source_crop(pairs_rng, driver, pairs_camera, self._expression_of(other), pose)
+                        write_image(folder / f"{name}{EXPRESSION_PAIR_SUFFIXES[EXPRESSIONS[other]]}", pair)
+                        self.counts["source_expression_pairs"] += 1
             records.append({"image": f"source/{EXPRESSIONS[label]}/{name}.png", "label": label, "driver": d,
                             **_pose_dict(pose)})
         return records
@@ -376,6 +393,9 @@ def main(argv=None) -> int:
                         "head, no glances)")
     parser.add_argument("--eyeballs", action="store_true", help="drive.mp4: eyes that look around and lids "
                         "that shut even with no other drive option (on with any of them)")
+    parser.add_argument("--expression-pairs", action="store_true", help="beside each source image, the same head, "
+                        "pose and camera in each of the six other expressions (NAME.as-<expression>.png): the pairs "
+                        "of `exprada --mode cgit --lambda-pair`; the source images are the same as without")
     parser.add_argument("--fleet", type=at_least(0), default=0, metavar="N",
                         help="write N drives instead, for a fleet evaluation (python -m pipeline.fleet OUT): "
                              "OUT/drive_SEED/drive.mp4 (+ drive.json) for SEED = --seed, --seed + 1, …, each "
@@ -408,10 +428,12 @@ def write(args, out: Path, seed: int, per_class: int, target_per_class: int) -> 
                          blinks_per_minute=args.blinks_per_minute, eye_closures=args.eye_closures,
                          look_aways=args.look_aways, gaze_shifts_per_minute=args.gaze_shifts_per_minute,
                          distractions=args.distractions, head_sway=args.head_sway,
-                         eyeballs=True if args.eyeballs else None, target_yaw=args.target_yaw)
+                         eyeballs=True if args.eyeballs else None, target_yaw=args.target_yaw,
+                         expression_pairs=args.expression_pairs)
     timings["setup_s"] = time.perf_counter() - start
     manifest = {"scenario": args.scenario, "seed": seed, "size": args.size, "classes": list(EXPRESSIONS),
-                "drivers_per_domain": args.drivers, "target_pose": writer.target_pose, "drive_events": writer.script}
+                "drivers_per_domain": args.drivers, "target_pose": writer.target_pose, "drive_events": writer.script,
+                "expression_pairs": writer.expression_pairs}
     for part, call in (("source", lambda: writer.write_source(per_class, progress)),
                        ("target", lambda: writer.write_target(target_per_class, progress))):
         t = time.perf_counter()
