@@ -178,8 +178,8 @@ class ImageDataset(Dataset):
             has_pair = [path.is_file() for path in paths]
             pair = [square_resize(read_image(path), self.size) if has else np.zeros_like(image)
                     for path, has in zip(paths, has_pair)]
-            arrays["pair"] = pair[0] if self.pairs == "frontal" else np.stack(pair)
-            item["has_pair"] = torch.tensor(float(has_pair[0]) if self.pairs == "frontal" else has_pair, dtype=torch.float32)
+            has = torch.tensor(has_pair, dtype=torch.float32)
+            arrays["pair"], item["has_pair"] = (pair[0], has[0]) if self.pairs == "frontal" else (np.stack(pair), has)
         for name, array in arrays.items():
             if flip:
                 array = array[..., ::-1, :]   # the width axis of an H×W×3 image or of a stack of them

@@ -76,12 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--semantic-classifier", help="classifier run folder or checkpoint for --lambda-sem")
     g.add_argument("--ema", type=float, help="keep an exponential moving average of G^{t→s} with this decay, "
                    "e.g. 0.999 (0: off); exported instead of the live weights")
-    g.add_argument("--lambda-pair", type=float, help="weight of the pair term, L1 (0: off). UIT: a target render that "
-                   "has the camera's own crop of its frame beside it (NAME.pair.png; train synth and train renders write "
-                   "them for near-frontal frames) must translate into that crop (only where the source is that camera's "
-                   "faces). CGIT: a target face that has the same head, pose and camera in the asked expression beside "
-                   "it (NAME.as-<expression>.png, as KDEF and BU-3DFE photograph every person; train synth "
-                   "--expression-pairs writes them) must translate into that image")
+    g.add_argument("--lambda-pair", type=float, help="weight of the pair term, L1 (0: off). UIT: a target render "
+                   "that has the camera's own crop of its frame beside it (NAME.pair.png; train synth and train "
+                   "renders write them for near-frontal frames) must translate into that crop (only where the source "
+                   "is that camera's faces). CGIT: a target face that has the same head, pose and camera in the asked "
+                   "expression beside it (NAME.as-<expression>.png, as KDEF and BU-3DFE photograph every person; "
+                   "train synth --expression-pairs writes them) must translate into that image")
     g.add_argument("--diffaugment", action="store_true", default=None,
                    help="the discriminators see every image, real or fake, through the same random colour change, "
                         "shift and cutout (DiffAugment), so the generator cannot pass codes for real content")
@@ -152,7 +152,8 @@ class ExprADATrainer(Trainer):
         if config.get("class_from_image") and config["mode"] != "cgit":
             raise SystemExit("error: --class-from-image is for CGIT's D^s: UIT's discriminators have no expression head")
         if (config.get("lambda_pair") or 0) > 0 and config["stargan"]:
-            raise SystemExit("error: --lambda-pair is not part of the --stargan baseline (adversarial, class and cycle terms only)")
+            raise SystemExit("error: --lambda-pair is not part of the --stargan baseline "
+                             "(adversarial, class and cycle terms only)")
         if config["image_size"] % 64:
             raise SystemExit(f"error: --image-size must be a multiple of 64 (the discriminator halves it 6 times), "
                              f"got {config['image_size']}")
