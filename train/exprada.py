@@ -192,10 +192,10 @@ class ExprADATrainer(Trainer):
             pairs = "expression" if self.cgit else "frontal"
             with_pair = sum(any(path.is_file() for path in pair_paths(sample.path, pairs)) for sample in target)
             if not with_pair:
-                what = (f"expression pairs beside the target images (NAME.as-<expression>.png, as train synth "
-                        f"--expression-pairs writes them)" if self.cgit else
+                what = ("expression pairs beside the target images (NAME.as-<expression>.png, as train synth "
+                        "--expression-pairs writes them)" if self.cgit else
                         f"frontal pairs beside the target images (NAME{PAIR_SUFFIX}, as train synth and train renders "
-                        f"write them)")
+                        "write them)")
                 raise SystemExit(f"error: --lambda-pair needs {what}: none in {c['target']}")
             self.log.info("%s pairs: %d of %d target images have one", pairs, with_pair, len(target))
         self.source = ImageDataset(source, c["image_size"], side_maps)
@@ -262,12 +262,13 @@ class ExprADATrainer(Trainer):
             source_batch, target_batch = self._fixed_batch(source_batch), self._fixed_batch(target_batch)
         x_s, x_t = self._prepare(source_batch), self._prepare(target_batch)
         y_s = source_batch["label"].to(self.device)
-        y_wanted = self.wanted_labels(self.step, x_t.shape[0]).to(self.device)
+        wanted = self.wanted_labels(self.step, x_t.shape[0])   # drawn on the host: picking pairs needs no sync
+        y_wanted = wanted.to(self.device)
         pairs = {}
         if "pair" in target_batch:
             pair, has_pair = target_batch["pair"], target_batch["has_pair"]
             if self.cgit:   # of each face's seven expression pairs, the one in the expression asked for
-                rows, wanted = torch.arange(len(pair)), y_wanted.cpu()
+                rows = torch.arange(len(pair))
                 pair, has_pair = pair[rows, wanted], has_pair[rows, wanted]
             pairs = {"pair": pair.to(self.device), "has_pair": has_pair.to(self.device)}
         scalars = self.model.step(x_s, y_s, x_t, y_wanted, **pairs)

@@ -178,7 +178,8 @@ class ExprADAModel:
     def step_tensors(self, x_s, y_s, x_t, y_wanted, pair=None, has_pair=None) -> dict[str, torch.Tensor]:
         """One ExprADA update of all four networks; no host synchronisation (CUDA-graph safe).
         A step whose losses or gradients are not finite changes nothing (fused Adam's found_inf).
-        pair, has_pair: x_t's pairs (N×3×H×W; UIT: frontal, CGIT: in the asked y) and which it has (N), for λ_pair."""
+        pair, has_pair: x_t's pairs (N×3×H×W; UIT: frontal, CGIT: in the asked y) and which it has (N),
+        for λ_pair."""
         if self.stargan:
             return self._finish_step(*self._stargan_losses(x_s, y_s, y_wanted))
         onehot_wanted = F.one_hot(y_wanted, NUM_EXPRESSIONS).float() if self.cgit else None

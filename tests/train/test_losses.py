@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from train.losses import (LossWeights, adversarial_d, adversarial_g, bidirectional, classification,
-                          discriminator_objective, paired_l1, generator_objective, reconstruction)
+                          discriminator_objective, generator_objective, paired_l1, reconstruction)
 
 
 def test_least_squares_adversarial_terms():
