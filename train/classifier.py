@@ -30,7 +30,7 @@ from .data import ImageDataset
 from .datasets import Sample, label_counts
 from .datasets.face_crops import crop_faces
 from .datasets.folder import index_labelled_folder
-from .datasets.sources import add_data_arguments, data_options, load_samples, wants_face_crop
+from .datasets.sources import add_data_arguments, load_samples, wants_face_crop
 from .datasets.splits import check_parts_disjoint, run_split
 from .run_setup import add_run_control_arguments
 from .runlog import write_json
@@ -119,15 +119,6 @@ class ClassifierTrainer(Trainer):
                   real_share=(0, 1))
 
     build_parser = staticmethod(build_parser)
-
-    @classmethod
-    def given_settings(cls, args: argparse.Namespace) -> dict:
-        """The flags given, with the data-format flags gathered into one `data_options` setting."""
-        options = data_options(args)
-        given = {k: v for k, v in super().given_settings(args).items() if k not in options}
-        if options:
-            given["data_options"] = options
-        return given
 
     @classmethod
     def check_config(cls, config: dict, new_run: bool) -> None:

@@ -22,6 +22,7 @@ from face.expressions import EXPRESSIONS
 from face.imageio import read_image, to_network
 
 from .datasets import EXPRESSION_PAIR_SUFFIXES, PAIR_SUFFIX, SIDE_MAP_SUFFIX, Sample
+from .datasets.pairs import EXPRESSION_PAIRS
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,17 @@ def expression_pair_beside(image_path: Path, expression: str) -> Path:
 PAIR_KINDS = ("frontal", "expression")  # what ImageDataset(pairs=...) loads beside each image
 
 
-def pair_paths(image_path: Path, kind: str) -> list[Path]:
-    """Where an image's pairs of `kind` would be: its frontal pair, or its seven expression pairs in
-    EXPRESSIONS order (any of them may be missing)."""
+def pairs_of(sample: Sample, kind: str) -> list[Path | None]:
+    """A sample's pairs of `kind`, None where it has none: its frontal pair, or its seven expression pairs
+    in EXPRESSIONS order — those its dataset's structure gave (train.datasets.pairs), else the files
+    beside it."""
     if kind == "frontal":
-        return [pair_beside(image_path)]
-    return [expression_pair_beside(image_path, name) for name in EXPRESSIONS]
+        paths = [pair_beside(sample.path)]
+    elif EXPRESSION_PAIRS in sample.meta:
+        paths = [None if path is None else Path(path) for path in sample.meta[EXPRESSION_PAIRS]]
+    else:
+        paths = [expression_pair_beside(sample.path, name) for name in EXPRESSIONS]
+    return [path if path is not None and path.is_file() else None for path in paths]
 
 
 class SideMaps:
@@ -146,8 +152,7 @@ class ImageDataset(Dataset):
     """Items are dicts: image (3×S×S float32 in [-1, 1], BGR as everywhere), side (same, when
     side maps are used), label (int, -1 when unknown), index; with pairs="frontal" also pair (the
     image's NAME.pair.png, zeros where it has none) and has_pair (1.0 or 0.0); with pairs="expression"
-    pair 7×3×S×S (NAME.as-<expression>.png in EXPRESSIONS order, zeros where there is none) and
-    has_pair (7). A bad file gives {"bad": (path, reason), "index": i} instead of raising.
+    pair 7×3×S×S (`pairs_of`: in EXPRESSIONS order, zeros where there is none) and has_pair (7). A bad file gives {"bad": (path, reason), "index": i} instead of raising.
 
     Keys are an int index or (index, flip) from `StepBatchSampler`.
     """
@@ -174,11 +179,10 @@ class ImageDataset(Dataset):
             side_path = self.side_maps.locate(sample.path) or self.side_maps.ensure(sample.path)
             arrays["side"] = square_resize(read_image(side_path), self.size)
         if self.pairs:
-            paths = pair_paths(sample.path, self.pairs)
-            has_pair = [path.is_file() for path in paths]
-            pair = [square_resize(read_image(path), self.size) if has else np.zeros_like(image)
-                    for path, has in zip(paths, has_pair)]
-            has = torch.tensor(has_pair, dtype=torch.float32)
+            paths = pairs_of(sample, self.pairs)
+            pair = [np.zeros_like(image) if path is None else square_resize(read_image(path), self.size)
+                    for path in paths]
+            has = torch.tensor([path is not None for path in paths], dtype=torch.float32)
             arrays["pair"], item["has_pair"] = (pair[0], has[0]) if self.pairs == "frontal" else (np.stack(pair), has)
         for name, array in arrays.items():
             if flip:

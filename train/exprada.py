@@ -5,7 +5,8 @@ the paper's sections 3–4, on one CPU, one GPU, or many processes under torchru
     python -m train exprada --resume runs/uit                      # continues exactly
     torchrun --nproc_per_node 4 -m train exprada --mode cgit ...   # DDP, one GPU (or CPU) each
 
-CGIT needs a labelled source (one folder per expression); UIT takes any folders of images.
+CGIT needs a labelled source (one folder per expression, or a dataset layout such as KDEF's: --format);
+UIT takes any folders of images.
 A run folder holds checkpoints/last.pt, train.log, metrics.csv/.jsonl, tensorboard/, samples/
 (PNG grids), bad_files.txt, summary.json and cache/ (side maps computed for images without one).
 """
@@ -20,9 +21,11 @@ from engines.contract import CGIT_GENERATOR, UIT_GENERATOR
 from face.expressions import EXPRESSIONS, NUM_EXPRESSIONS
 
 from . import distributed
-from .data import ImageDataset, SideMaps, StepBatchSampler, generator_input, pair_paths
-from .datasets import PAIR_SUFFIX
-from .datasets.folder import index_labelled_folder, index_unlabelled_folder
+from .data import ImageDataset, SideMaps, StepBatchSampler, generator_input, pairs_of
+from .datasets import PAIR_SUFFIX, Sample
+from .datasets.face_crops import crop_faces
+from .datasets.pairs import has_structural_pairs, with_expression_pairs
+from .datasets.sources import add_data_arguments, load_images, load_samples, wants_face_crop
 from .exprada_model import ExprADAModel
 from .run_setup import add_run_control_arguments
 from .trainer import Trainer
@@ -32,11 +35,11 @@ LOCKED = ("mode", "stargan", "diffaugment", "condition", "spectral_norm", "class
           "semantic_classifier", "ema", "lambda_pair",
           "batch_size", "lr", "beta1", "beta2", "lambda_bi",
           "lambda_re", "lambda_cls", "use_bi", "use_re", "flip", "seed", "epochs_constant", "epochs_decay",
-          "steps", "source", "target")
+          "steps", "source", "target", "data_options")
 # Settings of how it runs: free to change on resume.
 RUNTIME = ("device", "precision", "channels_last", "compile", "cuda_graph", "workers", "log_every",
            "sample_every", "checkpoint_every", "keep_every", "max_nonfinite", "stop_after", "progress")
-DEFAULTS = dict(mode=None, stargan=False, diffaugment=False, condition="bottleneck", spectral_norm=False, class_from_image=False, grey=False, source=None, target=None, width=64, d_width=None, image_size=128, num_residual=6, skips=False,
+DEFAULTS = dict(mode=None, stargan=False, diffaugment=False, condition="bottleneck", spectral_norm=False, class_from_image=False, grey=False, source=None, target=None, data_options={}, width=64, d_width=None, image_size=128, num_residual=6, skips=False,
                 residual=False, lambda_sem=0.0, lambda_sem_target=0.0,
                 semantic_classifier=None, ema=0.0, lambda_pair=0.0, batch_size=8,
                 lr=1e-4, beta1=0.5, beta2=0.999, lambda_bi=10.0, lambda_re=10.0, lambda_cls=1.0, use_bi=True,
@@ -50,8 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train exprada", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter, argument_default=None)
     p.add_argument("--mode", choices=("uit", "cgit"), help="uit: unsupervised (the car's); cgit: category-guided")
-    p.add_argument("--source", help="source-domain folder (CGIT: one sub-folder per expression)")
-    p.add_argument("--target", help="target-domain folder (e.g. frontal renders), any layout")
+    p.add_argument("--source", help="source-domain folder (CGIT: one sub-folder per expression, or a dataset "
+                   "layout such as KDEF's)")
+    p.add_argument("--target", help="target-domain folder (e.g. frontal renders): any folder of images, or a "
+                   "dataset layout")
     p.add_argument("--out", help="run folder (new run)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped")
     g = p.add_argument_group("model and data (paper defaults)")
@@ -80,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "that has the camera's own crop of its frame beside it (NAME.pair.png; train synth and train "
                    "renders write them for near-frontal frames) must translate into that crop (only where the source "
                    "is that camera's faces). CGIT: a target face that has the same head, pose and camera in the asked "
-                   "expression beside it (NAME.as-<expression>.png, as KDEF and BU-3DFE photograph every person; "
-                   "train synth --expression-pairs writes them) must translate into that image")
+                   "expression (in a KDEF or BU-3DFE target, its own files; in a plain folder, NAME.as-<expression>.png "
+                   "beside it, as train synth --expression-pairs writes them) must translate into that image")
     g.add_argument("--diffaugment", action="store_true", default=None,
                    help="the discriminators see every image, real or fake, through the same random colour change, "
                         "shift and cutout (DiffAugment), so the generator cannot pass codes for real content")
@@ -122,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="capture the whole step in a CUDA graph (one GPU)")
     g.add_argument("--sample-every", type=int, help=f"steps between PNG sample grids ({DEFAULTS['sample_every']})")
     g.add_argument("--keep-every", type=int, help="also keep a step_N.pt snapshot every N steps (0: never)")
+    add_data_arguments(p)
     return p
 
 
@@ -176,8 +182,11 @@ class ExprADATrainer(Trainer):
     def build_data(self, saved: dict) -> None:
         c = self.config
         labelled = self.cgit or (c.get("lambda_sem") or 0) > 0  # the semantic term needs y'
-        source = (index_labelled_folder if labelled else index_unlabelled_folder)(c["source"], domain="source")
-        target = index_unlabelled_folder(c["target"], domain="target")
+        pairs = None
+        if (c.get("lambda_pair") or 0) > 0:
+            pairs = "expression" if self.cgit else "frontal"
+        source = self._load("source", labelled)
+        target = self._load("target", False, pairs == "expression")
         self.note_data("source", source, saved)
         self.note_data("target", target, saved)
         side_maps = SideMaps(self.run_dir / "cache")
@@ -187,12 +196,11 @@ class ExprADATrainer(Trainer):
             if side_maps.counts["no_face"]:
                 self.log.warning("%d images had no detectable face: their side maps are zero", side_maps.counts["no_face"])
         distributed.barrier(self.ctx)
-        pairs = None
-        if (c.get("lambda_pair") or 0) > 0:
-            pairs = "expression" if self.cgit else "frontal"
-            with_pair = sum(any(path.is_file() for path in pair_paths(sample.path, pairs)) for sample in target)
+        if pairs:
+            with_pair = sum(any(path is not None for path in pairs_of(sample, pairs)) for sample in target)
             if not with_pair:
-                what = ("expression pairs beside the target images (NAME.as-<expression>.png, as train synth "
+                what = ("expression pairs (the same face in another expression: a KDEF or BU-3DFE target's own "
+                        "files, or NAME.as-<expression>.png beside the target images, as train synth "
                         "--expression-pairs writes them)" if self.cgit else
                         f"frontal pairs beside the target images (NAME{PAIR_SUFFIX}, as train synth and train renders "
                         "write them)")
@@ -201,6 +209,21 @@ class ExprADATrainer(Trainer):
         self.source = ImageDataset(source, c["image_size"], side_maps)
         self.target = ImageDataset(target, c["image_size"], side_maps, pairs=pairs)
         self.grid_inputs = self._sample_inputs()  # every sample grid shows these same images
+
+    def _load(self, which: str, labelled: bool, expression_pairs: bool = False) -> list[Sample]:
+        """The --source or --target samples: a plain folder, or a dataset layout (--format) whose whole
+        portraits the face stage crops (as the classifier's are) and whose structure gives each face's
+        expression pairs (train.datasets.pairs) when they are asked for."""
+        c = self.config
+        options = c["data_options"]
+        samples, fmt = (load_samples if labelled else load_images)(c[which], options, domain=which)
+        if wants_face_crop(fmt, options):
+            samples, counts = crop_faces(samples, self.run_dir / "cache", c["image_size"],
+                                         progress=c["progress"] and self.ctx.is_main)
+            self.log.info("%s face crops: %s", which, counts)
+        if expression_pairs and has_structural_pairs(fmt):
+            samples = with_expression_pairs(samples, fmt)
+        return samples
 
     def plan_steps(self) -> dict:
         c = self.config

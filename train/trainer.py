@@ -21,6 +21,7 @@ from face.ranges import check_ranges
 from . import distributed
 from .checkpoint import checkpoint_path, load_state_checked, restore_rng, save_checkpoint
 from .data import make_loader
+from .datasets.sources import data_options
 from .run_setup import (SHARED_RANGES, SHARED_RUNTIME_DEFAULTS, make_run_folder, merge_config, open_run,
                         remove_refused_run_folder, samples_digest, saved_run_state)
 from .runlog import RunLog, progress, setup_logging, write_json
@@ -130,8 +131,11 @@ class Trainer(ABC):
 
     @classmethod
     def given_settings(cls, args: argparse.Namespace) -> dict:
-        """The settings given on the command line (argparse leaves the others None)."""
-        return {k: v for k, v in vars(args).items() if v is not None and k not in ("out", "resume")}
+        """The settings given on the command line (argparse leaves the others None), with the data-format
+        flags of a trainer that has them (train.datasets.sources) gathered into one `data_options` setting."""
+        options = data_options(args)
+        given = {k: v for k, v in vars(args).items() if v is not None and k not in ("out", "resume", *options)}
+        return {**given, "data_options": options} if options else given
 
     # ---- a run ---------------------------------------------------------------------------
     def __init__(self, config: dict, run_dir: Path, ctx: distributed.Context, logger, state: dict | None = None):

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ from tiny_data import write_images
 from train.data import ImageDataset, SideMaps, StepBatchSampler, collate_skipping_bad, make_loader, square_resize
 from train.datasets import Sample
 from train.datasets.folder import index_unlabelled_folder
+from train.datasets.pairs import EXPRESSION_PAIRS
 
 
 def test_items_are_network_tensors_with_side_maps_and_flip_mirrors_both(tmp_path):
@@ -52,6 +55,12 @@ def test_expression_pairs_load_as_a_stack_in_expression_order_and_flip_with_thei
     assert item["pair"][surprise].max() > 0 and torch.all(item["pair"][:surprise] == -1)
     assert torch.equal(flipped["pair"], item["pair"].flip(-1)) and torch.equal(flipped["image"], item["image"].flip(-1))
     assert none["has_pair"].sum().item() == 0
+    # pairs a dataset's structure named (KDEF: the same face in another expression) are read instead of
+    # files beside the image; one that is gone counts as none
+    named = replace(samples[0], meta={EXPRESSION_PAIRS: [str(paths[1]), str(tmp_path / "gone.png"), *[None] * 5]})
+    from_names = ImageDataset([named], size=32, side_maps=SideMaps(tmp_path / "cache"), pairs="expression")[0]
+    assert from_names["has_pair"].tolist() == [1.0] + [0.0] * (len(EXPRESSIONS) - 1)
+    assert torch.equal(from_names["pair"][0], none["image"])
     with pytest.raises(ValueError, match="pairs must be one of"):
         ImageDataset(samples, size=32, pairs=True)
 

@@ -1,5 +1,6 @@
 """Each dataset loader on a tiny tree in that dataset's own layout, written here."""
 import logging
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,6 +15,7 @@ from train.datasets.csv_list import index_csv
 from train.datasets.kdef import index_kdef, parse_kdef_name
 from train.datasets.labels import label_index
 from train.datasets.mmi import index_mmi, peak_frames
+from train.datasets.pairs import EXPRESSION_PAIRS, with_expression_pairs
 from train.datasets.sources import detect_format, load_samples, wants_face_crop
 
 E = EXPRESSIONS.index
@@ -89,6 +91,36 @@ def test_bu3dfe_tree_filters_intensity_and_pose(tmp_path):
     turned = index_bu3dfe(tmp_path, yaws="30")
     assert len(turned) == 2 * 2 * 4 and all(s.meta["yaw"] == 30 for s in turned)
     assert detect_format(tmp_path) == "bu3dfe" and not wants_face_crop("bu3dfe", {})
+
+
+def test_kdef_and_bu3dfe_pair_each_face_with_itself_in_the_other_expressions(tmp_path):
+    for session in "AB":
+        for code in ("AN", "HA", "SU"):
+            for angle in ("S", "HL"):
+                _image(tmp_path / "kdef" / f"{session}F01{code}{angle}.JPG")
+    _image(tmp_path / "kdef" / "AM02ANS.JPG")   # a second person, in one expression only
+    kdef = {s.path.name: s for s in with_expression_pairs(index_kdef(tmp_path / "kdef"), "kdef")}
+    pairs = kdef["AF01ANS.JPG"].meta[EXPRESSION_PAIRS]
+    assert {EXPRESSIONS[k]: Path(p).name for k, p in enumerate(pairs) if p} == {
+        "happiness": "AF01HAS.JPG", "surprise": "AF01SUS.JPG"}   # same person, session and angle; not itself
+    assert kdef["BF01SUHL.JPG"].meta[EXPRESSION_PAIRS][E("anger")].endswith("BF01ANHL.JPG")
+    assert kdef["AM02ANS.JPG"].meta[EXPRESSION_PAIRS] == [None] * len(EXPRESSIONS)
+    for level in (1, 2, 3, 4):
+        for code in ("HA", "SA"):
+            _image(tmp_path / "bu" / f"F0001_{code}{level:02d}WH_F2D.bmp")
+        _image(tmp_path / "bu" / f"F0001_HA{level:02d}WH_F2D_yaw30.png")
+    _image(tmp_path / "bu" / "F0001_NE00WH_F2D.bmp")
+    bu = {s.path.name: s for s in with_expression_pairs(index_bu3dfe(tmp_path / "bu"), "bu3dfe")}
+
+    def pair(name, expression):
+        path = bu[name].meta[EXPRESSION_PAIRS][E(expression)]
+        return path and Path(path).name
+
+    assert pair("F0001_HA02WH_F2D.bmp", "sadness") == "F0001_SA02WH_F2D.bmp"   # its own intensity
+    assert pair("F0001_NE00WH_F2D.bmp", "happiness") == "F0001_HA04WH_F2D.bmp"   # else the strongest
+    assert pair("F0001_HA02WH_F2D.bmp", "neutral") == "F0001_NE00WH_F2D.bmp"
+    assert pair("F0001_HA02WH_F2D_yaw30.png", "sadness") is None   # no sad face at that pose
+    assert pair("F0001_HA02WH_F2D.bmp", "happiness") is None
 
 
 def test_mmi_takes_the_three_middle_frames_of_each_sequence(tmp_path, caplog):

@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 import cv2
-
+import numpy as np
 import pytest
 import torch
 
 from face.expressions import EXPRESSIONS
 from tiny_checkpoints import rewrite_in_old_layout
-from tiny_data import write_images, write_labelled
+from tiny_data import face_like, side_map_of, write_images, write_labelled
 from train import distributed
 from train.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from train.exprada import ExprADATrainer, build_parser, main
@@ -315,6 +315,28 @@ def test_cgit_with_expression_pairs_holds_each_translation_to_the_pair_in_the_as
     assert [float(r["G/pairs"]) for r in rows] == asked_happy and sum(asked_happy) > 0
     with pytest.raises(SystemExit, match="not part of the --stargan baseline"):
         main(args + ["--stargan", "--lambda-pair", "1", "--steps", "1", "--out", str(tmp_path / "stargan")])
+
+
+def test_cgit_on_a_kdef_tree_takes_its_expression_pairs_from_the_file_names(tmp_path):
+    rng = np.random.default_rng(0)
+    kdef = tmp_path / "KDEF"
+    for person in ("AF01", "AM02"):
+        for k, code in enumerate(("AN", "HA", "SU")):
+            image = face_like(rng, 64, 120 + 30 * k)
+            (kdef / person).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(kdef / person / f"{person}{code}S.JPG"), image)
+            cv2.imwrite(str(kdef / person / f"{person}{code}S.side.png"), side_map_of(image))
+    run = tmp_path / "run"
+    args = ["--mode", "cgit", "--source", str(kdef), "--target", str(kdef), "--face-crop", "none", "--seed", "3"] + TINY
+    assert main(args + ["--lambda-pair", "10", "--steps", "4", "--stop-after", "2", "--out", str(run)]) == 0
+    log = (run / "train.log").read_text()
+    assert "CGIT: 6 source, 6 target images" in log and "expression pairs: 6 of 6 target images" in log
+    assert load_checkpoint(run)["config"]["data_options"] == {"face_crop": "none"}
+    with pytest.raises(CheckpointError, match="different training settings: data_options"):
+        main(["--resume", str(run), "--face-crop", "auto"])
+    assert main(["--resume", str(run)]) == 0
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert len(rows) == 4 and sum(float(r["G/pairs"]) for r in rows) > 0
 
 
 def test_a_finished_run_is_extended_with_resume_and_steps(data, tmp_path):

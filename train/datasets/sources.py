@@ -11,7 +11,7 @@ from pathlib import Path
 from . import Sample, list_images
 from .bu3dfe import index_bu3dfe, parse_bu3dfe_name
 from .csv_list import index_csv
-from .folder import index_labelled_folder
+from .folder import index_labelled_folder, index_unlabelled_folder
 from .kdef import index_kdef, parse_kdef_name
 from .mmi import index_mmi
 from .splits import with_subjects_from_names
@@ -23,7 +23,7 @@ OPTION_KEYS = ("format", "kdef_views", "kdef_sessions", "bu3dfe_min_intensity", 
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("data format (applies to every --*data)")
+    g = parser.add_argument_group("data format (applies to every data folder given: --data, --source, --target, ...)")
     g.add_argument("--format", choices=FORMATS, help="dataset layout (auto)")
     g.add_argument("--kdef-views", help="KDEF angles to keep, e.g. S or S,HL,HR (all)")
     g.add_argument("--kdef-sessions", help="KDEF sessions to keep: A, B or A,B (both)")
@@ -84,6 +84,18 @@ def load_samples(path, options: dict | None = None, domain: str | None = None) -
         raise ValueError(f"{path}: {len(unlabelled)} images have no label (first: {unlabelled[0].path}); "
                          f"a classifier's data must be labelled")
     return samples, fmt
+
+
+def load_images(path, options: dict | None = None, domain: str | None = None) -> tuple[list[Sample], str]:
+    """(samples, format) of data that need not be labelled (a generator's source or target): a plain
+    folder gives every image under it, unlabelled; a dataset layout (kdef, bu3dfe, ...) its samples."""
+    options = options or {}
+    fmt = options.get("format") or "auto"
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt == "folder":
+        return index_unlabelled_folder(path, domain=domain or "folder"), fmt
+    return load_samples(path, {**options, "format": fmt}, domain)
 
 
 def wants_face_crop(fmt: str, options: dict) -> bool:
