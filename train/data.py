@@ -59,7 +59,7 @@ def expression_pair_beside(image_path: Path, expression: str) -> Path:
     return image_path.with_name(image_path.stem + EXPRESSION_PAIR_SUFFIXES[expression])
 
 
-PAIR_KINDS = ("frontal", "expression")  # what ImageDataset(pairs=...) loads beside each image
+PAIR_KINDS = ("frontal", "expression")  # what ImageDataset(pairs=...) loads with each image (`pairs_of`)
 
 
 def pairs_of(sample: Sample, kind: str) -> list[Path | None]:
@@ -152,7 +152,8 @@ class ImageDataset(Dataset):
     """Items are dicts: image (3×S×S float32 in [-1, 1], BGR as everywhere), side (same, when
     side maps are used), label (int, -1 when unknown), index; with pairs="frontal" also pair (the
     image's NAME.pair.png, zeros where it has none) and has_pair (1.0 or 0.0); with pairs="expression"
-    pair 7×3×S×S (`pairs_of`: in EXPRESSIONS order, zeros where there is none) and has_pair (7). A bad file gives {"bad": (path, reason), "index": i} instead of raising.
+    pair 7×3×S×S (`pairs_of`: in EXPRESSIONS order, zeros where there is none) and has_pair (7).
+    A bad file gives {"bad": (path, reason), "index": i} instead of raising.
 
     Keys are an int index or (index, flip) from `StepBatchSampler`.
     """
