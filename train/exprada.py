@@ -85,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "that has the camera's own crop of its frame beside it (NAME.pair.png; train synth and train "
                    "renders write them for near-frontal frames) must translate into that crop (only where the source "
                    "is that camera's faces). CGIT: a target face that has the same head, pose and camera in the asked "
-                   "expression (in a KDEF or BU-3DFE target, its own files; in a plain folder, NAME.as-<expression>.png "
-                   "beside it, as train synth --expression-pairs writes them) must translate into that image")
+                   "expression (in a KDEF or BU-3DFE target, its own files; in a plain folder, "
+                   "NAME.as-<expression>.png beside it, as train synth --expression-pairs writes them) must "
+                   "translate into that image")
     g.add_argument("--diffaugment", action="store_true", default=None,
                    help="the discriminators see every image, real or fake, through the same random colour change, "
                         "shift and cutout (DiffAugment), so the generator cannot pass codes for real content")

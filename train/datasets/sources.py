@@ -57,12 +57,16 @@ def detect_format(path) -> str:
     return "folder"
 
 
+def data_format(path, options: dict) -> str:
+    """The layout of PATH: `--format`, or detected when it is auto (or not given)."""
+    fmt = options.get("format") or "auto"
+    return detect_format(path) if fmt == "auto" else fmt
+
+
 def load_samples(path, options: dict | None = None, domain: str | None = None) -> tuple[list[Sample], str]:
     """(labelled samples, format) of one --data PATH under the given options."""
     options = options or {}
-    fmt = options.get("format") or "auto"
-    if fmt == "auto":
-        fmt = detect_format(path)
+    fmt = data_format(path, options)
     if fmt == "folder":
         samples = index_labelled_folder(path, domain=domain or "folder")
     elif fmt == "csv":
@@ -90,9 +94,7 @@ def load_images(path, options: dict | None = None, domain: str | None = None) ->
     """(samples, format) of data that need not be labelled (a generator's source or target): a plain
     folder gives every image under it, unlabelled; a dataset layout (kdef, bu3dfe, ...) its samples."""
     options = options or {}
-    fmt = options.get("format") or "auto"
-    if fmt == "auto":
-        fmt = detect_format(path)
+    fmt = data_format(path, options)
     if fmt == "folder":
         return index_unlabelled_folder(path, domain=domain or "folder"), fmt
     return load_samples(path, {**options, "format": fmt}, domain)
