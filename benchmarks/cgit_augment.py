@@ -19,7 +19,8 @@ mean ± std over the replicates (training seed i with held-out seed i), and each
 difference with `none` per replicate. With `--reader CLASSIFIER` (one no generator was trained against),
 each replicate's CGIT images at the first count are also read by it (every count is made by the same
 generator from the same inputs): the share read as the class they were made for says how true the added
-labels are (`cgit_read_as_asked`).
+labels are (`cgit_read_as_asked`). The generator is deterministic, so a class holds at most as many
+different CGIT images as `--target` has faces (`cgit_inputs`; `cgit_distinct_per_class` per count).
 
 Everything runs through the project's own commands (`train synth`, `train exprada --mode cgit`,
 `train classifier`), each in its own run folder under OUT: a rerun skips what is finished and
@@ -44,7 +45,7 @@ from face.outputs import writable_folder
 from face.ranges import Range, at_least
 from train.classifier import DEFAULTS as CLASSIFIER_DEFAULTS
 from train.datasets import SIDE_MAP_SUFFIX
-from train.datasets.folder import index_labelled_folder
+from train.datasets.folder import index_labelled_folder, index_unlabelled_folder
 
 # The CGIT recipe: the paper's losses (eq. 1–6, its λs) with the levers the UIT benchmark kept
 # (skips, residual output, EMA) and the four that make CGIT transfer here (the one-hot at the input,
@@ -181,6 +182,7 @@ def run(args) -> dict:
     accuracy = {arm: [] for arm in arms}
     read = []   # per replicate: the share of its CGIT images the reader reads as asked
     cgit_seconds = []
+    inputs = len(index_unlabelled_folder(args.target, domain="CGIT input"))
     for seed, heldout in zip(args.seeds, args.heldout_seeds):
         test = out / f"heldout_{heldout}"
         if not (test / "manifest.json").is_file():
@@ -222,7 +224,8 @@ def run(args) -> dict:
               "cgit_width": args.cgit_width, "cgit_lambda_cls": args.cgit_lambda_cls,
               "classifier_steps": args.classifier_steps, "real_share": args.real_share,
               "added_passes": args.added_passes, "steps": {n: arm_steps(args, n) for n in args.counts},
-              "source": str(args.source), "target": str(args.target),
+              "source": str(args.source), "target": str(args.target), "cgit_inputs": inputs,
+              "cgit_distinct_per_class": {n: min(n, inputs) for n in args.counts},
               "accuracy": table, "paired": paired,
               "cgit_read_as_asked": mean_std(read) if read else None,
               "cgit_training_seconds": [round(s, 1) for s in cgit_seconds],

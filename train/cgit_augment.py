@@ -93,6 +93,10 @@ def generate_augmentation(run_dir: Path, classes: list[int], *, checkpoint: str,
         raise CheckpointError(f"{checkpoint}: a {kind} checkpoint; augmentation needs a CGIT generator "
                               f"(python -m train exprada --mode cgit)")
     images = index_unlabelled_folder(_generator_inputs(inputs, cgit_config), domain="cgit-input")
+    if per_class > len(images):   # the generator is deterministic: an input met again repeats its image
+        logger.warning("CGIT augmentation: %d images per class from %d inputs: %d of each class's images repeat "
+                       "one already made (more inputs: --augment-from DIR)", per_class, len(images),
+                       per_class - len(images))
     manifest = {"checkpoint": checkpoint, "per_class": per_class, "seed": seed,
                 "classes": [EXPRESSIONS[k] for k in classes], "inputs": samples_digest(images)}
     if _reuse_or_clear(out, manifest, logger):

@@ -163,6 +163,10 @@ def test_cgit_augmentation_adds_generated_images_per_training_class(tmp_path):
     assert len(made) == 10 and {m.split("/")[0] for m in made} == {"anger", "surprise"}
     image = cv2.imread(str(run / "augmented" / "anger" / "cgit_000000.png"))
     assert image.shape == (64, 64, 3)
+    # 5 per class from 3 inputs: the fourth image is the first input again, translated the same way,
+    # and the log says how many of a class's images repeat
+    assert np.array_equal(cv2.imread(str(run / "augmented" / "anger" / "cgit_000003.png")), image)
+    assert "5 images per class from 3 inputs: 2 of each class's images repeat" in (run / "train.log").read_text()
     state = load_checkpoint(run)
     assert state["run_state"]["train_count"] == 4 + 10
     # A UIT checkpoint cannot condition on an expression.
