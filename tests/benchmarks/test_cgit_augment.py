@@ -105,3 +105,10 @@ def test_a_negative_count_of_passes_is_argparses_error(capsys):
     with pytest.raises(SystemExit) as stop:
         cgit_augment.main(["--added-passes", "-1"])
     assert stop.value.code == 2 and "argument --added-passes: must be at least 0, got -1.0" in capsys.readouterr().err
+
+
+def test_a_missing_target_stops_the_benchmark_before_any_training(tmp_path):
+    # the target's faces are counted first (`cgit_inputs`), so a wrong --target costs nothing
+    with pytest.raises(FileNotFoundError, match="CGIT input folder .*nowhere does not exist"):
+        cgit_augment.main(["--target", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out" / "commands.log").exists()
