@@ -184,7 +184,7 @@ class Supervisor:
                 worker.kill()
                 worker.join(0.3)
         # Stopped by a signal (or an error), decide may have published frames whose results are still
-        # on their way: take them until the socket falls quiet, so the summary counts every one.
+        # on their way: take them until the socket falls quiet, so the summary counts those frames too.
         while self.results_in is not None and not self.eos_seen and self.results_in.poll(50):
             if self._drain_results():
                 break
