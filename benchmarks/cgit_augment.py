@@ -43,6 +43,7 @@ from benchmarks.paper_table4 import mean_std
 from face.expressions import EXPRESSIONS
 from face.outputs import writable_folder
 from face.ranges import Range, at_least
+from train.cgit_augment import INPUT_DOMAIN
 from train.classifier import DEFAULTS as CLASSIFIER_DEFAULTS
 from train.datasets import SIDE_MAP_SUFFIX
 from train.datasets.folder import index_labelled_folder, index_unlabelled_folder
@@ -182,7 +183,7 @@ def run(args) -> dict:
     accuracy = {arm: [] for arm in arms}
     read = []   # per replicate: the share of its CGIT images the reader reads as asked
     cgit_seconds = []
-    inputs = len(index_unlabelled_folder(args.target, domain="CGIT input"))
+    inputs = len(index_unlabelled_folder(args.target, domain=INPUT_DOMAIN))
     for seed, heldout in zip(args.seeds, args.heldout_seeds):
         test = out / f"heldout_{heldout}"
         if not (test / "manifest.json").is_file():

@@ -23,6 +23,7 @@ from .translate import to_expression, write_png
 
 BATCH_SIZE = 16
 CROP_SCALE = (0.8, 1.0)   # flips-and-crops: a square crop of 80–100 % of the side, scaled back
+INPUT_DOMAIN = "CGIT input"   # what the generator translates, as errors about its folder name it
 
 
 def _generator_inputs(inputs: str | None, cgit_config: dict) -> Path:
@@ -92,7 +93,7 @@ def generate_augmentation(run_dir: Path, classes: list[int], *, checkpoint: str,
     if kind != CGIT_GENERATOR:
         raise CheckpointError(f"{checkpoint}: a {kind} checkpoint; augmentation needs a CGIT generator "
                               f"(python -m train exprada --mode cgit)")
-    images = index_unlabelled_folder(_generator_inputs(inputs, cgit_config), domain="cgit-input")
+    images = index_unlabelled_folder(_generator_inputs(inputs, cgit_config), domain=INPUT_DOMAIN)
     if per_class > len(images):   # the generator is deterministic: an input met again repeats its image
         logger.warning("CGIT augmentation: %d images per class from %d inputs: %d of each class's images repeat "
                        "one already made (more inputs: --augment-from DIR)", per_class, len(images),
