@@ -9,7 +9,7 @@ from face.eyes import EyeState, eye_state
 from face.fit import Fitter
 from face.imageio import to_bgr8
 from face.landmarks import LandmarkDetector
-from face.render import Renderer
+from face.render import Renderer, Sampling
 from face.side_map import side_map
 
 MIN_FRAME_SIDE = 32   # below this mediapipe cannot find a face; say so instead of trying
@@ -42,7 +42,8 @@ class FaceResult:
     made — the pipeline's crop path); eyes: openness and gaze (face.eyes.EyeState), None when the
     eyes are degenerate; pose_std: (yaw_std, pitch_std, roll_std), degrees, the standard deviation of
     this frame's yaw, pitch and roll (face.fit's pose solve, calibrated on rendered drivers of known
-    pose; 180 where the pose is undetermined).
+    pose; 180 where the pose is undetermined); sampling: what the frontal render was made from
+    (face.render.Sampling, for Renderer.turned).
     """
 
     box: tuple
@@ -63,6 +64,7 @@ class FaceResult:
     frontal_landmarks: np.ndarray = field(default=None, repr=False)
     eyes: EyeState | None = None
     pose_std: tuple = (float("nan"), float("nan"), float("nan"))
+    sampling: Sampling | None = field(default=None, repr=False)
 
     def __bool__(self):
         return True
@@ -137,7 +139,8 @@ class FaceStage:
             frontal=frontal, simulated=simulated, side_map=side_map(frontal_landmarks, self.size),
             visibility=visibility, fit_residual=fit.residual, crop=crop, faces_found=count, landmarks_3d=landmarks,
             expression_weights=fit.w_exp, identity_weights=fit.w_id, frontal_landmarks=frontal_landmarks,
-            eyes=eye_state(landmarks, yaw, pitch, roll), pose_std=fit.angles_std)
+            eyes=eye_state(landmarks, yaw, pitch, roll), pose_std=fit.angles_std,
+            sampling=Sampling(image, texture_xy, posed, fit.vertices))
 
     def reset(self):
         """Start over: a new driver's identity and, in video mode, a fresh tracker."""

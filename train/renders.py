@@ -10,7 +10,11 @@ identity pooled over the drive); every `--every`-th frame with a face is written
   OUT/<drive>/fNNNNNN.pair.png   for a near-frontal frame (FRONTAL_PAIR), its frontal pair: the
                                  frame's own crop, aligned and masked as the render is — the real
                                  image the render simulates (`exprada --lambda-pair` trains on them)
-  OUT/renders.csv                path, drive, frame, fitted yaw/pitch/roll, pair (1/0)
+  OUT/<drive>/fNNNNNN_turn+D.png with --turn-pairs D: beside a paired render, the render of the same
+                                 face turned D° further (rotate and render, `write_turned`), its side
+                                 map, and the frame's crop as its pair
+  OUT/renders.csv                path, drive, frame, fitted yaw/pitch/roll (a turned render's: its
+                                 frame's, yaw plus the turn), pair (1/0), turn (degrees, 0 for a render)
 A drive is a video file (.mp4 .avi .mkv .mov .webm) or a folder of frame images in name order. A
 drive that cannot be read is skipped, logged and counted; frames without a face are counted.
 """
@@ -61,6 +65,24 @@ def write_render(folder: Path, name: str, result) -> bool:
     if paired:
         write_image(folder / f"{name}{PAIR_SUFFIX}", result.crop)
     return paired
+
+
+def turn_offsets(degrees) -> tuple[float, ...]:
+    """`--turn-pairs 20 40` → (-40, -20, 20, 40): each turn to both sides."""
+    return tuple(sorted({sign * float(d) for d in degrees for sign in (-1, 1)}))
+
+
+def write_turned(folder: Path, name: str, result, renderer, turns) -> int:
+    """Rotate-and-render pairs beside a paired render (its pose near-frontal): for each yaw in `turns`,
+    NAME_turn+30.png — the render the same face would give turned that much further
+    (face.render.Renderer.turned) — its side map (the render's: the frontal shape is the same) and,
+    as its pair, the frame's own crop. They teach the generator the turned render's own losses (the
+    mirrored side, the foreshortened texture) where the real image is known. Returns how many."""
+    for yaw in turns:
+        turned = f"{name}_turn{yaw:+g}"
+        write_with_side_map(folder, turned, renderer.turned(result.sampling, yaw), result.side_map)
+        write_image(folder / f"{turned}{PAIR_SUFFIX}", result.crop)
+    return len(turns)
 
 
 def find_drives(path: Path) -> list[Path]:
@@ -128,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=at_least(1), default=10, help="write every N-th frame with a face (default %(default)s)")
     p.add_argument("--size", type=at_least(32), default=128, help="render size in pixels (default %(default)s)")
     p.add_argument("--model", help="bilinear face model (.npz; default: the shipped one)")
+    p.add_argument("--turn-pairs", type=at_least(0, float), nargs="+", default=[], metavar="DEG",
+                   help="beside each render with a frontal pair, its rotate-and-render renders turned ±DEG "
+                        "further (NAME_turn+DEG.png), each paired with the frame's crop (e.g. 20 40)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     return p
 
@@ -147,7 +172,8 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
     counts = {"drives": len(drives), "bad_drives": 0, "bad_frames": 0, "frames": 0, "no_face": 0, "renders": 0,
-              "pairs": 0}
+              "pairs": 0, "turned_pairs": 0}
+    turns = turn_offsets(args.turn_pairs)
     rows = []
     with stage:
         for drive, name in tqdm(list(zip(drives, names)), desc="drives", disable=not args.progress, unit="drive"):
@@ -172,7 +198,11 @@ def main(argv=None) -> int:
                     counts["renders"] += 1
                     counts["pairs"] += paired
                     rows.append([f"{name}/{image}.png", name, index, round(result.yaw, 2), round(result.pitch, 2),
-                                 round(result.roll, 2), int(paired)])
+                                 round(result.roll, 2), int(paired), 0])
+                    if paired and turns:
+                        counts["turned_pairs"] += write_turned(out / name, image, result, stage.renderer, turns)
+                        rows += [[f"{name}/{image}_turn{yaw:+g}.png", name, index, round(result.yaw + yaw, 2),
+                                  round(result.pitch, 2), round(result.roll, 2), 1, yaw] for yaw in turns]
             except ValueError as error:
                 counts["bad_drives"] += 1
                 log.warning("skipping drive %s: %s", drive, error)
@@ -180,7 +210,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"error: no face found in any frame of {args.input} ({counts['frames']} frames read)")
     with (out / "renders.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["path", "drive", "frame", "yaw", "pitch", "roll", "pair"])
+        writer.writerow(["path", "drive", "frame", "yaw", "pitch", "roll", "pair", "turn"])
         writer.writerows(rows)
     print(json.dumps({"out": str(out), **counts}))
     return 0

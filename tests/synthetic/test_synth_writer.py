@@ -187,3 +187,38 @@ def test_near_frontal_renders_get_their_frames_crop_as_a_frontal_pair(narrow_set
         assert all(own < np.abs(crop - other).mean() for j, other in enumerate(renders) if j != i)
     # The pairs belong to their renders: a folder of renders still lists only the renders.
     assert len(index_unlabelled_folder(out / "target")) == summary["target"]
+
+
+def test_turn_pairs_add_turned_renders_of_the_paired_ones_and_change_nothing_else(narrow_set, tmp_path):
+    """`--turn-pairs 25`: beside each paired render, its renders turned −25° and +25° further (rotate and
+    render), each with the render's side map and the same frame crop as its pair; every other file as
+    without, byte for byte."""
+    from train.datasets.folder import index_unlabelled_folder
+
+    plain, plain_summary = narrow_set
+    out = tmp_path / "turned"
+    summary = _synth(out, "--seed", "3", "--per-class", "3", "--video-seconds", "0", "--drivers", "3",
+                     "--target-yaw", "15", "--turn-pairs", "25")
+    assert summary["target_pairs"] == plain_summary["target_pairs"] > 0
+    assert summary["target_turned_pairs"] == 2 * summary["target_pairs"]
+    before = {p.relative_to(plain) for p in plain.rglob("*.png")}
+    after = {p.relative_to(out) for p in out.rglob("*.png")}
+    assert before < after and all((out / p).read_bytes() == (plain / p).read_bytes() for p in before)
+    added = sorted(after - before)
+    assert len(added) == 3 * summary["target_turned_pairs"]   # image, side map, pair
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["turn_pairs"] == [-25.0, 25.0]
+    turned = [r for r in manifest["target"] if "turn" in r]
+    assert len(turned) == summary["target_turned_pairs"] and all(r["pair"] for r in turned)
+    for record in turned:
+        image = out / record["image"]
+        render = image.with_name(image.name.split("_turn")[0] + ".png")
+        assert image.name.endswith(f"_turn{record['turn']:+g}.png") and render.is_file()
+        pair = image.with_name(image.stem + ".pair.png")
+        assert pair.read_bytes() == render.with_name(render.stem + ".pair.png").read_bytes()
+        side = image.with_name(image.stem + ".side.png")
+        assert side.read_bytes() == render.with_name(render.stem + ".side.png").read_bytes()
+        a, b = cv2.imread(str(image)), cv2.imread(str(render))
+        assert a.shape == b.shape and not np.array_equal(a, b)
+    # They are target images with pairs like the renders: a target folder lists them, not their pairs.
+    assert len(index_unlabelled_folder(out / "target")) == summary["target"] + summary["target_turned_pairs"]

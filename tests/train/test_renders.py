@@ -91,3 +91,25 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     assert not (tmp_path / "o2").exists()
     with pytest.raises(SystemExit, match=r"^error: --out /proc: cannot write in /proc: "):
         main(["--input", str(blank), "--out", "/proc"])
+
+
+def test_turn_pairs_write_turned_renders_beside_the_paired_ones(drives, tmp_path, capsys):
+    out = tmp_path / "target"
+    args = ["--input", str(drives / "car_a.mp4"), "--out", str(out), "--every", "4", "--size", "64", "--no-progress"]
+    assert main(args + ["--turn-pairs", "30"]) == 0
+    counts = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert counts["pairs"] > 0 and counts["turned_pairs"] == 2 * counts["pairs"]
+    rows = list(csv.DictReader((out / "renders.csv").open()))
+    turned = [r for r in rows if float(r["turn"])]
+    assert len(rows) == counts["renders"] + counts["turned_pairs"] and len(turned) == counts["turned_pairs"]
+    by_path = {r["path"]: r for r in rows}
+    for row in turned:
+        image = out / row["path"]
+        render = image.with_name(image.name.split("_turn")[0] + ".png")
+        source = by_path[str(render.relative_to(out))]
+        assert source["pair"] == row["pair"] == "1" and source["frame"] == row["frame"]
+        assert float(row["yaw"]) == pytest.approx(float(source["yaw"]) + float(row["turn"]), abs=0.011)
+        assert (image.with_name(image.stem + ".pair.png").read_bytes()
+                == render.with_name(render.stem + ".pair.png").read_bytes())
+        assert cv2.imread(str(image)).shape == (64, 64, 3)
+    assert len(index_unlabelled_folder(out)) == len(rows)

@@ -15,6 +15,9 @@ Two scenarios (`--scenario`), which differ in the labelled source domain only:
   DIR/target/.../tNNNNN.pair.png       beside a render whose fitted pose is near-frontal (train.renders):
                                         the camera's own crop of that frame, aligned and masked like the
                                         render — the real image the render simulates (`exprada --lambda-pair`)
+  DIR/target/.../tNNNNN_turn+D.png     with --turn-pairs D: beside a paired render, the render of the
+                                        same face turned D° further (rotate and render), paired with
+                                        the same crop (train.renders.write_turned)
   DIR/source/.../sNNNNN.as-<expr>.png  with --expression-pairs: the same head, pose and camera in each
                                         other expression (`exprada --mode cgit --lambda-pair`), as KDEF
                                         and BU-3DFE photograph every person in every expression
@@ -68,7 +71,7 @@ from face.ranges import at_least, between
 from face.render import Renderer
 from face.side_map import side_map
 from train.datasets import EXPRESSION_PAIR_SUFFIXES
-from train.renders import write_image, write_render, write_with_side_map
+from train.renders import turn_offsets, write_image, write_render, write_turned, write_with_side_map
 from train.synthetic import eyeballs as eyeball_model
 from train.synthetic import events
 from train.synthetic import video as drive
@@ -92,7 +95,7 @@ class SynthWriter:
                  scenario: str = "pose", blinks_per_minute: float = 0.0, eye_closures: int = 0,
                  look_aways: int = 0, gaze_shifts_per_minute: float = 0.0, distractions: int = 0,
                  head_sway: float = 1.0, eyeballs: bool | None = None, target_yaw: float = TARGET_POSE["yaw"],
-                 expression_pairs: bool = False):
+                 expression_pairs: bool = False, turn_pairs=()):
         """The drive options: see the module's docstring. eyeballs: draw the eyes as eyeballs that
         look around (None: when any drive option is not its default). target_yaw: the target images'
         head yaw is drawn from ± this many degrees. expression_pairs: beside each source image, the
@@ -119,6 +122,7 @@ class SynthWriter:
                     zip(("source", "target", "video", "source_drivers", "target_drivers", "source_cameras",
                          "drive_events", "expression_pairs"), streams)}
         self.expression_pairs = bool(expression_pairs)
+        self.turns = turn_offsets(turn_pairs)
         # Different people in the two domains, as with two datasets.
         self.drivers = {domain: [self._session(self.rng[f"{domain}_drivers"]) for _ in range(drivers)]
                         for domain in ("source", "target")}
@@ -128,7 +132,7 @@ class SynthWriter:
             self.drivers["source"] = [(driver, self.source_camera(self.rng["source_cameras"]))
                                       for driver, _ in self.drivers["source"]]
         self.counts = {"source": 0, "source_expression_pairs": 0, "target": 0, "target_no_face": 0, "target_pairs": 0,
-                       "video_frames": 0}
+                       "target_turned_pairs": 0, "video_frames": 0}
 
     def _session(self, rng):
         return self.factory.driver(rng), NirCamera(rng, FRAME_H, FRAME_W)
@@ -229,6 +233,11 @@ class SynthWriter:
                 records.append({"image": f"target/{EXPRESSIONS[label]}/{name}.png", "label": label, "driver": d,
                                 **_pose_dict(pose), "fitted": {"yaw": result.yaw, "pitch": result.pitch,
                                                                "roll": result.roll}, "pair": paired})
+                if paired and self.turns:   # drawn from no stream: the rest of the set is as without them
+                    folder = self.out / "target" / EXPRESSIONS[label]
+                    self.counts["target_turned_pairs"] += write_turned(folder, name, result, stage.renderer, self.turns)
+                    records += [{"image": f"target/{EXPRESSIONS[label]}/{name}_turn{yaw:+g}.png", "label": label,
+                                 "driver": d, **_pose_dict(pose), "turn": yaw, "pair": True} for yaw in self.turns]
         return records
 
     def _schedule(self, seconds: float, segments, motion) -> dict:
@@ -396,6 +405,10 @@ def main(argv=None) -> int:
     parser.add_argument("--expression-pairs", action="store_true", help="beside each source image, the same head, "
                         "pose and camera in each of the six other expressions (NAME.as-<expression>.png): the pairs "
                         "of `exprada --mode cgit --lambda-pair`; the source images are the same as without")
+    parser.add_argument("--turn-pairs", type=at_least(0, float), nargs="+", default=[], metavar="DEG",
+                        help="beside each target render with a frontal pair, its rotate-and-render renders turned "
+                             "±DEG further (NAME_turn+DEG.png), each paired with the frame's crop (`exprada "
+                             "--lambda-pair` trains on them); the rest of the set is the same as without")
     parser.add_argument("--fleet", type=at_least(0), default=0, metavar="N",
                         help="write N drives instead, for a fleet evaluation (python -m pipeline.fleet OUT): "
                              "OUT/drive_SEED/drive.mp4 (+ drive.json) for SEED = --seed, --seed + 1, …, each "
@@ -429,11 +442,11 @@ def write(args, out: Path, seed: int, per_class: int, target_per_class: int) -> 
                          look_aways=args.look_aways, gaze_shifts_per_minute=args.gaze_shifts_per_minute,
                          distractions=args.distractions, head_sway=args.head_sway,
                          eyeballs=True if args.eyeballs else None, target_yaw=args.target_yaw,
-                         expression_pairs=args.expression_pairs)
+                         expression_pairs=args.expression_pairs, turn_pairs=args.turn_pairs)
     timings["setup_s"] = time.perf_counter() - start
     manifest = {"scenario": args.scenario, "seed": seed, "size": args.size, "classes": list(EXPRESSIONS),
                 "drivers_per_domain": args.drivers, "target_pose": writer.target_pose, "drive_events": writer.script,
-                "expression_pairs": writer.expression_pairs}
+                "expression_pairs": writer.expression_pairs, "turn_pairs": list(writer.turns)}
     for part, call in (("source", lambda: writer.write_source(per_class, progress)),
                        ("target", lambda: writer.write_target(target_per_class, progress))):
         t = time.perf_counter()
