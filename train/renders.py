@@ -28,7 +28,7 @@ import cv2
 
 from face.imageio import load_image
 from face.outputs import writable_folder
-from face.ranges import at_least
+from face.ranges import at_least, between
 
 from .datasets import PAIR_SUFFIX, SIDE_MAP_SUFFIX, is_image_file, list_images
 
@@ -72,17 +72,18 @@ def turn_offsets(degrees) -> tuple[float, ...]:
     return tuple(sorted({sign * float(d) for d in degrees for sign in (-1, 1)}))
 
 
-def write_turned(folder: Path, name: str, result, renderer, turns) -> int:
+def write_turned(folder: Path, name: str, result, renderer, turns) -> list[str]:
     """Rotate-and-render pairs beside a paired render (its pose near-frontal): for each yaw in `turns`,
     NAME_turn+30.png — the render the same face would give turned that much further
     (face.render.Renderer.turned) — its side map (the render's: the frontal shape is the same) and,
     as its pair, the frame's own crop. They teach the generator the turned render's own losses (the
-    mirrored side, the foreshortened texture) where the real image is known. Returns how many."""
-    for yaw in turns:
-        turned = f"{name}_turn{yaw:+g}"
+    mirrored side, the foreshortened texture) where the real image is known. Returns their names
+    (NAME_turn+30), in the order of `turns`."""
+    names = [f"{name}_turn{yaw:+g}" for yaw in turns]
+    for yaw, turned in zip(turns, names):
         write_with_side_map(folder, turned, renderer.turned(result.sampling, yaw), result.side_map)
         write_image(folder / f"{turned}{PAIR_SUFFIX}", result.crop)
-    return len(turns)
+    return names
 
 
 def find_drives(path: Path) -> list[Path]:
@@ -150,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=at_least(1), default=10, help="write every N-th frame with a face (default %(default)s)")
     p.add_argument("--size", type=at_least(32), default=128, help="render size in pixels (default %(default)s)")
     p.add_argument("--model", help="bilinear face model (.npz; default: the shipped one)")
-    p.add_argument("--turn-pairs", type=at_least(0, float), nargs="+", default=[], metavar="DEG",
+    p.add_argument("--turn-pairs", type=between(1, 90), nargs="+", default=[], metavar="DEG",
                    help="beside each render with a frontal pair, its rotate-and-render renders turned ±DEG "
                         "further (NAME_turn+DEG.png), each paired with the frame's crop (e.g. 20 40)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
@@ -200,9 +201,10 @@ def main(argv=None) -> int:
                     rows.append([f"{name}/{image}.png", name, index, round(result.yaw, 2), round(result.pitch, 2),
                                  round(result.roll, 2), int(paired), 0])
                     if paired and turns:
-                        counts["turned_pairs"] += write_turned(out / name, image, result, stage.renderer, turns)
-                        rows += [[f"{name}/{image}_turn{yaw:+g}.png", name, index, round(result.yaw + yaw, 2),
-                                  round(result.pitch, 2), round(result.roll, 2), 1, yaw] for yaw in turns]
+                        turned = write_turned(out / name, image, result, stage.renderer, turns)
+                        counts["turned_pairs"] += len(turned)
+                        rows += [[f"{name}/{t}.png", name, index, round(result.yaw + yaw, 2), round(result.pitch, 2),
+                                  round(result.roll, 2), 1, yaw] for yaw, t in zip(turns, turned)]
             except ValueError as error:
                 counts["bad_drives"] += 1
                 log.warning("skipping drive %s: %s", drive, error)

@@ -113,3 +113,9 @@ def test_turn_pairs_write_turned_renders_beside_the_paired_ones(drives, tmp_path
                 == render.with_name(render.stem + ".pair.png").read_bytes())
         assert cv2.imread(str(image)).shape == (64, 64, 3)
     assert len(index_unlabelled_folder(out)) == len(rows)
+
+
+def test_a_turn_outside_1_to_90_degrees_is_refused(drives, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--input", str(drives / "car_a.mp4"), "--out", str(tmp_path / "t"), "--turn-pairs", "0"])
+    assert "--turn-pairs" in capsys.readouterr().err and not (tmp_path / "t").exists()

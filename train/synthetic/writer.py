@@ -235,9 +235,10 @@ class SynthWriter:
                                                                "roll": result.roll}, "pair": paired})
                 if paired and self.turns:   # drawn from no stream: the rest of the set is as without them
                     folder = self.out / "target" / EXPRESSIONS[label]
-                    self.counts["target_turned_pairs"] += write_turned(folder, name, result, stage.renderer, self.turns)
-                    records += [{"image": f"target/{EXPRESSIONS[label]}/{name}_turn{yaw:+g}.png", "label": label,
-                                 "driver": d, **_pose_dict(pose), "turn": yaw, "pair": True} for yaw in self.turns]
+                    turned = write_turned(folder, name, result, stage.renderer, self.turns)
+                    self.counts["target_turned_pairs"] += len(turned)
+                    records += [{"image": f"target/{EXPRESSIONS[label]}/{t}.png", "label": label, "driver": d,
+                                 **_pose_dict(pose), "turn": yaw, "pair": True} for yaw, t in zip(self.turns, turned)]
         return records
 
     def _schedule(self, seconds: float, segments, motion) -> dict:
@@ -405,7 +406,7 @@ def main(argv=None) -> int:
     parser.add_argument("--expression-pairs", action="store_true", help="beside each source image, the same head, "
                         "pose and camera in each of the six other expressions (NAME.as-<expression>.png): the pairs "
                         "of `exprada --mode cgit --lambda-pair`; the source images are the same as without")
-    parser.add_argument("--turn-pairs", type=at_least(0, float), nargs="+", default=[], metavar="DEG",
+    parser.add_argument("--turn-pairs", type=between(1, 90), nargs="+", default=[], metavar="DEG",
                         help="beside each target render with a frontal pair, its rotate-and-render renders turned "
                              "±DEG further (NAME_turn+DEG.png), each paired with the frame's crop (`exprada "
                              "--lambda-pair` trains on them); the rest of the set is the same as without")
