@@ -159,8 +159,8 @@ class Renderer:
         lit = [np.clip(-vertex_normals(p, self.triangles, self.incidence)[:, 2], 0.0, 1.0) for p in (posed, turned)]
         # Light: as much ambient as from an illuminator at the camera (the cosine to it): of the mixes
         # tried on synthetic training drivers, the one whose turned renders came nearest the renders of
-        # their heads really turned (mean |difference| at ±30°: 9.0-9.8 grey levels; a light with 15 %
-        # ambient 11.7-12.4, no change of light 15.4-17.6). The cap keeps parts that were grazing in
+        # their heads really turned (mean |difference| at ±30°: 9.0-9.8 grey levels; an ambient of 0.15
+        # to the illuminator's 1: 11.7-12.4; no change of light: 15.4-17.6). The cap keeps parts that were grazing in
         # the frame from glaring.
         gain = np.minimum((1.0 + lit[1]) / (1.0 + lit[0]), 1.2)
         h, w = frame.shape[:2]
