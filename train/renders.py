@@ -72,6 +72,13 @@ def turn_offsets(degrees) -> tuple[float, ...]:
     return tuple(sorted({sign * float(d) for d in degrees for sign in (-1, 1)}))
 
 
+def add_turn_pairs_option(parser: argparse.ArgumentParser, note: str) -> None:
+    """`--turn-pairs DEG …`, as `train renders` and `train synth` both take it."""
+    parser.add_argument("--turn-pairs", type=between(1, 90), nargs="+", default=[], metavar="DEG",
+                        help="beside each render with a frontal pair, its rotate-and-render renders turned ±DEG "
+                             f"further (NAME_turn+DEG.png), each paired with the frame's crop; {note}")
+
+
 def write_turned(folder: Path, name: str, result, renderer, turns) -> list[str]:
     """Rotate-and-render pairs beside a paired render (its pose near-frontal): for each yaw in `turns`,
     NAME_turn+30.png — the render the same face would give turned that much further
@@ -151,9 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=at_least(1), default=10, help="write every N-th frame with a face (default %(default)s)")
     p.add_argument("--size", type=at_least(32), default=128, help="render size in pixels (default %(default)s)")
     p.add_argument("--model", help="bilinear face model (.npz; default: the shipped one)")
-    p.add_argument("--turn-pairs", type=between(1, 90), nargs="+", default=[], metavar="DEG",
-                   help="beside each render with a frontal pair, its rotate-and-render renders turned ±DEG "
-                        "further (NAME_turn+DEG.png), each paired with the frame's crop (e.g. 20 40)")
+    add_turn_pairs_option(p, "e.g. 20 40")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     return p
 

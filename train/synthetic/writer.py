@@ -71,7 +71,8 @@ from face.ranges import at_least, between
 from face.render import Renderer
 from face.side_map import side_map
 from train.datasets import EXPRESSION_PAIR_SUFFIXES
-from train.renders import turn_offsets, write_image, write_render, write_turned, write_with_side_map
+from train.renders import (add_turn_pairs_option, turn_offsets, write_image, write_render, write_turned,
+                           write_with_side_map)
 from train.synthetic import eyeballs as eyeball_model
 from train.synthetic import events
 from train.synthetic import video as drive
@@ -99,7 +100,8 @@ class SynthWriter:
         """The drive options: see the module's docstring. eyeballs: draw the eyes as eyeballs that
         look around (None: when any drive option is not its default). target_yaw: the target images'
         head yaw is drawn from ± this many degrees. expression_pairs: beside each source image, the
-        same head, pose and camera in each other expression."""
+        same head, pose and camera in each other expression. turn_pairs: degrees; beside each paired
+        target render, its renders turned that much further either way (train.renders.write_turned)."""
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}")
         self.out = Path(out)
@@ -226,15 +228,14 @@ class SynthWriter:
                     self.counts["target_no_face"] += 1
                 else:
                     continue
-                name = f"t{self.counts['target']:05d}"
-                paired = write_render(self.out / "target" / EXPRESSIONS[label], name, result)
+                name, folder = f"t{self.counts['target']:05d}", self.out / "target" / EXPRESSIONS[label]
+                paired = write_render(folder, name, result)
                 self.counts["target_pairs"] += paired
                 self.counts["target"] += 1
                 records.append({"image": f"target/{EXPRESSIONS[label]}/{name}.png", "label": label, "driver": d,
                                 **_pose_dict(pose), "fitted": {"yaw": result.yaw, "pitch": result.pitch,
                                                                "roll": result.roll}, "pair": paired})
                 if paired and self.turns:   # drawn from no stream: the rest of the set is as without them
-                    folder = self.out / "target" / EXPRESSIONS[label]
                     turned = write_turned(folder, name, result, stage.renderer, self.turns)
                     self.counts["target_turned_pairs"] += len(turned)
                     records += [{"image": f"target/{EXPRESSIONS[label]}/{t}.png", "label": label, "driver": d,
@@ -406,10 +407,7 @@ def main(argv=None) -> int:
     parser.add_argument("--expression-pairs", action="store_true", help="beside each source image, the same head, "
                         "pose and camera in each of the six other expressions (NAME.as-<expression>.png): the pairs "
                         "of `exprada --mode cgit --lambda-pair`; the source images are the same as without")
-    parser.add_argument("--turn-pairs", type=between(1, 90), nargs="+", default=[], metavar="DEG",
-                        help="beside each target render with a frontal pair, its rotate-and-render renders turned "
-                             "±DEG further (NAME_turn+DEG.png), each paired with the frame's crop (`exprada "
-                             "--lambda-pair` trains on them); the rest of the set is the same as without")
+    add_turn_pairs_option(parser, "the rest of the set is the same as without")
     parser.add_argument("--fleet", type=at_least(0), default=0, metavar="N",
                         help="write N drives instead, for a fleet evaluation (python -m pipeline.fleet OUT): "
                              "OUT/drive_SEED/drive.mp4 (+ drive.json) for SEED = --seed, --seed + 1, …, each "
