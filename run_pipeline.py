@@ -20,7 +20,7 @@ from pathlib import Path
 
 from face.outputs import writable_folder
 from face.ranges import above, at_least, between
-from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_PUBLISH, PipelineConfig
+from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_PUBLISH, LAYOUTS, PipelineConfig
 from pipeline.dms import describe_settings, parse_settings
 from pipeline.fusion import CROP_YAW, FUSION_WEIGHT, POSE_WEIGHT, PUBLISH_MODES
 from pipeline.sources import PIXEL_FORMATS
@@ -63,6 +63,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "of the run (pipeline/report.py)")
     p.add_argument("--max-frames", type=at_least(1), metavar="N", help="stop after N frames")
     p.add_argument("--single-process", action="store_true", help="all stages as threads of one process (inproc)")
+    p.add_argument("--layout", choices=LAYOUTS, default=None,
+                   help="staged: face, translate and classify each in its own process; fused: the three in one "
+                        "process (per face worker), two hops fewer: the lowest latency on a few cores (default: "
+                        "fused when live, staged in a replay)")
     p.add_argument("--publish-label", default="fusion", choices=PUBLISH_MODES,
                    help="the label published: pose (the three paths pooled log-linearly, the crop's weight "
                         "falling from 1 at yaw 0 to 0 at --crop-yaw), fusion (the translated path and the "
@@ -80,7 +84,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "translated and render; otherwise one: no accuracy figure for the others)")
     p.add_argument("--threads", type=at_least(0), default=1, help="engine threads per stage (default 1)")
     p.add_argument("--face-workers", type=at_least(1), default=min(2, len(os.sched_getaffinity(0))), metavar="N",
-                   help="face stage replicas on alternate frames, the costliest stage (default 2; 1 on one core)")
+                   help="replicas of the face stage (fused: of the whole perceive stage) on alternate frames, "
+                        "the costliest stage (default 2; 1 on one core)")
     p.add_argument("--pixel-format", default="auto", choices=("auto", *PIXEL_FORMATS),
                    help="camera FOURCC: GREY or Y16 for NIR sensors (default: the camera's own)")
     p.add_argument("--folder-fps", type=above(0), default=30.0, help="pace of an image folder replay")
@@ -142,7 +147,7 @@ def config_from(args) -> PipelineConfig:
         curve_clients=args.curve_clients, save_video=args.save_video, display=args.display,
         record=args.record, max_frames=args.max_frames, single_process=args.single_process,
         pixel_format=args.pixel_format, folder_fps=args.folder_fps, max_bytes=int(args.max_message_mb * (1 << 20)),
-        stall_timeout_s=args.stall_timeout, face_workers=args.face_workers, dms=dms,
+        stall_timeout_s=args.stall_timeout, face_workers=args.face_workers, layout=args.layout, dms=dms,
         progress=sys.stderr.isatty() and not (args.json or args.quiet))
 
 

@@ -1,15 +1,19 @@
 """Live latency: capture-to-publish time per frame with the source paced at its frame rate (30 fps)
-and run latest-frame-wins, as a camera would be; p50/p99 and how many frames were dropped.
+and run latest-frame-wins, as a camera would be; p50/p99 and how many frames were dropped, for each
+stage layout (staged: face, translate, classify in processes of their own; fused: the three in one),
+alternating, in one run.
 
-    python -m benchmarks.pipeline_latency                   # demo video at 30 fps, 20 s
-    python -m benchmarks.pipeline_latency --seconds 30 --source drive.mp4
+    python -m benchmarks.pipeline_latency                   # demo video at 30 fps, 20 s, 2 rounds
+    python -m benchmarks.pipeline_latency --seconds 30 --source drive.mp4 --layouts fused
 
 The latency is `t_publish - t_capture` of each published message, both on the monotonic clock
-every process shares. Prints one JSON line.
+every process shares; `between_p50` is what is not inside a step (the hops, each process waking
+for its frame). `fused_over_staged_p50`: the medians' ratio over the rounds. Prints one JSON line.
 """
 import argparse
 import json
 import os
+import statistics
 import sys
 from pathlib import Path
 
@@ -19,8 +23,8 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 import cv2
 
 from benchmarks.cli import exit_status
-from face.ranges import above
-from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, PipelineConfig
+from face.ranges import above, at_least
+from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, LAYOUTS, PipelineConfig
 from pipeline.runner import resolve_source
 from pipeline.supervisor import run as run_pipeline
 
@@ -29,6 +33,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--source", default="demo")
     p.add_argument("--seconds", type=above(0), default=20.0)
+    p.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS))
+    p.add_argument("--rounds", type=at_least(1), default=2, help="runs of each layout, alternating (default 2)")
     p.add_argument("--generator", default=DEFAULT_GENERATOR)
     p.add_argument("--classifier", default=DEFAULT_CLASSIFIER)
     p.add_argument("--publish", default="tcp://127.0.0.1:5562")
@@ -36,14 +42,21 @@ def main(argv=None):
     video = resolve_source(args.source)
     fps = cv2.VideoCapture(video).get(cv2.CAP_PROP_FPS) or 30.0
     frames = int(args.seconds * fps)
-    summary = run_pipeline(PipelineConfig(source=video, live=True, max_frames=frames, publish=args.publish,
-                                          generator=args.generator, classifier=args.classifier))
+    runs = {layout: [] for layout in args.layouts}
+    for _ in range(args.rounds):
+        for layout in args.layouts:
+            summary = run_pipeline(PipelineConfig(source=video, live=True, max_frames=frames, publish=args.publish,
+                                                  generator=args.generator, classifier=args.classifier,
+                                                  layout=layout))
+            runs[layout].append({"frames_published": summary["frames"], "output_fps": summary["fps"],
+                                 "latency_ms": summary["latency_ms"], "drops": summary["drops"],
+                                 **({"error": summary["error"]} if summary.get("error") else {})})
+    p50 = {layout: statistics.median(r["latency_ms"]["p50"] for r in rs) for layout, rs in runs.items()}
     result = {"benchmark": "pipeline_latency", "source": args.source, "input_fps": round(fps, 2),
-              "cores": len(os.sched_getaffinity(0)), "frames_in": frames, "frames_published": summary["frames"],
-              "output_fps": summary["fps"], "latency_ms": summary["latency_ms"], "drops": summary["drops"],
-              "drop_rate": round(1 - summary["frames"] / frames, 4) if frames else None}
-    if summary.get("error"):
-        result["error"] = summary["error"]
+              "cores": len(os.sched_getaffinity(0)), "frames_in": frames, "rounds": args.rounds,
+              "p50_ms": {layout: round(v, 2) for layout, v in p50.items()}, "runs": runs}
+    if {"staged", "fused"} <= set(p50):
+        result["fused_over_staged_p50"] = round(p50["fused"] / p50["staged"], 3)
     print(json.dumps(result))
     return 0
 

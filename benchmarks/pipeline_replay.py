@@ -5,7 +5,8 @@ single-process loop running the same stages one after another, on the same frame
     python -m benchmarks.pipeline_replay --frames 600 --source drive.mp4
 
 Both replay at --fast (no pacing) and both are lossless; `speedup` = median pipeline fps / median
-sequential fps over --rounds alternating runs (the last round's details are printed too).
+sequential fps over --rounds alternating runs (the last round's details are printed too), for the
+first of --layouts (staged); `fused_over_staged` compares the two layouts' medians.
 Both run their engines with --threads intra-op threads (default 1: on a 2-core machine shared with
 other work, more threads spin against each other and slow the sequential loop down — try 2 on an
 idle machine). Prints one JSON line.
@@ -23,7 +24,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 from benchmarks.cli import exit_status
 from face.ranges import at_least
-from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, PipelineConfig
+from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, LAYOUTS, PipelineConfig
 from pipeline.supervisor import run as run_pipeline
 from pipeline.sequential import run_sequential
 
@@ -39,6 +40,9 @@ def main(argv=None):
     p.add_argument("--classifier", default=DEFAULT_CLASSIFIER)
     p.add_argument("--publish", default="tcp://127.0.0.1:5561")
     p.add_argument("--threads", type=at_least(0), default=1, help="engine intra-op threads, both runs")
+    p.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS),
+                   help="the pipeline's stage layouts run each round (default both); pipeline_fps and speedup "
+                        "are the first's")
     p.add_argument("--rounds", type=at_least(1), default=3,
                    help="alternate pipeline and sequential runs this many times; medians are reported "
                         "(the machine's other load drifts)")
@@ -46,25 +50,31 @@ def main(argv=None):
     cores = len(os.sched_getaffinity(0))
     common = dict(source=args.source, fast=True, max_frames=args.frames, generator=args.generator,
                   classifier=args.classifier)
-    rounds, loads = [], []
+    rounds, loads = [], []   # each round: {layout: summary}, and the sequential loop's
     for _ in range(args.rounds):
-        staged = run_pipeline(PipelineConfig(publish=args.publish, threads=args.threads, **common))
+        runs = {layout: run_pipeline(PipelineConfig(publish=args.publish, threads=args.threads, layout=layout,
+                                                    **common)) for layout in args.layouts}
         sequential = run_sequential(PipelineConfig(threads=args.threads, **common))
         sequential.pop("results")
-        rounds.append((staged, sequential))
+        rounds.append((runs, sequential))
         loads.append(os.getloadavg()[0])
-    pipeline_fps = statistics.median(r[0]["fps"] for r in rounds)
+    first = args.layouts[0]
+    fps = {layout: statistics.median(r[0][layout]["fps"] for r in rounds) for layout in args.layouts}
     sequential_fps = statistics.median(r[1]["fps"] for r in rounds)
-    staged, sequential = rounds[-1]
+    runs, sequential = rounds[-1]
+    staged = runs[first]
     result = {
         "benchmark": "pipeline_replay", "source": args.source, "frames": args.frames, "cores": cores,
         "threads": args.threads, "rounds": args.rounds, "load_avg_1min": [round(x, 2) for x in loads],
-        "cpu": platform.processor() or platform.machine(),
-        "pipeline_fps": pipeline_fps, "sequential_fps": sequential_fps,
-        "speedup": round(pipeline_fps / sequential_fps, 3),
-        "speedup_per_round": [round(a["fps"] / b["fps"], 3) for a, b in rounds],
+        "cpu": platform.processor() or platform.machine(), "layout": first,
+        "pipeline_fps": fps[first], "sequential_fps": sequential_fps,
+        "speedup": round(fps[first] / sequential_fps, 3),
+        "speedup_per_round": [round(a[first]["fps"] / b["fps"], 3) for a, b in rounds],
+        "fps_by_layout": fps,
         "pipeline": {k: staged.get(k) for k in KEEP}, "sequential": {k: sequential.get(k) for k in KEEP},
     }
+    if {"staged", "fused"} <= set(fps):
+        result["fused_over_staged"] = round(fps["fused"] / fps["staged"], 3)
     if staged.get("error"):
         result["error"] = staged["error"]
     print(json.dumps(result))

@@ -23,11 +23,12 @@ from pipeline.fusion import PATHS
 from pipeline.messages import Emotion, Event, Result, Status, to_builtins
 from face.outputs import writable_folder
 from pipeline.record import read_messages
+from pipeline.stages import TIMED
 from pipeline.summary import Tally
 from pipeline.truth import NO_FACE
 
 REPORT_NAME = "report.html"
-STAGE_ORDER = ("capture", "face", "translate", "classify", "decide", "total")
+STAGE_ORDER = (*TIMED, "total")
 
 
 def load_run(record: Path):

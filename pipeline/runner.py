@@ -1,6 +1,6 @@
 """One worker's loop between its sockets (pipeline/stages.py): the source stage makes frames
-(capture), each transform stage maps a frame to a frame (face, translate, classify), the sink stage
-publishes (decide).
+(capture), each transform stage maps a frame to a frame through its steps (face, translate,
+classify: one each, or all three), the sink stage publishes (decide).
 
 Each worker binds its own input (a restarted worker takes up the same address; upstream PUSH sockets
 reconnect by themselves) and reports its counters to the supervisor four times per status period. A
@@ -28,6 +28,7 @@ from pipeline.messages import (Counters, EndOfStream, FrameHeader, ResultsEnd, S
                                new_header)
 from pipeline.sources import SourceError
 from pipeline.stages import SINK, SOURCE, Worker, ends_expected, fan_out, outlets
+from pipeline.steps import run_steps
 from pipeline.transport import LIVE, Ticker, endpoint, open_inlet, open_outlet, send_waiting
 
 FATAL = 3            # exit code: a setup error (bad model, port taken) that a restart cannot fix
@@ -243,7 +244,7 @@ def run_transform(worker, config, ctx, run_dir, should_stop, counters, reporter)
     inlet = open_inlet(ctx, run_dir, worker.inlet, config, counters)
     (address,) = outlets(worker, config)
     out = open_outlet(ctx, run_dir, worker.name, address, config, counters)
-    step = worker.stage.step(config)
+    steps = [step(config) for step in worker.stage.steps]
     reporter.send(force=True, ready=True)
     finished = False
     ends, expected = set(), ends_expected(worker.stage, config)
@@ -270,22 +271,17 @@ def run_transform(worker, config, ctx, run_dir, should_stop, counters, reporter)
                     ends.clear()
                     finished = True
                 continue
-            started = time.monotonic_ns()
-            try:
-                header, arrays = step(header, arrays)
-            except Exception as error:  # a bad frame must not take the stage down: publish why instead
-                counters.errors += 1
-                header.fail(worker.stage.name, error)
-                arrays = {}
+            header, arrays, failed = run_steps(steps, header, arrays)
+            counters.errors += failed
             if not inlet.intact():   # its frame's memory was taken back meanwhile: never publish that
                 counters.stale += 1
                 counters.drops += config.mode == LIVE   # replay: the resend brings the frame again
                 continue
-            header.stamp(worker.stage.name, started, time.monotonic_ns())
             out.send(header, arrays, waiting)
     finally:
         reporter.send(force=True)
-        step.close()
+        for step in steps:
+            step.close()
         inlet.close()
         out.close(FLUSH_MS if finished else 0)
     return 0
@@ -377,7 +373,7 @@ def run_decide(worker, config, ctx, run_dir, should_stop, counters, reporter) ->
     poller = zmq.Poller()
     poller.register(inlet.sock, zmq.POLLIN)
     poller.register(status_in, zmq.POLLIN)
-    end = None
+    end, ends, expected = None, set(), ends_expected(worker.stage, config)
 
     def publish_frame(header, arrays):
         nonlocal last_id
@@ -409,7 +405,9 @@ def run_decide(worker, config, ctx, run_dir, should_stop, counters, reporter) ->
                 # back in order), when shared-memory slots go back to their senders: its own copies
                 message = message[0], {name: array.copy() for name, array in message[1].items()}
             if message is not None and isinstance(message[0], EndOfStream):
-                end = message[0]
+                ends.add(message[0].replica)
+                if len(ends) >= expected:   # one from each worker before this stage (fused: each replica)
+                    end = message[0]
             elif message is not None and not order.push(*message):
                 counters.duplicates += 1   # replay: a copy of a frame already published
             for header, arrays in order.pop(flush=end is not None and config.mode == LIVE):

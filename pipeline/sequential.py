@@ -1,7 +1,7 @@
 """The same stages one after another in one process, no sockets: the reference the pipeline's
 throughput is measured against (benchmarks/pipeline_replay.py), and a simple way to check that
-the staged pipeline computes exactly what a plain loop computes. The steps come from the same stage
-table, decide is the same DecideStep."""
+the staged pipeline computes exactly what a plain loop computes. The steps are the same
+(pipeline/steps.py), decide is the same DecideStep."""
 from __future__ import annotations
 
 import time
@@ -11,24 +11,25 @@ from pipeline.decide import DecideStep
 from pipeline.messages import new_header
 from pipeline.runner import resolve_source
 from pipeline.sources import open_source
-from pipeline.stages import STAGES, TRANSFORM
+from pipeline.stages import CAPTURE
+from pipeline.steps import STEPS, run_steps
 from pipeline.summary import summarize
 
 
 class SequentialPipeline:
-    """The stage table's transform steps and a DecideStep, built once (models loaded, the face stage
+    """The pipeline's steps and a DecideStep, built once (models loaded, the face stage
     started) and run over one source after another: each `run` starts a new drive (a new driver for
     the face stage and the driver monitor). A fleet worker keeps one for all its drives."""
 
     def __init__(self, config: PipelineConfig):
         self.config = resolve_models(config)
-        self.steps = [(stage.name, stage.step(config)) for stage in STAGES if stage.role == TRANSFORM]
+        self.steps = [step(config) for step in STEPS]
 
     def run(self, source_path: str, max_frames: int | None = None) -> dict:
         """Every frame of the source through each transform and decide; the summary, with "results":
         every frame's Result."""
         config = self.config
-        for _, step in self.steps:
+        for step in self.steps:
             if hasattr(step, "reset"):
                 step.reset()
         decide = DecideStep(config.classes, config.dms)
@@ -41,12 +42,8 @@ class SequentialPipeline:
                     continue
                 header = new_header(captured.index, source.name, captured.t_capture_ns, truth=captured.truth,
                                     t_media_ns=captured.media_ns)
-                header.stamp(STAGES[0].name, captured.t_capture_ns, time.monotonic_ns())
-                arrays = {"frame": captured.frame}
-                for name, step in self.steps:
-                    started = time.monotonic_ns()
-                    header, arrays = step(header, arrays)
-                    header.stamp(name, started, time.monotonic_ns())
+                header.stamp(CAPTURE.name, captured.t_capture_ns, time.monotonic_ns())
+                header, _, _ = run_steps(self.steps, header, {"frame": captured.frame})
                 results.append(decide(header))
                 if max_frames and len(results) >= max_frames:
                     break
@@ -55,7 +52,7 @@ class SequentialPipeline:
         return summarize(results, {}, config.classes, source.status.skipped) | {"results": results}
 
     def close(self):
-        for _, step in self.steps:
+        for step in self.steps:
             step.close()
 
 

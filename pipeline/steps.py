@@ -1,10 +1,13 @@
 """The per-frame work of each transform stage (pipeline/stages.py), free of sockets:
 (FrameHeader, arrays) → (FrameHeader, arrays).
 
-The same steps run in stage processes, in --single-process threads and in the sequential loop the
-benchmark compares against. Perception only measures (probabilities); pipeline/decide.py decides.
+The same steps run in stage processes (one step each, or all of them: pipeline/stages.py), in
+--single-process threads and in the sequential loop the benchmark compares against. Perception only
+measures (probabilities); pipeline/decide.py decides.
 """
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -29,6 +32,8 @@ class FaceStep:
     Header out: the face (box, pose and its uncertainty), the eyes, the identity (for decide's driver
     monitor). Arrays out: `frontal`, `side_map`, and `crop` (the aligned frame) when the crop path is
     classified."""
+
+    name = "face"
 
     def __init__(self, config: PipelineConfig):
         import face
@@ -92,6 +97,8 @@ class TranslateStep:
     """UIT generator: frontal render + side map → the source-domain image the classifier knows.
     Every other array (`frontal`, `crop`, the overlay's) passes through; the side map stops here."""
 
+    name = "translate"
+
     def __init__(self, config: PipelineConfig):
         # --generator identity: no model, the render passes as its own translation (a baseline)
         self.engine = None if config.generator == IDENTITY else load_engine(config.generator, config)
@@ -122,6 +129,8 @@ class ClassifyStep:
     Header out: `paths` = {path: probabilities} for each path classified (what the mode pools, all
     three with `all_paths`), `probs` = the published choice (`publish_mode`: pose | fusion |
     translated | render | crop; pose pools by the face's yaw), `published_from` = the mode."""
+
+    name = "classify"
 
     def __init__(self, config: PipelineConfig):
         self.engine = load_engine(config.classifier, config)
@@ -154,6 +163,25 @@ class ClassifyStep:
 
     def close(self):
         pass
+
+
+STEPS = (FaceStep, TranslateStep, ClassifyStep)    # in the order a frame goes through them
+
+
+def run_steps(steps, header: FrameHeader, arrays) -> tuple[FrameHeader, dict, bool]:
+    """A frame through `steps` in order, each one's time stamped under its name. A step that raises
+    fails the frame with that step's name and reason and the rest are skipped: a bad frame is
+    published as invalid and must never take a stage down. Returns header, arrays, and whether a
+    step failed."""
+    for step in steps:
+        started = time.monotonic_ns()
+        try:
+            header, arrays = step(header, arrays)
+        except Exception as error:
+            header.fail(step.name, error).stamp(step.name, started, time.monotonic_ns())
+            return header, {}, True
+        header.stamp(step.name, started, time.monotonic_ns())
+    return header, arrays, False
 
 
 def _rounded(values, digits: int = 5) -> list[float]:

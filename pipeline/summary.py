@@ -14,7 +14,7 @@ import numpy as np
 
 from pipeline.fusion import PATHS
 from pipeline.messages import Result, is_failure
-from pipeline.stages import STAGE_NAMES
+from pipeline.stages import TIMED
 from pipeline.truth import NO_FACE
 
 
@@ -31,7 +31,7 @@ class Tally:
         self.frames = self.valid = 0
         self.first_capture = self.last_publish = None
         # "between": capture → publish less the time inside the stages (hops, wake-ups, queues)
-        self.latency = {name: array("f") for name in ("total", "between", *STAGE_NAMES)}
+        self.latency = {name: array("f") for name in ("total", "between", *TIMED)}
         self.with_face = self.found = self.no_face = self.no_face_agreed = 0
         self.hits = {"published": 0, "smoothed": 0, **{path: 0 for path in PATHS}}
         self.path_frames = {path: 0 for path in PATHS}
@@ -58,7 +58,7 @@ class Tally:
             if name in self.latency:
                 self.latency[name].append(value)
         if "total" in emotion.latency_ms:
-            inside = sum(value for name, value in emotion.latency_ms.items() if name in STAGE_NAMES)
+            inside = sum(value for name, value in emotion.latency_ms.items() if name in TIMED)
             self.latency["between"].append(emotion.latency_ms["total"] - inside)
         if emotion.valid:
             self.published_from = emotion.published_from or self.published_from
@@ -106,7 +106,7 @@ class Tally:
             result["fps"] = round((self.frames - 1) / max(seconds, 1e-9), 2) if self.frames > 1 else None
         result["latency_ms"] = {"p50": percentile(self.latency["total"], 50),
                                 "p99": percentile(self.latency["total"], 99)}
-        for name in ("between", *STAGE_NAMES):
+        for name in ("between", *TIMED):
             if len(self.latency[name]):
                 result["latency_ms"][f"{name}_p50"] = percentile(self.latency[name], 50)
         for key in ("drops", "malformed", "errors", "restarts"):

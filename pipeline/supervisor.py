@@ -25,7 +25,7 @@ from pipeline.curve import check_publish_address, server_keys
 from pipeline.messages import (COUNTERS, DecodeError, Result, SourceStatus, StageStatus, Status, decode_report,
                                decode_result, encode)
 from pipeline.record import JsonLines
-from pipeline.stages import SINK, SOURCE, STAGE_NAMES, STAGES, Worker, workers
+from pipeline.stages import SINK, SOURCE, Worker, stage_table, workers
 from pipeline.summary import Tally
 from pipeline.transport import LIVE, Ticker, endpoint
 from pipeline.workers import ProcessWorker, ThreadWorker
@@ -45,7 +45,8 @@ class Supervisor:
         self.stats_in = self.results_in = self.status_out = None
         self.published = self.resends = None    # the replay's progress (pipeline/progress.py)
         self.emotion_log = self.status_log = self.event_log = None
-        self.reports = {name: {} for name in STAGE_NAMES}  # stage → {(pid, thread): latest StageReport}
+        self.stages = stage_table(config)      # the run's layout (pipeline/stages.py)
+        self.reports = {stage.name: {} for stage in self.stages}  # stage → {(pid, thread): latest StageReport}
         self.restarts = defaultdict(deque)      # worker → times of its recent restarts
         self.restart_count = defaultdict(int)   # worker → restarts so far
         self.workers = {}                       # Worker → its handle (process or thread)
@@ -167,7 +168,7 @@ class Supervisor:
 
     def _all_ready(self):
         ready = all(sum(1 for r in self.reports[stage.name].values() if r.ready) >= stage.replicas(self.config)
-                    for stage in STAGES if stage.role != SOURCE)
+                    for stage in self.stages if stage.role != SOURCE)
         if ready and self.ready_since is None:
             self.ready_since = time.monotonic()
         return ready and time.monotonic() - self.ready_since >= SUBSCRIBER_GRACE_S
@@ -329,7 +330,7 @@ class Supervisor:
     def stage_totals(self) -> dict:
         """Counters per stage, summed over every incarnation of it (restarts start at zero)."""
         totals = {}
-        for stage in STAGES:
+        for stage in self.stages:
             reports = self.reports[stage.name].values()
             total = {key: sum(getattr(r.counters, key) for r in reports) for key in COUNTERS}
             total["restarts"] = sum(self.restart_count[w] for w in workers(self.config, stage))
@@ -342,14 +343,14 @@ class Supervisor:
 
     def skipped(self) -> int:
         """The frames or files the source skipped, over every incarnation of capture."""
-        return sum(r.source.skipped for r in self.reports[STAGES[0].name].values() if r.source)
+        return sum(r.source.skipped for r in self.reports[self.stages[0].name].values() if r.source)
 
     def status(self) -> Status:
         now = time.monotonic()
         then, before = self.last_status
         totals = self.stage_totals()
         stages, upstream = {}, None
-        for stage in STAGES:
+        for stage in self.stages:
             total = totals[stage.name]
             handles = [self.workers[w] for w in workers(self.config, stage) if w in self.workers]
             fps = (total["frames_out"] - before.get(stage.name, {}).get("frames_out", 0)) / max(now - then, 1e-6)
@@ -363,7 +364,7 @@ class Supervisor:
             upstream = total
         self.last_status = (now, totals)
         source = SourceStatus()
-        for report in self.reports[STAGES[0].name].values():
+        for report in self.reports[self.stages[0].name].values():
             source = report.source or source
         return Status(t_ns=time.monotonic_ns(), mode=self.config.mode,
                       source=msgspec.structs.replace(source, name=self.config.source), stages=stages,

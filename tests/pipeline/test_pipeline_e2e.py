@@ -129,6 +129,20 @@ def test_replay_end_to_end_with_subscribers_record_and_overlay(models, drive_cli
     replayed = [json.loads(line) for line in (replayed_log / "emotion.jsonl").read_text().splitlines()]
     assert [without_timing(m) for m in replayed] == [without_timing(m) for m in recorded]
 
+    # The fused layout (face, translate and classify in one process per replica) publishes the same
+    # messages, timing aside, and times the same steps; its status names its own stages.
+    fused_log = tmp_path / "fused"
+    fused = subprocess.run(pipeline_command(record / "frames", models, "--fast", "--layout", "fused", "--publish",
+                                            free_endpoint(), "--record", fused_log, "--json"),
+                           cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
+    assert fused.returncode == 0, fused.stderr
+    fused_messages = [json.loads(line) for line in (fused_log / "emotion.jsonl").read_text().splitlines()]
+    assert [without_timing(m) for m in fused_messages] == [without_timing(m) for m in recorded]
+    assert all(set(m["latency_ms"]) >= {"face", "translate", "classify"} for m in fused_messages if m["valid"])
+    fused_status = [json.loads(line) for line in (fused_log / "status.jsonl").read_text().splitlines()][-1]
+    assert set(fused_status["stages"]) == {"capture", "perceive", "decide"}
+    assert summary_of(fused.stdout)["frames"] == frames and summary_of(fused.stdout)["drops"] == 0
+
     # The benchmark's reference, the same stages in one plain loop, reaches the same decisions (the
     # face geometry differs in its last digits: one tracker sees every frame, each replica every other).
     from pipeline.config import PipelineConfig
@@ -221,10 +235,12 @@ def test_crashed_and_hung_stages_are_restarted_and_sigterm_stops_everything(mode
     assert "stage translate silent for" in err
 
 
-def test_live_mode_accounts_for_every_frame(models, drive_clip, drive_plan):
+@pytest.mark.parametrize("layout", ["fused", "staged"])   # fused: live's default
+def test_live_mode_accounts_for_every_frame(models, drive_clip, drive_plan, layout):
     """Latest-frame-wins at the recorded pace: every captured frame is either published or counted
     as dropped, and what is published stays in order."""
-    run = subprocess.run(pipeline_command(drive_clip, models, "--live", "--publish", free_endpoint(), "--json"),
+    run = subprocess.run(pipeline_command(drive_clip, models, "--live", "--layout", layout, "--publish",
+                                          free_endpoint(), "--json"),
                          cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     summary = summary_of(run.stdout)

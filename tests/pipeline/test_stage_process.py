@@ -11,8 +11,10 @@ from pipeline import wire
 from pipeline.config import PipelineConfig, resolve_models
 from pipeline.messages import EndOfStream, Face, decode_report, encode, new_header
 from pipeline.runner import stage_process
-from pipeline.stages import BY_NAME, Worker
+from pipeline.stages import TABLES, Worker
 from pipeline.transport import endpoint
+
+CLASSIFY = next(stage for stage in TABLES["staged"] if stage.name == "classify")
 
 MAX_BYTES = 200_000
 
@@ -43,7 +45,7 @@ def test_classify_stage_drops_and_counts_malformed_and_oversized_messages(models
     results.bind(endpoint(run_dir, "in-decide"))
     feed.connect(endpoint(run_dir, "in-classify"))
     process = multiprocessing.get_context("spawn").Process(target=stage_process,
-                                                           args=(Worker(BY_NAME["classify"]), config, run_dir,
+                                                           args=(Worker(CLASSIFY), config, run_dir,
                                                                  os.getpid()))
     process.start()
     try:
