@@ -123,6 +123,10 @@ class Unpublished:
         self.resends_seen = asked
         return True
 
+    def resend_pending(self) -> bool:
+        """A resend is asked and not yet done (resend_asked() takes it)."""
+        return self.resends.read() != self.resends_seen
+
     def close(self):
         self.published.close()
         self.resends.close()
@@ -138,8 +142,14 @@ def run_capture(worker, config, ctx, run_dir, should_stop, counters, reporter, s
 
     def waiting():
         """Called while pacing or waiting for room downstream: keep reporting, so a stage that is
-        only waiting is not taken for hung."""
+        only waiting is not taken for hung. Replay: a stage restarted after a hang may have died with
+        every slot of its ring, and no slot comes back before its frames are published, which waits
+        for the resend this wait holds up: once a resend is asked, every slot comes back now (the
+        resend that follows sends all unpublished frames again anyway)."""
         reporter.send(source=source.status if source else None)
+        if unpublished and unpublished.resend_pending():
+            for out in outs:
+                out.reclaim()
         return should_stop()
 
     def keep_up(end: EndOfStream | None = None):
