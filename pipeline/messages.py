@@ -248,7 +248,8 @@ class Status(Struct, tag_field="schema", tag=STATUS_SCHEMA):
     t_ns: int
     mode: Annotated[str, _doc("live (latest frame wins) | replay (lossless)")]
     source: SourceStatus
-    stages: dict[str, StageStatus]
+    stages: Annotated[dict[str, StageStatus], _doc("each stage of the run's layout: capture, face, translate, "
+                                                   "classify, decide (staged) or capture, perceive, decide (fused)")]
     error: str | None
     ended: Annotated[str | None, _doc("only in a run's last message: why it ended (end of source, "
                                       "max frames, stopped by SIGINT or SIGTERM, error); nothing follows")] = None
