@@ -1,4 +1,4 @@
-"""The same stages one after another in one process, no sockets: the reference the pipeline's
+"""The same steps one after another in one process, no sockets: the reference the pipeline's
 throughput is measured against (benchmarks/pipeline_replay.py), and a simple way to check that
 the staged pipeline computes exactly what a plain loop computes. The steps are the same
 (pipeline/steps.py), decide is the same DecideStep."""
