@@ -62,7 +62,7 @@ def main(argv=None):
     fps = {layout: statistics.median(r[0][layout]["fps"] for r in rounds) for layout in args.layouts}
     sequential_fps = statistics.median(r[1]["fps"] for r in rounds)
     runs, sequential = rounds[-1]
-    staged = runs[first]
+    last = runs[first]   # the first layout's last round, detailed below
     result = {
         "benchmark": "pipeline_replay", "source": args.source, "frames": args.frames, "cores": cores,
         "threads": args.threads, "rounds": args.rounds, "load_avg_1min": [round(x, 2) for x in loads],
@@ -71,12 +71,12 @@ def main(argv=None):
         "speedup": round(fps[first] / sequential_fps, 3),
         "speedup_per_round": [round(a[first]["fps"] / b["fps"], 3) for a, b in rounds],
         "fps_by_layout": fps,
-        "pipeline": {k: staged.get(k) for k in KEEP}, "sequential": {k: sequential.get(k) for k in KEEP},
+        "pipeline": {k: last.get(k) for k in KEEP}, "sequential": {k: sequential.get(k) for k in KEEP},
     }
     if {"staged", "fused"} <= set(fps):
         result["fused_over_staged"] = round(fps["fused"] / fps["staged"], 3)
-    if staged.get("error"):
-        result["error"] = staged["error"]
+    if last.get("error"):
+        result["error"] = last["error"]
     print(json.dumps(result))
     return 0
 
