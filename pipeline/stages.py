@@ -6,7 +6,7 @@ status's stages all derive from it. Two layouts run the same steps (pipeline/ste
     fused   capture ─► perceive = face, translate, classify (N replicas) ─► decide
 
 Staged gives each step its own process, status and restart; fused saves two hops and two wake-ups a
-frame: on a 2-core machine at 30 fps it publishes ~2 ms sooner (0.84–0.88× the p50) at the same
+frame: on a 2-core machine at 30 fps its capture-to-publish p50 is 0.84–0.92× staged's, at the same
 replay throughput (benchmarks/pipeline_latency.py, pipeline_replay.py).
 """
 from __future__ import annotations
