@@ -63,10 +63,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "of the run (pipeline/report.py)")
     p.add_argument("--max-frames", type=at_least(1), metavar="N", help="stop after N frames")
     p.add_argument("--single-process", action="store_true", help="all stages as threads of one process (inproc)")
-    p.add_argument("--layout", choices=LAYOUTS, default=None,
-                   help="staged: face, translate and classify each in its own process; fused: the three in one "
-                        "process (per face worker), two hops fewer: the lowest latency on a few cores (default: "
-                        "fused when live, staged in a replay)")
+    p.add_argument("--layout", choices=LAYOUTS, default="fused",
+                   help="fused: face, translate and classify in one process per face worker, two hops fewer: the "
+                        "lowest latency and the fastest replay on a few cores (default); staged: each in its own "
+                        "process (one process per model, e.g. one GPU context)")
     p.add_argument("--publish-label", default="fusion", choices=PUBLISH_MODES,
                    help="the label published: pose (the three paths pooled log-linearly, the crop's weight "
                         "falling from 1 at yaw 0 to 0 at --crop-yaw), fusion (the translated path and the "

@@ -14,7 +14,7 @@ DEFAULT_PUBLISH = "tcp://127.0.0.1:5560"
 MODELS = Path(__file__).resolve().parents[1] / "models"   # repo files, not package data: any working directory finds them
 DEFAULT_GENERATOR = str(MODELS / "uit_generator.onnx")
 DEFAULT_CLASSIFIER = str(MODELS / "classifier.onnx")
-LAYOUTS = ("staged", "fused")   # how the steps are spread over processes (pipeline/stages.py)
+LAYOUTS = ("fused", "staged")   # how the steps are spread over processes (pipeline/stages.py)
 NEEDS = {"pose": PATHS, "fusion": ("translated", "render"), "translated": ("translated",),
          "render": ("render",), "crop": ("crop",)}   # the paths each publish mode pools
 
@@ -29,7 +29,7 @@ class PipelineConfig:
     classifier: str = DEFAULT_CLASSIFIER
     threads: int = 1                    # engine threads per stage (processes already use the cores)
     face_workers: int = 2               # face (fused: perceive) replicas: the costliest stage, on alternate frames
-    layout: str | None = None           # staged | fused (pipeline/stages.py); None: fused when live, else staged
+    layout: str = "fused"               # fused | staged: how the steps are spread over processes (pipeline/stages.py)
     all_paths: bool = True              # also classify the paths not published (accuracy of every path)
     publish_mode: str = "fusion"        # the published label: fusion | pose | translated | render | crop (fusion.py)
     fusion_weight: float | None = None  # fusion: the translated path's share; pose: its share of what the crop
@@ -59,7 +59,7 @@ class PipelineConfig:
 
     def __post_init__(self):
         check_publish(self.publish_mode, self.fusion_weight, self.crop_yaw)
-        if self.layout not in (None, *LAYOUTS):
+        if self.layout not in LAYOUTS:
             raise ValueError(f"layout {self.layout!r}: expected one of {', '.join(LAYOUTS)}")
         if self.fusion_weight is None:
             self.fusion_weight = default_weight(self.publish_mode)
@@ -83,15 +83,6 @@ class PipelineConfig:
     @property
     def overlay(self) -> bool:
         return bool(self.save_video or self.display)
-
-    @property
-    def stage_layout(self) -> str:
-        """The layout a run uses: `layout`, or fused when live (capture to publish at 0.84–0.92× the
-        staged p50 on 2 cores) and staged in a replay (each step in its own process, with its own
-        figures)."""
-        from pipeline.transport import LIVE
-
-        return self.layout or ("fused" if self.mode == LIVE else "staged")
 
     @property
     def mode(self) -> str:

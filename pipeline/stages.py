@@ -2,12 +2,13 @@
 of it run. The process layout (one worker per stage replica), the socket names between them and the
 status's stages all derive from it. Two layouts run the same steps (pipeline/steps.py):
 
-    staged  capture ─► face (N replicas, frame i on replica i mod N) ─► translate ─► classify ─► decide
-    fused   capture ─► perceive = face, translate, classify (N replicas) ─► decide
+    fused   capture ─► perceive = face, translate, classify (N replicas, frame i on replica i mod N) ─► decide
+    staged  capture ─► face (N replicas) ─► translate ─► classify ─► decide
 
-Staged gives each step its own process, status and restart; fused saves two hops and two wake-ups a
-frame: on a 2-core machine at 30 fps its capture-to-publish p50 is 0.84–0.92× staged's, at the same
-replay throughput (benchmarks/pipeline_latency.py, pipeline_replay.py).
+Fused, the default, saves two hops and two wake-ups a frame: on a 2-core machine at 30 fps its
+capture-to-publish p50 is 0.84–0.92× staged's, and a --fast replay 1.05–1.10× staged's throughput
+(benchmarks/pipeline_latency.py, pipeline_replay.py). Staged gives each step its own process, status
+and restart, and one process per model (a GPU engine: one context, not one per replica).
 """
 from __future__ import annotations
 
@@ -32,16 +33,16 @@ class Stage:
 
 CAPTURE, DECIDE = Stage("capture", SOURCE), Stage("decide", SINK)
 TABLES = {   # one per config.LAYOUTS
+    "fused": (CAPTURE, Stage("perceive", TRANSFORM, STEPS, replicated=True), DECIDE),
     "staged": (CAPTURE, Stage("face", TRANSFORM, (FaceStep,), replicated=True),
                Stage("translate", TRANSFORM, (TranslateStep,)), Stage("classify", TRANSFORM, (ClassifyStep,)), DECIDE),
-    "fused": (CAPTURE, Stage("perceive", TRANSFORM, STEPS, replicated=True), DECIDE),
 }
 # The names a frame's `timing` carries whatever the layout: the source, each step, the sink.
 TIMED = (CAPTURE.name, *(step.name for step in STEPS), DECIDE.name)
 
 
 def stage_table(config: PipelineConfig) -> tuple[Stage, ...]:
-    return TABLES[config.stage_layout]
+    return TABLES[config.layout]
 
 
 def next_stage(stage: Stage, config: PipelineConfig) -> Stage | None:

@@ -112,7 +112,8 @@ def test_ten_thousand_hostile_messages_on_every_socket_change_nothing(models, re
     clip, frames = replay_clip
     before = set(glob.glob(os.path.join(default_parent(), "exprada-*")))
     endpoint = free_endpoint()
-    run = subprocess.Popen(pipeline_command(clip, models, "--publish", endpoint, "--json"),
+    # Staged: the layout with the most sockets (every stage's input reads messages the same way).
+    run = subprocess.Popen(pipeline_command(clip, models, "--publish", endpoint, "--json", "--layout", "staged"),
                            cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stream = Stream(endpoint, run)
     ctx = zmq.Context()

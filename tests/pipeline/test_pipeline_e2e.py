@@ -91,7 +91,7 @@ def test_replay_end_to_end_with_subscribers_record_and_overlay(models, drive_cli
         check = validator(topic)
         for m in messages:
             check.validate(strip(m))
-    assert set(statuses[-1]["stages"]) == {"capture", "face", "translate", "classify", "decide"}
+    assert set(statuses[-1]["stages"]) == {"capture", "perceive", "decide"}   # the default layout: fused
     # The run's last message says the stream ended (and the subscriber, told so, exited by itself).
     assert received[-1]["topic"] == "status" and statuses[-1]["ended"] == "end of source"
     assert all(s["ended"] is None for s in statuses[:-1])
@@ -115,8 +115,8 @@ def test_replay_end_to_end_with_subscribers_record_and_overlay(models, drive_cli
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == frames and video.get(cv2.CAP_PROP_FRAME_WIDTH) > 640
 
     # Every stage process is gone.
-    pids = [s["pid"] for s in statuses[-1]["stages"].values() if s["pid"]]
-    assert len(pids) == 5 and not any(alive(pid) for pid in pids)
+    pids = [pid for s in statuses[-1]["stages"].values() for pid in (s.get("pids") or [s["pid"]])]
+    assert len(pids) == 4 and not any(alive(pid) for pid in pids)   # capture, perceive ×2, decide
 
     # The recording replays through the single-process mode to the same messages, timing fields aside.
     replayed_log = tmp_path / "replayed"
@@ -129,19 +129,19 @@ def test_replay_end_to_end_with_subscribers_record_and_overlay(models, drive_cli
     replayed = [json.loads(line) for line in (replayed_log / "emotion.jsonl").read_text().splitlines()]
     assert [without_timing(m) for m in replayed] == [without_timing(m) for m in recorded]
 
-    # The fused layout (face, translate and classify in one process per replica) publishes the same
+    # The staged layout (face, translate and classify each in its own process) publishes the same
     # messages, timing aside, and times the same steps; its status names its own stages.
-    fused_log = tmp_path / "fused"
-    fused = subprocess.run(pipeline_command(record / "frames", models, "--fast", "--layout", "fused", "--publish",
-                                            free_endpoint(), "--record", fused_log, "--json"),
-                           cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
-    assert fused.returncode == 0, fused.stderr
-    fused_messages = [json.loads(line) for line in (fused_log / "emotion.jsonl").read_text().splitlines()]
-    assert [without_timing(m) for m in fused_messages] == [without_timing(m) for m in recorded]
-    assert all(set(m["latency_ms"]) >= {"face", "translate", "classify"} for m in fused_messages if m["valid"])
-    fused_status = [json.loads(line) for line in (fused_log / "status.jsonl").read_text().splitlines()][-1]
-    assert set(fused_status["stages"]) == {"capture", "perceive", "decide"}
-    assert summary_of(fused.stdout)["frames"] == frames and summary_of(fused.stdout)["drops"] == 0
+    staged_log = tmp_path / "staged"
+    staged = subprocess.run(pipeline_command(record / "frames", models, "--fast", "--layout", "staged", "--publish",
+                                             free_endpoint(), "--record", staged_log, "--json"),
+                            cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
+    assert staged.returncode == 0, staged.stderr
+    staged_messages = [json.loads(line) for line in (staged_log / "emotion.jsonl").read_text().splitlines()]
+    assert [without_timing(m) for m in staged_messages] == [without_timing(m) for m in recorded]
+    assert all(set(m["latency_ms"]) >= {"face", "translate", "classify"} for m in staged_messages if m["valid"])
+    staged_status = [json.loads(line) for line in (staged_log / "status.jsonl").read_text().splitlines()][-1]
+    assert set(staged_status["stages"]) == {"capture", "face", "translate", "classify", "decide"}
+    assert summary_of(staged.stdout)["frames"] == frames and summary_of(staged.stdout)["drops"] == 0
 
     # The benchmark's reference, the same stages in one plain loop, reaches the same decisions (the
     # face geometry differs in its last digits: one tracker sees every frame, each replica every other).
@@ -198,7 +198,8 @@ class Stream:
 
 def test_crashed_and_hung_stages_are_restarted_and_sigterm_stops_everything(models, long_clip):
     endpoint = free_endpoint()
-    run = subprocess.Popen(pipeline_command(long_clip, models, "--publish", endpoint, "--stall-timeout", 3),
+    run = subprocess.Popen(pipeline_command(long_clip, models, "--publish", endpoint, "--stall-timeout", 3,
+                                            "--layout", "staged"),   # a stage per step: each restarted alone
                            cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stream = Stream(endpoint, run)
     victims = []
@@ -235,7 +236,7 @@ def test_crashed_and_hung_stages_are_restarted_and_sigterm_stops_everything(mode
     assert "stage translate silent for" in err
 
 
-@pytest.mark.parametrize("layout", ["fused", "staged"])   # fused: live's default
+@pytest.mark.parametrize("layout", ["fused", "staged"])   # fused: the default
 def test_live_mode_accounts_for_every_frame(models, drive_clip, drive_plan, layout):
     """Latest-frame-wins at the recorded pace: every captured frame is either published or counted
     as dropped, and what is published stays in order."""

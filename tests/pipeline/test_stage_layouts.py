@@ -23,14 +23,13 @@ def test_both_layouts_run_every_step_once_in_order():
 
 
 def test_layout_default_and_bad_value():
-    assert PipelineConfig(source="drive.mp4").stage_layout == "staged"              # a replay
-    assert PipelineConfig(source="drive.mp4", live=True).stage_layout == "fused"    # live: the lowest latency
-    assert PipelineConfig(source="drive.mp4", live=True, layout="staged").stage_layout == "staged"
-    with pytest.raises(ValueError, match="layout 'pipelined': expected one of staged, fused"):
+    for live in (None, True):   # a replay, live: fused either way (the lowest latency, the fastest replay)
+        assert PipelineConfig(source="drive.mp4", live=live).layout == "fused"
+    with pytest.raises(ValueError, match="layout 'pipelined': expected one of fused, staged"):
         PipelineConfig(layout="pipelined")
-    fused = PipelineConfig(source="drive.mp4", layout="fused", face_workers=2)
+    fused = PipelineConfig(source="drive.mp4", face_workers=2)
     assert [w.name for w in workers(fused)] == ["capture", "perceive.0", "perceive.1", "decide"]
-    assert [s.name for s in stage_table(PipelineConfig(source="drive.mp4"))] == [
+    assert [s.name for s in stage_table(PipelineConfig(source="drive.mp4", layout="staged"))] == [
         "capture", "face", "translate", "classify", "decide"]
 
 

@@ -37,7 +37,7 @@ def latest_stats(stats, until, timeout_s=20):
 def test_classify_stage_drops_and_counts_malformed_and_oversized_messages(models, tmp_path):
     generator, classifier = models
     config = resolve_models(PipelineConfig(generator=generator, classifier=classifier, max_bytes=MAX_BYTES,
-                                           status_period_s=0.1))
+                                           status_period_s=0.1, layout="staged"))
     run_dir = str(tmp_path)
     ctx = zmq.Context()
     stats, results, feed = ctx.socket(zmq.PULL), ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
