@@ -1,12 +1,13 @@
-"""Replay throughput: the staged pipeline (one process per stage, ZeroMQ between them) against a
-single-process loop running the same stages one after another, on the same frames, in one run.
+"""Replay throughput: the pipeline (its processes joined by ZeroMQ, in each stage layout) against a
+single-process loop running the same steps one after another, on the same frames, in one run.
 
     python -m benchmarks.pipeline_replay                    # demo video, default models, 300 frames
     python -m benchmarks.pipeline_replay --frames 600 --source drive.mp4
 
 Both replay at --fast (no pacing) and both are lossless; `speedup` = median pipeline fps / median
-sequential fps over --rounds alternating runs (the last round's details are printed too), for the
-first of --layouts (staged); `fused_over_staged` compares the two layouts' medians.
+sequential fps over --rounds rounds (each starting with the next contender; the last round's details
+are printed too), for the first of --layouts (fused, the default); `speedup_by_layout` gives it for
+each, `fused_over_staged` compares the two layouts' medians.
 Both run their engines with --threads intra-op threads (default 1: on a 2-core machine shared with
 other work, more threads spin against each other and slow the sequential loop down — try 2 on an
 idle machine). Prints one JSON line.
@@ -32,6 +33,18 @@ KEEP = ("frames", "fps", "latency_ms", "drops", "accuracy_published", "accuracy_
         "accuracy_crop", "face_found_rate")
 
 
+SEQUENTIAL = "sequential"
+
+
+def run_one(name: str, args, common: dict) -> dict:
+    """The summary of one replay: the pipeline in layout `name`, or the sequential loop."""
+    if name == SEQUENTIAL:
+        summary = run_sequential(PipelineConfig(threads=args.threads, **common))
+        summary.pop("results")
+        return summary
+    return run_pipeline(PipelineConfig(publish=args.publish, threads=args.threads, layout=name, **common))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--source", default="demo")
@@ -41,21 +54,23 @@ def main(argv=None):
     p.add_argument("--publish", default="tcp://127.0.0.1:5561")
     p.add_argument("--threads", type=at_least(0), default=1, help="engine intra-op threads, both runs")
     p.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS),
-                   help="the pipeline's stage layouts run each round (default both); pipeline_fps and speedup "
-                        "are the first's")
+                   help="the pipeline's stage layouts run each round (default both, fused first); pipeline_fps "
+                        "and speedup are the first's")
     p.add_argument("--rounds", type=at_least(1), default=3,
-                   help="alternate pipeline and sequential runs this many times; medians are reported "
-                        "(the machine's other load drifts)")
+                   help="run every layout and the sequential loop this many times, each round starting with "
+                        "the next of them; medians are reported (the machine's other load drifts)")
     args = p.parse_args(argv)
     cores = len(os.sched_getaffinity(0))
     common = dict(source=args.source, fast=True, max_frames=args.frames, generator=args.generator,
                   classifier=args.classifier)
     rounds, loads = [], []   # each round: {layout: summary}, and the sequential loop's
-    for _ in range(args.rounds):
-        runs = {layout: run_pipeline(PipelineConfig(publish=args.publish, threads=args.threads, layout=layout,
-                                                    **common)) for layout in args.layouts}
-        sequential = run_sequential(PipelineConfig(threads=args.threads, **common))
-        sequential.pop("results")
+    contenders = [*args.layouts, SEQUENTIAL]
+    for index in range(args.rounds):
+        # Each round starts with the next contender: a run's place in the round (just after another
+        # run's processes went away, say) favours none of them over the rounds.
+        shift = index % len(contenders)
+        runs = {name: run_one(name, args, common) for name in contenders[shift:] + contenders[:shift]}
+        sequential = runs.pop(SEQUENTIAL)
         rounds.append((runs, sequential))
         loads.append(os.getloadavg()[0])
     first = args.layouts[0]
@@ -71,6 +86,7 @@ def main(argv=None):
         "speedup": round(fps[first] / sequential_fps, 3),
         "speedup_per_round": [round(a[first]["fps"] / b["fps"], 3) for a, b in rounds],
         "fps_by_layout": fps,
+        "speedup_by_layout": {layout: round(value / sequential_fps, 3) for layout, value in fps.items()},
         "pipeline": {k: last.get(k) for k in KEEP}, "sequential": {k: sequential.get(k) for k in KEEP},
     }
     if {"staged", "fused"} <= set(fps):

@@ -10,8 +10,8 @@ on each side (what a stage's own Outlet and Inlet add lies above these two).
 
 A hop is half of a round trip: process A sends the frame to process B, B sends it straight back
 (decoded and re-encoded, as a stage would: through its own ring for the shared-memory hop); medians
-over the repeats. The shared-memory hop includes copying the frame into the ring's slot. Prints one
-JSON line.
+over the repeats. The shared-memory hop includes copying the frame into the ring's slot; that copy
+alone, in one process, is `ring_put_median_us`. Prints one JSON line.
 """
 import argparse
 import json
@@ -208,6 +208,24 @@ def header_codec(repeats):
     return statistics.median(typed) / 1e3, statistics.median(plain) / 1e3
 
 
+def ring_put(repeats):
+    """Median µs to copy the frame into a free slot of a ring (Ring.put, the slot given back each time)."""
+    image, times = frame(), []
+    with tempfile.TemporaryDirectory(prefix="exprada-hop-", dir=default_parent()) as folder:
+        ring = Ring(folder, "main", "peer", live=False)
+        try:
+            for i in range(repeats + WARMUP):
+                start = time.perf_counter_ns()
+                placed = ring.put(image, i)
+                elapsed = time.perf_counter_ns() - start
+                ring.cancel({"frame": placed})
+                if i >= WARMUP:
+                    times.append(elapsed)
+        finally:
+            ring.close()
+    return statistics.median(times) / 1e3
+
+
 def pickle_round(repeats):
     image, times = frame(), []
     for _ in range(repeats):
@@ -229,6 +247,7 @@ def main(argv=None):
     bare_header_us = zmq_hops(args.repeats, args.transport, with_frame=False, codec=False)
     codec_header_us = zmq_hops(args.repeats, args.transport, with_frame=False)
     pickle_us = pickle_round(args.repeats)
+    put_us = ring_put(args.repeats)
     queue_us = queue_hops(args.repeats)
     typed_us, plain_us = header_codec(max(args.repeats, 1000))
     print(json.dumps({
@@ -236,7 +255,7 @@ def main(argv=None):
         "transport": args.transport, "repeats": args.repeats,
         "stage_hop_shared_memory_median_us": round(shared_us, 1), "stage_hop_in_message_median_us": round(inline_us, 1),
         "stage_hop_header_only_median_us": round(header_us, 1),
-        "shared_memory_vs_in_message": round(shared_us / inline_us, 3),
+        "shared_memory_vs_in_message": round(shared_us / inline_us, 3), "ring_put_median_us": round(put_us, 1),
         "stage_hop_shared_memory_cpu_us": round(shared_cpu, 1), "stage_hop_in_message_cpu_us": round(inline_cpu, 1),
         "stage_hop_header_only_cpu_us": round(header_cpu, 1),
         "shared_memory_vs_in_message_cpu": round(shared_cpu / inline_cpu, 3),
