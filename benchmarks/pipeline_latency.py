@@ -1,7 +1,7 @@
 """Live latency: capture-to-publish time per frame with the source paced at its frame rate (30 fps)
 and run latest-frame-wins, as a camera would be; p50/p99 and how many frames were dropped, for each
-stage layout (staged: face, translate, classify in processes of their own; fused: the three in one),
-alternating, in one run.
+stage layout (fused, the default: face, translate and classify in one process; staged: each in its
+own), alternating (each round starts with the next layout), in one run.
 
     python -m benchmarks.pipeline_latency                   # demo video at 30 fps, 20 s, 2 rounds
     python -m benchmarks.pipeline_latency --seconds 30 --source drive.mp4 --layouts fused
@@ -34,7 +34,8 @@ def main(argv=None):
     p.add_argument("--source", default="demo")
     p.add_argument("--seconds", type=above(0), default=20.0)
     p.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS))
-    p.add_argument("--rounds", type=at_least(1), default=2, help="runs of each layout, alternating (default 2)")
+    p.add_argument("--rounds", type=at_least(1), default=2,
+                   help="runs of each layout, alternating, each round starting with the next (default 2)")
     p.add_argument("--generator", default=DEFAULT_GENERATOR)
     p.add_argument("--classifier", default=DEFAULT_CLASSIFIER)
     p.add_argument("--publish", default="tcp://127.0.0.1:5562")
@@ -43,8 +44,9 @@ def main(argv=None):
     fps = cv2.VideoCapture(video).get(cv2.CAP_PROP_FPS) or 30.0
     frames = int(args.seconds * fps)
     runs = {layout: [] for layout in args.layouts}
-    for _ in range(args.rounds):
-        for layout in args.layouts:
+    for index in range(args.rounds):
+        shift = index % len(args.layouts)   # each round starts with the next layout: no place favours one
+        for layout in args.layouts[shift:] + args.layouts[:shift]:
             summary = run_pipeline(PipelineConfig(source=video, live=True, max_frames=frames, publish=args.publish,
                                                   generator=args.generator, classifier=args.classifier,
                                                   layout=layout))
