@@ -196,16 +196,18 @@ def build_cached(onnx_path, precision: str = "fp32", cache_dir="engine_cache", m
     key = trt_cache.EngineKey(trt_cache.file_sha256(onnx_path), str(trt.__version__), context.gpu_name,
                               context.compute_capability, precision, shapes)
     plan, sidecar = trt_cache.cache_paths(cache_dir, onnx_path, precision)
-    state = trt_cache.lookup(plan, sidecar, key)
-    if state == "hit":
-        return plan, False
-    if state == "stale":   # say why a build of minutes starts instead of a cache hit
-        print(f"exprada engines: rebuilding {plan} ({'; '.join(trt_cache.describe_mismatch(sidecar, key))})",
-              file=sys.stderr, flush=True)
-    with context:
-        plan_bytes = build_plan(trt, onnx_path, shapes, mode, workspace_gb,
-                                _timing_cache_path(cache_dir, context.gpu_name, str(trt.__version__)), calibrator)
-    trt_cache.store(plan, sidecar, key, plan_bytes, metadata)
+    with trt_cache.building(plan):   # another process building this plan: wait for it, then reuse
+        state = trt_cache.lookup(plan, sidecar, key)
+        if state == "hit":
+            return plan, False
+        if state == "stale":   # say why a build of minutes starts instead of a cache hit
+            print(f"exprada engines: rebuilding {plan} ({'; '.join(trt_cache.describe_mismatch(sidecar, key))})",
+                  file=sys.stderr, flush=True)
+        with context:
+            plan_bytes = build_plan(trt, onnx_path, shapes, mode, workspace_gb,
+                                    _timing_cache_path(cache_dir, context.gpu_name, str(trt.__version__)),
+                                    calibrator)
+        trt_cache.store(plan, sidecar, key, plan_bytes, metadata)
     return plan, True
 
 

@@ -8,10 +8,14 @@ shapes (min/opt/max) — and the plan's own sha256:
 - other key (stale or foreign) → rebuild in place;
 - same key, plan bytes differ from the recorded sha256 (truncated, overwritten) → EngineFileError
   naming the file: a damaged cache is reported, not silently papered over.
+Processes that want the same plan at once (the pipeline's replicas, each loading its models) take
+turns (`building`): one builds, the others wait and reuse its plan.
 Nothing here needs TensorRT, so it is tested everywhere.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -82,6 +86,21 @@ def describe_mismatch(sidecar: Path, key: EngineKey) -> list[str]:
     wanted = key.as_dict()
     return [f"{field}: cached {recorded.get(field)!r}, now {wanted[field]!r}"
             for field in wanted if recorded.get(field) != wanted[field]]
+
+
+@contextlib.contextmanager
+def building(plan: Path):
+    """Hold this plan's build lock (a lock file beside it) for a lookup and the build that may follow.
+    Why: two builders at once take minutes each, and TensorRT's plans are not byte-identical from one
+    build to the next — one builder's sidecar could end up vouching for the other's plan, which the
+    next lookup would call corrupt. The lock goes with its process, so a crashed builder holds no one."""
+    plan.parent.mkdir(parents=True, exist_ok=True)
+    with open(plan.with_name(f".{plan.name}.lock"), "ab") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def store(plan: Path, sidecar: Path, key: EngineKey, plan_bytes: bytes, metadata: dict) -> None:

@@ -2,7 +2,10 @@
 real build-and-run test needs TensorRT and a GPU and skips here, saying so."""
 import importlib.util
 import json
+import multiprocessing
+import os
 import sys
+import time
 import types
 
 import numpy as np
@@ -49,6 +52,32 @@ def test_cache_lookup_hit_stale_and_corrupt(tmp_path):
     sidecar.write_text("{not json")
     with pytest.raises(engines.EngineFileError, match=r"uit.fp16.plan.json is unreadable"):
         trt_cache.lookup(plan, sidecar, _key())
+
+
+def build_or_reuse(folder, built):
+    """What build_cached does around TensorRT, with a slow build of bytes that differ every time (as
+    TensorRT's plans do): reports whether this process built."""
+    plan, sidecar = trt_cache.cache_paths(folder, "uit.onnx", "fp16")
+    with trt_cache.building(plan):
+        if trt_cache.lookup(plan, sidecar, _key()) == "hit":
+            built.put(False)
+            return
+        time.sleep(0.5)
+        trt_cache.store(plan, sidecar, _key(), os.urandom(1024), {})
+    built.put(True)
+
+
+def test_processes_wanting_one_plan_build_it_once_and_leave_a_sound_cache(tmp_path):
+    spawn = multiprocessing.get_context("spawn")
+    built = spawn.Queue()
+    workers = [spawn.Process(target=build_or_reuse, args=(tmp_path, built)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert sorted(built.get(timeout=5) for _ in workers) == [False, False, True]
+    plan, sidecar = trt_cache.cache_paths(tmp_path, "uit.onnx", "fp16")
+    assert trt_cache.lookup(plan, sidecar, _key()) == "hit"   # the sidecar vouches for the plan that is there
 
 
 # ---- buffers -----------------------------------------------------------------------------------------
