@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from face.expressions import EXPRESSIONS
 from face.imageio import read_image, to_network
 
-from .datasets import EXPRESSION_PAIR_SUFFIXES, PAIR_SUFFIX, SIDE_MAP_SUFFIX, Sample
+from .datasets import EXPRESSION_PAIR_SUFFIXES, PAIR_SUFFIX, SIDE_MAP_SUFFIX, Sample, is_turned
 from .datasets.pairs import EXPRESSION_PAIRS
 
 log = logging.getLogger(__name__)
@@ -153,12 +153,15 @@ class ImageDataset(Dataset):
     side maps are used), label (int, -1 when unknown), index; with pairs="frontal" also pair (the
     image's NAME.pair.png, zeros where it has none) and has_pair (1.0 or 0.0); with pairs="expression"
     pair 7×3×S×S (`pairs_of`: in EXPRESSIONS order, zeros where there is none) and has_pair (7).
+    A rotate-and-render render's frontal pair (train.renders.write_turned) counts `turned_pair_weight`
+    in has_pair instead of 1: how much the pair term trusts a turned render's pair against a frontal one.
     A bad file gives {"bad": (path, reason), "index": i} instead of raising.
 
     Keys are an int index or (index, flip) from `StepBatchSampler`.
     """
 
-    def __init__(self, samples: list[Sample], size: int, side_maps: SideMaps | None = None, pairs: str | None = None):
+    def __init__(self, samples: list[Sample], size: int, side_maps: SideMaps | None = None, pairs: str | None = None,
+                 turned_pair_weight: float = 1.0):
         if not samples:
             raise ValueError("a dataset needs at least one sample")
         if pairs is not None and pairs not in PAIR_KINDS:
@@ -167,6 +170,7 @@ class ImageDataset(Dataset):
         self.size = int(size)
         self.side_maps = side_maps
         self.pairs = pairs
+        self.turned_pair_weight = float(turned_pair_weight)
 
     def __len__(self):
         return len(self.samples)
@@ -184,6 +188,8 @@ class ImageDataset(Dataset):
             pair = [np.zeros_like(image) if path is None else square_resize(read_image(path), self.size)
                     for path in paths]
             has = torch.tensor([path is not None for path in paths], dtype=torch.float32)
+            if self.pairs == "frontal" and is_turned(sample.path):
+                has = has * self.turned_pair_weight
             arrays["pair"], item["has_pair"] = (pair[0], has[0]) if self.pairs == "frontal" else (np.stack(pair), has)
         for name, array in arrays.items():
             if flip:

@@ -32,7 +32,7 @@ from .trainer import Trainer
 
 # Settings that define what is trained: a resumed run must keep them (else it is not the same run).
 LOCKED = ("mode", "stargan", "diffaugment", "condition", "spectral_norm", "class_from_image", "grey", "width", "d_width", "image_size", "num_residual", "skips", "residual", "lambda_sem", "lambda_sem_target",
-          "semantic_classifier", "ema", "lambda_pair",
+          "semantic_classifier", "ema", "lambda_pair", "turned_pair_weight",
           "batch_size", "lr", "beta1", "beta2", "lambda_bi",
           "lambda_re", "lambda_cls", "use_bi", "use_re", "flip", "seed", "epochs_constant", "epochs_decay",
           "steps", "source", "target", "data_options")
@@ -41,7 +41,7 @@ RUNTIME = ("device", "precision", "channels_last", "compile", "cuda_graph", "wor
            "sample_every", "checkpoint_every", "keep_every", "max_nonfinite", "stop_after", "progress")
 DEFAULTS = dict(mode=None, stargan=False, diffaugment=False, condition="bottleneck", spectral_norm=False, class_from_image=False, grey=False, source=None, target=None, data_options={}, width=64, d_width=None, image_size=128, num_residual=6, skips=False,
                 residual=False, lambda_sem=0.0, lambda_sem_target=0.0,
-                semantic_classifier=None, ema=0.0, lambda_pair=0.0, batch_size=8,
+                semantic_classifier=None, ema=0.0, lambda_pair=0.0, turned_pair_weight=1.0, batch_size=8,
                 lr=1e-4, beta1=0.5, beta2=0.999, lambda_bi=10.0, lambda_re=10.0, lambda_cls=1.0, use_bi=True,
                 use_re=True, flip=True, seed=0, epochs_constant=100, epochs_decay=100, steps=None,
                 device="auto", precision="fp32", channels_last=False, compile=False, cuda_graph=False, workers=2,
@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "expression (in a KDEF or BU-3DFE target, its own files; in a plain folder, "
                    "NAME.as-<expression>.png beside it, as train synth --expression-pairs writes them) must "
                    "translate into that image")
+    g.add_argument("--turned-pair-weight", type=float, help="UIT: a rotate-and-render pair's weight in the pair "
+                   "term (NAME_turn±D.png, train synth / train renders --turn-pairs) against a frontal pair's 1 "
+                   "(default 1)")
     g.add_argument("--diffaugment", action="store_true", default=None,
                    help="the discriminators see every image, real or fake, through the same random colour change, "
                         "shift and cutout (DiffAugment), so the generator cannot pass codes for real content")
@@ -141,7 +144,7 @@ class ExprADATrainer(Trainer):
     PATHS = ("source", "target", "semantic_classifier")
     RANGES = dict(d_width=(1, None), image_size=(64, None), num_residual=(0, None), ema=(0, 0.9999), beta1=(0, 1),
                   beta2=(0, 1), lambda_bi=(0, None), lambda_re=(0, None), lambda_cls=(0, None), lambda_sem=(0, None),
-                  lambda_sem_target=(0, None), lambda_pair=(0, None), epochs_constant=(0, None),
+                  lambda_sem_target=(0, None), lambda_pair=(0, None), turned_pair_weight=(0, 1), epochs_constant=(0, None),
                   epochs_decay=(0, None), sample_every=(1, None), keep_every=(0, None))
     COUNTERS = Trainer.COUNTERS + ("empty_batches",)
     CHECKED = "losses or gradients"
@@ -208,7 +211,8 @@ class ExprADATrainer(Trainer):
                 raise SystemExit(f"error: --lambda-pair needs {what}: none in {c['target']}")
             self.log.info("%s pairs: %d of %d target images have one", pairs, with_pair, len(target))
         self.source = ImageDataset(source, c["image_size"], side_maps)
-        self.target = ImageDataset(target, c["image_size"], side_maps, pairs=pairs)
+        self.target = ImageDataset(target, c["image_size"], side_maps, pairs=pairs,
+                                   turned_pair_weight=c["turned_pair_weight"])
         self.grid_inputs = self._sample_inputs()  # every sample grid shows these same images
 
     def _load(self, which: str, labelled: bool, expression_pairs: bool = False) -> list[Sample]:

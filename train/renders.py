@@ -30,7 +30,7 @@ from face.imageio import load_image
 from face.outputs import writable_folder
 from face.ranges import at_least, between
 
-from .datasets import PAIR_SUFFIX, SIDE_MAP_SUFFIX, is_image_file, list_images
+from .datasets import PAIR_SUFFIX, SIDE_MAP_SUFFIX, TURNED, is_image_file, list_images
 
 log = logging.getLogger("train.renders")
 
@@ -86,7 +86,7 @@ def write_turned(folder: Path, name: str, result, renderer, turns) -> list[str]:
     as its pair, the frame's own crop. They teach the generator the turned render's own losses (the
     mirrored side, the foreshortened texture) where the real image is known. Returns their names
     (NAME_turn+30), in the order of `turns`."""
-    names = [f"{name}_turn{yaw:+g}" for yaw in turns]
+    names = [f"{name}{TURNED}{yaw:+g}" for yaw in turns]
     for yaw, turned in zip(turns, names):
         write_with_side_map(folder, turned, renderer.turned(result.sampling, yaw), result.side_map)
         write_image(folder / f"{turned}{PAIR_SUFFIX}", result.crop)

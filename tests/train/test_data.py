@@ -38,6 +38,20 @@ def test_frontal_pairs_load_beside_their_renders_flip_with_them_and_are_never_sa
     assert "pair" not in ImageDataset(samples, size=32, side_maps=SideMaps(tmp_path / "cache"))[1]
 
 
+def test_a_turned_renders_pair_counts_the_turned_pair_weight(tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    face = np.full((40, 40, 3), 90, np.uint8)
+    for name in ("t00001", "t00001_turn+30", "t00001_turn-30"):   # as train synth --turn-pairs 30 names them
+        cv2.imwrite(str(folder / f"{name}.png"), face)
+        cv2.imwrite(str(folder / f"{name}.pair.png"), face)
+    samples = index_unlabelled_folder(folder)
+    weights = {s.path.stem: ImageDataset(samples, size=32, pairs="frontal", turned_pair_weight=0.25)[i]["has_pair"].item()
+               for i, s in enumerate(samples)}
+    assert weights == {"t00001": 1.0, "t00001_turn+30": 0.25, "t00001_turn-30": 0.25}
+    assert ImageDataset(samples, size=32, pairs="frontal")[1]["has_pair"].item() == 1.0   # by default as any pair
+
+
 def test_expression_pairs_load_as_a_stack_in_expression_order_and_flip_with_their_face(tmp_path):
     from face.expressions import EXPRESSIONS
 

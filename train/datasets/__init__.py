@@ -16,10 +16,18 @@ SIDE_MAP_SUFFIX = ".side.png"
 # Beside a frontal render of a near-frontal frame: the camera's own aligned crop of that frame, the
 # real image the render simulates (train synth writes them; `--lambda-pair` trains on them).
 PAIR_SUFFIX = ".pair.png"
+# NAME_turn+30.png: that render turned 30° further (rotate and render), paired with the same crop
+# (train renders / train synth --turn-pairs).
+TURNED = "_turn"
 # Beside a labelled face: the same head, pose and camera in another expression (train synth
 # --expression-pairs writes them; KDEF and BU-3DFE photograph every person in every expression), the
 # real image a CGIT translation to that expression should be (`exprada --mode cgit --lambda-pair`).
 EXPRESSION_PAIR_SUFFIXES = {name: f".as-{name}.png" for name in EXPRESSIONS}
+
+
+def is_turned(path) -> bool:
+    """Whether an image is a rotate-and-render render (NAME_turn±D.png)."""
+    return TURNED in Path(path).stem
 
 
 @dataclass(frozen=True)
