@@ -7,7 +7,7 @@ import torch
 
 from tiny_data import write_images
 from train.data import ImageDataset, SideMaps, StepBatchSampler, collate_skipping_bad, make_loader, square_resize
-from train.datasets import Sample
+from train.datasets import Sample, is_turned
 from train.datasets.folder import index_unlabelled_folder
 from train.datasets.pairs import EXPRESSION_PAIRS
 
@@ -50,6 +50,7 @@ def test_a_turned_renders_pair_counts_the_turned_pair_weight(tmp_path):
                for i, s in enumerate(samples)}
     assert weights == {"t00001": 1.0, "t00001_turn+30": 0.25, "t00001_turn-30": 0.25}
     assert ImageDataset(samples, size=32, pairs="frontal")[1]["has_pair"].item() == 1.0   # by default as any pair
+    assert not is_turned("cam_turnout.png") and not is_turned("t00001_turn.png")   # the mark is _turn±D
 
 
 def test_expression_pairs_load_as_a_stack_in_expression_order_and_flip_with_their_face(tmp_path):

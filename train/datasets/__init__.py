@@ -3,6 +3,7 @@
 A `Sample` says where an image is and what is known about it; reading and transforming it is
 `train/data.py`'s job, so every dataset layout shares one reader.
 """
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ PAIR_SUFFIX = ".pair.png"
 # NAME_turn+30.png: that render turned 30° further (rotate and render), paired with the same crop
 # (train renders / train synth --turn-pairs).
 TURNED = "_turn"
+_TURNED_NAME = re.compile(re.escape(TURNED) + r"[+-]\d")
 # Beside a labelled face: the same head, pose and camera in another expression (train synth
 # --expression-pairs writes them; KDEF and BU-3DFE photograph every person in every expression), the
 # real image a CGIT translation to that expression should be (`exprada --mode cgit --lambda-pair`).
@@ -27,7 +29,7 @@ EXPRESSION_PAIR_SUFFIXES = {name: f".as-{name}.png" for name in EXPRESSIONS}
 
 def is_turned(path) -> bool:
     """Whether an image is a rotate-and-render render (NAME_turn±D.png)."""
-    return TURNED in Path(path).stem
+    return _TURNED_NAME.search(Path(path).stem) is not None
 
 
 @dataclass(frozen=True)
