@@ -14,6 +14,7 @@
   measured here on the same video frames, at 128² (`speed`, the paper's size) and at the size the
   shipped models run (`speed_deployment`, `--deployment-size`, 64²); and the whole stage's time with
   its eye signals (face.eyes) over its time without them (`--speed-only`: the speed figures alone);
+  and what reading FaceMesh's 478 landmarks out of its result costs (`landmark_read`);
 - a synthetic drive (video mode): faces found on face frames, none reported on empty ones, yaw error;
 - video mode's render quality (`video`): head-turning drivers through the stage as the pipeline runs
   it, frontal SSIM by yaw, yaw and shape error, with the stream fitted in the core's low-rank space
@@ -406,6 +407,34 @@ def speed(model, frames: int, seed: int, size: int = 128):
             "stage_with_eyes_over_without": round(with_over_without, 4), "parts": describe_parts(model, kept, size)}
 
 
+def landmark_read(repeats: int = 500):
+    """Median µs to turn one FaceMesh face (the astronaut photo's) into the stage's N×3 array: from its
+    serialised bytes (face.landmarks.landmark_array, as the stage does) against attribute by
+    attribute; and whether both read the same numbers."""
+    from mediapipe.python.solutions import face_mesh
+    from skimage.data import astronaut
+
+    from face.landmarks import landmark_array
+
+    with face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True) as mesh:
+        found = mesh.process(astronaut()).multi_face_landmarks
+    if not found:
+        return {"error": "FaceMesh found no face on the astronaut photo"}
+    mesh_face = found[0]
+    reads = {"serialised": lambda: landmark_array(mesh_face),
+             "attribute": lambda: np.array([(p.x, p.y, p.z) for p in mesh_face.landmark], dtype=np.float32)}
+    times = {name: [] for name in reads}
+    for _ in range(repeats):
+        for name, read in reads.items():
+            start = time.perf_counter_ns()
+            read()
+            times[name].append(time.perf_counter_ns() - start)
+    us = {name: float(np.median(t)) / 1e3 for name, t in times.items()}
+    return {"points": len(mesh_face.landmark), "serialised_us": round(us["serialised"], 1),
+            "attribute_us": round(us["attribute"], 1), "ratio": round(us["serialised"] / us["attribute"], 3),
+            "same": bool(np.array_equal(reads["serialised"](), reads["attribute"]()))}
+
+
 PARTS = {"fit": ("face/fit.py", "__call__"), "render": ("face/render.py", "render"),
          "crop": ("face/crops.py", "face_crop"), "side_map": ("face/side_map.py", "side_map"),
          "eyes": ("face/eyes.py", "eye_state")}
@@ -521,7 +550,7 @@ def main(argv=None) -> int:
     if args.speed_only:
         print(json.dumps({"benchmark": "face_quality", "speed": speed(model, args.speed_frames, args.seed),
                           "speed_deployment": speed(model, args.speed_frames, args.seed, args.deployment_size),
-                          "seconds": round(time.perf_counter() - start, 1)}))
+                          "landmark_read": landmark_read(), "seconds": round(time.perf_counter() - start, 1)}))
         return 0
     photos = real_photos(offline=args.offline)
     report = {
@@ -531,6 +560,7 @@ def main(argv=None) -> int:
         "real": real_quality(photos),
         "speed": speed(model, args.speed_frames, args.seed),
         "speed_deployment": speed(model, args.speed_frames, args.seed, args.deployment_size),
+        "landmark_read": landmark_read(),
         "drive": drive_quality(model, args.drive_seconds, args.seed),
         "video": video_quality(model, args.video_drivers, args.video_frames, args.seed),
         "pose_std_calibration": pose_std_calibration(model, args.pose_std_frames, args.speed_frames, args.seed),

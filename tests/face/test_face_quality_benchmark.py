@@ -30,6 +30,8 @@ def test_face_quality_prints_its_figures(tmp_path):
     assert 0 < report["pose_std_calibration"]["within_2std"]["yaw"] <= 1
     speed = report["speed_deployment"]
     assert 0 < speed["fit_render_sidemap_only_ms"] < speed["fit_render_sidemap_ms"] and speed["crop_ms"] > 0
+    read = report["landmark_read"]   # FaceMesh's points read from its result both ways, the same numbers
+    assert read["points"] == 478 and read["same"] and read["serialised_us"] > 0 and read["attribute_us"] > 0
     # Video mode with the stream fitted in the low-rank space and in the direct form.
     video = report["video"]
     assert set(video) == {"low_rank", "direct"}
