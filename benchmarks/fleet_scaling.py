@@ -1,14 +1,17 @@
 """How a fleet evaluation scales: `python -m benchmarks.fleet_scaling`, one JSON line.
 
 The same drives (held-out synthetic drives, `train synth --fleet`) evaluated by pipeline/fleet.py
-three ways in one run: a plain in-process loop (`--no-ray`), Ray with 1 worker, Ray with 2 workers.
-Printed: drives per hour of each, the 2-worker speed-up over 1 worker, Ray's overhead over the plain
-loop (1 worker against the loop: what Ray costs, its start included), the per-frame cost, and the
-cost model for N drives on W workers: N × frames per drive × per-frame cost / W (+ Ray's start).
+three ways in one run: a plain in-process loop (`--no-ray`), Ray with 1 worker, Ray with 2 workers,
+--rounds times, each round starting with the next of the three (a run's place in the round favours
+none); medians over the rounds. Printed: drives per hour of each, the 2-worker speed-up over 1
+worker, Ray's overhead over the plain loop (1 worker against the loop: what Ray costs, its start
+included), the per-frame cost, and the cost model for N drives on W workers: N × frames per drive ×
+per-frame cost / W (+ Ray's start).
 """
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,20 +49,29 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=above(0), default=10.0, help="length of each drive (default: %(default)s)")
     p.add_argument("--seed", type=int, default=400, help="the drives' first seed (default: %(default)s)")
     p.add_argument("--cache", default="cache/benchmarks/fleet", help="where the drives are kept (default: %(default)s)")
+    p.add_argument("--rounds", type=at_least(1), default=1,
+                   help="run the three this many times, each round starting with the next (default: %(default)s)")
     args = p.parse_args(argv)
     drives = make_drives(Path(args.cache), args.drives, args.seconds, args.seed)
     from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR
     models = {"baseline": (DEFAULT_GENERATOR, DEFAULT_CLASSIFIER)}
-    loop_s, results = timed(drives, models, 1, use_ray=False)
-    ray1_s, _ = timed(drives, models, 1, use_ray=True)
-    ray2_s, results2 = timed(drives, models, 2, use_ray=True)
+    ways = {"loop": (1, False), "ray_1": (1, True), "ray_2": (2, True)}   # name: (workers, use_ray)
+    order, seconds, last = list(ways), {name: [] for name in ways}, {}   # last: each way's latest results
+    for index in range(args.rounds):
+        shift = index % len(order)
+        for name in order[shift:] + order[:shift]:
+            elapsed, last[name] = timed(drives, models, *ways[name])
+            seconds[name].append(elapsed)
+    loop_s, ray1_s, ray2_s = (statistics.median(seconds[name]) for name in ways)
+    results, results2 = last["loop"], last["ray_2"]
     frames = sum(r["baseline"]["frames"] for r in results if "baseline" in r)
     per_frame_ms = 1000 * loop_s / max(frames, 1)
     same = [r["baseline"]["accuracy_published"] for r in results] == [r["baseline"]["accuracy_published"]
                                                                        for r in results2]
     per_hour = lambda s: round(len(drives) * 3600 / s, 1)  # noqa: E731
-    result = {"benchmark": "fleet_scaling", "drives": len(drives), "frames": frames,
+    result = {"benchmark": "fleet_scaling", "drives": len(drives), "frames": frames, "rounds": args.rounds,
               "seconds": {"loop": round(loop_s, 2), "ray_1": round(ray1_s, 2), "ray_2": round(ray2_s, 2)},
+              "seconds_per_round": {name: [round(s, 2) for s in runs] for name, runs in seconds.items()},
               "drives_per_hour": {"loop": per_hour(loop_s), "ray_1": per_hour(ray1_s), "ray_2": per_hour(ray2_s)},
               "speedup_2_over_1_workers": round(ray1_s / ray2_s, 3),
               "ray_overhead_over_loop": round(ray1_s / loop_s - 1, 3),
