@@ -1,4 +1,5 @@
-"""What every benchmark command shares: a missing or unusable input is one line, not a traceback."""
+"""What every benchmark command shares: a missing or unusable input is one line, not a traceback; and
+the order contenders run in, round after round."""
 import sys
 
 from engines import EngineFileError, MetadataError
@@ -17,6 +18,14 @@ def exit_status(main) -> int:
         print(f"python -m {_command()}: {error}", file=sys.stderr)
         return 2
     return status if isinstance(status, int) else 0   # a main may hand back its result (train_step does)
+
+
+def in_turn(contenders, round_index: int) -> list:
+    """The contenders in the order round `round_index` runs them: each round starts with the next one,
+    so a run's place in the round (just after another run's processes went away, say) favours none
+    of them over the rounds."""
+    shift = round_index % len(contenders)
+    return list(contenders[shift:]) + list(contenders[:shift])
 
 
 def _command() -> str:

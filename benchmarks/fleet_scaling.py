@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.cli import exit_status
+from benchmarks.cli import exit_status, in_turn
 from face.ranges import above, at_least
 from pipeline.fleet import evaluate_fleet, find_drives
 
@@ -56,10 +56,9 @@ def main(argv=None) -> int:
     from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR
     models = {"baseline": (DEFAULT_GENERATOR, DEFAULT_CLASSIFIER)}
     ways = {"loop": (1, False), "ray_1": (1, True), "ray_2": (2, True)}   # name: (workers, use_ray)
-    order, seconds, last = list(ways), {name: [] for name in ways}, {}   # last: each way's latest results
+    seconds, last = {name: [] for name in ways}, {}   # last: each way's latest results
     for index in range(args.rounds):
-        shift = index % len(order)
-        for name in order[shift:] + order[:shift]:
+        for name in in_turn(list(ways), index):
             elapsed, last[name] = timed(drives, models, *ways[name])
             seconds[name].append(elapsed)
     loop_s, ray1_s, ray2_s = (statistics.median(seconds[name]) for name in ways)

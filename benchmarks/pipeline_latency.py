@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 import cv2
 
-from benchmarks.cli import exit_status
+from benchmarks.cli import exit_status, in_turn
 from face.ranges import above, at_least
 from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, LAYOUTS, PipelineConfig
 from pipeline.runner import resolve_source
@@ -45,8 +45,7 @@ def main(argv=None):
     frames = int(args.seconds * fps)
     runs = {layout: [] for layout in args.layouts}
     for index in range(args.rounds):
-        shift = index % len(args.layouts)   # each round starts with the next layout: no place favours one
-        for layout in args.layouts[shift:] + args.layouts[:shift]:
+        for layout in in_turn(args.layouts, index):
             summary = run_pipeline(PipelineConfig(source=video, live=True, max_frames=frames, publish=args.publish,
                                                   generator=args.generator, classifier=args.classifier,
                                                   layout=layout))

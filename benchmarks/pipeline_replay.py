@@ -23,7 +23,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.cli import exit_status
+from benchmarks.cli import exit_status, in_turn
 from face.ranges import at_least
 from pipeline.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, LAYOUTS, PipelineConfig
 from pipeline.supervisor import run as run_pipeline
@@ -66,10 +66,7 @@ def main(argv=None):
     rounds, loads = [], []   # each round: {layout: summary}, and the sequential loop's
     contenders = [*args.layouts, SEQUENTIAL]
     for index in range(args.rounds):
-        # Each round starts with the next contender: a run's place in the round (just after another
-        # run's processes went away, say) favours none of them over the rounds.
-        shift = index % len(contenders)
-        runs = {name: run_one(name, args, common) for name in contenders[shift:] + contenders[:shift]}
+        runs = {name: run_one(name, args, common) for name in in_turn(contenders, index)}
         sequential = runs.pop(SEQUENTIAL)
         rounds.append((runs, sequential))
         loads.append(os.getloadavg()[0])
