@@ -83,11 +83,13 @@ def rotation_from_angles(yaw: float, pitch: float, roll: float) -> np.ndarray:
 
 def angles_from_rotation(rotation: np.ndarray) -> tuple[float, float, float]:
     """(yaw, pitch, roll) in degrees, the inverse of rotation_from_angles."""
-    r = rotation
-    yaw = np.degrees(np.arcsin(np.clip(-r[2, 0], -1.0, 1.0)))
-    pitch = np.degrees(np.arctan2(r[2, 1], r[2, 2]))
-    roll = np.degrees(np.arctan2(r[1, 0], r[0, 0]))
-    return float(yaw), float(pitch), float(roll)
+    # numpy's arcsin and arctan2 (math's differ from them in the last bit), on Python floats: a third
+    # of the time of numpy scalars and np.clip (twice a frame).
+    r = rotation.tolist()
+    yaw = float(np.degrees(np.arcsin(min(max(-r[2][0], -1.0), 1.0))))
+    pitch = float(np.degrees(np.arctan2(r[2][1], r[2][2])))
+    roll = float(np.degrees(np.arctan2(r[1][0], r[0][0])))
+    return yaw, pitch, roll
 
 
 _FLIP_Y_Z = np.array([1.0, -1.0, -1.0])
@@ -99,7 +101,7 @@ def image_to_camera(points: np.ndarray) -> np.ndarray:
 
 
 def camera_to_image(points: np.ndarray) -> np.ndarray:
-    return np.asarray(points, dtype=np.float64) * np.array([1.0, -1.0, -1.0])
+    return np.asarray(points, dtype=np.float64) * _FLIP_Y_Z
 
 
 def similarity(model_points: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None,
