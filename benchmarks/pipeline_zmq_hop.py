@@ -1,17 +1,20 @@
-"""One hop of a 640×480 frame between two processes, as the stages send it: through a shared-memory
-ring with only the header on the ZeroMQ socket (pipeline/shared_frames.py, the stages' own Outlet and
-Inlet), against the same frame inside the ZeroMQ message (header JSON + raw pixels, zero-copy), against
-pickling it, and against a multiprocessing.Queue hop (which pickles); what the typed, checked frame
-header costs to encode and decode against plain json on the same fields; and the floor under a stage's
-header hop: the same header between bare pyzmq sockets, echoed as bytes and decoded and encoded again
-on each side (what a stage's own Outlet and Inlet add lies above these two).
+"""One hop of a 640×480 frame between two processes, as the stages send it: made in a slot of a
+shared-memory ring before it is sent, as capture decodes each frame (pipeline/shared_frames.py,
+`Ring.lease`), so that only the header travels on the ZeroMQ socket and nothing is copied; copied into
+a slot as it is sent (any other large array a stage sends); and inside the ZeroMQ message (header
+JSON + raw pixels, zero-copy) — all through the stages' own Outlet and Inlet; against pickling it, and
+against a multiprocessing.Queue hop (which pickles); what the typed, checked frame header costs to
+encode and decode against plain json on the same fields; and the floor under a stage's header hop:
+the same header between bare pyzmq sockets, echoed as bytes and decoded and encoded again on each
+side (what a stage's own Outlet and Inlet add lies above these two).
 
     python -m benchmarks.pipeline_zmq_hop [--repeats 300] [--transport ipc|tcp]
 
-A hop is half of a round trip: process A sends the frame to process B, B sends it straight back
-(decoded and re-encoded, as a stage would: through its own ring for the shared-memory hop); medians
-over the repeats. The shared-memory hop includes copying the frame into the ring's slot; that copy
-alone, in one process, is `ring_put_median_us`. Prints one JSON line.
+A hop is half of a round trip: process A sends the frame to process B, B sends one straight back
+(decoded and re-encoded, as a stage would: through its own ring for the shared-memory hops; made in
+its slot before A's message comes, for the made-in-slot hop); medians over the repeats. The
+copied shared-memory hop includes copying the frame into the ring's slot; that copy alone, in one
+process, is `ring_put_median_us`. Prints one JSON line.
 """
 import argparse
 import json
@@ -55,19 +58,26 @@ def zmq_echo(address_in, address_out, count, codec):
     ctx.term()
 
 
-def stage_echo(folder, count, shared, report):
-    """The peer of `stage_hops`: receives each frame on a stage's Inlet and sends it back on its Outlet
-    (through its own ring when `shared`); reports the CPU time it spent."""
+HOWS = ("in_slot", "shared", "inline")   # how a stage hop carries the frame (see stage_hops)
+
+
+def stage_echo(folder, count, how, report):
+    """The peer of `stage_hops`: receives each frame on a stage's Inlet and sends one back on its Outlet
+    (through its own ring unless `how` is "inline"; "in_slot": a frame of its own, made in a leased
+    slot before the message comes, as capture decodes its next frame); reports the CPU time it spent."""
     ctx = zmq.Context()
+    shared = how != "inline"
     inlet = Inlet(ctx, endpoint(folder, "peer"), REPLAY, Counters(), rings=RingReader(folder) if shared else None)
     out = Outlet(ctx, endpoint(folder, "main"), REPLAY, Counters(),
                  ring=Ring(folder, "peer", "main", live=False) if shared else None)
-    cpu = 0.0
+    cpu, own = 0.0, frame()
     for i in range(count):
+        # Its reply before last has been read by now (A sent this frame after reading it).
+        reply = made_in_slot(out, i, own, done=i - 2) if how == "in_slot" else None
         while (message := inlet.receive(1000)) is None:
             pass
         start = time.process_time()
-        out.send(*message)
+        out.send(message[0], {"frame": reply} if reply is not None else message[1])
         if i >= WARMUP:
             cpu += time.process_time() - start
     report.put(cpu)
@@ -76,28 +86,42 @@ def stage_echo(folder, count, shared, report):
     ctx.term()
 
 
+def made_in_slot(out: Outlet, frame_id: int, image: np.ndarray, done: int) -> np.ndarray:
+    """`image` made in a slot leased from `out`'s ring for frame `frame_id`, as a camera or decoder
+    writes a captured frame; the frames up to `done` are through (as if published: their slots come free)."""
+    out.reclaim(done)
+    leased = out.lease(frame_id, image.shape, image.dtype)
+    np.copyto(leased, image)
+    return leased
+
+
 WARMUP = 20
 
 
 def stage_hops(repeats, size):
-    """The stages' own Outlet → Inlet between two processes, a frame of `size` bytes sent straight back:
-    (median µs of half a round trip, CPU µs per hop), through the shared-memory rings (`size`
-    frames) or inside the messages (`size`, shared=False), or a header alone (size 0)."""
+    """The stages' own Outlet → Inlet between two processes, a frame of `size` bytes sent back each
+    time: {how: (median µs of half a round trip, CPU µs per hop)} — "in_slot": each side's frame made
+    in a slot of its ring before the clock starts (capture's way: no copy when sent), "shared": copied
+    into a slot as it is sent, "inline": inside the message; a header alone when size is 0 ("inline")."""
     results = {}
-    for shared in ((True, False) if size else (False,)):
+    for how in (HOWS if size else ("inline",)):
         spawn = multiprocessing.get_context("spawn")
         report = spawn.Queue()
+        shared = how != "inline"
         with tempfile.TemporaryDirectory(prefix="exprada-hop-", dir=default_parent()) as folder:
             ctx = zmq.Context()
             rings = RingReader(folder) if shared else None
             inlet = Inlet(ctx, endpoint(folder, "main"), REPLAY, Counters(), rings=rings)
             out = Outlet(ctx, endpoint(folder, "peer"), REPLAY, Counters(),
                          ring=Ring(folder, "main", "peer", live=False) if shared else None)
-            peer = spawn.Process(target=stage_echo, args=(folder, repeats + WARMUP, shared, report))
+            peer = spawn.Process(target=stage_echo, args=(folder, repeats + WARMUP, how, report))
             peer.start()
-            times, cpu = [], 0.0
+            times, cpu, source = [], 0.0, frame()
             for i in range(repeats + WARMUP):
-                image = frame() if i == 0 else image.copy()   # a fresh buffer for every send: never reuse a sent one
+                if how == "in_slot":
+                    image = made_in_slot(out, i, source, done=i - 1)   # B has answered the frame before
+                else:   # a fresh buffer for every send: never reuse a sent one
+                    image = frame() if i == 0 else image.copy()
                 arrays = {"frame": image} if size else {}
                 header = new_header(i, "bench", time.monotonic_ns())
                 start, start_cpu = time.perf_counter_ns(), time.process_time()
@@ -114,7 +138,7 @@ def stage_hops(repeats, size):
             inlet.close()
             out.close(0)
             ctx.term()
-        results[shared] = (statistics.median(times) / 1e3, cpu / (2 * repeats) * 1e6)
+        results[how] = (statistics.median(times) / 1e3, cpu / (2 * repeats) * 1e6)
     return results
 
 
@@ -241,8 +265,8 @@ def main(argv=None):
     p.add_argument("--transport", choices=("ipc", "tcp"), default="ipc")
     args = p.parse_args(argv)
     framed = stage_hops(args.repeats, 640 * 480 * 3)
-    (shared_us, shared_cpu), (inline_us, inline_cpu) = framed[True], framed[False]
-    header_us, header_cpu = stage_hops(args.repeats, 0)[False]
+    (slot_us, slot_cpu), (shared_us, shared_cpu), (inline_us, inline_cpu) = (framed[how] for how in HOWS)
+    header_us, header_cpu = stage_hops(args.repeats, 0)["inline"]
     zmq_us = zmq_hops(args.repeats, args.transport)
     bare_header_us = zmq_hops(args.repeats, args.transport, with_frame=False, codec=False)
     codec_header_us = zmq_hops(args.repeats, args.transport, with_frame=False)
@@ -253,6 +277,7 @@ def main(argv=None):
     print(json.dumps({
         "benchmark": "pipeline_zmq_hop", "frame": "640x480x3 uint8", "bytes": 640 * 480 * 3,
         "transport": args.transport, "repeats": args.repeats,
+        "stage_hop_made_in_slot_median_us": round(slot_us, 1), "stage_hop_made_in_slot_cpu_us": round(slot_cpu, 1),
         "stage_hop_shared_memory_median_us": round(shared_us, 1), "stage_hop_in_message_median_us": round(inline_us, 1),
         "stage_hop_header_only_median_us": round(header_us, 1),
         "shared_memory_vs_in_message": round(shared_us / inline_us, 3), "ring_put_median_us": round(put_us, 1),

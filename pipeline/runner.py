@@ -142,14 +142,19 @@ def run_capture(worker, config, ctx, run_dir, should_stop, counters, reporter, s
 
     def waiting():
         """Called while pacing or waiting for room downstream: keep reporting, so a stage that is
-        only waiting is not taken for hung. Replay: a stage restarted after a hang may have died with
-        every slot of its ring, and no slot comes back before its frames are published, which waits
-        for the resend this wait holds up: once a resend is asked, every slot comes back now (the
-        resend that follows sends all unpublished frames again anyway)."""
+        only waiting is not taken for hung. Replay: the slots of frames decide has published come
+        free (the frames made in their slots are kept there until then). A stage restarted after a
+        hang may have died with every slot of its ring, and no slot comes back before its frames are
+        published, which waits for the resend this wait holds up: once a resend is asked, every slot
+        comes back now (the resend that follows sends all unpublished frames again anyway)."""
         reporter.send(source=source.status if source else None)
-        if unpublished and unpublished.resend_pending():
+        if unpublished:
+            published = unpublished.trim()
             for out in outs:
-                out.reclaim()
+                out.reclaim(published)
+            if unpublished.resend_pending():
+                for out in outs:
+                    out.reclaim()
         return should_stop()
 
     def keep_up(end: EndOfStream | None = None):
@@ -182,8 +187,13 @@ def run_capture(worker, config, ctx, run_dir, should_stop, counters, reporter, s
     recorder = FrameRecorder(config.record, run=config.run_id) if config.record else None
     while not go() and not should_stop():
         time.sleep(0.02)
+    def buffer_for(index, shape, dtype):
+        """Frame `index` decoded straight into a slot of the outlet it will leave by (the first choice
+        of send_to_replicas; a live frame that goes elsewhere is copied there)."""
+        return outs[index % len(outs)].lease(index, shape, dtype)
+
     try:
-        for captured in source.frames():
+        for captured in source.frames(buffer_for):
             if captured is None:   # the camera is reconnecting: say so on the status stream
                 reporter.send(source=source.status)
                 continue

@@ -16,6 +16,11 @@ What keeps this lossless and crash-safe:
 - Every slot carries a generation, written before its bytes: a receiver checks it when it maps the
   slot and again after the stage has used it (`intact`). A message whose slot was reused meanwhile is
   dropped, never published with another frame's pixels; in a replay its frame comes again by resend.
+- A frame can also be made in its slot (`Ring.lease`: capture decodes the camera's or the file's next
+  frame straight into shared memory, as VisionIPC's buffers): sending that array copies nothing. In a
+  replay such a slot stays its frame's until decide has published it, whatever its receiver gave back,
+  because capture keeps every unpublished frame to send again after a restart: a resend then sends the
+  kept slot again under a new generation, still without a copy.
 - A ring is named after its sender's pid: a restarted sender makes a new file, never rewrites one
   that a receiver still maps, and removes its dead predecessors' files. Names are checked against a
   pattern and opened inside the run folder only (no links): a message cannot point a stage at any
@@ -23,6 +28,8 @@ What keeps this lossless and crash-safe:
 """
 from __future__ import annotations
 
+import functools
+import math
 import mmap
 import os
 import re
@@ -76,6 +83,11 @@ class Placed:
     shape: tuple
 
 
+@functools.cache
+def _dtype_name(dtype: np.dtype) -> str:
+    return dtype.name   # numpy builds the name anew on every call: ~2 µs of a hop
+
+
 def _table_bytes(slots: int) -> int:
     return -(-(len(MAGIC) + 16 + slots * _FIELDS * 8) // PAGE) * PAGE
 
@@ -96,6 +108,7 @@ class _Mapped:
         table = np.frombuffer(self.map, np.int64, self.slots * _FIELDS, len(MAGIC) + 16)
         self.table = table.reshape(self.slots, _FIELDS)
         self.data = np.frombuffer(self.map, np.uint8, self.slots * self.slot_bytes, _table_bytes(self.slots))
+        self.address = self.data.__array_interface__["data"][0]   # where the first slot starts, in memory
 
     def slot(self, k: int) -> np.ndarray:
         return self.data[k * self.slot_bytes:(k + 1) * self.slot_bytes]
@@ -119,6 +132,8 @@ class Ring:
         self.rings: dict[str, _Mapped] = {}   # every size made, the newest last; unlinked at close
         self.next_gen = 1
         self.published = -1
+        self.kept: set[tuple[str, int]] = set()   # replay: leased slots, their frame's until published
+        self.leased: tuple[str, int, int] | None = None   # the last lease (ring, slot, generation), until sent
 
     def _remove_dead_senders_rings(self, stem: str):
         """A restarted sender: the files of its dead predecessors go (a receiver still mapping one
@@ -165,23 +180,81 @@ class Ring:
         now = time.monotonic_ns()
         for k in range(ring.slots):
             gen, released, frame_id, handed = table[k]
+            if (self.name, k) in self.kept:   # a leased frame capture keeps: free once published
+                continue
             if (gen == released or frame_id <= self.published
                     or (self.live and now - handed > STALE_S * 1e9)):
                 return k
         return None
 
+    def _claim(self, ring: _Mapped, k: int, frame_id: int) -> int:
+        """Slot k is frame_id's under a new generation, written first: a receiver still reading the
+        old bytes sees the change (intact), and a message naming the old one is refused."""
+        gen = self.next_gen
+        self.next_gen += 1
+        ring.table[k] = (gen, 0, frame_id, time.monotonic_ns())
+        return gen
+
+    def lease(self, shape: tuple, dtype, frame_id: int) -> np.ndarray | None:
+        """A free slot as a writable array, for frame `frame_id` to be made in: `put` of this very
+        array copies nothing. In a replay the slot stays the frame's until it is published, and at
+        most half the slots are kept so: the others come free as their receivers give them back, as
+        before, so a frame that must wait for a slot never waits on a publish that waits on it (a
+        resend after a restart). The lease before, if it was never sent, is given back. None when no
+        slot can be leased (the frame is made in ordinary memory and `put` copies it, as always)."""
+        self._give_back_lease()
+        dtype = np.dtype(dtype)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes == 0 or len(self.kept) >= self.slots // 2:
+            return None
+        ring = self._ring_for(nbytes)
+        k = self._free_slot(ring)
+        if k is None:
+            return None
+        gen = self._claim(ring, k, frame_id)
+        self.leased = (self.name, k, gen)
+        if not self.live:
+            self.kept.add((self.name, k))
+        return ring.slot(k)[:nbytes].view(dtype).reshape(shape)
+
+    def _give_back_lease(self):
+        if self.leased is not None:
+            name, k, gen = self.leased
+            self.leased = None
+            self.kept.discard((name, k))
+            ring = self.rings.get(name)
+            if ring is not None and ring.table[k, 0] == gen:
+                ring.table[k, 1] = gen   # never sent: nobody holds it
+
+    def _slot_of(self, array: np.ndarray) -> tuple[str, int] | None:
+        """(ring, slot) when `array` is contiguous and starts a slot of one of this ring's files: a
+        leased frame, or a kept one sent again."""
+        if not array.flags.c_contiguous:
+            return None
+        address = array.__array_interface__["data"][0]
+        for name, ring in self.rings.items():
+            offset = address - ring.address
+            if 0 <= offset < ring.slots * ring.slot_bytes:
+                k, within = divmod(offset, ring.slot_bytes)
+                return (name, k) if within == 0 and array.nbytes <= ring.slot_bytes else None
+        return None
+
     def put(self, array: np.ndarray, frame_id: int) -> Placed | None:
+        in_slot = self._slot_of(array) if self.rings else None
+        if in_slot is not None:   # made in its slot (or kept there): a new generation, no copy
+            name, k = in_slot
+            if self.leased is not None and self.leased[:2] == in_slot:
+                self.leased = None
+            gen = self._claim(self.rings[name], k, frame_id)
+            return Placed(SlotRef(name, k, gen), _dtype_name(array.dtype), tuple(array.shape))
         array = np.ascontiguousarray(array)
         ring = self._ring_for(array.nbytes)
         k = self._free_slot(ring)
         if k is None:
             return None
-        gen = self.next_gen
-        self.next_gen += 1
-        # The new generation first: a receiver still reading the old bytes sees the change (intact).
-        ring.table[k] = (gen, 0, frame_id, time.monotonic_ns())
+        gen = self._claim(ring, k, frame_id)
         ring.slot(k)[:array.nbytes] = array.reshape(-1).view(np.uint8)
-        return Placed(SlotRef(self.name, k, gen), array.dtype.name, tuple(array.shape))
+        return Placed(SlotRef(self.name, k, gen), _dtype_name(array.dtype), tuple(array.shape))
 
     def cancel(self, arrays: dict):
         """The message holding these placed arrays was not sent: their slots are free again."""
@@ -194,6 +267,8 @@ class Ring:
         unpublished is about to be sent again, so no message in flight will be honoured)."""
         if published is not None:
             self.published = max(self.published, published)
+            self.kept = {(name, k) for name, k in self.kept
+                         if name in self.rings and self.rings[name].table[k, 2] > self.published}
             return
         for ring in self.rings.values():
             ring.table[:, 0] = -np.arange(1, ring.slots + 1)   # no message's generation: all refused
@@ -203,7 +278,7 @@ class Ring:
         for name, ring in self.rings.items():
             ring.close()
             (self.folder / name).unlink(missing_ok=True)
-        self.rings = {}
+        self.rings, self.kept, self.leased = {}, set(), None
 
 
 class RingReader:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,12 @@ class Pacer:
             now = time.monotonic()
 
 
+# frames(buffer_for): buffer_for(index, shape, dtype) → memory for frame `index` to be decoded into, or
+# None (a new array). Capture passes its outlet's shared-memory lease (pipeline/shared_frames.py), so a
+# frame is made where the next stage reads it; a frame of another shape than asked gets a new array.
+BufferFor = Callable[[int, tuple, np.dtype], "np.ndarray | None"]
+
+
 class VideoSource:
     live = False
 
@@ -99,7 +106,7 @@ class VideoSource:
         self.fast, self.skip, self.should_stop = fast, int(skip), should_stop
         self.status = SourceStatus()
 
-    def frames(self):
+    def frames(self, buffer_for: BufferFor | None = None):
         pacer = Pacer(self.fast, self.should_stop)
         index, frame, media_s = 0, self.first, 0.0
         self.status.state = "running"
@@ -107,9 +114,11 @@ class VideoSource:
             if index >= self.skip:
                 pacer.wait(media_s)
                 yield Captured(index, frame, time.monotonic_ns(), self.truth.get(index), round(media_s * 1e9))
-            ok, frame = self.cap.read()   # a new array every call: sent frames are never reused
-            frame = frame if ok else None
             index += 1
+            # Decoded into the buffer given for it, else a new array: a sent frame is never written again.
+            out = buffer_for(index, frame.shape, frame.dtype) if buffer_for and index >= self.skip else None
+            ok, frame = self.cap.read(out)
+            frame = frame if ok else None
             media_s = self._media_time(index, media_s)
         self.status.state = "ended"
         if self.declared and index < self.declared:
@@ -160,7 +169,8 @@ class FolderSource:
                 first_error = first_error or error
         raise SourceError(f"{self.path}: none of the {len(self.files)} images is readable ({first_error})")
 
-    def frames(self):
+    def frames(self, buffer_for: BufferFor | None = None):
+        """(buffer_for is not used: an image file's decoder makes its own array.)"""
         pacer = Pacer(self.fast, self.should_stop)
         self.status.state = "running"
         try:
@@ -269,13 +279,15 @@ class CameraSource:
         self.status.state = "running"
         return True
 
-    def frames(self):
+    def frames(self, buffer_for: BufferFor | None = None):
         """Captured frames; while reconnecting, None every HEARTBEAT_S so the caller can report."""
-        index, failures = self.first_index, 0
+        index, failures, raw = self.first_index, 0, None   # raw: the last read's (shape, dtype), as the driver gives it
         while not self.should_stop():
-            ok, frame = self.cap.read() if self.cap is not None else (False, None)
+            out = buffer_for(index, *raw) if buffer_for and raw else None
+            ok, frame = self.cap.read(out) if self.cap is not None else (False, None)
             if ok and frame is not None:
                 failures = 0
+                raw = (frame.shape, frame.dtype)
                 yield Captured(index, unpack_raw(frame, self.width, self.height), time.monotonic_ns())
                 index += 1
                 continue

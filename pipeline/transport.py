@@ -15,9 +15,11 @@ fork; sockets are never shared between threads.
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 
+import numpy as np
 import zmq
 
 from pipeline import wire
@@ -196,6 +198,17 @@ class Outlet:
                 slot = self.ring.put(array, header.frame_id)
             placed[name] = slot
         return placed
+
+    def lease(self, frame_id: int, shape: tuple, dtype) -> np.ndarray | None:
+        """Shared memory for frame `frame_id` to be made in, sent then without a copy
+        (shared_frames.Ring.lease); None where this outlet sends frames inside the messages, for a
+        small array, or when no slot is free now."""
+        if self.inline or math.prod(shape) * np.dtype(dtype).itemsize < MIN_BYTES:
+            return None
+        try:
+            return self.ring.lease(shape, dtype, frame_id)
+        except NoRoom:   # said, and frames sent inline, when the frame is sent (_place)
+            return None
 
     def reclaim(self, published: int | None = None):
         """Replay: see shared_frames.Ring.reclaim."""

@@ -16,7 +16,8 @@ def test_the_hop_benchmark_prints_its_figures():
     assert run.returncode == 0, run.stderr
     figures = json.loads(run.stdout.splitlines()[-1])
     for key in ("zmq_hop_median_us", "zmq_header_hop_bare_median_us", "zmq_header_hop_codec_median_us",
-                "stage_hop_header_only_median_us", "ring_put_median_us", "pickle_dumps_loads_median_us",
+                "stage_hop_header_only_median_us", "stage_hop_made_in_slot_median_us", "stage_hop_made_in_slot_cpu_us",
+                "ring_put_median_us", "pickle_dumps_loads_median_us",
                 "mp_queue_hop_median_us",
                 "header_typed_codec_median_us", "header_plain_json_median_us"):
         assert figures[key] > 0, key

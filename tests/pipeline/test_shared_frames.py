@@ -69,6 +69,57 @@ def test_a_slot_is_reused_only_when_given_back_or_published(tmp_path):
     ring.close()
 
 
+def test_a_frame_made_in_its_slot_is_sent_without_a_copy(tmp_path):
+    ring, reader = Ring(str(tmp_path), "s", "r", live=True), RingReader(str(tmp_path))
+    leased = ring.lease(FRAME, np.uint8, 0)
+    leased[:] = 7                                             # the decoder writes the frame in place
+    blocker = ring.put(np.zeros(FRAME, np.uint8), 1)         # a copied frame takes another slot
+    placed = ring.put(leased, 0)
+    assert placed.ref.slot != blocker.ref.slot              # sent from the slot it was made in
+    view = reader.view(placed.ref, placed.dtype, placed.shape, leased.nbytes)
+    assert (view == 7).all() and view.shape == FRAME
+    reader.release()
+    assert ring.lease(FRAME, np.uint8, 2) is not None         # given back: live, its slot is free again
+    # A lease never sent is given back by the next one: every slot can still be leased in turn.
+    assert all(ring.lease(FRAME, np.uint8, 3 + i) is not None for i in range(3 * SLOTS))
+    assert ring.lease((4, 4), np.uint8, 9) is not None and ring.lease((0, 3), np.uint8, 9) is None
+    reader.close()
+    ring.close()
+
+
+def test_replay_keeps_a_leased_frame_until_published_and_resends_it_in_place(tmp_path):
+    ring, reader = Ring(str(tmp_path), "s", "r", live=False), RingReader(str(tmp_path))
+    kept = []
+    for i in range(SLOTS // 2):
+        leased = ring.lease(FRAME, np.uint8, i)
+        leased[:] = i
+        placed = ring.put(leased, i)
+        reader.view(placed.ref, placed.dtype, placed.shape, leased.nbytes)
+        kept.append((leased, placed))
+    assert ring.lease(FRAME, np.uint8, SLOTS) is None         # half the slots kept: the rest are for copies
+    copied = [ring.put(np.zeros(FRAME, np.uint8), SLOTS + i) for i in range(SLOTS // 2)]
+    for placed in copied:
+        reader.view(placed.ref, placed.dtype, placed.shape, int(np.prod(FRAME)))
+    reader.release()                                          # the receiver is done with every one of them…
+    assert ring.put(np.zeros(FRAME, np.uint8), 2 * SLOTS) is not None   # …a copied frame's slot comes free…
+    assert ring.lease(FRAME, np.uint8, 2 * SLOTS) is None     # …but capture keeps the leased until published
+    ring.reclaim()                                            # a restart downstream: everything is sent again
+    old = kept[3][1]
+    again = ring.put(kept[3][0], 3)                           # the kept frame, from its own slot
+    assert again.ref.slot == old.ref.slot and again.ref.gen != old.ref.gen
+    with pytest.raises(ValueError, match="reused"):
+        reader.view(old.ref, old.dtype, old.shape, kept[3][0].nbytes)   # the first send is refused now
+    assert (reader.view(again.ref, again.dtype, again.shape, kept[3][0].nbytes) == 3).all()
+    assert all(ring.put(np.zeros(FRAME, np.uint8), 3 * SLOTS + i) is not None for i in range(SLOTS // 2))
+    assert ring.put(np.zeros(FRAME, np.uint8), 4 * SLOTS) is None   # the kept four are still kept
+    ring.reclaim(published=1)                                 # frames 0 and 1 published: their slots free
+    assert ring.lease(FRAME, np.uint8, 4 * SLOTS) is not None
+    assert ring.put(np.zeros(FRAME, np.uint8), 4 * SLOTS + 1) is not None
+    assert ring.put(np.zeros(FRAME, np.uint8), 4 * SLOTS + 2) is None
+    reader.close()
+    ring.close()
+
+
 def test_a_frame_overwritten_while_in_use_is_noticed(tmp_path):
     ring, reader = Ring(str(tmp_path), "s", "r", live=True), RingReader(str(tmp_path))
     placed = ring.put(np.ones(FRAME, np.uint8), 0)

@@ -25,6 +25,21 @@ def test_skip_resumes_after_a_frame(drive_clip):
     assert [c.index for c in open_source(str(drive_clip), fast=True, skip=30).frames()] == [30, 31, 32, 33, 34, 35]
 
 
+def test_a_video_decodes_each_frame_into_the_buffer_given_for_it(drive_clip):
+    plain = [c.frame for c in open_source(str(drive_clip), fast=True, skip=30).frames()]
+    asked, buffers = [], {}
+
+    def buffer_for(index, shape, dtype):   # as capture's outlet leases a slot: here, one array a frame
+        asked.append(index)
+        buffers[index] = np.empty(shape, dtype)
+        return buffers[index]
+
+    got = list(open_source(str(drive_clip), fast=True, skip=30).frames(buffer_for))
+    assert [c.index for c in got] == [30, 31, 32, 33, 34, 35] and asked[0] == 30   # none asked for skipped frames
+    assert all(np.array_equal(a, c.frame) for a, c in zip(plain, got))
+    assert all(c.frame is buffers[c.index] for c in got)   # decoded in place, no new array
+
+
 def test_truncated_avi_plays_what_is_there_and_says_it_ended_early(tmp_path):
     frames, _ = drive_frames(["bright"] * 20)
     clip = write_clip(tmp_path / "cut.avi", frames, fourcc="MJPG")
