@@ -5,8 +5,10 @@ three ways in one run: a plain in-process loop (`--no-ray`), Ray with 1 worker, 
 --rounds times, each round starting with the next of the three (a run's place in the round favours
 none); medians over the rounds. Printed: drives per hour of each, the 2-worker speed-up over 1
 worker, Ray's overhead over the plain loop (1 worker against the loop: what Ray costs, its start
-included), the per-frame cost, and the cost model for N drives on W workers: N × frames per drive ×
-per-frame cost / W (+ Ray's start).
+included), Ray's start alone (a local cluster started and shut down with nothing on it, once a round:
+`ray_start_s`) and the overhead that is left without it (what grows with the fleet), the per-frame
+cost, and the cost model for N drives on W workers: N × frames per drive × per-frame cost / W
+(+ Ray's start).
 """
 import argparse
 import json
@@ -42,6 +44,17 @@ def timed(drives, model_sets, workers: int, use_ray: bool) -> tuple[float, list[
         return time.perf_counter() - started, results
 
 
+def ray_start_seconds() -> float:
+    """A local Ray cluster started and shut down with nothing run on it, as evaluate_fleet starts
+    and stops its own: the fixed part of Ray's cost (the cost model's "+ Ray's start")."""
+    import ray
+
+    started = time.perf_counter()
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.shutdown()
+    return time.perf_counter() - started
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.fleet_scaling", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -57,11 +70,14 @@ def main(argv=None) -> int:
     models = {"baseline": (DEFAULT_GENERATOR, DEFAULT_CLASSIFIER)}
     ways = {"loop": (1, False), "ray_1": (1, True), "ray_2": (2, True)}   # name: (workers, use_ray)
     seconds, last = {name: [] for name in ways}, {}   # last: each way's latest results
+    starts = []
     for index in range(args.rounds):
         for name in in_turn(list(ways), index):
             elapsed, last[name] = timed(drives, models, *ways[name])
             seconds[name].append(elapsed)
+        starts.append(ray_start_seconds())
     loop_s, ray1_s, ray2_s = (statistics.median(seconds[name]) for name in ways)
+    start_s = statistics.median(starts)
     results, results2 = last["loop"], last["ray_2"]
     frames = sum(r["baseline"]["frames"] for r in results if "baseline" in r)
     per_frame_ms = 1000 * loop_s / max(frames, 1)
@@ -74,6 +90,8 @@ def main(argv=None) -> int:
               "drives_per_hour": {"loop": per_hour(loop_s), "ray_1": per_hour(ray1_s), "ray_2": per_hour(ray2_s)},
               "speedup_2_over_1_workers": round(ray1_s / ray2_s, 3),
               "ray_overhead_over_loop": round(ray1_s / loop_s - 1, 3),
+              "ray_start_s": round(start_s, 2),
+              "ray_overhead_over_loop_after_start": round((ray1_s - start_s) / loop_s - 1, 3),
               "per_frame_ms": round(per_frame_ms, 2),
               "cost_model": "seconds ≈ N drives × frames per drive × per_frame_ms / 1000 / workers + Ray's start",
               "same_figures_loop_and_ray": same}
