@@ -8,11 +8,13 @@ encode and decode against plain json on the same fields; and the floor under a s
 the same header between bare pyzmq sockets, echoed as bytes and decoded and encoded again on each
 side (what a stage's own Outlet and Inlet add lies above these two).
 
-    python -m benchmarks.pipeline_zmq_hop [--repeats 300] [--transport ipc|tcp]
+    python -m benchmarks.pipeline_zmq_hop [--repeats 300] [--rounds 3] [--transport ipc|tcp]
 
 A hop is half of a round trip: process A sends the frame to process B, B sends one straight back
 (decoded and re-encoded, as a stage would: through its own ring for the shared-memory hops; made in
-its slot before A's message comes, for the made-in-slot hop); medians over the repeats. The
+its slot before A's message comes, for the made-in-slot hop); medians over the repeats. The three
+frame hops run --rounds times, each round started by the next of them, their medians taken over all
+the rounds' hops. The
 copied shared-memory hop includes copying the frame into the ring's slot; that copy alone, in one
 process, is `ring_put_median_us`. Prints one JSON line.
 """
@@ -32,7 +34,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 import numpy as np
 import zmq
 
-from benchmarks.cli import exit_status
+from benchmarks.cli import exit_status, in_turn
 from face.ranges import at_least
 from pipeline import wire
 from pipeline.messages import Counters, Face, new_header, to_builtins
@@ -58,11 +60,11 @@ def zmq_echo(address_in, address_out, count, codec):
     ctx.term()
 
 
-HOWS = ("in_slot", "shared", "inline")   # how a stage hop carries the frame (see stage_hops)
+HOWS = ("in_slot", "shared", "inline")   # how a stage hop carries the frame (see stage_hop)
 
 
 def stage_echo(folder, count, how, report):
-    """The peer of `stage_hops`: receives each frame on a stage's Inlet and sends one back on its Outlet
+    """The peer of `stage_hop`: receives each frame on a stage's Inlet and sends one back on its Outlet
     (through its own ring unless `how` is "inline"; "in_slot": a frame of its own, made in a leased
     slot before the message comes, as capture decodes its next frame); reports the CPU time it spent."""
     ctx = zmq.Context()
@@ -98,48 +100,59 @@ def made_in_slot(out: Outlet, frame_id: int, image: np.ndarray, done: int) -> np
 WARMUP = 20
 
 
-def stage_hops(repeats, size):
+def stage_hop(repeats, size, how):
     """The stages' own Outlet → Inlet between two processes, a frame of `size` bytes sent back each
-    time: {how: (median µs of half a round trip, CPU µs per hop)} — "in_slot": each side's frame made
-    in a slot of its ring before the clock starts (capture's way: no copy when sent), "shared": copied
-    into a slot as it is sent, "inline": inside the message; a header alone when size is 0 ("inline")."""
-    results = {}
-    for how in (HOWS if size else ("inline",)):
-        spawn = multiprocessing.get_context("spawn")
-        report = spawn.Queue()
-        shared = how != "inline"
-        with tempfile.TemporaryDirectory(prefix="exprada-hop-", dir=default_parent()) as folder:
-            ctx = zmq.Context()
-            rings = RingReader(folder) if shared else None
-            inlet = Inlet(ctx, endpoint(folder, "main"), REPLAY, Counters(), rings=rings)
-            out = Outlet(ctx, endpoint(folder, "peer"), REPLAY, Counters(),
-                         ring=Ring(folder, "main", "peer", live=False) if shared else None)
-            peer = spawn.Process(target=stage_echo, args=(folder, repeats + WARMUP, how, report))
-            peer.start()
-            times, cpu, source = [], 0.0, frame()
-            for i in range(repeats + WARMUP):
-                if how == "in_slot":
-                    image = made_in_slot(out, i, source, done=i - 1)   # B has answered the frame before
-                else:   # a fresh buffer for every send: never reuse a sent one
-                    image = frame() if i == 0 else image.copy()
-                arrays = {"frame": image} if size else {}
-                header = new_header(i, "bench", time.monotonic_ns())
-                start, start_cpu = time.perf_counter_ns(), time.process_time()
-                out.send(header, arrays)
-                while (message := inlet.receive(1000)) is None:
-                    pass
-                if i >= WARMUP:
-                    times.append((time.perf_counter_ns() - start) / 2)
-                    cpu += time.process_time() - start_cpu
-                back, got = message
-                assert back.frame_id == i and (not size or got["frame"].shape == image.shape)
-            cpu += report.get(timeout=60)
-            peer.join(5)
-            inlet.close()
-            out.close(0)
-            ctx.term()
-        results[how] = (statistics.median(times) / 1e3, cpu / (2 * repeats) * 1e6)
-    return results
+    time, `how`: "in_slot", each side's frame made in a slot of its ring before the clock starts
+    (capture's way: no copy when sent); "shared", copied into a slot as it is sent; "inline", inside
+    the message (a header alone when size is 0). Returns (µs of each half round trip, CPU µs summed
+    over both sides)."""
+    spawn = multiprocessing.get_context("spawn")
+    report = spawn.Queue()
+    shared = how != "inline"
+    with tempfile.TemporaryDirectory(prefix="exprada-hop-", dir=default_parent()) as folder:
+        ctx = zmq.Context()
+        rings = RingReader(folder) if shared else None
+        inlet = Inlet(ctx, endpoint(folder, "main"), REPLAY, Counters(), rings=rings)
+        out = Outlet(ctx, endpoint(folder, "peer"), REPLAY, Counters(),
+                     ring=Ring(folder, "main", "peer", live=False) if shared else None)
+        peer = spawn.Process(target=stage_echo, args=(folder, repeats + WARMUP, how, report))
+        peer.start()
+        times, cpu, source = [], 0.0, frame()
+        for i in range(repeats + WARMUP):
+            if how == "in_slot":
+                image = made_in_slot(out, i, source, done=i - 1)   # B has answered the frame before
+            else:   # a fresh buffer for every send: never reuse a sent one
+                image = frame() if i == 0 else image.copy()
+            arrays = {"frame": image} if size else {}
+            header = new_header(i, "bench", time.monotonic_ns())
+            start, start_cpu = time.perf_counter_ns(), time.process_time()
+            out.send(header, arrays)
+            while (message := inlet.receive(1000)) is None:
+                pass
+            if i >= WARMUP:
+                times.append((time.perf_counter_ns() - start) / 2e3)
+                cpu += time.process_time() - start_cpu
+            back, got = message
+            assert back.frame_id == i and (not size or got["frame"].shape == image.shape)
+        cpu += report.get(timeout=60)
+        peer.join(5)
+        inlet.close()
+        out.close(0)
+        ctx.term()
+    return times, cpu * 1e6
+
+
+def stage_hops(repeats, size, rounds):
+    """stage_hop for each way to carry a frame, `rounds` times with `repeats` hops each, each round
+    started by the next way (the first run after another's processes exit reads slower, so a fixed
+    order would favour the later ways): {how: (median µs of all the half round trips, CPU µs a hop)}."""
+    times, cpu = {how: [] for how in HOWS}, dict.fromkeys(HOWS, 0.0)
+    for index in range(rounds):
+        for how in in_turn(list(HOWS), index):
+            hops, spent = stage_hop(repeats, size, how)
+            times[how] += hops
+            cpu[how] += spent
+    return {how: (statistics.median(times[how]), cpu[how] / (2 * len(times[how]))) for how in HOWS}
 
 
 def queue_echo(q_in, q_out, count):
@@ -263,10 +276,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=at_least(1), default=300)
     p.add_argument("--transport", choices=("ipc", "tcp"), default="ipc")
+    p.add_argument("--rounds", type=at_least(1), default=3,
+                   help="rounds of the three frame hops, --repeats each, each round started by the next (default: %(default)s)")
     args = p.parse_args(argv)
-    framed = stage_hops(args.repeats, 640 * 480 * 3)
+    framed = stage_hops(args.repeats, 640 * 480 * 3, args.rounds)
     (slot_us, slot_cpu), (shared_us, shared_cpu), (inline_us, inline_cpu) = (framed[how] for how in HOWS)
-    header_us, header_cpu = stage_hops(args.repeats, 0)["inline"]
+    header_hops, header_cpu = stage_hop(args.repeats, 0, "inline")
+    header_us, header_cpu = statistics.median(header_hops), header_cpu / (2 * len(header_hops))
     zmq_us = zmq_hops(args.repeats, args.transport)
     bare_header_us = zmq_hops(args.repeats, args.transport, with_frame=False, codec=False)
     codec_header_us = zmq_hops(args.repeats, args.transport, with_frame=False)
@@ -276,7 +292,7 @@ def main(argv=None):
     typed_us, plain_us = header_codec(max(args.repeats, 1000))
     print(json.dumps({
         "benchmark": "pipeline_zmq_hop", "frame": "640x480x3 uint8", "bytes": 640 * 480 * 3,
-        "transport": args.transport, "repeats": args.repeats,
+        "transport": args.transport, "repeats": args.repeats, "rounds": args.rounds,
         "stage_hop_made_in_slot_median_us": round(slot_us, 1), "stage_hop_made_in_slot_cpu_us": round(slot_cpu, 1),
         "stage_hop_shared_memory_median_us": round(shared_us, 1), "stage_hop_in_message_median_us": round(inline_us, 1),
         "stage_hop_header_only_median_us": round(header_us, 1),

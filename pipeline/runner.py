@@ -187,6 +187,7 @@ def run_capture(worker, config, ctx, run_dir, should_stop, counters, reporter, s
     recorder = FrameRecorder(config.record, run=config.run_id) if config.record else None
     while not go() and not should_stop():
         time.sleep(0.02)
+
     def buffer_for(index, shape, dtype):
         """Frame `index` decoded straight into a slot of the outlet it will leave by (the first choice
         of send_to_replicas; a live frame that goes elsewhere is copied there)."""
