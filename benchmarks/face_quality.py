@@ -11,9 +11,10 @@
   eye signals; `fit_render_sidemap_ms`, a name kept from when it was only those three) per frame over
   mediapipe FaceMesh's own time per frame (`ratio`), and the fit + renders + side map alone, timed in
   place inside the stage's own call, from the fit's start to the side map's end
-  (`fit_render_sidemap_ratio`), both measured here on the same video frames, at 128² (`speed`, the paper's size) and at the size the
-  shipped models run (`speed_deployment`, `--deployment-size`, 64²); and the whole stage's time with
-  its eye signals (face.eyes) over its time without them (`--speed-only`: the speed figures alone);
+  (`fit_render_sidemap_ratio`), both measured here on the same video frames, at 128² (`speed`, the
+  paper's size) and at the size the shipped models run (`speed_deployment`, `--deployment-size`,
+  64²); and the whole stage's time with its eye signals (face.eyes) over its time without them
+  (`--speed-only`: the speed figures alone);
   and what reading FaceMesh's 478 landmarks out of its result costs (`landmark_read`);
 - a synthetic drive (video mode): faces found on face frames, none reported on empty ones, yaw error;
 - video mode's render quality (`video`): head-turning drivers through the stage as the pipeline runs

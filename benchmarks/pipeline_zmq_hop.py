@@ -277,7 +277,8 @@ def main(argv=None):
     p.add_argument("--repeats", type=at_least(1), default=300)
     p.add_argument("--transport", choices=("ipc", "tcp"), default="ipc")
     p.add_argument("--rounds", type=at_least(1), default=3,
-                   help="rounds of the three frame hops, --repeats each, each round started by the next (default: %(default)s)")
+                   help="rounds of the three frame hops, --repeats each, each round started by the next "
+                        "(default: %(default)s)")
     args = p.parse_args(argv)
     framed = stage_hops(args.repeats, 640 * 480 * 3, args.rounds)
     (slot_us, slot_cpu), (shared_us, shared_cpu), (inline_us, inline_cpu) = (framed[how] for how in HOWS)
