@@ -75,9 +75,11 @@ def test_a_frame_made_in_its_slot_is_sent_without_a_copy(tmp_path):
     leased[:] = 7                                             # the decoder writes the frame in place
     blocker = ring.put(np.zeros(FRAME, np.uint8), 1)         # a copied frame takes another slot
     placed = ring.put(leased, 0)
-    assert placed.ref.slot != blocker.ref.slot              # sent from the slot it was made in
+    assert placed.ref.slot != blocker.ref.slot
     view = reader.view(placed.ref, placed.dtype, placed.shape, leased.nbytes)
     assert (view == 7).all() and view.shape == FRAME
+    leased[0, 0, 0] = 9                                       # (never done to a sent frame: here, the proof)
+    assert view[0, 0, 0] == 9                                 # the receiver reads the very memory leased: no copy
     reader.release()
     assert ring.lease(FRAME, np.uint8, 2) is not None         # given back: live, its slot is free again
     # A lease never sent is given back by the next one: every slot can still be leased in turn.
