@@ -14,9 +14,8 @@ A hop is half of a round trip: process A sends the frame to process B, B sends o
 (decoded and re-encoded, as a stage would: through its own ring for the shared-memory hops; made in
 its slot before A's message comes, for the made-in-slot hop); medians over the repeats. The three
 frame hops run --rounds times, each round started by the next of them, their medians taken over all
-the rounds' hops. The
-copied shared-memory hop includes copying the frame into the ring's slot; that copy alone, in one
-process, is `ring_put_median_us`. Prints one JSON line.
+the rounds' hops. The copied shared-memory hop includes copying the frame into the ring's slot; that
+copy alone, in one process, is `ring_put_median_us`. Prints one JSON line.
 """
 import argparse
 import json

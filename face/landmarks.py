@@ -230,8 +230,9 @@ def landmark_array(face) -> np.ndarray:
 
     Why by hand: protobuf's Python API has no bulk read of a repeated message, and reading 478 × 3
     attributes one by one costs ~0.2 ms a face here (once or twice a frame); the serialised bytes,
-    read as a record array and checked, ~25 µs (benchmarks.face_quality: `landmark_read`). The layout is checked byte for byte: a landmark with
-    visibility or presence set, or any other encoding, takes the attribute path instead."""
+    read as a record array and checked, ~25 µs (benchmarks.face_quality: `landmark_read`). The
+    layout is checked byte for byte: a landmark with visibility or presence set, or any other
+    encoding, takes the attribute path instead."""
     data = face.SerializeToString()
     count = len(data) // _LANDMARK.itemsize
     if count and len(data) == count * _LANDMARK.itemsize:

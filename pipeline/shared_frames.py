@@ -267,8 +267,9 @@ class Ring:
         unpublished is about to be sent again, so no message in flight will be honoured)."""
         if published is not None:
             self.published = max(self.published, published)
-            self.kept = {(name, k) for name, k in self.kept
-                         if name in self.rings and self.rings[name].table[k, 2] > self.published}
+            if self.kept:   # (called after every frame capture sends: nothing to do unless some are kept)
+                self.kept = {(name, k) for name, k in self.kept
+                             if name in self.rings and self.rings[name].table[k, 2] > self.published}
             return
         for ring in self.rings.values():
             ring.table[:, 0] = -np.arange(1, ring.slots + 1)   # no message's generation: all refused
