@@ -168,14 +168,32 @@ def rasterize_attributes(xy, depth, triangles, height: int, width: int, attribut
         return PixelSet(height, width, raster.pixel), raster.interpolate(attributes, triangles)
     small_h, small_w = -(-height // step), -(-width // step)
     # Coarse pixel c covers fine pixels step·c … step·c + step − 1: its centre is step·c + (step − 1)/2.
-    coarse = rasterize((np.asarray(xy) - (step - 1) / 2.0) / step, np.asarray(depth) / step, triangles,
-                       small_h, small_w, cull_backfaces=cull_backfaces)
-    channels = attributes.shape[1]
-    grid = np.zeros((small_h * small_w, channels + 1), dtype=np.float32)
-    grid[coarse.pixel, :channels] = coarse.interpolate(attributes, triangles)
-    grid[coarse.pixel, channels] = 1.0
-    pixel, values = _upsample_kernel(grid.reshape(small_h, small_w, channels + 1), step, height, width)
+    _, owner, bary = _rasterize_kernel(
+        np.ascontiguousarray((np.asarray(xy) - (step - 1) / 2.0) / step, dtype=np.float64),
+        np.ascontiguousarray(np.asarray(depth) / step, dtype=np.float64),
+        np.ascontiguousarray(triangles, dtype=np.int64), small_h, small_w, bool(cull_backfaces))
+    grid = _coverage_grid(owner, bary, np.ascontiguousarray(triangles, dtype=np.int64), attributes)
+    pixel, values = _upsample_kernel(grid.reshape(small_h, small_w, attributes.shape[1] + 1), step, height, width)
     return PixelSet(height, width, pixel), values
+
+
+@numba.njit(cache=True, nogil=True)
+def _coverage_grid(owner, bary, tri, values):
+    """Per pixel of a raster (flat): the covering triangle's barycentric blend of `values` (V×C, as
+    _interpolate_kernel blends) and a last channel 1; zeros where nothing is drawn. One pass instead of
+    listing the covered pixels, gathering their triangles and weights, blending and scattering back."""
+    channels = values.shape[1]
+    grid = np.zeros((owner.shape[0], channels + 1), dtype=np.float32)
+    for p in range(owner.shape[0]):
+        t = owner[p]
+        if t < 0:
+            continue
+        c0, c1, c2 = tri[t, 0], tri[t, 1], tri[t, 2]
+        b0, b1, b2 = bary[p, 0], bary[p, 1], bary[p, 2]
+        for c in range(channels):
+            grid[p, c] = b0 * values[c0, c] + b1 * values[c1, c] + b2 * values[c2, c]
+        grid[p, channels] = 1.0
+    return grid
 
 
 @numba.njit(cache=True, nogil=True)
@@ -184,13 +202,25 @@ def _upsample_kernel(grid, step, height, width):
     is at least ½, and their values: first the values are extended one pixel past the outline (a
     3×3 box mean of the covered neighbours) so that upsampling does not pull in zeros, then bilinear
     upsampling by `step` (pixel centres aligned, edges clamped: OpenCV's INTER_LINEAR resize).
-    Compiled: on a 64² face this was a blur, a resize and four masked copies of 8-channel images."""
+    Compiled: on a 64² face this was a blur, a resize and four masked copies of 8-channel images.
+
+    Only the covered box grown by one coarse pixel is worked on: beyond it the extended values are
+    zeros (no covered neighbour), and a fine pixel whose coverage reaches ½ has a covered tap, so
+    both its taps lie in that box — the same pixels and values as the whole image gives."""
     small_h, small_w, planes = grid.shape
     channels = planes - 1
-    extended = grid.copy()
-    total = np.empty(planes, dtype=np.float64)   # OpenCV's box filter sums float32 images in doubles
+    r0, r1, c0, c1 = small_h, -1, small_w, -1
     for r in range(small_h):
         for c in range(small_w):
+            if grid[r, c, channels] != 0:
+                r0, r1, c0, c1 = min(r0, r), max(r1, r), min(c0, c), max(c1, c)
+    if r1 < 0:
+        return np.empty(0, dtype=np.int64), np.empty((0, channels), dtype=np.float32)
+    r0, r1, c0, c1 = max(r0 - 1, 0), min(r1 + 1, small_h - 1), max(c0 - 1, 0), min(c1 + 1, small_w - 1)
+    extended = grid.copy()
+    total = np.empty(planes, dtype=np.float64)   # OpenCV's box filter sums float32 images in doubles
+    for r in range(r0, r1 + 1):
+        for c in range(c0, c1 + 1):
             if grid[r, c, channels] != 0:
                 continue
             # A 3×3 box with OpenCV's default border (reflect-101): the coverage-weighted mean.
@@ -207,29 +237,46 @@ def _upsample_kernel(grid, step, height, width):
             cover = max(np.float32(total[channels] * (1.0 / 9.0)), np.float32(1e-6))
             for k in range(channels):
                 extended[r, c, k] = np.float32(total[k] * (1.0 / 9.0)) / cover
-    # Separable, as OpenCV resizes: each coarse row upsampled along x, then pairs of rows blended.
+    # The fine rows and columns whose two taps both lie in the box.
     x0s, x1s, wxs = _linear_taps(width, small_w, step)
-    rows = np.empty((small_h, width, planes), dtype=np.float32)
-    for r in range(small_h):
-        for x in range(width):
+    y0s, y1s, wys = _linear_taps(height, small_h, step)
+    xa, xb = _inside(x0s, x1s, c0, c1)
+    ya, yb = _inside(y0s, y1s, r0, r1)
+    # Separable, as OpenCV resizes: each coarse row upsampled along x, then pairs of rows blended.
+    rows = np.empty((r1 - r0 + 1, max(xb - xa, 0), planes), dtype=np.float32)
+    for r in range(r0, r1 + 1):
+        for x in range(xa, xb):
             a, b = x0s[x], x1s[x]
             wx = wxs[x]
             for k in range(planes):
-                rows[r, x, k] = (np.float32(1.0) - wx) * extended[r, a, k] + wx * extended[r, b, k]
-    y0s, y1s, wys = _linear_taps(height, small_h, step)
-    pixel = np.empty(height * width, dtype=np.int64)
-    values = np.empty((height * width, channels), dtype=np.float32)
+                rows[r - r0, x - xa, k] = (np.float32(1.0) - wx) * extended[r, a, k] + wx * extended[r, b, k]
+    pixel = np.empty(max(yb - ya, 0) * max(xb - xa, 0), dtype=np.int64)
+    values = np.empty((pixel.shape[0], channels), dtype=np.float32)
     count = 0
-    for y in range(height):
-        top, bottom, wy = rows[y0s[y]], rows[y1s[y]], wys[y]
-        for x in range(width):
-            if (np.float32(1.0) - wy) * top[x, channels] + wy * bottom[x, channels] < 0.5:
+    for y in range(ya, yb):
+        top, bottom, wy = rows[y0s[y] - r0], rows[y1s[y] - r0], wys[y]
+        for x in range(xa, xb):
+            i = x - xa
+            if (np.float32(1.0) - wy) * top[i, channels] + wy * bottom[i, channels] < 0.5:
                 continue
             for k in range(channels):
-                values[count, k] = (np.float32(1.0) - wy) * top[x, k] + wy * bottom[x, k]
+                values[count, k] = (np.float32(1.0) - wy) * top[i, k] + wy * bottom[i, k]
             pixel[count] = y * width + x
             count += 1
     return pixel[:count], values[:count]
+
+
+@numba.njit(cache=True, nogil=True)
+def _inside(first, second, lo, hi):
+    """[a, b): the run of positions whose taps `first` and `second` (both non-decreasing) lie in
+    [lo, hi]."""
+    a = 0
+    while a < first.shape[0] and first[a] < lo:
+        a += 1
+    b = a
+    while b < first.shape[0] and second[b] <= hi:
+        b += 1
+    return a, b
 
 
 @numba.njit(cache=True, nogil=True)

@@ -129,12 +129,9 @@ class Renderer:
         attributes = np.column_stack([texture_xy, texture_xy[m], vis, vis[m], shade]).astype(np.float32)
         raster, values = rasterize_attributes(frontal_xy, depth, self.triangles, self.size, self.size,
                                               attributes, step=self.raster_step)
-        vd, vm = values[:, 4], values[:, 5]
-        # Keep the frame's own pixel while it is at least half visible; hand over to the mirror below.
-        alpha = np.clip(4.0 * (vd - vm) + 0.5 if better_side else 2.0 * vd - vm + 0.5, 0.0, 1.0)
         # One remap over the covered pixels only: direct samples, then the mirrored ones needed.
-        mirrored = np.flatnonzero(alpha < 1.0)
-        samples = _sample(frame, np.concatenate([values[:, 0:2], values[mirrored, 2:4]]))
+        alpha, mirrored, points = _blend_plan(values, better_side, _REMAP_WIDTH)
+        samples = _remap(frame, points, len(values) + len(mirrored))
         frontal, visibility, grey = _compose(raster.pixel, values, alpha, samples, mirrored, better_side,
                                              self.size * self.size)
         s = self.size
@@ -220,14 +217,54 @@ def _scale2(posed, vertices):
     return float((a ** 2).sum() / max((b ** 2).sum(), 1e-12))
 
 
+_REMAP_WIDTH = 256   # remap takes at most 32767 rows or columns: points go as a block of rows this wide
+
+
 def _sample(image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Bilinear samples (N×C float32) of an image at N points (x, y); 0 outside it.
-    The points are laid out as a block of rows: remap takes at most 32767 rows or columns."""
-    n, width = len(points), 256
-    block = np.full((-(-n // width) * width, 2), -1.0, dtype=np.float32)
+    """Bilinear samples (N×C float32) of an image at N points (x, y); 0 outside it."""
+    n = len(points)
+    block = np.full((-(-n // _REMAP_WIDTH) * _REMAP_WIDTH, 2), -1.0, dtype=np.float32)
     block[:n] = points
-    out = cv2.remap(image, block.reshape(-1, width, 2), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    return out.reshape(len(block), -1)[:n].astype(np.float32)
+    return _remap(image, block, n).astype(np.float32)
+
+
+def _remap(image: np.ndarray, block: np.ndarray, n: int) -> np.ndarray:
+    """Bilinear samples (n×C, the image's type) at the first n points of a block of points (a
+    multiple of _REMAP_WIDTH long, the rest outside the image)."""
+    out = cv2.remap(image, block.reshape(-1, _REMAP_WIDTH, 2), None, cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_CONSTANT)
+    return out.reshape(len(block), -1)[:n]
+
+
+@numba.njit(cache=True, nogil=True)
+def _blend_plan(values, better_side, width):
+    """From the covered pixels' attributes (N × 7: the frame position seen directly, its mirror
+    partner's, the two visibilities, the shade): each pixel's weight on its own side `alpha` — the
+    frame's own pixel is kept while at least half visible, the mirror takes over below (with
+    `better_side`, whichever side was seen more squarely) —, the pixels that need their mirror
+    (alpha < 1, ascending), and the points to sample: the N direct ones, then those pixels' mirrored
+    ones, as a block `width` wide padded with (-1, -1). Compiled: one pass instead of a clip, a
+    search, a gather and a concatenation, in numpy's float32 arithmetic."""
+    n = values.shape[0]
+    alpha = np.empty(n, dtype=np.float32)
+    zero, one = np.float32(0.0), np.float32(1.0)
+    count = 0
+    for i in range(n):
+        vd, vm = values[i, 4], values[i, 5]
+        a = np.float32(4.0) * (vd - vm) + np.float32(0.5) if better_side else np.float32(2.0) * vd - vm + np.float32(0.5)
+        a = min(max(a, zero), one)
+        alpha[i] = a
+        count += a < one
+    mirrored = np.empty(count, dtype=np.int64)
+    points = np.full(((n + count + width - 1) // width * width, 2), np.float32(-1.0), dtype=np.float32)
+    j = 0
+    for i in range(n):
+        points[i, 0], points[i, 1] = values[i, 0], values[i, 1]
+        if alpha[i] < one:
+            mirrored[j] = i
+            points[n + j, 0], points[n + j, 1] = values[i, 2], values[i, 3]
+            j += 1
+    return alpha, mirrored, points
 
 
 @numba.njit(cache=True, nogil=True)
@@ -284,8 +321,8 @@ def _extent(points):
 def _compose(pixel, values, alpha, samples, mirrored, better_side, count):
     """The frontal render's images (flat, `count` pixels, 0 outside the face) from the covered pixels'
     attributes (N × 7: the frame position seen directly, its mirror partner's, the two visibilities,
-    the shade), their blend weights `alpha`, and the frame's samples: N direct ones, then one for each
-    pixel listed in `mirrored` (ascending: those with alpha < 1). Returns (frontal colour, visibility,
+    the shade), their blend weights `alpha`, and the frame's samples (its own type, read as float32):
+    N direct ones, then one for each pixel listed in `mirrored` (ascending: those with alpha < 1). Returns (frontal colour, visibility,
     shade). Compiled: one pass instead of a blend and three scatters of N-row arrays, with numpy's
     float32 arithmetic and rounding, so the renders are what they were."""
     n, channels = pixel.shape[0], samples.shape[1]
@@ -299,9 +336,9 @@ def _compose(pixel, values, alpha, samples, mirrored, better_side, count):
         blend = j < mirrored.shape[0] and mirrored[j] == i
         p = pixel[i]
         for k in range(channels):
-            colour = samples[i, k]
+            colour = np.float32(samples[i, k])
             if blend:
-                colour = a * colour + (one - a) * samples[n + j, k]
+                colour = a * colour + (one - a) * np.float32(samples[n + j, k])
             frontal[p, k] = np.uint8(np.rint(colour))
         j += blend
         # Seen directly (low where mirrored in); for atlases, how well the side used was seen.

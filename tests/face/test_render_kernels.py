@@ -35,12 +35,13 @@ def model():
 
 
 @pytest.mark.parametrize("height, width", [(128, 128), (97, 131)])
-def test_upsampled_attributes_equal_opencvs(model, height, width):
+@pytest.mark.parametrize("shift", [(0, 0), (-50, 30), (70, -60), (400, 0)])   # cut by the edges; off the image
+def test_upsampled_attributes_equal_opencvs(model, height, width, shift):
     layout, triangles = Layout(model, 128), model.triangles.astype(np.int64)
     rng = np.random.default_rng(3)
     for _ in range(4):
         xy, depth = layout.project_aligned(model.mesh() + rng.normal(0, 0.2, model.mesh().shape))
-        xy = xy * np.array([width / 128, height / 128])
+        xy = xy * np.array([width / 128, height / 128]) + np.array(shift)
         attributes = rng.normal(size=(len(xy), 7)).astype(np.float32)
         pixels, values = rasterize_attributes(xy, depth, triangles, height, width, attributes, step=2)
         pixel, expected = upsampled_with_opencv(xy, depth, triangles, height, width, attributes, 2)
