@@ -28,10 +28,10 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-from scipy.linalg import lapack
 
 from face.bilinear import BilinearModel
 from face.render import incidence_matrix, vertex_normals
+from face.stream_fit import spd_solve, track_rest
 
 Z_WEIGHT = 0.3  # mediapipe's depth is a network's guess: trust it less than x and y (shape only)
 OTHER_WEIGHT = 0.3  # weight of a featureless (cheek, outline) landmark in the shape, a feature's is 1
@@ -266,6 +266,7 @@ def _moment_map():
     return out.reshape(49, 114)
 
 
+@numba.njit(cache=True, nogil=True)
 def angle_rates(rotation: np.ndarray) -> np.ndarray:
     """3×3 d(yaw, pitch, roll)/dω (radians) for a small rotation ω applied as R ← exp(ω)·R.
     With R = Rz·Ry·Rx, ω = Rz·ey·d(yaw) + Rz·Ry·ex·d(pitch) + ez·d(roll), inverted in closed form
@@ -274,9 +275,11 @@ def angle_rates(rotation: np.ndarray) -> np.ndarray:
     cy2 = max(1.0 - sy * sy, 1e-12)
     cr_cy, sr_cy = rotation[0, 0], rotation[1, 0]  # cos(roll)·cos(yaw), sin(roll)·cos(yaw)
     cy = math.sqrt(cy2)
-    return np.array([[-sr_cy / cy, cr_cy / cy, 0.0],
-                     [cr_cy / cy2, sr_cy / cy2, 0.0],
-                     [sy * cr_cy / cy2, sy * sr_cy / cy2, 1.0]])
+    rates = np.zeros((3, 3))
+    rates[0, 0], rates[0, 1] = -sr_cy / cy, cr_cy / cy
+    rates[1, 0], rates[1, 1] = cr_cy / cy2, sr_cy / cy2
+    rates[2, 0], rates[2, 1], rates[2, 2] = sy * cr_cy / cy2, sy * sr_cy / cy2, 1.0
+    return rates
 
 
 def pose_std_terms(model_points, target, scale, rotation, translation, facing, depth_weight):
@@ -286,29 +289,42 @@ def pose_std_terms(model_points, target, scale, rotation, translation, facing, d
 
     The first is √diag of σ²·(JᵀWJ)⁻¹ (σ² the weighted residual variance) mapped onto the angles;
     the second, |the pose step with the points facing away down-weighted − the step with all|: how
-    much the pose rests on points the camera barely sees. Both uncalibrated (see POSE_STD_*)."""
-    # It runs on every frame, so it goes through the moments (_moment_map): a few small numpy calls,
-    # both weightings at once. The rotation's rows of the covariance and of the steps do not depend
-    # on how the scale and the centre are parametrised.
-    n = len(model_points)
-    mapped = _pose_moments(np.ascontiguousarray(model_points, dtype=np.float64),
-                           np.ascontiguousarray(target, dtype=np.float64), float(scale),
-                           np.ascontiguousarray(rotation, dtype=np.float64), np.asarray(translation, dtype=np.float64),
-                           np.ascontiguousarray(facing, dtype=np.float64), *POSE_STD_FACING) @ _MOMENT_MAP
-    mapped = mapped[:, :57] + depth_weight * mapped[:, 57:]
-    normals = mapped[:, :49].reshape(2, 7, 7)
-    normals[:, 6, 6] += 1e-9  # the depth offset is free when the depth weight is 0
-    # LAPACK's Cholesky solve directly: numpy.linalg's wrappers cost several times more on 7 × 7.
-    # Every point: the inverse's first 3 columns (the rotation's covariance) and the step.
-    _, solved, bad = lapack.dposv(normals[0], np.concatenate([_FIRST_THREE, mapped[0, 49:56, None]], axis=1))
-    _, step_seen, bad_seen = lapack.dposv(normals[1], mapped[1, 49:56])
-    if bad or bad_seen:  # not positive definite: too few points pin the pose down
-        return np.full(3, np.inf), np.full(3, np.inf)
-    sigma2 = float(mapped[0, 56]) / max((2.0 + depth_weight) * n - 7.0, 1.0)
-    rates = angle_rates(rotation)
-    formal = np.sqrt(np.abs(((rates @ solved[:3, :3]) * rates).sum(axis=1) * sigma2))
-    shift = np.abs(rates @ (step_seen[:3] - solved[:3, 3]))
+    much the pose rests on points the camera barely sees. Both uncalibrated (see POSE_STD_*); both
+    infinite where the points cannot pin the pose down."""
+    formal, shift = _pose_std_terms(
+        np.ascontiguousarray(model_points, dtype=np.float64), np.ascontiguousarray(target, dtype=np.float64),
+        float(scale), np.ascontiguousarray(rotation, dtype=np.float64), np.asarray(translation, dtype=np.float64),
+        np.ascontiguousarray(facing, dtype=np.float64), float(depth_weight), _MOMENT_MAP, *POSE_STD_FACING)
     return np.degrees(formal), np.degrees(shift)
+
+
+@numba.njit(cache=True, nogil=True)
+def _pose_std_terms(model_points, target, scale, rotation, translation, facing, depth_weight, moment_map,
+                    facing_lo, facing_hi):
+    """pose_std_terms in radians, compiled: it runs on every frame. It goes through the moments
+    (_moment_map), both weightings at once; the rotation's rows of the covariance and of the steps do
+    not depend on how the scale and the centre are parametrised."""
+    n = model_points.shape[0]
+    mapped = _pose_moments(model_points, target, scale, rotation, translation, facing, facing_lo, facing_hi) @ moment_map
+    mapped = mapped[:, :57] + depth_weight * mapped[:, 57:]
+    normals = np.ascontiguousarray(mapped[:, :49]).reshape(2, 7, 7)
+    for k in range(2):
+        normals[k, 6, 6] += 1e-9  # the depth offset is free when the depth weight is 0
+    # Every point: the inverse's first 3 columns (the rotation's covariance) and the step.
+    rhs = np.zeros((7, 4))
+    for a in range(3):
+        rhs[a, a] = 1.0
+    rhs[:, 3] = mapped[0, 49:56]
+    solved, ok = spd_solve(np.ascontiguousarray(normals[0]), rhs)
+    step_seen, ok_seen = spd_solve(np.ascontiguousarray(normals[1]), mapped[1, 49:56].copy())
+    if not (ok and ok_seen):  # not positive definite: too few points pin the pose down
+        return np.full(3, np.inf), np.full(3, np.inf)
+    sigma2 = mapped[0, 56] / max((2.0 + depth_weight) * n - 7.0, 1.0)
+    rates = angle_rates(rotation)
+    covariance = rates @ np.ascontiguousarray(solved[:3, :3])
+    formal = np.sqrt(np.abs((covariance * rates).sum(axis=1) * sigma2))
+    shift = np.abs(rates @ (step_seen[:3] - solved[:3, 3]))
+    return formal, shift
 
 
 @numba.njit(cache=True, nogil=True)
@@ -349,7 +365,6 @@ def _cross_matrix(v):
 
 
 _MOMENT_MAP = _moment_map()
-_FIRST_THREE = np.eye(7)[:, :3]
 
 
 def _rotate(basis, rotation):
@@ -388,6 +403,7 @@ class _Factors:
     full: np.ndarray
     k: np.ndarray            # r × n_id × n_exp
     k_by_identity: np.ndarray  # the same, (r·n_exp) × n_id: contracted with an identity by one product
+    k_by_expression: np.ndarray  # the same, (r·n_id) × n_exp: contracted with an expression by one product
     gram: np.ndarray         # 9 × r²: the axis pairs flattened, mixed by one product
 
 
@@ -412,7 +428,8 @@ def low_rank_factors(core: np.ndarray, rows: np.ndarray, point_weight: np.ndarra
     per_axis = landmarks.reshape(3, -1, rank)
     gram = np.einsum("aik,i,bil->abkl", per_axis, point_weight, per_axis).reshape(9, rank * rank)
     k_by_identity = np.ascontiguousarray(k.transpose(0, 2, 1)).reshape(-1, n_id)
-    return _Factors(np.ascontiguousarray(landmarks), np.ascontiguousarray(full), k, k_by_identity, gram)
+    return _Factors(np.ascontiguousarray(landmarks), np.ascontiguousarray(full), k, k_by_identity,
+                    np.ascontiguousarray(k.reshape(-1, n_exp)), gram)
 
 
 class Fitter:
@@ -453,6 +470,15 @@ class Fitter:
         self._row_weight = (self._axis_weight[:, None] * self._point_weight).reshape(-1)  # axis-major
         # low_rank=False: streams in the direct form too (to compare the two).
         self._factors = low_rank_factors(core, self._rows, self._point_weight) if low_rank else None
+        if self._factors is not None:   # the features' rows of U (axis-major), for a stream's pose
+            n_l = len(self.landmarks)
+            rows = (np.arange(3)[:, None] * n_l + self._feature_index[None, :]).reshape(-1)
+            self._feature_factor = np.ascontiguousarray(self._factors.landmarks[rows])
+        # The MAP solves' priors (_solve_normal), ready for the compiled stream step.
+        self._neutral = model.neutral.astype(np.float64)
+        self._expression_reg = expression_noise ** 2 / np.square(model.expression_std.astype(np.float64))
+        self._identity_mean = model.identity_mean.astype(np.float64)
+        self._identity_reg = identity_noise ** 2 / np.square(model.identity_std.astype(np.float64))
         # The mean face's normals at the features (model frame): which of them a pose turns away.
         mesh = model.mesh().astype(np.float64)
         triangles = model.triangles.astype(np.int64)
@@ -501,12 +527,12 @@ class Fitter:
         warm = pool_identity and self._last_exp is not None
         w_exp = self._last_exp.copy() if warm else neutral.copy()
         iterations = 1 if warm else self.iterations
-        n_l, n_v = len(self.vertices), model.num_vertices
+        n_l, n_v, features = len(self.vertices), model.num_vertices, self._feature_index
         for round_ in range(rounds):
             basis_full, basis_exp = self._identity_basis(w_id)  # all vertices; the landmarks' rows
             for _ in range(iterations):
                 shape = (basis_exp @ w_exp).reshape(3, n_l).T
-                scale, rotation, translation = self._pose(shape, target,
+                scale, rotation, translation = self._pose(shape[features], target[features],
                                                           self._last_rotation if warm else None)
                 local = ((target - translation) / scale).T.reshape(-1)  # unscaled camera frame, axis-major
                 normal, rhs = self._weighted_normal(_rotate(basis_exp, rotation), local)
@@ -521,7 +547,7 @@ class Fitter:
             self._last_rotation = rotation
         shape = (basis_exp @ w_exp).reshape(3, n_l).T
         if not warm:  # on a stream the pose of the step above stands: the expression barely moved
-            scale, rotation, translation = self._pose(shape, target)
+            scale, rotation, translation = self._pose(shape[features], target[features])
         vertices = (basis_full @ w_exp.astype(np.float32)).reshape(3, n_v).T
         return self._result(landmarks, target, shape, vertices, scale, rotation, translation, w_id, w_exp)
 
@@ -530,29 +556,21 @@ class Fitter:
         from the last frame's, then the identity, as _solve does. With the landmarks' rows B = U·K_w
         (K_w = K contracted with the identity) weighted W = D ⊗ P, (R·B)ᵀW(R·B) = K_wᵀ·H·K_w with
         H = Σ_ab (RᵀDR)_ab·U_aᵀPU_b, and (R·B)ᵀW·y = K_wᵀ·Uᵀ·vec(P·RᵀD·y); likewise for the identity
-        with K contracted with the expression."""
+        with K contracted with the expression. All after the pose is one compiled call
+        (face.stream_fit.track_rest)."""
         model, factors = self.model, self._factors
-        n_l, n_v = len(self.vertices), model.num_vertices
-        w_id, k = self.w_id.copy(), factors.k
-        rank = len(k)
-        by_identity = (factors.k_by_identity @ w_id).reshape(rank, -1)   # K contracted with w_id: r × n_exp
-        shape = (factors.landmarks @ (by_identity @ self._last_exp)).reshape(3, n_l).T
-        scale, rotation, translation = self._pose(shape, target, self._last_rotation)
-        local = ((target - translation) / scale).T  # 3 × L, unscaled camera frame
-        weighted_rotation = self._axis_weight[:, None] * rotation   # D·R
-        mixing = rotation.T @ weighted_rotation                     # RᵀDR
-        h = (mixing.reshape(-1) @ factors.gram).reshape(rank, rank)
-        projected = factors.landmarks.T @ ((weighted_rotation.T @ local) * self._point_weight).reshape(-1)
-        normal = by_identity.T @ h @ by_identity
-        w_exp = self._solve_normal(normal, by_identity.T @ projected, model.neutral, model.expression_std,
-                                   self.expression_noise)
-        by_expression = k @ w_exp                                    # r × n_id
-        self._pool_identity(by_expression.T @ h @ by_expression, by_expression.T @ projected, True)
+        w_id = self.w_id.copy()
+        by_identity = (factors.k_by_identity @ w_id).reshape(len(factors.k), -1)   # K contracted with w_id: r × n_exp
+        features = (self._feature_factor @ (by_identity @ self._last_exp)).reshape(3, -1).T
+        scale, rotation, translation = self._pose(features, target[self._feature_index], self._last_rotation)
+        w_exp, new_id, normal, rhs, vertices, error = track_rest(
+            target, scale, rotation, translation, self._axis_weight, self._point_weight, factors.landmarks,
+            factors.full, factors.gram, by_identity, factors.k_by_expression, self._neutral, self._expression_reg,
+            self._identity_mean, self._identity_reg, self.identity_memory, self._id_normal, self._id_rhs)
+        self._id_normal, self._id_rhs, self.w_id = normal, rhs, new_id
         self._last_exp, self._last_rotation = w_exp, rotation
-        coefficients = by_identity @ w_exp
-        shape = (factors.landmarks @ coefficients).reshape(3, n_l).T
-        vertices = (factors.full @ coefficients).astype(np.float32).reshape(3, n_v).T
-        return self._result(landmarks, target, shape, vertices, scale, rotation, translation, w_id, w_exp)
+        return Fit(scale, rotation, translation, w_id.astype(np.float32), w_exp.astype(np.float32), vertices,
+                   float(error / self._interocular(landmarks, scale)))
 
     def _pool_identity(self, normal, rhs, pool: bool, keep: bool = True):
         """The identity from this frame's normal equations; with `pool` joined with the driver's, and
@@ -583,17 +601,16 @@ class Fitter:
         return calibrated_std(formal, shift)
 
     def _pose(self, shape, target, start=None):
-        """Similarity pose from the features. On a stream (`start`: the last frame's rotation) one
-        Gauss-Newton step from there suffices."""
-        f = self._feature_index
+        """Similarity pose from the features' model points and landmarks. On a stream (`start`: the
+        last frame's rotation) one Gauss-Newton step from there suffices."""
         if start is not None:
-            pose = warm_similarity(shape[f], target[f], start, 1, POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG)
+            pose = warm_similarity(shape, target, start, 1, POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG)
         else:
-            pose = similarity(shape[f], target[f], None, POSE_STEPS, POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG)
+            pose = similarity(shape, target, None, POSE_STEPS, POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG)
         if start is not None and abs(angles_from_rotation(pose[1])[2]) > MAX_ROLL_DEG:
             # One step from a last pose that went wrong (a head turned beyond what FaceMesh follows)
             # can stay upside down, and every later frame would start from there: solve afresh.
-            pose = similarity(shape[f], target[f], None, POSE_STEPS, POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG, None)
+            pose = similarity(shape, target, None, POSE_STEPS, POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG, None)
         return pose
 
     def _interocular(self, landmarks, scale):
