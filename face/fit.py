@@ -31,7 +31,7 @@ import numpy as np
 
 from face.bilinear import BilinearModel
 from face.render import incidence_matrix, vertex_normals
-from face.stream_fit import spd_solve, track_rest
+from face.stream_fit import faded, spd_solve, track_pose, track_rest, warm_pose
 
 Z_WEIGHT = 0.3  # mediapipe's depth is a network's guess: trust it less than x and y (shape only)
 OTHER_WEIGHT = 0.3  # weight of a featureless (cheek, outline) landmark in the shape, a feature's is 1
@@ -131,7 +131,7 @@ def similarity(model_points: np.ndarray, target: np.ndarray, weights: np.ndarray
     scale = float((w[:, None] * y[:, :2] * rx[:, :2]).sum() / max((w[:, None] * rx[:, :2] ** 2).sum(), 1e-12))
     centre = mu_t.copy()  # where the weighted centroid of the model lands
     if steps and depth_fade_deg > 0:
-        depth_weight = _faded(depth_weight, depth_fade_deg, rotation)
+        depth_weight = faded(depth_weight, depth_fade_deg, rotation)
     if steps:
         used = w > 0
         x, y, w = x[used], y[used], w[used]
@@ -172,75 +172,11 @@ def warm_similarity(model_points: np.ndarray, target: np.ndarray, start: np.ndar
     whose bits the synthetic data (texture atlases, target renders) were made with."""
     rotation = np.ascontiguousarray(start, dtype=np.float64)
     if steps and depth_fade_deg > 0:
-        depth_weight = _faded(depth_weight, depth_fade_deg, rotation)
-    rotation, scale, translation = _warm_similarity(np.ascontiguousarray(model_points, dtype=np.float64),
-                                                    np.ascontiguousarray(target, dtype=np.float64), rotation,
-                                                    float(depth_weight), int(steps))
+        depth_weight = faded(depth_weight, depth_fade_deg, rotation)
+    rotation, scale, translation = warm_pose(np.ascontiguousarray(model_points, dtype=np.float64),
+                                             np.ascontiguousarray(target, dtype=np.float64), rotation,
+                                             float(depth_weight), int(steps))
     return scale, rotation, translation
-
-
-@numba.njit(cache=True, nogil=True)
-def _warm_similarity(model_points, target, rotation, depth_weight, steps):
-    """warm_similarity's loops. Unknowns: a small rotation ω (R ← exp(ω)·R), the scale and the
-    centroid's shift; residuals s·R·x + shift − y per point and axis for the centred points x, y,
-    d(R·x)/dω = ω × R·x; the depth axis weighs `depth_weight`."""
-    n = model_points.shape[0]
-    mu_m, mu_t = np.zeros(3), np.zeros(3)
-    for i in range(n):
-        for a in range(3):
-            mu_m[a] += model_points[i, a] / n
-            mu_t[a] += target[i, a] / n
-    x, y = model_points - mu_m, target - mu_t
-    rotation = rotation.copy()
-    numerator, denominator = 0.0, 0.0  # the scale, on x and y alone
-    for i in range(n):
-        for a in range(2):
-            rx = rotation[a, 0] * x[i, 0] + rotation[a, 1] * x[i, 1] + rotation[a, 2] * x[i, 2]
-            numerator += y[i, a] * rx
-            denominator += rx * rx
-    scale = numerator / max(denominator, 1e-12)
-    shift = np.zeros(3)
-    row = np.zeros(7)
-    for _ in range(steps):
-        normal = np.zeros((7, 7))
-        gradient = np.zeros(7)
-        for i in range(n):
-            rx0 = rotation[0, 0] * x[i, 0] + rotation[0, 1] * x[i, 1] + rotation[0, 2] * x[i, 2]
-            rx1 = rotation[1, 0] * x[i, 0] + rotation[1, 1] * x[i, 1] + rotation[1, 2] * x[i, 2]
-            rx2 = rotation[2, 0] * x[i, 0] + rotation[2, 1] * x[i, 1] + rotation[2, 2] * x[i, 2]
-            s0, s1, s2 = scale * rx0, scale * rx1, scale * rx2
-            for a in range(3):
-                # The Jacobian's row for this axis: [ω × s·R·x]_a, R·x, the unit shift.
-                row[:] = 0.0
-                if a == 0:
-                    row[1], row[2], row[3], row[4] = s2, -s1, rx0, 1.0
-                    residual, weight = s0 + shift[0] - y[i, 0], 1.0
-                elif a == 1:
-                    row[0], row[2], row[3], row[5] = -s2, s0, rx1, 1.0
-                    residual, weight = s1 + shift[1] - y[i, 1], 1.0
-                else:
-                    row[0], row[1], row[3], row[6] = s1, -s0, rx2, 1.0
-                    residual, weight = s2 + shift[2] - y[i, 2], depth_weight
-                for j in range(7):
-                    gradient[j] += weight * row[j] * residual
-                    for k in range(7):
-                        normal[j, k] += weight * row[j] * row[k]
-        normal[6, 6] += 1e-9 * n  # as similarity()'s 1e-9 with weights summing to 1
-        step = np.linalg.solve(normal, -gradient)
-        angle = np.sqrt(step[0] ** 2 + step[1] ** 2 + step[2] ** 2)
-        if angle > 1e-12:
-            kx, ky, kz = step[0] / angle, step[1] / angle, step[2] / angle
-            k = np.array([[0.0, -kz, ky], [kz, 0.0, -kx], [-ky, kx, 0.0]])
-            rotation = (np.eye(3) + np.sin(angle) * k + (1.0 - np.cos(angle)) * (k @ k)) @ rotation
-        scale += step[3]
-        shift += step[4:]
-    return rotation, scale, mu_t + shift - scale * (rotation @ mu_m)
-
-
-def _faded(depth_weight, fade_deg, rotation):
-    """The depth axis's weight at this rotation: falling linearly to 0 at `fade_deg` of yaw."""
-    yaw = math.degrees(math.asin(min(max(-float(rotation[2, 0]), -1.0), 1.0)))
-    return depth_weight * max(0.0, 1.0 - abs(yaw) / fade_deg)
 
 
 def _moment_map():
@@ -396,7 +332,8 @@ class Fit:
 @dataclass
 class _Factors:
     """A core whose unfolding has low rank r, C = U·K (landmark rows): the landmarks' U (3L × r,
-    axis-major), every vertex's (3V × r), K (r × n_id × n_exp), and each axis pair's weighted Gram
+    axis-major), every vertex's (3V × r; the same array where the landmarks are the vertices in order),
+    K (r × n_id × n_exp), and each axis pair's weighted Gram
     U_aᵀ·P·U_b (P the landmark weights). With them a stream frame's contractions and
     normal equations run in the r-dimensional space instead of over every landmark."""
     landmarks: np.ndarray
@@ -422,14 +359,14 @@ def low_rank_factors(core: np.ndarray, rows: np.ndarray, point_weight: np.ndarra
     rank = int((sv > 1e-8 * sv[0]).sum())
     if rank > max_share * n_id * n_exp:
         return None
-    full = u[:, :rank]
+    full = np.ascontiguousarray(u[:, :rank])
     k = (sv[:rank, None] * vt[:rank]).reshape(rank, n_id, n_exp)
-    landmarks = full[rows]
+    # The shipped model's landmarks are its vertices, in order: one array then serves both.
+    landmarks = full if np.array_equal(rows, np.arange(len(core))) else np.ascontiguousarray(full[rows])
     per_axis = landmarks.reshape(3, -1, rank)
     gram = np.einsum("aik,i,bil->abkl", per_axis, point_weight, per_axis).reshape(9, rank * rank)
     k_by_identity = np.ascontiguousarray(k.transpose(0, 2, 1)).reshape(-1, n_id)
-    return _Factors(np.ascontiguousarray(landmarks), np.ascontiguousarray(full), k, k_by_identity,
-                    np.ascontiguousarray(k.reshape(-1, n_exp)), gram)
+    return _Factors(landmarks, full, k, k_by_identity, np.ascontiguousarray(k.reshape(-1, n_exp)), gram)
 
 
 class Fitter:
@@ -556,16 +493,18 @@ class Fitter:
         from the last frame's, then the identity, as _solve does. With the landmarks' rows B = U·K_w
         (K_w = K contracted with the identity) weighted W = D ⊗ P, (R·B)ᵀW(R·B) = K_wᵀ·H·K_w with
         H = Σ_ab (RᵀDR)_ab·U_aᵀPU_b, and (R·B)ᵀW·y = K_wᵀ·Uᵀ·vec(P·RᵀD·y); likewise for the identity
-        with K contracted with the expression. All after the pose is one compiled call
-        (face.stream_fit.track_rest)."""
+        with K contracted with the expression. Two compiled calls (face.stream_fit): the pose, then
+        all after it."""
         model, factors = self.model, self._factors
         w_id = self.w_id.copy()
-        by_identity = (factors.k_by_identity @ w_id).reshape(len(factors.k), -1)   # K contracted with w_id: r × n_exp
-        features = (self._feature_factor @ (by_identity @ self._last_exp)).reshape(3, -1).T
-        scale, rotation, translation = self._pose(features, target[self._feature_index], self._last_rotation)
+        feature_target = target[self._feature_index]
+        by_identity, features, *pose = track_pose(
+            factors.k_by_identity, w_id, self._last_exp, self._feature_factor, feature_target, self._last_rotation,
+            POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG)
+        scale, rotation, translation = self._upright(pose, features, feature_target)
         w_exp, new_id, normal, rhs, vertices, error = track_rest(
             target, scale, rotation, translation, self._axis_weight, self._point_weight, factors.landmarks,
-            factors.full, factors.gram, by_identity, factors.k_by_expression, self._neutral, self._expression_reg,
+            factors.full, factors.landmarks is factors.full, factors.gram, by_identity, factors.k_by_expression, self._neutral, self._expression_reg,
             self._identity_mean, self._identity_reg, self.identity_memory, self._id_normal, self._id_rhs)
         self._id_normal, self._id_rhs, self.w_id = normal, rhs, new_id
         self._last_exp, self._last_rotation = w_exp, rotation
@@ -597,20 +536,22 @@ class Fitter:
         target = landmarks[self._feature_landmarks, :3] * _FLIP_Y_Z  # image_to_camera
         facing = self._feature_normals @ fit.rotation[2]  # the normals' camera-frame z
         formal, shift = pose_std_terms(shape, target, fit.scale, fit.rotation, fit.translation, facing,
-                                       _faded(POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG, fit.rotation))
+                                       faded(POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG, fit.rotation))
         return calibrated_std(formal, shift)
 
     def _pose(self, shape, target, start=None):
         """Similarity pose from the features' model points and landmarks. On a stream (`start`: the
         last frame's rotation) one Gauss-Newton step from there suffices."""
-        if start is not None:
-            pose = warm_similarity(shape, target, start, 1, POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG)
-        else:
-            pose = similarity(shape, target, None, POSE_STEPS, POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG)
-        if start is not None and abs(angles_from_rotation(pose[1])[2]) > MAX_ROLL_DEG:
-            # One step from a last pose that went wrong (a head turned beyond what FaceMesh follows)
-            # can stay upside down, and every later frame would start from there: solve afresh.
-            pose = similarity(shape, target, None, POSE_STEPS, POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG, None)
+        if start is None:
+            return similarity(shape, target, None, POSE_STEPS, POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG)
+        return self._upright(warm_similarity(shape, target, start, 1, POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG), shape, target)
+
+    def _upright(self, pose, shape, target):
+        """A warm-started pose, or the pose solved afresh where it came out upside down: one step from a
+        last pose that went wrong (a head turned beyond what FaceMesh follows) can stay upside down, and
+        every later frame would start from there."""
+        if abs(angles_from_rotation(pose[1])[2]) > MAX_ROLL_DEG:
+            return similarity(shape, target, None, POSE_STEPS, POSE_DEPTH_WEIGHT, DEPTH_FADE_DEG, None)
         return pose
 
     def _interocular(self, landmarks, scale):

@@ -223,7 +223,15 @@ def _upsample_kernel(grid, step, height, width):
         for c in range(c0, c1 + 1):
             if grid[r, c, channels] != 0:
                 continue
-            # A 3×3 box with OpenCV's default border (reflect-101): the coverage-weighted mean.
+            # A 3×3 box with OpenCV's default border (reflect-101): the coverage-weighted mean; none
+            # of it where no neighbour is covered (the values there are zeros, as the mean would be).
+            near = False
+            for dr in range(-1, 2):
+                for dc in range(-1, 2):
+                    rr, cc = r + dr, c + dc
+                    near |= 0 <= rr < small_h and 0 <= cc < small_w and grid[rr, cc, channels] != 0
+            if not near:
+                continue
             for k in range(planes):
                 total[k] = 0.0
             for dr in range(-1, 2):

@@ -132,11 +132,11 @@ class Renderer:
         # One remap over the covered pixels only: direct samples, then the mirrored ones needed.
         alpha, mirrored, points = _blend_plan(values, better_side, _REMAP_WIDTH)
         samples = _remap(frame, points, len(values) + len(mirrored))
-        frontal, visibility, grey = _compose(raster.pixel, values, alpha, samples, mirrored, better_side,
-                                             self.size * self.size)
+        frontal, visibility, simulated = _compose(raster.pixel, values, alpha, samples, mirrored, better_side,
+                                                  self.size * self.size)
         s = self.size
         return (frontal.reshape((s, s) + samples.shape[1:]), visibility.reshape(s, s),
-                cv2.cvtColor(grey.reshape(s, s), cv2.COLOR_GRAY2BGR), frontal_xy)
+                simulated.reshape(s, s, 3), frontal_xy)
 
     def turned(self, sampling: Sampling, yaw: float) -> np.ndarray:
         """The frontal render this face would give if the head were turned `yaw` degrees further
@@ -322,13 +322,14 @@ def _compose(pixel, values, alpha, samples, mirrored, better_side, count):
     """The frontal render's images (flat, `count` pixels, 0 outside the face) from the covered pixels'
     attributes (N × 7: the frame position seen directly, its mirror partner's, the two visibilities,
     the shade), their blend weights `alpha`, and the frame's samples (its own type, read as float32):
-    N direct ones, then one for each pixel listed in `mirrored` (ascending: those with alpha < 1). Returns (frontal colour, visibility,
-    shade). Compiled: one pass instead of a blend and three scatters of N-row arrays, with numpy's
-    float32 arithmetic and rounding, so the renders are what they were."""
+    N direct ones, then one for each pixel listed in `mirrored` (ascending: those with alpha < 1).
+    Returns (frontal colour, visibility, shade as grey BGR). Compiled: one pass instead of a blend,
+    three scatters of N-row arrays and a grey-to-BGR conversion, with numpy's float32 arithmetic and
+    rounding, so the renders are what they were."""
     n, channels = pixel.shape[0], samples.shape[1]
     frontal = np.zeros((count, channels), dtype=np.uint8)
     visibility = np.zeros(count, dtype=np.float32)
-    grey = np.zeros(count, dtype=np.uint8)
+    grey = np.zeros((count, 3), dtype=np.uint8)
     one = np.float32(1.0)
     j = 0
     for i in range(n):
@@ -344,7 +345,8 @@ def _compose(pixel, values, alpha, samples, mirrored, better_side, count):
         # Seen directly (low where mirrored in); for atlases, how well the side used was seen.
         seen = a * values[i, 4] + (one - a) * values[i, 5] if better_side else values[i, 4]
         visibility[p] = min(max(seen, np.float32(0.0)), one)
-        grey[p] = np.uint8(np.rint(values[i, 6] * np.float32(235.0)))
+        shade = np.uint8(np.rint(values[i, 6] * np.float32(235.0)))
+        grey[p, 0], grey[p, 1], grey[p, 2] = shade, shade, shade   # as BGR
     return frontal, visibility, grey
 
 
