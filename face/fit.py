@@ -427,6 +427,17 @@ class Fitter:
         self._eye_pair = eyes if len(eyes) == 2 else None
         self.reset()
 
+    def warm_up(self):
+        """Fit the mean face as a lone image, then as a stream's first frames, and forget it: the
+        compiled kernels load (about 0.3 s, from numba's cache) now, not on a live stream's first frames."""
+        lv = self.model.landmark_vertex
+        landmarks = np.zeros((len(lv), 3))
+        landmarks[lv >= 0] = camera_to_image(100.0 * self.model.mesh().astype(np.float64)[lv[lv >= 0]]) + [320, 240, 0]
+        self(landmarks, pool_identity=False)
+        for _ in range(2):
+            self(landmarks)
+        self.reset()
+
     def reset(self):
         """Forget the pooled identity (a new driver)."""
         n = self.model.num_identity

@@ -97,6 +97,7 @@ class FaceStage:
         one_blas_thread()
         self.detector = LandmarkDetector(video=video, max_faces=max_faces)
         self.fitter = Fitter(self.model)
+        self.fitter.warm_up()
         self.renderer = Renderer(self.model, self.size)
         self.renderer.warm_up()
 

@@ -155,3 +155,16 @@ def test_warm_similarity_is_similarity_from_a_start(default_model):
             got = warm_similarity(mesh, target, start, steps, depth, 20.0)
             assert abs(got[0] - want[0]) < 1e-9 * want[0]
             assert np.allclose(got[1], want[1], atol=1e-10) and np.allclose(got[2], want[2], atol=1e-7)
+
+
+def test_a_warmed_up_fitter_fits_as_a_fresh_one(default_model):
+    """Fitter.warm_up (the stage's, so that the compiled kernels load before a stream) leaves nothing
+    of its mean face behind: the same fits, frame after frame, as a fitter never used."""
+    m = default_model
+    fresh, warmed = Fitter(m), Fitter(m)
+    warmed.warm_up()
+    for i in range(4):
+        landmarks = _landmarks(m, m.identity_mean, m.expression_weights[i], 10 * i, 3, 0)
+        a, b = fresh(landmarks), warmed(landmarks)
+        assert np.array_equal(a.vertices, b.vertices) and np.array_equal(a.w_id, b.w_id)
+        assert np.array_equal(a.rotation, b.rotation) and a.angles_std == b.angles_std
