@@ -50,12 +50,13 @@ def spd_solve(matrix, rhs):
 
 @numba.njit(cache=True, nogil=True)
 def _map_estimate(normal, rhs, mean, reg):
-    """The MAP weights of face.fit.Fitter._solve_normal: (normal + diag(reg))⁻¹·(rhs + reg·mean)."""
+    """The MAP weights of face.fit.Fitter._solve_normal: (normal + diag(reg))⁻¹·(rhs + reg·mean); the
+    prior's mean where that cannot be solved (positive definite, as reg > 0, unless a value is not finite)."""
     regularised = normal.copy()
     for i in range(len(reg)):
         regularised[i, i] += reg[i]
-    x, _ = spd_solve(regularised, rhs + reg * mean)   # positive definite: reg > 0
-    return x
+    x, ok = spd_solve(regularised, rhs + reg * mean)
+    return x if ok else mean.copy()
 
 
 @numba.njit(cache=True, nogil=True)
