@@ -241,7 +241,8 @@ def _pose_std_terms(model_points, target, scale, rotation, translation, facing, 
     (_moment_map), both weightings at once; the rotation's rows of the covariance and of the steps do
     not depend on how the scale and the centre are parametrised."""
     n = model_points.shape[0]
-    mapped = _pose_moments(model_points, target, scale, rotation, translation, facing, facing_lo, facing_hi) @ moment_map
+    moments = _pose_moments(model_points, target, scale, rotation, translation, facing, facing_lo, facing_hi)
+    mapped = moments @ moment_map
     mapped = mapped[:, :57] + depth_weight * mapped[:, 57:]
     normals = np.ascontiguousarray(mapped[:, :49]).reshape(2, 7, 7)
     for k in range(2):
@@ -506,8 +507,7 @@ class Fitter:
         H = Σ_ab (RᵀDR)_ab·U_aᵀPU_b, and (R·B)ᵀW·y = K_wᵀ·Uᵀ·vec(P·RᵀD·y); likewise for the identity
         with K contracted with the expression. Two compiled calls (face.stream_fit): the pose, then
         all after it."""
-        model, factors = self.model, self._factors
-        w_id = self.w_id.copy()
+        factors, w_id = self._factors, self.w_id.copy()
         feature_target = target[self._feature_index]
         by_identity, features, *pose = track_pose(
             factors.k_by_identity, w_id, self._last_exp, self._feature_factor, feature_target, self._last_rotation,
@@ -515,8 +515,9 @@ class Fitter:
         scale, rotation, translation = self._upright(pose, features, feature_target)
         w_exp, new_id, normal, rhs, vertices, error = track_rest(
             target, scale, rotation, translation, self._axis_weight, self._point_weight, factors.landmarks,
-            factors.full, factors.landmarks is factors.full, factors.gram, by_identity, factors.k_by_expression, self._neutral, self._expression_reg,
-            self._identity_mean, self._identity_reg, self.identity_memory, self._id_normal, self._id_rhs)
+            factors.full, factors.landmarks is factors.full, factors.gram, by_identity, factors.k_by_expression,
+            self._neutral, self._expression_reg, self._identity_mean, self._identity_reg, self.identity_memory,
+            self._id_normal, self._id_rhs)
         self._id_normal, self._id_rhs, self.w_id = normal, rhs, new_id
         self._last_exp, self._last_rotation = w_exp, rotation
         return Fit(scale, rotation, translation, w_id.astype(np.float32), w_exp.astype(np.float32), vertices,

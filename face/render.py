@@ -251,7 +251,10 @@ def _blend_plan(values, better_side, width):
     count = 0
     for i in range(n):
         vd, vm = values[i, 4], values[i, 5]
-        a = np.float32(4.0) * (vd - vm) + np.float32(0.5) if better_side else np.float32(2.0) * vd - vm + np.float32(0.5)
+        if better_side:
+            a = np.float32(4.0) * (vd - vm) + np.float32(0.5)
+        else:
+            a = np.float32(2.0) * vd - vm + np.float32(0.5)
         a = min(max(a, zero), one)
         alpha[i] = a
         count += a < one

@@ -146,8 +146,8 @@ def track_pose(k_by_identity, w_id, last_exp, feature_factor, feature_target, la
 
 @numba.njit(cache=True, nogil=True)
 def track_rest(target, scale, rotation, translation, axis_weight, point_weight, landmark_factor, vertex_factor,
-               landmarks_are_vertices, gram, by_identity, k_by_expression, neutral, expression_reg, identity_mean, identity_reg,
-               memory, pooled_normal, pooled_rhs):
+               landmarks_are_vertices, gram, by_identity, k_by_expression, neutral, expression_reg, identity_mean,
+               identity_reg, memory, pooled_normal, pooled_rhs):
     """A stream frame's fit from its pose on (face.fit.Fitter._track; the core C = U·K, U's landmark
     rows `landmark_factor` (3L × r, axis-major), every vertex's `vertex_factor` (3V × r); with
     `landmarks_are_vertices` the two are one, the landmarks the vertices in order).
