@@ -3,8 +3,8 @@ frame's in one call (track_pose), then the expression, the pooled identity, the 
 residual in another (track_rest); and the small symmetric solves they and the pose's uncertainty need.
 
 Right after FaceMesh every step of the stage runs on cold caches; as some forty numpy calls this fit
-took ~0.4 ms a frame (2 cores, 128² renders), as two compiled calls a fraction of it. The arithmetic
-is the numpy version's, in another order: its results differ from it in the last bits.
+took ~0.5 ms a frame there (profiled on 2 cores), as two compiled calls about half that. The
+arithmetic is the numpy version's, in another order: its results differ from it in the last bits.
 """
 import math
 
