@@ -412,7 +412,7 @@ class Fitter:
             n_l = len(self.landmarks)
             rows = (np.arange(3)[:, None] * n_l + self._feature_index[None, :]).reshape(-1)
             self._feature_factor = np.ascontiguousarray(self._factors.landmarks[rows])
-        # The MAP solves' priors (_solve_normal), ready for the compiled stream step.
+        # The MAP solves' priors (mean and regulariser, _solve_normal), for both forms of the fit.
         self._neutral = model.neutral.astype(np.float64)
         self._expression_reg = expression_noise ** 2 / np.square(model.expression_std.astype(np.float64))
         self._identity_mean = model.identity_mean.astype(np.float64)
@@ -471,7 +471,7 @@ class Fitter:
         model = self.model
         rounds = (1 if pool_identity else 3) if rounds is None else rounds
         w_id = self.w_id.copy()
-        neutral = model.neutral.astype(np.float64)
+        neutral = self._neutral
         # On a stream, start from the last frame's expression: one pose/expression step then suffices.
         warm = pool_identity and self._last_exp is not None
         w_exp = self._last_exp.copy() if warm else neutral.copy()
@@ -485,7 +485,7 @@ class Fitter:
                                                           self._last_rotation if warm else None)
                 local = ((target - translation) / scale).T.reshape(-1)  # unscaled camera frame, axis-major
                 normal, rhs = self._weighted_normal(_rotate(basis_exp, rotation), local)
-                w_exp = self._solve_normal(normal, rhs, neutral, model.expression_std, self.expression_noise)
+                w_exp = self._solve_normal(normal, rhs, neutral, self._expression_reg)
             basis_id = (self._landmark_core_by_exp @ w_exp.astype(np.float32)).reshape(3 * n_l, -1)
             normal, rhs = self._weighted_normal(_rotate(basis_id.astype(np.float64), rotation), local)
             new_id = self._pool_identity(normal, rhs, pool_identity, keep=round_ == rounds - 1)
@@ -526,11 +526,10 @@ class Fitter:
     def _pool_identity(self, normal, rhs, pool: bool, keep: bool = True):
         """The identity from this frame's normal equations; with `pool` joined with the driver's, and
         with `keep` too the pool and its identity (used from the next frame on) become these."""
-        model = self.model
         if pool:
             normal = normal + self.identity_memory * self._id_normal
             rhs = rhs + self.identity_memory * self._id_rhs
-        new_id = self._solve_normal(normal, rhs, model.identity_mean, model.identity_std, self.identity_noise)
+        new_id = self._solve_normal(normal, rhs, self._identity_mean, self._identity_reg)
         if pool and keep:
             self._id_normal, self._id_rhs, self.w_id = normal, rhs, new_id
         return new_id
@@ -577,8 +576,9 @@ class Fitter:
         weighted = basis * self._row_weight[:, None]
         return weighted.T @ basis, weighted.T @ target
 
-    def _solve_normal(self, normal, rhs, mean, std, noise):
+    @staticmethod
+    def _solve_normal(normal, rhs, mean, reg):
         # MAP estimate: Gaussian landmark noise (`noise` cm per coordinate) and a Gaussian prior
-        # N(mean, std²) per component.
-        reg = noise ** 2 / np.square(np.asarray(std, dtype=np.float64))
-        return np.linalg.solve(normal + np.diag(reg), rhs + reg * np.asarray(mean, dtype=np.float64))
+        # N(mean, std²) per component: reg = noise² / std² (the _expression_reg / _identity_reg made
+        # at start).
+        return np.linalg.solve(normal + np.diag(reg), rhs + reg * mean)

@@ -168,11 +168,11 @@ def rasterize_attributes(xy, depth, triangles, height: int, width: int, attribut
         return PixelSet(height, width, raster.pixel), raster.interpolate(attributes, triangles)
     small_h, small_w = -(-height // step), -(-width // step)
     # Coarse pixel c covers fine pixels step·c … step·c + step − 1: its centre is step·c + (step − 1)/2.
+    tri = np.ascontiguousarray(triangles, dtype=np.int64)
     _, owner, bary = _rasterize_kernel(
         np.ascontiguousarray((np.asarray(xy) - (step - 1) / 2.0) / step, dtype=np.float64),
-        np.ascontiguousarray(np.asarray(depth) / step, dtype=np.float64),
-        np.ascontiguousarray(triangles, dtype=np.int64), small_h, small_w, bool(cull_backfaces))
-    grid = _coverage_grid(owner, bary, np.ascontiguousarray(triangles, dtype=np.int64), attributes)
+        np.ascontiguousarray(np.asarray(depth) / step, dtype=np.float64), tri, small_h, small_w, bool(cull_backfaces))
+    grid = _coverage_grid(owner, bary, tri, attributes)
     pixel, values = _upsample_kernel(grid.reshape(small_h, small_w, attributes.shape[1] + 1), step, height, width)
     return PixelSet(height, width, pixel), values
 
