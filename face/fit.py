@@ -457,8 +457,11 @@ class Fitter:
 
     def __call__(self, landmarks: np.ndarray, pool_identity: bool = True, rounds: int | None = None) -> Fit:
         """Fit one frame. A round is pose ⇄ expression (twice) then identity; video frames need one
-        (the identity is pooled), a lone image a few (`rounds`, default 1 when pooling, else 3)."""
+        (the identity is pooled), a lone image a few (`rounds`, default 1 when pooling, else 3).
+        ValueError for landmarks with a NaN or infinite value, before anything of the stream changes."""
         target = image_to_camera(landmarks[self.landmarks, :3])
+        if not np.isfinite(target).all():
+            raise ValueError(f"landmarks hold {np.count_nonzero(~np.isfinite(target))} NaN or infinite coordinates")
         if pool_identity and self._last_exp is not None and self._factors is not None and rounds in (None, 1):
             fit = self._track(target, landmarks)
         else:

@@ -122,7 +122,10 @@ class FaceStage:
             crop, _ = face_crop(self.renderer, image, landmarks)   # one warpAffine + the oval mask
         except ValueError as error:   # landmarks too degenerate to align
             return NoFace(f"face crop failed: {error}")
-        fit = self.fitter(landmarks, pool_identity=self.video)
+        try:
+            fit = self.fitter(landmarks, pool_identity=self.video)
+        except ValueError as error:   # a detector's NaN: the stream's fit is left as it was
+            return NoFace(f"fit failed: {error}")
         posed = fit.posed()
         texture_xy = posed[:, :2].copy()
         seen, vertex = self.fitter.landmarks, self.fitter.vertices  # detector points with a mesh vertex, and those vertices

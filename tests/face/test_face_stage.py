@@ -170,3 +170,25 @@ def test_the_face_stage_runs_its_small_linear_algebra_on_one_blas_thread():
     with face.FaceStage(size=64, video=False):
         pass
     assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
+
+
+def test_a_detector_point_that_is_not_finite_gives_a_reason(astronaut_bgr):
+    """Landmarks with a NaN (a detector that lost a point) give a NoFace naming it; the stream goes on."""
+    stage = face.FaceStage(video=True)
+    detect = stage.detector
+
+    def one_point_lost(image):
+        landmarks, count = detect(image)
+        landmarks = landmarks.copy()
+        landmarks[33, 0] = np.nan
+        return landmarks, count
+
+    try:
+        assert isinstance(stage(astronaut_bgr), face.FaceResult)
+        stage.detector = one_point_lost
+        result = stage(astronaut_bgr)
+        assert isinstance(result, face.NoFace) and "NaN" in result.reason
+        stage.detector = detect
+        assert isinstance(stage(astronaut_bgr), face.FaceResult)
+    finally:
+        detect.close()

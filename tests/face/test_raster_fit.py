@@ -168,3 +168,21 @@ def test_a_warmed_up_fitter_fits_as_a_fresh_one(default_model):
         a, b = fresh(landmarks), warmed(landmarks)
         assert np.array_equal(a.vertices, b.vertices) and np.array_equal(a.w_id, b.w_id)
         assert np.array_equal(a.rotation, b.rotation) and a.angles_std == b.angles_std
+
+
+def test_landmarks_with_a_nan_are_refused_and_leave_the_stream_as_it_was(default_model):
+    """A NaN or infinite landmark gets a ValueError that says so, before the stream's state moves: the
+    next frames fit exactly as on a stream that never saw it (lone fits refuse it too)."""
+    m = default_model
+    clean, hit = Fitter(m), Fitter(m)
+    frames = [_landmarks(m, m.identity_mean, m.expression_weights[i], 8 * i, 3, 0) for i in range(4)]
+    for i, landmarks in enumerate(frames):
+        if i == 2:
+            for bad in (np.nan, np.inf):
+                broken = landmarks.copy()
+                broken[33, 1] = bad
+                for pool in (True, False):
+                    with pytest.raises(ValueError, match="1 NaN or infinite"):
+                        hit(broken, pool_identity=pool)
+        a, b = clean(landmarks), hit(landmarks)
+        assert np.array_equal(a.vertices, b.vertices) and np.array_equal(a.w_id, b.w_id)
