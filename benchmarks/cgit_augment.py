@@ -47,6 +47,7 @@ from train.cgit_augment import INPUT_DOMAIN
 from train.classifier import DEFAULTS as CLASSIFIER_DEFAULTS
 from train.datasets import SIDE_MAP_SUFFIX
 from train.datasets.folder import index_labelled_folder, index_unlabelled_folder
+from train.eval_plots import pyplot, save
 
 # The CGIT recipe: the paper's losses (eq. 1–6, its λs) with the levers the UIT benchmark kept
 # (skips, residual output, EMA) and the four that make CGIT transfer here (the one-hot at the input,
@@ -240,10 +241,7 @@ def run(args) -> dict:
 
 
 def chart(table: dict, counts, path: Path, title: str):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     if "none" in table:
         none = table["none"]
@@ -261,9 +259,7 @@ def chart(table: dict, counts, path: Path, title: str):
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(plt, fig, path, dpi=120)
 
 
 def build_parser():

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 import engines
 import face
-from benchmarks.cli import exit_status
+from benchmarks.cli import check_replicates, exit_status
 from face import bilinear
 from benchmarks.paper_table4 import mean_std, named_paths
 from engines.chain import classify
@@ -256,8 +256,7 @@ def build_parser():
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if len(args.seeds) < 2:
-        raise SystemExit("error: give at least two --seeds (every figure is a mean ± std over seeds)")
+    check_replicates(args.seeds)
     print(json.dumps(run(args)))
     return 0
 

@@ -1,5 +1,5 @@
-"""What every benchmark command shares: a missing or unusable input is one line, not a traceback; and
-the order contenders run in, round after round."""
+"""What every benchmark command shares: a missing or unusable input is one line, not a traceback; at
+least two seeds where models are compared; and the order contenders run in, round after round."""
 import sys
 
 from engines import EngineFileError, MetadataError
@@ -18,6 +18,12 @@ def exit_status(main) -> int:
         print(f"python -m {_command()}: {error}", file=sys.stderr)
         return 2
     return status if isinstance(status, int) else 0   # a main may hand back its result (train_step does)
+
+
+def check_replicates(seeds) -> None:
+    """Every figure that compares models is a mean ± std over seeds: one seed is refused, one line."""
+    if len(seeds) < 2:
+        raise SystemExit("error: give at least two --seeds (every figure is a mean ± std over seeds)")
 
 
 def in_turn(contenders, round_index: int) -> list:

@@ -37,13 +37,14 @@ from tqdm import tqdm
 
 import engines
 import face
-from benchmarks.cli import exit_status
+from benchmarks.cli import check_replicates, exit_status
 from engines.chain import classify, translate
 from face.expressions import EXPRESSIONS
 from face.imageio import from_network
 from face.outputs import writable_folder
 from face.ranges import above, at_least, between
 from pipeline.fusion import CROP_YAW, FUSION_WEIGHT, POSE_WEIGHT, publish_probs
+from train.eval_plots import pyplot, save
 from train.synthetic.camera import NirCamera
 from train.synthetic.scene import Pose
 from train.synthetic.writer import FRAME_H, FRAME_W, SynthWriter
@@ -177,10 +178,7 @@ def run(args) -> dict:
 
 
 def chart(table: dict, bins, path: Path, title: str):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for row, by_bin in table.items():
         means = [by_bin[str(b)]["mean"] for b in bins]
@@ -193,9 +191,7 @@ def chart(table: dict, bins, path: Path, title: str):
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(plt, fig, path, dpi=120)
 
 
 def sample_grid(samples: dict, names, path: Path, scale: int = 2):
@@ -244,8 +240,7 @@ def build_parser():
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if len(args.seeds) < 2:
-        raise SystemExit("error: give at least two --seeds (every figure is a mean ± std over seeds)")
+    check_replicates(args.seeds)
     result = run(args)
     print(json.dumps(result))
     return 0

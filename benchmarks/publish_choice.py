@@ -24,6 +24,7 @@ from benchmarks.cli import exit_status
 from benchmarks.paper_table4 import mean_std
 from face.outputs import writable_folder
 from pipeline.fusion import CROP_YAW, POSE_WEIGHT, publish_probs
+from train.eval_plots import pyplot, save
 
 SINGLE = ("raw_crop", "render")   # the single rows beside the translation
 WEIGHTS = tuple(round(w, 2) for w in np.linspace(0.0, 1.0, 11))
@@ -115,10 +116,7 @@ def run(args) -> dict:
 
 
 def heatmap(grid: list, path: Path, title: str):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     worst = np.array([[s["worst_margin"] for s in grid if s["crop_yaw"] == y] for y in CROP_YAWS])
     fig, ax = plt.subplots(figsize=(7, 4.5))
     limit = max(abs(worst).max(), 0.1)
@@ -129,9 +127,7 @@ def heatmap(grid: list, path: Path, title: str):
     ax.set_ylabel("crop yaw (degrees)")
     ax.set_title(f"worst bin: published − best single row (points)\n{title}", fontsize=9)
     fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(plt, fig, path, dpi=120)
 
 
 def build_parser():

@@ -5,25 +5,27 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot drawing off-screen (every figure of training and the benchmarks is a file)."""
     import matplotlib
     matplotlib.use("Agg")  # files only; never a window
     import matplotlib.pyplot as plt
     return plt
 
 
-def _save(plt, fig, path) -> Path:
+def save(plt, fig, path, dpi: float | None = None) -> Path:
+    """`fig` laid out, written to `path` as a PNG (its folder made) and closed."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
 
 def confusion_png(counts, classes, path, title: str = "confusion matrix") -> Path:
     """Rows: true class, columns: predicted; cells coloured by the row's share, labelled with counts."""
-    plt = _pyplot()
+    plt = pyplot()
     counts = np.asarray(counts)
     rows = counts.sum(1, keepdims=True)
     share = np.divide(counts, rows, out=np.zeros(counts.shape, dtype=float), where=rows > 0)
@@ -40,7 +42,7 @@ def confusion_png(counts, classes, path, title: str = "confusion matrix") -> Pat
                 ax.text(j, i, str(int(counts[i, j])), ha="center", va="center",
                         color="white" if share[i, j] > 0.5 else "black", fontsize=8)
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
-    return _save(plt, fig, path)
+    return save(plt, fig, path)
 
 
 def tsne_points(embeddings: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -55,7 +57,7 @@ def tsne_points(embeddings: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def tsne_png(embeddings, labels, classes, path, seed: int = 0, title: str = "t-SNE of classifier embeddings") -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     points = tsne_points(embeddings, seed)
     labels = np.asarray(labels)
     colours = plt.get_cmap("tab10")
@@ -68,4 +70,4 @@ def tsne_png(embeddings, labels, classes, path, seed: int = 0, title: str = "t-S
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
-    return _save(plt, fig, path)
+    return save(plt, fig, path)
