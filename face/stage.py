@@ -124,7 +124,7 @@ class FaceStage:
             return NoFace(f"face crop failed: {error}")
         try:
             fit = self.fitter(landmarks, pool_identity=self.video)
-        except ValueError as error:   # a detector's NaN: the stream's fit is left as it was
+        except ValueError as error:   # landmarks the fit refuses (a detector's NaN): no result for this frame
             return NoFace(f"fit failed: {error}")
         posed = fit.posed()
         texture_xy = posed[:, :2].copy()
