@@ -7,6 +7,9 @@ trains the source classifier five ways, every way for the same number of steps (
   cgit N         + N CGIT images per class: a CGIT generator, trained on the small set (labelled
                  source) and the unlabelled `--target` faces (the simulated renders: new people),
                  translates those faces into each expression
+  cgit_judged N  (with `--kinds ... cgit_judged`) the same generator's images, only those that the `none`
+                 classifier of the first count (the small set alone) reads as the class they were made
+                 for (`train classifier --augment-judge`): the label noise sorted out with no new label
 for N in `--counts` (paper: 1K, 2K, 5K). The added images fill half of every batch and the small set
 the other half (`--real-share`, the classifier's flag; `--real-share pooled`: one pool, in which the
 few labelled images are drawn almost never). At a fixed step count a classifier draws only so many
@@ -24,7 +27,7 @@ different CGIT images as `--target` has faces (`cgit_inputs`; `cgit_distinct_per
 
 Everything runs through the project's own commands (`train synth`, `train exprada --mode cgit`,
 `train classifier`), each in its own run folder under OUT: a rerun skips what is finished and
-resumes what is not. Writes OUT/table3_real<share>[_passes<P>][_w<W>][_cls<L>].json and .png (OUT/table3.json
+resumes what is not. Writes OUT/table3_real<share>[_passes<P>][_w<W>][_cls<L>][_judged].json and .png (OUT/table3.json
 and .png when pooled; _w and _cls name a CGIT other than the recipe's, `--cgit-width` / `--cgit-lambda-cls`).
 """
 import argparse
@@ -139,11 +142,21 @@ def arm_steps(args, count: int) -> int:
     return max(args.classifier_steps, math.ceil(args.added_passes * count * len(EXPRESSIONS) / added_per_batch))
 
 
+KINDS = ("flips_crops", "cgit", "cgit_judged")   # the augmentations an arm can add (`--kinds`)
+CGIT_KINDS = ("cgit", "cgit_judged")
+
+
 def arms_of(args) -> list[str]:
     """The table's rows: `none` (one per count when the counts train for different lengths), then the
-    flips-and-crops and CGIT arms per count."""
+    arms of each of `--kinds` per count."""
     nones = [f"none {n}" for n in args.counts] if args.added_passes else ["none"]
-    return [*nones, *(f"{kind} {n}" for kind in ("flips_crops", "cgit") for n in args.counts)]
+    return [*nones, *(f"{kind} {n}" for kind in args.kinds for n in args.counts)]
+
+
+def none_run(out: Path, seed: int, args) -> Path:
+    """The run folder of the `none` arm paired with the first count: the classifier of the small set alone."""
+    name = f"classifier_s{seed}_none"
+    return out / (f"{name}_steps{arm_steps(args, args.counts[0])}" if args.added_passes else name)
 
 
 def cgit_flags(args) -> list[str]:
@@ -158,7 +171,7 @@ def cgit_tag(args) -> str:
 
 def output_name(args) -> str:
     return (f"table3{share_suffix(args.real_share)}" + (f"_passes{args.added_passes:g}" if args.added_passes else "")
-            + cgit_tag(args))
+            + cgit_tag(args) + ("_judged" if "cgit_judged" in args.kinds else ""))
 
 
 def test_accuracy(run: Path) -> float:
@@ -182,7 +195,8 @@ def run(args) -> dict:
     started = time.perf_counter()
     arms = arms_of(args)
     accuracy = {arm: [] for arm in arms}
-    read = []   # per replicate: the share of its CGIT images the reader reads as asked
+    read = {kind: [] for kind in CGIT_KINDS}   # per replicate: the share of its images the reader reads as asked
+    kept = []   # per replicate: the share of the CGIT images the judge kept
     cgit_seconds = []
     inputs = len(index_unlabelled_folder(args.target, domain=INPUT_DOMAIN))
     for seed, heldout in zip(args.seeds, args.heldout_seeds):
@@ -203,17 +217,23 @@ def run(args) -> dict:
             kind, _, n = arm.partition(" ")
             steps = arm_steps(args, int(n)) if n else args.classifier_steps
             extra = {"none": [], "flips_crops": ["--augment-flips-crops", "--per-class", n],
-                     "cgit": ["--augment-with", str(cgit), "--per-class", n]}[kind]
+                     "cgit": ["--augment-with", str(cgit), "--per-class", n],
+                     "cgit_judged": ["--augment-with", str(cgit), "--per-class", n,
+                                     "--augment-judge", str(none_run(out, seed, args))]}[kind]
             suffix = "" if kind == "none" else share_suffix(args.real_share)
             if suffix:
                 extra += ["--real-share", str(args.real_share)]
-            tag = cgit_tag(args) if kind == "cgit" else ""
+            tag = cgit_tag(args) if kind in CGIT_KINDS else ""
             name = f"classifier_s{seed}_{kind}{'' if kind == 'none' else n}{suffix}{tag}"
             run_dir = out / (f"{name}_steps{steps}" if args.added_passes else name)
             train_run(run_dir, [*common, "--steps", str(steps), *extra], log)
             accuracy[arm].append(test_accuracy(run_dir))
-            if args.reader and kind == "cgit" and int(n) == args.counts[0]:
-                read.append(read_as_asked(args.reader, run_dir, log))
+            first = n and int(n) == args.counts[0]
+            if args.reader and kind in CGIT_KINDS and first:
+                read[kind].append(read_as_asked(args.reader, run_dir, log))
+            if kind == "cgit_judged" and first:
+                judged = json.loads((run_dir / "augmented" / "judged.json").read_text()).values()
+                kept.append(sum(c["kept"] for c in judged) / sum(c["tried"] for c in judged))
     table = {arm: mean_std(values) for arm, values in accuracy.items()}
 
     def baseline(arm: str) -> str:
@@ -229,7 +249,9 @@ def run(args) -> dict:
               "source": str(args.source), "target": str(args.target), "cgit_inputs": inputs,
               "cgit_distinct_per_class": {n: min(n, inputs) for n in args.counts},
               "accuracy": table, "paired": paired,
-              "cgit_read_as_asked": mean_std(read) if read else None,
+              "cgit_read_as_asked": mean_std(read["cgit"]) if read["cgit"] else None,
+              "cgit_judged_read_as_asked": mean_std(read["cgit_judged"]) if read["cgit_judged"] else None,
+              "cgit_judged_kept": mean_std(kept) if kept else None,
               "cgit_training_seconds": [round(s, 1) for s in cgit_seconds],
               "seconds": round(time.perf_counter() - started, 1)}
     name = output_name(args)
@@ -246,11 +268,12 @@ def chart(table: dict, counts, path: Path, title: str):
     if "none" in table:
         none = table["none"]
         ax.axhline(none["mean"], color="grey", linestyle="--", label=f"no augmentation {none['mean']:.1f}")
-    kinds = ("flips_crops", "cgit") if "none" in table else ("none", "flips_crops", "cgit")
+    kinds = [kind for kind in ("none", *KINDS) if f"{kind} {counts[0]}" in table]
     for kind in kinds:
         means = [table[f"{kind} {n}"]["mean"] for n in counts]
         stds = [table[f"{kind} {n}"]["std"] for n in counts]
-        label = "no augmentation (same steps)" if kind == "none" else kind.replace("_", " and ")
+        label = {"none": "no augmentation (same steps)", "flips_crops": "flips and crops", "cgit": "CGIT",
+                 "cgit_judged": "CGIT, judged"}[kind]
         ax.errorbar(counts, means, yerr=stds, marker="o", capsize=3, label=label)
     ax.set_xscale("log")
     ax.set_xticks(counts, [str(n) for n in counts])
@@ -277,6 +300,8 @@ def build_parser():
                    help="held-out driver seeds, one per training seed (default: %(default)s)")
     p.add_argument("--test-per-class", type=at_least(1), default=40, help="held-out faces per class (default: %(default)s)")
     p.add_argument("--test-drivers", type=at_least(1), default=8, help="(default: %(default)s)")
+    p.add_argument("--kinds", nargs="+", choices=KINDS, default=["flips_crops", "cgit"],
+                   help="the augmentations to compare with none (default: %(default)s)")
     p.add_argument("--cgit-steps", type=at_least(1), default=1200, help="(default: %(default)s)")
     p.add_argument("--cgit-width", type=at_least(1), default=CGIT_DEFAULTS["width"],
                    help="the CGIT generator's base width (default: %(default)s)")

@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import torch
 
-from engines.contract import CGIT_GENERATOR
+from engines.contract import CGIT_GENERATOR, CLASSIFIER
 from face.expressions import EXPRESSIONS
-from face.imageio import read_image
+from face.imageio import read_image, to_network
 
 from .checkpoint import CheckpointError, load_model
 from .data import ImageDataset, SideMaps, read_generator_batch, square_resize
@@ -80,12 +80,36 @@ def generate_flips_crops(run_dir: Path, samples, *, per_class: int, seed: int, s
     return out
 
 
+class Judge:
+    """A classifier that sorts CGIT images: an image is kept only where it reads it as the class it
+    was made for. With the classifier of the labelled set alone, this drops the translations whose
+    expression did not come across (label noise) without any label the user does not already have."""
+
+    def __init__(self, checkpoint: str, device):
+        net, config, kind = load_model(checkpoint)
+        if kind != CLASSIFIER:
+            raise CheckpointError(f"{checkpoint}: a {kind} checkpoint; --augment-judge needs a classifier "
+                                  f"(python -m train classifier)")
+        self.net, self.size, self.device = net.to(device), int(config["image_size"]), device
+
+    @torch.no_grad()
+    def agrees(self, images: np.ndarray, label: int) -> np.ndarray:
+        """Per uint8 BGR image: does the classifier read it as `label`? (It sees each image as it will
+        be read back from its PNG: squared and resized to its own size.)"""
+        x = to_network(np.stack([square_resize(image, self.size) for image in images]))
+        logits = self.net(torch.from_numpy(x).to(self.device))[0]
+        return (logits.argmax(1) == label).cpu().numpy()
+
+
 @torch.no_grad()
 def generate_augmentation(run_dir: Path, classes: list[int], *, checkpoint: str, per_class: int, seed: int,
-                          inputs: str | None, device, logger, progress: bool) -> Path:
+                          inputs: str | None, device, logger, progress: bool, judge: str | None = None) -> Path:
     """RUN_DIR/augmented/<expression>/*.png: `per_class` CGIT translations per class, of the
     inputs (`inputs`, else the CGIT run's target folder) in a seeded order, cycled when there are
-    fewer inputs. Kept across resumes: a manifest says what was made, and a finished set is reused."""
+    fewer inputs. With `judge` (a classifier checkpoint) only the translations it reads as their class
+    are kept, each input tried once per class; a class that keeps fewer than `per_class` repeats its
+    kept images, and RUN_DIR/augmented/judged.json counts what was tried and kept. Kept across
+    resumes: a manifest says what was made, and a finished set is reused."""
     from tqdm import tqdm
 
     out = run_dir / "augmented"
@@ -100,20 +124,29 @@ def generate_augmentation(run_dir: Path, classes: list[int], *, checkpoint: str,
                        per_class - len(images))
     manifest = {"checkpoint": checkpoint, "per_class": per_class, "seed": seed,
                 "classes": [EXPRESSIONS[k] for k in classes], "inputs": samples_digest(images)}
+    if judge:   # only then: sets made before judging existed keep their manifests
+        manifest["judge"] = judge
     if _reuse_or_clear(out, manifest, logger):
         return out
     generator = generator.to(device)
+    sorter = Judge(judge, device) if judge else None
     dataset = ImageDataset(images, int(cgit_config["image_size"]), SideMaps(run_dir / "cache"))
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed)).tolist()
     bad = set()
+    judged = {}
     bar = tqdm(total=per_class * len(classes), desc="CGIT augmentation", unit="img", disable=not progress)
     cursor = 0
     for label in classes:
-        (out / EXPRESSIONS[label]).mkdir(parents=True, exist_ok=True)
-        made = 0
+        folder = out / EXPRESSIONS[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        made = tried = 0
         while made < per_class:
+            # Judged: each readable input once per class. Else the inputs cycle until the class is full.
+            room = per_class - made if sorter is None else len(images) - len(bad) - tried
+            if room <= 0:
+                break
             keys = []  # the next inputs in the seeded order, unreadable ones passed over
-            while len(keys) < min(BATCH_SIZE, per_class - made):
+            while len(keys) < min(BATCH_SIZE, room):
                 if len(bad) == len(images):
                     raise ValueError(f"no readable input image for the CGIT generator under {images[0].path.parent}")
                 key = order[cursor % len(order)]
@@ -124,12 +157,34 @@ def generate_augmentation(run_dir: Path, classes: list[int], *, checkpoint: str,
             bad.update(path for path, _ in batch["bad"])
             if x is None:
                 continue
-            for image in to_expression(generator, x, label):
-                write_png(out / EXPRESSIONS[label] / f"cgit_{made:06d}.png", image)
+            made_now = to_expression(generator, x, label)
+            tried += len(made_now)
+            if sorter is not None:
+                made_now = made_now[sorter.agrees(made_now, label)]
+            for image in made_now[:per_class - made]:
+                write_png(folder / f"cgit_{made:06d}.png", image)
                 made += 1
                 bar.update(1)
+        if sorter is not None:
+            judged[EXPRESSIONS[label]] = {"tried": tried, "kept": made}
+            _repeat_kept(folder, made, per_class, EXPRESSIONS[label], logger)
     bar.close()
+    if sorter is not None:
+        write_json(out / "judged.json", judged)
     write_json(out / "manifest.json", manifest)
-    logger.info("CGIT augmentation: %d images per class for %s from %d inputs (%d unreadable)",
-                per_class, ", ".join(EXPRESSIONS[k] for k in classes), len(images), len(bad))
+    logger.info("CGIT augmentation: %d images per class for %s from %d inputs (%d unreadable)%s",
+                per_class, ", ".join(EXPRESSIONS[k] for k in classes), len(images), len(bad),
+                f"; kept by {judge}: " + ", ".join(f"{k} {v['kept']} of {v['tried']}" for k, v in judged.items())
+                if sorter is not None else "")
     return out
+
+
+def _repeat_kept(folder: Path, kept: int, per_class: int, expression: str, logger) -> None:
+    """Fill a judged class up to `per_class` with copies of its `kept` images, in turn."""
+    if kept == 0:
+        raise ValueError(f"the judge read none of the CGIT {expression} images as {expression}: no image to keep")
+    if kept < per_class:
+        logger.warning("CGIT augmentation: the judge kept %d %s images, fewer than %d: each repeats about %.1f times",
+                       kept, expression, per_class, per_class / kept)
+    for made in range(kept, per_class):
+        shutil.copyfile(folder / f"cgit_{made % kept:06d}.png", folder / f"cgit_{made:06d}.png")

@@ -42,7 +42,7 @@ ADDED = "augmented"  # the domain of the images augmentation adds to the trainin
 # What defines the run: a resumed run must keep these.
 LOCKED = ("arch", "image_size", "width", "dropout", "batch_size", "lr", "weight_decay", "optimizer", "balanced", "flip",
           "seed", "epochs", "steps", "data", "val_data", "test_data", "data_options", "val_fraction", "test_fraction",
-          "folds", "fold", "split_by_image", "init_weights", "init_skip", "augment_with", "augment_flips_crops", "per_class", "augment_from", "real_share")
+          "folds", "fold", "split_by_image", "init_weights", "init_skip", "augment_with", "augment_flips_crops", "per_class", "augment_from", "augment_judge", "real_share")
 # How it runs: free to change on resume.
 RUNTIME = ("device", "workers", "log_every", "eval_every", "checkpoint_every", "stop_after", "progress", "eval_batch_size",
            "max_nonfinite")
@@ -50,7 +50,7 @@ DEFAULTS = dict(arch=None, data=None, val_data=None, test_data=None, data_option
                 test_fraction=0.2, folds=None, fold=None, split_by_image=False, image_size=128, width=16,
                 dropout=None, batch_size=32, lr=1e-4, weight_decay=5e-4, optimizer="adam", balanced=False, flip=True,
                 seed=0, epochs=30, steps=None, init_weights=None, init_skip="", augment_with=None, augment_flips_crops=False,
-                per_class=0, augment_from=None, real_share=None, device="auto", workers=2, log_every=20, eval_every=0, checkpoint_every=500,
+                per_class=0, augment_from=None, augment_judge=None, real_share=None, device="auto", workers=2, log_every=20, eval_every=0, checkpoint_every=500,
                 stop_after=None, progress=True, eval_batch_size=64, max_nonfinite=20)
 
 
@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "labelled training images per expression")
     g.add_argument("--per-class", type=int, help="images to generate per expression")
     g.add_argument("--augment-from", help="images the generator translates (default: the CGIT run's target folder)")
+    g.add_argument("--augment-judge", metavar="CLASSIFIER",
+                   help="keep only the CGIT images this classifier (checkpoint or run folder; e.g. one trained on the "
+                        "labelled set alone) reads as the class they were made for")
     g.add_argument("--real-share", type=float, metavar="F",
                    help="draw the labelled images for this share of every batch and the added ones for the rest "
                         "(default: one pool, every image alike, so thousands of added images crowd out the labelled ones)")
@@ -113,7 +116,7 @@ class ClassifierTrainer(Trainer):
     WHAT = "a classifier run"
     MODEL_NAME = "classifier"
     LOCKED, RUNTIME, DEFAULTS = LOCKED, RUNTIME, DEFAULTS
-    PATHS = ("data", "val_data", "test_data", "split", "init_weights", "augment_with", "augment_from")
+    PATHS = ("data", "val_data", "test_data", "split", "init_weights", "augment_with", "augment_from", "augment_judge")
     RANGES = dict(dropout=(0, 1), weight_decay=(0, None), epochs=(1, None), val_fraction=(0, 1), test_fraction=(0, 1),
                   folds=(2, None), fold=(0, None), per_class=(0, None), eval_every=(0, None), eval_batch_size=(1, None),
                   real_share=(0, 1))
@@ -131,6 +134,8 @@ class ClassifierTrainer(Trainer):
             raise SystemExit("error: give --augment-with CKPT or --augment-flips-crops, not both")
         if bool(augmenting) != bool(config["per_class"]):
             raise SystemExit("error: --augment-with CKPT (or --augment-flips-crops) and --per-class N go together")
+        if config["augment_judge"] and not config["augment_with"]:
+            raise SystemExit("error: --augment-judge sorts CGIT images: give it with --augment-with CKPT")
         if config["real_share"] is not None and not augmenting:
             raise SystemExit("error: --real-share is a share of each batch left to the labelled images: give it with "
                              "--augment-with or --augment-flips-crops")
@@ -182,7 +187,7 @@ class ClassifierTrainer(Trainer):
         if c["augment_with"] or c["augment_flips_crops"]:
             if self.ctx.is_main and c["augment_with"]:
                 generate_augmentation(self.run_dir, train_classes, checkpoint=c["augment_with"],
-                                      per_class=c["per_class"], seed=c["seed"], inputs=c["augment_from"],
+                                      per_class=c["per_class"], seed=c["seed"], inputs=c["augment_from"], judge=c["augment_judge"],
                                       device=self.device, logger=self.log, progress=c["progress"])
             elif self.ctx.is_main:
                 generate_flips_crops(self.run_dir, train, per_class=c["per_class"], seed=c["seed"],

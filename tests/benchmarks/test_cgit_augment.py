@@ -112,3 +112,15 @@ def test_a_missing_target_stops_the_benchmark_before_any_training(tmp_path):
     with pytest.raises(FileNotFoundError, match="CGIT input folder .*nowhere does not exist"):
         cgit_augment.main(["--target", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out" / "commands.log").exists()
+
+
+def test_the_judged_arm_is_judged_by_the_none_classifier_of_the_first_count(tmp_path):
+    parse = cgit_augment.build_parser().parse_args
+    args = parse(["--added-passes", "2", "--kinds", "cgit", "cgit_judged", "--counts", "1000", "2000"])
+    assert cgit_augment.arms_of(args) == ["none 1000", "none 2000", "cgit 1000", "cgit 2000",
+                                          "cgit_judged 1000", "cgit_judged 2000"]
+    # the folder that `none 1000` trains in, as run() names it
+    assert cgit_augment.none_run(tmp_path, 7, args) == tmp_path / "classifier_s7_none_steps875"
+    assert cgit_augment.none_run(tmp_path, 7, parse([])) == tmp_path / "classifier_s7_none"
+    assert cgit_augment.output_name(args) == "table3_real0.5_passes2_judged"
+    assert "flips_crops 1000" in cgit_augment.arms_of(parse([]))   # the default kinds: flips and crops, CGIT

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from face.expressions import EXPRESSIONS
-from tiny_checkpoints import rewrite_in_old_layout, write_generator_run
+from tiny_checkpoints import rewrite_in_old_layout, write_classifier_run, write_generator_run
 from tiny_data import write_images, write_labelled
 from train.checkpoint import CheckpointError, load_checkpoint, load_model
 from train.classifier import main
@@ -176,6 +176,29 @@ def test_cgit_augmentation_adds_generated_images_per_training_class(tmp_path):
               "--per-class", "2", "--out", str(tmp_path / "run2")])
     with pytest.raises(SystemExit, match="go together"):
         main([*FAST, "--data", str(data), "--augment-with", str(cgit), "--out", str(tmp_path / "run3")])
+
+
+def test_a_judge_keeps_only_the_cgit_images_it_reads_as_their_class(tmp_path):
+    data = write_labelled(tmp_path / "data", per_class=2, size=32, classes=("anger",), side=False)
+    write_images(tmp_path / "renders", 3, 64, seed=5, side=True)
+    write_generator_run(tmp_path / "cgit", "cgit", image_size=64, target=tmp_path / "renders")
+    args = [*FAST, "--data", str(data), "--split-by-image", "--val-fraction", "0", "--test-fraction", "0", "--steps", "1",
+            "--augment-with", str(tmp_path / "cgit"), "--per-class", "5"]
+    # A judge that reads everything as anger keeps each of the 3 inputs' anger images once, then repeats them.
+    write_classifier_run(tmp_path / "reads_anger", "anger")
+    run = tmp_path / "run"
+    assert main([*args, "--augment-judge", str(tmp_path / "reads_anger"), "--out", str(run)]) == 0
+    assert json.loads((run / "augmented" / "judged.json").read_text()) == {"anger": {"tried": 3, "kept": 3}}
+    made = sorted((run / "augmented" / "anger").glob("*.png"))
+    assert len(made) == 5 and np.array_equal(cv2.imread(str(made[3])), cv2.imread(str(made[0])))
+    assert "the judge kept 3 anger images, fewer than 5" in (run / "train.log").read_text()
+    # One that reads everything as surprise keeps none: said, not trained on an empty class.
+    write_classifier_run(tmp_path / "reads_surprise", "surprise")
+    with pytest.raises(SystemExit, match="the judge read none of the CGIT anger images as anger"):
+        main([*args, "--augment-judge", str(tmp_path / "reads_surprise"), "--out", str(tmp_path / "run2")])
+    with pytest.raises(SystemExit, match="--augment-judge sorts CGIT images"):
+        main([*FAST, "--data", str(data), "--augment-flips-crops", "--per-class", "2",
+              "--augment-judge", str(tmp_path / "reads_anger"), "--out", str(tmp_path / "run3")])
 
 
 def test_flips_and_crops_augmentation_adds_as_many_plain_copies_per_class(tmp_path):
