@@ -9,7 +9,9 @@ trains the source classifier five ways, every way for the same number of steps (
                  translates those faces into each expression
   cgit_judged N  (with `--kinds ... cgit_judged`) the same generator's images, only those that the `none`
                  classifier of the first count (the small set alone) reads as the class they were made
-                 for (`train classifier --augment-judge`): the label noise sorted out with no new label
+                 for (`train classifier --augment-judge`): the label noise sorted out with no new label;
+                 `cgit_judged_kept` is the share of a class's images it kept, and
+                 `cgit_judged_distinct_per_class` how many different ones, at the largest count
 for N in `--counts` (paper: 1K, 2K, 5K). The added images fill half of every batch and the small set
 the other half (`--real-share`, the classifier's flag; `--real-share pooled`: one pool, in which the
 few labelled images are drawn almost never). At a fixed step count a classifier draws only so many
@@ -196,7 +198,8 @@ def run(args) -> dict:
     arms = arms_of(args)
     accuracy = {arm: [] for arm in arms}
     read = {kind: [] for kind in CGIT_KINDS}   # per replicate: the share of its images the reader reads as asked
-    kept = []   # per replicate: the share of the CGIT images the judge kept
+    kept = []   # per replicate: the share of a class's CGIT images the judge kept (mean over classes)
+    kept_per_class = []   # per replicate: the distinct images each class kept
     cgit_seconds = []
     inputs = len(index_unlabelled_folder(args.target, domain=INPUT_DOMAIN))
     for seed, heldout in zip(args.seeds, args.heldout_seeds):
@@ -231,9 +234,10 @@ def run(args) -> dict:
             first = n and int(n) == args.counts[0]
             if args.reader and kind in CGIT_KINDS and first:
                 read[kind].append(read_as_asked(args.reader, run_dir, log))
-            if kind == "cgit_judged" and first:
-                judged = json.loads((run_dir / "augmented" / "judged.json").read_text()).values()
-                kept.append(sum(c["kept"] for c in judged) / sum(c["tried"] for c in judged))
+            if kind == "cgit_judged" and int(n) == args.counts[-1]:   # the largest count: most inputs tried
+                judged = json.loads((run_dir / "augmented" / "judged.json").read_text())
+                kept.append(np.mean([c["kept"] / c["tried"] for c in judged.values()]))
+                kept_per_class.append({name: c["kept"] for name, c in judged.items()})
     table = {arm: mean_std(values) for arm, values in accuracy.items()}
 
     def baseline(arm: str) -> str:
@@ -252,6 +256,7 @@ def run(args) -> dict:
               "cgit_read_as_asked": mean_std(read["cgit"]) if read["cgit"] else None,
               "cgit_judged_read_as_asked": mean_std(read["cgit_judged"]) if read["cgit_judged"] else None,
               "cgit_judged_kept": mean_std(kept) if kept else None,
+              "cgit_judged_distinct_per_class": kept_per_class or None,
               "cgit_training_seconds": [round(s, 1) for s in cgit_seconds],
               "seconds": round(time.perf_counter() - started, 1)}
     name = output_name(args)
