@@ -1,7 +1,7 @@
 """CGIT data augmentation as the paper's table 3 measures it: `python -m benchmarks.cgit_augment`, one JSON line.
 
 A small labelled source set (`--labelled-per-class`, drawn anew per training seed from `--source`)
-trains the source classifier five ways, every way for the same number of steps (but see `--added-passes`):
+trains the source classifier in several ways (arms), every one for the same number of steps (but see `--added-passes`):
   none           the small set alone (horizontal flips on the fly, as always)
   flips_crops N  + N plain flipped and cropped copies per class (the baseline augmentation)
   cgit N         + N CGIT images per class: a CGIT generator, trained on the small set (labelled

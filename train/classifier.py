@@ -4,6 +4,7 @@
     python -m train classifier --data bu3dfe/ --folds 5 --fold 0 --backbone vgg16 \\
         --init-weights vgg_face.pt --init-skip fc8 --out runs/bu_f0
     python -m train classifier --data drivers.csv --augment-with runs/cgit --per-class 1000 --real-share 0.5 --out runs/aug
+        # add --augment-judge runs/small: only the CGIT images that classifier reads as their class
     python -m train classifier --resume runs/cls                       # continues exactly
     torchrun --nproc_per_node 4 -m train classifier ...                # DDP, one GPU (or CPU) each
 
@@ -11,7 +12,7 @@ The data is split by subject (train/val/test, or k folds) with a seed, and the s
 RUN_DIR/split.json (`--split FILE` reuses one); or give the parts yourself with --val-data and
 --test-data. A run folder holds checkpoints/last.pt and best.pt (best validation accuracy),
 split.json, train.log, metrics.csv/.jsonl, tensorboard/, bad_files.txt, init_weights.json,
-augmented/ (CGIT images), test/ (metrics.json, confusion.png) and summary.json.
+augmented/ (CGIT images; judged.json with --augment-judge), test/ (metrics.json, confusion.png) and summary.json.
 """
 import argparse
 import math

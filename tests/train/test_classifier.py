@@ -196,6 +196,8 @@ def test_a_judge_keeps_only_the_cgit_images_it_reads_as_their_class(tmp_path):
     write_classifier_run(tmp_path / "reads_surprise", "surprise")
     with pytest.raises(SystemExit, match="the judge read none of the CGIT anger images as anger"):
         main([*args, "--augment-judge", str(tmp_path / "reads_surprise"), "--out", str(tmp_path / "run2")])
+    with pytest.raises(SystemExit, match="--augment-judge needs a classifier"):   # a generator is no judge
+        main([*args, "--augment-judge", str(tmp_path / "cgit"), "--out", str(tmp_path / "run4")])
     with pytest.raises(SystemExit, match="--augment-judge sorts CGIT images"):
         main([*FAST, "--data", str(data), "--augment-flips-crops", "--per-class", "2",
               "--augment-judge", str(tmp_path / "reads_anger"), "--out", str(tmp_path / "run3")])
