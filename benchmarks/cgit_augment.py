@@ -85,14 +85,15 @@ def finished(run: Path) -> bool:
     return summary["step"] >= summary["total_steps"]
 
 
-def train_run(run: Path, new_args: list[str], log: Path) -> None:
-    """A trainer's run: skipped when finished, resumed when started, else begun."""
+def train_run(run: Path, new_args: list[str], log: Path) -> bool:
+    """A trainer's run: skipped when finished (False), resumed when started, else begun."""
     if finished(run):
-        return
+        return False
     if (run / "checkpoints" / "last.pt").is_file():
         run_command([new_args[0], new_args[1], "--resume", str(run), "--no-progress"], log)
     else:
         run_command([*new_args, "--out", str(run), "--no-progress"], log)
+    return True
 
 
 def small_labelled_set(source: Path, out: Path, per_class: int, seed: int) -> Path:
@@ -211,9 +212,9 @@ def run(args) -> dict:
         small = small_labelled_set(Path(args.source), out / f"labelled_s{seed}", args.labelled_per_class, seed)
         cgit = out / f"cgit_s{seed}{cgit_tag(args)}"
         t0 = time.perf_counter()
-        train_run(cgit, ["train", "exprada", "--mode", "cgit", "--source", str(small), "--target", args.target,
-                         "--steps", str(args.cgit_steps), "--seed", str(seed), *cgit_flags(args)], log)
-        cgit_seconds.append(time.perf_counter() - t0)
+        trained = train_run(cgit, ["train", "exprada", "--mode", "cgit", "--source", str(small), "--target", args.target,
+                                   "--steps", str(args.cgit_steps), "--seed", str(seed), *cgit_flags(args)], log)
+        cgit_seconds.append(round(time.perf_counter() - t0, 1) if trained else None)   # None: reused, not timed
         common = ["train", "classifier", "--data", str(small), "--test-data", str(test / "source"),
                   "--seed", str(seed), *CLASSIFIER_FLAGS]
         for arm in arms:
@@ -257,7 +258,7 @@ def run(args) -> dict:
               "cgit_judged_read_as_asked": mean_std(read["cgit_judged"]) if read["cgit_judged"] else None,
               "cgit_judged_kept": mean_std(kept) if kept else None,
               "cgit_judged_distinct_per_class": kept_per_class or None,
-              "cgit_training_seconds": [round(s, 1) for s in cgit_seconds],
+              "cgit_training_seconds": cgit_seconds,
               "seconds": round(time.perf_counter() - started, 1)}
     name = output_name(args)
     (out / f"{name}.json").write_text(json.dumps(result, indent=1))

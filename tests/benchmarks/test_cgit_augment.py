@@ -41,6 +41,9 @@ def test_a_run_is_finished_only_when_its_summary_reached_the_last_step(tmp_path)
     assert not cgit_augment.finished(run)
     (run / "summary.json").write_text(json.dumps({"step": 60, "total_steps": 60, "test": {"accuracy": 0.5}}))
     assert cgit_augment.finished(run) and cgit_augment.test_accuracy(run) == 0.5
+    # a finished run is not trained again (no command runs, so no log), and says so: its time is not the training's
+    assert cgit_augment.train_run(run, ["train", "classifier"], tmp_path / "log") is False
+    assert not (tmp_path / "log").exists()
 
 
 def test_a_cgit_arms_reading_is_kept_and_not_made_again(tmp_path):
