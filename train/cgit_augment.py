@@ -82,8 +82,9 @@ def generate_flips_crops(run_dir: Path, samples, *, per_class: int, seed: int, s
 
 class Judge:
     """A classifier that sorts CGIT images: an image is kept only where it reads it as the class it
-    was made for. With the classifier of the labelled set alone, this drops the translations whose
-    expression did not come across (label noise) without any label the user does not already have."""
+    was made for, to drop translations whose expression did not come across (label noise). The
+    classifier of the labelled set alone needs no label the user does not already have; how much noise
+    it removes is only as good as it is (the README's table 3 measures one)."""
 
     def __init__(self, checkpoint: str, device):
         net, config, kind = load_model(checkpoint)

@@ -188,8 +188,8 @@ class ClassifierTrainer(Trainer):
         if c["augment_with"] or c["augment_flips_crops"]:
             if self.ctx.is_main and c["augment_with"]:
                 generate_augmentation(self.run_dir, train_classes, checkpoint=c["augment_with"],
-                                      per_class=c["per_class"], seed=c["seed"], inputs=c["augment_from"], judge=c["augment_judge"],
-                                      device=self.device, logger=self.log, progress=c["progress"])
+                                      per_class=c["per_class"], seed=c["seed"], inputs=c["augment_from"],
+                                      judge=c["augment_judge"], device=self.device, logger=self.log, progress=c["progress"])
             elif self.ctx.is_main:
                 generate_flips_crops(self.run_dir, train, per_class=c["per_class"], seed=c["seed"],
                                      size=c["image_size"], logger=self.log)
