@@ -8,18 +8,21 @@ encode and decode against plain json on the same fields; and the floor under a s
 the same header between bare pyzmq sockets, echoed as bytes and decoded and encoded again on each
 side (what a stage's own Outlet and Inlet add lies above these two).
 
-    python -m benchmarks.pipeline_zmq_hop [--repeats 300] [--rounds 3] [--transport ipc|tcp]
+    python -m benchmarks.pipeline_zmq_hop [--repeats 300] [--rounds 3] [--transport ipc|tcp] [--same-core]
 
 A hop is half of a round trip: process A sends the frame to process B, B sends one straight back
 (decoded and re-encoded, as a stage would: through its own ring for the shared-memory hops; made in
 its slot before A's message comes, for the made-in-slot hop); medians over the repeats. The three
 frame hops run --rounds times, each round started by the next of them, their medians taken over all
 the rounds' hops. The copied shared-memory hop includes copying the frame into the ring's slot; that
-copy alone, in one process, is `ring_put_median_us`. Prints one JSON line.
+copy alone, in one process, is `ring_put_median_us`. `--same-core` pins the benchmark and every process it
+starts (and so their ZeroMQ I/O threads) to the first core it may use: what a hop costs without a wake-up
+across cores, against the scheduler's placement by default. Prints one JSON line.
 """
 import argparse
 import json
 import multiprocessing
+import os
 import pickle
 import statistics
 import sys
@@ -278,7 +281,11 @@ def main(argv=None):
     p.add_argument("--rounds", type=at_least(1), default=3,
                    help="rounds of the three frame hops, --repeats each, each round started by the next "
                         "(default: %(default)s)")
+    p.add_argument("--same-core", action="store_true",
+                   help="pin this process and every process it starts (threads and children inherit it) to one core")
     args = p.parse_args(argv)
+    if args.same_core:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     framed = stage_hops(args.repeats, 640 * 480 * 3, args.rounds)
     (slot_us, slot_cpu), (shared_us, shared_cpu), (inline_us, inline_cpu) = (framed[how] for how in HOWS)
     header_hops, header_cpu = stage_hop(args.repeats, 0, "inline")
@@ -293,6 +300,7 @@ def main(argv=None):
     print(json.dumps({
         "benchmark": "pipeline_zmq_hop", "frame": "640x480x3 uint8", "bytes": 640 * 480 * 3,
         "transport": args.transport, "repeats": args.repeats, "rounds": args.rounds,
+        "cores": sorted(os.sched_getaffinity(0)),
         "stage_hop_made_in_slot_median_us": round(slot_us, 1), "stage_hop_made_in_slot_cpu_us": round(slot_cpu, 1),
         "stage_hop_shared_memory_median_us": round(shared_us, 1), "stage_hop_in_message_median_us": round(inline_us, 1),
         "stage_hop_header_only_median_us": round(header_us, 1),

@@ -25,3 +25,13 @@ def test_the_hop_benchmark_prints_its_figures():
     # agrees only to within the rounding.
     assert figures["header_typed_vs_plain_json"] == pytest.approx(
         figures["header_typed_codec_median_us"] / figures["header_plain_json_median_us"], rel=0.01)
+
+
+def test_same_core_pins_the_benchmark_and_says_so():
+    run = subprocess.run([sys.executable, "-m", "benchmarks.pipeline_zmq_hop", "--repeats", "5", "--rounds", "1",
+                          "--same-core"], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    figures = json.loads(run.stdout.splitlines()[-1])
+    assert figures["cores"] == [min(os.sched_getaffinity(0))]
+    assert figures["stage_hop_made_in_slot_median_us"] > 0
