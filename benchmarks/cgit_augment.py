@@ -232,8 +232,7 @@ def run(args) -> dict:
             run_dir = out / (f"{name}_steps{steps}" if args.added_passes else name)
             train_run(run_dir, [*common, "--steps", str(steps), *extra], log)
             accuracy[arm].append(test_accuracy(run_dir))
-            first = n and int(n) == args.counts[0]
-            if args.reader and kind in CGIT_KINDS and first:
+            if args.reader and kind in CGIT_KINDS and int(n) == args.counts[0]:
                 read[kind].append(read_as_asked(args.reader, run_dir, log))
             if kind == "cgit_judged" and int(n) == args.counts[-1]:   # the largest count: most inputs tried
                 judged = json.loads((run_dir / "augmented" / "judged.json").read_text())
