@@ -20,7 +20,7 @@ import numpy as np
 
 from pipeline.messages import (HEADER_VERSION, ArraySpec, DecodeError, EndOfStream, StageMessage, decode_header,
                                encode as encode_json)
-from pipeline.shared_frames import Placed, RingError, RingReader, SlotReused
+from pipeline.shared_frames import Placed, RingError, RingReader, SlotReused, itemsize
 
 DEFAULT_MAX_BYTES = 64 << 20   # a 4K 16-bit frame plus renders fits; anything larger is refused
 ALLOWED_DTYPES = ("uint8", "uint16", "int32", "int64", "float32", "float64")
@@ -138,7 +138,7 @@ def _checked_bytes(spec: ArraySpec, max_bytes: int | None = None) -> int:
         raise BadMessage(f"array {spec.name!r}: dtype {spec.dtype!r} not allowed")
     if len(spec.shape) > MAX_SHAPE_DIMS or not all(d >= 0 for d in spec.shape):
         raise BadMessage(f"array {spec.name!r}: bad shape {spec.shape!r}")
-    nbytes = math.prod(spec.shape) * np.dtype(spec.dtype).itemsize   # Python ints: no overflow
+    nbytes = math.prod(spec.shape) * itemsize(spec.dtype)   # Python ints: no overflow
     if max_bytes is not None and nbytes > max_bytes:
         raise BadMessage(f"array {spec.name!r}: {nbytes} bytes exceed the maximum of {max_bytes}")
     return nbytes
