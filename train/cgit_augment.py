@@ -14,7 +14,7 @@ from engines.contract import CGIT_GENERATOR, CLASSIFIER
 from face.expressions import EXPRESSIONS
 from face.imageio import read_image, to_network
 
-from .checkpoint import CheckpointError, load_model
+from .checkpoint import load_model
 from .data import ImageDataset, SideMaps, read_generator_batch, square_resize
 from .datasets.folder import index_unlabelled_folder
 from .run_setup import samples_digest
@@ -87,10 +87,7 @@ class Judge:
     it removes is only as good as it is (the README's table 3 measures one)."""
 
     def __init__(self, checkpoint: str, device):
-        net, config, kind = load_model(checkpoint)
-        if kind != CLASSIFIER:
-            raise CheckpointError(f"{checkpoint}: a {kind} checkpoint; --augment-judge needs a classifier "
-                                  f"(python -m train classifier)")
+        net, config, _ = load_model(checkpoint, expect=CLASSIFIER, needed_by="--augment-judge")
         self.net, self.size, self.device = net.to(device), int(config["image_size"]), device
 
     @torch.no_grad()
@@ -114,10 +111,7 @@ def generate_augmentation(run_dir: Path, classes: list[int], *, checkpoint: str,
     from tqdm import tqdm
 
     out = run_dir / "augmented"
-    generator, cgit_config, kind = load_model(checkpoint, "G_ts")
-    if kind != CGIT_GENERATOR:
-        raise CheckpointError(f"{checkpoint}: a {kind} checkpoint; augmentation needs a CGIT generator "
-                              f"(python -m train exprada --mode cgit)")
+    generator, cgit_config, _ = load_model(checkpoint, "G_ts", expect=CGIT_GENERATOR, needed_by="augmentation")
     images = index_unlabelled_folder(_generator_inputs(inputs, cgit_config), domain=INPUT_DOMAIN)
     if per_class > len(images):   # the generator is deterministic: an input met again repeats its image
         logger.warning("CGIT augmentation: %d images per class from %d inputs: %d of each class's images repeat "

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engines.contract import CLASSIFIER, KINDS, current_kind
+from engines.contract import CGIT_GENERATOR, CLASSIFIER, KINDS, UIT_GENERATOR, current_kind
 
 REQUIRED_KEYS = ("kind", "config", "models", "optimizers", "schedulers", "step", "epoch", "rng")
 CHECKPOINT_DIR = "checkpoints"
@@ -262,9 +262,17 @@ def load_state_checked(module: nn.Module, state_dict: dict, what: str) -> None:
     unwrap(module).load_state_dict(state_dict)
 
 
-def load_model(path, name: str | None = None, map_location="cpu"):
+# Each kind as a message names it, and the command that trains one.
+MADE_BY = {UIT_GENERATOR: ("UIT generator", "python -m train exprada --mode uit"),
+           CGIT_GENERATOR: ("CGIT generator", "python -m train exprada --mode cgit"),
+           CLASSIFIER: ("classifier", "python -m train classifier")}
+
+
+def load_model(path, name: str | None = None, map_location="cpu", *, expect: str | None = None, needed_by: str = ""):
     """Rebuild one network of a checkpoint: (module in eval mode, config, kind). The config comes
     with the run's state beside the settings (e.g. a classifier's train_classes, which evaluation reads).
+    With `expect` (a kind), a checkpoint of another kind is refused before anything is built, the
+    message naming what `needed_by` it and how such a model is trained.
 
     ExprADA checkpoints: name is one of G_ts (the target→source generator the car runs), G_ts_ema
     (its weight average, the default when the run kept one), G_st, D_s, D_t. Classifier checkpoints: the one model, built by
@@ -274,6 +282,9 @@ def load_model(path, name: str | None = None, map_location="cpu"):
     for note in state["notes"]:
         logging.getLogger(__name__).warning(note)
     kind, config, models = state["kind"], state["config"], state["models"]
+    if expect is not None and kind != expect:
+        what, command = MADE_BY[expect]
+        raise CheckpointError(f"{state['path']}: a {kind} checkpoint; {needed_by or 'this'} needs a {what} ({command})")
     if name is None:
         name = ("G_ts_ema" if "G_ts_ema" in models else "G_ts") if kind != CLASSIFIER else next(iter(models))
     if name not in models:

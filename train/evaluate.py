@@ -24,7 +24,7 @@ from face.expressions import EXPRESSIONS
 from face.outputs import writable_folder
 from face.ranges import at_least
 
-from .checkpoint import CheckpointError, load_model
+from .checkpoint import load_model
 from .data import ImageDataset, SideMaps, collate_skipping_bad
 from .datasets.face_crops import crop_faces
 from .datasets.sources import add_data_arguments, data_options, load_samples, wants_face_crop
@@ -138,9 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _load_classifiers(paths) -> list[tuple[str, torch.nn.Module, dict]]:
     loaded = []
     for path in paths:
-        net, config, kind = load_model(path)
-        if kind != CLASSIFIER:
-            raise CheckpointError(f"{path}: a {kind} checkpoint, not a classifier (python -m train classifier)")
+        net, config, _ = load_model(path, expect=CLASSIFIER, needed_by="evaluation")
         loaded.append((str(path), net, config))
     sizes = {int(config["image_size"]) for _, _, config in loaded}
     if len(sizes) > 1:
@@ -178,10 +176,8 @@ def _test_samples(args, config: dict, logger):
 
 
 def _load_generator(path, image_size: int):
-    generator, config, kind = load_model(path)  # G_ts, or its weight average when the run kept one
-    if kind != UIT_GENERATOR:
-        raise CheckpointError(f"{path}: a {kind} checkpoint; evaluation translates with a UIT generator "
-                              f"(python -m train exprada --mode uit)")
+    # G_ts, or its weight average when the run kept one
+    generator, config, _ = load_model(path, expect=UIT_GENERATOR, needed_by="evaluation's translation")
     if int(config["image_size"]) != image_size:
         raise ValueError(f"{path}: the generator makes {config['image_size']}² images but the classifier takes "
                          f"{image_size}²; train them at one size")

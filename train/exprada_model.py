@@ -131,9 +131,7 @@ class ExprADAModel:
 
         if not path:
             raise SystemExit("error: --lambda-sem needs --semantic-classifier (a classifier run or checkpoint)")
-        net, _, kind = load_model(path)
-        if kind != CLASSIFIER:
-            raise SystemExit(f"error: --semantic-classifier {path} is a {kind} checkpoint, not a classifier")
+        net, _, _ = load_model(path, expect=CLASSIFIER, needed_by="--semantic-classifier")
         for p in net.parameters():
             p.requires_grad_(False)
         return net.to(self.device).eval()

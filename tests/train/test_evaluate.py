@@ -106,9 +106,9 @@ def test_bad_input_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"generator makes 128² images but the classifier takes 64²"):
         main(["--classifier", str(run), "--data", str(data), "--generator", str(tmp_path / "uit32"), "--out", str(tmp_path / "x")])
     write_generator_run(tmp_path / "cgit", "cgit", image_size=64)
-    with pytest.raises(CheckpointError, match="translates with a UIT generator"):
+    with pytest.raises(CheckpointError, match="evaluation.s translation needs a UIT generator"):
         main(["--classifier", str(run), "--data", str(data), "--generator", str(tmp_path / "cgit"), "--out", str(tmp_path / "x")])
-    with pytest.raises(CheckpointError, match="not a classifier"):
+    with pytest.raises(CheckpointError, match="a cgit_generator checkpoint; evaluation needs a classifier"):
         main(["--classifier", str(tmp_path / "cgit"), "--data", str(data), "--out", str(tmp_path / "x")])
     _classifier_run(tmp_path / "c128", 0, image_size=128)
     with pytest.raises(ValueError, match=r"different image sizes \[64, 128\]"):

@@ -154,6 +154,9 @@ def test_checkpoint_rebuilds_each_network_and_names_a_mismatch(data, tmp_path):
     assert d.class_head is None
     with pytest.raises(CheckpointError, match="no model 'G_x'"):
         load_model(run, "G_x")
+    with pytest.raises(CheckpointError, match=r"a uit_generator checkpoint; --semantic-classifier needs a classifier "
+                                              r"\(python -m train classifier\)"):
+        load_model(run, expect="classifier", needed_by="--semantic-classifier")
     state["config"]["width"] = 8  # a config that does not fit the stored weights
     save_checkpoint(tmp_path / "bad.pt", **{k: state[k] for k in ("kind", "config", "models", "step", "epoch", "rng")})
     with pytest.raises(CheckpointError, match=r"bad.pt model 'G_ts' \(config mode=uit, width=8.*shape mismatches"):
