@@ -12,6 +12,9 @@ trains the source classifier in several ways (arms), every one for the same numb
                  for (`train classifier --augment-judge`): the label noise sorted out with no new label;
                  `cgit_judged_kept` is the share of a class's images it kept, and
                  `cgit_judged_distinct_per_class` how many different ones, at the largest count
+  cgit_flips_crops N  (with `--kinds ... cgit_flips_crops`) the same generator's images, each flipped and
+                 cropped as the flips_crops copies are (`train classifier --augment-with CKPT
+                 --augment-flips-crops`): what CGIT adds on top of the plain augmentation
 for N in `--counts` (paper: 1K, 2K, 5K). The added images fill half of every batch and the small set
 the other half (`--real-share`, the classifier's flag; `--real-share pooled`: one pool, in which the
 few labelled images are drawn almost never). At a fixed step count a classifier draws only so many
@@ -29,7 +32,7 @@ different CGIT images as `--target` has faces (`cgit_inputs`; `cgit_distinct_per
 
 Everything runs through the project's own commands (`train synth`, `train exprada --mode cgit`,
 `train classifier`), each in its own run folder under OUT: a rerun skips what is finished and
-resumes what is not. Writes OUT/table3_real<share>[_passes<P>][_w<W>][_cls<L>][_judged].json and .png (OUT/table3.json
+resumes what is not. Writes OUT/table3_real<share>[_passes<P>][_w<W>][_cls<L>][_judged][_cgitcrops].json and .png (OUT/table3.json
 and .png when pooled; _w and _cls name a CGIT other than the recipe's, `--cgit-width` / `--cgit-lambda-cls`).
 """
 import argparse
@@ -145,8 +148,8 @@ def arm_steps(args, count: int) -> int:
     return max(args.classifier_steps, math.ceil(args.added_passes * count * len(EXPRESSIONS) / added_per_batch))
 
 
-KINDS = ("flips_crops", "cgit", "cgit_judged")   # the augmentations an arm can add (`--kinds`)
-CGIT_KINDS = ("cgit", "cgit_judged")
+KINDS = ("flips_crops", "cgit", "cgit_judged", "cgit_flips_crops")   # the augmentations an arm can add (`--kinds`)
+CGIT_KINDS = ("cgit", "cgit_judged", "cgit_flips_crops")
 
 
 def arms_of(args) -> list[str]:
@@ -174,7 +177,8 @@ def cgit_tag(args) -> str:
 
 def output_name(args) -> str:
     return (f"table3{share_suffix(args.real_share)}" + (f"_passes{args.added_passes:g}" if args.added_passes else "")
-            + cgit_tag(args) + ("_judged" if "cgit_judged" in args.kinds else ""))
+            + cgit_tag(args) + ("_judged" if "cgit_judged" in args.kinds else "")
+            + ("_cgitcrops" if "cgit_flips_crops" in args.kinds else ""))
 
 
 def test_accuracy(run: Path) -> float:
@@ -198,7 +202,8 @@ def run(args) -> dict:
     started = time.perf_counter()
     arms = arms_of(args)
     accuracy = {arm: [] for arm in arms}
-    read = {kind: [] for kind in CGIT_KINDS}   # per replicate: the share of its images the reader reads as asked
+    # per replicate: the share of its images the reader reads as asked (the cropped ones are not the generator's own)
+    read = {kind: [] for kind in ("cgit", "cgit_judged")}
     kept = []   # per replicate: the share of a class's CGIT images the judge kept (mean over classes)
     kept_per_class = []   # per replicate: the distinct images each class kept
     cgit_seconds = []
@@ -223,7 +228,8 @@ def run(args) -> dict:
             extra = {"none": [], "flips_crops": ["--augment-flips-crops", "--per-class", n],
                      "cgit": ["--augment-with", str(cgit), "--per-class", n],
                      "cgit_judged": ["--augment-with", str(cgit), "--per-class", n,
-                                     "--augment-judge", str(none_run(out, seed, args))]}[kind]
+                                     "--augment-judge", str(none_run(out, seed, args))],
+                     "cgit_flips_crops": ["--augment-with", str(cgit), "--augment-flips-crops", "--per-class", n]}[kind]
             suffix = "" if kind == "none" else share_suffix(args.real_share)
             if suffix:
                 extra += ["--real-share", str(args.real_share)]
@@ -232,7 +238,7 @@ def run(args) -> dict:
             run_dir = out / (f"{name}_steps{steps}" if args.added_passes else name)
             train_run(run_dir, [*common, "--steps", str(steps), *extra], log)
             accuracy[arm].append(test_accuracy(run_dir))
-            if args.reader and kind in CGIT_KINDS and int(n) == args.counts[0]:
+            if args.reader and kind in read and int(n) == args.counts[0]:
                 read[kind].append(read_as_asked(args.reader, run_dir, log))
             if kind == "cgit_judged" and int(n) == args.counts[-1]:   # the largest count: most inputs tried
                 judged = json.loads((run_dir / "augmented" / "judged.json").read_text())
@@ -278,7 +284,7 @@ def chart(table: dict, counts, path: Path, title: str):
         means = [table[f"{kind} {n}"]["mean"] for n in counts]
         stds = [table[f"{kind} {n}"]["std"] for n in counts]
         label = {"none": "no augmentation (same steps)", "flips_crops": "flips and crops", "cgit": "CGIT",
-                 "cgit_judged": "CGIT, judged"}[kind]
+                 "cgit_judged": "CGIT, judged", "cgit_flips_crops": "CGIT, flipped and cropped"}[kind]
         ax.errorbar(counts, means, yerr=stds, marker="o", capsize=3, label=label)
     ax.set_xscale("log")
     ax.set_xticks(counts, [str(n) for n in counts])

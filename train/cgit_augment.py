@@ -1,7 +1,7 @@
 """CGIT data augmentation (paper table 3): a trained CGIT generator translates unlabelled faces
 into each training class, adding `per_class` images per class to a classifier's training data; or,
 as the baseline the table compares with, as many plain flipped and cropped copies of the labelled
-training images."""
+training images; or both at once: CGIT images, each flipped and cropped as the baseline's are."""
 import json
 import shutil
 from pathlib import Path
@@ -45,6 +45,15 @@ def _reuse_or_clear(out: Path, manifest: dict, logger) -> bool:
     return False
 
 
+def flip_crop(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A square image cropped to a random square of CROP_SCALE of its side, scaled back, flipped half the time."""
+    size = image.shape[0]
+    side = int(round(size * rng.uniform(*CROP_SCALE)))
+    y, x = (int(rng.integers(size - side + 1)) for _ in range(2))
+    copy = cv2.resize(image[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_AREA)
+    return copy[:, ::-1] if rng.random() < 0.5 else copy
+
+
 def generate_flips_crops(run_dir: Path, samples, *, per_class: int, seed: int, size: int, logger) -> Path:
     """RUN_DIR/augmented/<expression>/*.png: `per_class` copies per class of the labelled training
     images, each flipped at random and cropped to a random square of 80–100 % of its side, resized
@@ -71,10 +80,7 @@ def generate_flips_crops(run_dir: Path, samples, *, per_class: int, seed: int, s
         folder.mkdir(parents=True, exist_ok=True)
         for made in range(per_class):
             image = images[int(rng.integers(len(images)))]
-            side = int(round(size * rng.uniform(*CROP_SCALE)))
-            y, x = (int(rng.integers(size - side + 1)) for _ in range(2))
-            copy = cv2.resize(image[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_AREA)
-            write_png(folder / f"flipcrop_{made:06d}.png", copy[:, ::-1] if rng.random() < 0.5 else copy)
+            write_png(folder / f"flipcrop_{made:06d}.png", flip_crop(image, rng))
     write_json(out / "manifest.json", manifest)
     logger.info("flips-and-crops augmentation: %d images per class from %d training images", per_class, len(samples))
     return out
@@ -101,13 +107,15 @@ class Judge:
 
 @torch.no_grad()
 def generate_augmentation(run_dir: Path, classes: list[int], *, checkpoint: str, per_class: int, seed: int,
-                          inputs: str | None, device, logger, progress: bool, judge: str | None = None) -> Path:
+                          inputs: str | None, device, logger, progress: bool, judge: str | None = None,
+                          flips_crops: bool = False) -> Path:
     """RUN_DIR/augmented/<expression>/*.png: `per_class` CGIT translations per class, of the
     inputs (`inputs`, else the CGIT run's target folder) in a seeded order, cycled when there are
     fewer inputs. With `judge` (a classifier checkpoint) only the translations it reads as their class
     are kept, each input tried once per class; a class that keeps fewer than `per_class` repeats its
-    kept images, and RUN_DIR/augmented/judged.json counts what was tried and kept. Kept across
-    resumes: a manifest says what was made, and a finished set is reused."""
+    kept images, and RUN_DIR/augmented/judged.json counts what was tried and kept. With `flips_crops`
+    each image is written flipped and cropped as `generate_flips_crops` makes its copies (after the judge
+    read it). Kept across resumes: a manifest says what was made, and a finished set is reused."""
     from tqdm import tqdm
 
     out = run_dir / "augmented"
@@ -121,12 +129,15 @@ def generate_augmentation(run_dir: Path, classes: list[int], *, checkpoint: str,
                 "classes": [EXPRESSIONS[k] for k in classes], "inputs": samples_digest(images)}
     if judge:   # only then: sets made before judging existed keep their manifests
         manifest["judge"] = judge
+    if flips_crops:   # the same
+        manifest["flips_crops"] = True
     if _reuse_or_clear(out, manifest, logger):
         return out
     generator = generator.to(device)
     sorter = Judge(judge, device) if judge else None
     dataset = ImageDataset(images, int(cgit_config["image_size"]), SideMaps(run_dir / "cache"))
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed)).tolist()
+    jitter = np.random.default_rng(seed)
     bad = set()
     judged = {}
     bar = tqdm(total=per_class * len(classes), desc="CGIT augmentation", unit="img", disable=not progress)
@@ -157,7 +168,7 @@ def generate_augmentation(run_dir: Path, classes: list[int], *, checkpoint: str,
             if sorter is not None:
                 made_now = made_now[sorter.agrees(made_now, label)]
             for image in made_now[:per_class - made]:
-                write_png(folder / f"cgit_{made:06d}.png", image)
+                write_png(folder / f"cgit_{made:06d}.png", flip_crop(image, jitter) if flips_crops else image)
                 made += 1
                 bar.update(1)
         if sorter is not None:

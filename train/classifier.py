@@ -4,7 +4,8 @@
     python -m train classifier --data bu3dfe/ --folds 5 --fold 0 --backbone vgg16 \\
         --init-weights vgg_face.pt --init-skip fc8 --out runs/bu_f0
     python -m train classifier --data drivers.csv --augment-with runs/cgit --per-class 1000 --real-share 0.5 --out runs/aug
-        # add --augment-judge runs/small: only the CGIT images that classifier reads as their class
+        # add --augment-judge runs/small: only the CGIT images that classifier reads as their class;
+        # add --augment-flips-crops: each CGIT image flipped and cropped as the baseline's copies are
     python -m train classifier --resume runs/cls                       # continues exactly
     torchrun --nproc_per_node 4 -m train classifier ...                # DDP, one GPU (or CPU) each
 
@@ -93,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("CGIT data augmentation (paper table 3)")
     g.add_argument("--augment-with", metavar="CKPT", help="a CGIT checkpoint (kind cgit_generator) or its run folder")
     g.add_argument("--augment-flips-crops", action="store_true", default=None,
-                   help="the baseline instead of CGIT: --per-class N flipped and randomly cropped copies of the "
-                        "labelled training images per expression")
+                   help="the baseline: --per-class N flipped and randomly cropped copies of the labelled training "
+                        "images per expression; with --augment-with, the CGIT images flipped and cropped so")
     g.add_argument("--per-class", type=int, help="images to generate per expression")
     g.add_argument("--augment-from", help="images the generator translates (default: the CGIT run's target folder)")
     g.add_argument("--augment-judge", metavar="CLASSIFIER",
@@ -130,10 +131,8 @@ class ClassifierTrainer(Trainer):
             raise SystemExit("error: a new run needs --data, --backbone and --out (or --resume RUN_DIR)")
         if config["image_size"] % 32 or config["image_size"] < 32:
             raise SystemExit(f"error: --image-size must be a multiple of 32 and >= 32, got {config['image_size']}")
-        augmenting = bool(config["augment_with"]) + bool(config["augment_flips_crops"])
-        if augmenting > 1:
-            raise SystemExit("error: give --augment-with CKPT or --augment-flips-crops, not both")
-        if bool(augmenting) != bool(config["per_class"]):
+        augmenting = bool(config["augment_with"] or config["augment_flips_crops"])
+        if augmenting != bool(config["per_class"]):
             raise SystemExit("error: --augment-with CKPT (or --augment-flips-crops) and --per-class N go together")
         if config["augment_judge"] and not config["augment_with"]:
             raise SystemExit("error: --augment-judge sorts CGIT images: give it with --augment-with CKPT")
@@ -189,7 +188,8 @@ class ClassifierTrainer(Trainer):
             if self.ctx.is_main and c["augment_with"]:
                 generate_augmentation(self.run_dir, train_classes, checkpoint=c["augment_with"],
                                       per_class=c["per_class"], seed=c["seed"], inputs=c["augment_from"],
-                                      judge=c["augment_judge"], device=self.device, logger=self.log, progress=c["progress"])
+                                      judge=c["augment_judge"], flips_crops=bool(c["augment_flips_crops"]),
+                                      device=self.device, logger=self.log, progress=c["progress"])
             elif self.ctx.is_main:
                 generate_flips_crops(self.run_dir, train, per_class=c["per_class"], seed=c["seed"],
                                      size=c["image_size"], logger=self.log)

@@ -127,3 +127,9 @@ def test_the_judged_arm_is_judged_by_the_none_classifier_of_the_first_count(tmp_
     assert cgit_augment.none_run(tmp_path, 7, parse([])) == tmp_path / "classifier_s7_none"
     assert cgit_augment.output_name(args) == "table3_real0.5_passes2_judged"
     assert "flips_crops 1000" in cgit_augment.arms_of(parse([]))   # the default kinds: flips and crops, CGIT
+
+
+def test_the_cropped_cgit_arm_is_named_apart():
+    args = cgit_augment.build_parser().parse_args(["--added-passes", "2", "--kinds", "cgit_flips_crops", "--counts", "1000"])
+    assert cgit_augment.arms_of(args) == ["none 1000", "cgit_flips_crops 1000"]
+    assert cgit_augment.output_name(args) == "table3_real0.5_passes2_cgitcrops"
