@@ -15,7 +15,8 @@ trains the source classifier in several ways (arms), every one for the same numb
   cgit_flips_crops N  (with `--kinds ... cgit_flips_crops`) the same generator's images, each flipped and
                  cropped as the flips_crops copies are (`train classifier --augment-with CKPT
                  --augment-flips-crops`): what CGIT adds on top of the plain augmentation
-for N in `--counts` (paper: 1K, 2K, 5K). The added images fill half of every batch and the small set
+for N in `--counts` (paper: 1K, 2K, 5K). With `--crop` every classifier, `none` too, trains with random crops
+on the fly (`train classifier --crop`): what an augmentation adds on top of the usual jitter. The added images fill half of every batch and the small set
 the other half (`--real-share`, the classifier's flag; `--real-share pooled`: one pool, in which the
 few labelled images are drawn almost never). At a fixed step count a classifier draws only so many
 added images (600 steps of 32, half of them added: 1,371 per class), so past that count more images
@@ -32,7 +33,7 @@ different CGIT images as `--target` has faces (`cgit_inputs`; `cgit_distinct_per
 
 Everything runs through the project's own commands (`train synth`, `train exprada --mode cgit`,
 `train classifier`), each in its own run folder under OUT: a rerun skips what is finished and
-resumes what is not. Writes OUT/table3_real<share>[_passes<P>][_w<W>][_cls<L>][_judged][_cgitcrops].json and .png (OUT/table3.json
+resumes what is not. Writes OUT/table3_real<share>[_passes<P>][_w<W>][_cls<L>][_judged][_cgitcrops][_crop].json and .png (OUT/table3.json
 and .png when pooled; _w and _cls name a CGIT other than the recipe's, `--cgit-width` / `--cgit-lambda-cls`).
 """
 import argparse
@@ -159,10 +160,19 @@ def arms_of(args) -> list[str]:
     return [*nones, *(f"{kind} {n}" for kind in args.kinds for n in args.counts)]
 
 
+def classifier_run(out: Path, seed: int, arm: str, args) -> Path:
+    """The run folder of an arm ("none", "none N" or "KIND N") for training seed `seed`."""
+    kind, _, n = arm.partition(" ")
+    name = f"classifier_s{seed}_{kind}"
+    if kind != "none":
+        name += n + share_suffix(args.real_share) + (cgit_tag(args) if kind in CGIT_KINDS else "")
+    name += "_crop" if args.crop else ""
+    return out / (f"{name}_steps{arm_steps(args, int(n)) if n else args.classifier_steps}" if args.added_passes else name)
+
+
 def none_run(out: Path, seed: int, args) -> Path:
     """The run folder of the `none` arm paired with the first count: the classifier of the small set alone."""
-    name = f"classifier_s{seed}_none"
-    return out / (f"{name}_steps{arm_steps(args, args.counts[0])}" if args.added_passes else name)
+    return classifier_run(out, seed, f"none {args.counts[0]}" if args.added_passes else "none", args)
 
 
 def cgit_flags(args) -> list[str]:
@@ -178,7 +188,7 @@ def cgit_tag(args) -> str:
 def output_name(args) -> str:
     return (f"table3{share_suffix(args.real_share)}" + (f"_passes{args.added_passes:g}" if args.added_passes else "")
             + cgit_tag(args) + ("_judged" if "cgit_judged" in args.kinds else "")
-            + ("_cgitcrops" if "cgit_flips_crops" in args.kinds else ""))
+            + ("_cgitcrops" if "cgit_flips_crops" in args.kinds else "") + ("_crop" if args.crop else ""))
 
 
 def test_accuracy(run: Path) -> float:
@@ -230,13 +240,10 @@ def run(args) -> dict:
                      "cgit_judged": ["--augment-with", str(cgit), "--per-class", n,
                                      "--augment-judge", str(none_run(out, seed, args))],
                      "cgit_flips_crops": ["--augment-with", str(cgit), "--augment-flips-crops", "--per-class", n]}[kind]
-            suffix = "" if kind == "none" else share_suffix(args.real_share)
-            if suffix:
+            if kind != "none" and share_suffix(args.real_share):
                 extra += ["--real-share", str(args.real_share)]
-            tag = cgit_tag(args) if kind in CGIT_KINDS else ""
-            name = f"classifier_s{seed}_{kind}{'' if kind == 'none' else n}{suffix}{tag}"
-            run_dir = out / (f"{name}_steps{steps}" if args.added_passes else name)
-            train_run(run_dir, [*common, "--steps", str(steps), *extra], log)
+            run_dir = classifier_run(out, seed, arm, args)
+            train_run(run_dir, [*common, "--steps", str(steps), *extra, *(["--crop"] if args.crop else [])], log)
             accuracy[arm].append(test_accuracy(run_dir))
             if args.reader and kind in read and int(n) == args.counts[0]:
                 read[kind].append(read_as_asked(args.reader, run_dir, log))
@@ -326,6 +333,9 @@ def build_parser():
     p.add_argument("--added-passes", type=at_least(0, float), default=0.0,
                    help="train the arms of count N until every added image is drawn this many times on average "
                         "(and `none` as long beside each); 0: every arm --classifier-steps (default: %(default)s)")
+    p.add_argument("--crop", action="store_true",
+                   help="every classifier (none too) trained with random crops on the fly (`train classifier --crop`): "
+                        "what augmentation adds on top of the usual jitter; its runs and output named apart")
     p.add_argument("--reader", default=None,
                    help="a classifier (run folder or checkpoint) no generator was trained against: reports the share "
                         "of the CGIT images it reads as the class they were made for (`cgit_read_as_asked`)")

@@ -15,14 +15,13 @@ from face.expressions import EXPRESSIONS
 from face.imageio import read_image, to_network
 
 from .checkpoint import load_model
-from .data import ImageDataset, SideMaps, read_generator_batch, square_resize
+from .data import CROP_SCALE, ImageDataset, SideMaps, crop_square, read_generator_batch, square_resize
 from .datasets.folder import index_unlabelled_folder
 from .run_setup import samples_digest
 from .runlog import write_json
 from .translate import to_expression, write_png
 
 BATCH_SIZE = 16
-CROP_SCALE = (0.8, 1.0)   # flips-and-crops: a square crop of 80–100 % of the side, scaled back
 INPUT_DOMAIN = "CGIT input"   # what the generator translates, as errors about its folder name it
 
 
@@ -49,8 +48,7 @@ def flip_crop(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A square image cropped to a random square of CROP_SCALE of its side, scaled back, flipped half the time."""
     size = image.shape[0]
     side = int(round(size * rng.uniform(*CROP_SCALE)))
-    y, x = (int(rng.integers(size - side + 1)) for _ in range(2))
-    copy = cv2.resize(image[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_AREA)
+    copy = crop_square(image, side, *(int(rng.integers(size - side + 1)) for _ in range(2)))
     return copy[:, ::-1] if rng.random() < 0.5 else copy
 
 

@@ -42,7 +42,7 @@ from .trainer import BEST, Trainer
 SPLIT_FILE = "split.json"
 ADDED = "augmented"  # the domain of the images augmentation adds to the training part
 # What defines the run: a resumed run must keep these.
-LOCKED = ("arch", "image_size", "width", "dropout", "batch_size", "lr", "weight_decay", "optimizer", "balanced", "flip",
+LOCKED = ("arch", "image_size", "width", "dropout", "batch_size", "lr", "weight_decay", "optimizer", "balanced", "flip", "crop",
           "seed", "epochs", "steps", "data", "val_data", "test_data", "data_options", "val_fraction", "test_fraction",
           "folds", "fold", "split_by_image", "init_weights", "init_skip", "augment_with", "augment_flips_crops", "per_class", "augment_from", "augment_judge", "real_share")
 # How it runs: free to change on resume.
@@ -51,7 +51,7 @@ RUNTIME = ("device", "workers", "log_every", "eval_every", "checkpoint_every", "
 DEFAULTS = dict(arch=None, data=None, val_data=None, test_data=None, data_options={}, split=None, val_fraction=0.1,
                 test_fraction=0.2, folds=None, fold=None, split_by_image=False, image_size=128, width=16,
                 dropout=None, batch_size=32, lr=1e-4, weight_decay=5e-4, optimizer="adam", balanced=False, flip=True,
-                seed=0, epochs=30, steps=None, init_weights=None, init_skip="", augment_with=None, augment_flips_crops=False,
+                crop=False, seed=0, epochs=30, steps=None, init_weights=None, init_skip="", augment_with=None, augment_flips_crops=False,
                 per_class=0, augment_from=None, augment_judge=None, real_share=None, device="auto", workers=2, log_every=20, eval_every=0, checkpoint_every=500,
                 stop_after=None, progress=True, eval_batch_size=64, max_nonfinite=20)
 
@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--balanced", action="store_true", default=None,
                    help="class-balanced sampling (each class drawn equally often)")
     g.add_argument("--no-flip", dest="flip", action="store_false", default=None, help="no horizontal flips")
+    g.add_argument("--crop", action="store_true", default=None,
+                   help="random square crops of 80–100 %% of the side, scaled back, on the fly (beside the flips)")
     g.add_argument("--seed", type=int)
     g = p.add_argument_group("CGIT data augmentation (paper table 3)")
     g.add_argument("--augment-with", metavar="CKPT", help="a CGIT checkpoint (kind cgit_generator) or its run folder")

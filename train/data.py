@@ -40,6 +40,23 @@ def square_resize(image: np.ndarray, size: int) -> np.ndarray:
     return image
 
 
+CROP_SCALE = (0.8, 1.0)   # random crops: a square of 80–100 % of the side, scaled back
+
+
+def crop_box(size: int, draw) -> tuple[int, int, int]:
+    """(side, top, left) of a random square crop of a size×size image, from three uniform [0, 1) numbers."""
+    side = int(round(size * (CROP_SCALE[0] + (CROP_SCALE[1] - CROP_SCALE[0]) * draw[0])))
+    return side, int(draw[1] * (size - side + 1)), int(draw[2] * (size - side + 1))
+
+
+def crop_square(image: np.ndarray, side: int, top: int, left: int) -> np.ndarray:
+    """The side×side square at (top, left) of a square image (or of each image of a stack), scaled back to its size."""
+    if image.ndim == 4:
+        return np.stack([crop_square(one, side, top, left) for one in image])
+    size = image.shape[0]
+    return cv2.resize(image[top:top + side, left:left + side], (size, size), interpolation=cv2.INTER_AREA)
+
+
 def side_map_beside(image_path: Path) -> Path:
     """Where the synthetic-data writer puts an image's side map: NAME.side.png next to NAME.ext."""
     image_path = Path(image_path)
@@ -157,7 +174,8 @@ class ImageDataset(Dataset):
     in has_pair instead of 1: how much the pair term trusts a turned render's pair against a frontal one.
     A bad file gives {"bad": (path, reason), "index": i} instead of raising.
 
-    Keys are an int index or (index, flip) from `StepBatchSampler`.
+    Keys are an int index, or (index, flip) or (index, flip, crop) from `StepBatchSampler`: crop is
+    three uniform numbers that place a random square crop (`crop_box`), cut from every array alike.
     """
 
     def __init__(self, samples: list[Sample], size: int, side_maps: SideMaps | None = None, pairs: str | None = None,
@@ -175,7 +193,7 @@ class ImageDataset(Dataset):
     def __len__(self):
         return len(self.samples)
 
-    def load(self, index: int, flip: bool = False) -> dict:
+    def load(self, index: int, flip: bool = False, crop=None) -> dict:
         sample = self.samples[index]
         image = square_resize(read_image(sample.path), self.size)
         item = {"label": -1 if sample.label is None else int(sample.label), "index": index}
@@ -191,16 +209,19 @@ class ImageDataset(Dataset):
             if self.pairs == "frontal" and is_turned(sample.path):
                 has = has * self.turned_pair_weight
             arrays["pair"], item["has_pair"] = (pair[0], has[0]) if self.pairs == "frontal" else (np.stack(pair), has)
+        box = crop_box(self.size, crop) if crop is not None else None
         for name, array in arrays.items():
+            if box is not None:
+                array = crop_square(array, *box)
             if flip:
                 array = array[..., ::-1, :]   # the width axis of an H×W×3 image or of a stack of them
             item[name] = torch.from_numpy(to_network(array))
         return item
 
     def __getitem__(self, key):
-        index, flip = key if isinstance(key, tuple) else (key, False)
+        index, *how = key if isinstance(key, tuple) else (key,)
         try:
-            return self.load(index, flip)
+            return self.load(index, *how)
         except (ValueError, OSError, cv2.error) as err:
             return {"bad": (str(self.samples[index].path), str(err)), "index": index}
 
@@ -243,18 +264,20 @@ class StepBatchSampler:
     (seed, stream, round) alone; global step s, rank r takes positions
     [(s·world + r)·B, (s·world + r + 1)·B). So resuming at step k and running on N processes
     both see exactly what one straight run sees, and ranks never share a position.
-    With flip=True every position also carries a horizontal-flip coin from the same generator.
+    With flip=True every position also carries a horizontal-flip coin from the same generator; with
+    crop=True, after them, three numbers that place a random crop (drawn only then: runs without crops
+    draw what they always drew).
     """
 
     def __init__(self, num_samples: int, batch_size: int, *, seed: int = 0, stream: int = 0,
                  rank: int = 0, world_size: int = 1, start_step: int = 0, num_steps: int,
-                 flip: bool = False):
+                 flip: bool = False, crop: bool = False):
         if num_samples < 1 or batch_size < 1:
             raise ValueError(f"need at least one sample and batch size >= 1, got {num_samples}, {batch_size}")
         self.n, self.batch_size, self.seed, self.stream = num_samples, batch_size, seed, stream
         self.rank, self.world_size = rank, world_size
-        self.start_step, self.num_steps, self.flip = start_step, num_steps, flip
-        self._round = (None, None, None)
+        self.start_step, self.num_steps, self.flip, self.crop = start_step, num_steps, flip, crop
+        self._round = (None, None, None, None)
 
     def steps_per_epoch(self) -> int:
         return max(1, -(-self.n // (self.batch_size * self.world_size)))
@@ -264,16 +287,21 @@ class StepBatchSampler:
             generator = _round_generator(self.seed, self.stream, round_index)
             order = torch.randperm(self.n, generator=generator).tolist()
             flips = (torch.rand(self.n, generator=generator) < 0.5).tolist()
-            self._round = (round_index, order, flips)
-        return self._round[1], self._round[2]
+            crops = torch.rand(self.n, 3, generator=generator).tolist() if self.crop else None
+            self._round = (round_index, order, flips, crops)
+        return self._round[1:]
+
+    def _key(self, index: int, flip: bool, crop) -> tuple:
+        """A dataset key: (index, flip), and the crop's three numbers when crops are on."""
+        return (index, flip and self.flip) if not self.crop else (index, flip and self.flip, tuple(crop))
 
     def batch_for_step(self, step: int) -> list:
         first = (step * self.world_size + self.rank) * self.batch_size
         keys = []
         for position in range(first, first + self.batch_size):
-            order, flips = self._permutation(position // self.n)
+            order, flips, crops = self._permutation(position // self.n)
             j = position % self.n
-            keys.append((order[j], bool(flips[j]) and self.flip))
+            keys.append(self._key(order[j], bool(flips[j]), crops[j] if crops else None))
         return keys
 
     def __iter__(self):

@@ -20,7 +20,8 @@ class WeightedStepBatchSampler(StepBatchSampler):
         generator = torch.Generator().manual_seed(hash((int(self.seed), 11, int(step), int(self.rank))) & (2 ** 63 - 1))
         picks = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=generator).tolist()
         flips = (torch.rand(self.batch_size, generator=generator) < 0.5).tolist()
-        return [(i, bool(f) and self.flip) for i, f in zip(picks, flips)]
+        crops = torch.rand(self.batch_size, 3, generator=generator).tolist() if self.crop else [None] * self.batch_size
+        return [self._key(i, bool(f), c) for i, f, c in zip(picks, flips, crops)]
 
 
 class BalancedStepBatchSampler(WeightedStepBatchSampler):

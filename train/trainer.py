@@ -190,7 +190,7 @@ class Trainer(ABC):
     def sampler_options(self, stream: int, start: int, count: int) -> dict:
         """StepBatchSampler's arguments for steps [start, start + count) of this process."""
         return dict(seed=self.config["seed"], stream=stream, rank=self.ctx.rank, world_size=self.ctx.world_size,
-                    start_step=start, num_steps=count, flip=self.config["flip"])
+                    start_step=start, num_steps=count, flip=self.config["flip"], crop=self.config.get("crop", False))
 
     def loader(self, dataset, sampler):
         loader = make_loader(dataset, sampler, self.config["workers"], pin_memory=self.device.type == "cuda",

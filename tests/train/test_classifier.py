@@ -214,6 +214,21 @@ def test_a_judge_keeps_only_the_cgit_images_it_reads_as_their_class(tmp_path):
               "--augment-judge", str(tmp_path / "reads_anger"), "--out", str(tmp_path / "run3")])
 
 
+def test_random_crops_on_the_fly_are_part_of_the_run_and_resume_exactly(tmp_path):
+    data = write_labelled(tmp_path / "data", per_class=3, size=32, classes=("anger", "surprise"), side=False)
+    args = [*FAST, "--data", str(data), "--split-by-image", "--val-fraction", "0", "--test-fraction", "0", "--crop"]
+    assert main([*args, "--steps", "4", "--out", str(tmp_path / "straight")]) == 0
+    assert main([*args, "--steps", "4", "--stop-after", "2", "--out", str(tmp_path / "resumed")]) == 0
+    assert main(["--resume", str(tmp_path / "resumed"), "--no-progress"]) == 0
+    straight, resumed = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "resumed")
+    assert straight["config"]["crop"] is True and straight["step"] == resumed["step"] == 4
+    assert all(torch.equal(straight["models"]["classifier"][k], resumed["models"]["classifier"][k])
+               for k in straight["models"]["classifier"])
+    assert main([*args[:-1], "--steps", "4", "--stop-after", "2", "--out", str(tmp_path / "plain")]) == 0
+    with pytest.raises(CheckpointError, match="crop: checkpoint False, now True"):   # it defines the run
+        main(["--resume", str(tmp_path / "plain"), "--crop"])
+
+
 def test_flips_and_crops_augmentation_adds_as_many_plain_copies_per_class(tmp_path):
     data = write_labelled(tmp_path / "data", per_class=2, size=32, classes=("anger", "surprise"), side=False)
     run = tmp_path / "run"

@@ -6,7 +6,10 @@ import pytest
 import torch
 
 from tiny_data import write_images
-from train.data import ImageDataset, SideMaps, StepBatchSampler, collate_skipping_bad, make_loader, square_resize
+from face.imageio import read_image, to_network
+from train.data import (ImageDataset, SideMaps, StepBatchSampler, collate_skipping_bad, crop_box, crop_square, make_loader,
+                        square_resize)
+from train.sampling import WeightedStepBatchSampler
 from train.datasets import Sample, is_turned
 from train.datasets.folder import index_unlabelled_folder
 from train.datasets.pairs import EXPRESSION_PAIRS
@@ -21,6 +24,29 @@ def test_items_are_network_tensors_with_side_maps_and_flip_mirrors_both(tmp_path
     assert torch.equal(flipped["image"], item["image"].flip(-1)) and torch.equal(flipped["side"], item["side"].flip(-1))
     assert item["label"] == -1
     assert not (tmp_path / "cache").exists()  # maps beside the images were used, nothing cached
+
+
+def test_a_crop_key_cuts_image_and_side_map_alike_and_scales_them_back(tmp_path):
+    write_images(tmp_path / "d", 1, 40, seed=0)
+    samples = index_unlabelled_folder(tmp_path / "d")
+    ds = ImageDataset(samples, size=32, side_maps=SideMaps(tmp_path / "cache"))
+    draw = (0.0, 1.0 - 1e-9, 0.5)                  # the smallest square (80 %), at the bottom, centred across
+    assert crop_box(32, draw) == (26, 6, 3) and crop_box(32, (1.0 - 1e-9, 0.5, 0.5))[0] == 32
+    item, cropped, both = ds[(0, False)], ds[(0, False, draw)], ds[(0, True, draw)]
+    expected = crop_square(square_resize(read_image(samples[0].path), 32), *crop_box(32, draw))
+    assert torch.equal(cropped["image"], torch.from_numpy(to_network(expected)))
+    assert cropped["side"].shape == (3, 32, 32) and not torch.equal(cropped["side"], item["side"])
+    assert torch.equal(both["image"], cropped["image"].flip(-1)) and torch.equal(both["side"], cropped["side"].flip(-1))
+
+
+def test_crops_are_drawn_after_the_flips_so_runs_without_them_draw_as_before():
+    for make in (lambda **kw: StepBatchSampler(50, 8, seed=3, num_steps=1, flip=True, **kw),
+                 lambda **kw: WeightedStepBatchSampler(torch.ones(50, dtype=torch.double), 8, seed=3, num_steps=1,
+                                                       flip=True, **kw)):
+        plain, cropped = make().batch_for_step(4), make(crop=True).batch_for_step(4)
+        assert [key[:2] for key in cropped] == plain and all(len(key) == 2 for key in plain)
+        assert all(len(key[2]) == 3 and all(0 <= u < 1 for u in key[2]) for key in cropped)
+        assert len({key[2] for key in cropped}) == 8   # a crop of its own for every position
 
 
 def test_frontal_pairs_load_beside_their_renders_flip_with_them_and_are_never_samples(tmp_path):
