@@ -1,4 +1,4 @@
-"""Torch datasets over `Sample` lists: read, square, resize, flip, side maps; bad files skipped.
+"""Torch datasets over `Sample` lists: read, square, resize, flip, crop, side maps; bad files skipped.
 
 Reading goes through `face.imageio.read_image`, so training sees exactly the images the runtime
 would. A file that cannot be read does not stop a run: the item comes back marked bad, the collate
