@@ -276,7 +276,8 @@ def run(args) -> dict:
     (out / f"{name}.json").write_text(json.dumps(result, indent=1))
     chart(table, args.counts, out / f"{name}.png", f"{args.labelled_per_class} labelled per class, seeds {args.seeds},\n"
           f"labelled share of a batch: {args.real_share}"
-          + (f", {args.added_passes:g} passes over the added images" if args.added_passes else ""))
+          + (f", {args.added_passes:g} passes over the added images" if args.added_passes else "")
+          + (",\nevery classifier with random crops on the fly" if args.crop else ""))
     return result
 
 
