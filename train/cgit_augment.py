@@ -127,7 +127,7 @@ def generate_augmentation(run_dir: Path, classes: list[int], *, checkpoint: str,
                 "classes": [EXPRESSIONS[k] for k in classes], "inputs": samples_digest(images)}
     if judge:   # only then: sets made before judging existed keep their manifests
         manifest["judge"] = judge
-    if flips_crops:   # the same
+    if flips_crops:   # only then too: sets made before cropping existed keep their manifests
         manifest["flips_crops"] = True
     if _reuse_or_clear(out, manifest, logger):
         return out
