@@ -293,7 +293,8 @@ class StepBatchSampler:
 
     def _key(self, index: int, flip: bool, crop) -> tuple:
         """A dataset key: (index, flip), and the crop's three numbers when crops are on."""
-        return (index, flip and self.flip) if not self.crop else (index, flip and self.flip, tuple(crop))
+        key = (index, flip and self.flip)
+        return key + (tuple(crop),) if self.crop else key
 
     def batch_for_step(self, step: int) -> list:
         first = (step * self.world_size + self.rank) * self.batch_size
