@@ -39,6 +39,7 @@ from benchmarks.cli import check_replicates, exit_status
 from face import bilinear
 from benchmarks.paper_table4 import mean_std, named_paths
 from engines.chain import classify
+from engines.contract import CGIT_GENERATOR
 from face.expressions import EXPRESSIONS, NUM_EXPRESSIONS
 from face.imageio import from_network, to_network
 from face.outputs import writable_folder
@@ -75,6 +76,23 @@ def held_out_faces(seed: int, scenario: str, size: int, drivers: int, faces_per_
         out["driver"].append(d)
         out["real"].append([crop for crop, _ in real])
     return {k: np.asarray(v) for k, v in out.items()}
+
+
+def cgit_generators(models: dict, network: str | None, size: int) -> dict:
+    """{name: one generator per replicate}, every file loaded and checked before any face is drawn:
+    a file that cannot serve is one line at the start, not an error minutes into the run."""
+    generators = {}
+    for name, paths in models.items():
+        generators[name] = []
+        for path in paths:
+            generator, config, _ = load_model(path, network, expect=CGIT_GENERATOR, needed_by=f"--model {name}")
+            if int(config["image_size"]) != size:
+                raise SystemExit(f"error: model {path} makes {config['image_size']}² images, the classifier reads {size}²")
+            if generator.num_classes != NUM_EXPRESSIONS:
+                raise SystemExit(f"error: model {path} makes {generator.num_classes} expressions, "
+                                 f"this benchmark asks for each of {NUM_EXPRESSIONS}")
+            generators[name].append(generator)
+    return generators
 
 
 @torch.no_grad()
@@ -160,6 +178,7 @@ def run(args) -> dict:
     models = named_paths(args.model, len(args.seeds))
     classifier = engines.load(args.classifier, threads=args.threads)
     size = classifier.info.image_size
+    generators = cgit_generators(models, args.generator, size)
     rows = ["real", *models]
     figures = {row: {"accuracy": [], "identified": [], "own_over_other": []} for row in rows}
     confusion = {row: np.zeros((NUM_EXPRESSIONS, NUM_EXPRESSIONS), np.int64) for row in rows}
@@ -171,14 +190,8 @@ def run(args) -> dict:
             data = held_out_faces(seed, args.scenario, size, args.drivers, args.faces_per_driver, not args.no_progress)
             n = len(data["faces"])
             images = {"real": data["real"]}
-            for name, paths in models.items():
-                generator, config, kind = load_model(paths[replicate], args.generator)
-                if int(config["image_size"]) != size:
-                    raise SystemExit(f"error: model {paths[replicate]} makes {config['image_size']}² images, "
-                                     f"the classifier reads {size}²")
-                if getattr(generator, "num_classes", 0) != NUM_EXPRESSIONS:
-                    raise SystemExit(f"error: model {paths[replicate]} is a {kind} checkpoint, not a CGIT generator")
-                images[name] = transfer(generator, data["faces"], data["side"])
+            for name, replicates in generators.items():
+                images[name] = transfer(replicates[replicate], data["faces"], data["side"])
             asked = np.tile(np.arange(NUM_EXPRESSIONS), n)
             drivers = np.repeat(data["driver"], NUM_EXPRESSIONS)
             faces = np.repeat(np.arange(n), NUM_EXPRESSIONS)

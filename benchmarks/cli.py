@@ -14,10 +14,19 @@ def exit_status(main) -> int:
     stderr when an input the user named cannot be used (a failure while measuring keeps its traceback)."""
     try:
         status = main()
-    except INPUT_ERRORS as error:
+    except Exception as error:
+        if not isinstance(error, _input_errors()):
+            raise
         print(f"python -m {_command()}: {error}", file=sys.stderr)
         return 2
-    return status if isinstance(status, int) else 0   # a main may hand back its result (train_step does)
+    return status if isinstance(status, int) else 0
+
+
+def _input_errors() -> tuple:
+    """INPUT_ERRORS, and a training checkpoint of the wrong kind or damaged where the benchmark read one:
+    train.checkpoint imports torch, which the benchmarks that read no checkpoint should not pay for."""
+    checkpoint = sys.modules.get("train.checkpoint")
+    return INPUT_ERRORS + ((checkpoint.CheckpointError,) if checkpoint else ())   # a main may hand back its result (train_step does)
 
 
 def check_replicates(seeds) -> None:

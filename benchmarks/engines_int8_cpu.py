@@ -118,15 +118,13 @@ def fidelity(reference: dict, other: dict) -> dict:
 
 def trained_generator(checkpoint):
     """(module, config, image size, width) of a UIT checkpoint."""
-    module, kind, config, size, width = load_checkpoint_model(checkpoint)
-    if kind != UIT_GENERATOR:
-        raise SystemExit(f"{checkpoint}: a UIT generator checkpoint is needed, got {kind}")
+    module, _, config, size, width = load_checkpoint_model(checkpoint, expect=UIT_GENERATOR, needed_by="--checkpoint")
     return module, config, size, width
 
 
-def one_width(width, args, scratch: Path, calib, held_out) -> dict:
-    if args.checkpoint:
-        module, config, size, width = trained_generator(args.checkpoint)
+def one_width(width, args, scratch: Path, calib, held_out, trained=None) -> dict:
+    if trained:
+        module, config, size, width = trained
     else:
         from train.networks import Generator
         torch.manual_seed(0)
@@ -188,15 +186,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if bool(args.labelled) != bool(args.classifier):
         parser.error("--labelled and --classifier go together")
+    trained = trained_generator(args.checkpoint) if args.checkpoint else None   # a wrong file refused before any work
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         frames = Path(args.frames) if args.frames else camera_like_frames(scratch / "frames", args.calibration_faces + 32)
-        size = trained_generator(args.checkpoint)[2] if args.checkpoint else args.size
+        size = trained[2] if trained else args.size
         faces = collect(frames, size=size, limit=args.calibration_faces + 32, progress=False)
         calib = type(faces)(faces.images[:args.calibration_faces], faces.side_maps[:args.calibration_faces])
         held_out = type(faces)(faces.images[args.calibration_faces:], faces.side_maps[args.calibration_faces:])
         widths = [None] if args.checkpoint else [int(w) for w in args.widths.split(",")]
-        results = [one_width(w, args, scratch, calib, held_out) for w in widths]
+        results = [one_width(w, args, scratch, calib, held_out, trained) for w in widths]
     print(json.dumps({"benchmark": "engines_int8_cpu", "backend": "onnxruntime " + ort.__version__,
                       "cpu": platform.processor() or platform.machine(), "threads": args.threads, "batch": 1,
                       "calibration": {"faces": len(calib), "held_out": len(held_out), "method": args.method,

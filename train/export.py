@@ -155,11 +155,12 @@ def export_program(module: nn.Module, kind: str, out, *, config: dict | None = N
     return out
 
 
-def load_checkpoint_model(checkpoint, name: str | None = None):
-    """(module, kind, config, image_size, width) from a training checkpoint via train.checkpoint."""
+def load_checkpoint_model(checkpoint, name: str | None = None, *, expect: str | None = None, needed_by: str = ""):
+    """(module, kind, config, image_size, width) from a training checkpoint via train.checkpoint
+    (`expect`, `needed_by`: train.checkpoint.load_model's refusal of another kind)."""
     from train.checkpoint import load_model
 
-    module, config, kind = load_model(checkpoint, name=name)   # a checkpoint's kind is its model's kind
+    module, config, kind = load_model(checkpoint, name=name, expect=expect, needed_by=needed_by)   # a checkpoint's kind is its model's kind
     if kind != CLASSIFIER and name not in (None, "G_ts", "G_ts_ema", "G_st"):
         raise ValueError(f"{checkpoint}: only generators (G_ts, G_ts_ema, G_st) are exported, got {name!r}")
     image_size = int(config.get("image_size", DEFAULT_IMAGE_SIZE))

@@ -63,3 +63,18 @@ def test_train_step_names_the_variants_it_knows(capsys):
     with pytest.raises(SystemExit) as stop:   # was: KeyError
         train_step.main(["--device", "cpu", "--variants", "fp64"])
     assert stop.value.code == 2 and "--variants: no fp64 on cpu; known: " in capsys.readouterr().err
+
+
+def test_a_checkpoint_of_the_wrong_kind_is_one_line_and_exit_2(tmp_path):
+    # was a SystemExit of the benchmark's own, after the calibration frames were drawn
+    from train.checkpoint import checkpoint_path, save_checkpoint
+    from train.networks import Generator
+
+    models = {"G_ts": Generator(4, 7, num_residual=1), "G_st": Generator(4, 0, num_residual=1)}
+    path = save_checkpoint(checkpoint_path(tmp_path / "cgit"), kind="cgit_generator", models=models,
+                           config={"mode": "cgit", "width": 4, "image_size": 64, "num_residual": 1})
+    run = subprocess.run([sys.executable, "-m", "benchmarks.engines_int8_cpu", "--checkpoint", str(path)], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.splitlines() == [
+        f"python -m benchmarks.engines_int8_cpu: {path}: a cgit_generator checkpoint; --checkpoint needs a UIT generator "
+        "(python -m train exprada --mode uit)"], run.stderr

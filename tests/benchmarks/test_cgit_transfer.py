@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from benchmarks import cgit_transfer
+from benchmarks.cli import exit_status
 from face.expressions import NUM_EXPRESSIONS
 from train.checkpoint import checkpoint_path, save_checkpoint
 from train.networks import Generator
@@ -54,12 +55,17 @@ def test_a_generator_that_ignores_the_asked_expression_scores_one_in_seven(runs,
         assert (out / name).stat().st_size > 0
 
 
-def test_a_uit_checkpoint_is_refused_in_one_line(tmp_path):
+def test_a_uit_checkpoint_is_refused_in_one_line_before_any_face_is_drawn(tmp_path, monkeypatch, capsys):
     models = {"G_ts": Generator(4, 0, num_residual=1), "G_st": Generator(4, 0, num_residual=1)}
     save_checkpoint(checkpoint_path(tmp_path / "uit"), kind="uit_generator", models=models,
                     config={"mode": "uit", "width": 4, "image_size": 64, "num_residual": 1})
-    with pytest.raises(SystemExit, match="not a CGIT generator"):
-        cgit_transfer.main(["--seeds", "5", "6", "--drivers", "2", "--faces-per-driver", "1", "--no-progress",
-                            "--model", f"u={tmp_path / 'uit'}", "--out", str(tmp_path / "o")])
+    monkeypatch.setattr(cgit_transfer, "held_out_faces", lambda *a, **k: pytest.fail("faces drawn before the models were checked"))
+    # the second replicate's file is the wrong one: it was found only once the first replicate's faces were done
+    argv = ["--seeds", "5", "6", "--drivers", "2", "--faces-per-driver", "1", "--no-progress",
+            "--model", f"u={cgit_run(tmp_path / 'cgit')},{tmp_path / 'uit'}", "--out", str(tmp_path / "o")]
+    assert exit_status(lambda: cgit_transfer.main(argv)) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.endswith(": a uit_generator checkpoint; --model u needs a CGIT generator (python -m train exprada --mode cgit)")
+    assert str(tmp_path / "uit") in line
     with pytest.raises(SystemExit, match="at least two --seeds"):
         cgit_transfer.main(["--seeds", "5"])
