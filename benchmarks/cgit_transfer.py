@@ -78,21 +78,16 @@ def held_out_faces(seed: int, scenario: str, size: int, drivers: int, faces_per_
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def cgit_generators(models: dict, network: str | None, size: int) -> dict:
-    """{name: one generator per replicate}, every file loaded and checked before any face is drawn:
-    a file that cannot serve is one line at the start, not an error minutes into the run."""
-    generators = {}
-    for name, paths in models.items():
-        generators[name] = []
-        for path in paths:
-            generator, config, _ = load_model(path, network, expect=CGIT_GENERATOR, needed_by=f"--model {name}")
-            if int(config["image_size"]) != size:
-                raise SystemExit(f"error: model {path} makes {config['image_size']}² images, the classifier reads {size}²")
-            if generator.num_classes != NUM_EXPRESSIONS:
-                raise SystemExit(f"error: model {path} makes {generator.num_classes} expressions, "
-                                 f"this benchmark asks for each of {NUM_EXPRESSIONS}")
-            generators[name].append(generator)
-    return generators
+def cgit_generator(path, name: str, network: str | None, size: int):
+    """The CGIT generator of one `--model NAME` file, checked: of that kind, making the classifier's
+    image size, asked for each of the seven expressions."""
+    generator, config, _ = load_model(path, network, expect=CGIT_GENERATOR, needed_by=f"--model {name}")
+    if int(config["image_size"]) != size:
+        raise SystemExit(f"error: model {path} makes {config['image_size']}² images, the classifier reads {size}²")
+    if generator.num_classes != NUM_EXPRESSIONS:
+        raise SystemExit(f"error: model {path} makes {generator.num_classes} expressions, "
+                         f"this benchmark asks for each of {NUM_EXPRESSIONS}")
+    return generator
 
 
 @torch.no_grad()
@@ -178,7 +173,9 @@ def run(args) -> dict:
     models = named_paths(args.model, len(args.seeds))
     classifier = engines.load(args.classifier, threads=args.threads)
     size = classifier.info.image_size
-    generators = cgit_generators(models, args.generator, size)
+    for name, paths in models.items():   # every file checked before any face is drawn, not minutes into the run;
+        for path in paths:                # loaded again where used, so that one generator at a time is held
+            cgit_generator(path, name, args.generator, size)
     rows = ["real", *models]
     figures = {row: {"accuracy": [], "identified": [], "own_over_other": []} for row in rows}
     confusion = {row: np.zeros((NUM_EXPRESSIONS, NUM_EXPRESSIONS), np.int64) for row in rows}
@@ -190,8 +187,9 @@ def run(args) -> dict:
             data = held_out_faces(seed, args.scenario, size, args.drivers, args.faces_per_driver, not args.no_progress)
             n = len(data["faces"])
             images = {"real": data["real"]}
-            for name, replicates in generators.items():
-                images[name] = transfer(replicates[replicate], data["faces"], data["side"])
+            for name, paths in models.items():
+                images[name] = transfer(cgit_generator(paths[replicate], name, args.generator, size),
+                                        data["faces"], data["side"])
             asked = np.tile(np.arange(NUM_EXPRESSIONS), n)
             drivers = np.repeat(data["driver"], NUM_EXPRESSIONS)
             faces = np.repeat(np.arange(n), NUM_EXPRESSIONS)
