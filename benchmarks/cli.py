@@ -19,14 +19,14 @@ def exit_status(main) -> int:
             raise
         print(f"python -m {_command()}: {error}", file=sys.stderr)
         return 2
-    return status if isinstance(status, int) else 0
+    return status if isinstance(status, int) else 0   # a main may hand back its result (train_step does)
 
 
 def _input_errors() -> tuple:
     """INPUT_ERRORS, and a training checkpoint of the wrong kind or damaged where the benchmark read one:
     train.checkpoint imports torch, which the benchmarks that read no checkpoint should not pay for."""
     checkpoint = sys.modules.get("train.checkpoint")
-    return INPUT_ERRORS + ((checkpoint.CheckpointError,) if checkpoint else ())   # a main may hand back its result (train_step does)
+    return INPUT_ERRORS + ((checkpoint.CheckpointError,) if checkpoint else ())
 
 
 def check_replicates(seeds) -> None:

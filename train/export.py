@@ -160,7 +160,8 @@ def load_checkpoint_model(checkpoint, name: str | None = None, *, expect: str | 
     (`expect`, `needed_by`: train.checkpoint.load_model's refusal of another kind)."""
     from train.checkpoint import load_model
 
-    module, config, kind = load_model(checkpoint, name=name, expect=expect, needed_by=needed_by)   # a checkpoint's kind is its model's kind
+    # a checkpoint's kind is its model's kind
+    module, config, kind = load_model(checkpoint, name=name, expect=expect, needed_by=needed_by)
     if kind != CLASSIFIER and name not in (None, "G_ts", "G_ts_ema", "G_st"):
         raise ValueError(f"{checkpoint}: only generators (G_ts, G_ts_ema, G_st) are exported, got {name!r}")
     image_size = int(config.get("image_size", DEFAULT_IMAGE_SIZE))
