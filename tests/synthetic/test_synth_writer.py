@@ -222,3 +222,37 @@ def test_turn_pairs_add_turned_renders_of_the_paired_ones_and_change_nothing_els
         assert a.shape == b.shape and not np.array_equal(a, b)
     # They are target images with pairs like the renders: a target folder lists them, not their pairs.
     assert len(index_unlabelled_folder(out / "target")) == summary["target"] + summary["target_turned_pairs"]
+
+
+def test_view_pairs_pair_every_other_render_with_a_frontal_view_of_the_same_instant(small_set, tmp_path):
+    """`--view-pairs`: beside each render without a frontal pair, the face stage's crop of a second camera
+    facing the head at the same instant (a two-camera rig's frontal view); every other file as without,
+    byte for byte."""
+    from train.datasets.folder import index_unlabelled_folder
+
+    plain, plain_summary = small_set
+    out = tmp_path / "views"
+    summary = _synth(out, "--seed", "3", "--per-class", "3", "--video-seconds", "0", "--drivers", "3",
+                     "--view-pairs")
+    assert summary["target"] == plain_summary["target"] and summary["target_pairs"] == plain_summary["target_pairs"]
+    before = {p.relative_to(plain) for p in plain.rglob("*.png") if p.parts[len(plain.parts)] in ("source", "target")}
+    after = {p.relative_to(out) for p in out.rglob("*.png")}
+    assert before < after and all((out / p).read_bytes() == (plain / p).read_bytes() for p in before)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["view_pairs"] is True
+    viewed = [r for r in manifest["target"] if r["view_pair"]]
+    assert 0 < len(viewed) == summary["target_view_pairs"]
+    assert all(not r["pair"] for r in viewed)                   # a frontal pair is kept where there is one
+    assert summary["target_pairs"] + summary["target_view_pairs"] == summary["target"]
+    assert sorted(after - before) == sorted(Path(r["image"]).with_suffix(".pair.png") for r in viewed)
+    renders = [cv2.imread(str(out / r["image"])).astype(np.float32) for r in viewed]
+    views = [cv2.imread(str((out / r["image"]).with_suffix(".pair.png"))).astype(np.float32) for r in viewed]
+    nearer = 0
+    for i, (render, view) in enumerate(zip(renders, views)):
+        assert view.shape == render.shape and (view[..., 0] == view[..., 2]).all()   # the NIR camera's
+        face_r, face_v = render.any(axis=2), view.any(axis=2)
+        assert (face_r & face_v).sum() / (face_r | face_v).sum() > 0.75                # laid out as the render
+        own = np.abs(view - render).mean()
+        nearer += own < np.median([np.abs(view - other).mean() for j, other in enumerate(renders) if j != i])
+    assert nearer >= 0.8 * len(viewed)   # the same face: nearer its own render than most others
+    assert len(index_unlabelled_folder(out / "target")) == summary["target"]   # pairs are not targets

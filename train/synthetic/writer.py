@@ -15,6 +15,9 @@ Two scenarios (`--scenario`), which differ in the labelled source domain only:
   DIR/target/.../tNNNNN.pair.png       beside a render whose fitted pose is near-frontal (train.renders):
                                         the camera's own crop of that frame, aligned and masked like the
                                         render — the real image the render simulates (`exprada --lambda-pair`)
+  DIR/target/.../tNNNNN.pair.png       with --view-pairs, beside every other render too: the face stage's
+                                        crop of a second camera facing the head at the same instant (a
+                                        two-camera rig's frontal view), aligned and masked like the render
   DIR/target/.../tNNNNN_turn+D.png     with --turn-pairs D: beside a paired render, the render of the
                                         same face turned D° further (rotate and render), paired with
                                         the same crop (train.renders.write_turned)
@@ -70,7 +73,7 @@ from face.outputs import writable_folder
 from face.ranges import at_least, between
 from face.render import Renderer
 from face.side_map import side_map
-from train.datasets import EXPRESSION_PAIR_SUFFIXES
+from train.datasets import EXPRESSION_PAIR_SUFFIXES, PAIR_SUFFIX
 from train.renders import (add_turn_pairs_option, turn_offsets, write_image, write_render, write_turned,
                            write_with_side_map)
 from train.synthetic import eyeballs as eyeball_model
@@ -96,12 +99,14 @@ class SynthWriter:
                  scenario: str = "pose", blinks_per_minute: float = 0.0, eye_closures: int = 0,
                  look_aways: int = 0, gaze_shifts_per_minute: float = 0.0, distractions: int = 0,
                  head_sway: float = 1.0, eyeballs: bool | None = None, target_yaw: float = TARGET_POSE["yaw"],
-                 expression_pairs: bool = False, turn_pairs=()):
+                 expression_pairs: bool = False, turn_pairs=(), view_pairs: bool = False):
         """The drive options: see the module's docstring. eyeballs: draw the eyes as eyeballs that
         look around (None: when any drive option is not its default). target_yaw: the target images'
         head yaw is drawn from ± this many degrees. expression_pairs: beside each source image, the
         same head, pose and camera in each other expression. turn_pairs: degrees; beside each paired
-        target render, its renders turned that much further either way (train.renders.write_turned)."""
+        target render, its renders turned that much further either way (train.renders.write_turned).
+        view_pairs: beside each target render without a frontal pair, the crop of a second camera facing
+        the head at the same instant."""
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}")
         self.out = Path(out)
@@ -119,12 +124,13 @@ class SynthWriter:
         if eyeballs is None:
             eyeballs = any(value != (1.0 if name == "head_sway" else 0) for name, value in self.script.items())
         self.script["eyeballs"] = bool(eyeballs)
-        streams = np.random.SeedSequence(seed).spawn(8)  # the first five as they always were
+        streams = np.random.SeedSequence(seed).spawn(9)  # spawned in order: each stream as it always was
         self.rng = {name: np.random.default_rng(s) for name, s in
                     zip(("source", "target", "video", "source_drivers", "target_drivers", "source_cameras",
-                         "drive_events", "expression_pairs"), streams)}
+                         "drive_events", "expression_pairs", "view_pairs"), streams)}
         self.expression_pairs = bool(expression_pairs)
         self.turns = turn_offsets(turn_pairs)
+        self.view_pairs = bool(view_pairs)
         # Different people in the two domains, as with two datasets.
         self.drivers = {domain: [self._session(self.rng[f"{domain}_drivers"]) for _ in range(drivers)]
                         for domain in ("source", "target")}
@@ -134,7 +140,7 @@ class SynthWriter:
             self.drivers["source"] = [(driver, self.source_camera(self.rng["source_cameras"]))
                                       for driver, _ in self.drivers["source"]]
         self.counts = {"source": 0, "source_expression_pairs": 0, "target": 0, "target_no_face": 0, "target_pairs": 0,
-                       "target_turned_pairs": 0, "video_frames": 0}
+                       "target_view_pairs": 0, "target_turned_pairs": 0, "video_frames": 0}
 
     def _session(self, rng):
         return self.factory.driver(rng), NirCamera(rng, FRAME_H, FRAME_W)
@@ -152,7 +158,7 @@ class SynthWriter:
         canvas = camera.backdrop(rng)
         w_exp = w_exp(rng) if callable(w_exp) else w_exp
         truth = self.scene.draw(canvas, driver, w_exp, pose, light=camera.light)
-        return camera.expose(canvas, pose.height), truth
+        return camera.expose(canvas, pose.height), dict(truth, w_exp=w_exp)
 
     def _frame(self, rng, driver, camera, label, pose: Pose):
         return self._exposed(rng, driver, camera, self._expression_of(label), pose)
@@ -174,8 +180,8 @@ class SynthWriter:
 
     def target_frame(self, rng: np.random.Generator, driver, camera: NirCamera, w_exp, pose: Pose):
         """(frame, truth): a 640×480 uint8 BGR frame of `driver` in the cabin before the NIR `camera`,
-        and its ground truth (`landmarks` 468×2 frame px, `box`) — what write_target gives the face
-        stage. Random draws from `rng`; w_exp as in source_crop."""
+        and its ground truth (`landmarks` 468×2 frame px, `box`, and `w_exp`, the expression weights
+        drawn) — what write_target gives the face stage. Random draws from `rng`; w_exp as in source_crop."""
         if not isinstance(camera, NirCamera):
             raise TypeError(f"target frames come from the NIR camera: got a {type(camera).__name__}")
         return self._exposed(rng, driver, camera, w_exp, pose)
@@ -221,7 +227,7 @@ class SynthWriter:
                 driver, camera = self.drivers["target"][d]
                 for _ in range(MAX_TRIES):
                     pose = self._random_pose(rng, self.target_pose)
-                    frame, _ = self.target_frame(rng, driver, camera, self._expression_of(label), pose)
+                    frame, truth = self.target_frame(rng, driver, camera, self._expression_of(label), pose)
                     result = stage(frame)
                     if result:
                         break
@@ -232,15 +238,33 @@ class SynthWriter:
                 paired = write_render(folder, name, result)
                 self.counts["target_pairs"] += paired
                 self.counts["target"] += 1
+                viewed = (self.view_pairs and not paired
+                          and self._write_view_pair(stage, folder / f"{name}{PAIR_SUFFIX}", driver, camera,
+                                                    truth["w_exp"], pose))
+                self.counts["target_view_pairs"] += viewed
                 records.append({"image": f"target/{EXPRESSIONS[label]}/{name}.png", "label": label, "driver": d,
                                 **_pose_dict(pose), "fitted": {"yaw": result.yaw, "pitch": result.pitch,
-                                                               "roll": result.roll}, "pair": paired})
+                                                               "roll": result.roll}, "pair": paired,
+                                "view_pair": viewed})
                 if paired and self.turns:   # drawn from no stream: the rest of the set is as without them
                     turned = write_turned(folder, name, result, stage.renderer, self.turns)
                     self.counts["target_turned_pairs"] += len(turned)
                     records += [{"image": f"target/{EXPRESSIONS[label]}/{t}.png", "label": label, "driver": d,
                                  **_pose_dict(pose), "turn": yaw, "pair": True} for yaw, t in zip(self.turns, turned)]
         return records
+
+    def _write_view_pair(self, stage, path: Path, driver, camera: NirCamera, w_exp, pose: Pose) -> bool:
+        """A second camera of the same cabin facing the head at the same instant (the same face, the
+        same expression, the head where it is): the face stage's crop of its frame, written to `path`,
+        the pair a two-camera rig gives a turned face's render. From a stream of its own (backdrop,
+        noise), so that the rest of the set is as without. Returns whether the stage found the face."""
+        rng = self.rng["view_pairs"]
+        frame, _ = self._exposed(rng, driver, with_noise_from(camera, rng), w_exp,
+                                 Pose(cx=pose.cx, cy=pose.cy, height=pose.height))
+        view = stage(frame)
+        if view:
+            write_image(path, view.crop)
+        return bool(view)
 
     def _schedule(self, seconds: float, segments, motion) -> dict:
         """The drive's episodes (train/synthetic/events.py) from their own stream, so that the drive
@@ -408,6 +432,9 @@ def main(argv=None) -> int:
                         "pose and camera in each of the six other expressions (NAME.as-<expression>.png): the pairs "
                         "of `exprada --mode cgit --lambda-pair`; the source images are the same as without")
     add_turn_pairs_option(parser, "the rest of the set is the same as without")
+    parser.add_argument("--view-pairs", action="store_true", help="beside every target render without a frontal "
+                        "pair, NAME.pair.png from a second camera facing the head at the same instant (a two-camera "
+                        "rig's frontal view; `exprada --lambda-pair`); the rest of the set is the same as without")
     parser.add_argument("--fleet", type=at_least(0), default=0, metavar="N",
                         help="write N drives instead, for a fleet evaluation (python -m pipeline.fleet OUT): "
                              "OUT/drive_SEED/drive.mp4 (+ drive.json) for SEED = --seed, --seed + 1, …, each "
@@ -441,11 +468,13 @@ def write(args, out: Path, seed: int, per_class: int, target_per_class: int) -> 
                          look_aways=args.look_aways, gaze_shifts_per_minute=args.gaze_shifts_per_minute,
                          distractions=args.distractions, head_sway=args.head_sway,
                          eyeballs=True if args.eyeballs else None, target_yaw=args.target_yaw,
-                         expression_pairs=args.expression_pairs, turn_pairs=args.turn_pairs)
+                         expression_pairs=args.expression_pairs, turn_pairs=args.turn_pairs,
+                         view_pairs=args.view_pairs)
     timings["setup_s"] = time.perf_counter() - start
     manifest = {"scenario": args.scenario, "seed": seed, "size": args.size, "classes": list(EXPRESSIONS),
                 "drivers_per_domain": args.drivers, "target_pose": writer.target_pose, "drive_events": writer.script,
-                "expression_pairs": writer.expression_pairs, "turn_pairs": list(writer.turns)}
+                "expression_pairs": writer.expression_pairs, "turn_pairs": list(writer.turns),
+                "view_pairs": writer.view_pairs}
     for part, call in (("source", lambda: writer.write_source(per_class, progress)),
                        ("target", lambda: writer.write_target(target_per_class, progress))):
         t = time.perf_counter()
