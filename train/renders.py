@@ -2,6 +2,7 @@
 
     python -m train renders --input drives/ --out data/target                # every video under drives/
     python -m train renders --input drive.mp4 --out data/target --every 10 --size 64
+    python -m train renders --input cabin/ --second-view front/ --out data/target   # a two-camera rig
 
 Every frame of a drive goes through the face stage as the pipeline runs it (tracking, the driver's
 identity pooled over the drive); every `--every`-th frame with a face is written:
@@ -10,15 +11,23 @@ identity pooled over the drive); every `--every`-th frame with a face is written
   OUT/<drive>/fNNNNNN.pair.png   for a near-frontal frame (FRONTAL_PAIR), its frontal pair: the
                                  frame's own crop, aligned and masked as the render is — the real
                                  image the render simulates (`exprada --lambda-pair` trains on them)
+                                 With --second-view, a frame that has none gets its view pair there
+                                 instead: the second camera's crop of the same instant, where that
+                                 camera sees the face near-frontal
   OUT/<drive>/fNNNNNN_turn+D.png with --turn-pairs D: beside a paired render, the render of the same
                                  face turned D° further (rotate and render, `write_turned`), its side
                                  map, and the frame's crop as its pair
   OUT/renders.csv                path, drive, frame, fitted yaw/pitch/roll (a turned render's: its
-                                 frame's, yaw plus the turn), pair (1/0), turn (degrees, 0 for a render)
+                                 frame's, yaw plus the turn), pair (1/0), turn (degrees, 0 for a render),
+                                 view (1/0: the pair is the second view's)
 A drive is a video file (.mp4 .avi .mkv .mov .webm) or a folder of frame images in name order. A
 drive that cannot be read is skipped, logged and counted; frames without a face are counted.
+--second-view mirrors --input: for each drive, the same path under it holds the second camera's
+recording of that drive, frame for frame (synchronised: frame i of both is one instant); a drive
+without one gets no view pairs, logged and counted.
 """
 import argparse
+import contextlib
 import csv
 import json
 import logging
@@ -150,6 +159,24 @@ def frames_of(drive: Path):
         video.release()
 
 
+def second_view_of(drive: Path, root: Path, views: Path) -> Path:
+    """The second camera's recording of `drive`: the same path under `views` as under --input `root`
+    (`views` itself when --input is one drive)."""
+    return views if drive == root else views / drive.relative_to(root)
+
+
+def view_frames(view: Path | None):
+    """The second camera's frames, then None for ever: past its end, and throughout where there is no
+    recording or it cannot be read (the drive keeps its renders, without view pairs)."""
+    try:
+        if view is not None:
+            yield from (frame for _, frame in frames_of(view))
+    except ValueError as error:
+        log.warning("no view pairs from the second view: %s", error)
+    while True:
+        yield None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train renders", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -159,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=at_least(32), default=128, help="render size in pixels (default %(default)s)")
     p.add_argument("--model", help="bilinear face model (.npz; default: the shipped one)")
     add_turn_pairs_option(p, "e.g. 20 40")
+    p.add_argument("--second-view", metavar="DIR", help="a two-camera rig: the second camera's recordings, laid "
+                   "out as --input and synchronised frame for frame; a render without a frontal pair gets the "
+                   "second view's crop of the same instant as its pair where that view sees the face near-frontal")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     return p
 
@@ -172,21 +202,39 @@ def main(argv=None) -> int:
     drives = find_drives(Path(args.input))
     names = drive_names(drives, Path(args.input))
     out = Path(args.out)
+    views = Path(args.second_view) if args.second_view else None
+    if views is not None and not views.exists():
+        raise SystemExit(f"error: --second-view {views}: no such file or folder")
     try:   # both before the first drive: a model or a folder that fails later has cost the drives read
         stage = face.FaceStage(size=args.size, video=True, model=args.model)
+        # The second camera has a stage of its own: its own tracking, the same driver's identity pooled apart.
+        view_stage = face.FaceStage(size=args.size, video=True, model=args.model) if views else None
         writable_folder(out, f"--out {out}")
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
     counts = {"drives": len(drives), "bad_drives": 0, "bad_frames": 0, "frames": 0, "no_face": 0, "renders": 0,
-              "pairs": 0, "turned_pairs": 0}
+              "pairs": 0, "view_pairs": 0, "no_second_view": 0, "turned_pairs": 0}
     turns = turn_offsets(args.turn_pairs)
     rows = []
-    with stage:
+    with contextlib.ExitStack() as stack:
+        for a_stage in filter(None, (stage, view_stage)):
+            stack.enter_context(a_stage)
         for drive, name in tqdm(list(zip(drives, names)), desc="drives", disable=not args.progress, unit="drive"):
             stage.reset()   # a new driver: fresh tracking and identity
+            view_stream = view_frames(None)
+            if view_stage is not None:
+                view_stage.reset()
+                view = second_view_of(drive, Path(args.input), views)
+                if view.exists():
+                    view_stream = view_frames(view)
+                else:
+                    counts["no_second_view"] += 1
+                    log.warning("no second view of %s (looked for %s): its renders get no view pairs", drive, view)
             with_face = 0
             try:
                 for index, frame in frames_of(drive):
+                    view_frame = next(view_stream)   # every frame through the view's stage: it tracks the face
+                    seen = view_stage(view_frame) if view_frame is not None else None
                     counts["frames"] += 1
                     if frame is None:
                         counts["bad_frames"] += 1
@@ -201,15 +249,19 @@ def main(argv=None) -> int:
                         continue
                     image = f"f{index:06d}"
                     paired = write_render(out / name, image, result)
+                    viewed = bool(not paired and seen and is_frontal(seen))
+                    if viewed:   # the second camera faces the head: its crop is the render's real image
+                        write_image(out / name / f"{image}{PAIR_SUFFIX}", seen.crop)
                     counts["renders"] += 1
                     counts["pairs"] += paired
+                    counts["view_pairs"] += viewed
                     rows.append([f"{name}/{image}.png", name, index, round(result.yaw, 2), round(result.pitch, 2),
-                                 round(result.roll, 2), int(paired), 0])
+                                 round(result.roll, 2), int(paired or viewed), 0, int(viewed)])
                     if paired and turns:
                         turned = write_turned(out / name, image, result, stage.renderer, turns)
                         counts["turned_pairs"] += len(turned)
                         rows += [[f"{name}/{t}.png", name, index, round(result.yaw + yaw, 2), round(result.pitch, 2),
-                                  round(result.roll, 2), 1, yaw] for yaw, t in zip(turns, turned)]
+                                  round(result.roll, 2), 1, yaw, 0] for yaw, t in zip(turns, turned)]
             except ValueError as error:
                 counts["bad_drives"] += 1
                 log.warning("skipping drive %s: %s", drive, error)
@@ -217,7 +269,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"error: no face found in any frame of {args.input} ({counts['frames']} frames read)")
     with (out / "renders.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["path", "drive", "frame", "yaw", "pitch", "roll", "pair", "turn"])
+        writer.writerow(["path", "drive", "frame", "yaw", "pitch", "roll", "pair", "turn", "view"])
         writer.writerows(rows)
     print(json.dumps({"out": str(out), **counts}))
     return 0

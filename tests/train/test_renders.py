@@ -119,3 +119,58 @@ def test_a_turn_outside_1_to_90_degrees_is_refused(drives, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--input", str(drives / "car_a.mp4"), "--out", str(tmp_path / "t"), "--turn-pairs", "0"])
     assert "--turn-pairs" in capsys.readouterr().err and not (tmp_path / "t").exists()
+
+
+@pytest.fixture(scope="module")
+def two_camera_drives(tmp_path_factory):
+    """A two-camera rig, as encoded videos: the cabin camera sees the head turned 35° while a second
+    camera, the same instant, faces it; a second drive has no second-view recording."""
+    from face.expressions import EXPRESSIONS
+    from train.synthetic.scene import Pose
+    from train.synthetic.writer import SynthWriter
+
+    root = tmp_path_factory.mktemp("cabin")
+    views = tmp_path_factory.mktemp("front")
+    writer = SynthWriter(tmp_path_factory.mktemp("unused"), seed=6, size=64, drivers=1)
+    rng = np.random.default_rng(0)
+    driver, camera = writer.drivers["target"][0]
+    w_exp = writer.factory.expression(rng, EXPRESSIONS.index("happiness"))
+    clips = {root / "rig" / "drive.mp4": 35.0, views / "rig" / "drive.mp4": 0.0, root / "alone.mp4": 35.0}
+    for path, yaw in clips.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        video = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 480))
+        for i in range(8):
+            pose = Pose(yaw=yaw + 0.5 * i, pitch=2.0, cx=320 + 2 * i, cy=230, height=200)
+            frame, _ = writer.target_frame(np.random.default_rng(i), driver, camera, w_exp, pose)
+            video.write(frame)
+        video.release()
+    return root, views
+
+
+def test_a_second_view_pairs_turned_renders_with_its_crop_of_the_same_instant(two_camera_drives, tmp_path, capsys):
+    import face
+
+    root, views = two_camera_drives
+    out = tmp_path / "target"
+    assert main(["--input", str(root), "--second-view", str(views), "--out", str(out), "--every", "2", "--size", "64",
+                 "--no-progress"]) == 0
+    counts = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert counts["drives"] == 2 and counts["no_second_view"] == 1 and counts["pairs"] == 0
+    rows = list(csv.DictReader((out / "renders.csv").open()))
+    rig = [r for r in rows if r["drive"] == "rig/drive"]
+    alone = [r for r in rows if r["drive"] == "alone"]
+    assert len(rig) == len(alone) == 4 and all(abs(float(r["yaw"])) > FRONTAL_PAIR["yaw"] for r in rows)
+    assert all(r["view"] == r["pair"] == "1" for r in rig) and counts["view_pairs"] == 4
+    assert all(r["view"] == r["pair"] == "0" for r in alone)
+    assert not any((out / "alone").glob("*.pair.png"))
+    # Each pair is what the second camera's own face stage crops from the same frame index.
+    with face.FaceStage(size=64, video=True) as stage:
+        capture = cv2.VideoCapture(str(views / "rig" / "drive.mp4"))
+        crops = [stage(capture.read()[1]).crop for _ in range(8)]
+        capture.release()
+    for row in rig:
+        pair = cv2.imread(str((out / row["path"]).with_suffix(".pair.png")))
+        assert np.array_equal(pair, crops[int(row["frame"])])
+    assert len(index_unlabelled_folder(out)) == counts["renders"]
+    with pytest.raises(SystemExit, match=r"^error: --second-view .*nowhere: no such file or folder"):
+        main(["--input", str(root), "--second-view", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")])
