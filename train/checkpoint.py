@@ -306,6 +306,29 @@ def load_model(path, name: str | None = None, map_location="cpu", *, expect: str
     return module.eval(), {**state.get("run_state", {}), **config}, kind
 
 
+def exported_classifier(path) -> nn.Module:
+    """A classifier's exported program (.pt2 from `train export`; the graph traced in eval mode) as a module,
+    for the semantic term when only a model's exports are kept (the shipped models/classifier.pt2): the
+    term then holds a generator to exactly the classifier that ships. Its output is (logits, embedding)
+    as a classifier network's; `image_size` is read from its metadata. Loaded as the runtime loads a
+    program: only when its bytes match the digest export wrote beside it (a .pt2 can run code)."""
+    from engines.base import EngineFileError
+    from engines.contract import CLASSES, MetadataError, ModelInfo
+    from engines.torch_backend import TorchEngine
+
+    try:
+        engine = TorchEngine(path)
+        info = ModelInfo.from_metadata(engine.metadata, str(path))
+    except (EngineFileError, MetadataError, OSError, ValueError) as error:
+        raise CheckpointError(f"--semantic-classifier: {error}") from None
+    if info.kind != CLASSIFIER or info.classes != tuple(CLASSES):
+        raise CheckpointError(f"{path}: a {info.kind} with classes {list(info.classes)}; --semantic-classifier needs "
+                              f"a classifier of the seven expressions {list(CLASSES)} (`python -m train classifier`)")
+    module = engine.module   # the graph export traced in eval mode (it has no eval() of its own)
+    module.image_size = info.image_size
+    return module
+
+
 def _arch_summary(config: dict) -> str:
     keys = ("mode", "width", "image_size", "arch", "classes")
     return ", ".join(f"{k}={config[k]}" for k in keys if k in config)

@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "target must keep the classifier's reading of the untranslated one (0: off; only where the "
                    "classifier reads untranslated targets fairly, e.g. the same camera); CGIT: a translation must "
                    "read as the expression asked for")
-    g.add_argument("--semantic-classifier", help="classifier run folder or checkpoint for --lambda-sem")
+    g.add_argument("--semantic-classifier", help="classifier run folder or checkpoint for --lambda-sem, or its "
+                   "exported program (.pt2, e.g. models/classifier.pt2) where only the exports are kept")
     g.add_argument("--ema", type=float, help="keep an exponential moving average of G^{t→s} with this decay, "
                    "e.g. 0.999 (0: off); exported instead of the live weights")
     g.add_argument("--lambda-pair", type=float, help="weight of the pair term, L1 (0: off). UIT: a target render "

@@ -127,14 +127,17 @@ class ExprADAModel:
 
     def _frozen_classifier(self, path):
         """The source classifier C^s for the semantic term: frozen, in eval mode, never saved here."""
-        from .checkpoint import load_model
+        from .checkpoint import exported_classifier, load_model
 
         if not path:
-            raise SystemExit("error: --lambda-sem needs --semantic-classifier (a classifier run or checkpoint)")
-        net, _, _ = load_model(path, expect=CLASSIFIER, needed_by="--semantic-classifier")
+            raise SystemExit("error: --lambda-sem needs --semantic-classifier (a classifier run, checkpoint or .pt2)")
+        if str(path).endswith(".pt2"):
+            net = exported_classifier(path)
+        else:
+            net, _, _ = load_model(path, expect=CLASSIFIER, needed_by="--semantic-classifier")
         for p in net.parameters():
             p.requires_grad_(False)
-        return net.to(self.device).eval()
+        return net.to(self.device)   # in eval mode: load_model's; an exported program's graph is the eval one
 
     def _classify(self, images6):
         size = self.classifier.image_size

@@ -282,6 +282,35 @@ def test_uit_with_skips_residual_and_the_semantic_term_trains_and_records_it(dat
     assert classifier.is_file()
 
 
+def test_the_semantic_term_takes_a_classifiers_exported_program_when_only_the_exports_are_kept(data, tmp_path):
+    """`--semantic-classifier MODEL.pt2`: the program `train export` wrote (its digest checked, as the
+    runtime checks it) reads the translations as its checkpoint would, and the term trains through it."""
+    from train.checkpoint import exported_classifier
+    from train.classifier_nets import build_classifier
+    from train.export import export_checkpoint
+
+    config = {"arch": "small", "image_size": 64, "width": 4, "classes": list(EXPRESSIONS)}
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(tmp_path / "cls" / "checkpoints" / "last.pt", kind="classifier", config=config,
+                                 models={"classifier": build_classifier(config)})
+    program = export_checkpoint(checkpoint, tmp_path / "classifier.pt2")
+    net, _, _ = load_model(checkpoint)
+    exported = exported_classifier(program)
+    image = torch.rand(3, 3, 64, 64) * 2 - 1
+    assert exported.image_size == 64
+    assert torch.allclose(exported(image)[0], net(image)[0], atol=1e-5)
+    run = tmp_path / "sem"
+    args = _args(data, "uit") + ["--lambda-sem", "1", "--lambda-sem-target", "0.5", "--steps", "2", "--out", str(run)]
+    assert main(args + ["--semantic-classifier", str(program)]) == 0
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert float(rows[-1]["G/sem"]) > 0
+    assert set(load_checkpoint(run)["models"]) == set(NETWORK_NAMES)   # the classifier is not part of the run
+    # A program without its digest beside it is refused before it loads (a .pt2 can run code).
+    (tmp_path / "classifier.pt2.sha256").unlink()
+    with pytest.raises(CheckpointError, match=r"^--semantic-classifier: .*classifier.pt2: refused"):
+        exported_classifier(program)
+
+
 def test_uit_with_frontal_pairs_trains_on_them_and_refuses_a_target_without_any(data, tmp_path):
     target = tmp_path / "tgt"
     shutil.copytree(data / "tgt", target)
