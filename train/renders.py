@@ -168,9 +168,14 @@ def second_view_of(drive: Path, root: Path, views: Path) -> Path:
 def view_frames(view: Path | None):
     """The second camera's frames, then None for ever: past its end, and throughout where there is no
     recording or it cannot be read (the drive keeps its renders, without view pairs)."""
+    read = 0
     try:
         if view is not None:
-            yield from (frame for _, frame in frames_of(view))
+            for _, frame in frames_of(view):
+                read += 1
+                yield frame
+            if read == 0:
+                log.warning("no view pairs from the second view %s: no frame in it", view)
     except ValueError as error:
         log.warning("no view pairs from the second view: %s", error)
     while True:
