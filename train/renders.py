@@ -66,13 +66,18 @@ def write_with_side_map(folder: Path, name: str, image, side) -> None:
     write_image(folder / f"{name}{SIDE_MAP_SUFFIX}", side)
 
 
+def write_pair(folder: Path, name: str, crop) -> None:
+    """NAME.pair.png: the real image that the render NAME.png simulates (`exprada --lambda-pair`)."""
+    write_image(folder / f"{name}{PAIR_SUFFIX}", crop)
+
+
 def write_render(folder: Path, name: str, result) -> bool:
     """A FaceResult as a target image: NAME.png (the frontal render), NAME.side.png and, when the
     pose is near-frontal, NAME.pair.png (the frame's crop). Returns whether it has the pair."""
     write_with_side_map(folder, name, result.frontal, result.side_map)
     paired = is_frontal(result)
     if paired:
-        write_image(folder / f"{name}{PAIR_SUFFIX}", result.crop)
+        write_pair(folder, name, result.crop)
     return paired
 
 
@@ -98,7 +103,7 @@ def write_turned(folder: Path, name: str, result, renderer, turns) -> list[str]:
     names = [f"{name}{TURNED}{yaw:+g}" for yaw in turns]
     for yaw, turned in zip(turns, names):
         write_with_side_map(folder, turned, renderer.turned(result.sampling, yaw), result.side_map)
-        write_image(folder / f"{turned}{PAIR_SUFFIX}", result.crop)
+        write_pair(folder, turned, result.crop)
     return names
 
 
@@ -256,7 +261,7 @@ def main(argv=None) -> int:
                     paired = write_render(out / name, image, result)
                     viewed = bool(not paired and seen and is_frontal(seen))
                     if viewed:   # the second camera faces the head: its crop is the render's real image
-                        write_image(out / name / f"{image}{PAIR_SUFFIX}", seen.crop)
+                        write_pair(out / name, image, seen.crop)
                     counts["renders"] += 1
                     counts["pairs"] += paired
                     counts["view_pairs"] += viewed

@@ -73,8 +73,8 @@ from face.outputs import writable_folder
 from face.ranges import at_least, between
 from face.render import Renderer
 from face.side_map import side_map
-from train.datasets import EXPRESSION_PAIR_SUFFIXES, PAIR_SUFFIX
-from train.renders import (add_turn_pairs_option, turn_offsets, write_image, write_render, write_turned,
+from train.datasets import EXPRESSION_PAIR_SUFFIXES
+from train.renders import (add_turn_pairs_option, turn_offsets, write_image, write_pair, write_render, write_turned,
                            write_with_side_map)
 from train.synthetic import eyeballs as eyeball_model
 from train.synthetic import events
@@ -239,7 +239,7 @@ class SynthWriter:
                 self.counts["target_pairs"] += paired
                 self.counts["target"] += 1
                 viewed = (self.view_pairs and not paired
-                          and self._write_view_pair(stage, folder / f"{name}{PAIR_SUFFIX}", driver, camera,
+                          and self._write_view_pair(stage, folder, name, driver, camera,
                                                     truth["w_exp"], pose))
                 self.counts["target_view_pairs"] += viewed
                 records.append({"image": f"target/{EXPRESSIONS[label]}/{name}.png", "label": label, "driver": d,
@@ -253,17 +253,17 @@ class SynthWriter:
                                  **_pose_dict(pose), "turn": yaw, "pair": True} for yaw, t in zip(self.turns, turned)]
         return records
 
-    def _write_view_pair(self, stage, path: Path, driver, camera: NirCamera, w_exp, pose: Pose) -> bool:
+    def _write_view_pair(self, stage, folder: Path, name: str, driver, camera: NirCamera, w_exp, pose: Pose) -> bool:
         """A second camera of the same cabin facing the head at the same instant (the same face, the
-        same expression, the head where it is): the face stage's crop of its frame, written to `path`,
-        the pair a two-camera rig gives a turned face's render. From a stream of its own (backdrop,
+        same expression, the head where it is): the face stage's crop of its frame, written as the pair
+        of the render `name`, the pair a two-camera rig gives a turned face's render. From a stream of its own (backdrop,
         noise), so that the rest of the set is as without. Returns whether the stage found the face."""
         rng = self.rng["view_pairs"]
         frame, _ = self._exposed(rng, driver, with_noise_from(camera, rng), w_exp,
                                  Pose(cx=pose.cx, cy=pose.cy, height=pose.height))
         view = stage(frame)
         if view:
-            write_image(path, view.crop)
+            write_pair(folder, name, view.crop)
         return bool(view)
 
     def _schedule(self, seconds: float, segments, motion) -> dict:
