@@ -6,7 +6,9 @@ source-domain crops; for every drawn face the same head, pose and camera is also
 the seven expressions. Then, with one source classifier (trained on source-domain images):
   real      the classifier on those seven real faces (the paper's "real images" row)
   NAME      each CGIT generator (`--model NAME=RUN`) translates the face to each of the seven
-            expressions; the classifier reads the translations against the expression asked for
+            expressions; the classifier reads the translations against the expression asked for;
+            `--model NAME=OUT/expressions.json` (train warp-pairs) warps the face to each expression's
+            geometry instead: a row without learning, what that command's pairs look like
 and identity preservation, in the bilinear model's identity space (the face stage fits it to each
 image, the same fit the driver monitor uses to notice a new driver; z-scored by the model's spread of
 people): `identified` — the nearest real face from another drawing is the same driver's;
@@ -34,9 +36,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import engines
-import face
 from benchmarks.cli import check_replicates, exit_status
 from face import bilinear
+from face.crops import CropFitter
 from benchmarks.paper_table4 import mean_std, named_paths
 from engines.chain import classify
 from engines.contract import CGIT_GENERATOR
@@ -46,13 +48,12 @@ from face.outputs import writable_folder
 from face.ranges import at_least
 from train.checkpoint import load_model
 from train.eval_plots import confusion_png
+from train.expression_warp import ExpressionWarp, load_targets
 from train.synthetic.scene import Pose
 from train.synthetic.writer import SOURCE_POSE, SynthWriter
 from train.translate import labelled_strip
 
 BATCH = 64
-IDENTITY_CANVAS = (480, 640)   # the crop is placed, scaled up, in a camera-sized frame for FaceMesh
-IDENTITY_SCALE = 4
 
 
 def held_out_faces(seed: int, scenario: str, size: int, drivers: int, faces_per_driver: int, progress: bool) -> dict:
@@ -90,6 +91,37 @@ def cgit_generator(path, name: str, network: str | None, size: int):
     return generator
 
 
+def is_warp(path) -> bool:
+    """A `--model` that is `train warp-pairs`' expressions.json: the expression warp itself is the row."""
+    return str(path).endswith(".json")
+
+
+def translator(path, name: str, network: str | None, size: int):
+    """faces, side maps → N×7×S×S×3 uint8, every face in every expression: a CGIT generator's
+    translations, or the expression warp's (no learning: what `train warp-pairs` pairs look like)."""
+    if is_warp(path):
+        try:
+            targets, model = load_targets(path)
+        except ValueError as error:
+            raise SystemExit(f"error: --model {name}: {error}") from None
+        return lambda faces, side: warped(ExpressionWarp(model), targets, faces)
+    generator = cgit_generator(path, name, network, size)
+    return lambda faces, side: transfer(generator, faces, side)
+
+
+def warped(warp, targets, faces: np.ndarray) -> np.ndarray:
+    """N×7×S×S×3: each face warped to each expression's target geometry (unchanged where no face is fitted)."""
+    out = np.repeat(faces[:, None], NUM_EXPRESSIONS, axis=1)
+    try:
+        for k, crop in enumerate(faces):
+            shape = warp.fit(crop)
+            if shape is not None:
+                out[k] = [warp(crop, shape, target) for target in targets]
+    finally:
+        warp.close()
+    return out
+
+
 @torch.no_grad()
 def transfer(generator, faces: np.ndarray, side: np.ndarray) -> np.ndarray:
     """N×7×S×S×3 uint8: every face translated to every expression (uint8 between generator and
@@ -108,21 +140,16 @@ class IdentityReader:
     spread of people (z-scores), or None when no face is found."""
 
     def __init__(self, model):
-        self.stage = face.FaceStage(size=64, video=False, model=model)
+        self.fitter = CropFitter(model)
         self.mean = model.identity_mean.astype(np.float64)
         self.std = model.identity_std.astype(np.float64)
 
     def __call__(self, crop: np.ndarray):
-        h, w = IDENTITY_CANVAS
-        big = cv2.resize(crop, None, fx=IDENTITY_SCALE, fy=IDENTITY_SCALE, interpolation=cv2.INTER_CUBIC)
-        canvas = np.zeros((h, w, 3), np.uint8)
-        y, x = (h - big.shape[0]) // 2, (w - big.shape[1]) // 2
-        canvas[y:y + big.shape[0], x:x + big.shape[1]] = big
-        result = self.stage(canvas)
+        result = self.fitter(crop)
         return (result.identity_weights - self.mean) / self.std if result else None
 
     def close(self):
-        self.stage.close()
+        self.fitter.close()
 
 
 def identity_figures(identities, gallery, drivers, drawings, inputs, skip_self: bool) -> dict:
@@ -175,7 +202,7 @@ def run(args) -> dict:
     size = classifier.info.image_size
     for name, paths in models.items():   # every file checked before any face is drawn, not minutes into the run;
         for path in paths:                # loaded again where used, so that one generator at a time is held
-            cgit_generator(path, name, args.generator, size)
+            translator(path, name, args.generator, size)
     rows = ["real", *models]
     figures = {row: {"accuracy": [], "identified": [], "own_over_other": []} for row in rows}
     confusion = {row: np.zeros((NUM_EXPRESSIONS, NUM_EXPRESSIONS), np.int64) for row in rows}
@@ -188,8 +215,7 @@ def run(args) -> dict:
             n = len(data["faces"])
             images = {"real": data["real"]}
             for name, paths in models.items():
-                images[name] = transfer(cgit_generator(paths[replicate], name, args.generator, size),
-                                        data["faces"], data["side"])
+                images[name] = translator(paths[replicate], name, args.generator, size)(data["faces"], data["side"])
             asked = np.tile(np.arange(NUM_EXPRESSIONS), n)
             drivers = np.repeat(data["driver"], NUM_EXPRESSIONS)
             faces = np.repeat(np.arange(n), NUM_EXPRESSIONS)
@@ -247,7 +273,8 @@ def build_parser():
     p.add_argument("--classifier", default="models/classifier.onnx",
                    help="source classifier (ONNX) that reads the translations (default: %(default)s)")
     p.add_argument("--model", action="append", default=[], metavar="NAME=RUN[,RUN2,...]",
-                   help="a CGIT run or checkpoint to compare (repeatable); one, or one per seed")
+                   help="a CGIT run or checkpoint to compare (repeatable); one, or one per seed; or train warp-pairs' "
+                        "OUT/expressions.json: the expression warp itself as a row")
     p.add_argument("--generator", choices=("G_ts", "G_ts_ema"), default=None,
                    help="which weights of each run translate: live (G_ts) or the average (G_ts_ema; the default "
                         "when the run kept one)")

@@ -94,3 +94,43 @@ def aligned_crop_for_image(bgr: np.ndarray, size: int = 128, with_side_map: bool
     if not with_side_map:
         return crop
     return crop, side_map(crop_landmarks, size)
+
+
+class CropFitter:
+    """The face stage on an aligned face crop (`fitter(crop)` → FaceResult | NoFace). FaceMesh looks
+    for faces in camera-sized frames and misses a 64² crop on its own, so the crop is enlarged to
+    ENLARGED px high and placed in the middle of a black CANVAS; the result's positions are in that
+    canvas (`offset` and `scale` take them back to the crop). A new stage per image (video=False)."""
+
+    ENLARGED = 256
+    CANVAS = (480, 640)
+
+    def __init__(self, model):
+        from face.stage import FaceStage   # face.stage uses this module's face_crop
+
+        self.stage = FaceStage(size=64, video=False, model=model)
+
+    def scale(self, crop: np.ndarray) -> float:
+        return self.ENLARGED / crop.shape[0]
+
+    def enlarged(self, crop: np.ndarray) -> np.ndarray:
+        scale = self.scale(crop)
+        return cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+
+    def offset(self, crop: np.ndarray) -> np.ndarray:
+        """(x, y) of the enlarged crop's top-left corner in the canvas."""
+        h, w = self.CANVAS
+        big_h, big_w = (round(side * self.scale(crop)) for side in crop.shape[:2])
+        if big_h > h or big_w > w:
+            raise ValueError(f"crop of {crop.shape[1]}x{crop.shape[0]} px does not fit the fitter's canvas")
+        return np.array([(w - big_w) // 2, (h - big_h) // 2], dtype=np.float64)
+
+    def __call__(self, crop: np.ndarray):
+        big = self.enlarged(to_bgr8(crop))
+        x, y = self.offset(crop).astype(int)
+        canvas = np.zeros(self.CANVAS + (3,), np.uint8)
+        canvas[y:y + big.shape[0], x:x + big.shape[1]] = big
+        return self.stage(canvas)
+
+    def close(self):
+        self.stage.close()

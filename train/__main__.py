@@ -16,6 +16,7 @@ COMMANDS = {
     "evaluate": ("train.evaluate", "classify a labelled test set, with or without UIT translation"),
     "export": ("train.export", "checkpoint → ONNX (.onnx) or torch.export program (.pt2) for the engines"),
     "synth": ("train.synthetic", "write the synthetic NIR driver data (source, target, video)"),
+    "warp-pairs": ("train.warp_pairs", "CGIT expression pairs from single labelled faces: each warped to every expression"),
     "renders": ("train.renders", "a UIT target set (frontal renders, side maps, frontal pairs) from your NIR drives"),
 }
 

@@ -69,3 +69,25 @@ def test_a_uit_checkpoint_is_refused_in_one_line_before_any_face_is_drawn(tmp_pa
     assert str(tmp_path / "uit") in line
     with pytest.raises(SystemExit, match="at least two --seeds"):
         cgit_transfer.main(["--seeds", "5"])
+
+
+def test_the_expression_warp_is_a_row_of_its_own_that_keeps_the_person(tmp_path):
+    from face import bilinear
+    from face.expressions import EXPRESSIONS
+
+    targets = tmp_path / "expressions.json"   # as train warp-pairs writes it; here the model's own class shapes
+    targets.write_text(json.dumps({"expressions": list(EXPRESSIONS),
+                                   "targets": bilinear.load().expression_weights.tolist()}))
+    args = cgit_transfer.build_parser().parse_args([
+        "--seeds", "5", "6", "--drivers", "2", "--faces-per-driver", "2", "--strips", "1", "--no-progress",
+        "--model", f"warp={targets}", "--out", str(tmp_path / "o")])
+    result = cgit_transfer.run(args)
+    warp = result["rows"]["warp"]
+    assert len(warp["accuracy"]["per_seed"]) == 2 and warp["unread_identities"] == 0
+    # the warp keeps the identity weights and moves the geometry: each warp is read as nearer the face it was
+    # made from than other drivers' faces are (single-crop fits mix some expression into identity)
+    assert warp["own_over_other"]["mean"] < 1
+    assert set(result["paired"]) == {"warp - real"}
+    targets.write_text("{}")
+    with pytest.raises(SystemExit, match=f"^error: --model warp: {targets}: not a train warp-pairs expressions.json"):
+        cgit_transfer.main(["--seeds", "5", "6", "--model", f"warp={targets}", "--out", str(tmp_path / "o")])

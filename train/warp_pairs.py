@@ -1,0 +1,154 @@
+"""`python -m train warp-pairs`: expression pairs for CGIT from single labelled faces (beyond the paper).
+
+    python -m train warp-pairs --data cache/synth64/source --out runs/cgit/warp64
+    python -m train exprada --mode cgit --source runs/cgit/warp64 --target runs/cgit/warp64 --lambda-pair 300 ...
+
+CGIT's pair term (`--lambda-pair`) holds each translation to the same face in the asked expression —
+which KDEF and BU-3DFE photograph, and most labelled sets do not. This command makes such pairs from
+the labelled faces alone: the face stage fits the bilinear model to each aligned face crop, and the
+crop is warped to every other expression's geometry (train.expression_warp). Each expression's
+geometry is the mean fitted expression of that class's images, calibrated so that a face warped to
+it is fitted, in the mean, as that class's own faces are (the fit under-reads the expression of a
+small crop; a warp to the plain mean would under-draw it by as much).
+
+Writes OUT/<expression>/NAME.png (each labelled image, copied as it is, with its NAME.side.png when it
+has one), NAME.as-<expression>.png beside it for the six other expressions, and OUT/expressions.json:
+the means, the calibrated targets, how close the calibration came, and the counts. A face the fit does
+not find keeps its image without pairs; an unreadable file or one that is not a square crop is skipped;
+each is logged and counted.
+"""
+import argparse
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from face import bilinear
+from face.expressions import EXPRESSIONS
+from face.outputs import writable_folder
+from face.ranges import at_least
+
+from .data import expression_pair_beside, read_image, side_map_beside
+from .datasets.sources import add_data_arguments, data_options, load_samples
+from .expression_warp import ExpressionMeans, ExpressionWarp
+from .renders import write_image
+from .runlog import setup_logging
+
+log = logging.getLogger("train.warp_pairs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m train warp-pairs", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="labelled aligned face crops (a class-folder tree or a CSV)")
+    p.add_argument("--out", required=True, help="output folder (a labelled class-folder tree)")
+    p.add_argument("--model", default=None, help="bilinear model .npz (default: the shipped one)")
+    p.add_argument("--calibrate-images", type=at_least(0), default=60,
+                   help="faces whose warps calibrate each expression's geometry (0: the plain class means)")
+    p.add_argument("--calibrate-rounds", type=at_least(1), default=3)
+    p.add_argument("--seed", type=int, default=0, help="which faces calibrate")
+    p.add_argument("--no-progress", action="store_true")
+    add_data_arguments(p)
+    return p
+
+
+def calibrate(warp: ExpressionWarp, faces, means: np.ndarray, rounds: int, num_expression: int):
+    """Targets whose warps the fit reads as `means`: each round warps the faces to every target, fits
+    the warps, and moves each target by what its fits fall short of its mean. Returns (targets,
+    per round the largest distance between a class's fitted warps and its mean)."""
+    targets, gaps = means.copy(), []
+    for _ in range(rounds):
+        fitted = ExpressionMeans(num_expression)
+        for crop, shape in faces:
+            for label in range(len(EXPRESSIONS)):
+                again = warp.fit(warp(crop, shape, targets[label]))
+                if again is not None:
+                    fitted.add(label, again.w_exp)
+        shortfall = means - fitted.means()
+        gaps.append(round(float(np.linalg.norm(shortfall, axis=1).max()), 4))
+        targets = targets + shortfall
+    return targets, gaps
+
+
+def unique_name(folder: Path, stem: str, taken: set) -> str:
+    name, k = stem, 1
+    while (folder, name) in taken:
+        name, k = f"{stem}-{k}", k + 1
+    taken.add((folder, name))
+    return name
+
+
+def run(args) -> dict:
+    out = writable_folder(args.out, f"--out {args.out}")
+    samples, fmt = load_samples(args.data, data_options(args))
+    model = bilinear.load(args.model)
+    warp = ExpressionWarp(model)
+    counts = {"images": 0, "no_face": 0, "unreadable": 0, "not_square": 0, "pairs": 0}
+    means = ExpressionMeans(model.num_expression)
+    shapes = []
+    started = time.perf_counter()
+    try:
+        for sample in tqdm(samples, desc="fit", disable=args.no_progress):
+            try:
+                crop = read_image(sample.path)
+            except (OSError, ValueError) as error:
+                log.warning("skipped unreadable %s (%s)", sample.path, error)
+                counts["unreadable"] += 1
+                continue
+            if crop.shape[0] != crop.shape[1] or crop.shape[0] > warp.fitter.CANVAS[0]:
+                log.warning("skipped %s: %dx%d is not a square face crop (align faces first, as train synth "
+                            "and the dataset loaders' --face-crop do)", sample.path, crop.shape[1], crop.shape[0])
+                counts["not_square"] += 1
+                continue
+            shape = warp.fit(crop)
+            if shape is None:
+                counts["no_face"] += 1
+            else:
+                means.add(sample.label, shape.w_exp)
+            shapes.append((sample, crop, shape))
+        class_means = means.means()
+        fitted = [(crop, shape) for _, crop, shape in shapes if shape is not None]
+        rng = np.random.default_rng(args.seed)
+        chosen = [fitted[i] for i in rng.permutation(len(fitted))[:args.calibrate_images]]
+        targets, gaps = (calibrate(warp, chosen, class_means, args.calibrate_rounds, model.num_expression)
+                         if chosen else (class_means, []))
+        taken = set()
+        for sample, crop, shape in tqdm(shapes, desc="warp", disable=args.no_progress):
+            folder = out / EXPRESSIONS[sample.label]
+            folder.mkdir(exist_ok=True)
+            image = folder / (unique_name(folder, sample.path.stem, taken) + sample.path.suffix.lower())
+            shutil.copyfile(sample.path, image)
+            if side_map_beside(sample.path).is_file():
+                shutil.copyfile(side_map_beside(sample.path), side_map_beside(image))
+            counts["images"] += 1
+            if shape is None:
+                continue
+            for label, name in enumerate(EXPRESSIONS):
+                if label != sample.label:
+                    write_image(expression_pair_beside(image, name), warp(crop, shape, targets[label]))
+                    counts["pairs"] += 1
+    finally:
+        warp.close()
+    summary = {"data": str(args.data), "format": fmt, "out": str(out), "counts": counts,
+               "class_images": means.counts.tolist(), "calibration_images": len(chosen),
+               "calibration_gaps": gaps, "seconds": round(time.perf_counter() - started, 1),
+               "means": class_means.round(6).tolist(), "targets": targets.round(6).tolist(),
+               "expressions": list(EXPRESSIONS), "model_path": args.model and str(Path(args.model).resolve()),
+               "model": model.description}
+    (out / "expressions.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(None)
+    try:
+        summary = run(args)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("means", "targets")}))
+    return 0
