@@ -113,3 +113,16 @@ def test_a_file_that_is_not_warp_pairs_output_is_refused_by_name(tmp_path):
     bad.write_text("{")
     with pytest.raises(ValueError, match="not a train warp-pairs expressions.json"):
         load_targets(bad)
+
+
+def test_warp_pairs_names_a_missing_data_folder_or_an_expression_without_faces_in_one_line(tmp_path):
+    from train.__main__ import main
+
+    missing = tmp_path / "nowhere"
+    assert main(["warp-pairs", "--data", str(missing), "--out", str(tmp_path / "o")]) == 2
+    for name in EXPRESSIONS:   # every class present, each with one blank image: no face gives any class its geometry
+        (tmp_path / "data" / name).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "data" / name / "blank.png"), np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(SystemExit, match="^error: no fitted face of anger, disgust, fear, happiness, sadness, "
+                                         "surprise, neutral: every expression needs labelled images"):
+        warp_pairs.main(["--data", str(tmp_path / "data"), "--out", str(tmp_path / "o"), "--no-progress"])
