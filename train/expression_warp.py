@@ -32,13 +32,12 @@ CAVITY = 0.12   # an opened mouth's inside, as a share of the face's median brig
 
 @dataclass(frozen=True)
 class CropShape:
-    """The bilinear fit of one crop, at the fitter's working scale: identity and expression weights,
-    the model-frame vertices, where each is seen in the crop enlarged (`CropFitter.enlarged`), and the
-    similarity that poses model-frame vertices there ([V×3, 1] @ pose → V×3, z nearer-smaller)."""
+    """The bilinear fit of one crop: identity and expression weights, where each vertex is seen in the
+    crop enlarged (`CropFitter.enlarged`), and the similarity that poses model-frame vertices there
+    ([V×3, 1] @ pose → V×3, z nearer-smaller)."""
 
     w_id: np.ndarray
     w_exp: np.ndarray
-    vertices: np.ndarray
     texture_xy: np.ndarray
     pose: np.ndarray
 
@@ -70,7 +69,7 @@ class ExpressionWarp:
         offset = self.fitter.offset(crop)
         pose[3] -= np.append(offset, 0.0)
         return CropShape(w_id=np.asarray(result.identity_weights, np.float64),
-                         w_exp=np.asarray(result.expression_weights, np.float64), vertices=vertices,
+                         w_exp=np.asarray(result.expression_weights, np.float64),
                          texture_xy=np.asarray(sampling.texture_xy, np.float64) - offset, pose=pose)
 
     def __call__(self, crop: np.ndarray, shape: CropShape, w_exp: np.ndarray) -> np.ndarray:

@@ -5,7 +5,8 @@
 
 CGIT's pair term (`--lambda-pair`) holds each translation to the same face in the asked expression —
 which KDEF and BU-3DFE photograph, and most labelled sets do not. This command makes such pairs from
-the labelled faces alone: the face stage fits the bilinear model to each aligned face crop, and the
+the labelled faces alone: the face stage fits the bilinear model to each aligned face crop (whole
+portraits, as KDEF's, are first cropped and aligned by the face stage, as for the classifier), and the
 crop is warped to every other expression's geometry (train.expression_warp). Each expression's
 geometry is the mean fitted expression of that class's images, calibrated so that a face warped to
 it is fitted, in the mean, as that class's own faces are (the fit under-reads the expression of a
@@ -21,6 +22,7 @@ import argparse
 import json
 import logging
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +35,8 @@ from face.outputs import writable_folder
 from face.ranges import at_least
 
 from .data import expression_pair_beside, read_image, side_map_beside
-from .datasets.sources import add_data_arguments, data_options, load_samples
+from .datasets.face_crops import crop_faces
+from .datasets.sources import add_data_arguments, data_options, load_samples, wants_face_crop
 from .expression_warp import ExpressionMeans, ExpressionWarp
 from .renders import write_image
 from .runlog import setup_logging
@@ -47,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="labelled aligned face crops (a class-folder tree or a CSV)")
     p.add_argument("--out", required=True, help="output folder (a labelled class-folder tree)")
     p.add_argument("--model", default=None, help="bilinear model .npz (default: the shipped one)")
+    p.add_argument("--image-size", type=at_least(32), default=128,
+                   help="side of the face crops made from whole frames (kdef, mmi, --face-crop face; default: "
+                        "%(default)s); a set of crops keeps its own size")
     p.add_argument("--calibrate-images", type=at_least(0), default=60,
                    help="faces whose warps calibrate each expression's geometry (0: the plain class means)")
     p.add_argument("--calibrate-rounds", type=at_least(1), default=3)
@@ -84,7 +90,12 @@ def unique_name(folder: Path, stem: str, taken: set) -> str:
 
 def run(args) -> dict:
     out = writable_folder(args.out, f"--out {args.out}")
-    samples, fmt = load_samples(args.data, data_options(args))
+    options = data_options(args)
+    samples, fmt = load_samples(args.data, options)
+    crops = tempfile.TemporaryDirectory(prefix="warp-pairs-")   # whole frames' crops live only until copied to OUT
+    if wants_face_crop(fmt, options):
+        samples, cropped = crop_faces(samples, crops.name, args.image_size, progress=not args.no_progress)
+        log.info("face crops: %s", cropped)
     model = bilinear.load(args.model)
     warp = ExpressionWarp(model)
     counts = {"images": 0, "no_face": 0, "unreadable": 0, "not_square": 0, "pairs": 0}
@@ -99,7 +110,7 @@ def run(args) -> dict:
                 log.warning("skipped unreadable %s (%s)", sample.path, error)
                 counts["unreadable"] += 1
                 continue
-            if crop.shape[0] != crop.shape[1] or crop.shape[0] > warp.fitter.CANVAS[0]:
+            if crop.shape[0] != crop.shape[1]:
                 log.warning("skipped %s: %dx%d is not a square face crop (align faces first, as train synth "
                             "and the dataset loaders' --face-crop do)", sample.path, crop.shape[1], crop.shape[0])
                 counts["not_square"] += 1
@@ -120,7 +131,8 @@ def run(args) -> dict:
         for sample, crop, shape in tqdm(shapes, desc="warp", disable=args.no_progress):
             folder = out / EXPRESSIONS[sample.label]
             folder.mkdir(exist_ok=True)
-            image = folder / (unique_name(folder, sample.path.stem, taken) + sample.path.suffix.lower())
+            named = Path(sample.meta.get("original", sample.path))   # a whole frame's crop keeps the frame's name
+            image = folder / (unique_name(folder, named.stem, taken) + sample.path.suffix.lower())
             shutil.copyfile(sample.path, image)
             if side_map_beside(sample.path).is_file():
                 shutil.copyfile(side_map_beside(sample.path), side_map_beside(image))
@@ -133,6 +145,7 @@ def run(args) -> dict:
                     counts["pairs"] += 1
     finally:
         warp.close()
+        crops.cleanup()
     summary = {"data": str(args.data), "format": fmt, "out": str(out), "counts": counts,
                "class_images": means.counts.tolist(), "calibration_images": len(chosen),
                "calibration_gaps": gaps, "seconds": round(time.perf_counter() - started, 1),

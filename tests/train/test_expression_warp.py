@@ -126,3 +126,27 @@ def test_warp_pairs_names_a_missing_data_folder_or_an_expression_without_faces_i
     with pytest.raises(SystemExit, match="^error: no fitted face of anger, disgust, fear, happiness, sadness, "
                                          "surprise, neutral: every expression needs labelled images"):
         warp_pairs.main(["--data", str(tmp_path / "data"), "--out", str(tmp_path / "o"), "--no-progress"])
+
+
+def test_whole_frames_are_cropped_and_aligned_by_the_face_stage_before_they_are_warped(tmp_path):
+    from pathlib import Path
+
+    from train.synthetic.camera import NirCamera
+    from train.synthetic.scene import Pose
+    from train.synthetic.writer import SynthWriter
+
+    writer = SynthWriter(Path("/nonexistent"), seed=3, size=64, drivers=1)
+    rng = np.random.default_rng(3)
+    driver, camera = writer.factory.driver(rng), NirCamera(rng, 480, 640)
+    for label, name in enumerate(EXPRESSIONS):   # one 640×480 cabin frame per expression, as a portrait set holds
+        frame, _ = writer.target_frame(rng, driver, camera, writer.factory.expression(rng, label), Pose())
+        (tmp_path / "frames" / name).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "frames" / name / "f.png"), frame)
+    summary = warp_pairs.run(warp_pairs.build_parser().parse_args(
+        ["--data", str(tmp_path / "frames"), "--out", str(tmp_path / "out"), "--face-crop", "face", "--image-size", "64",
+         "--calibrate-images", "0", "--no-progress"]))
+    assert summary["counts"] == {"images": 7, "no_face": 0, "unreadable": 0, "not_square": 0, "pairs": 42}
+    assert summary["calibration_gaps"] == []
+    for name in EXPRESSIONS:
+        crop = cv2.imread(str(tmp_path / "out" / name / "f.png"))
+        assert crop.shape == (64, 64, 3) and crop[0, 0].max() == 0   # aligned and masked: black beyond the oval
