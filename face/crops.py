@@ -100,7 +100,7 @@ class CropFitter:
     """The face stage on an aligned face crop (`fitter(crop)` → FaceResult | NoFace). FaceMesh looks
     for faces in camera-sized frames and misses a 64² crop on its own, so the crop is enlarged to
     ENLARGED px high and placed in the middle of a black CANVAS; the result's positions are in that
-    canvas (`offset` and `scale` take them back to the crop). A new stage per image (video=False)."""
+    canvas (`offset` and `scale` take them back to the crop). Each image is fitted alone (video=False)."""
 
     ENLARGED = 256
     CANVAS = (480, 640)
