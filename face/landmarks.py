@@ -29,6 +29,10 @@ import cv2
 import numpy as np
 
 NUM_LANDMARKS = 478
+# The inner lip contour, around the mouth's opening (FaceMesh's canonical mesh spans the opening with
+# triangles whose every corner is on it), and its upper half.
+INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
+UPPER_INNER_LIPS = (191, 80, 81, 82, 13, 312, 311, 310, 415)
 CROP_SIDE = 256      # px: the crop FaceMesh sees for small faces
 CROP_MARGIN = 2.0    # crop side / face size
 CHATTER = (b"Created TensorFlow Lite XNNPACK delegate", b"before absl::InitializeLog() is called",

@@ -22,11 +22,9 @@ import numpy as np
 from face import bilinear
 from face.crops import CropFitter
 from face.expressions import EXPRESSIONS, NUM_EXPRESSIONS
+from face.landmarks import INNER_LIPS
 from face.raster import rasterize_attributes
 
-# FaceMesh's inner lip contour: the mesh's triangles spanning the mouth's opening have every
-# corner on it (the canonical tessellation covers the whole face, eyes and mouth included).
-INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 CAVITY = 0.12   # an opened mouth's inside, as a share of the face's median brightness
 
 
@@ -50,7 +48,7 @@ class ExpressionWarp:
     def __init__(self, model):
         self.model = model
         self.fitter = CropFitter(model)
-        cavity = np.zeros(model.num_vertices, np.float32)
+        cavity = np.zeros(model.num_vertices, np.float32)   # 1 on the mouth's opening: the mesh spans it
         cavity[list(INNER_LIPS)] = 1.0
         self._cavity = cavity
 

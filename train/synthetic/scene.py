@@ -19,12 +19,11 @@ import numpy as np
 from face.bilinear import BilinearModel
 from face.expressions import EXPRESSIONS
 from face.fit import camera_to_image, rotation_from_angles
+from face.landmarks import INNER_LIPS, UPPER_INNER_LIPS
 from face.raster import rasterize, rasterize_attributes
 from face.render import Layout, incidence_matrix, vertex_normals
 from train.synthetic import eyeballs, textures
 
-INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
-UPPER_INNER_LIPS = (191, 80, 81, 82, 13, 312, 311, 310, 415)
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400,
              377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 
