@@ -82,9 +82,8 @@ class ExpressionWarp:
         if pixels.pixel.size:
             where = pixels.image(values[:, :2], fill=-1.0).astype(np.float32)
             moved = cv2.remap(big, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-            flat, moved = out.reshape(h * w, -1), moved.reshape(h * w, -1)
-            flat[pixels.pixel] = moved[pixels.pixel]
-            face = flat[pixels.pixel]
+            flat, face = out.reshape(h * w, -1), moved.reshape(h * w, -1)[pixels.pixel]
+            flat[pixels.pixel] = face
             cavity = pixels.pixel[values[:, 2] > 0.97]
             flat[cavity] = np.round(CAVITY * np.median(face, axis=0)).astype(out.dtype)
         return cv2.resize(out, crop.shape[1::-1], interpolation=cv2.INTER_AREA)

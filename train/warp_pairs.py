@@ -39,7 +39,7 @@ from .datasets.face_crops import crop_faces
 from .datasets.sources import add_data_arguments, data_options, load_samples, wants_face_crop
 from .expression_warp import ExpressionMeans, ExpressionWarp
 from .renders import write_image
-from .runlog import setup_logging
+from .runlog import setup_logging, write_json
 
 log = logging.getLogger("train.warp_pairs")
 
@@ -62,13 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def calibrate(warp: ExpressionWarp, faces, means: np.ndarray, rounds: int, num_expression: int):
+def calibrate(warp: ExpressionWarp, faces, means: np.ndarray, rounds: int):
     """Targets whose warps the fit reads as `means`: each round warps the faces to every target, fits
     the warps, and moves each target by what its fits fall short of its mean. Returns (targets,
     per round the largest distance between a class's fitted warps and its mean)."""
     targets, gaps = means.copy(), []
     for _ in range(rounds):
-        fitted = ExpressionMeans(num_expression)
+        fitted = ExpressionMeans(means.shape[1])
         for crop, shape in faces:
             for label in range(len(EXPRESSIONS)):
                 again = warp.fit(warp(crop, shape, targets[label]))
@@ -125,8 +125,7 @@ def run(args) -> dict:
         fitted = [(crop, shape) for _, crop, shape in shapes if shape is not None]
         rng = np.random.default_rng(args.seed)
         chosen = [fitted[i] for i in rng.permutation(len(fitted))[:args.calibrate_images]]
-        targets, gaps = (calibrate(warp, chosen, class_means, args.calibrate_rounds, model.num_expression)
-                         if chosen else (class_means, []))
+        targets, gaps = calibrate(warp, chosen, class_means, args.calibrate_rounds) if chosen else (class_means, [])
         taken = set()
         for sample, crop, shape in tqdm(shapes, desc="warp", disable=args.no_progress):
             folder = out / EXPRESSIONS[sample.label]
@@ -152,7 +151,7 @@ def run(args) -> dict:
                "means": class_means.round(6).tolist(), "targets": targets.round(6).tolist(),
                "expressions": list(EXPRESSIONS), "model_path": args.model and str(Path(args.model).resolve()),
                "model": model.description}
-    (out / "expressions.json").write_text(json.dumps(summary, indent=1))
+    write_json(out / "expressions.json", summary)
     return summary
 
 
