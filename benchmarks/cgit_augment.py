@@ -15,6 +15,9 @@ trains the source classifier in several ways (arms), every one for the same numb
   cgit_flips_crops N  (with `--kinds ... cgit_flips_crops`) the same generator's images, each flipped and
                  cropped as the flips_crops copies are (`train classifier --augment-with CKPT
                  --augment-flips-crops`): what CGIT adds on top of the plain augmentation
+  warp N         (with `--kinds ... warp`) + N expression warp pairs per class: the small set's own faces,
+                 each warped by the face stage into the six other expressions (`train warp-pairs`, then
+                 `train classifier --augment-pairs`); no generator, no unlabelled faces (beyond the paper)
 for N in `--counts` (paper: 1K, 2K, 5K). With `--crop` every classifier, `none` too, trains with random crops
 on the fly (`train classifier --crop`): what an augmentation adds on top of the usual jitter. The added images fill half of every batch and the small set
 the other half (`--real-share`, the classifier's flag; `--real-share pooled`: one pool, in which the
@@ -149,7 +152,7 @@ def arm_steps(args, count: int) -> int:
     return max(args.classifier_steps, math.ceil(args.added_passes * count * len(EXPRESSIONS) / added_per_batch))
 
 
-KINDS = ("flips_crops", "cgit", "cgit_judged", "cgit_flips_crops")   # the augmentations an arm can add (`--kinds`)
+KINDS = ("flips_crops", "cgit", "cgit_judged", "cgit_flips_crops", "warp")   # the augmentations an arm can add (`--kinds`)
 CGIT_KINDS = ("cgit", "cgit_judged", "cgit_flips_crops")
 
 
@@ -188,7 +191,8 @@ def cgit_tag(args) -> str:
 def output_name(args) -> str:
     return (f"table3{share_suffix(args.real_share)}" + (f"_passes{args.added_passes:g}" if args.added_passes else "")
             + cgit_tag(args) + ("_judged" if "cgit_judged" in args.kinds else "")
-            + ("_cgitcrops" if "cgit_flips_crops" in args.kinds else "") + ("_crop" if args.crop else ""))
+            + ("_cgitcrops" if "cgit_flips_crops" in args.kinds else "") + ("_warp" if "warp" in args.kinds else "")
+            + ("_crop" if args.crop else ""))
 
 
 def test_accuracy(run: Path) -> float:
@@ -217,7 +221,9 @@ def run(args) -> dict:
     kept = []   # per replicate: the share of a class's CGIT images the judge kept (mean over classes)
     kept_per_class = []   # per replicate: the distinct images each class kept
     cgit_seconds = []
-    inputs = len(index_unlabelled_folder(args.target, domain=INPUT_DOMAIN))
+    warp_pairs = []   # per replicate: how many faces of the small set the warp paired (expressions.json)
+    uses_cgit = any(kind in CGIT_KINDS for kind in args.kinds)
+    inputs = len(index_unlabelled_folder(args.target, domain=INPUT_DOMAIN)) if uses_cgit else None
     for seed, heldout in zip(args.seeds, args.heldout_seeds):
         test = out / f"heldout_{heldout}"
         if not (test / "manifest.json").is_file():
@@ -226,12 +232,19 @@ def run(args) -> dict:
                          "--drivers", str(args.test_drivers), "--size", "64", "--no-progress"], log)
         small = small_labelled_set(Path(args.source), out / f"labelled_s{seed}", args.labelled_per_class, seed)
         cgit = out / f"cgit_s{seed}{cgit_tag(args)}"
-        t0 = time.perf_counter()
-        trained = train_run(cgit, ["train", "exprada", "--mode", "cgit", "--source", str(small), "--target", args.target,
-                                   "--steps", str(args.cgit_steps), "--seed", str(seed), *cgit_flags(args)], log)
-        cgit_seconds.append(round(time.perf_counter() - t0, 1) if trained else None)   # None: reused, not timed
-        common = ["train", "classifier", "--data", str(small), "--test-data", str(test / "source"),
-                  "--seed", str(seed), *CLASSIFIER_FLAGS]
+        if uses_cgit:
+            t0 = time.perf_counter()
+            trained = train_run(cgit, ["train", "exprada", "--mode", "cgit", "--source", str(small), "--target",
+                                       args.target, "--steps", str(args.cgit_steps), "--seed", str(seed),
+                                       *cgit_flags(args)], log)
+            cgit_seconds.append(round(time.perf_counter() - t0, 1) if trained else None)   # None: reused, not timed
+        warped = out / f"labelled_s{seed}_warp"   # the small set again, its warp pairs beside each face
+        if "warp" in args.kinds:
+            if not (warped / "expressions.json").is_file():
+                run_command(["train", "warp-pairs", "--data", str(small), "--out", str(warped), "--seed", str(seed),
+                             "--no-progress"], log)
+            warp_pairs.append(json.loads((warped / "expressions.json").read_text())["counts"])
+        common = ["train", "classifier", "--test-data", str(test / "source"), "--seed", str(seed), *CLASSIFIER_FLAGS]
         for arm in arms:
             kind, _, n = arm.partition(" ")
             steps = arm_steps(args, int(n)) if n else args.classifier_steps
@@ -239,7 +252,9 @@ def run(args) -> dict:
                      "cgit": ["--augment-with", str(cgit), "--per-class", n],
                      "cgit_judged": ["--augment-with", str(cgit), "--per-class", n,
                                      "--augment-judge", str(none_run(out, seed, args))],
-                     "cgit_flips_crops": ["--augment-with", str(cgit), "--augment-flips-crops", "--per-class", n]}[kind]
+                     "cgit_flips_crops": ["--augment-with", str(cgit), "--augment-flips-crops", "--per-class", n],
+                     "warp": ["--augment-pairs", "--per-class", n]}[kind]
+            extra += ["--data", str(warped if kind == "warp" else small)]
             if kind != "none" and share_suffix(args.real_share):
                 extra += ["--real-share", str(args.real_share)]
             run_dir = classifier_run(out, seed, arm, args)
@@ -270,7 +285,7 @@ def run(args) -> dict:
               "cgit_judged_read_as_asked": mean_std(read["cgit_judged"]) if read["cgit_judged"] else None,
               "cgit_judged_kept": mean_std(kept) if kept else None,
               "cgit_judged_distinct_per_class": kept_per_class or None,
-              "cgit_training_seconds": cgit_seconds,
+              "cgit_training_seconds": cgit_seconds, "warp_pairs": warp_pairs or None,
               "seconds": round(time.perf_counter() - started, 1)}
     name = output_name(args)
     (out / f"{name}.json").write_text(json.dumps(result, indent=1))
@@ -292,7 +307,8 @@ def chart(table: dict, counts, path: Path, title: str):
         means = [table[f"{kind} {n}"]["mean"] for n in counts]
         stds = [table[f"{kind} {n}"]["std"] for n in counts]
         label = {"none": "no augmentation (same steps)", "flips_crops": "flips and crops", "cgit": "CGIT",
-                 "cgit_judged": "CGIT, judged", "cgit_flips_crops": "CGIT, flipped and cropped"}[kind]
+                 "cgit_judged": "CGIT, judged", "cgit_flips_crops": "CGIT, flipped and cropped",
+                 "warp": "expression warp pairs"}[kind]
         ax.errorbar(counts, means, yerr=stds, marker="o", capsize=3, label=label)
     ax.set_xscale("log")
     ax.set_xticks(counts, [str(n) for n in counts])

@@ -1,7 +1,10 @@
 """CGIT data augmentation (paper table 3): a trained CGIT generator translates unlabelled faces
 into each training class, adding `per_class` images per class to a classifier's training data; or,
 as the baseline the table compares with, as many plain flipped and cropped copies of the labelled
-training images; or both at once: CGIT images, each flipped and cropped as the baseline's are."""
+training images; or both at once: CGIT images, each flipped and cropped as the baseline's are; or
+the expression pairs beside the labelled images (each face in the other expressions, as
+`train warp-pairs` makes them from single labelled faces), added to the classes they show."""
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -15,7 +18,8 @@ from face.expressions import EXPRESSIONS
 from face.imageio import read_image, to_network
 
 from .checkpoint import load_model
-from .data import CROP_SCALE, ImageDataset, SideMaps, crop_square, read_generator_batch, square_resize
+from .data import CROP_SCALE, ImageDataset, SideMaps, crop_square, pairs_of, read_generator_batch, square_resize
+from .datasets import EXPRESSION_PAIR_SUFFIXES
 from .datasets.folder import index_unlabelled_folder
 from .run_setup import samples_digest
 from .runlog import write_json
@@ -81,6 +85,53 @@ def generate_flips_crops(run_dir: Path, samples, *, per_class: int, seed: int, s
             write_png(folder / f"flipcrop_{made:06d}.png", flip_crop(image, rng))
     write_json(out / "manifest.json", manifest)
     logger.info("flips-and-crops augmentation: %d images per class from %d training images", per_class, len(samples))
+    return out
+
+
+def generate_pair_copies(run_dir: Path, samples, *, per_class: int, seed: int, size: int, flips_crops: bool,
+                         logger) -> Path:
+    """RUN_DIR/augmented/<expression>/*.png: `per_class` images per class of the training faces' expression
+    pairs in that class (NAME.as-<expression>.png beside each face), in a seeded order,
+    cycled when there are fewer; each flipped and cropped as the baseline's copies with `flips_crops`. A face's
+    own class is never among its pairs, so every added image shows some person in an expression the
+    labelled set has them only in another. An unreadable pair is skipped and counted."""
+    out = run_dir / "augmented"
+    classes = sorted({s.label for s in samples})
+    manifest = {"pairs": True, "per_class": per_class, "seed": seed, "size": size, "flips_crops": flips_crops,
+                "classes": [EXPRESSIONS[k] for k in classes], "inputs": samples_digest(samples)}
+    if _reuse_or_clear(out, manifest, logger):
+        return out
+    rng = np.random.default_rng(seed)
+    found, unreadable = {}, 0
+    for label in classes:
+        paths = [pairs_of(s, "expression")[label] for s in samples if s.label != label]
+        paths = [path for path in paths if path is not None]
+        if not paths:
+            raise ValueError(f"no {EXPRESSIONS[label]} expression pair beside the training images "
+                             f"(NAME{EXPRESSION_PAIR_SUFFIXES[EXPRESSIONS[label]]}; `train warp-pairs` writes them)")
+        folder = out / EXPRESSIONS[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        order, made, failed = rng.permutation(len(paths)), 0, set()
+        for k in itertools.cycle(order):
+            if made == per_class or len(failed) == len(paths):
+                break
+            if k in failed:
+                continue
+            try:
+                image = square_resize(read_image(paths[k]), size)
+            except (ValueError, OSError, cv2.error) as err:
+                logger.warning("pair augmentation: skipped unreadable %s (%s)", paths[k], err)
+                failed.add(k)
+                continue
+            write_png(folder / f"pair_{made:06d}.png", flip_crop(image, rng) if flips_crops else image)
+            made += 1
+        if made < per_class:
+            raise ValueError(f"no readable {EXPRESSIONS[label]} expression pair among {len(paths)} beside the training images")
+        found[EXPRESSIONS[label]] = len(paths) - len(failed)
+        unreadable += len(failed)
+    write_json(out / "manifest.json", manifest)
+    logger.info("pair augmentation: %d images per class from the training faces' pairs (distinct per class: %s; "
+                "%d unreadable)", per_class, ", ".join(f"{k} {v}" for k, v in found.items()), unreadable)
     return out
 
 

@@ -6,6 +6,8 @@
     python -m train classifier --data drivers.csv --augment-with runs/cgit --per-class 1000 --real-share 0.5 --out runs/aug
         # add --augment-judge runs/small: only the CGIT images that classifier reads as their class;
         # add --augment-flips-crops: each CGIT image flipped and cropped as the baseline's copies are
+    python -m train classifier --data runs/paired --augment-pairs --per-class 1000 --real-share 0.5 --out runs/aug
+        # the faces' expression pairs (`train warp-pairs --out runs/paired`) as the added images
     python -m train classifier --resume runs/cls                       # continues exactly
     torchrun --nproc_per_node 4 -m train classifier ...                # DDP, one GPU (or CPU) each
 
@@ -13,7 +15,7 @@ The data is split by subject (train/val/test, or k folds) with a seed, and the s
 RUN_DIR/split.json (`--split FILE` reuses one); or give the parts yourself with --val-data and
 --test-data. A run folder holds checkpoints/last.pt and best.pt (best validation accuracy),
 split.json, train.log, metrics.csv/.jsonl, tensorboard/, bad_files.txt, init_weights.json,
-augmented/ (CGIT images; judged.json with --augment-judge), test/ (metrics.json, confusion.png) and summary.json.
+augmented/ (the added images; judged.json with --augment-judge), test/ (metrics.json, confusion.png) and summary.json.
 """
 import argparse
 import math
@@ -25,7 +27,7 @@ from engines.contract import CLASSIFIER
 from face.expressions import EXPRESSIONS, NUM_EXPRESSIONS
 
 from . import distributed
-from .cgit_augment import generate_augmentation, generate_flips_crops
+from .cgit_augment import generate_augmentation, generate_flips_crops, generate_pair_copies
 from .checkpoint import checkpoint_path, load_checkpoint, load_state_checked
 from .classifier_nets import ARCHS, build_classifier, count_parameters, load_init_weights
 from .data import ImageDataset
@@ -44,7 +46,7 @@ ADDED = "augmented"  # the domain of the images augmentation adds to the trainin
 # What defines the run: a resumed run must keep these.
 LOCKED = ("arch", "image_size", "width", "dropout", "batch_size", "lr", "weight_decay", "optimizer", "balanced", "flip", "crop",
           "seed", "epochs", "steps", "data", "val_data", "test_data", "data_options", "val_fraction", "test_fraction",
-          "folds", "fold", "split_by_image", "init_weights", "init_skip", "augment_with", "augment_flips_crops", "per_class", "augment_from", "augment_judge", "real_share")
+          "folds", "fold", "split_by_image", "init_weights", "init_skip", "augment_with", "augment_flips_crops", "augment_pairs", "per_class", "augment_from", "augment_judge", "real_share")
 # How it runs: free to change on resume.
 RUNTIME = ("device", "workers", "log_every", "eval_every", "checkpoint_every", "stop_after", "progress", "eval_batch_size",
            "max_nonfinite")
@@ -52,7 +54,7 @@ DEFAULTS = dict(arch=None, data=None, val_data=None, test_data=None, data_option
                 test_fraction=0.2, folds=None, fold=None, split_by_image=False, image_size=128, width=16,
                 dropout=None, batch_size=32, lr=1e-4, weight_decay=5e-4, optimizer="adam", balanced=False, flip=True,
                 crop=False, seed=0, epochs=30, steps=None, init_weights=None, init_skip="", augment_with=None, augment_flips_crops=False,
-                per_class=0, augment_from=None, augment_judge=None, real_share=None, device="auto", workers=2, log_every=20, eval_every=0, checkpoint_every=500,
+                augment_pairs=False, per_class=0, augment_from=None, augment_judge=None, real_share=None, device="auto", workers=2, log_every=20, eval_every=0, checkpoint_every=500,
                 stop_after=None, progress=True, eval_batch_size=64, max_nonfinite=20)
 
 
@@ -98,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--augment-flips-crops", action="store_true", default=None,
                    help="the baseline: --per-class N flipped and randomly cropped copies of the labelled training "
                         "images per expression; with --augment-with, the CGIT images flipped and cropped so")
+    g.add_argument("--augment-pairs", action="store_true", default=None,
+                   help="add the training faces' expression pairs (NAME.as-<expression>.png beside each image, as "
+                        "`train warp-pairs` writes them) to the classes they show; with --augment-flips-crops each "
+                        "flipped and cropped")
     g.add_argument("--per-class", type=int, help="images to generate per expression")
     g.add_argument("--augment-from", help="images the generator translates (default: the CGIT run's target folder)")
     g.add_argument("--augment-judge", metavar="CLASSIFIER",
@@ -133,14 +139,17 @@ class ClassifierTrainer(Trainer):
             raise SystemExit("error: a new run needs --data, --backbone and --out (or --resume RUN_DIR)")
         if config["image_size"] % 32 or config["image_size"] < 32:
             raise SystemExit(f"error: --image-size must be a multiple of 32 and >= 32, got {config['image_size']}")
-        augmenting = bool(config["augment_with"] or config["augment_flips_crops"])
+        augmenting = bool(config["augment_with"] or config["augment_flips_crops"] or config["augment_pairs"])
         if augmenting != bool(config["per_class"]):
-            raise SystemExit("error: --augment-with CKPT (or --augment-flips-crops) and --per-class N go together")
+            raise SystemExit("error: --augment-with CKPT (or --augment-pairs, or --augment-flips-crops) and --per-class N "
+                             "go together")
+        if config["augment_with"] and config["augment_pairs"]:
+            raise SystemExit("error: --augment-with CKPT and --augment-pairs each say what the added images are: give one")
         if config["augment_judge"] and not config["augment_with"]:
             raise SystemExit("error: --augment-judge sorts CGIT images: give it with --augment-with CKPT")
         if config["real_share"] is not None and not augmenting:
             raise SystemExit("error: --real-share is a share of each batch left to the labelled images: give it with "
-                             "--augment-with or --augment-flips-crops")
+                             "--augment-with, --augment-pairs or --augment-flips-crops")
         if (config["folds"] is None) != (config["fold"] is None):
             raise SystemExit("error: --folds K and --fold I go together")
 
@@ -186,12 +195,15 @@ class ClassifierTrainer(Trainer):
         parts = self._load_parts()
         train = parts["train"]
         train_classes = sorted({s.label for s in train})
-        if c["augment_with"] or c["augment_flips_crops"]:
+        if c["augment_with"] or c["augment_flips_crops"] or c["augment_pairs"]:
             if self.ctx.is_main and c["augment_with"]:
                 generate_augmentation(self.run_dir, train_classes, checkpoint=c["augment_with"],
                                       per_class=c["per_class"], seed=c["seed"], inputs=c["augment_from"],
                                       judge=c["augment_judge"], flips_crops=bool(c["augment_flips_crops"]),
                                       device=self.device, logger=self.log, progress=c["progress"])
+            elif self.ctx.is_main and c["augment_pairs"]:
+                generate_pair_copies(self.run_dir, train, per_class=c["per_class"], seed=c["seed"], size=c["image_size"],
+                                     flips_crops=bool(c["augment_flips_crops"]), logger=self.log)
             elif self.ctx.is_main:
                 generate_flips_crops(self.run_dir, train, per_class=c["per_class"], seed=c["seed"],
                                      size=c["image_size"], logger=self.log)

@@ -142,3 +142,10 @@ def test_with_crops_on_the_fly_every_classifier_run_is_named_apart(tmp_path):
     assert cgit_augment.classifier_run(tmp_path, 7, "cgit 1000", cropped) == tmp_path / "classifier_s7_cgit1000_real0.5_crop_steps875"
     assert cgit_augment.none_run(tmp_path, 7, cropped) == tmp_path / "classifier_s7_none_crop_steps875"
     assert cgit_augment.output_name(cropped) == "table3_real0.5_passes2_crop"
+
+
+def test_the_warp_arm_is_named_apart(tmp_path):
+    args = cgit_augment.build_parser().parse_args(["--added-passes", "2", "--kinds", "warp", "--counts", "1000", "--crop"])
+    assert cgit_augment.arms_of(args) == ["none 1000", "warp 1000"]
+    assert cgit_augment.classifier_run(tmp_path, 7, "warp 1000", args) == tmp_path / "classifier_s7_warp1000_real0.5_crop_steps875"
+    assert cgit_augment.output_name(args) == "table3_real0.5_passes2_warp_crop"

@@ -278,3 +278,43 @@ def test_diverging_training_skips_non_finite_updates_then_stops_with_the_last_fi
     state = load_checkpoint(run)
     assert state["step"] == 1 and all(torch.isfinite(v).all() for v in state["models"]["classifier"].values()
                                       if v.is_floating_point())
+
+
+def _with_pairs(data: Path) -> dict[str, set[int]]:
+    """Writes NAME.as-<other class>.png beside each image of a two-class tree, each a flat grey of its own;
+    returns, per class, the grey levels of the pairs shown in it. One pair is a file no decoder reads."""
+    shown = {"anger": set(), "surprise": set()}
+    for k, path in enumerate(sorted(data.rglob("*.png"))):
+        other = "surprise" if path.parent.name == "anger" else "anger"
+        level = 20 + 30 * k
+        cv2.imwrite(str(path.with_name(f"{path.stem}.as-{other}.png")), np.full((32, 32, 3), level, np.uint8))
+        shown[other].add(level)
+    broken = sorted((data / "anger").glob("*.as-surprise.png"))[0]
+    shown["surprise"].discard(int(cv2.imread(str(broken))[0, 0, 0]))
+    broken.write_bytes(b"not an image")
+    return shown
+
+
+def test_pair_augmentation_adds_each_faces_expression_pairs_to_the_class_they_show(tmp_path):
+    data = write_labelled(tmp_path / "data", per_class=2, size=32, classes=("anger", "surprise"), side=False)
+    shown = _with_pairs(data)
+    run = tmp_path / "run"
+    assert main([*FAST, "--data", str(data), "--split-by-image", "--val-fraction", "0", "--test-fraction", "0",
+                 "--steps", "2", "--augment-pairs", "--per-class", "5", "--out", str(run)]) == 0
+    for name, levels in shown.items():
+        made = [cv2.imread(str(p)) for p in sorted((run / "augmented" / name).glob("*.png"))]
+        assert len(made) == 5
+        # each added image is one of the pairs in its class, the unreadable one passed over, every pair used
+        assert {int(image[0, 0, 0]) for image in made} == levels
+        assert all((image == image[0, 0, 0]).all() for image in made)
+    assert load_checkpoint(run)["run_state"]["train_count"] == 4 + 10
+    assert "1 unreadable" in (run / "train.log").read_text()
+
+
+def test_pair_augmentation_names_a_class_without_pairs_and_goes_with_no_generator(tmp_path):
+    data = write_labelled(tmp_path / "data", per_class=2, size=32, classes=("anger", "surprise"), side=False)
+    base = [*FAST, "--data", str(data), "--split-by-image", "--steps", "1", "--per-class", "3"]
+    with pytest.raises(SystemExit, match="no anger expression pair beside the training images"):
+        main([*base, "--augment-pairs", "--out", str(tmp_path / "run")])
+    with pytest.raises(SystemExit, match="give one"):
+        main([*base, "--augment-pairs", "--augment-with", str(tmp_path / "cgit"), "--out", str(tmp_path / "run2")])
