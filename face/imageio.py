@@ -70,6 +70,15 @@ def read_image(path) -> np.ndarray:
     return to_bgr8(image)
 
 
+def write_image(path, image: np.ndarray) -> None:
+    """Write an image file (its folder made when missing); OSError naming the file when it cannot be
+    written (cv2.imwrite only returns False)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), image):
+        raise OSError(f"cannot write {path}")
+
+
 def to_network(images: np.ndarray) -> np.ndarray:
     """uint8 (N)HWC BGR → float32 (N)CHW in [-1, 1]."""
     x = np.asarray(images, dtype=np.float32) / 127.5 - 1.0

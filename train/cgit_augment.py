@@ -15,7 +15,7 @@ import torch
 
 from engines.contract import CGIT_GENERATOR, CLASSIFIER
 from face.expressions import EXPRESSIONS
-from face.imageio import read_image, to_network
+from face.imageio import read_image, to_network, write_image
 
 from .checkpoint import load_model
 from .data import CROP_SCALE, ImageDataset, SideMaps, crop_square, pairs_of, read_generator_batch, square_resize
@@ -23,7 +23,7 @@ from .datasets import EXPRESSION_PAIR_SUFFIXES
 from .datasets.folder import index_unlabelled_folder
 from .run_setup import samples_digest
 from .runlog import write_json
-from .translate import to_expression, write_png
+from .translate import to_expression
 
 BATCH_SIZE = 16
 INPUT_DOMAIN = "CGIT input"   # what the generator translates, as errors about its folder name it
@@ -82,7 +82,7 @@ def generate_flips_crops(run_dir: Path, samples, *, per_class: int, seed: int, s
         folder.mkdir(parents=True, exist_ok=True)
         for made in range(per_class):
             image = images[int(rng.integers(len(images)))]
-            write_png(folder / f"flipcrop_{made:06d}.png", flip_crop(image, rng))
+            write_image(folder / f"flipcrop_{made:06d}.png", flip_crop(image, rng))
     write_json(out / "manifest.json", manifest)
     logger.info("flips-and-crops augmentation: %d images per class from %d training images", per_class, len(samples))
     return out
@@ -123,7 +123,7 @@ def generate_pair_copies(run_dir: Path, samples, *, per_class: int, seed: int, s
                 logger.warning("pair augmentation: skipped unreadable %s (%s)", paths[k], err)
                 failed.add(k)
                 continue
-            write_png(folder / f"pair_{made:06d}.png", flip_crop(image, rng) if flips_crops else image)
+            write_image(folder / f"pair_{made:06d}.png", flip_crop(image, rng) if flips_crops else image)
             made += 1
         if made < per_class:
             raise ValueError(f"no readable {EXPRESSIONS[label]} expression pair among {len(paths)} beside the training images")
@@ -217,7 +217,7 @@ def generate_augmentation(run_dir: Path, classes: list[int], *, checkpoint: str,
             if sorter is not None:
                 made_now = made_now[sorter.agrees(made_now, label)]
             for image in made_now[:per_class - made]:
-                write_png(folder / f"cgit_{made:06d}.png", flip_crop(image, jitter) if flips_crops else image)
+                write_image(folder / f"cgit_{made:06d}.png", flip_crop(image, jitter) if flips_crops else image)
                 made += 1
                 bar.update(1)
         if sorter is not None:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import cv2
 
-from face.imageio import load_image
+from face.imageio import load_image, write_image
 from face.outputs import writable_folder
 from face.ranges import at_least, between
 
@@ -47,11 +47,6 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm"})
 # A render gets its frame's crop as a frontal pair within ± these fitted degrees: near enough to
 # frontal that the crop shows the face where the render puts it.
 FRONTAL_PAIR = dict(yaw=15.0, pitch=10.0)
-
-
-def write_image(path: Path, data) -> None:
-    if not cv2.imwrite(str(path), data):
-        raise OSError(f"cannot write {path}")
 
 
 def is_frontal(result) -> bool:

@@ -23,7 +23,7 @@ from PIL import Image
 import torch.nn.functional as F
 
 from face.expressions import EXPRESSIONS, expression_index
-from face.imageio import from_network
+from face.imageio import from_network, write_image
 from face.outputs import writable_folder
 from face.ranges import at_least
 
@@ -117,12 +117,6 @@ def labelled_strip(images, titles, scale: int = 2) -> np.ndarray:
     return np.concatenate([band, strip], axis=0)
 
 
-def write_png(path: Path, image: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), image):
-        raise OSError(f"cannot write {path}")
-
-
 @torch.no_grad()
 def translate(checkpoint, input_path, out, generator=None, expression="all", batch_size=8, device="auto",
               cache=None, logger=None, face_crop="auto") -> dict:
@@ -150,8 +144,8 @@ def translate(checkpoint, input_path, out, generator=None, expression="all", bat
         if not conditioned:
             image, side = (from_network(t.float().cpu().numpy()) for t in model(x))
             for k, name in enumerate(names):
-                write_png(out / name, image[k])
-                write_png(out / name.with_name(name.stem + ".side.png"), side[k])
+                write_image(out / name, image[k])
+                write_image(out / name.with_name(name.stem + ".side.png"), side[k])
                 written += 1
             continue
         per_expression = []
@@ -159,12 +153,12 @@ def translate(checkpoint, input_path, out, generator=None, expression="all", bat
             image = to_expression(model, x, label)
             per_expression.append(image)
             for k, name in enumerate(names):
-                write_png(out / EXPRESSIONS[label] / name, image[k])
+                write_image(out / EXPRESSIONS[label] / name, image[k])
                 written += 1
         if len(labels) > 1:
             inputs = from_network(batch["image"].numpy())
             for k, name in enumerate(names):
-                write_png(out / "strips" / name, labelled_strip([inputs[k]] + [imgs[k] for imgs in per_expression],
+                write_image(out / "strips" / name, labelled_strip([inputs[k]] + [imgs[k] for imgs in per_expression],
                                                                 ["input"] + [EXPRESSIONS[i] for i in labels]))
     summary = {"checkpoint": str(checkpoint), "kind": kind, "generator": generator, "inputs": len(samples),
                "written": written, "bad_files": bad, "expressions": [EXPRESSIONS[i] for i in labels],

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from face import bilinear
 from face.expressions import EXPRESSIONS
+from face.imageio import write_image
 from face.outputs import writable_folder
 from face.ranges import at_least
 
@@ -38,7 +39,6 @@ from .data import expression_pair_beside, read_image, side_map_beside
 from .datasets.face_crops import crop_faces
 from .datasets.sources import add_data_arguments, data_options, load_samples, wants_face_crop
 from .expression_warp import ExpressionMeans, ExpressionWarp
-from .renders import write_image
 from .runlog import setup_logging, write_json
 
 log = logging.getLogger("train.warp_pairs")

@@ -69,12 +69,13 @@ from tqdm import tqdm
 from face import bilinear
 from face.crops import face_crop
 from face.expressions import EXPRESSIONS
+from face.imageio import write_image
 from face.outputs import writable_folder
 from face.ranges import at_least, between
 from face.render import Renderer
 from face.side_map import side_map
 from train.datasets import EXPRESSION_PAIR_SUFFIXES
-from train.renders import (add_turn_pairs_option, turn_offsets, write_image, write_pair, write_render, write_turned,
+from train.renders import (add_turn_pairs_option, turn_offsets, write_pair, write_render, write_turned,
                            write_with_side_map)
 from train.synthetic import eyeballs as eyeball_model
 from train.synthetic import events
