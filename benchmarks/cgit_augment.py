@@ -279,7 +279,7 @@ def run(args) -> dict:
               "classifier_steps": args.classifier_steps, "real_share": args.real_share,
               "added_passes": args.added_passes, "steps": {n: arm_steps(args, n) for n in args.counts},
               "source": str(args.source), "target": str(args.target), "cgit_inputs": inputs,
-              "cgit_distinct_per_class": {n: min(n, inputs) for n in args.counts},
+              "cgit_distinct_per_class": {n: min(n, inputs) for n in args.counts} if uses_cgit else None,
               "accuracy": table, "paired": paired,
               "cgit_read_as_asked": mean_std(read["cgit"]) if read["cgit"] else None,
               "cgit_judged_read_as_asked": mean_std(read["cgit_judged"]) if read["cgit_judged"] else None,
