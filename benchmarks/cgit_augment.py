@@ -18,6 +18,8 @@ trains the source classifier in several ways (arms), every one for the same numb
   warp N         (with `--kinds ... warp`) + N expression warp pairs per class: the small set's own faces,
                  each warped by the face stage into the six other expressions (`train warp-pairs`, then
                  `train classifier --augment-pairs`); no generator, no unlabelled faces (beyond the paper)
+With `--cgit-lambda-pair L` each CGIT is trained with expression pairs (beyond the paper): the target renders, each
+warped into the seven classes by the small set's own geometry (`train warp-pairs --unlabelled --targets`).
 for N in `--counts` (paper: 1K, 2K, 5K). With `--crop` every classifier, `none` too, trains with random crops
 on the fly (`train classifier --crop`): what an augmentation adds on top of the usual jitter. The added images fill half of every batch and the small set
 the other half (`--real-share`, the classifier's flag; `--real-share pooled`: one pool, in which the
@@ -36,8 +38,9 @@ different CGIT images as `--target` has faces (`cgit_inputs`; `cgit_distinct_per
 
 Everything runs through the project's own commands (`train synth`, `train exprada --mode cgit`,
 `train classifier`), each in its own run folder under OUT: a rerun skips what is finished and
-resumes what is not. Writes OUT/table3_real<share>[_passes<P>][_w<W>][_cls<L>][_judged][_cgitcrops][_crop].json and .png (OUT/table3.json
-and .png when pooled; _w and _cls name a CGIT other than the recipe's, `--cgit-width` / `--cgit-lambda-cls`).
+resumes what is not. Writes OUT/table3_real<share>[_passes<P>][_w<W>][_cls<L>][_pair<L>][_judged][_cgitcrops][_warp][_crop].json
+and .png (OUT/table3.json and .png when pooled; _w, _cls and _pair name a CGIT other than the recipe's,
+`--cgit-width` / `--cgit-lambda-cls` / `--cgit-lambda-pair`).
 """
 import argparse
 import json
@@ -67,7 +70,7 @@ from train.eval_plots import pyplot, save
 # section says what each measured. Width and λ_cls are `--cgit-width` / `--cgit-lambda-cls`.
 CGIT_FLAGS = ["--image-size", "64", "--lr", "2e-4", "--skips", "--residual", "--ema", "0.99",
               "--condition", "input", "--grey", "--spectral-norm", "--class-from-image"]
-CGIT_DEFAULTS = dict(width=8, lambda_cls=1.0)   # the CPU width; the paper's λ_cls
+CGIT_DEFAULTS = dict(width=8, lambda_cls=1.0, lambda_pair=0.0)   # the CPU width; the paper's λ_cls; no pairs
 POOLED = "pooled"
 SHARE = Range(0, 1)
 CLASSIFIER_FLAGS = ["--backbone", "small", "--image-size", "64", "--balanced", "--split-by-image",
@@ -179,13 +182,15 @@ def none_run(out: Path, seed: int, args) -> Path:
 
 
 def cgit_flags(args) -> list[str]:
-    return [*CGIT_FLAGS, "--width", str(args.cgit_width), "--lambda-cls", f"{args.cgit_lambda_cls:g}"]
+    return [*CGIT_FLAGS, "--width", str(args.cgit_width), "--lambda-cls", f"{args.cgit_lambda_cls:g}",
+            *(["--lambda-pair", f"{args.cgit_lambda_pair:g}"] if args.cgit_lambda_pair else [])]
 
 
 def cgit_tag(args) -> str:
-    """Runs of a CGIT other than the recipe's width and λ_cls are named apart (the recipe's keep the plain names)."""
+    """Runs of a CGIT other than the recipe's width, λ_cls and λ_pair are named apart (the recipe's keep the plain names)."""
     return ("" if args.cgit_width == CGIT_DEFAULTS["width"] else f"_w{args.cgit_width}") + \
-        ("" if args.cgit_lambda_cls == CGIT_DEFAULTS["lambda_cls"] else f"_cls{args.cgit_lambda_cls:g}")
+        ("" if args.cgit_lambda_cls == CGIT_DEFAULTS["lambda_cls"] else f"_cls{args.cgit_lambda_cls:g}") + \
+        ("" if args.cgit_lambda_pair == CGIT_DEFAULTS["lambda_pair"] else f"_pair{args.cgit_lambda_pair:g}")
 
 
 def output_name(args) -> str:
@@ -231,19 +236,25 @@ def run(args) -> dict:
                          str(args.test_per_class), "--target-per-class", "0", "--video-seconds", "0",
                          "--drivers", str(args.test_drivers), "--size", "64", "--no-progress"], log)
         small = small_labelled_set(Path(args.source), out / f"labelled_s{seed}", args.labelled_per_class, seed)
-        cgit = out / f"cgit_s{seed}{cgit_tag(args)}"
-        if uses_cgit:
-            t0 = time.perf_counter()
-            trained = train_run(cgit, ["train", "exprada", "--mode", "cgit", "--source", str(small), "--target",
-                                       args.target, "--steps", str(args.cgit_steps), "--seed", str(seed),
-                                       *cgit_flags(args)], log)
-            cgit_seconds.append(round(time.perf_counter() - t0, 1) if trained else None)   # None: reused, not timed
         warped = out / f"labelled_s{seed}_warp"   # the small set again, its warp pairs beside each face
-        if "warp" in args.kinds:
+        if "warp" in args.kinds or (uses_cgit and args.cgit_lambda_pair):
             if not (warped / "expressions.json").is_file():
                 run_command(["train", "warp-pairs", "--data", str(small), "--out", str(warped), "--seed", str(seed),
                              "--no-progress"], log)
             warp_pairs.append(json.loads((warped / "expressions.json").read_text())["counts"])
+        cgit = out / f"cgit_s{seed}{cgit_tag(args)}"
+        if uses_cgit:
+            target = args.target
+            if args.cgit_lambda_pair:   # the renders, each with its warps into the seven classes of this small set
+                target = out / f"target_s{seed}_warp"
+                if not (target / "expressions.json").is_file():
+                    run_command(["train", "warp-pairs", "--data", args.target, "--unlabelled", "--targets",
+                                 str(warped / "expressions.json"), "--out", str(target), "--no-progress"], log)
+            t0 = time.perf_counter()
+            trained = train_run(cgit, ["train", "exprada", "--mode", "cgit", "--source", str(small), "--target",
+                                       str(target), "--steps", str(args.cgit_steps), "--seed", str(seed),
+                                       *cgit_flags(args)], log)
+            cgit_seconds.append(round(time.perf_counter() - t0, 1) if trained else None)   # None: reused, not timed
         common = ["train", "classifier", "--test-data", str(test / "source"), "--seed", str(seed), *CLASSIFIER_FLAGS]
         for arm in arms:
             kind, _, n = arm.partition(" ")
@@ -276,6 +287,7 @@ def run(args) -> dict:
     result = {"benchmark": "cgit_augment", "seeds": args.seeds, "heldout_seeds": args.heldout_seeds,
               "labelled_per_class": args.labelled_per_class, "counts": args.counts, "cgit_steps": args.cgit_steps,
               "cgit_width": args.cgit_width, "cgit_lambda_cls": args.cgit_lambda_cls,
+              "cgit_lambda_pair": args.cgit_lambda_pair,
               "classifier_steps": args.classifier_steps, "real_share": args.real_share,
               "added_passes": args.added_passes, "steps": {n: arm_steps(args, n) for n in args.counts},
               "source": str(args.source), "target": str(args.target), "cgit_inputs": inputs,
@@ -342,6 +354,10 @@ def build_parser():
                    help="the CGIT generator's base width (default: %(default)s)")
     p.add_argument("--cgit-lambda-cls", type=at_least(0, float), default=CGIT_DEFAULTS["lambda_cls"],
                    help="the CGIT's class term weight λ_cls (default: the paper's %(default)s)")
+    p.add_argument("--cgit-lambda-pair", type=at_least(0, float), default=CGIT_DEFAULTS["lambda_pair"],
+                   help="train each CGIT with expression pairs at this weight (0: none, the paper's): the unlabelled "
+                        "renders warped into the seven classes by the geometry of that replicate's small set (`train "
+                        "warp-pairs --unlabelled --targets`; beyond the paper) (default: %(default)s)")
     p.add_argument("--classifier-steps", type=at_least(1), default=600,
                    help="steps of every classifier, whatever its data (default: %(default)s)")
     p.add_argument("--real-share", type=real_share, default=0.5,

@@ -14,7 +14,13 @@ small crop; a warp to the plain mean would under-draw it by as much).
 
 Writes OUT/<expression>/NAME.png (each labelled image, copied as it is, with its NAME.side.png when it
 has one), NAME.as-<expression>.png beside it for the six other expressions, and OUT/expressions.json:
-the means, the calibrated targets, how close the calibration came, and the counts. A face the fit does
+the means, the calibrated targets, how close the calibration came, and the counts.
+
+    python -m train warp-pairs --data renders/ --unlabelled --targets runs/cgit/warp64/expressions.json --out PAIRED
+
+`--targets` takes each expression's geometry from an earlier run's expressions.json instead (no means, no
+calibration); with it, `--unlabelled` pairs faces that have no label (e.g. the simulated renders CGIT
+translates): each is copied to OUT/NAME.png with all seven pairs beside it. A face the fit does
 not find keeps its image without pairs; an unreadable file or one that is not a square crop is skipped;
 each is logged and counted.
 """
@@ -38,7 +44,8 @@ from face.ranges import at_least
 from .data import expression_pair_beside, read_image, side_map_beside
 from .datasets.face_crops import crop_faces
 from .datasets.sources import add_data_arguments, data_options, load_samples, wants_face_crop
-from .expression_warp import ExpressionMeans, ExpressionWarp
+from .datasets.folder import index_unlabelled_folder
+from .expression_warp import ExpressionMeans, ExpressionWarp, load_targets
 from .runlog import setup_logging, write_json
 
 log = logging.getLogger("train.warp_pairs")
@@ -53,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=at_least(32), default=128,
                    help="side of the face crops made from whole frames (kdef, mmi, --face-crop face; default: "
                         "%(default)s); a set of crops keeps its own size")
+    p.add_argument("--targets", default=None, metavar="EXPRESSIONS_JSON",
+                   help="each expression's geometry from this earlier run's expressions.json (with its model): "
+                        "no class means, no calibration")
+    p.add_argument("--unlabelled", action="store_true",
+                   help="--data is a folder of faces without labels: each gets all seven pairs (needs --targets)")
     p.add_argument("--calibrate-images", type=at_least(0), default=60,
                    help="faces whose warps calibrate each expression's geometry (0: the plain class means)")
     p.add_argument("--calibrate-rounds", type=at_least(1), default=3)
@@ -89,14 +101,21 @@ def unique_name(folder: Path, stem: str, taken: set) -> str:
 
 
 def run(args) -> dict:
+    if args.unlabelled and not args.targets:
+        raise ValueError("--unlabelled faces have no class to take means from: give --targets EXPRESSIONS_JSON")
+    if args.targets and args.model:
+        raise ValueError("--targets names the model its geometry belongs to: give no --model with it")
+    targets, model = load_targets(args.targets) if args.targets else (None, bilinear.load(args.model))
     out = writable_folder(args.out, f"--out {args.out}")
     options = data_options(args)
-    samples, fmt = load_samples(args.data, options)
+    if args.unlabelled:
+        samples, fmt = index_unlabelled_folder(args.data, domain="unlabelled face"), "unlabelled"
+    else:
+        samples, fmt = load_samples(args.data, options)
     crops = tempfile.TemporaryDirectory(prefix="warp-pairs-")   # whole frames' crops live only until copied to OUT
     if wants_face_crop(fmt, options):
         samples, cropped = crop_faces(samples, crops.name, args.image_size, progress=not args.no_progress)
         log.info("face crops: %s", cropped)
-    model = bilinear.load(args.model)
     warp = ExpressionWarp(model)
     counts = {"images": 0, "no_face": 0, "unreadable": 0, "not_square": 0, "pairs": 0}
     means = ExpressionMeans(model.num_expression)
@@ -118,17 +137,19 @@ def run(args) -> dict:
             shape = warp.fit(crop)
             if shape is None:
                 counts["no_face"] += 1
-            else:
+            elif sample.label is not None:
                 means.add(sample.label, shape.w_exp)
             shapes.append((sample, crop, shape))
-        class_means = means.means()
-        fitted = [(crop, shape) for _, crop, shape in shapes if shape is not None]
-        rng = np.random.default_rng(args.seed)
-        chosen = [fitted[i] for i in rng.permutation(len(fitted))[:args.calibrate_images]]
-        targets, gaps = calibrate(warp, chosen, class_means, args.calibrate_rounds) if chosen else (class_means, [])
+        class_means, chosen, gaps = None, [], []
+        if targets is None:
+            class_means = means.means()
+            fitted = [(crop, shape) for _, crop, shape in shapes if shape is not None]
+            rng = np.random.default_rng(args.seed)
+            chosen = [fitted[i] for i in rng.permutation(len(fitted))[:args.calibrate_images]]
+            targets, gaps = calibrate(warp, chosen, class_means, args.calibrate_rounds) if chosen else (class_means, [])
         taken = set()
         for sample, crop, shape in tqdm(shapes, desc="warp", disable=args.no_progress):
-            folder = out / EXPRESSIONS[sample.label]
+            folder = out if sample.label is None else out / EXPRESSIONS[sample.label]
             folder.mkdir(exist_ok=True)
             named = Path(sample.meta.get("original", sample.path))   # a whole frame's crop keeps the frame's name
             image = folder / (unique_name(folder, named.stem, taken) + sample.path.suffix.lower())
@@ -145,12 +166,14 @@ def run(args) -> dict:
     finally:
         warp.close()
         crops.cleanup()
+    model_path = json.loads(Path(args.targets).read_text()).get("model_path") if args.targets else \
+        args.model and str(Path(args.model).resolve())
     summary = {"data": str(args.data), "format": fmt, "out": str(out), "counts": counts,
                "class_images": means.counts.tolist(), "calibration_images": len(chosen),
                "calibration_gaps": gaps, "seconds": round(time.perf_counter() - started, 1),
-               "means": class_means.round(6).tolist(), "targets": targets.round(6).tolist(),
-               "expressions": list(EXPRESSIONS), "model_path": args.model and str(Path(args.model).resolve()),
-               "model": model.description}
+               "means": None if class_means is None else class_means.round(6).tolist(),
+               "targets": targets.round(6).tolist(), "targets_from": args.targets,
+               "expressions": list(EXPRESSIONS), "model_path": model_path, "model": model.description}
     write_json(out / "expressions.json", summary)
     return summary
 

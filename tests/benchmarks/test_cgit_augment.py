@@ -149,3 +149,14 @@ def test_the_warp_arm_is_named_apart(tmp_path):
     assert cgit_augment.arms_of(args) == ["none 1000", "warp 1000"]
     assert cgit_augment.classifier_run(tmp_path, 7, "warp 1000", args) == tmp_path / "classifier_s7_warp1000_real0.5_crop_steps875"
     assert cgit_augment.output_name(args) == "table3_real0.5_passes2_warp_crop"
+
+
+def test_a_cgit_with_expression_pairs_is_trained_with_them_and_named_apart(tmp_path):
+    parse = cgit_augment.build_parser().parse_args
+    args = parse(["--added-passes", "2", "--kinds", "cgit", "--cgit-width", "16", "--cgit-lambda-cls", "5",
+                  "--cgit-lambda-pair", "300", "--crop"])
+    assert cgit_augment.cgit_flags(args)[-2:] == ["--lambda-pair", "300"]
+    assert "--lambda-pair" not in cgit_augment.cgit_flags(parse([]))
+    assert cgit_augment.classifier_run(tmp_path, 7, "cgit 1000", args) == \
+        tmp_path / "classifier_s7_cgit1000_real0.5_w16_cls5_pair300_crop_steps875"
+    assert cgit_augment.output_name(args) == "table3_real0.5_passes2_w16_cls5_pair300_crop"

@@ -105,6 +105,35 @@ def test_warp_pairs_writes_six_pairs_beside_each_face_that_cgit_training_finds(f
     assert np.allclose(targets, json.loads((tmp_path / "out" / "expressions.json").read_text())["targets"])
 
 
+def test_unlabelled_faces_get_all_seven_pairs_from_an_earlier_runs_targets(faces, tmp_path):
+    model = bilinear.load()
+    targets = np.random.default_rng(0).normal(0, 0.3, (7, model.num_expression))
+    (tmp_path / "expressions.json").write_text(json.dumps({"targets": targets.tolist(), "expressions": list(EXPRESSIONS)}))
+    for k, folder in ((0, "a"), (1, "b")):   # renders of two drivers, in folders of their own, the same name
+        (tmp_path / "faces" / folder).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "faces" / folder / "face.png"), faces["real"][2 * k][NEUTRAL])
+    summary = warp_pairs.run(warp_pairs.build_parser().parse_args(
+        ["--data", str(tmp_path / "faces"), "--unlabelled", "--targets", str(tmp_path / "expressions.json"),
+         "--out", str(tmp_path / "out"), "--no-progress"]))
+    assert summary["counts"] == {"images": 2, "no_face": 0, "unreadable": 0, "not_square": 0, "pairs": 14}
+    assert summary["calibration_gaps"] == [] and summary["means"] is None
+    assert np.allclose(summary["targets"], targets, atol=1e-6)
+    copied = sorted(p.name for p in (tmp_path / "out").glob("*.png") if ".as-" not in p.name)
+    assert copied == ["face-1.png", "face.png"]
+    for name in copied:
+        pairs = [tmp_path / "out" / name.replace(".png", f".as-{e}.png") for e in EXPRESSIONS]
+        assert all(cv2.imread(str(p)).shape == (64, 64, 3) for p in pairs)
+
+
+def test_unlabelled_faces_need_targets_and_targets_bring_their_own_model(tmp_path):
+    (tmp_path / "faces").mkdir()
+    with pytest.raises(SystemExit, match="^error: --unlabelled faces have no class to take means from: give --targets"):
+        warp_pairs.main(["--data", str(tmp_path / "faces"), "--unlabelled", "--out", str(tmp_path / "o")])
+    with pytest.raises(SystemExit, match="^error: --targets names the model its geometry belongs to"):
+        warp_pairs.main(["--data", str(tmp_path / "faces"), "--targets", "e.json", "--model", "m.npz",
+                         "--out", str(tmp_path / "o")])
+
+
 def test_a_file_that_is_not_warp_pairs_output_is_refused_by_name(tmp_path):
     bad = tmp_path / "expressions.json"
     bad.write_text(json.dumps({"targets": [[0.0] * 26] * 6, "expressions": list(EXPRESSIONS[:6])}))
