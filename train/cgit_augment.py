@@ -92,9 +92,8 @@ def generate_pair_copies(run_dir: Path, samples, *, per_class: int, seed: int, s
                          logger) -> Path:
     """RUN_DIR/augmented/<expression>/*.png: `per_class` images per class of the training faces' expression
     pairs in that class (NAME.as-<expression>.png beside each face), in a seeded order,
-    cycled when there are fewer; each flipped and cropped as the baseline's copies with `flips_crops`. A face's
-    own class is never among its pairs, so every added image shows some person in an expression the
-    labelled set has them only in another. An unreadable pair is skipped and counted."""
+    cycled when there are fewer (each read once); each flipped and cropped as the baseline's copies with
+    `flips_crops`. A face's own class is never among its pairs. An unreadable pair is skipped and counted."""
     out = run_dir / "augmented"
     classes = sorted({s.label for s in samples})
     manifest = {"pairs": True, "per_class": per_class, "seed": seed, "size": size, "flips_crops": flips_crops,
@@ -111,19 +110,20 @@ def generate_pair_copies(run_dir: Path, samples, *, per_class: int, seed: int, s
                              f"(NAME{EXPRESSION_PAIR_SUFFIXES[EXPRESSIONS[label]]}; `train warp-pairs` writes them)")
         folder = out / EXPRESSIONS[label]
         folder.mkdir(parents=True, exist_ok=True)
-        order, made, failed = rng.permutation(len(paths)), 0, set()
+        order, made, failed, read = rng.permutation(len(paths)), 0, set(), {}
         for k in itertools.cycle(order):
             if made == per_class or len(failed) == len(paths):
                 break
             if k in failed:
                 continue
-            try:
-                image = square_resize(read_image(paths[k]), size)
-            except (ValueError, OSError, cv2.error) as err:
-                logger.warning("pair augmentation: skipped unreadable %s (%s)", paths[k], err)
-                failed.add(k)
-                continue
-            write_image(folder / f"pair_{made:06d}.png", flip_crop(image, rng) if flips_crops else image)
+            if k not in read:
+                try:
+                    read[k] = square_resize(read_image(paths[k]), size)
+                except (ValueError, OSError, cv2.error) as err:
+                    logger.warning("pair augmentation: skipped unreadable %s (%s)", paths[k], err)
+                    failed.add(k)
+                    continue
+            write_image(folder / f"pair_{made:06d}.png", flip_crop(read[k], rng) if flips_crops else read[k])
             made += 1
         if made < per_class:
             raise ValueError(f"no readable {EXPRESSIONS[label]} expression pair among {len(paths)} beside the training images")

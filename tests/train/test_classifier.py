@@ -309,6 +309,12 @@ def test_pair_augmentation_adds_each_faces_expression_pairs_to_the_class_they_sh
         assert all((image == image[0, 0, 0]).all() for image in made)
     assert load_checkpoint(run)["run_state"]["train_count"] == 4 + 10
     assert "1 unreadable" in (run / "train.log").read_text()
+    # flipped and cropped too: still the same pairs (a flat grey stays itself), written at the training size
+    assert main([*FAST, "--data", str(data), "--split-by-image", "--val-fraction", "0", "--test-fraction", "0",
+                 "--steps", "1", "--augment-pairs", "--augment-flips-crops", "--per-class", "5",
+                 "--out", str(tmp_path / "cropped")]) == 0
+    made = [cv2.imread(str(p)) for p in sorted((tmp_path / "cropped" / "augmented" / "anger").glob("*.png"))]
+    assert {int(image[0, 0, 0]) for image in made} == shown["anger"] and {image.shape for image in made} == {(32, 32, 3)}
 
 
 def test_pair_augmentation_names_a_class_without_pairs_and_goes_with_no_generator(tmp_path):
