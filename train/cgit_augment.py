@@ -102,9 +102,9 @@ def generate_pair_copies(run_dir: Path, samples, *, per_class: int, seed: int, s
         return out
     rng = np.random.default_rng(seed)
     found, unreadable = {}, 0
+    pairs = [(s.label, pairs_of(s, "expression")) for s in samples]   # each face's seven, looked up once
     for label in classes:
-        paths = [pairs_of(s, "expression")[label] for s in samples if s.label != label]
-        paths = [path for path in paths if path is not None]
+        paths = [of[label] for own, of in pairs if own != label and of[label] is not None]
         if not paths:
             raise ValueError(f"no {EXPRESSIONS[label]} expression pair beside the training images "
                              f"(NAME{EXPRESSION_PAIR_SUFFIXES[EXPRESSIONS[label]]}; `train warp-pairs` writes them)")
