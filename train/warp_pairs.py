@@ -166,8 +166,8 @@ def run(args) -> dict:
     finally:
         warp.close()
         crops.cleanup()
-    model_path = json.loads(Path(args.targets).read_text()).get("model_path") if args.targets else \
-        args.model and str(Path(args.model).resolve())
+    # the shipped model is named by no path (None), so the record stays valid wherever the project moves
+    model_path = None if Path(model.source) == bilinear.DEFAULT_MODEL_PATH else str(Path(model.source).resolve())
     summary = {"data": str(args.data), "format": fmt, "out": str(out), "counts": counts,
                "class_images": means.counts.tolist(), "calibration_images": len(chosen),
                "calibration_gaps": gaps, "seconds": round(time.perf_counter() - started, 1),

@@ -87,6 +87,7 @@ def test_warp_pairs_writes_six_pairs_beside_each_face_that_cgit_training_finds(f
     assert summary["counts"] == {"images": 15, "no_face": 1, "unreadable": 1, "not_square": 1, "pairs": 14 * 6}
     assert summary["class_images"] == [2] * 7
     assert len(summary["calibration_gaps"]) == 2
+    assert summary["model_path"] is None   # the shipped model: named by no path, valid wherever the project moves
     samples, _ = load_samples(tmp_path / "out")
     assert len(samples) == 15
     for sample in samples:
@@ -107,8 +108,10 @@ def test_warp_pairs_writes_six_pairs_beside_each_face_that_cgit_training_finds(f
 
 def test_unlabelled_faces_get_all_seven_pairs_from_an_earlier_runs_targets(faces, tmp_path):
     model = bilinear.load()
+    bilinear.save(model, tmp_path / "own.npz")   # a user's own model, named by the earlier run's record
     targets = np.random.default_rng(0).normal(0, 0.3, (7, model.num_expression))
-    (tmp_path / "expressions.json").write_text(json.dumps({"targets": targets.tolist(), "expressions": list(EXPRESSIONS)}))
+    (tmp_path / "expressions.json").write_text(json.dumps({"targets": targets.tolist(), "expressions": list(EXPRESSIONS),
+                                                           "model_path": str(tmp_path / "own.npz")}))
     for k, folder in ((0, "a"), (1, "b")):   # renders of two drivers, in folders of their own, the same name
         (tmp_path / "faces" / folder).mkdir(parents=True)
         cv2.imwrite(str(tmp_path / "faces" / folder / "face.png"), faces["real"][2 * k][NEUTRAL])
@@ -118,6 +121,7 @@ def test_unlabelled_faces_get_all_seven_pairs_from_an_earlier_runs_targets(faces
     assert summary["counts"] == {"images": 2, "no_face": 0, "unreadable": 0, "not_square": 0, "pairs": 14}
     assert summary["calibration_gaps"] == [] and summary["means"] is None
     assert np.allclose(summary["targets"], targets, atol=1e-6)
+    assert summary["model_path"] == str((tmp_path / "own.npz").resolve())
     copied = sorted(p.name for p in (tmp_path / "out").glob("*.png") if ".as-" not in p.name)
     assert copied == ["face-1.png", "face.png"]
     for name in copied:
