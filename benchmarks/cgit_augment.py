@@ -193,6 +193,14 @@ def cgit_tag(args) -> str:
         ("" if args.cgit_lambda_pair == CGIT_DEFAULTS["lambda_pair"] else f"_pair{args.cgit_lambda_pair:g}")
 
 
+def cgit_label(args) -> str:
+    """The chart's name for the CGIT arms: "CGIT", with what differs from the recipe's in brackets."""
+    changed = [f"{name} {value:g}" for name, value, default in (
+        ("width", args.cgit_width, CGIT_DEFAULTS["width"]), ("λ_cls", args.cgit_lambda_cls, CGIT_DEFAULTS["lambda_cls"]),
+        ("λ_pair", args.cgit_lambda_pair, CGIT_DEFAULTS["lambda_pair"])) if value != default]
+    return "CGIT" + (f" ({', '.join(changed)})" if changed else "")
+
+
 def output_name(args) -> str:
     return (f"table3{share_suffix(args.real_share)}" + (f"_passes{args.added_passes:g}" if args.added_passes else "")
             + cgit_tag(args) + ("_judged" if "cgit_judged" in args.kinds else "")
@@ -304,11 +312,11 @@ def run(args) -> dict:
     chart(table, args.counts, out / f"{name}.png", f"{args.labelled_per_class} labelled per class, seeds {args.seeds},\n"
           f"labelled share of a batch: {args.real_share}"
           + (f", {args.added_passes:g} passes over the added images" if args.added_passes else "")
-          + (",\nevery classifier with random crops on the fly" if args.crop else ""))
+          + (",\nevery classifier with random crops on the fly" if args.crop else ""), cgit_label(args))
     return result
 
 
-def chart(table: dict, counts, path: Path, title: str):
+def chart(table: dict, counts, path: Path, title: str, cgit: str = "CGIT"):
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     if "none" in table:
@@ -318,8 +326,8 @@ def chart(table: dict, counts, path: Path, title: str):
     for kind in kinds:
         means = [table[f"{kind} {n}"]["mean"] for n in counts]
         stds = [table[f"{kind} {n}"]["std"] for n in counts]
-        label = {"none": "no augmentation (same steps)", "flips_crops": "flips and crops", "cgit": "CGIT",
-                 "cgit_judged": "CGIT, judged", "cgit_flips_crops": "CGIT, flipped and cropped",
+        label = {"none": "no augmentation (same steps)", "flips_crops": "flips and crops", "cgit": cgit,
+                 "cgit_judged": f"{cgit}, judged", "cgit_flips_crops": f"{cgit}, flipped and cropped",
                  "warp": "expression warp pairs"}[kind]
         ax.errorbar(counts, means, yerr=stds, marker="o", capsize=3, label=label)
     ax.set_xscale("log")

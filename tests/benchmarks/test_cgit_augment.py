@@ -160,3 +160,6 @@ def test_a_cgit_with_expression_pairs_is_trained_with_them_and_named_apart(tmp_p
     assert cgit_augment.classifier_run(tmp_path, 7, "cgit 1000", args) == \
         tmp_path / "classifier_s7_cgit1000_real0.5_w16_cls5_pair300_crop_steps875"
     assert cgit_augment.output_name(args) == "table3_real0.5_passes2_w16_cls5_pair300_crop"
+    # the chart names the CGIT it plots
+    assert cgit_augment.cgit_label(args) == "CGIT (width 16, λ_cls 5, λ_pair 300)"
+    assert cgit_augment.cgit_label(parse([])) == "CGIT"
