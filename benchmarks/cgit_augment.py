@@ -34,11 +34,12 @@ difference with `none` per replicate. With `--reader CLASSIFIER` (one no generat
 each replicate's CGIT images at the first count are also read by it (every count is made by the same
 generator from the same inputs): the share read as the class they were made for says how true the added
 labels are (`cgit_read_as_asked`). The generator is deterministic, so a class holds at most as many
-different CGIT images as `--target` has faces (`cgit_inputs`; `cgit_distinct_per_class` per count).
+different CGIT images as it translates faces: `--target`'s, or `--cgit-inputs DIR` (`cgit_inputs`;
+`cgit_distinct_per_class` per count).
 
 Everything runs through the project's own commands (`train synth`, `train exprada --mode cgit`,
 `train classifier`), each in its own run folder under OUT: a rerun skips what is finished and
-resumes what is not. Writes OUT/table3_real<share>[_passes<P>][_w<W>][_cls<L>][_pair<L>][_judged][_cgitcrops][_warp][_crop].json
+resumes what is not. Writes OUT/table3_real<share>[_passes<P>][_w<W>][_cls<L>][_pair<L>][_inputs-…][_judged][_cgitcrops][_warp][_crop].json
 and .png (OUT/table3.json and .png when pooled; _w, _cls and _pair name a CGIT other than the recipe's,
 `--cgit-width` / `--cgit-lambda-cls` / `--cgit-lambda-pair`).
 """
@@ -171,7 +172,7 @@ def classifier_run(out: Path, seed: int, arm: str, args) -> Path:
     kind, _, n = arm.partition(" ")
     name = f"classifier_s{seed}_{kind}"
     if kind != "none":
-        name += n + share_suffix(args.real_share) + (cgit_tag(args) if kind in CGIT_KINDS else "")
+        name += n + share_suffix(args.real_share) + (cgit_tag(args) + inputs_tag(args) if kind in CGIT_KINDS else "")
     name += "_crop" if args.crop else ""
     return out / (f"{name}_steps{arm_steps(args, int(n)) if n else args.classifier_steps}" if args.added_passes else name)
 
@@ -201,9 +202,15 @@ def cgit_label(args) -> str:
     return "CGIT" + (f" ({', '.join(changed)})" if changed else "")
 
 
+def inputs_tag(args) -> str:
+    """CGIT arms that translate other faces than their generator's own target (`--cgit-inputs`) are named
+    apart, by the folder's last two parts (`cache/synth64_more/target` → `_inputs-synth64_more-target`)."""
+    return "" if args.cgit_inputs is None else "_inputs-" + "-".join(Path(args.cgit_inputs).resolve().parts[-2:])
+
+
 def output_name(args) -> str:
     return (f"table3{share_suffix(args.real_share)}" + (f"_passes{args.added_passes:g}" if args.added_passes else "")
-            + cgit_tag(args) + ("_judged" if "cgit_judged" in args.kinds else "")
+            + cgit_tag(args) + inputs_tag(args) + ("_judged" if "cgit_judged" in args.kinds else "")
             + ("_cgitcrops" if "cgit_flips_crops" in args.kinds else "") + ("_warp" if "warp" in args.kinds else "")
             + ("_crop" if args.crop else ""))
 
@@ -236,7 +243,11 @@ def run(args) -> dict:
     cgit_seconds = []
     warp_pairs = []   # per replicate: how many faces of the small set the warp paired (expressions.json)
     uses_cgit = any(kind in CGIT_KINDS for kind in args.kinds)
-    inputs = len(index_unlabelled_folder(args.target, domain=INPUT_DOMAIN)) if uses_cgit else None
+    inputs = None
+    if uses_cgit:   # the faces are counted first, so that a wrong folder costs nothing
+        faces = {folder: len(index_unlabelled_folder(folder, domain=INPUT_DOMAIN))
+                 for folder in (args.target, args.cgit_inputs) if folder}
+        inputs = faces[args.cgit_inputs or args.target]
     for seed, heldout in zip(args.seeds, args.heldout_seeds):
         test = out / f"heldout_{heldout}"
         if not (test / "manifest.json").is_file():
@@ -267,11 +278,13 @@ def run(args) -> dict:
         for arm in arms:
             kind, _, n = arm.partition(" ")
             steps = arm_steps(args, int(n)) if n else args.classifier_steps
+            translate = ["--augment-from", args.cgit_inputs] if args.cgit_inputs else []   # default: the CGIT's target
             extra = {"none": [], "flips_crops": ["--augment-flips-crops", "--per-class", n],
-                     "cgit": ["--augment-with", str(cgit), "--per-class", n],
-                     "cgit_judged": ["--augment-with", str(cgit), "--per-class", n,
+                     "cgit": ["--augment-with", str(cgit), *translate, "--per-class", n],
+                     "cgit_judged": ["--augment-with", str(cgit), *translate, "--per-class", n,
                                      "--augment-judge", str(none_run(out, seed, args))],
-                     "cgit_flips_crops": ["--augment-with", str(cgit), "--augment-flips-crops", "--per-class", n],
+                     "cgit_flips_crops": ["--augment-with", str(cgit), *translate, "--augment-flips-crops",
+                                          "--per-class", n],
                      "warp": ["--augment-pairs", "--per-class", n]}[kind]
             extra += ["--data", str(warped if kind == "warp" else small)]
             if kind != "none" and share_suffix(args.real_share):
@@ -298,7 +311,8 @@ def run(args) -> dict:
               "cgit_lambda_pair": args.cgit_lambda_pair,
               "classifier_steps": args.classifier_steps, "real_share": args.real_share,
               "added_passes": args.added_passes, "steps": {n: arm_steps(args, n) for n in args.counts},
-              "source": str(args.source), "target": str(args.target), "cgit_inputs": inputs,
+              "source": str(args.source), "target": str(args.target), "cgit_inputs_from": args.cgit_inputs or args.target,
+              "cgit_inputs": inputs,
               "cgit_distinct_per_class": {n: min(n, inputs) for n in args.counts} if uses_cgit else None,
               "accuracy": table, "paired": paired,
               "cgit_read_as_asked": mean_std(read["cgit"]) if read["cgit"] else None,
@@ -366,6 +380,10 @@ def build_parser():
                    help="train each CGIT with expression pairs at this weight (0: none, the paper's): the unlabelled "
                         "renders warped into the seven classes by the geometry of that replicate's small set (`train "
                         "warp-pairs --unlabelled --targets`; beyond the paper) (default: %(default)s)")
+    p.add_argument("--cgit-inputs", default=None, metavar="DIR",
+                   help="unlabelled faces the CGIT arms translate (`train classifier --augment-from`; default: "
+                        "--target, the faces each CGIT trained on): more faces than a count asks for make every image "
+                        "of that count a different one; the CGIT arms' runs and the output named apart")
     p.add_argument("--classifier-steps", type=at_least(1), default=600,
                    help="steps of every classifier, whatever its data (default: %(default)s)")
     p.add_argument("--real-share", type=real_share, default=0.5,

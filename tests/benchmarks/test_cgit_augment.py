@@ -115,6 +115,25 @@ def test_a_missing_target_stops_the_benchmark_before_any_training(tmp_path):
     with pytest.raises(FileNotFoundError, match="CGIT input folder .*nowhere does not exist"):
         cgit_augment.main(["--target", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out" / "commands.log").exists()
+    (tmp_path / "renders").mkdir()
+    cv2.imwrite(str(tmp_path / "renders" / "face.png"), np.zeros((8, 8), np.uint8))
+    with pytest.raises(FileNotFoundError, match="CGIT input folder .*elsewhere does not exist"):
+        cgit_augment.main(["--target", str(tmp_path / "renders"), "--cgit-inputs", str(tmp_path / "elsewhere"),
+                           "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out" / "commands.log").exists()
+
+
+def test_cgit_arms_that_translate_other_faces_are_named_by_them(tmp_path):
+    parse = cgit_augment.build_parser().parse_args
+    args = parse(["--added-passes", "2", "--kinds", "cgit", "warp", "--cgit-width", "16",
+                  "--cgit-inputs", "cache/synth64_more/target", "--crop"])
+    assert cgit_augment.classifier_run(tmp_path, 7, "cgit 5000", args) == \
+        tmp_path / "classifier_s7_cgit5000_real0.5_w16_inputs-synth64_more-target_crop_steps4375"
+    # the generator and every other arm are the same runs as without it
+    assert cgit_augment.classifier_run(tmp_path, 7, "warp 5000", args) == \
+        tmp_path / "classifier_s7_warp5000_real0.5_crop_steps4375"
+    assert cgit_augment.cgit_tag(args) == "_w16"
+    assert cgit_augment.output_name(args) == "table3_real0.5_passes2_w16_inputs-synth64_more-target_warp_crop"
 
 
 def test_the_judged_arm_is_judged_by_the_none_classifier_of_the_first_count(tmp_path):
