@@ -345,6 +345,7 @@ def chart(table: dict, counts, path: Path, title: str, cgit: str = "CGIT"):
                  "warp": "expression warp pairs"}[kind]
         ax.errorbar(counts, means, yerr=stds, marker="o", capsize=3, label=label)
     ax.set_xscale("log")
+    ax.minorticks_off()   # the log axis' own minor labels (3×10³ …) beside the counts only clutter it
     ax.set_xticks(counts, [str(n) for n in counts])
     ax.set_xlabel("added images per class")
     ax.set_ylabel("held-out accuracy % (mean ± std)")
