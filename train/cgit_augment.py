@@ -18,7 +18,7 @@ from face.expressions import EXPRESSIONS
 from face.imageio import read_image, to_network, write_image
 
 from .checkpoint import load_model
-from .data import CROP_SCALE, ImageDataset, SideMaps, crop_square, pairs_of, read_generator_batch, square_resize
+from .data import ImageDataset, SideMaps, crop_box, crop_square, pairs_of, read_generator_batch, square_resize
 from .datasets import EXPRESSION_PAIR_SUFFIXES
 from .datasets.folder import index_unlabelled_folder
 from .run_setup import samples_digest
@@ -49,10 +49,9 @@ def _reuse_or_clear(out: Path, manifest: dict, logger) -> bool:
 
 
 def flip_crop(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A square image cropped to a random square of CROP_SCALE of its side, scaled back, flipped half the time."""
-    size = image.shape[0]
-    side = int(round(size * rng.uniform(*CROP_SCALE)))
-    copy = crop_square(image, side, *(int(rng.integers(size - side + 1)) for _ in range(2)))
+    """A square image cropped to a random square as the classifier's on-the-fly crops are (`crop_box`), scaled
+    back, flipped half the time."""
+    copy = crop_square(image, *crop_box(image.shape[0], rng.random(3)))
     return copy[:, ::-1] if rng.random() < 0.5 else copy
 
 
