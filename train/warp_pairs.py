@@ -167,7 +167,8 @@ def run(args) -> dict:
         warp.close()
         crops.cleanup()
     # the shipped model is named by no path (None), so the record stays valid wherever the project moves
-    model_path = None if Path(model.source) == bilinear.DEFAULT_MODEL_PATH else str(Path(model.source).resolve())
+    source = Path(model.source).resolve()
+    model_path = None if source == bilinear.DEFAULT_MODEL_PATH else str(source)
     summary = {"data": str(args.data), "format": fmt, "out": str(out), "counts": counts,
                "class_images": means.counts.tolist(), "calibration_images": len(chosen),
                "calibration_gaps": gaps, "seconds": round(time.perf_counter() - started, 1),
