@@ -243,6 +243,7 @@ def run(args) -> dict:
     cgit_seconds = []
     warp_pairs = []   # per replicate: how many faces of the small set the warp paired (expressions.json)
     uses_cgit = any(kind in CGIT_KINDS for kind in args.kinds)
+    translate = ["--augment-from", args.cgit_inputs] if args.cgit_inputs else []   # default: the CGIT's target
     inputs = None
     if uses_cgit:   # the faces are counted first, so that a wrong folder costs nothing
         faces = {folder: len(index_unlabelled_folder(folder, domain=INPUT_DOMAIN))
@@ -278,7 +279,6 @@ def run(args) -> dict:
         for arm in arms:
             kind, _, n = arm.partition(" ")
             steps = arm_steps(args, int(n)) if n else args.classifier_steps
-            translate = ["--augment-from", args.cgit_inputs] if args.cgit_inputs else []   # default: the CGIT's target
             extra = {"none": [], "flips_crops": ["--augment-flips-crops", "--per-class", n],
                      "cgit": ["--augment-with", str(cgit), *translate, "--per-class", n],
                      "cgit_judged": ["--augment-with", str(cgit), *translate, "--per-class", n,
