@@ -20,6 +20,9 @@ trains the source classifier in several ways (arms), every one for the same numb
                  `train classifier --augment-pairs`); no generator, no unlabelled faces (beyond the paper)
 With `--cgit-lambda-pair L` each CGIT is trained with expression pairs (beyond the paper): the target renders, each
 warped into the seven classes by the small set's own geometry (`train warp-pairs --unlabelled --targets`).
+With `--cgit-lambda-sem L` each CGIT is also trained with the frozen classifier's term (CyCADA; beyond the paper): the
+frozen classifier is that replicate's own `none` classifier of the first count (the small set alone, trained without
+crops, so that one generator serves both protocols), so no label beyond the small set's is used.
 for N in `--counts` (paper: 1K, 2K, 5K). With `--crop` every classifier, `none` too, trains with random crops
 on the fly (`train classifier --crop`): what an augmentation adds on top of the usual jitter. The added images fill half of every batch and the small set
 the other half (`--real-share`, the classifier's flag; `--real-share pooled`: one pool, in which the
@@ -39,9 +42,9 @@ different CGIT images as it translates faces: `--target`'s, or `--cgit-inputs DI
 
 Everything runs through the project's own commands (`train synth`, `train exprada --mode cgit`,
 `train classifier`), each in its own run folder under OUT: a rerun skips what is finished and
-resumes what is not. Writes OUT/table3_real<share>[_passes<P>][_w<W>][_cls<L>][_pair<L>][_inputs-…][_judged][_cgitcrops][_warp][_crop].json
-and .png (OUT/table3.json and .png when pooled; _w, _cls and _pair name a CGIT other than the recipe's,
-`--cgit-width` / `--cgit-lambda-cls` / `--cgit-lambda-pair`).
+resumes what is not. Writes OUT/table3_real<share>[_passes<P>][_w<W>][_cls<L>][_pair<L>][_sem<L>][_inputs-…][_judged][_cgitcrops][_warp][_crop].json
+and .png (OUT/table3.json and .png when pooled; _w, _cls, _pair and _sem name a CGIT other than the recipe's,
+`--cgit-width` / `--cgit-lambda-cls` / `--cgit-lambda-pair` / `--cgit-lambda-sem`).
 """
 import argparse
 import json
@@ -71,7 +74,7 @@ from train.eval_plots import pyplot, save
 # section says what each measured. Width and λ_cls are `--cgit-width` / `--cgit-lambda-cls`.
 CGIT_FLAGS = ["--image-size", "64", "--lr", "2e-4", "--skips", "--residual", "--ema", "0.99",
               "--condition", "input", "--grey", "--spectral-norm", "--class-from-image"]
-CGIT_DEFAULTS = dict(width=8, lambda_cls=1.0, lambda_pair=0.0)   # the CPU width; the paper's λ_cls; no pairs
+CGIT_DEFAULTS = dict(width=8, lambda_cls=1.0, lambda_pair=0.0, lambda_sem=0.0)   # the CPU width; the paper's λ_cls; no pairs, no frozen classifier
 POOLED = "pooled"
 SHARE = Range(0, 1)
 CLASSIFIER_FLAGS = ["--backbone", "small", "--image-size", "64", "--balanced", "--split-by-image",
@@ -179,26 +182,39 @@ def classifier_run(out: Path, seed: int, arm: str, args) -> Path:
 
 def none_run(out: Path, seed: int, args) -> Path:
     """The run folder of the `none` arm paired with the first count: the classifier of the small set alone."""
-    return classifier_run(out, seed, f"none {args.counts[0]}" if args.added_passes else "none", args)
+    return classifier_run(out, seed, first_none(args), args)
+
+
+def first_none(args) -> str:
+    return f"none {args.counts[0]}" if args.added_passes else "none"
+
+
+def semantic_args(args) -> argparse.Namespace:
+    """The settings of the classifier the frozen-classifier term reads: the first count's `none`, never cropped."""
+    return argparse.Namespace(**{**vars(args), "crop": False})
 
 
 def cgit_flags(args) -> list[str]:
     return [*CGIT_FLAGS, "--width", str(args.cgit_width), "--lambda-cls", f"{args.cgit_lambda_cls:g}",
-            *(["--lambda-pair", f"{args.cgit_lambda_pair:g}"] if args.cgit_lambda_pair else [])]
+            *(["--lambda-pair", f"{args.cgit_lambda_pair:g}"] if args.cgit_lambda_pair else []),
+            *(["--lambda-sem", f"{args.cgit_lambda_sem:g}", "--lambda-sem-target", f"{args.cgit_lambda_sem:g}"]
+              if args.cgit_lambda_sem else [])]
 
 
 def cgit_tag(args) -> str:
-    """Runs of a CGIT other than the recipe's width, λ_cls and λ_pair are named apart (the recipe's keep the plain names)."""
+    """Runs of a CGIT other than the recipe's width, λ_cls, λ_pair and λ_sem are named apart (the recipe's keep the plain names)."""
     return ("" if args.cgit_width == CGIT_DEFAULTS["width"] else f"_w{args.cgit_width}") + \
         ("" if args.cgit_lambda_cls == CGIT_DEFAULTS["lambda_cls"] else f"_cls{args.cgit_lambda_cls:g}") + \
-        ("" if args.cgit_lambda_pair == CGIT_DEFAULTS["lambda_pair"] else f"_pair{args.cgit_lambda_pair:g}")
+        ("" if args.cgit_lambda_pair == CGIT_DEFAULTS["lambda_pair"] else f"_pair{args.cgit_lambda_pair:g}") + \
+        ("" if args.cgit_lambda_sem == CGIT_DEFAULTS["lambda_sem"] else f"_sem{args.cgit_lambda_sem:g}")
 
 
 def cgit_label(args) -> str:
     """The chart's name for the CGIT arms: "CGIT", with what differs from the recipe's in brackets."""
     changed = [f"{name} {value:g}" for name, value, default in (
         ("width", args.cgit_width, CGIT_DEFAULTS["width"]), ("λ_cls", args.cgit_lambda_cls, CGIT_DEFAULTS["lambda_cls"]),
-        ("λ_pair", args.cgit_lambda_pair, CGIT_DEFAULTS["lambda_pair"])) if value != default]
+        ("λ_pair", args.cgit_lambda_pair, CGIT_DEFAULTS["lambda_pair"]),
+        ("λ_sem", args.cgit_lambda_sem, CGIT_DEFAULTS["lambda_sem"])) if value != default]
     return "CGIT" + (f" ({', '.join(changed)})" if changed else "")
 
 
@@ -263,6 +279,25 @@ def run(args) -> dict:
                              "--no-progress"], log)
             warp_pairs.append(json.loads((warped / "expressions.json").read_text())["counts"])
         cgit = out / f"cgit_s{seed}{cgit_tag(args)}"
+        common = ["train", "classifier", "--test-data", str(test / "source"), "--seed", str(seed), *CLASSIFIER_FLAGS]
+
+        def train_arm(arm: str, settings) -> Path:
+            kind, _, n = arm.partition(" ")
+            steps = arm_steps(settings, int(n)) if n else settings.classifier_steps
+            extra = {"none": [], "flips_crops": ["--augment-flips-crops", "--per-class", n],
+                     "cgit": ["--augment-with", str(cgit), *translate, "--per-class", n],
+                     "cgit_judged": ["--augment-with", str(cgit), *translate, "--per-class", n,
+                                     "--augment-judge", str(none_run(out, seed, settings))],
+                     "cgit_flips_crops": ["--augment-with", str(cgit), *translate, "--augment-flips-crops",
+                                          "--per-class", n],
+                     "warp": ["--augment-pairs", "--per-class", n]}[kind]
+            extra += ["--data", str(warped if kind == "warp" else small)]
+            if kind != "none" and share_suffix(settings.real_share):
+                extra += ["--real-share", str(settings.real_share)]
+            run_dir = classifier_run(out, seed, arm, settings)
+            train_run(run_dir, [*common, "--steps", str(steps), *extra, *(["--crop"] if settings.crop else [])], log)
+            return run_dir
+
         if uses_cgit:
             target = args.target
             if args.cgit_lambda_pair:   # the renders, each with its warps into the seven classes of this small set
@@ -270,27 +305,17 @@ def run(args) -> dict:
                 if not (target / "expressions.json").is_file():
                     run_command(["train", "warp-pairs", "--data", args.target, "--unlabelled", "--targets",
                                  str(warped / "expressions.json"), "--out", str(target), "--no-progress"], log)
+            semantic = []
+            if args.cgit_lambda_sem:   # the frozen classifier: the small set's own, trained first
+                semantic = ["--semantic-classifier", str(train_arm(first_none(args), semantic_args(args)))]
             t0 = time.perf_counter()
             trained = train_run(cgit, ["train", "exprada", "--mode", "cgit", "--source", str(small), "--target",
                                        str(target), "--steps", str(args.cgit_steps), "--seed", str(seed),
-                                       *cgit_flags(args)], log)
+                                       *cgit_flags(args), *semantic], log)
             cgit_seconds.append(round(time.perf_counter() - t0, 1) if trained else None)   # None: reused, not timed
-        common = ["train", "classifier", "--test-data", str(test / "source"), "--seed", str(seed), *CLASSIFIER_FLAGS]
         for arm in arms:
             kind, _, n = arm.partition(" ")
-            steps = arm_steps(args, int(n)) if n else args.classifier_steps
-            extra = {"none": [], "flips_crops": ["--augment-flips-crops", "--per-class", n],
-                     "cgit": ["--augment-with", str(cgit), *translate, "--per-class", n],
-                     "cgit_judged": ["--augment-with", str(cgit), *translate, "--per-class", n,
-                                     "--augment-judge", str(none_run(out, seed, args))],
-                     "cgit_flips_crops": ["--augment-with", str(cgit), *translate, "--augment-flips-crops",
-                                          "--per-class", n],
-                     "warp": ["--augment-pairs", "--per-class", n]}[kind]
-            extra += ["--data", str(warped if kind == "warp" else small)]
-            if kind != "none" and share_suffix(args.real_share):
-                extra += ["--real-share", str(args.real_share)]
-            run_dir = classifier_run(out, seed, arm, args)
-            train_run(run_dir, [*common, "--steps", str(steps), *extra, *(["--crop"] if args.crop else [])], log)
+            run_dir = train_arm(arm, args)
             accuracy[arm].append(test_accuracy(run_dir))
             if args.reader and kind in read and int(n) == args.counts[0]:
                 read[kind].append(read_as_asked(args.reader, run_dir, log))
@@ -308,7 +333,7 @@ def run(args) -> dict:
     result = {"benchmark": "cgit_augment", "seeds": args.seeds, "heldout_seeds": args.heldout_seeds,
               "labelled_per_class": args.labelled_per_class, "counts": args.counts, "cgit_steps": args.cgit_steps,
               "cgit_width": args.cgit_width, "cgit_lambda_cls": args.cgit_lambda_cls,
-              "cgit_lambda_pair": args.cgit_lambda_pair,
+              "cgit_lambda_pair": args.cgit_lambda_pair, "cgit_lambda_sem": args.cgit_lambda_sem,
               "classifier_steps": args.classifier_steps, "real_share": args.real_share,
               "added_passes": args.added_passes, "steps": {n: arm_steps(args, n) for n in args.counts},
               "source": str(args.source), "target": str(args.target), "cgit_inputs_from": args.cgit_inputs or args.target,
@@ -381,6 +406,10 @@ def build_parser():
                    help="train each CGIT with expression pairs at this weight (0: none, the paper's): the unlabelled "
                         "renders warped into the seven classes by the geometry of that replicate's small set (`train "
                         "warp-pairs --unlabelled --targets`; beyond the paper) (default: %(default)s)")
+    p.add_argument("--cgit-lambda-sem", type=at_least(0, float), default=CGIT_DEFAULTS["lambda_sem"],
+                   help="train each CGIT with the frozen classifier's term at this weight (both parts; 0: off, the "
+                        "paper's), the frozen classifier being that replicate's own `none` classifier of the first count, "
+                        "trained without crops (CyCADA; beyond the paper) (default: %(default)s)")
     p.add_argument("--cgit-inputs", default=None, metavar="DIR",
                    help="unlabelled faces the CGIT arms translate (`train classifier --augment-from`; default: "
                         "--target, the faces each CGIT trained on): more faces than a count asks for make every image "

@@ -182,3 +182,19 @@ def test_a_cgit_with_expression_pairs_is_trained_with_them_and_named_apart(tmp_p
     # the chart names the CGIT it plots
     assert cgit_augment.cgit_label(args) == "CGIT (width 16, λ_cls 5, λ_pair 300)"
     assert cgit_augment.cgit_label(parse([])) == "CGIT"
+
+
+def test_a_cgit_with_the_frozen_classifiers_term_reads_the_small_sets_own_uncropped_classifier(tmp_path):
+    parse = cgit_augment.build_parser().parse_args
+    args = parse(["--added-passes", "2", "--kinds", "cgit", "--cgit-width", "16", "--cgit-lambda-cls", "5",
+                  "--cgit-lambda-pair", "300", "--cgit-lambda-sem", "3", "--crop"])
+    assert cgit_augment.cgit_flags(args)[-4:] == ["--lambda-sem", "3", "--lambda-sem-target", "3"]
+    assert "--lambda-sem" not in cgit_augment.cgit_flags(parse([]))
+    # the frozen classifier is the first count's `none` trained without crops, whatever the protocol,
+    # so that one generator serves both; the cropped protocol's own `none` stays its baseline
+    assert cgit_augment.none_run(tmp_path, 7, cgit_augment.semantic_args(args)) == tmp_path / "classifier_s7_none_steps875"
+    assert cgit_augment.none_run(tmp_path, 7, args) == tmp_path / "classifier_s7_none_crop_steps875"
+    assert cgit_augment.classifier_run(tmp_path, 7, "cgit 1000", args) == \
+        tmp_path / "classifier_s7_cgit1000_real0.5_w16_cls5_pair300_sem3_crop_steps875"
+    assert cgit_augment.output_name(args) == "table3_real0.5_passes2_w16_cls5_pair300_sem3_crop"
+    assert cgit_augment.cgit_label(args) == "CGIT (width 16, λ_cls 5, λ_pair 300, λ_sem 3)"
