@@ -74,7 +74,8 @@ from train.eval_plots import pyplot, save
 # section says what each measured. Width and λ_cls are `--cgit-width` / `--cgit-lambda-cls`.
 CGIT_FLAGS = ["--image-size", "64", "--lr", "2e-4", "--skips", "--residual", "--ema", "0.99",
               "--condition", "input", "--grey", "--spectral-norm", "--class-from-image"]
-CGIT_DEFAULTS = dict(width=8, lambda_cls=1.0, lambda_pair=0.0, lambda_sem=0.0)   # the CPU width; the paper's λ_cls; no pairs, no frozen classifier
+# the CPU width; the paper's λ_cls; no pairs; no frozen classifier's term
+CGIT_DEFAULTS = dict(width=8, lambda_cls=1.0, lambda_pair=0.0, lambda_sem=0.0)
 POOLED = "pooled"
 SHARE = Range(0, 1)
 CLASSIFIER_FLAGS = ["--backbone", "small", "--image-size", "64", "--balanced", "--split-by-image",
@@ -186,6 +187,7 @@ def none_run(out: Path, seed: int, args) -> Path:
 
 
 def first_none(args) -> str:
+    """The arm of the small set alone that is paired with the first count."""
     return f"none {args.counts[0]}" if args.added_passes else "none"
 
 
@@ -202,7 +204,8 @@ def cgit_flags(args) -> list[str]:
 
 
 def cgit_tag(args) -> str:
-    """Runs of a CGIT other than the recipe's width, λ_cls, λ_pair and λ_sem are named apart (the recipe's keep the plain names)."""
+    """Runs of a CGIT other than the recipe's width, λ_cls, λ_pair and λ_sem are named apart
+    (the recipe's keep the plain names)."""
     return ("" if args.cgit_width == CGIT_DEFAULTS["width"] else f"_w{args.cgit_width}") + \
         ("" if args.cgit_lambda_cls == CGIT_DEFAULTS["lambda_cls"] else f"_cls{args.cgit_lambda_cls:g}") + \
         ("" if args.cgit_lambda_pair == CGIT_DEFAULTS["lambda_pair"] else f"_pair{args.cgit_lambda_pair:g}") + \
