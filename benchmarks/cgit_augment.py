@@ -203,21 +203,26 @@ def cgit_flags(args) -> list[str]:
               if args.cgit_lambda_sem else [])]
 
 
+# Each CGIT setting the benchmark can change: its key in CGIT_DEFAULTS (and `--cgit-<key>`), its name on the
+# chart, its tag in run folders and outputs.
+CGIT_SETTINGS = (("width", "width", "_w"), ("lambda_cls", "λ_cls", "_cls"), ("lambda_pair", "λ_pair", "_pair"),
+                 ("lambda_sem", "λ_sem", "_sem"))
+
+
+def changed_cgit_settings(args) -> list[tuple[str, str, float]]:
+    """(chart name, tag, value) of every CGIT setting that differs from the recipe's."""
+    return [(name, tag, value) for key, name, tag in CGIT_SETTINGS
+            if (value := getattr(args, f"cgit_{key}")) != CGIT_DEFAULTS[key]]
+
+
 def cgit_tag(args) -> str:
-    """Runs of a CGIT other than the recipe's width, λ_cls, λ_pair and λ_sem are named apart
-    (the recipe's keep the plain names)."""
-    return ("" if args.cgit_width == CGIT_DEFAULTS["width"] else f"_w{args.cgit_width}") + \
-        ("" if args.cgit_lambda_cls == CGIT_DEFAULTS["lambda_cls"] else f"_cls{args.cgit_lambda_cls:g}") + \
-        ("" if args.cgit_lambda_pair == CGIT_DEFAULTS["lambda_pair"] else f"_pair{args.cgit_lambda_pair:g}") + \
-        ("" if args.cgit_lambda_sem == CGIT_DEFAULTS["lambda_sem"] else f"_sem{args.cgit_lambda_sem:g}")
+    """Runs of a CGIT other than the recipe's are named apart (the recipe's keep the plain names)."""
+    return "".join(f"{tag}{value:g}" for _, tag, value in changed_cgit_settings(args))
 
 
 def cgit_label(args) -> str:
     """The chart's name for the CGIT arms: "CGIT", with what differs from the recipe's in brackets."""
-    changed = [f"{name} {value:g}" for name, value, default in (
-        ("width", args.cgit_width, CGIT_DEFAULTS["width"]), ("λ_cls", args.cgit_lambda_cls, CGIT_DEFAULTS["lambda_cls"]),
-        ("λ_pair", args.cgit_lambda_pair, CGIT_DEFAULTS["lambda_pair"]),
-        ("λ_sem", args.cgit_lambda_sem, CGIT_DEFAULTS["lambda_sem"])) if value != default]
+    changed = [f"{name} {value:g}" for name, _, value in changed_cgit_settings(args)]
     return "CGIT" + (f" ({', '.join(changed)})" if changed else "")
 
 
